@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "stamp",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "stamp", targets: ["stamp"]),
+        .library(name: "StampCore", targets: ["StampCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+
+        // SHA-256/384 over OpenSSL; the only importer of CCrypto.
+        .target(name: "Hashing", dependencies: ["CCrypto"]),
+        // OCI documents, lossless JSON, references, layouts. No C.
+        .target(name: "OCI", dependencies: ["Hashing"]),
+        // Tar reading/writing, compression; the only importer of CArchive.
+        .target(name: "Layers", dependencies: ["CArchive", "Hashing"]),
+        // Rendered text: health-check script, Dockerfile. No C.
+        .target(name: "Templates", dependencies: []),
+        // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
+        .target(name: "StampCore", dependencies: [
+            "OCI", "Layers", "Hashing", "Templates",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // Commands; thin.
+        .target(name: "StampCLI", dependencies: [
+            "StampCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
+
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing"]),
+        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing"]),
+    ]
+)

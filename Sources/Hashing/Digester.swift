@@ -1,0 +1,114 @@
+internal import CCrypto
+
+/// Hash algorithms stamp uses: SHA-256 for OCI digests, SHA-384 for SRI integrity values.
+public enum HashAlgorithm: Sendable {
+    case sha256, sha384
+
+    public var name: String { self == .sha256 ? "sha256" : "sha384" }
+    public var byteCount: Int { self == .sha256 ? 32 : 48 }
+
+    fileprivate var md: OpaquePointer? { self == .sha256 ? EVP_sha256() : EVP_sha384() }
+}
+
+public enum HashingError: Error, Equatable, CustomStringConvertible {
+    case openssl(String)
+    public var description: String {
+        switch self { case .openssl(let m): return "OpenSSL: \(m)" }
+    }
+}
+
+/// A streaming digest over OpenSSL's EVP interface (SHA-NI when the CPU has it).
+/// Not thread-safe: create one per task.
+public final class Digester {
+    private var ctx: OpaquePointer?
+    public let algorithm: HashAlgorithm
+    /// Bytes fed so far.
+    public private(set) var count: Int64 = 0
+
+    public init(_ algorithm: HashAlgorithm = .sha256) {
+        self.algorithm = algorithm
+        ctx = EVP_MD_CTX_new()
+        guard let ctx, EVP_DigestInit_ex(ctx, algorithm.md, nil) == 1 else {
+            fatalError("OpenSSL cannot initialise \(algorithm.name): \(Digester.lastError())")
+        }
+    }
+
+    deinit { EVP_MD_CTX_free(ctx) }
+
+    public func update(_ buffer: UnsafeRawBufferPointer) {
+        guard buffer.count > 0 else { return }
+        EVP_DigestUpdate(ctx, buffer.baseAddress, buffer.count)
+        count += Int64(buffer.count)
+    }
+
+    public func update<D: Sequence>(_ bytes: D) where D.Element == UInt8 {
+        let array = Array(bytes)
+        array.withUnsafeBytes { update($0) }
+    }
+
+    /// The raw digest bytes. The digester cannot be used afterwards.
+    public func finalizeBytes() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var len: UInt32 = 0
+        EVP_DigestFinal_ex(ctx, &out, &len)
+        return Array(out.prefix(Int(len)))
+    }
+
+    /// Lowercase hex of the digest.
+    public func finalizeHex() -> String { Hex.encode(finalizeBytes()) }
+
+    /// `sha256:<hex>` as OCI descriptors spell it.
+    public func finalizeDigest() -> String { "\(algorithm.name):\(finalizeHex())" }
+
+    public static func hex(_ bytes: some Sequence<UInt8>, _ algorithm: HashAlgorithm = .sha256) -> String {
+        let d = Digester(algorithm)
+        d.update(bytes)
+        return d.finalizeHex()
+    }
+
+    public static func digest(_ bytes: some Sequence<UInt8>) -> String {
+        "sha256:" + hex(bytes)
+    }
+
+    static func lastError() -> String {
+        let code = ERR_get_error()
+        guard code != 0 else { return "unknown error" }
+        var buf = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buf, buf.count)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var out = [UInt8]()
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+public enum Base64 {
+    private static let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        var i = 0
+        while i + 2 < bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [table[Int(n >> 18 & 63)], table[Int(n >> 12 & 63)], table[Int(n >> 6 & 63)], table[Int(n & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let n = UInt32(bytes[i]) << 16
+            out += [table[Int(n >> 18 & 63)], table[Int(n >> 12 & 63)], UInt8(ascii: "="), UInt8(ascii: "=")]
+        } else if rest == 2 {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [table[Int(n >> 18 & 63)], table[Int(n >> 12 & 63)], table[Int(n >> 6 & 63)], UInt8(ascii: "=")]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,266 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Hashing
+
+public enum IOError: Error, Equatable, CustomStringConvertible {
+    case open(String, String)
+    case read(String, String)
+    case write(String, String)
+    case truncated(String, expected: Int64, found: Int64)
+
+    public var description: String {
+        switch self {
+        case let .open(p, m): return "\(p): \(m)"
+        case let .read(p, m): return "\(p): read failed: \(m)"
+        case let .write(p, m): return "\(p): write failed: \(m)"
+        case let .truncated(p, e, f): return "\(p): truncated: expected \(e) bytes, found \(f)"
+        }
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// Something bytes are written to.
+public protocol ByteSink: AnyObject {
+    func write(_ buffer: UnsafeRawBufferPointer) throws
+}
+
+extension ByteSink {
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+}
+
+/// Something bytes are read from, front to back.
+public protocol ByteSource: AnyObject {
+    /// Reads up to `buffer.count` bytes; 0 at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+/// A file open for reading; positional reads, so several readers can share it.
+public final class ReadableFile: @unchecked Sendable {
+    public let path: String
+    public let fd: Int32
+    public let size: Int64
+
+    public init(_ path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError.open(path, IOError.errnoText()) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw IOError.open(path, IOError.errnoText()) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { close(fd); throw IOError.open(path, "is a directory") }
+        self.fd = fd
+        self.size = Int64(st.st_size)
+    }
+
+    deinit { close(fd) }
+
+    /// Reads exactly `count` bytes at `offset`, or throws `truncated`.
+    public func read(at offset: Int64, count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let n = try out.withUnsafeMutableBytes { try pread(into: $0, at: offset) }
+        guard n == count else { throw IOError.truncated(path, expected: offset + Int64(count), found: offset + Int64(n)) }
+        return out
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; fewer only at the end of the file.
+    public func pread(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 { if errno == EINTR { continue }; throw IOError.read(path, IOError.errnoText()) }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// The whole file (for small documents).
+    public func readAll(limit: Int64 = 64 << 20) throws -> [UInt8] {
+        guard size <= limit else { throw IOError.read(path, "larger than \(limit) bytes") }
+        return try read(at: 0, count: Int(size))
+    }
+
+    /// A reader of `length` bytes from `offset`.
+    public func section(offset: Int64, length: Int64) -> FileSection {
+        FileSection(file: self, offset: offset, length: length)
+    }
+}
+
+/// A byte range of a file read front to back; short files throw `truncated`.
+public final class FileSection: ByteSource {
+    public let file: ReadableFile
+    public let offset: Int64
+    public let length: Int64
+    public private(set) var position: Int64 = 0
+
+    public init(file: ReadableFile, offset: Int64, length: Int64) {
+        self.file = file
+        self.offset = offset
+        self.length = length
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let want = Int(min(Int64(buffer.count), length - position))
+        guard want > 0 else { return 0 }
+        let n = try file.pread(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset + position)
+        if n == 0 { throw IOError.truncated(file.path, expected: offset + length, found: offset + position) }
+        position += Int64(n)
+        return n
+    }
+}
+
+/// A file written front to back. Create it with `create` beside its final name and `commit` it
+/// there when complete; `deinit` without `commit` removes it, so nothing half-written stays.
+public final class WritableFile: ByteSink {
+    public let path: String
+    public private(set) var fd: Int32
+    public private(set) var written: Int64 = 0
+    private var committed = false
+    private var buffer: [UInt8] = []
+    private static let bufferSize = 1 << 20
+
+    /// Creates a new file exclusively at `path` (mode 0644 minus umask).
+    public init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw IOError.open(path, IOError.errnoText()) }
+        buffer.reserveCapacity(WritableFile.bufferSize)
+    }
+
+    /// A temp file in the folder of `target`, named after it.
+    public static func temporary(beside target: String) throws -> WritableFile {
+        let dir = Path.dirname(target)
+        let base = Path.basename(target)
+        for _ in 0..<100 {
+            let name = "\(dir)/.\(base).stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
+            do { return try WritableFile(path: name) } catch IOError.open(_, let m) where m.contains("exists") { continue }
+        }
+        throw IOError.open(target, "cannot create a temporary file beside it")
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        if !committed { unlink(path) }
+    }
+
+    public func write(_ buf: UnsafeRawBufferPointer) throws {
+        if buffer.count + buf.count > WritableFile.bufferSize { try flush() }
+        if buf.count >= WritableFile.bufferSize {
+            try writeDirect(buf)
+        } else {
+            buffer.append(contentsOf: buf)
+        }
+        written += Int64(buf.count)
+    }
+
+    private func writeDirect(_ buf: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < buf.count {
+            let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
+            if n < 0 { if errno == EINTR { continue }; throw IOError.write(path, IOError.errnoText()) }
+            done += n
+        }
+    }
+
+    public func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeDirect($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes, syncs, closes and renames the file to `target`.
+    public func commit(to target: String) throws {
+        try flush()
+        guard fsync(fd) == 0 else { throw IOError.write(path, IOError.errnoText()) }
+        close(fd); fd = -1
+        guard rename(path, target) == 0 else { throw IOError.write(target, IOError.errnoText()) }
+        committed = true
+    }
+
+    /// Flushes and closes, keeping the file where it is (it is still removed on deinit unless
+    /// `keep()` is called).
+    public func finish() throws {
+        try flush()
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+
+    public func keep() { committed = true }
+}
+
+/// A sink that hashes and counts what passes through it.
+public final class DigestingSink: ByteSink {
+    public let digester = Digester(.sha256)
+    private let next: ByteSink?
+    public init(_ next: ByteSink?) { self.next = next }
+    public func write(_ buffer: UnsafeRawBufferPointer) throws {
+        digester.update(buffer)
+        try next?.write(buffer)
+    }
+    public var count: Int64 { digester.count }
+}
+
+/// Collects bytes in memory (small documents, tests).
+public final class MemorySink: ByteSink {
+    public private(set) var bytes: [UInt8] = []
+    public init() {}
+    public func write(_ buffer: UnsafeRawBufferPointer) throws { bytes.append(contentsOf: buffer) }
+}
+
+public enum Path {
+    public static func dirname(_ p: String) -> String {
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        let d = String(p[..<slash])
+        return d.isEmpty ? "/" : d
+    }
+    public static func basename(_ p: String) -> String {
+        guard let slash = p.lastIndex(of: "/") else { return p }
+        return String(p[p.index(after: slash)...])
+    }
+    public static func exists(_ p: String) -> Bool {
+        var st = stat()
+        return lstat(p, &st) == 0
+    }
+    public static func isDirectory(_ p: String) -> Bool {
+        var st = stat()
+        return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Normalises a path inside an archive or image: drops `./` and leading `/`, resolves `.`;
+    /// returns nil when it would escape the root (`..` above the top).
+    public static func clean(_ p: String) -> String? {
+        var parts: [Substring] = []
+        for c in p.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." { if parts.isEmpty { return nil }; parts.removeLast(); continue }
+            parts.append(c)
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// Whether a raw archive entry name is safe: relative and never climbing out.
+    public static func isSafeEntryName(_ p: String) -> Bool {
+        if p.hasPrefix("/") { return false }
+        var depth = 0
+        for c in p.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." { depth -= 1; if depth < 0 { return false } } else { depth += 1 }
+        }
+        return true
+    }
+}
+
+/// Streams a source into a sink in 1 MiB chunks.
+public func copyStream(from source: ByteSource, to sink: ByteSink, chunk: Int = 1 << 20) throws -> Int64 {
+    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+    defer { buf.deallocate() }
+    var total: Int64 = 0
+    while true {
+        let n = try source.read(into: buf)
+        if n == 0 { return total }
+        try sink.write(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        total += Int64(n)
+    }
+}

@@ -1,0 +1,249 @@
+internal import CArchive
+import Hashing
+import OCI
+
+public enum ArchiveError: Error, Equatable, CustomStringConvertible {
+    case libarchive(String)
+    case format(String)
+    public var description: String {
+        switch self {
+        case .libarchive(let m): return m
+        case .format(let m): return m
+        }
+    }
+}
+
+/// Turns a libarchive status into a throw carrying libarchive's own message.
+@discardableResult
+private func check(_ a: OpaquePointer?, _ status: CInt, _ what: String) throws -> CInt {
+    if status >= ARCHIVE_WARN { return status }
+    let msg = archive_error_string(a).map { String(cString: $0) } ?? "error \(status)"
+    throw ArchiveError.libarchive("\(what): \(msg)")
+}
+
+// MARK: - Compression
+
+/// A sink that compresses what it is given (gzip or zstd through libarchive's filters in `raw`
+/// format) and passes the compressed bytes on. The gzip header is pinned (no timestamp) and the
+/// output is not padded, so the bytes depend only on the input and the library build.
+public final class CompressingSink: ByteSink {
+    private var archive: OpaquePointer?
+    private let next: ByteSink
+    fileprivate var pendingError: Error?
+    private let compression: Compression
+
+    public init(_ compression: Compression, level: Int? = nil, next: ByteSink) throws {
+        self.next = next
+        self.compression = compression
+        guard compression != .none else { return }
+        guard let a = archive_write_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive writer") }
+        archive = a
+        try check(a, archive_write_set_format_raw(a), "raw format")
+        switch compression {
+        case .gzip:
+            try check(a, archive_write_add_filter_gzip(a), "gzip filter")
+            try check(a, archive_write_set_filter_option(a, "gzip", "timestamp", nil), "gzip timestamp")
+            try check(a, archive_write_set_filter_option(a, "gzip", "compression-level", String(level ?? 6)), "gzip level")
+        case .zstd:
+            try check(a, archive_write_add_filter_zstd(a), "zstd filter")
+            try check(a, archive_write_set_filter_option(a, "zstd", "compression-level", String(level ?? 3)), "zstd level")
+        case .none: break
+        }
+        try check(a, archive_write_set_bytes_in_last_block(a, 1), "block size")
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        try check(a, archive_write_open(a, ctx, nil, compressedWrite, nil), "open compressor")
+        let entry = archive_entry_new()
+        defer { archive_entry_free(entry) }
+        archive_entry_set_filetype(entry, stamp_ae_ifreg)
+        archive_entry_set_pathname(entry, "layer.tar")
+        try check(a, archive_write_header(a, entry), "compressor header")
+    }
+
+    deinit { if let archive { archive_write_free(archive) } }
+
+    fileprivate func deliver(_ buf: UnsafeRawBufferPointer) -> Int {
+        do { try next.write(buf); return buf.count } catch { pendingError = error; return -1 }
+    }
+
+    public func write(_ buffer: UnsafeRawBufferPointer) throws {
+        guard let archive else { return try next.write(buffer) }
+        var done = 0
+        while done < buffer.count {
+            let n = archive_write_data(archive, buffer.baseAddress! + done, buffer.count - done)
+            if let e = pendingError { throw e }
+            if n < 0 { try check(archive, CInt(n), "compress") }
+            done += n
+        }
+    }
+
+    /// Flushes the compressor; call once at the end.
+    public func finish() throws {
+        guard let a = archive else { return }
+        let status = archive_write_close(a)
+        if let e = pendingError { throw e }
+        try check(a, status, "finish compression")
+        archive_write_free(a)
+        archive = nil
+    }
+}
+
+private func compressedWrite(_ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?, _ buf: UnsafeRawPointer?, _ n: Int) -> Int {
+    let sink = Unmanaged<CompressingSink>.fromOpaque(ctx!).takeUnretainedValue()
+    return sink.deliver(UnsafeRawBufferPointer(start: buf, count: n))
+}
+
+// MARK: - Reading
+
+/// Reads a (possibly compressed) layer through libarchive: either its uncompressed bytes as one
+/// stream (`.raw`, to compute a diff_id) or its tar entries (`.tar`). The compressed bytes are
+/// handed to `onCompressed` as they are read, so a blob's digest and its diff_id come from one
+/// pass.
+public final class LayerReader {
+    public enum Mode { case raw, tar }
+
+    public struct EntryInfo: Sendable {
+        public let path: String
+        public let type: TarIndex.EntryType
+        public let size: Int64
+        public let mode: UInt32
+    }
+
+    private var archive: OpaquePointer?
+    private let source: ByteSource
+    private let label: String
+    fileprivate let buffer: UnsafeMutableRawBufferPointer
+    fileprivate var pendingError: Error?
+    fileprivate let onCompressed: ((UnsafeRawBufferPointer) -> Void)?
+    fileprivate var sourceDone = false
+
+    public init(source: ByteSource, mode: Mode, label: String, onCompressed: ((UnsafeRawBufferPointer) -> Void)? = nil) throws {
+        self.source = source
+        self.label = label
+        self.onCompressed = onCompressed
+        buffer = .allocate(byteCount: 1 << 20, alignment: 16)
+        guard let a = archive_read_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive reader") }
+        archive = a
+        try check(a, archive_read_support_filter_all(a), label)
+        switch mode {
+        case .raw: try check(a, archive_read_support_format_raw(a), label)
+        case .tar:
+            try check(a, archive_read_support_format_tar(a), label)
+            try check(a, archive_read_support_format_empty(a), label)
+        }
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        let status = archive_read_open(a, ctx, nil, layerRead, nil)
+        if let e = pendingError { throw e }
+        try check(a, status, label)
+    }
+
+    deinit {
+        if let archive { archive_read_free(archive) }
+        buffer.deallocate()
+    }
+
+    fileprivate func fill() -> Int {
+        do {
+            let n = try source.read(into: buffer)
+            if n == 0 { sourceDone = true }
+            if n > 0 { onCompressed?(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+            return n
+        } catch { pendingError = error; return -1 }
+    }
+
+    /// The compression libarchive found (after the first `next()`).
+    public var detectedCompression: Compression? {
+        guard let archive else { return nil }
+        switch archive_filter_code(archive, 0) {
+        case ARCHIVE_FILTER_NONE: return Compression.none
+        case ARCHIVE_FILTER_GZIP: return .gzip
+        case ARCHIVE_FILTER_ZSTD: return .zstd
+        default: return nil
+        }
+    }
+
+    public var detectedFilterName: String {
+        guard let archive, let n = archive_filter_name(archive, 0) else { return "unknown" }
+        return String(cString: n)
+    }
+
+    /// The next entry, or nil at the end.
+    public func next() throws -> EntryInfo? {
+        guard let a = archive else { return nil }
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(a, &entry)
+        if let e = pendingError { throw e }
+        if status == ARCHIVE_EOF { return nil }
+        try check(a, status, label)
+        guard let entry else { return nil }
+        let path: String
+        if let p = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) {
+            path = String(cString: p)
+        } else { path = "" }
+        let ftype = archive_entry_filetype(entry)
+        let type: TarIndex.EntryType
+        if let hl = archive_entry_hardlink(entry) {
+            type = .hardlink(String(cString: hl))
+        } else if ftype == stamp_ae_ifreg {
+            type = .file
+        } else if ftype == stamp_ae_ifdir {
+            type = .directory
+        } else if let sl = archive_entry_symlink(entry) {
+            type = .symlink(String(cString: sl))
+        } else {
+            type = .other
+        }
+        return EntryInfo(path: path, type: type, size: archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : -1,
+                         mode: UInt32(archive_entry_perm(entry)))
+    }
+
+    /// Streams the current entry's data (all of it, for `.raw`) into `sink`.
+    public func readData(into sink: ByteSink) throws {
+        guard let a = archive else { return }
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { out.deallocate() }
+        while true {
+            let n = archive_read_data(a, out.baseAddress, out.count)
+            if let e = pendingError { throw e }
+            if n == 0 { return }
+            if n < 0 { try check(a, CInt(n), label) }
+            try sink.write(UnsafeRawBufferPointer(rebasing: out[0..<n]))
+        }
+    }
+
+    /// The current entry's data, bounded.
+    public func readData(limit: Int) throws -> [UInt8] {
+        let sink = MemorySink()
+        try readData(into: BoundedSink(sink, limit: limit, label: label))
+        return sink.bytes
+    }
+
+    /// Reads whatever of the source libarchive left unread, through `onCompressed`, so the
+    /// digest of the whole blob is complete.
+    public func drainSource() throws {
+        while !sourceDone {
+            let n = fill()
+            if let e = pendingError { throw e }
+            if n <= 0 { break }
+        }
+    }
+}
+
+private func layerRead(_ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int {
+    let r = Unmanaged<LayerReader>.fromOpaque(ctx!).takeUnretainedValue()
+    let n = r.fill()
+    out?.pointee = UnsafeRawPointer(r.buffer.baseAddress)
+    return n
+}
+
+final class BoundedSink: ByteSink {
+    let next: ByteSink
+    let limit: Int
+    let label: String
+    var count = 0
+    init(_ next: ByteSink, limit: Int, label: String) { self.next = next; self.limit = limit; self.label = label }
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        count += buffer.count
+        guard count <= limit else { throw ArchiveError.format("\(label): entry larger than \(limit) bytes") }
+        try next.write(buffer)
+    }
+}

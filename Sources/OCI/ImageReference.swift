@@ -1,0 +1,86 @@
+/// Where an image lives, in the containers/image (skopeo) transport syntax (DESIGN §3).
+public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
+    /// `oci:DIR[:REF]` — an OCI image layout directory.
+    case ociLayout(path: String, ref: String?)
+    /// `oci-archive:TAR[:REF]` — an OCI image layout in a tar file.
+    case ociArchive(path: String, ref: String?)
+    /// `docker-archive:TAR[:NAME:TAG]` — what `docker save` writes.
+    case dockerArchive(path: String, ref: String?)
+    /// A plain path whose kind is detected when it is opened.
+    case path(String, ref: String?)
+
+    public var path: String {
+        switch self {
+        case .ociLayout(let p, _), .ociArchive(let p, _), .dockerArchive(let p, _), .path(let p, _): return p
+        }
+    }
+
+    public var ref: String? {
+        switch self {
+        case .ociLayout(_, let r), .ociArchive(_, let r), .dockerArchive(_, let r), .path(_, let r): return r
+        }
+    }
+
+    public var transport: String {
+        switch self {
+        case .ociLayout: return "oci"
+        case .ociArchive: return "oci-archive"
+        case .dockerArchive: return "docker-archive"
+        case .path: return "path"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .path(let p, let r): return r.map { "\(p):\($0)" } ?? p
+        default: return "\(transport):\(path)" + (ref.map { ":\($0)" } ?? "")
+        }
+    }
+
+    /// Parses `transport:path[:ref]` or a plain path. `exists` tells whether a path is on disk,
+    /// so that `oci:dir:with:colons` still works when the whole rest is an existing path.
+    public static func parse(_ s: String, exists: (String) -> Bool = { _ in false }) throws -> ImageReference {
+        guard !s.isEmpty else { throw OCIError.invalidReference("empty image reference") }
+        let transports = ["oci-archive", "docker-archive", "oci"]
+        for t in transports where s.hasPrefix(t + ":") {
+            let rest = String(s.dropFirst(t.count + 1))
+            guard !rest.isEmpty else { throw OCIError.invalidReference("\(s): missing path after \"\(t):\"") }
+            let (path, ref) = splitRef(rest, exists: exists)
+            guard !path.isEmpty else { throw OCIError.invalidReference("\(s): missing path") }
+            if let ref { try checkRef(ref, in: s) }
+            switch t {
+            case "oci": return .ociLayout(path: path, ref: ref)
+            case "oci-archive": return .ociArchive(path: path, ref: ref)
+            default: return .dockerArchive(path: path, ref: ref)
+            }
+        }
+        if s.hasPrefix("docker://") || s.hasPrefix("docker-daemon:") || s.hasPrefix("containers-storage:") {
+            throw OCIError.invalidReference("\(s): transport not supported yet (use oci:, oci-archive: or docker-archive:)")
+        }
+        if let colon = s.firstIndex(of: ":"), !s[..<colon].contains("/"), !s[..<colon].contains("."), !exists(s) {
+            let t = s[..<colon]
+            if t.count > 1 { throw OCIError.invalidReference("\(s): unknown transport \"\(t):\" (known: oci:, oci-archive:, docker-archive:)") }
+        }
+        let (path, ref) = splitRef(s, exists: exists)
+        return .path(path, ref: ref)
+    }
+
+    private static func splitRef(_ rest: String, exists: (String) -> Bool) -> (String, String?) {
+        if exists(rest) { return (rest, nil) }
+        guard let colon = rest.lastIndex(of: ":") else { return (rest, nil) }
+        let path = String(rest[..<colon])
+        let ref = String(rest[rest.index(after: colon)...])
+        // A docker-archive ref is NAME:TAG; split at the first colon that leaves an existing path.
+        if let first = rest.firstIndex(of: ":"), first != colon, exists(String(rest[..<first])) {
+            return (String(rest[..<first]), String(rest[rest.index(after: first)...]))
+        }
+        return (path, ref.isEmpty ? nil : ref)
+    }
+
+    private static func checkRef(_ ref: String, in s: String) throws {
+        let ok = ref.utf8.allSatisfy { b in
+            (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || "._-:/@+".utf8.contains(b)
+        }
+        guard ok else { throw OCIError.invalidReference("\(s): reference \"\(ref)\" has characters an image name cannot have") }
+    }
+}

@@ -1,0 +1,1 @@
+public enum StampCommand { public static func main() async {} }

@@ -1,0 +1,3 @@
+import StampCLI
+
+await StampCommand.main()
