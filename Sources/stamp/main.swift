@@ -1,3 +1,8 @@
 import StampCLI
+#if canImport(Glibc)
+import Glibc
+#endif
 
-await StampCommand.main()
+// Non-ASCII names must reach libarchive as UTF-8 (it reads the locale).
+_ = setlocale(LC_CTYPE, "C.UTF-8")
+StampCommand.main()

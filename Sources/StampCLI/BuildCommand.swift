@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import OCI
+import StampCore
+
+struct BuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Stamp a base image and write the result.",
+        discussion: """
+        Adds one layer holding the version stamp (paths from the profile: anything-llm puts
+        /app/version.txt and /app/version.json), sets OCI labels and annotations (version,
+        revision, created, source, base name and digest), IMAGE_VERSION/IMAGE_REVISION/IMAGE_CREATED
+        and --env in the environment, and one history entry. Every platform of a multi-platform
+        base is stamped; attestation manifests are dropped with a notice.
+
+        Same inputs and SOURCE_DATE_EPOCH (or --created), same output bytes.
+
+        Every flag has a key of the same name in --config FILE (YAML); flags override the file:
+          base: oci-archive:anything-llm.tar:1.16.0
+          version: v2.1-canary
+          label: {team: ai}
+          env: [FEATURE_X=1]
+
+        Example:
+          stamp build --base oci-archive:anything-llm.tar:1.16.0 \\
+                      --version v2.1-canary-build-20250405 --revision "$GITHUB_SHA" \\
+                      --label team=ai --annotation org.example.ticket=REL-42 --env FEATURE_X=1 \\
+                      --output oci-archive:anything-llm-v2.1-canary.tar --tag v2.1-canary
+        """
+    )
+
+    @Option(help: "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
+    var base: String?
+
+    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR.")
+    var output: String?
+
+    @Option(help: "The version to stamp (e.g. v2.1-canary-build-20250405).")
+    var version: String?
+
+    @Option(help: "The source revision. Default: $GITHUB_SHA, $CI_COMMIT_SHA, or `git rev-parse HEAD`.")
+    var revision: String?
+
+    @Option(help: "URL of the source repository. Default: from GitHub Actions or GitLab CI variables.")
+    var source: String?
+
+    @Option(help: "Build time, RFC 3339 or epoch seconds. Default: $SOURCE_DATE_EPOCH, else now.")
+    var created: String?
+
+    @Option(name: .customLong("label"), help: ArgumentHelp("A config label KEY=VALUE (repeatable).", valueName: "key=value"))
+    var labels: [String] = []
+
+    @Option(name: .customLong("annotation"), help: ArgumentHelp("A manifest and index annotation KEY=VALUE (repeatable).", valueName: "key=value"))
+    var annotations: [String] = []
+
+    @Option(help: ArgumentHelp("An environment variable KEY=VALUE for the image (repeatable).", valueName: "key=value"))
+    var env: [String] = []
+
+    @Option(help: ArgumentHelp("Add a file or folder: SRC:DEST, DEST absolute; DEST ending in / keeps the name (repeatable).", valueName: "src:dest"))
+    var add: [String] = []
+
+    @Option(help: "Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags).")
+    var tag: String?
+
+    @Option(name: .customLong("platform"), help: ArgumentHelp("Stamp only this platform OS/ARCH[/VARIANT] (repeatable). Default: all.", valueName: "os/arch"))
+    var platforms: [String] = []
+
+    @Option(help: "Defaults for paths and app facts: anything-llm (default) or generic (everything from flags).")
+    var profile: String?
+
+    @Option(help: "Path of version.txt in the image (\"\" for none).")
+    var versionFile: String?
+
+    @Option(name: .customLong("version-json"), help: "Path of version.json in the image (\"\" for none).")
+    var versionJSON: String?
+
+    @Option(help: "Name of the base for org.opencontainers.image.base.name (default: what the source calls it).")
+    var baseName: String?
+
+    @Option(help: "Compression of the new layer: gzip (default), zstd or none.")
+    var compression: String?
+
+    @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
+    var compressionLevel: Int?
+
+    @Option(help: "A YAML file with the same settings; flags override it.")
+    var config: String?
+
+    @Flag(help: "Print the result as one JSON document on stdout.")
+    var json = false
+
+    @Flag(help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        let result = try reportingErrors { () throws -> BuildResult in
+            var s = StampSettings()
+            s.base = base; s.output = output; s.version = version; s.revision = revision; s.source = source
+            s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tag = tag
+            s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
+            s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel
+            if let config { s = s.merged(over: try StampSettings.load(file: config)) }
+            let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment)
+            return try Stamper.build(plan, diagnostics: quiet ? .silent : .stderr)
+        }
+        if json {
+            printOut(JSONValue.encodeString(result.json))
+        } else if !quiet {
+            printOut("stamped \(result.version) -> \(result.output)")
+            printOut("  digest   \(result.digest)")
+            for p in result.platforms { printOut("  \(p.platform.padding(toLength: 16, withPad: " ", startingAt: 0)) \(p.manifest)") }
+            if let l = result.layer { printOut("  layer    \(l.digest) (\(l.files.count) files, \(l.size) bytes)") }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import OCI
+import StampCore
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show an image: platforms, digests, labels, stamp, layers, history.",
+        discussion: """
+        Example:
+          stamp inspect oci-archive:anything-llm-v2.1-canary.tar
+          stamp inspect --json out.tar | jq -r '.stamp.version'
+        """
+    )
+
+    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
+    var image: String
+
+    @Flag(help: "Print one JSON document instead of the summary.")
+    var json = false
+
+    func run() throws {
+        let doc = try reportingErrors { try Inspector.inspect(try imageReference(image)) }
+        printOut(json ? JSONValue.encodeString(doc) : Inspector.render(doc))
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import StampCore
+
+public struct StampCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "stamp",
+        abstract: "Turn an official container image into a release candidate that carries its own identity.",
+        discussion: """
+        Reads an image (OCI layout, oci-archive, docker save tar), adds one reproducible layer with
+        /app/version.txt and /app/version.json, patches labels, annotations, env and history without
+        losing any key it does not own, and writes an OCI image archive that skopeo, umoci, podman,
+        registries and `docker load` all read. No Docker daemon is involved.
+
+        Image references use the skopeo transport syntax: oci:DIR[:REF], oci-archive:TAR[:REF],
+        docker-archive:TAR, or a plain path whose kind is detected.
+
+        Example:
+          stamp sample --output base.tar
+          stamp build --base oci-archive:base.tar --version v2.1-canary --output out.tar --tag v2.1-canary
+          stamp verify out.tar
+        """,
+        version: StampVersion.current,
+        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, SampleCommand.self]
+    )
+
+    public init() {}
+}
+
+/// Runs library code, turning its errors into one line on stderr and a non-zero exit.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch {
+        printError("stamp: error: \(error)")
+        throw ExitCode(2)
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+func printOut(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+func parseReference(_ s: String) throws -> ImageReferenceArg {
+    ImageReferenceArg(text: s)
+}
+
+struct ImageReferenceArg {
+    var text: String
+}
+
+import OCI
+import Layers
+
+func imageReference(_ s: String) throws -> ImageReference {
+    do { return try ImageReference.parse(s, exists: { Path.exists($0) }) } catch {
+        throw StampError.usage("\(error)")
+    }
+}

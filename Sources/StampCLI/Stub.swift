@@ -1,1 +1,0 @@
-public enum StampCommand { public static func main() async {} }

@@ -1,0 +1,46 @@
+import ArgumentParser
+import OCI
+import StampCore
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check an image for CI: blobs, diff_ids, history, and the stamp's coherence.",
+        discussion: """
+        Re-reads every blob: digest and size of each document and layer, each layer decompressed
+        to check its diff_id, history against layers, and that version.txt, version.json, labels,
+        annotations and env agree. Prints one line per finding.
+
+        Exit status: 0 when clean, 1 with findings, 2 when it cannot run.
+
+        Example:
+          stamp verify oci-archive:anything-llm-v2.1-canary.tar
+        """
+    )
+
+    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
+    var image: String
+
+    @Flag(help: "Check blobs and documents only, not the stamp (for unstamped images).")
+    var integrityOnly = false
+
+    @Flag(help: "Print one JSON document with the findings.")
+    var json = false
+
+    func run() throws {
+        let ref = try reportingErrors { try imageReference(image) }
+        let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly))
+        if json {
+            printOut(JSONValue.encodeString(report.json))
+        } else {
+            for f in report.findings { printOut(f) }
+            if report.ok {
+                let v = report.stamp?.version.map { ", stamp \($0)" } ?? ""
+                printError("ok: \(report.reference): \(report.platforms.joined(separator: ", ")), \(report.blobsChecked) blobs, \(report.bytesChecked) layer bytes checked\(v)")
+            } else {
+                printError("\(report.findings.count) finding(s) in \(report.reference)")
+            }
+        }
+        if !report.ok { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,110 @@
+import Hashing
+import Layers
+import OCI
+
+/// Where a blob's bytes are: a byte range of a file (a layout's blob file, an entry of a tar) or
+/// memory (documents stamp made, or synthesised from a `docker save` manifest).
+public enum BlobLocation {
+    case file(ReadableFile, offset: Int64, length: Int64)
+    case memory([UInt8])
+
+    public var length: Int64 {
+        switch self {
+        case .file(_, _, let l): return l
+        case .memory(let b): return Int64(b.count)
+        }
+    }
+
+    public func open() -> ByteSource {
+        switch self {
+        case let .file(f, o, l): return f.section(offset: o, length: l)
+        case .memory(let b): return MemorySource(b)
+        }
+    }
+}
+
+public final class MemorySource: ByteSource {
+    let bytes: [UInt8]
+    var position = 0
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = min(buffer.count, bytes.count - position)
+        guard n > 0 else { return 0 }
+        bytes.withUnsafeBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress! + position, byteCount: n)
+        }
+        position += n
+        return n
+    }
+}
+
+/// Content-addressed blobs of one image source.
+public protocol BlobStore: AnyObject {
+    /// A human name of the store, for messages ("oci-archive:base.tar").
+    var name: String { get }
+    /// Where the blob is, or nil when the source does not have it.
+    func locate(_ digest: String) throws -> BlobLocation?
+}
+
+extension BlobStore {
+    public func require(_ digest: String) throws -> BlobLocation {
+        guard Digest.isValid(digest) else { throw StampError.badInput("\(name): invalid digest \"\(digest)\"") }
+        guard let loc = try locate(digest) else { throw StampError.missingBlob(digest, in: name) }
+        return loc
+    }
+
+    /// A small document (manifest, index, config), checked against its descriptor's digest and size.
+    public func document(_ d: Descriptor, limit: Int64 = 16 << 20) throws -> [UInt8] {
+        let loc = try require(d.digest)
+        let what = "\(name): blob \(d.digest)"
+        guard loc.length == d.size else { throw StampError.sizeMismatch(what: what, expected: d.size, found: loc.length) }
+        guard loc.length <= limit else { throw StampError.badInput("\(what): a \(d.mediaType) of \(loc.length) bytes is too large") }
+        let bytes: [UInt8]
+        switch loc {
+        case .memory(let b): bytes = b
+        case let .file(f, o, l): bytes = try f.read(at: o, count: Int(l))
+        }
+        let found = Digester.digest(bytes)
+        guard found == d.digest else { throw StampError.digestMismatch(what: what, expected: d.digest, found: found) }
+        return bytes
+    }
+
+    public func json(_ d: Descriptor) throws -> JSONValue {
+        let bytes = try document(d)
+        do { return try JSONValue.parse(bytes) } catch {
+            throw StampError.badInput("\(name): blob \(d.digest) (\(d.mediaType)): \(error)")
+        }
+    }
+}
+
+/// `blobs/sha256/<hex>` under a directory.
+final class DirectoryBlobStore: BlobStore {
+    let root: String
+    let name: String
+    init(root: String, name: String) { self.root = root; self.name = name }
+    func locate(_ digest: String) throws -> BlobLocation? {
+        let p = "\(root)/blobs/sha256/\(Digest.hex(digest))"
+        guard Path.exists(p) else { return nil }
+        let f = try ReadableFile(p)
+        return .file(f, offset: 0, length: f.size)
+    }
+}
+
+/// Blobs inside a tar file, read in place; plus documents held in memory.
+final class TarBlobStore: BlobStore {
+    let index: TarIndex
+    let name: String
+    /// digest → path inside the tar, for `docker save` files whose blobs are not content-named.
+    var paths: [String: String] = [:]
+    var memory: [String: [UInt8]] = [:]
+
+    init(index: TarIndex, name: String) { self.index = index; self.name = name }
+
+    func locate(_ digest: String) throws -> BlobLocation? {
+        if let m = memory[digest] { return .memory(m) }
+        let p = paths[digest] ?? "blobs/sha256/\(Digest.hex(digest))"
+        guard index.contains(p) else { return nil }
+        let e = try index.resolve(p)
+        return .file(index.file, offset: e.offset, length: e.size)
+    }
+}

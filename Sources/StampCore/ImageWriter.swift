@@ -1,0 +1,116 @@
+import Foundation
+import Hashing
+import Layers
+import OCI
+
+/// An image ready to be written: the descriptor `index.json` points at, and every blob it
+/// reaches, each either in the source (copied as it is, digest-checked on the way) or new.
+public struct OutputImage {
+    public var top: Descriptor
+    public var blobs: [String: (size: Int64, location: BlobLocation)]
+    /// For Docker's `manifest.json`: config and layer digests of every platform image, in order.
+    public var dockerImages: [(config: String, layers: [String])]
+    public var repoTag: String?
+    /// The built layer's temp file, moved rather than copied where the output allows.
+    public var builtLayer: BuiltLayer?
+}
+
+public enum ImageWriter {
+    /// Writes `image` to `reference`; nothing is left under the target name if this throws.
+    public static func write(_ image: OutputImage, to reference: ImageReference, created: Timestamp) throws {
+        switch reference {
+        case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
+            try writeArchive(image, path: p, created: created)
+        case .ociLayout(let p, _):
+            try writeLayout(image, path: p)
+        }
+    }
+
+    static func ociLayoutBytes() -> [UInt8] { JSONValue.encode(.object([("imageLayoutVersion", .string("1.0.0"))])) }
+
+    static func layoutIndex(_ top: Descriptor) -> JSONValue {
+        .object([("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)), ("manifests", .array([top.json]))])
+    }
+
+    static func dockerManifest(_ image: OutputImage) -> [UInt8] {
+        let entries: [JSONValue] = image.dockerImages.enumerated().map { i, d in
+            var e: JSONValue = .object([
+                ("Config", .string("blobs/sha256/\(Digest.hex(d.config))")),
+                ("Layers", .array(d.layers.map { .string("blobs/sha256/\(Digest.hex($0))") })),
+            ])
+            // One tag for the first platform only: Docker keeps one image per tag.
+            e["RepoTags"] = .array(i == 0 ? (image.repoTag.map { [.string($0)] } ?? []) : [])
+            return e
+        }
+        return JSONValue.encode(.array(entries))
+    }
+
+    /// One tar: `blobs/` sorted by digest, then `index.json`, `manifest.json`, `oci-layout`.
+    static func writeArchive(_ image: OutputImage, path: String, created: Timestamp) throws {
+        if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
+        let dir = Path.dirname(path)
+        guard Path.isDirectory(dir) else { throw StampError.output("\(path): folder \(dir) does not exist") }
+        let out: WritableFile
+        do { out = try WritableFile.temporary(beside: path) } catch { throw StampError.output("\(path): cannot write here: \(error)") }
+        let tar = TarWriter(sink: out, mtime: created.epoch)
+        try tar.begin(.init(path: "blobs", kind: .directory, mode: 0o755))
+        try tar.begin(.init(path: "blobs/sha256", kind: .directory, mode: 0o755))
+        for digest in image.blobs.keys.sorted() {
+            let (size, loc) = image.blobs[digest]!
+            try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(digest))", kind: .file, mode: 0o644, size: size))
+            try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar))
+        }
+        try tar.addFile("index.json", JSONValue.encode(layoutIndex(image.top)))
+        try tar.addFile("manifest.json", dockerManifest(image))
+        try tar.addFile("oci-layout", ociLayoutBytes())
+        try tar.finish()
+        try out.commit(to: path)
+    }
+
+    /// Copies a blob, hashing on the way; throws (and so discards the output) on any mismatch.
+    static func copyChecked(digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink) throws {
+        guard loc.length == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: loc.length) }
+        let hashing = DigestingSink(sink)
+        let n = try copyStream(from: loc.open(), to: hashing)
+        guard n == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: n) }
+        let found = hashing.digester.finalizeDigest()
+        guard found == digest else { throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found) }
+    }
+
+    /// An OCI layout folder: new blobs written under temp names and renamed, `index.json` last.
+    /// An existing layout keeps its other images; one with the same `ref.name` is replaced.
+    static func writeLayout(_ image: OutputImage, path: String) throws {
+        if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder") }
+        let blobsDir = path + "/blobs/sha256"
+        do { try FileManager.default.createDirectory(atPath: blobsDir, withIntermediateDirectories: true) } catch {
+            throw StampError.output("\(path): cannot create the layout folder: \(error.localizedDescription)")
+        }
+        for digest in image.blobs.keys.sorted() {
+            let (size, loc) = image.blobs[digest]!
+            let target = blobsDir + "/" + Digest.hex(digest)
+            if let existing = try? ReadableFile(target), existing.size == size { continue }
+            let tmp = try WritableFile.temporary(beside: target)
+            try copyChecked(digest: digest, size: size, from: loc, to: tmp)
+            try tmp.commit(to: target)
+        }
+        if !Path.exists(path + "/oci-layout") {
+            let f = try WritableFile.temporary(beside: path + "/oci-layout")
+            try f.write(ociLayoutBytes())
+            try f.commit(to: path + "/oci-layout")
+        }
+        var index = layoutIndex(image.top)
+        if let old = try? JSONValue.parse(try ReadableFile(path + "/index.json").readAll()) {
+            let name = image.top.annotations[AnnotationKey.refName]
+            let kept = (old["manifests"]?.arrayValue ?? []).filter { j in
+                let d = Descriptor(json: j)
+                if d.digest == image.top.digest { return false }
+                return name == nil ? d.annotations[AnnotationKey.refName] != nil : d.annotations[AnnotationKey.refName] != name
+            }
+            index = old
+            index["manifests"] = .array(kept + [image.top.json])
+        }
+        let f = try WritableFile.temporary(beside: path + "/index.json")
+        try f.write(JSONValue.encode(index))
+        try f.commit(to: path + "/index.json")
+    }
+}

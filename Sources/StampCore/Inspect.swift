@@ -1,0 +1,112 @@
+import Layers
+import OCI
+
+/// A summary of an image for `stamp inspect`.
+public enum Inspector {
+    public static func inspect(_ reference: ImageReference) throws -> JSONValue {
+        let image = try ImageSource.open(reference)
+        var platforms: [JSONValue] = []
+        var stampDoc: JSONValue?
+        for img in image.images {
+            let history = (img.config["history"]?.arrayValue ?? []).map { h -> JSONValue in
+                var e: JSONValue = .object([])
+                for k in ["created", "created_by", "comment", "empty_layer"] { if let v = h[k] { e[k] = v } }
+                return e
+            }
+            let layers: [JSONValue] = img.layers.enumerated().map { i, l in
+                var j: JSONValue = .object([("digest", .string(l.digest)), ("size", JSONValue(l.size)), ("mediaType", .string(l.mediaType))])
+                if i < img.diffIDs.count { j["diffID"] = .string(img.diffIDs[i]) }
+                return j
+            }
+            var p: JSONValue = .object([
+                ("platform", .string(img.platform.description)),
+                ("manifest", .string(img.descriptor.digest)),
+                ("config", .string(img.configDescriptor.digest)),
+                ("created", img.config["created"] ?? .null),
+                ("labels", .strings(img.labels)),
+                ("annotations", .strings(img.annotations)),
+                ("env", img.config["config"]?["Env"] ?? .array([])),
+                ("layers", .array(layers)),
+                ("history", .array(history)),
+                ("size", JSONValue(img.layers.reduce(0) { $0 + $1.size })),
+            ])
+            if let hc = img.config["config"]?["Healthcheck"] { p["healthcheck"] = hc }
+            platforms.append(p)
+            if stampDoc == nil, let path = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last,
+               let files = try? StampReader.files(in: top, store: image.store), let b = files[Path.clean(path) ?? ""] {
+                stampDoc = try? JSONValue.parse(b)
+            }
+        }
+        var j: JSONValue = .object([
+            ("reference", .string(reference.description)),
+            ("transport", .string(image.kind)),
+            ("digest", .string(image.digest)),
+            ("mediaType", .string(image.top.mediaType)),
+            ("platforms", .array(platforms)),
+        ])
+        if let n = image.sourceName { j["name"] = .string(n) }
+        if let a = image.index?["annotations"] { j["annotations"] = a }
+        if !image.attestations.isEmpty { j["attestations"] = JSONValue(Int64(image.attestations.count)) }
+        if let stampDoc { j["stamp"] = stampDoc }
+        return j
+    }
+
+    /// The human summary of `inspect`'s JSON.
+    public static func render(_ j: JSONValue) -> String {
+        var out: [String] = []
+        func s(_ v: JSONValue?) -> String { v?.stringValue ?? (v.map { JSONValue.encodeString($0) } ?? "-") }
+        out.append("Image     \(s(j["reference"]))  (\(s(j["transport"])))")
+        if let n = j["name"] { out.append("Name      \(s(n))") }
+        out.append("Digest    \(s(j["digest"]))")
+        out.append("Type      \(s(j["mediaType"]))")
+        if let a = j["attestations"] { out.append("Attest.   \(s(a)) attestation manifest(s)") }
+        if let st = j["stamp"] {
+            out.append("Stamp     version \(s(st["version"]))  revision \(s(st["revision"]))  created \(s(st["created"]))")
+            if let b = st["base"] { out.append("          base \(s(b["name"]))@\(s(b["digest"]))") }
+        } else {
+            out.append("Stamp     none")
+        }
+        for p in j["platforms"]?.arrayValue ?? [] {
+            out.append("")
+            out.append("Platform  \(s(p["platform"]))")
+            out.append("  manifest  \(s(p["manifest"]))")
+            out.append("  config    \(s(p["config"]))  created \(s(p["created"]))")
+            let labels = p["labels"]?.objectValue ?? []
+            if !labels.isEmpty {
+                out.append("  labels")
+                for (k, v) in labels.sorted(by: { $0.0 < $1.0 }) { out.append("    \(k)=\(s(v))") }
+            }
+            if let hc = p["healthcheck"] { out.append("  healthcheck \(JSONValue.encodeString(hc))") }
+            let layers = p["layers"]?.arrayValue ?? []
+            out.append("  layers (\(layers.count), \(human(p["size"]?.int64Value ?? 0)))")
+            for (i, l) in layers.enumerated() {
+                out.append("    \(i)  \(s(l["digest"]))  \(human(l["size"]?.int64Value ?? 0))  \(shortType(s(l["mediaType"])))")
+            }
+            let history = p["history"]?.arrayValue ?? []
+            if !history.isEmpty {
+                out.append("  history (\(history.count))")
+                for h in history {
+                    let empty = h["empty_layer"]?.boolValue == true ? " (no layer)" : ""
+                    var by = s(h["created_by"])
+                    if by.count > 100 { by = String(by.prefix(97)) + "..." }
+                    out.append("    \(s(h["created"]))  \(by)\(empty)")
+                }
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static func shortType(_ t: String) -> String {
+        if let c = MediaType.layerCompression(t) { return c == .none ? "tar" : "tar+\(c.rawValue)" }
+        return t
+    }
+}
+
+public func human(_ n: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n), u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    if u == 0 { return "\(n) B" }
+    let r = (v * 10).rounded() / 10
+    return "\(r) \(units[u])"
+}

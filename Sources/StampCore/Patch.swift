@@ -1,0 +1,89 @@
+import OCI
+
+/// Lossless edits of the base's documents (DESIGN §5): every key stamp does not own is kept.
+public enum Patch {
+    /// Labels and annotations stamp writes: the OCI keys, then the user's.
+    public static func stampKeys(plan: StampPlan, baseName: String?, baseDigest: String) -> [(String, String)] {
+        var kv: [(String, String)] = [(AnnotationKey.version, plan.version), (AnnotationKey.created, plan.created.rfc3339),
+                                      (AnnotationKey.baseDigest, baseDigest)]
+        if let r = plan.revision { kv.append((AnnotationKey.revision, r)) }
+        if let s = plan.source { kv.append((AnnotationKey.source, s)) }
+        if let n = baseName { kv.append((AnnotationKey.baseName, n)) }
+        return kv
+    }
+
+    static func merge(_ obj: JSONValue?, _ kv: [(String, String)]) -> JSONValue {
+        var o: JSONValue = (obj?.isObject ?? false) ? obj! : .object([])
+        for (k, v) in kv { o[k] = .string(v) }
+        return o
+    }
+
+    /// The new config: labels, env, `created`, history and `rootfs.diff_ids`.
+    public static func config(_ base: JSONValue, plan: StampPlan, stampKeys: [(String, String)], layer: BuiltLayer?,
+                              historyText: String) -> JSONValue {
+        var c = base
+        var inner: JSONValue = (c["config"]?.isObject ?? false) ? c["config"]! : .object([])
+        var labels = stampKeys + plan.labels
+        if let p = plan.versionJSON { labels.append((AnnotationKey.stampVersionJSON, p)) }
+        inner["Labels"] = merge(inner["Labels"], labels)
+
+        var env = (inner["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }
+        var stampEnv: [(String, String)] = [("IMAGE_VERSION", plan.version), ("IMAGE_CREATED", plan.created.rfc3339)]
+        if let r = plan.revision { stampEnv.append(("IMAGE_REVISION", r)) }
+        for (k, v) in stampEnv + plan.env {
+            let entry = "\(k)=\(v)"
+            if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) { env[i] = entry } else { env.append(entry) }
+        }
+        inner["Env"] = .array(env.map { .string($0) })
+        c["config"] = inner
+        c["created"] = .string(plan.created.rfc3339)
+
+        var entry: JSONValue = .object([("created", .string(plan.created.rfc3339)), ("created_by", .string(historyText)),
+                                         ("comment", .string("stamp \(StampVersion.current)"))])
+        if let layer {
+            var rootfs: JSONValue = (c["rootfs"]?.isObject ?? false) ? c["rootfs"]! : .object([("type", .string("layers"))])
+            rootfs["diff_ids"] = .array((rootfs["diff_ids"]?.arrayValue ?? []) + [.string(layer.diffID)])
+            c["rootfs"] = rootfs
+        } else {
+            entry["empty_layer"] = .bool(true)
+        }
+        // Keep the history in step with the layers: append only when the base keeps one.
+        if let h = c["history"]?.arrayValue {
+            c["history"] = .array(h + [entry])
+        } else if (c["rootfs"]?["diff_ids"]?.arrayValue?.count ?? 0) == (layer == nil ? 0 : 1) {
+            c["history"] = .array([entry])
+        }
+        return c
+    }
+
+    /// The new manifest: OCI media types (a Docker v2 manifest becomes OCI), new config, the stamp
+    /// layer appended, annotations merged.
+    public static func manifest(_ base: JSONValue, config: Descriptor, layer: BuiltLayer?, annotations: [(String, String)]) -> JSONValue {
+        var m = base
+        m["mediaType"] = .string(MediaType.ociManifest)
+        var cd = Descriptor(json: m["config"] ?? .object([]))
+        cd.mediaType = MediaType.ociConfig
+        cd.digest = config.digest
+        cd.size = config.size
+        m["config"] = cd.json
+        var layers = (m["layers"]?.arrayValue ?? []).map { j -> JSONValue in
+            var d = Descriptor(json: j)
+            d.mediaType = MediaType.ociLayerType(for: d.mediaType)
+            return d.json
+        }
+        if let layer { layers.append(layer.descriptor.json) }
+        m["layers"] = .array(layers)
+        m["annotations"] = merge(m["annotations"], annotations)
+        return m
+    }
+
+    /// The new index: the stamped manifests in the base's order, attestations dropped.
+    public static func index(_ base: JSONValue, manifests: [Descriptor], annotations: [(String, String)]) -> JSONValue {
+        var i = base
+        i["mediaType"] = .string(MediaType.ociIndex)
+        i["schemaVersion"] = JSONValue(2)
+        i["manifests"] = .array(manifests.map(\.json))
+        i["annotations"] = merge(i["annotations"], annotations)
+        return i
+    }
+}

@@ -1,0 +1,27 @@
+/// Defaults for an image family. A profile only supplies defaults; flags and the config file
+/// override every value (DESIGN §4).
+public struct Profile: Sendable, Equatable {
+    public var name: String
+    /// Where `version.txt` goes (absolute path in the image), nil for none.
+    public var versionFile: String?
+    /// Where `version.json` goes, nil for none.
+    public var versionJSON: String?
+    /// The upstream image's repository, used to name the base when the source does not.
+    public var imageName: String?
+    /// App facts later stages use (health check, assets).
+    public var port: Int?
+    public var healthPath: String?
+    public var assetRoot: String?
+    public var runtimeUID: Int?
+
+    public static let anythingLLM = Profile(
+        name: "anything-llm", versionFile: "/app/version.txt", versionJSON: "/app/version.json",
+        imageName: "docker.io/mintplexlabs/anything-llm", port: 3001, healthPath: "/api/ping",
+        assetRoot: "/app/server/public", runtimeUID: 1000)
+
+    public static let generic = Profile(name: "generic", versionFile: nil, versionJSON: nil, imageName: nil)
+
+    public static let all = [anythingLLM, generic]
+
+    public static func named(_ n: String) -> Profile? { all.first { $0.name == n } }
+}

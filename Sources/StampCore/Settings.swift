@@ -1,0 +1,122 @@
+import Layers
+import OCI
+import Yams
+
+/// Every setting of `stamp build`, as flags give them or a `stamp.yaml` holds them. Keys of the
+/// file are the flag names without dashes (`version`, `base-name`, `label`, ...). Flags override
+/// the file: `merged(over:)`.
+public struct StampSettings: Sendable, Equatable {
+    public var base: String?
+    public var output: String?
+    public var version: String?
+    public var revision: String?
+    public var source: String?
+    public var created: String?
+    public var labels: [String] = []
+    public var annotations: [String] = []
+    public var env: [String] = []
+    public var add: [String] = []
+    public var tag: String?
+    public var platforms: [String] = []
+    public var profile: String?
+    public var versionFile: String?
+    public var versionJSON: String?
+    public var baseName: String?
+    public var compression: String?
+    public var compressionLevel: Int?
+
+    public init() {}
+
+    public static let keys = ["base", "output", "version", "revision", "source", "created", "label", "annotation", "env", "add",
+                              "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
+                              "compression-level"]
+
+    /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
+    /// (later `KEY=` entries win over earlier ones).
+    public func merged(over file: StampSettings) -> StampSettings {
+        var m = file
+        m.base = base ?? file.base
+        m.output = output ?? file.output
+        m.version = version ?? file.version
+        m.revision = revision ?? file.revision
+        m.source = source ?? file.source
+        m.created = created ?? file.created
+        m.labels = file.labels + labels
+        m.annotations = file.annotations + annotations
+        m.env = file.env + env
+        m.add = file.add + add
+        m.tag = tag ?? file.tag
+        m.platforms = platforms.isEmpty ? file.platforms : platforms
+        m.profile = profile ?? file.profile
+        m.versionFile = versionFile ?? file.versionFile
+        m.versionJSON = versionJSON ?? file.versionJSON
+        m.baseName = baseName ?? file.baseName
+        m.compression = compression ?? file.compression
+        m.compressionLevel = compressionLevel ?? file.compressionLevel
+        return m
+    }
+
+    /// Reads a `stamp.yaml`. Relative `add` sources are taken relative to the file's folder.
+    public static func load(file path: String) throws -> StampSettings {
+        let text: String
+        do { text = String(decoding: try ReadableFile(path).readAll(limit: 1 << 20), as: UTF8.self) } catch {
+            throw StampError.usage("--config: \(error)")
+        }
+        let node: Any?
+        do { node = try Yams.load(yaml: text) } catch { throw StampError.usage("\(path): not valid YAML: \(firstLine("\(error)"))") }
+        guard let root = node as? [String: Any] else {
+            if node == nil { return StampSettings() }
+            throw StampError.usage("\(path): expected a mapping of settings at the top level")
+        }
+        var s = StampSettings()
+        func scalar(_ k: String, _ v: Any) throws -> String {
+            switch v {
+            case let x as String: return x
+            case let x as Int: return String(x)
+            case let x as Double: return String(x)
+            case let x as Bool: return String(x)
+            default: throw StampError.usage("\(path): \"\(k)\" must be a single value")
+            }
+        }
+        func list(_ k: String, _ v: Any) throws -> [String] {
+            if let a = v as? [Any] { return try a.map { try scalar(k, $0) } }
+            if let m = v as? [String: Any] { return try m.keys.sorted().map { "\($0)=\(try scalar(k, m[$0]!))" } }
+            return [try scalar(k, v)]
+        }
+        let dir = Path.dirname(path)
+        for key in root.keys.sorted() {
+            let v = root[key]!
+            switch key {
+            case "base": s.base = try scalar(key, v)
+            case "output": s.output = try scalar(key, v)
+            case "version": s.version = try scalar(key, v)
+            case "revision": s.revision = try scalar(key, v)
+            case "source": s.source = try scalar(key, v)
+            case "created": s.created = try scalar(key, v)
+            case "label", "labels": s.labels = try list(key, v)
+            case "annotation", "annotations": s.annotations = try list(key, v)
+            case "env": s.env = try list(key, v)
+            case "add":
+                s.add = try list(key, v).map { spec in
+                    guard let c = spec.firstIndex(of: ":"), !spec.hasPrefix("/") else { return spec }
+                    return "\(dir)/\(spec[..<c]):\(spec[spec.index(after: c)...])"
+                }
+            case "tag": s.tag = try scalar(key, v)
+            case "platform", "platforms": s.platforms = try list(key, v)
+            case "profile": s.profile = try scalar(key, v)
+            case "version-file": s.versionFile = try scalar(key, v)
+            case "version-json": s.versionJSON = try scalar(key, v)
+            case "base-name": s.baseName = try scalar(key, v)
+            case "compression": s.compression = try scalar(key, v)
+            case "compression-level":
+                guard let n = Int(try scalar(key, v)) else { throw StampError.usage("\(path): compression-level must be a number") }
+                s.compressionLevel = n
+            default:
+                throw StampError.usage("\(path): unknown key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+        return s
+    }
+}
+
+func firstLine(_ s: String) -> String { String(s.split(separator: "\n").first ?? "") }

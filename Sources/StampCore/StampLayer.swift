@@ -1,0 +1,135 @@
+import Foundation
+import Hashing
+import Layers
+import OCI
+
+/// One entry of the stamp layer.
+public struct LayerEntry: Sendable {
+    public enum Content: Sendable { case bytes([UInt8]), file(String), directory, symlink(String) }
+    /// Path inside the image without the leading `/`.
+    public var path: String
+    public var content: Content
+    public var mode: UInt32
+}
+
+/// A layer written to a temporary file, with both of its digests.
+public final class BuiltLayer: @unchecked Sendable {
+    public let file: WritableFile
+    public let descriptor: Descriptor
+    public let diffID: String
+    public let paths: [String]
+
+    init(file: WritableFile, descriptor: Descriptor, diffID: String, paths: [String]) {
+        self.file = file; self.descriptor = descriptor; self.diffID = diffID; self.paths = paths
+    }
+}
+
+public enum StampLayer {
+    /// The files of the stamp: version.txt, version.json, and every `--add`.
+    public static func entries(plan: StampPlan, versionJSON: [UInt8]) throws -> [LayerEntry] {
+        var entries: [LayerEntry] = []
+        if let p = plan.versionFile {
+            entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(Array((plan.version + "\n").utf8)), mode: 0o644))
+        }
+        if let p = plan.versionJSON {
+            entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(versionJSON), mode: 0o644))
+        }
+        for a in plan.adds { entries += try walk(a) }
+        entries.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
+        for (a, b) in zip(entries, entries.dropFirst()) where a.path == b.path {
+            throw StampError.usage("two files would land at /\(a.path) in the stamp layer")
+        }
+        return entries
+    }
+
+    /// `version.json`: what the image is, for people, probes and dashboards.
+    public static func versionJSON(plan: StampPlan, baseName: String?, baseDigest: String) -> [UInt8] {
+        var base: JSONValue = .object([("digest", .string(baseDigest))])
+        if let baseName { base["name"] = .string(baseName) }
+        var stamp: JSONValue = .object([("tool", .string("stamp \(StampVersion.current)"))])
+        if let f = plan.versionFile { stamp["versionFile"] = .string(f) }
+        var doc: JSONValue = .object([
+            ("version", .string(plan.version)),
+            ("created", .string(plan.created.rfc3339)),
+            ("base", base),
+            ("stamp", stamp),
+        ])
+        if let r = plan.revision { doc["revision"] = .string(r) }
+        if let s = plan.source { doc["source"] = .string(s) }
+        return JSONValue.encodePretty(doc)
+    }
+
+    private static func walk(_ a: StampPlan.AddSpec) throws -> [LayerEntry] {
+        var dest = a.destination
+        var st = stat()
+        guard lstat(a.source, &st) == 0 else { throw StampError.usage("--add: \(a.source): \(String(cString: strerror(errno)))") }
+        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+        if dest.hasSuffix("/") && !isDir { dest += Path.basename(a.source) }
+        guard let root = Path.clean(dest), !root.isEmpty else { throw StampError.usage("--add: cannot add to the image root itself") }
+        var out: [LayerEntry] = []
+        func visit(_ src: String, _ rel: String) throws {
+            var st = stat()
+            guard lstat(src, &st) == 0 else { throw StampError.usage("--add: \(src): \(String(cString: strerror(errno)))") }
+            let mode = st.st_mode & S_IFMT
+            if mode == S_IFDIR {
+                out.append(LayerEntry(path: rel, content: .directory, mode: 0o755))
+                let names = try FileManager.default.contentsOfDirectory(atPath: src).sorted()
+                for n in names { try visit(src + "/" + n, rel + "/" + n) }
+            } else if mode == S_IFREG {
+                let exec = st.st_mode & 0o111 != 0
+                out.append(LayerEntry(path: rel, content: .file(src), mode: exec ? 0o755 : 0o644))
+            } else if mode == S_IFLNK {
+                var buf = [CChar](repeating: 0, count: 4097)
+                let n = readlink(src, &buf, 4096)
+                guard n >= 0 else { throw StampError.usage("--add: \(src): cannot read link") }
+                let target = String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                out.append(LayerEntry(path: rel, content: .symlink(target), mode: 0o777))
+            } else {
+                throw StampError.usage("--add: \(src): only files, folders and symlinks can be added")
+            }
+        }
+        try visit(a.source, root)
+        return out
+    }
+
+    /// Writes the entries as a tar (fixed headers, mtime = created), compressed, to a temporary
+    /// file beside `near`. Both digests are computed while the bytes pass.
+    public static func write(_ entries: [LayerEntry], created: Timestamp, compression: Compression, level: Int?,
+                             beside near: String) throws -> BuiltLayer {
+        let file = try WritableFile.temporary(beside: near)
+        let compressed = DigestingSink(file)
+        let compressor = try CompressingSink(compression, level: level, next: compressed)
+        let uncompressed = DigestingSink(compressor)
+        let tar = TarWriter(sink: uncompressed, mtime: created.epoch)
+        for e in entries {
+            switch e.content {
+            case .bytes(let b):
+                try tar.addFile(e.path, b, mode: e.mode)
+            case .directory:
+                try tar.begin(.init(path: e.path, kind: .directory, mode: e.mode))
+            case .symlink(let t):
+                try tar.begin(.init(path: e.path, kind: .symlink(t), mode: 0o777))
+            case .file(let src):
+                let f = try ReadableFile(src)
+                try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: f.size))
+                _ = try copyStream(from: f.section(offset: 0, length: f.size), to: TarDataSink(tar))
+            }
+        }
+        try tar.finish()
+        try compressor.finish()
+        try file.finish()
+        let d = Descriptor(mediaType: MediaType.ociLayerType(compression), digest: compressed.digester.finalizeDigest(),
+                           size: compressed.count)
+        return BuiltLayer(file: file, descriptor: d, diffID: uncompressed.digester.finalizeDigest(), paths: entries.map(\.path))
+    }
+}
+
+final class TarDataSink: ByteSink {
+    let tar: TarWriter
+    init(_ tar: TarWriter) { self.tar = tar }
+    func write(_ buffer: UnsafeRawBufferPointer) throws { try tar.writeData(buffer) }
+}
+
+public enum StampVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,151 @@
+import Hashing
+import Layers
+import OCI
+
+/// The result of `stamp build`, for people and for `--json`.
+public struct BuildResult: Sendable {
+    public var output: String
+    public var digest: String
+    public var mediaType: String
+    public var version: String
+    public var revision: String?
+    public var created: String
+    public var baseName: String?
+    public var baseDigest: String
+    public var platforms: [(platform: String, manifest: String, config: String)]
+    public var layer: (digest: String, diffID: String, size: Int64, files: [String])?
+    public var droppedAttestations: Int
+
+    public var json: JSONValue {
+        var j: JSONValue = .object([
+            ("output", .string(output)), ("digest", .string(digest)), ("mediaType", .string(mediaType)),
+            ("version", .string(version)), ("created", .string(created)),
+            ("base", .object([("digest", .string(baseDigest))] + (baseName.map { [("name", JSONValue.string($0))] } ?? []))),
+            ("platforms", .array(platforms.map { .object([("platform", .string($0.platform)), ("manifest", .string($0.manifest)),
+                                                          ("config", .string($0.config))]) })),
+            ("droppedAttestations", JSONValue(Int64(droppedAttestations))),
+        ])
+        if let r = revision { j["revision"] = .string(r) }
+        if let l = layer {
+            j["layer"] = .object([("digest", .string(l.digest)), ("diffID", .string(l.diffID)), ("size", JSONValue(l.size)),
+                                  ("files", .array(l.files.map { .string("/" + $0) }))])
+        }
+        return j
+    }
+}
+
+public enum Stamper {
+    /// Stamps every selected platform of `plan.base` and writes the result to `plan.output`.
+    public static func build(_ plan: StampPlan, diagnostics: Diagnostics = .stderr) throws -> BuildResult {
+        if plan.base == plan.output || (plan.base.path == plan.output.path && plan.output.transport != "oci") {
+            throw StampError.usage("--output must differ from --base (\(plan.output.path))")
+        }
+        let base = try ImageSource.open(plan.base)
+        if !base.attestations.isEmpty {
+            diagnostics.notice("notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the base's digests, not the stamped image)")
+        }
+        var images = base.images
+        if !plan.platforms.isEmpty {
+            for want in plan.platforms where !images.contains(where: { $0.platform.matches(want) }) {
+                throw StampError.usage("--platform: the base has no \(want) (it has \(images.map { $0.platform.description }.joined(separator: ", ")))")
+            }
+            images = images.filter { img in plan.platforms.contains { img.platform.matches($0) } }
+        }
+        if case .dockerArchive = plan.output, images.count > 1 {
+            throw StampError.usage("docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))")
+        }
+
+        let baseName = resolveBaseName(plan, base)
+        let baseDigest = base.digest
+        let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
+        let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest)
+        let entries = try StampLayer.entries(plan: plan, versionJSON: versionJSON)
+        let near = outputNeighbour(plan.output)
+        let layer = entries.isEmpty ? nil : try StampLayer.write(entries, created: plan.created, compression: plan.compression,
+                                                                 level: plan.compressionLevel, beside: near)
+        let historyText = "stamp build --version \(plan.version): " + (entries.isEmpty ? "labels and env only" : entries.filter {
+            if case .directory = $0.content { return false } else { return true }
+        }.map { "/" + $0.path }.joined(separator: " "))
+
+        var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
+        var manifests: [Descriptor] = []
+        var docker: [(config: String, layers: [String])] = []
+        var platformResults: [(platform: String, manifest: String, config: String)] = []
+        let annotations = keys + plan.annotations
+        for img in images {
+            let config = Patch.config(img.config, plan: plan, stampKeys: keys, layer: layer, historyText: historyText)
+            let cbytes = JSONValue.encode(config)
+            let cd = Descriptor(mediaType: MediaType.ociConfig, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
+            blobs[cd.digest] = (cd.size, .memory(cbytes))
+            for l in img.layers {
+                let loc = try base.store.require(l.digest)
+                blobs[l.digest] = (l.size, loc)
+            }
+            if let layer { blobs[layer.descriptor.digest] = (layer.descriptor.size, .file(try ReadableFile(layer.file.path), offset: 0, length: layer.descriptor.size)) }
+            let manifest = Patch.manifest(img.manifest, config: cd, layer: layer, annotations: annotations)
+            let mbytes = JSONValue.encode(manifest)
+            var md = img.descriptor
+            md.mediaType = MediaType.ociManifest
+            md.digest = Digester.digest(mbytes)
+            md.size = Int64(mbytes.count)
+            md.platform = img.platform
+            blobs[md.digest] = (md.size, .memory(mbytes))
+            manifests.append(md)
+            docker.append((cd.digest, img.layers.map(\.digest) + (layer.map { [$0.descriptor.digest] } ?? [])))
+            platformResults.append((img.platform.description, md.digest, cd.digest))
+        }
+
+        var top: Descriptor
+        if manifests.count == 1 {
+            top = Descriptor(mediaType: MediaType.ociManifest, digest: manifests[0].digest, size: manifests[0].size,
+                             platform: manifests[0].platform)
+        } else {
+            let index = Patch.index(base.index ?? .object([]), manifests: manifests, annotations: annotations)
+            let ibytes = JSONValue.encode(index)
+            top = Descriptor(mediaType: MediaType.ociIndex, digest: Digester.digest(ibytes), size: Int64(ibytes.count))
+            blobs[top.digest] = (top.size, .memory(ibytes))
+        }
+        var topAnnotations: [String: String] = [AnnotationKey.version: plan.version, AnnotationKey.created: plan.created.rfc3339]
+        if let tag = plan.tag { topAnnotations[AnnotationKey.refName] = tag }
+        top.annotations = topAnnotations
+
+        let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: repoTag(plan, baseName), builtLayer: layer)
+        try ImageWriter.write(output, to: plan.output, created: plan.created)
+
+        return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, version: plan.version,
+                           revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
+                           platforms: platformResults,
+                           layer: layer.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
+                           droppedAttestations: base.attestations.count)
+    }
+
+    /// The base's name for `org.opencontainers.image.base.name`: `--base-name`, else what the
+    /// source calls it (a bare tag is joined to the profile's repository).
+    static func resolveBaseName(_ plan: StampPlan, _ base: LoadedImage) -> String? {
+        if let b = plan.baseName { return b }
+        if let n = base.sourceName, !n.isEmpty {
+            if n.contains("/") || plan.profile.imageName == nil { return n }
+            if n.contains(":") { return n }
+            return plan.profile.imageName! + ":" + n
+        }
+        return plan.profile.imageName
+    }
+
+    /// `NAME:TAG` for Docker's RepoTags: a bare `--tag` is joined to the base's repository.
+    static func repoTag(_ plan: StampPlan, _ baseName: String?) -> String? {
+        guard let tag = plan.tag else { return nil }
+        let last = tag.split(separator: "/").last.map(String.init) ?? tag
+        if last.contains(":") { return tag }
+        var repo = baseName ?? "stamp"
+        if let at = repo.firstIndex(of: "@") { repo = String(repo[..<at]) }
+        if let colon = repo.lastIndex(of: ":"), !repo[colon...].contains("/") { repo = String(repo[..<colon]) }
+        return repo.lowercased() + ":" + tag
+    }
+
+    /// A path in the folder the output goes to, for temporary files on the same file system.
+    static func outputNeighbour(_ r: ImageReference) -> String {
+        let p = r.path.hasSuffix("/") ? String(r.path.dropLast()) : r.path
+        let dir = Path.dirname(p)
+        return Path.isDirectory(dir) ? p : p
+    }
+}

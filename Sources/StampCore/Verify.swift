@@ -1,0 +1,221 @@
+import Hashing
+import Layers
+import OCI
+
+/// What `stamp verify` found.
+public struct VerifyReport: Sendable {
+    public var reference: String
+    public var findings: [String] = []
+    public var blobsChecked = 0
+    public var bytesChecked: Int64 = 0
+    public var platforms: [String] = []
+    public var stamp: StampFacts?
+
+    public var ok: Bool { findings.isEmpty }
+
+    public var json: JSONValue {
+        var j: JSONValue = .object([
+            ("reference", .string(reference)), ("ok", .bool(ok)), ("findings", .array(findings.map { .string($0) })),
+            ("blobsChecked", JSONValue(Int64(blobsChecked))), ("bytesChecked", JSONValue(bytesChecked)),
+            ("platforms", .array(platforms.map { .string($0) })),
+        ])
+        if let s = stamp { j["stamp"] = s.json }
+        return j
+    }
+}
+
+/// The stamp as the image carries it.
+public struct StampFacts: Sendable {
+    public var version: String?
+    public var revision: String?
+    public var created: String?
+    public var versionJSONPath: String
+    public var versionFilePath: String?
+    public var document: JSONValue?
+
+    public var json: JSONValue {
+        var j: JSONValue = .object([("versionJson", .string(versionJSONPath))])
+        if let v = version { j["version"] = .string(v) }
+        if let v = revision { j["revision"] = .string(v) }
+        if let v = created { j["created"] = .string(v) }
+        if let v = versionFilePath { j["versionFile"] = .string(v) }
+        return j
+    }
+}
+
+public enum Verifier {
+    public struct Options: Sendable {
+        /// Check blobs and documents only, not the stamp.
+        public var integrityOnly = false
+        public init(integrityOnly: Bool = false) { self.integrityOnly = integrityOnly }
+    }
+
+    public static func verify(_ reference: ImageReference, options: Options = .init()) -> VerifyReport {
+        var report = VerifyReport(reference: reference.description)
+        let image: LoadedImage
+        do { image = try ImageSource.open(reference) } catch {
+            report.findings.append("\(error)")
+            return report
+        }
+        report.platforms = image.images.map { $0.platform.description }
+        var layerResults: [String: String?] = [:] // digest -> diff_id (nil when unreadable)
+        for img in image.images {
+            let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))"
+            let diffIDs = img.diffIDs
+            if diffIDs.count != img.layers.count {
+                report.findings.append("\(where_): \(img.layers.count) layers but \(diffIDs.count) rootfs.diff_ids in config \(Digest.short(img.configDescriptor.digest))")
+            }
+            if let history = img.config["history"]?.arrayValue {
+                let nonEmpty = history.filter { $0["empty_layer"]?.boolValue != true }.count
+                if nonEmpty != img.layers.count {
+                    report.findings.append("\(where_): history has \(nonEmpty) entries that make layers, the manifest has \(img.layers.count) layers")
+                }
+            }
+            for (i, l) in img.layers.enumerated() {
+                let found: String?
+                if let cached = layerResults[l.digest] {
+                    found = cached
+                } else {
+                    found = checkLayer(l, store: image.store, report: &report)
+                    layerResults[l.digest] = found
+                }
+                if let found, i < diffIDs.count, found != diffIDs[i] {
+                    report.findings.append("\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content is \(found)")
+                }
+            }
+        }
+        report.blobsChecked += image.images.count * 2 + (image.index == nil ? 0 : 1)
+        if !options.integrityOnly {
+            report.stamp = checkStamp(image, report: &report)
+        }
+        return report
+    }
+
+    /// Reads a layer once: the compressed bytes are hashed (digest, size) while libarchive
+    /// decompresses them (diff_id). Returns the diff_id, or nil when the layer cannot be read.
+    static func checkLayer(_ l: Descriptor, store: BlobStore, report: inout VerifyReport) -> String? {
+        let what = "layer \(l.digest)"
+        guard let loc = try? store.locate(l.digest) else {
+            report.findings.append("\(store.name): missing blob \(l.digest)")
+            return nil
+        }
+        if loc.length != l.size {
+            report.findings.append("\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)")
+        }
+        let blobDigest = Digester(.sha256)
+        let diff = DigestingSink(nil)
+        do {
+            let reader = try LayerReader(source: loc.open(), mode: .raw, label: what) { blobDigest.update($0) }
+            if try reader.next() != nil { try reader.readData(into: diff) }
+            let declared = MediaType.layerCompression(l.mediaType)
+            if let found = reader.detectedCompression, let declared, found != declared {
+                report.findings.append("\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
+            }
+            try reader.drainSource()
+        } catch {
+            report.findings.append("\(what): cannot decompress: \(error)")
+            return nil
+        }
+        report.bytesChecked += blobDigest.count
+        report.blobsChecked += 1
+        let found = blobDigest.finalizeDigest()
+        if found != l.digest {
+            report.findings.append("\(what): digest mismatch: content is \(found)")
+        }
+        return diff.digester.finalizeDigest()
+    }
+
+    /// version.txt = version.json = labels = annotations = env, for every platform.
+    static func checkStamp(_ image: LoadedImage, report: inout VerifyReport) -> StampFacts? {
+        var facts: StampFacts?
+        let indexAnnotations = image.index?["annotations"]?.stringMap
+        for img in image.images {
+            let where_ = "\(img.platform)"
+            let labels = img.labels
+            guard let jsonPath = labels[AnnotationKey.stampVersionJSON] else {
+                if labels[AnnotationKey.version] == nil {
+                    report.findings.append("\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to check blobs alone")
+                } else {
+                    report.findings.append("\(where_): label \(AnnotationKey.stampVersionJSON) is missing, so version.json cannot be found")
+                }
+                continue
+            }
+            guard let top = img.layers.last else { report.findings.append("\(where_): no layers"); continue }
+            let files: [String: [UInt8]]
+            do { files = try StampReader.files(in: top, store: image.store) } catch {
+                report.findings.append("\(where_): cannot read the stamp layer \(top.digest): \(error)")
+                continue
+            }
+            guard let jsonBytes = files[Path.clean(jsonPath) ?? ""] else {
+                report.findings.append("\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top layer \(Digest.short(top.digest))")
+                continue
+            }
+            guard let doc = try? JSONValue.parse(jsonBytes), doc.isObject else {
+                report.findings.append("\(where_): \(jsonPath) is not a JSON object")
+                continue
+            }
+            let v = doc["version"]?.stringValue, r = doc["revision"]?.stringValue, c = doc["created"]?.stringValue
+            let versionFile = doc["stamp"]?["versionFile"]?.stringValue
+            facts = StampFacts(version: v, revision: r, created: c, versionJSONPath: jsonPath, versionFilePath: versionFile, document: doc)
+            let env = Dictionary((img.config["config"]?["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }.map { e -> (String, String) in
+                guard let eq = e.firstIndex(of: "=") else { return (e, "") }
+                return (String(e[..<eq]), String(e[e.index(after: eq)...]))
+            }, uniquingKeysWith: { _, b in b })
+
+            func same(_ name: String, _ expected: String?, _ key: String, _ envKey: String?) {
+                var sources: [(String, String?)] = [("label \(key)", labels[key]), ("manifest annotation \(key)", img.annotations[key])]
+                if let ia = indexAnnotations { sources.append(("index annotation \(key)", ia[key])) }
+                if let envKey { sources.append(("env \(envKey)", env[envKey])) }
+                for (what, value) in sources where value != expected {
+                    report.findings.append("\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says \(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))")
+                }
+            }
+            guard let v else { report.findings.append("\(where_): \(jsonPath) has no version"); continue }
+            same("version", v, AnnotationKey.version, "IMAGE_VERSION")
+            same("revision", r, AnnotationKey.revision, "IMAGE_REVISION")
+            same("created", c, AnnotationKey.created, "IMAGE_CREATED")
+            if let bd = doc["base"]?["digest"]?.stringValue, labels[AnnotationKey.baseDigest] != bd {
+                report.findings.append("\(where_): label \(AnnotationKey.baseDigest) is \(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)")
+            }
+            if let c, img.config["created"]?.stringValue != c {
+                report.findings.append("\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)")
+            }
+            if let vf = versionFile {
+                if let txt = files[Path.clean(vf) ?? ""] {
+                    let text = String(decoding: txt, as: UTF8.self)
+                    if text != v + "\n" {
+                        report.findings.append("\(where_): \(vf) holds \"\(text.trimmingCharacters(in: ["\n"]))\" but \(jsonPath) says \"\(v)\"")
+                    }
+                } else {
+                    report.findings.append("\(where_): \(vf) (named by \(jsonPath)) is not in the top layer")
+                }
+            }
+        }
+        return facts
+    }
+}
+
+/// Reads the small regular files of a layer (the stamp layer), with paths cleaned.
+public enum StampReader {
+    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 4 << 20) throws -> [String: [UInt8]] {
+        let loc = try store.require(layer.digest)
+        let reader = try LayerReader(source: loc.open(), mode: .tar, label: "layer \(layer.digest)")
+        var out: [String: [UInt8]] = [:]
+        while let e = try reader.next() {
+            guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path) else {
+                throw StampError.badInput("layer \(layer.digest): entry \"\(e.path)\" escapes the root")
+            }
+            if e.type == .file, e.size <= limit { out[p] = try reader.readData(limit: limit) }
+        }
+        return out
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Set<Character>) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
