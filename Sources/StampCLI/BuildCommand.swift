@@ -90,7 +90,7 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Print the result as one JSON document on stdout.")
     var json = false
 
-    @Flag(help: "Print nothing but errors.")
+    @Flag(name: [.short, .long], help: "Print nothing but errors.")
     var quiet = false
 
     func run() throws {

@@ -9,7 +9,7 @@ public struct OutputImage {
     public var top: Descriptor
     public var blobs: [String: (size: Int64, location: BlobLocation)]
     /// For Docker's `manifest.json`: config and layer digests of every platform image, in order.
-    public var dockerImages: [(config: String, layers: [String])]
+    public var dockerImages: [(platform: String, config: String, layers: [String])]
     public var repoTag: String?
     /// The built layer's temp file, moved rather than copied where the output allows.
     public var builtLayer: BuiltLayer?
@@ -32,17 +32,19 @@ public enum ImageWriter {
         .object([("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)), ("manifests", .array([top.json]))])
     }
 
+    /// Docker's `manifest.json` names one image: `docker load` before Docker 25 and skopeo's
+    /// docker-archive reader take one per tag. With several platforms it is linux/amd64 (else
+    /// the first); daemons that read `index.json` still see them all.
     static func dockerManifest(_ image: OutputImage) -> [UInt8] {
-        let entries: [JSONValue] = image.dockerImages.enumerated().map { i, d in
-            var e: JSONValue = .object([
-                ("Config", .string("blobs/sha256/\(Digest.hex(d.config))")),
-                ("Layers", .array(d.layers.map { .string("blobs/sha256/\(Digest.hex($0))") })),
-            ])
-            // One tag for the first platform only: Docker keeps one image per tag.
-            e["RepoTags"] = .array(i == 0 ? (image.repoTag.map { [.string($0)] } ?? []) : [])
-            return e
+        guard let d = image.dockerImages.first(where: { $0.platform == "linux/amd64" }) ?? image.dockerImages.first else {
+            return JSONValue.encode(.array([]))
         }
-        return JSONValue.encode(.array(entries))
+        let e: JSONValue = .object([
+            ("Config", .string("blobs/sha256/\(Digest.hex(d.config))")),
+            ("RepoTags", .array(image.repoTag.map { [.string($0)] } ?? [])),
+            ("Layers", .array(d.layers.map { .string("blobs/sha256/\(Digest.hex($0))") })),
+        ])
+        return JSONValue.encode(.array([e]))
     }
 
     /// One tar: `blobs/` sorted by digest, then `index.json`, `manifest.json`, `oci-layout`.

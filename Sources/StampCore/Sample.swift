@@ -234,6 +234,8 @@ public enum SampleImage {
             .dir("bin", uid: 0),
             .file("bin/sh", "#!stand-in for dash (\(p))\n", mode: 0o755, uid: 0),
             .dir("etc", uid: 0),
+            .file("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nanythingllm:x:1000:1000::/home/anythingllm:/bin/bash\n", mode: 0o644, uid: 0),
+            .file("etc/group", "root:x:0:\nanythingllm:x:1000:\n", mode: 0o644, uid: 0),
             .file("etc/os-release", "PRETTY_NAME=\"Ubuntu 24.04 LTS (sample)\"\nID=ubuntu\nVERSION_CODENAME=noble\n", mode: 0o644, uid: 0),
             .file("etc/stamp-sample-arch", "\(p)\n", mode: 0o644, uid: 0),
             .dir("usr", uid: 0), .dir("usr/bin", uid: 0),

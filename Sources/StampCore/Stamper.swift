@@ -69,7 +69,7 @@ public enum Stamper {
 
         var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
         var manifests: [Descriptor] = []
-        var docker: [(config: String, layers: [String])] = []
+        var docker: [(platform: String, config: String, layers: [String])] = []
         var platformResults: [(platform: String, manifest: String, config: String)] = []
         let annotations = keys + plan.annotations
         for img in images {
@@ -91,7 +91,7 @@ public enum Stamper {
             md.platform = img.platform
             blobs[md.digest] = (md.size, .memory(mbytes))
             manifests.append(md)
-            docker.append((cd.digest, img.layers.map(\.digest) + (layer.map { [$0.descriptor.digest] } ?? [])))
+            docker.append((img.platform.description, cd.digest, img.layers.map(\.digest) + (layer.map { [$0.descriptor.digest] } ?? [])))
             platformResults.append((img.platform.description, md.digest, cd.digest))
         }
 

@@ -1,0 +1,41 @@
+# stamp — the front door. `make demo` and `make test` install what they need first.
+SHELL := /bin/bash
+SWIFT ?= swift
+BUILD_FLAGS ?=
+BIN_DIR = $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
+DEMO_DIR ?= demo-out
+
+# Debian packages the build and the tests need.
+APT_PACKAGES = libarchive-dev libssl-dev pkg-config jq skopeo umoci libarchive-tools time
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test demo clean fmt lint
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (Swift 6 toolchain needed)"; exit 1; }
+
+build: deps
+	$(SWIFT) build $(BUILD_FLAGS)
+
+test: build
+	STAMP_BIN=$(BIN_DIR)/stamp $(SWIFT) test $(BUILD_FLAGS)
+
+# Builds, makes a small anything-llm-shaped base image offline, stamps it, verifies it, shows it.
+demo: build
+	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(BIN_DIR)/stamp sample --output $(DEMO_DIR)/anything-llm.tar
+	SOURCE_DATE_EPOCH=1743811200 $(BIN_DIR)/stamp build \
+	  --base oci-archive:$(DEMO_DIR)/anything-llm.tar:1.16.0 \
+	  --version v2.1-canary-build-20250405 --revision 0123456789abcdef0123456789abcdef01234567 \
+	  --label team=ai --annotation org.example.ticket=REL-42 --env FEATURE_X=1 \
+	  --output oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar --tag v2.1-canary
+	$(BIN_DIR)/stamp verify oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar
+	$(BIN_DIR)/stamp inspect oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar
+
+clean:
+	rm -rf .build $(DEMO_DIR)
