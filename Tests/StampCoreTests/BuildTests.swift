@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+import Hashing
+import Layers
+import OCI
+@testable import StampCore
+
+/// Builds on the generated anything-llm-shaped sample (two platforms and attestations behind a
+/// nested index) and asks independent tools what they see.
+@Suite struct BuildTests {
+    let dir: String
+    let base: String
+    let out: String
+    let result: BuildResult
+
+    init() throws {
+        dir = try tempDir()
+        base = dir + "/base.tar"
+        out = dir + "/out.tar"
+        try SampleImage.write(to: base, format: .ociArchive)
+        var s = settings("oci-archive:\(base):1.16.0", "oci-archive:\(out)")
+        s.labels = ["team=ai"]
+        s.annotations = ["org.example.ticket=REL-42"]
+        s.env = ["FEATURE_X=1", "NODE_ENV=staging"]
+        s.tag = "v2.1-canary"
+        result = try build(s)
+    }
+
+    @Test func skopeoSeesBothPlatformsAndNoAttestations() throws {
+        let raw = try run(["skopeo", "inspect", "--raw", "oci-archive:\(out)"])
+        #expect(raw.status == 0, "\(raw.err)")
+        let index = try jsonOf(raw.out)
+        #expect(index["mediaType"]?.stringValue == MediaType.ociIndex)
+        let platforms = index["manifests"]!.arrayValue!.map { Descriptor(json: $0).platform!.description }
+        #expect(platforms == ["linux/amd64", "linux/arm64/v8"])
+        #expect(index["annotations"]?["org.example.ticket"]?.stringValue == "REL-42")
+        #expect(index["annotations"]?[AnnotationKey.version]?.stringValue == "v2.1-canary")
+        #expect(Digester.digest(Array(raw.out.utf8)) == result.digest)
+    }
+
+    @Test(arguments: [("amd64", nil as String?), ("arm64", "v8")])
+    func skopeoReadsEachPlatformsConfig(_ arch: String, _ variant: String?) throws {
+        var args = ["skopeo", "--override-os", "linux", "--override-arch", arch]
+        if let variant { args += ["--override-variant", variant] }
+        let r = try run(args + ["inspect", "--raw", "--config", "oci-archive:\(out)"])
+        #expect(r.status == 0, "\(r.err)")
+        let config = try jsonOf(r.out)
+        #expect(config["architecture"]?.stringValue == arch)
+        let labels = config["config"]!["Labels"]!.stringMap
+        #expect(labels[AnnotationKey.version] == "v2.1-canary")
+        #expect(labels[AnnotationKey.revision] == "0123456789abcdef0123456789abcdef01234567")
+        #expect(labels[AnnotationKey.created] == "2025-04-05T00:00:00Z")
+        #expect(labels[AnnotationKey.baseName] == "docker.io/mintplexlabs/anything-llm:1.16.0")
+        #expect(labels[AnnotationKey.baseDigest] == result.baseDigest)
+        #expect(labels["team"] == "ai")
+        let env = config["config"]!["Env"]!.arrayValue!.compactMap(\.stringValue)
+        #expect(env.contains("FEATURE_X=1") && env.contains("NODE_ENV=staging") && env.contains("IMAGE_VERSION=v2.1-canary"))
+        #expect(!env.contains("NODE_ENV=production"))
+    }
+
+    /// Every key stamp does not own is byte-for-byte the base's.
+    @Test func configPatchIsLossless() throws {
+        let baseImage = try ImageSource.open(.ociArchive(path: base, ref: "1.16.0"))
+        let stamped = try ImageSource.open(.ociArchive(path: out, ref: nil))
+        for (b, s) in zip(baseImage.images, stamped.images) {
+            let owned: Set<String> = ["config", "created", "history", "rootfs"]
+            for (k, v) in b.config.objectValue! where !owned.contains(k) {
+                #expect(s.config[k] == v, "top-level key \(k) changed")
+            }
+            for (k, v) in b.config["config"]!.objectValue! where !["Labels", "Env"].contains(k) {
+                #expect(s.config["config"]![k] == v, "config.\(k) changed")
+            }
+            #expect(JSONValue.encodeString(s.config["x-vendor.example"]!) == #"{"keep":[1,2.50,1e3,-0]}"#)
+            #expect(s.config["config"]!["OnBuild"] == .null)
+            #expect(s.config["config"]!["Healthcheck"] == b.config["config"]!["Healthcheck"])
+            #expect(s.config["container_config"] != nil)
+            let bh = b.config["history"]!.arrayValue!, sh = s.config["history"]!.arrayValue!
+            #expect(Array(sh.prefix(bh.count)) == bh)
+            #expect(sh.count == bh.count + 1)
+            #expect(sh.last?["created_by"]?.stringValue?.contains("/app/version.txt") == true)
+            #expect(Array(s.diffIDs.prefix(b.diffIDs.count)) == b.diffIDs)
+            #expect(s.diffIDs.count == b.diffIDs.count + 1)
+            #expect(Array(s.layers.prefix(b.layers.count)).map(\.digest) == b.layers.map(\.digest))
+            #expect(s.layers.count == b.layers.count + 1)
+            #expect(s.config["created"]?.stringValue == "2025-04-05T00:00:00Z")
+        }
+    }
+
+    /// skopeo checks every digest on copy; umoci unpack checks diff_ids and applies whiteouts.
+    @Test func skopeoCopiesAndUmociUnpacks() throws {
+        let layout = dir + "/copied"
+        let c = try run(["skopeo", "copy", "oci-archive:\(out)", "oci:\(layout):x"])
+        #expect(c.status == 0, "\(c.err)")
+        let bundle = dir + "/bundle"
+        let u = try run(["umoci", "unpack", "--rootless", "--image", "\(layout):x", bundle])
+        #expect(u.status == 0, "\(u.err)")
+        let rootfs = bundle + "/rootfs"
+        #expect(try String(contentsOfFile: rootfs + "/app/version.txt", encoding: .utf8) == "v2.1-canary\n")
+        let vj = try readJSON(rootfs + "/app/version.json")
+        #expect(vj["version"]?.stringValue == "v2.1-canary")
+        #expect(vj["base"]?["digest"]?.stringValue == result.baseDigest)
+        // The base's whiteout and opaque directory still apply.
+        #expect(!FileManager.default.fileExists(atPath: rootfs + "/app/old-notes.txt"))
+        #expect(!FileManager.default.fileExists(atPath: rootfs + "/app/cache/stale.txt"))
+        #expect(FileManager.default.fileExists(atPath: rootfs + "/app/cache/fresh.txt"))
+        #expect(FileManager.default.fileExists(atPath: rootfs + "/app/server/public/index.js"))
+    }
+
+    @Test func skopeoReadsTheSameFileAsADockerArchive() throws {
+        let r = try run(["skopeo", "inspect", "docker-archive:\(out)"])
+        #expect(r.status == 0, "\(r.err)")
+        let j = try jsonOf(r.out)
+        #expect(j["Labels"]?[AnnotationKey.version]?.stringValue == "v2.1-canary")
+        #expect(j["Architecture"]?.stringValue == "amd64")
+        let manifest = try jsonOf(try run(["bsdtar", "-xOf", out, "manifest.json"]).out)
+        #expect(manifest.arrayValue?.first?["RepoTags"] == .array([.string("docker.io/mintplexlabs/anything-llm:v2.1-canary")]))
+    }
+
+    @Test func archiveIsSortedWithFixedHeaders() throws {
+        let r = try run(["bsdtar", "-tvf", out])
+        #expect(r.status == 0)
+        let names = r.out.split(separator: "\n").map { String($0.split(separator: " ", omittingEmptySubsequences: true).last!) }
+        #expect(names.first == "blobs/")
+        #expect(Array(names.suffix(3)) == ["index.json", "manifest.json", "oci-layout"])
+        let blobs = names.filter { $0.hasPrefix("blobs/sha256/") && $0.count > 14 }
+        #expect(blobs == blobs.sorted())
+        #expect(r.out.split(separator: "\n").allSatisfy { $0.contains(" 0      0 ") && $0.contains("Apr  5  2025") })
+        let layout = try jsonOf(try run(["bsdtar", "-xOf", out, "oci-layout"]).out)
+        #expect(layout["imageLayoutVersion"]?.stringValue == "1.0.0")
+    }
+
+    @Test func verifyAndInspectAgree() throws {
+        let v = try stamp(["verify", out])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        let i = try stamp(["inspect", "--json", out])
+        #expect(i.status == 0)
+        let j = try jsonOf(i.out)
+        #expect(j["stamp"]?["version"]?.stringValue == "v2.1-canary")
+        #expect(j["digest"]?.stringValue == result.digest)
+        #expect(j["platforms"]?.arrayValue?.count == 2)
+        let human = try stamp(["inspect", out])
+        #expect(human.out.contains("Stamp     version v2.1-canary"))
+        #expect(human.out.contains("Platform  linux/arm64/v8"))
+    }
+
+    @Test func sameInputsSameBytes() throws {
+        var s = settings("oci-archive:\(base):1.16.0", "oci-archive:\(dir)/again.tar")
+        s.labels = ["team=ai"]
+        s.annotations = ["org.example.ticket=REL-42"]
+        s.env = ["FEATURE_X=1", "NODE_ENV=staging"]
+        s.tag = "v2.1-canary"
+        _ = try build(s)
+        #expect(try bytes(out) == bytes(dir + "/again.tar"))
+        // And through the CLI with SOURCE_DATE_EPOCH instead of --created.
+        for name in ["c1.tar", "c2.tar"] {
+            let r = try stamp(["build", "--base", base, "--version", "v9", "--revision", "r", "--output", "\(dir)/\(name)", "-q"],
+                              env: ["SOURCE_DATE_EPOCH": "1743811200"])
+            #expect(r.status == 0, "\(r.err)")
+        }
+        #expect(try bytes(dir + "/c1.tar") == bytes(dir + "/c2.tar"))
+        let later = try stamp(["build", "--base", base, "--version", "v9", "--revision", "r", "--output", "\(dir)/c3.tar", "-q"],
+                              env: ["SOURCE_DATE_EPOCH": "1743811201"])
+        #expect(later.status == 0)
+        #expect(try bytes(dir + "/c1.tar") != bytes(dir + "/c3.tar"))
+    }
+
+    @Test func noticeForDroppedAttestations() throws {
+        let r = try stamp(["build", "--base", base, "--version", "v1", "--output", "\(dir)/n.tar", "--created", "0"])
+        #expect(r.status == 0)
+        #expect(r.err.contains("dropped 2 attestation manifest(s)"))
+    }
+}
