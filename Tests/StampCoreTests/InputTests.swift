@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+import Hashing
+import Layers
+import OCI
+@testable import StampCore
+
+/// Every input shape the core accepts, each stamped and then checked by skopeo and `stamp verify`.
+@Suite struct InputTests {
+    @Test(arguments: SampleImage.Format.allCases)
+    func stampsEveryFormat(_ format: SampleImage.Format) throws {
+        let dir = try tempDir()
+        let base = dir + "/base-" + format.rawValue
+        try SampleImage.write(to: base, format: format)
+        let transport = format == .dockerArchiveOCI ? "docker-archive" : format.rawValue
+        let out = dir + "/out.tar"
+        let r = try build(settings("\(transport):\(base)", "oci-archive:\(out)"))
+        let v = Verifier.verify(.ociArchive(path: out, ref: nil))
+        #expect(v.findings.isEmpty, "\(v.findings)")
+        let s = try run(["skopeo", "inspect", "oci-archive:\(out)"])
+        #expect(s.status == 0, "\(s.err)")
+        #expect(try jsonOf(s.out)["Labels"]?[AnnotationKey.version]?.stringValue == "v2.1-canary")
+        if format == .dockerArchive || format == .dockerArchiveOCI {
+            #expect(r.platforms.count == 1)
+            #expect(r.baseName == "mintplexlabs/anything-llm:1.16.0") // from RepoTags
+        } else {
+            #expect(r.platforms.count == 2)
+        }
+        // The same base through a plain path, kind detected.
+        let p = try build(settings(base, "oci-archive:\(dir)/plain.tar"))
+        #expect(p.platforms.count == r.platforms.count)
+    }
+
+    @Test func legacyDockerSaveLayersKeepTheirDigests() throws {
+        let dir = try tempDir()
+        let base = dir + "/save.tar"
+        try SampleImage.write(to: base, format: .dockerArchive)
+        let loaded = try ImageSource.open(.dockerArchive(path: base, ref: nil))
+        let img = try #require(loaded.images.first)
+        // An uncompressed layer's digest is its diff_id.
+        #expect(img.layers.map(\.digest) == img.diffIDs)
+        #expect(img.layers.allSatisfy { $0.mediaType == MediaType.ociLayer })
+        #expect(loaded.sourceName == "mintplexlabs/anything-llm:1.16.0")
+        #expect(throws: StampError.self) { try ImageSource.open(.dockerArchive(path: base, ref: "nope:1")) }
+        #expect(try ImageSource.open(.dockerArchive(path: base, ref: "mintplexlabs/anything-llm:1.16.0")).images.count == 1)
+    }
+
+    @Test(arguments: [Compression.zstd, .none])
+    func layersOfEveryCompression(_ c: Compression) throws {
+        let dir = try tempDir()
+        var o = SampleImage.Options()
+        o.compression = [c, .gzip, c]
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive, options: o)
+        var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
+        s.compression = c.rawValue
+        let r = try build(s)
+        #expect(r.layer != nil)
+        let loaded = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
+        #expect(loaded.images[0].layers.map(\.mediaType) == [MediaType.ociLayerType(c), MediaType.ociLayerGzip, MediaType.ociLayerType(c), MediaType.ociLayerType(c)])
+        let v = Verifier.verify(.ociArchive(path: dir + "/o.tar", ref: nil))
+        #expect(v.findings.isEmpty, "\(v.findings)")
+        #expect(try run(["skopeo", "inspect", "oci-archive:\(dir)/o.tar"]).status == 0)
+    }
+
+    @Test func flatIndexJSONIsTheIndex() throws {
+        let dir = try tempDir()
+        var o = SampleImage.Options()
+        o.nested = false
+        try SampleImage.write(to: dir + "/b", format: .oci, options: o)
+        let loaded = try ImageSource.open(.ociLayout(path: dir + "/b", ref: nil))
+        #expect(loaded.images.count == 2)
+        #expect(loaded.attestations.count == 2)
+    }
+
+    @Test func platformNarrowsToOneManifest() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
+        s.platforms = ["linux/arm64"]
+        let r = try build(s)
+        #expect(r.platforms.map(\.platform) == ["linux/arm64/v8"])
+        #expect(r.mediaType == MediaType.ociManifest)
+        let raw = try jsonOf(try run(["skopeo", "inspect", "--raw", "oci-archive:\(dir)/o.tar"]).out)
+        #expect(raw["mediaType"]?.stringValue == MediaType.ociManifest)
+        s.platforms = ["linux/s390x"]
+        s.output = "oci-archive:\(dir)/none.tar"
+        #expect { try build(s) } throws: { "\($0)".contains("the base has no linux/s390x") }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/none.tar"))
+    }
+
+    @Test func ociLayoutOutputKeepsOtherImages() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        _ = try build(settings(dir + "/b.tar", "oci:\(dir)/layout:v1", version: "v1"))
+        _ = try build(settings(dir + "/b.tar", "oci:\(dir)/layout:v2", version: "v2"))
+        _ = try build(settings(dir + "/b.tar", "oci:\(dir)/layout:v2", version: "v2b"))
+        let index = try readJSON(dir + "/layout/index.json")
+        let names = index["manifests"]!.arrayValue!.compactMap { Descriptor(json: $0).annotations[AnnotationKey.refName] }
+        #expect(names == ["v1", "v2"])
+        for (tag, version) in [("v1", "v1"), ("v2", "v2b")] {
+            let r = try run(["skopeo", "inspect", "oci:\(dir)/layout:\(tag)"])
+            #expect(r.status == 0, "\(r.err)")
+            #expect(try jsonOf(r.out)["Labels"]?[AnnotationKey.version]?.stringValue == version)
+        }
+        #expect(listing(dir + "/layout").allSatisfy { !$0.hasSuffix(".tmp") })
+    }
+
+    @Test func dockerArchiveOutputNeedsOnePlatform() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        #expect { try build(settings(dir + "/b.tar", "docker-archive:\(dir)/d.tar")) } throws: { "\($0)".contains("--platform") }
+        var s = settings(dir + "/b.tar", "docker-archive:\(dir)/d.tar")
+        s.platforms = ["linux/amd64"]
+        s.tag = "registry.example/ai/anything-llm:canary"
+        _ = try build(s)
+        let r = try run(["skopeo", "inspect", "docker-archive:\(dir)/d.tar"])
+        #expect(r.status == 0, "\(r.err)")
+        let manifest = try jsonOf(try run(["bsdtar", "-xOf", dir + "/d.tar", "manifest.json"]).out)
+        #expect(manifest.arrayValue?.first?["RepoTags"] == .array([.string("registry.example/ai/anything-llm:canary")]))
+    }
+
+    @Test func addsFilesAndFolders() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        try FileManager.default.createDirectory(atPath: dir + "/extra/sub", withIntermediateDirectories: true)
+        try Data("hello\n".utf8).write(to: URL(fileURLWithPath: dir + "/extra/sub/a.txt"))
+        try Data("#!/bin/sh\n".utf8).write(to: URL(fileURLWithPath: dir + "/run.sh"))
+        chmod(dir + "/run.sh", 0o755)
+        var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
+        s.add = ["\(dir)/extra:/opt/extra", "\(dir)/run.sh:/usr/local/bin/"]
+        let r = try build(s)
+        #expect(r.layer?.files == ["app/version.json", "app/version.txt", "opt/extra", "opt/extra/sub", "opt/extra/sub/a.txt", "usr/local/bin/run.sh"])
+        let img = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
+        let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
+        #expect(files["opt/extra/sub/a.txt"] == Array("hello\n".utf8))
+        let listingOut = try run(["sh", "-c", "bsdtar -xOf '\(dir)/o.tar' blobs/sha256/\(Digest.hex(r.layer!.digest)) | bsdtar -tvf -"]).out
+        let runLine = listingOut.split(separator: "\n").first { $0.hasSuffix(" usr/local/bin/run.sh") }
+        #expect(runLine?.hasPrefix("-rwxr-xr-x  0 0      0 ") == true)
+        #expect(!listingOut.contains(" app/\n")) // no entry for /app itself: the base's owner and mode stay
+    }
+}
