@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hashing
 import Layers
 import OCI
@@ -24,6 +27,20 @@ public enum ImageWriter {
         case .ociLayout(let p, _):
             try writeLayout(image, path: p)
         }
+    }
+
+    /// Checks that the output can be written before any work is done.
+    public static func preflight(_ reference: ImageReference) throws {
+        let path = reference.path.hasSuffix("/") && reference.path.count > 1 ? String(reference.path.dropLast()) : reference.path
+        let parent = Path.dirname(path)
+        switch reference {
+        case .ociLayout:
+            if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder (oci: writes a layout folder)") }
+        default:
+            if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
+        }
+        guard Path.isDirectory(parent) else { throw StampError.output("\(path): folder \(parent) does not exist") }
+        guard access(parent, W_OK) == 0 else { throw StampError.output("\(path): folder \(parent) is not writable") }
     }
 
     static func ociLayoutBytes() -> [UInt8] { JSONValue.encode(.object([("imageLayoutVersion", .string("1.0.0"))])) }

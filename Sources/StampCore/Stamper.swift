@@ -40,6 +40,7 @@ public enum Stamper {
         if plan.base == plan.output || (plan.base.path == plan.output.path && plan.output.transport != "oci") {
             throw StampError.usage("--output must differ from --base (\(plan.output.path))")
         }
+        try ImageWriter.preflight(plan.output)
         let base = try ImageSource.open(plan.base)
         if !base.attestations.isEmpty {
             diagnostics.notice("notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the base's digests, not the stamped image)")
@@ -60,7 +61,7 @@ public enum Stamper {
         let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
         let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest)
         let entries = try StampLayer.entries(plan: plan, versionJSON: versionJSON)
-        let near = outputNeighbour(plan.output)
+        let near = plan.output.path.hasSuffix("/") ? String(plan.output.path.dropLast()) : plan.output.path
         let layer = entries.isEmpty ? nil : try StampLayer.write(entries, created: plan.created, compression: plan.compression,
                                                                  level: plan.compressionLevel, beside: near)
         let historyText = "stamp build --version \(plan.version): " + (entries.isEmpty ? "labels and env only" : entries.filter {
@@ -142,10 +143,4 @@ public enum Stamper {
         return repo.lowercased() + ":" + tag
     }
 
-    /// A path in the folder the output goes to, for temporary files on the same file system.
-    static func outputNeighbour(_ r: ImageReference) -> String {
-        let p = r.path.hasSuffix("/") ? String(r.path.dropLast()) : r.path
-        let dir = Path.dirname(p)
-        return Path.isDirectory(dir) ? p : p
-    }
 }

@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import Hashing
+import Layers
+import OCI
+@testable import StampCore
+
+/// Bad input: one clear line on stderr naming the thing, a non-zero exit, nothing left behind.
+@Suite struct BadInputTests {
+    /// Runs `stamp build` from `base` into a fresh folder and checks the failure contract.
+    func expectFailure(base: String, _ fragments: [String], extra: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let outDir = try tempDir()
+        let r = try stamp(["build", "--base", base, "--version", "v1", "--created", "0", "--output", outDir + "/out.tar"] + extra)
+        #expect(r.status != 0, sourceLocation: sourceLocation)
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.count == 1, "stderr: \(r.err)", sourceLocation: sourceLocation)
+        for f in fragments { #expect(r.err.contains(f), "stderr: \(r.err)", sourceLocation: sourceLocation) }
+        #expect(r.out.isEmpty, sourceLocation: sourceLocation)
+        #expect(listing(outDir).isEmpty, "left behind: \(listing(outDir))", sourceLocation: sourceLocation)
+    }
+
+    @Test func digestMismatchOfABaseLayer() throws {
+        let dir = try tempDir()
+        let layout = try simpleLayout(dir)
+        let layer = try firstLayerPath(layout)
+        var b = try bytes(layer)
+        b[b.count / 2] ^= 0xff
+        try Data(b).write(to: URL(fileURLWithPath: layer))
+        let digest = "sha256:" + Path.basename(layer)
+        try expectFailure(base: "oci:\(layout)", ["blob \(digest)", "digest mismatch", "expected \(digest)", "found sha256:"])
+    }
+
+    @Test func sizeMismatchOfABaseLayer() throws {
+        let dir = try tempDir()
+        let layout = try simpleLayout(dir)
+        let layer = try firstLayerPath(layout)
+        try Data(try bytes(layer) + [0]).write(to: URL(fileURLWithPath: layer))
+        try expectFailure(base: "oci:\(layout)", ["sha256:" + Path.basename(layer), "size mismatch"])
+    }
+
+    @Test func missingBlob() throws {
+        let dir = try tempDir()
+        let layout = try simpleLayout(dir)
+        let layer = try firstLayerPath(layout)
+        unlink(layer)
+        try expectFailure(base: "oci:\(layout)", ["missing blob sha256:" + Path.basename(layer)])
+    }
+
+    @Test func truncatedArchive() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        let b = try bytes(dir + "/b.tar")
+        try Data(b.prefix(b.count / 2 + 100)).write(to: URL(fileURLWithPath: dir + "/cut.tar"))
+        try expectFailure(base: "oci-archive:\(dir)/cut.tar", ["cut.tar", "truncated"])
+    }
+
+    @Test func notAnArchiveAtAll() throws {
+        let dir = try tempDir()
+        try Data("hello".utf8).write(to: URL(fileURLWithPath: dir + "/x.tar"))
+        try expectFailure(base: dir + "/x.tar", ["x.tar", "not a tar archive"])
+        try expectFailure(base: dir + "/nope.tar", ["nope.tar", "no such file"])
+    }
+
+    @Test func unknownLayerMediaType() throws {
+        let dir = try tempDir()
+        let layout = try simpleLayout(dir)
+        try editLayout(layout, manifest: { m in
+            var layers = m["layers"]!.arrayValue!
+            layers[1]["mediaType"] = .string("application/x-mystery")
+            m["layers"] = .array(layers)
+        })
+        try expectFailure(base: "oci:\(layout)", ["unknown media type \"application/x-mystery\"", "layers[1]"])
+    }
+
+    @Test func tarEntriesEscapingTheRoot() throws {
+        let dir = try tempDir()
+        let f = try WritableFile(path: dir + "/evil.tar")
+        let tw = TarWriter(sink: f, mtime: 0)
+        try tw.addFile("index.json", Array(#"{"schemaVersion":2,"manifests":[]}"#.utf8))
+        try tw.addFile("blobs/../../etc/passwd", Array("x".utf8))
+        try tw.finish()
+        try f.commit(to: dir + "/evil.tar")
+        try expectFailure(base: "oci-archive:\(dir)/evil.tar", ["evil.tar", "escapes the archive root"])
+    }
+
+    @Test func docker_saveSymlinkOutOfTheArchive() throws {
+        let dir = try tempDir()
+        let f = try WritableFile(path: dir + "/save.tar")
+        let tw = TarWriter(sink: f, mtime: 0)
+        try tw.addFile("manifest.json", Array(#"[{"Config":"c.json","RepoTags":[],"Layers":["l/layer.tar"]}]"#.utf8))
+        try tw.addFile("c.json", Array(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#.utf8))
+        try tw.begin(.init(path: "l/layer.tar", kind: .symlink("../../../etc/shadow"), mode: 0o777))
+        try tw.finish()
+        try f.commit(to: dir + "/save.tar")
+        try expectFailure(base: "docker-archive:\(dir)/save.tar", ["outside the archive"])
+    }
+
+    @Test func unwritableOutput() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        let r = try stamp(["build", "--base", dir + "/b.tar", "--version", "v1", "--output", dir + "/no/such/folder/out.tar"])
+        #expect(r.status != 0)
+        #expect(r.err.split(separator: "\n").count == 1 && r.err.contains("no/such/folder"), "\(r.err)")
+        let asDir = try stamp(["build", "--base", dir + "/b.tar", "--version", "v1", "--output", "oci-archive:" + dir])
+        #expect(asDir.status != 0 && asDir.err.contains("is a directory"), "\(asDir.err)")
+        #expect(listing(dir) == ["b.tar"])
+    }
+
+    @Test(arguments: [
+        (["--version", "v1\nINJECTED=1"], "control character"),
+        (["--version", "v1", "--label", "org.opencontainers.image.version=x"], "set by stamp itself"),
+        (["--version", "v1", "--env", "novalue"], "not KEY=VALUE"),
+        (["--version", "v1", "--platform", "linux"], "OS/ARCH"),
+        (["--version", "v1", "--created", "yesterday"], "RFC 3339"),
+        (["--version", "v1", "--compression", "lz4"], "gzip, zstd or none"),
+        (["--version", "v1", "--profile", "wordpress"], "unknown profile"),
+        (["--version", "v1", "--add", "/nonexistent/file:/x"], "no such file"),
+        (["--version", "v1", "--add", "Package.swift:relative/path"], "absolute"),
+        (["--version", "v1", "--tag", "bad tag"], "--tag"),
+        ([String](), "missing --version"),
+    ])
+    func badSettings(_ args: [String], _ fragment: String) throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        let r = try stamp(["build", "--base", dir + "/b.tar", "--output", dir + "/o.tar"] + args)
+        #expect(r.status == 2)
+        #expect(r.err.contains(fragment), "\(r.err)")
+        #expect(r.err.split(separator: "\n").count == 1)
+        #expect(listing(dir) == ["b.tar"])
+    }
+
+    @Test func namedImageMustExist() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        try expectFailure(base: "oci-archive:\(dir)/b.tar:2.0.0", ["no image named \"2.0.0\"", "1.16.0"])
+    }
+}
