@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import OCI
+@testable import StampCore
+
+@Suite struct PlanTests {
+    func plan(_ s: StampSettings, env: [String: String] = [:], git: String? = nil) throws -> StampPlan {
+        try StampPlan.resolve(s, environment: env, gitRevision: { git }, now: { 1_800_000_000 })
+    }
+
+    var minimal: StampSettings {
+        var s = StampSettings()
+        s.base = "oci-archive:b.tar"
+        s.output = "o.tar"
+        s.version = "v1"
+        return s
+    }
+
+    @Test func revisionDefaultsInOrder() throws {
+        #expect(try plan(minimal, env: ["GITHUB_SHA": "gh", "CI_COMMIT_SHA": "gl"], git: "git").revision == "gh")
+        #expect(try plan(minimal, env: ["CI_COMMIT_SHA": "gl"], git: "git").revision == "gl")
+        #expect(try plan(minimal, git: "git").revision == "git")
+        #expect(try plan(minimal).revision == nil)
+        var s = minimal
+        s.revision = "flag"
+        #expect(try plan(s, env: ["GITHUB_SHA": "gh"]).revision == "flag")
+    }
+
+    @Test func createdFromFlagThenSourceDateEpochThenNow() throws {
+        var s = minimal
+        #expect(try plan(s).created.epoch == 1_800_000_000)
+        #expect(try plan(s, env: ["SOURCE_DATE_EPOCH": "1743811200"]).created.rfc3339 == "2025-04-05T00:00:00Z")
+        s.created = "2025-04-05T12:30:00+02:00"
+        #expect(try plan(s, env: ["SOURCE_DATE_EPOCH": "1"]).created.rfc3339 == "2025-04-05T10:30:00Z")
+    }
+
+    @Test func sourceFromCI() throws {
+        #expect(try plan(minimal, env: ["GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/ai"]).source == "https://github.com/acme/ai")
+        #expect(try plan(minimal, env: ["CI_PROJECT_URL": "https://gitlab.example/acme/ai"]).source == "https://gitlab.example/acme/ai")
+    }
+
+    @Test func plainOutputPathIsAnArchive() throws {
+        #expect(try plan(minimal).output == .ociArchive(path: "o.tar", ref: nil))
+    }
+
+    @Test func genericProfileHasNoFilesUnlessAsked() throws {
+        var s = minimal
+        s.profile = "generic"
+        let p = try plan(s)
+        #expect(p.versionFile == nil && p.versionJSON == nil)
+        s.versionFile = "/srv/VERSION"
+        #expect(try plan(s).versionFile == "/srv/VERSION")
+        var a = minimal
+        a.versionJSON = ""
+        #expect(try plan(a).versionJSON == nil)
+    }
+
+    @Test func configFileWithFlagsOnTop() throws {
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: dir + "/extra", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/extra/motd"))
+        let yaml = """
+        base: oci-archive:anything-llm.tar:1.16.0
+        output: oci-archive:out.tar
+        version: v-from-file
+        revision: file-rev
+        label: {team: ai, tier: canary}
+        annotation: [org.example.ticket=REL-42]
+        env: {FEATURE_X: 1}
+        add: ["extra/motd:/etc/motd"]
+        platform: linux/amd64
+        compression: zstd
+        version-file: /srv/VERSION
+        """
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: dir + "/stamp.yaml"))
+        let file = try StampSettings.load(file: dir + "/stamp.yaml")
+        var flags = StampSettings()
+        flags.version = "v-from-flag"
+        flags.labels = ["tier=stable"]
+        let p = try plan(flags.merged(over: file))
+        #expect(p.version == "v-from-flag")
+        #expect(p.revision == "file-rev")
+        #expect(p.labels.map { "\($0.0)=\($0.1)" } == ["team=ai", "tier=stable"])
+        #expect(p.annotations.first?.1 == "REL-42")
+        #expect(p.env.first.map { "\($0.0)=\($0.1)" } == "FEATURE_X=1")
+        #expect(p.adds == [.init(source: dir + "/extra/motd", destination: "/etc/motd")])
+        #expect(p.platforms.map(\.description) == ["linux/amd64"])
+        #expect(p.compression == .zstd)
+        #expect(p.versionFile == "/srv/VERSION")
+        #expect(p.base == .ociArchive(path: "anything-llm.tar", ref: "1.16.0"))
+    }
+
+    @Test func configFileErrorsNameTheKey() throws {
+        let dir = try tempDir()
+        try Data("verison: v1\n".utf8).write(to: URL(fileURLWithPath: dir + "/s.yaml"))
+        #expect { try StampSettings.load(file: dir + "/s.yaml") } throws: { "\($0)".contains("unknown key \"verison\"") }
+        try Data("label: [\n".utf8).write(to: URL(fileURLWithPath: dir + "/bad.yaml"))
+        #expect { try StampSettings.load(file: dir + "/bad.yaml") } throws: { "\($0)".contains("not valid YAML") }
+    }
+
+    @Test func everyFlagHasAConfigKey() throws {
+        let help = try stamp(["build", "--help"]).out
+        let flags = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }
+            .map { String($0.dropFirst(2).prefix { $0.isLetter || $0 == "-" }) }.filter { !$0.isEmpty })
+        let cliOnly: Set<String> = ["config", "json", "quiet", "help", "version"]
+        for f in flags.subtracting(cliOnly) {
+            #expect(StampSettings.keys.contains(f), "--\(f) has no key in stamp.yaml")
+        }
+        #expect(flags.contains("base") && flags.contains("compression-level"))
+    }
+
+    @Test(arguments: [
+        (Int64(0), "1970-01-01T00:00:00Z"), (1_743_811_200, "2025-04-05T00:00:00Z"), (951_782_400, "2000-02-29T00:00:00Z"),
+        (4_102_444_799, "2099-12-31T23:59:59Z"), (-1, "1969-12-31T23:59:59Z"),
+    ])
+    func timestamps(_ epoch: Int64, _ text: String) {
+        #expect(Timestamp(epoch: epoch).rfc3339 == text)
+        #expect(Timestamp.parse(text)?.epoch == epoch)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+import Hashing
+import Layers
+import OCI
+@testable import StampCore
+
+/// `stamp verify`: exit 0 clean, 1 with one line per finding naming what disagrees.
+@Suite struct VerifyTests {
+    /// A stamped single-image layout, easy to tamper with.
+    func stampedLayout() throws -> (dir: String, layout: String) {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        var s = settings(dir + "/b.tar", "oci:\(dir)/out")
+        s.platforms = ["linux/amd64"]
+        _ = try build(s)
+        return (dir, dir + "/out")
+    }
+
+    func verifyCLI(_ ref: String, _ extra: [String] = []) throws -> RunResult { try stamp(["verify", ref] + extra) }
+
+    @Test func cleanImagePasses() throws {
+        let (_, layout) = try stampedLayout()
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 0, "\(r.out)")
+        #expect(r.out.isEmpty)
+        #expect(r.err.contains("ok:") && r.err.contains("stamp v2.1-canary"))
+        let j = try jsonOf(try verifyCLI("oci:\(layout)", ["--json"]).out)
+        #expect(j["ok"] == .bool(true))
+        #expect(j["stamp"]?["version"]?.stringValue == "v2.1-canary")
+    }
+
+    @Test func labelThatDisagreesWithVersionJSON() throws {
+        let (_, layout) = try stampedLayout()
+        try editLayout(layout, config: { c in
+            var inner = c["config"]!
+            var labels = inner["Labels"]!
+            labels[AnnotationKey.version] = .string("v9-forged")
+            inner["Labels"] = labels
+            c["config"] = inner
+        })
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 1)
+        let lines = r.out.split(separator: "\n")
+        #expect(lines.count == 1, "\(r.out)")
+        #expect(r.out.contains("label org.opencontainers.image.version is \"v9-forged\" but /app/version.json says \"v2.1-canary\""))
+    }
+
+    @Test func envAndAnnotationMismatchesAreEachReported() throws {
+        let (_, layout) = try stampedLayout()
+        try editLayout(layout, config: { c in
+            var inner = c["config"]!
+            inner["Env"] = .array((inner["Env"]!.arrayValue!).filter { !($0.stringValue ?? "").hasPrefix("IMAGE_REVISION=") })
+            c["config"] = inner
+        }, manifest: { m in
+            var a = m["annotations"]!
+            a[AnnotationKey.created] = .string("2030-01-01T00:00:00Z")
+            m["annotations"] = a
+        })
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 1)
+        #expect(r.out.contains("env IMAGE_REVISION is missing"))
+        #expect(r.out.contains("manifest annotation org.opencontainers.image.created is \"2030-01-01T00:00:00Z\""))
+        #expect(r.out.split(separator: "\n").count == 2, "\(r.out)")
+    }
+
+    @Test func wrongDiffIDIsCaught() throws {
+        let (_, layout) = try stampedLayout()
+        let forged = "sha256:" + String(repeating: "0", count: 64)
+        try editLayout(layout, config: { c in
+            var rootfs = c["rootfs"]!
+            var ids = rootfs["diff_ids"]!.arrayValue!
+            ids[0] = .string(forged)
+            rootfs["diff_ids"] = .array(ids)
+            c["rootfs"] = rootfs
+        })
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 1)
+        #expect(r.out.contains("layer 0"))
+        #expect(r.out.contains("diff_id mismatch: config says \(forged)"))
+    }
+
+    @Test func historyOutOfStepWithLayers() throws {
+        let (_, layout) = try stampedLayout()
+        try editLayout(layout, config: { c in
+            c["history"] = .array(Array(c["history"]!.arrayValue!.dropLast()))
+        })
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 1)
+        #expect(r.out.contains("history has 3 entries that make layers, the manifest has 4 layers"), "\(r.out)")
+    }
+
+    @Test func corruptedLayerBlob() throws {
+        let (_, layout) = try stampedLayout()
+        let layer = try firstLayerPath(layout)
+        var b = try bytes(layer)
+        b[20] ^= 0x55
+        try Data(b).write(to: URL(fileURLWithPath: layer))
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 1)
+        #expect(r.out.contains("sha256:" + Path.basename(layer)), "\(r.out)")
+    }
+
+    @Test func versionTxtThatDisagrees() throws {
+        // A stamp layer whose version.txt says something else, built by hand.
+        let (dir, layout) = try stampedLayout()
+        let tar = MemorySink()
+        let tw = TarWriter(sink: tar, mtime: 0)
+        let img = try ImageSource.open(.ociLayout(path: layout, ref: nil))
+        let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
+        try tw.addFile("app/version.json", files["app/version.json"]!)
+        try tw.addFile("app/version.txt", Array("v0-old\n".utf8))
+        try tw.finish()
+        let d = Digester.digest(tar.bytes)
+        try Data(tar.bytes).write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + Digest.hex(d)))
+        try editLayout(layout, config: { c in
+            var rootfs = c["rootfs"]!
+            rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
+            c["rootfs"] = rootfs
+        }, manifest: { m in
+            m["layers"] = .array(Array(m["layers"]!.arrayValue!.dropLast()) + [Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json])
+        })
+        _ = dir
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 1)
+        #expect(r.out.contains("/app/version.txt holds \"v0-old\" but /app/version.json says \"v2.1-canary\""), "\(r.out)")
+    }
+
+    @Test func unstampedBase() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        let r = try verifyCLI(dir + "/b.tar")
+        #expect(r.status == 1)
+        #expect(r.out.contains("not stamped"))
+        let i = try verifyCLI(dir + "/b.tar", ["--integrity-only"])
+        #expect(i.status == 0, "\(i.out)")
+    }
+
+    @Test func unreadableImageIsAFinding() throws {
+        let dir = try tempDir()
+        let r = try verifyCLI(dir + "/missing.tar")
+        #expect(r.status == 1)
+        #expect(r.out.contains("missing.tar: no such file"))
+    }
+}
