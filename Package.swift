@@ -24,7 +24,7 @@ let package = Package(
         // OCI documents, lossless JSON, references, layouts. No C.
         .target(name: "OCI", dependencies: ["Hashing"]),
         // Tar reading/writing, compression; the only importer of CArchive.
-        .target(name: "Layers", dependencies: ["CArchive", "Hashing"]),
+        .target(name: "Layers", dependencies: ["CArchive", "Hashing", "OCI"]),
         // Rendered text: health-check script, Dockerfile. No C.
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
 
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "OCI"]),
         .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing"]),
     ]
 )
