@@ -128,6 +128,7 @@ public final class WritableFile: ByteSink {
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw IOError.open(path, IOError.errnoText()) }
         buffer.reserveCapacity(WritableFile.bufferSize)
+        PendingFiles.shared.add(path)
     }
 
     /// A temp file in the folder of `target`, named after it.
@@ -144,6 +145,7 @@ public final class WritableFile: ByteSink {
     deinit {
         if fd >= 0 { close(fd) }
         if !committed { unlink(path) }
+        PendingFiles.shared.remove(path)
     }
 
     public func write(_ buf: UnsafeRawBufferPointer) throws {
@@ -178,6 +180,7 @@ public final class WritableFile: ByteSink {
         close(fd); fd = -1
         guard rename(path, target) == 0 else { throw IOError.write(target, IOError.errnoText()) }
         committed = true
+        PendingFiles.shared.remove(path)
     }
 
     /// Flushes and closes, keeping the file where it is (it is still removed on deinit unless
@@ -187,7 +190,26 @@ public final class WritableFile: ByteSink {
         if fd >= 0 { close(fd); fd = -1 }
     }
 
-    public func keep() { committed = true }
+    public func keep() { committed = true; PendingFiles.shared.remove(path) }
+}
+
+/// Files being written and not yet committed, so that an interrupted run can remove them.
+public final class PendingFiles: @unchecked Sendable {
+    public static let shared = PendingFiles()
+    private var paths: Set<String> = []
+    private var lock = pthread_mutex_t()
+    init() { pthread_mutex_init(&lock, nil) }
+
+    func add(_ p: String) { pthread_mutex_lock(&lock); paths.insert(p); pthread_mutex_unlock(&lock) }
+    func remove(_ p: String) { pthread_mutex_lock(&lock); paths.remove(p); pthread_mutex_unlock(&lock) }
+
+    /// Unlinks every pending file; called when the process is interrupted.
+    public func removeAll() {
+        pthread_mutex_lock(&lock)
+        for p in paths { unlink(p) }
+        paths.removeAll()
+        pthread_mutex_unlock(&lock)
+    }
 }
 
 /// A sink that hashes and counts what passes through it.

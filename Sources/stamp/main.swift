@@ -5,4 +5,5 @@ import Glibc
 
 // Non-ASCII names must reach libarchive as UTF-8 (it reads the locale).
 _ = setlocale(LC_CTYPE, "C.UTF-8")
+InterruptCleanup.install()
 StampCommand.main()

@@ -139,3 +139,38 @@ import OCI
         #expect(!listingOut.contains(" app/\n")) // no entry for /app itself: the base's owner and mode stay
     }
 }
+
+@Suite struct DockerMediaTypeTests {
+    /// A base with Docker v2 schema 2 media types comes out as OCI, layer blobs unchanged.
+    @Test func dockerV2ManifestBecomesOCI() throws {
+        let dir = try tempDir()
+        let layout = try simpleLayout(dir)
+        try editLayout(layout, manifest: { m in
+            m["mediaType"] = .string(MediaType.dockerManifest)
+            var c = m["config"]!
+            c["mediaType"] = .string(MediaType.dockerConfig)
+            m["config"] = c
+            m["layers"] = .array(m["layers"]!.arrayValue!.map { l in
+                var d = Descriptor(json: l)
+                d.mediaType = MediaType.dockerLayerGzip
+                return d.json
+            })
+        })
+        var index = try readJSON(layout + "/index.json")
+        var top = Descriptor(json: index["manifests"]!.arrayValue![0])
+        top.mediaType = MediaType.dockerManifest
+        index["manifests"] = .array([top.json])
+        try Data(JSONValue.encode(index)).write(to: URL(fileURLWithPath: layout + "/index.json"))
+        let base = try ImageSource.open(.ociLayout(path: layout, ref: nil))
+        #expect(base.images[0].layers.allSatisfy { $0.mediaType == MediaType.dockerLayerGzip })
+
+        _ = try build(settings("oci:\(layout)", "oci-archive:\(dir)/o.tar"))
+        let raw = try jsonOf(try run(["skopeo", "inspect", "--raw", "oci-archive:\(dir)/o.tar"]).out)
+        #expect(raw["mediaType"]?.stringValue == MediaType.ociManifest)
+        #expect(raw["config"]?["mediaType"]?.stringValue == MediaType.ociConfig)
+        let layers = raw["layers"]!.arrayValue!.map(Descriptor.init(json:))
+        #expect(layers.allSatisfy { $0.mediaType == MediaType.ociLayerGzip })
+        #expect(Array(layers.prefix(3)).map(\.digest) == base.images[0].layers.map(\.digest))
+        #expect(Verifier.verify(.ociArchive(path: dir + "/o.tar", ref: nil)).findings.isEmpty)
+    }
+}

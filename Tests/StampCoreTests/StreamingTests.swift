@@ -30,9 +30,9 @@ import Testing
             rss["build-" + name] = try peakRSS(["build", "--base", "\(dir)/\(name).tar", "--version", "v1", "--created", "0",
                                                "--output", "\(dir)/\(name)-out.tar", "-q"])
             rss["verify-" + name] = try peakRSS(["verify", "\(dir)/\(name)-out.tar"])
-            unlink("\(dir)/\(name).tar")
             unlink("\(dir)/\(name)-out.tar")
         }
+        try interruptedBuildLeavesNothing(base: "\(dir)/big.tar", dir: dir)
         // Kilobytes. The layer is 320 MiB; a whole-blob read would add at least that much.
         for step in ["build", "verify"] {
             let small = rss[step + "-small"]!, bigRSS = rss[step + "-big"]!
@@ -40,5 +40,34 @@ import Testing
             #expect(bigRSS < 96 * 1024, "\(step): peak RSS \(bigRSS) KiB")
         }
         print("peak RSS (KiB): \(rss.sorted { $0.key < $1.key })")
+    }
+
+    /// SIGTERM in the middle of writing a big archive: no temp file and no output remain.
+    func interruptedBuildLeavesNothing(base: String, dir: String) throws {
+        var caught = false
+        for _ in 0..<3 where !caught {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: stampBin)
+            p.arguments = ["build", "--base", base, "--version", "v1", "--created", "0", "--output", dir + "/int.tar", "-q"]
+            try p.run()
+            let deadline = Date().addingTimeInterval(30)
+            while p.isRunning && Date() < deadline {
+                let tmp = listing(dir).first { $0.hasPrefix(".int.tar.stamp-") }
+                if let tmp, let size = try? FileManager.default.attributesOfItem(atPath: dir + "/" + tmp)[.size] as? Int, size > 8 << 20 {
+                    kill(p.processIdentifier, SIGTERM)
+                    caught = true
+                    break
+                }
+                usleep(2000)
+            }
+            p.waitUntilExit()
+            if caught {
+                #expect(p.terminationStatus == 128 + SIGTERM)
+                #expect(!listing(dir).contains { $0.contains("int.tar") }, "left behind: \(listing(dir))")
+            } else {
+                unlink(dir + "/int.tar")
+            }
+        }
+        #expect(caught, "the build finished before it could be interrupted")
     }
 }
