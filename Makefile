@@ -6,7 +6,7 @@ BIN_DIR = $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 DEMO_DIR ?= demo-out
 
 # Debian packages the build and the tests need.
-APT_PACKAGES = libarchive-dev libssl-dev pkg-config jq skopeo umoci libarchive-tools time
+APT_PACKAGES = libarchive-dev libssl-dev pkg-config jq skopeo umoci libarchive-tools time shellcheck busybox curl nodejs python3 dash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build test demo clean fmt lint

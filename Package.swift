@@ -41,6 +41,6 @@ let package = Package(
 
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "OCI"]),
-        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing"]),
+        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing", "Templates"]),
     ]
 )

@@ -286,3 +286,27 @@ public func copyStream(from source: ByteSource, to sink: ByteSink, chunk: Int = 
         total += Int64(n)
     }
 }
+
+/// A source that hashes what is read through it; `finish` reads the rest and returns the
+/// digest, so a blob's digest comes from the same pass that decompresses it.
+public final class HashingSource: ByteSource {
+    let inner: ByteSource
+    public let digester = Digester(.sha256)
+    public init(_ inner: ByteSource) { self.inner = inner }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
+    /// Bytes read so far.
+    public var count: Int64 { digester.count }
+    public func finish() throws -> String {
+        _ = try copyStream(from: self, to: NullSink())
+        return digester.finalizeDigest()
+    }
+}
+
+public final class NullSink: ByteSink {
+    public init() {}
+    public func write(_ buffer: UnsafeRawBufferPointer) throws {}
+}

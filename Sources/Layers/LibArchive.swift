@@ -95,9 +95,8 @@ private func compressedWrite(_ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer
 // MARK: - Reading
 
 /// Reads a (possibly compressed) layer through libarchive: either its uncompressed bytes as one
-/// stream (`.raw`, to compute a diff_id) or its tar entries (`.tar`). The compressed bytes are
-/// handed to `onCompressed` as they are read, so a blob's digest and its diff_id come from one
-/// pass.
+/// stream (`.raw`, to compute a diff_id) or its tar entries (`.tar`). Read it from a
+/// `HashingSource` to get the blob's digest from the same pass.
 public final class LayerReader {
     public enum Mode { case raw, tar }
 
@@ -113,13 +112,10 @@ public final class LayerReader {
     private let label: String
     fileprivate let buffer: UnsafeMutableRawBufferPointer
     fileprivate var pendingError: Error?
-    fileprivate let onCompressed: ((UnsafeRawBufferPointer) -> Void)?
-    fileprivate var sourceDone = false
 
-    public init(source: ByteSource, mode: Mode, label: String, onCompressed: ((UnsafeRawBufferPointer) -> Void)? = nil) throws {
+    public init(source: ByteSource, mode: Mode, label: String) throws {
         self.source = source
         self.label = label
-        self.onCompressed = onCompressed
         buffer = .allocate(byteCount: 1 << 20, alignment: 16)
         guard let a = archive_read_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive reader") }
         archive = a
@@ -142,12 +138,7 @@ public final class LayerReader {
     }
 
     fileprivate func fill() -> Int {
-        do {
-            let n = try source.read(into: buffer)
-            if n == 0 { sourceDone = true }
-            if n > 0 { onCompressed?(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
-            return n
-        } catch { pendingError = error; return -1 }
+        do { return try source.read(into: buffer) } catch { pendingError = error; return -1 }
     }
 
     /// The compression libarchive found (after the first `next()`).
@@ -215,16 +206,6 @@ public final class LayerReader {
         let sink = MemorySink()
         try readData(into: BoundedSink(sink, limit: limit, label: label))
         return sink.bytes
-    }
-
-    /// Reads whatever of the source libarchive left unread, through `onCompressed`, so the
-    /// digest of the whole blob is complete.
-    public func drainSource() throws {
-        while !sourceDone {
-            let n = fill()
-            if let e = pendingError { throw e }
-            if n <= 0 { break }
-        }
     }
 }
 

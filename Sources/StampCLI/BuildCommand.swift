@@ -84,6 +84,15 @@ struct BuildCommand: ParsableCommand {
     @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
     var compressionLevel: Int?
 
+    @OptionGroup(title: "Health check")
+    var health: HealthOptions
+
+    @Option(help: "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at /version.json).")
+    var publicVersion: String?
+
+    @Flag(help: "Do not publish version.json in the app's static folder.")
+    var noPublicVersion = false
+
     @Option(help: "A YAML file with the same settings; flags override it.")
     var config: String?
 
@@ -100,6 +109,9 @@ struct BuildCommand: ParsableCommand {
             s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tag = tag
             s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
             s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel
+            health.apply(to: &s)
+            s.publicVersion = publicVersion
+            if noPublicVersion { s.noPublicVersion = true }
             if let config { s = s.merged(over: try StampSettings.load(file: config)) }
             let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment)
             return try Stamper.build(plan, diagnostics: quiet ? .silent : .stderr)
@@ -112,5 +124,43 @@ struct BuildCommand: ParsableCommand {
             for p in result.platforms { printOut("  \(p.platform.padding(toLength: 16, withPad: " ", startingAt: 0)) \(p.manifest)") }
             if let l = result.layer { printOut("  layer    \(l.digest) (\(l.files.count) files, \(l.size) bytes)") }
         }
+    }
+}
+
+/// Flags of the enhanced health check, shared by `build` and `healthcheck`.
+struct HealthOptions: ParsableArguments {
+    @Option(help: "Where the health-check script goes (anything-llm: /app/health-check-enhanced.sh).")
+    var healthScript: String?
+
+    @Option(help: "Port the app listens on when SERVER_PORT is unset (anything-llm: 3001, else from /app/server/.env).")
+    var healthPort: Int?
+
+    @Option(help: "Path the script probes (anything-llm: /api/ping).")
+    var healthPath: String?
+
+    @Option(help: "Healthcheck interval (default 30s).")
+    var healthInterval: String?
+
+    @Option(help: "Healthcheck timeout (default 10s); the probe itself gives up 2s earlier.")
+    var healthTimeout: String?
+
+    @Option(help: "Healthcheck start period (default 60s).")
+    var healthStartPeriod: String?
+
+    @Option(help: "Healthcheck retries (default 3).")
+    var healthRetries: Int?
+
+    @Flag(help: "Keep the base's Healthcheck and add no script.")
+    var noHealthcheck = false
+
+    @Flag(help: "Build even when the image has no /bin/sh or no curl, wget or node (a warning instead of an error).")
+    var allowMissingClient = false
+
+    func apply(to s: inout StampSettings) {
+        s.healthScript = healthScript; s.healthPort = healthPort; s.healthPath = healthPath
+        s.healthInterval = healthInterval; s.healthTimeout = healthTimeout; s.healthStartPeriod = healthStartPeriod
+        s.healthRetries = healthRetries
+        if noHealthcheck { s.noHealthcheck = true }
+        if allowMissingClient { s.allowMissingClient = true }
     }
 }

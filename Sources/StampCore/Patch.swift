@@ -35,6 +35,7 @@ public enum Patch {
             if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) { env[i] = entry } else { env.append(entry) }
         }
         inner["Env"] = .array(env.map { .string($0) })
+        if let h = plan.health { inner["Healthcheck"] = h.json }
         c["config"] = inner
         c["created"] = .string(plan.created.rfc3339)
 

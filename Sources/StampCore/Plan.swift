@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import OCI
+import Templates
 
 /// What `stamp build` will do, resolved and validated from settings, profile and environment.
 public struct StampPlan: Sendable {
@@ -24,6 +25,10 @@ public struct StampPlan: Sendable {
     public var baseName: String?
     public var compression: Compression
     public var compressionLevel: Int?
+    /// The enhanced health check, nil when off.
+    public var health: HealthPlan?
+    /// Where a copy of version.json is served from (the app's static folder), nil when off.
+    public var publicVersionJSON: String?
 
     /// Keys stamp sets itself; users set them through `--version`, `--revision`, ... instead.
     static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
@@ -120,11 +125,39 @@ public struct StampPlan: Sendable {
             }
         }
         if let b = s.baseName { try checkValue(b, "--base-name", max: 512) }
+        let health = try HealthPlan.resolve(s, profile: profile, versionJSON: versionJSON)
+        var publicVersion: String?
+        if s.noPublicVersion != true, versionJSON != nil {
+            if let p = s.publicVersion.nonEmpty {
+                publicVersion = p
+            } else if s.publicVersion == nil, let root = profile.assetRoot {
+                publicVersion = root + "/version.json"
+            }
+            if let p = publicVersion, !p.hasPrefix("/") || Path.clean(p) == nil {
+                throw StampError.usage("--public-version: \"\(p)\" must be an absolute file path in the image")
+            }
+        }
 
         return StampPlan(base: base, output: output, version: version, revision: revision, source: source, created: created,
                          labels: labels, annotations: annotations, env: env, adds: adds, tag: tag, platforms: platforms,
                          profile: profile, versionFile: versionFile, versionJSON: versionJSON, baseName: s.baseName.nonEmpty,
-                         compression: compression, compressionLevel: s.compressionLevel)
+                         compression: compression, compressionLevel: s.compressionLevel, health: health,
+                         publicVersionJSON: publicVersion)
+    }
+
+    /// The health-check script the settings describe, without a base or output (`stamp healthcheck`).
+    public static func healthScript(_ s: StampSettings) throws -> String {
+        let profileName = s.profile ?? Profile.anythingLLM.name
+        guard let profile = Profile.named(profileName) else { throw StampError.usage("--profile: unknown profile \"\(profileName)\"") }
+        let versionJSON = s.versionJSON.nonEmpty ?? profile.versionJSON ?? "/app/version.json"
+        var hs = s
+        hs.noHealthcheck = false
+        if hs.healthScript == nil && profile.healthScript == nil { hs.healthScript = "/usr/local/bin/health-check-enhanced.sh" }
+        guard let h = try HealthPlan.resolve(hs, profile: profile, versionJSON: versionJSON) else {
+            throw StampError.usage("no health check to render")
+        }
+        return HealthCheckScript(versionJSON: versionJSON, envFile: h.envFile, port: h.port, path: h.path, timeout: h.probeTimeoutSeconds,
+                                 serviceID: h.serviceID, stampVersion: StampVersion.current).render()
     }
 
     private static func wrap<T>(_ f: () throws -> T) throws -> T {
@@ -181,4 +214,83 @@ public struct StampPlan: Sendable {
 
 extension Optional where Wrapped == String {
     var nonEmpty: String? { (self?.isEmpty ?? true) ? nil : self }
+}
+
+/// The health check of a build: where the script goes, what it probes, the Healthcheck timings.
+public struct HealthPlan: Sendable, Equatable {
+    public var scriptPath: String
+    public var port: Int
+    public var path: String
+    public var envFile: String?
+    /// Nanoseconds, as Docker's Healthcheck keeps them.
+    public var interval: Int64
+    public var timeout: Int64
+    public var startPeriod: Int64
+    public var retries: Int
+    public var allowMissingClient: Bool
+    public var serviceID: String?
+
+    static let defaultInterval: Int64 = 30_000_000_000
+    static let defaultTimeout: Int64 = 10_000_000_000
+    static let defaultStartPeriod: Int64 = 60_000_000_000
+
+    /// Seconds the script itself allows the probe: under the Healthcheck timeout, so the script
+    /// still prints its JSON line before Docker gives up on it.
+    public var probeTimeoutSeconds: Int { max(1, Int(timeout / 1_000_000_000) - 2) }
+
+    /// The config `Healthcheck` object.
+    public var json: JSONValue {
+        .object([("Test", .array([.string("CMD"), .string(scriptPath)])), ("Interval", JSONValue(interval)),
+                 ("Timeout", JSONValue(timeout)), ("StartPeriod", JSONValue(startPeriod)), ("Retries", JSONValue(Int64(retries)))])
+    }
+
+    static func resolve(_ s: StampSettings, profile: Profile, versionJSON: String?) throws -> HealthPlan? {
+        if s.noHealthcheck == true { return nil }
+        guard let script = s.healthScript.map({ $0.isEmpty ? nil : $0 }) ?? profile.healthScript else { return nil }
+        guard script.hasPrefix("/"), let clean = Path.clean(script), !clean.isEmpty else {
+            throw StampError.usage("--health-script: \"\(script)\" must be an absolute file path in the image")
+        }
+        guard let vj = versionJSON else {
+            throw StampError.usage("the health check reads version.json: set --version-json or pass --no-healthcheck")
+        }
+        _ = vj
+        guard let port = s.healthPort ?? profile.port else { throw StampError.usage("--health-port: the \(profile.name) profile has no default port") }
+        guard (1...65535).contains(port) else { throw StampError.usage("--health-port: \(port) is not a TCP port") }
+        guard let path = s.healthPath ?? profile.healthPath else { throw StampError.usage("--health-path: the \(profile.name) profile has no default (e.g. /healthz)") }
+        guard path.hasPrefix("/") else { throw StampError.usage("--health-path: \"\(path)\" must start with /") }
+        try StampPlan.checkValue(path, "--health-path", max: 1024)
+        let interval = try duration(s.healthInterval, "--health-interval") ?? defaultInterval
+        let timeout = try duration(s.healthTimeout, "--health-timeout") ?? defaultTimeout
+        let start = try duration(s.healthStartPeriod, "--health-start-period") ?? defaultStartPeriod
+        let retries = s.healthRetries ?? 3
+        guard retries >= 0 else { throw StampError.usage("--health-retries: must be 0 or more") }
+        guard timeout >= 1_000_000_000 else { throw StampError.usage("--health-timeout: at least 1s") }
+        return HealthPlan(scriptPath: script, port: port, path: path, envFile: profile.envFile, interval: interval, timeout: timeout,
+                          startPeriod: start, retries: retries, allowMissingClient: s.allowMissingClient ?? false,
+                          serviceID: profile.name == "generic" ? nil : profile.name)
+    }
+
+    /// Go-style durations as Docker takes them: `30s`, `1m30s`, `500ms`, `2h`; a bare number is seconds.
+    static func duration(_ text: String?, _ flag: String) throws -> Int64? {
+        guard let text, !text.isEmpty else { return nil }
+        if let n = Int64(text) { return n * 1_000_000_000 }
+        var total: Int64 = 0
+        var number = ""
+        var chars = Array(text)
+        var i = 0
+        let units: [(String, Int64)] = [("ms", 1_000_000), ("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000)]
+        while i < chars.count {
+            if chars[i].isNumber { number.append(chars[i]); i += 1; continue }
+            guard let n = Int64(number), let unit = units.first(where: { u in
+                let us = Array(u.0)
+                return i + us.count <= chars.count && Array(chars[i..<i + us.count]) == us
+            }) else { throw StampError.usage("\(flag): \"\(text)\" is not a duration like 30s, 1m30s or 500ms") }
+            total += n * unit.1
+            i += unit.0.count
+            number = ""
+        }
+        guard number.isEmpty, total > 0 else { throw StampError.usage("\(flag): \"\(text)\" is not a duration like 30s, 1m30s or 500ms") }
+        chars.removeAll()
+        return total
+    }
 }

@@ -29,6 +29,8 @@ public enum SampleImage {
         public var tag = "1.16.0"
         /// A file from disk put into the app layer as `/app/server/storage/blob.bin` (big-layer tests).
         public var extraFile: String?
+        /// Paths (without leading /) left out of the layers, e.g. `usr/bin/curl`.
+        public var omit: Set<String> = []
         public init() {}
     }
 
@@ -52,7 +54,13 @@ public enum SampleImage {
         for platform in opts.platforms {
             var layers: [Layer] = []
             var layerDigests: [String] = []
-            for (i, entries) in layerContents(platform).enumerated() {
+            for (i, all) in layerContents(platform).enumerated() {
+                let entries = all.filter { e in
+                    switch e {
+                    case .dir(let p, _), .file(let p, _, _, _): return !opts.omit.contains(p)
+                    case .extra: return true
+                    }
+                }
                 let c = opts.compression[min(i, opts.compression.count - 1)]
                 if i == 1, let extra = opts.extraFile {
                     // Streamed to a temp file so the test of a big layer never holds it in memory.

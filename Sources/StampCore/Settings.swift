@@ -24,12 +24,25 @@ public struct StampSettings: Sendable, Equatable {
     public var baseName: String?
     public var compression: String?
     public var compressionLevel: Int?
+    public var healthScript: String?
+    public var healthPort: Int?
+    public var healthPath: String?
+    public var healthInterval: String?
+    public var healthTimeout: String?
+    public var healthStartPeriod: String?
+    public var healthRetries: Int?
+    public var noHealthcheck: Bool?
+    public var allowMissingClient: Bool?
+    public var publicVersion: String?
+    public var noPublicVersion: Bool?
 
     public init() {}
 
     public static let keys = ["base", "output", "version", "revision", "source", "created", "label", "annotation", "env", "add",
                               "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
-                              "compression-level"]
+                              "compression-level", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
+                              "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
+                              "no-public-version"]
 
     /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
     /// (later `KEY=` entries win over earlier ones).
@@ -53,6 +66,17 @@ public struct StampSettings: Sendable, Equatable {
         m.baseName = baseName ?? file.baseName
         m.compression = compression ?? file.compression
         m.compressionLevel = compressionLevel ?? file.compressionLevel
+        m.healthScript = healthScript ?? file.healthScript
+        m.healthPort = healthPort ?? file.healthPort
+        m.healthPath = healthPath ?? file.healthPath
+        m.healthInterval = healthInterval ?? file.healthInterval
+        m.healthTimeout = healthTimeout ?? file.healthTimeout
+        m.healthStartPeriod = healthStartPeriod ?? file.healthStartPeriod
+        m.healthRetries = healthRetries ?? file.healthRetries
+        m.noHealthcheck = noHealthcheck ?? file.noHealthcheck
+        m.allowMissingClient = allowMissingClient ?? file.allowMissingClient
+        m.publicVersion = publicVersion ?? file.publicVersion
+        m.noPublicVersion = noPublicVersion ?? file.noPublicVersion
         return m
     }
 
@@ -83,6 +107,17 @@ public struct StampSettings: Sendable, Equatable {
             if let m = v as? [String: Any] { return try m.keys.sorted().map { "\($0)=\(try scalar(k, m[$0]!))" } }
             return [try scalar(k, v)]
         }
+        func int(_ k: String, _ v: Any) throws -> Int {
+            guard let n = Int(try scalar(k, v)) else { throw StampError.usage("\(path): \"\(k)\" must be a whole number") }
+            return n
+        }
+        func bool(_ k: String, _ v: Any) throws -> Bool {
+            switch try scalar(k, v) {
+            case "true", "yes", "on": return true
+            case "false", "no", "off": return false
+            default: throw StampError.usage("\(path): \"\(k)\" must be true or false")
+            }
+        }
         let dir = Path.dirname(path)
         for key in root.keys.sorted() {
             let v = root[key]!
@@ -108,9 +143,18 @@ public struct StampSettings: Sendable, Equatable {
             case "version-json": s.versionJSON = try scalar(key, v)
             case "base-name": s.baseName = try scalar(key, v)
             case "compression": s.compression = try scalar(key, v)
-            case "compression-level":
-                guard let n = Int(try scalar(key, v)) else { throw StampError.usage("\(path): compression-level must be a number") }
-                s.compressionLevel = n
+            case "compression-level": s.compressionLevel = try int(key, v)
+            case "health-script": s.healthScript = try scalar(key, v)
+            case "health-port": s.healthPort = try int(key, v)
+            case "health-path": s.healthPath = try scalar(key, v)
+            case "health-interval": s.healthInterval = try scalar(key, v)
+            case "health-timeout": s.healthTimeout = try scalar(key, v)
+            case "health-start-period": s.healthStartPeriod = try scalar(key, v)
+            case "health-retries": s.healthRetries = try int(key, v)
+            case "no-healthcheck": s.noHealthcheck = try bool(key, v)
+            case "allow-missing-client": s.allowMissingClient = try bool(key, v)
+            case "public-version": s.publicVersion = try scalar(key, v)
+            case "no-public-version": s.noPublicVersion = try bool(key, v)
             default:
                 throw StampError.usage("\(path): unknown key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }

@@ -2,6 +2,7 @@ import Foundation
 import Hashing
 import Layers
 import OCI
+import Templates
 
 /// One entry of the stamp layer.
 public struct LayerEntry: Sendable {
@@ -34,6 +35,12 @@ public enum StampLayer {
         if let p = plan.versionJSON {
             entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(versionJSON), mode: 0o644))
         }
+        if let p = plan.publicVersionJSON {
+            entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(versionJSON), mode: 0o644))
+        }
+        if let h = plan.health {
+            entries.append(LayerEntry(path: Path.clean(h.scriptPath)!, content: .bytes(Array(healthScript(plan, h).render().utf8)), mode: 0o755))
+        }
         for a in plan.adds { entries += try walk(a) }
         entries.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
         for (a, b) in zip(entries, entries.dropFirst()) where a.path == b.path {
@@ -48,6 +55,8 @@ public enum StampLayer {
         if let baseName { base["name"] = .string(baseName) }
         var stamp: JSONValue = .object([("tool", .string("stamp \(StampVersion.current)"))])
         if let f = plan.versionFile { stamp["versionFile"] = .string(f) }
+        if let h = plan.health { stamp["healthScript"] = .string(h.scriptPath) }
+        if let p = plan.publicVersionJSON { stamp["publicVersionJson"] = .string(p) }
         var doc: JSONValue = .object([
             ("version", .string(plan.version)),
             ("created", .string(plan.created.rfc3339)),
@@ -57,6 +66,12 @@ public enum StampLayer {
         if let r = plan.revision { doc["revision"] = .string(r) }
         if let s = plan.source { doc["source"] = .string(s) }
         return JSONValue.encodePretty(doc)
+    }
+
+    /// The health-check script of a plan.
+    public static func healthScript(_ plan: StampPlan, _ h: HealthPlan) -> HealthCheckScript {
+        HealthCheckScript(versionJSON: plan.versionJSON ?? "/app/version.json", envFile: h.envFile, port: h.port, path: h.path,
+                          timeout: h.probeTimeoutSeconds, serviceID: h.serviceID, stampVersion: StampVersion.current)
     }
 
     private static func walk(_ a: StampPlan.AddSpec) throws -> [LayerEntry] {

@@ -56,6 +56,10 @@ public enum Stamper {
             throw StampError.usage("docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))")
         }
 
+        if let h = plan.health {
+            for img in images { try preflight(img, store: base.store, health: h, diagnostics: diagnostics) }
+        }
+
         let baseName = resolveBaseName(plan, base)
         let baseDigest = base.digest
         let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
@@ -118,6 +122,26 @@ public enum Stamper {
                            platforms: platformResults,
                            layer: layer.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
                            droppedAttestations: base.attestations.count)
+    }
+
+    /// The health check needs /bin/sh and an HTTP client in the image it runs in.
+    static func preflight(_ img: PlatformImage, store: BlobStore, health: HealthPlan, diagnostics: Diagnostics) throws {
+        let view = try MergedView.build(layers: img.layers, store: store)
+        let env = (img.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let pathVar = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        let search = pathVar.split(separator: ":").map(String.init)
+        var problems: [String] = []
+        if !view.isFile("bin/sh") { problems.append("no /bin/sh") }
+        if view.which(["curl", "wget", "node"], searchPath: search) == nil {
+            problems.append("no curl, wget or node on PATH (\(pathVar))")
+        }
+        guard !problems.isEmpty else { return }
+        let message = "\(img.platform): the health check cannot run in this image: \(problems.joined(separator: "; "))"
+        if health.allowMissingClient {
+            diagnostics.notice("warning: \(message) (building anyway: --allow-missing-client)")
+        } else {
+            throw StampError.badInput(message + " (pass --allow-missing-client to build anyway, or --no-healthcheck)")
+        }
     }
 
     /// The base's name for `org.opencontainers.image.base.name`: `--base-name`, else what the

@@ -102,26 +102,29 @@ public enum Verifier {
         if loc.length != l.size {
             report.findings.append("\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)")
         }
-        let blobDigest = Digester(.sha256)
+        let source = HashingSource(loc.open())
         let diff = DigestingSink(nil)
+        var failure: String?
         do {
-            let reader = try LayerReader(source: loc.open(), mode: .raw, label: what) { blobDigest.update($0) }
+            let reader = try LayerReader(source: source, mode: .raw, label: what)
             if try reader.next() != nil { try reader.readData(into: diff) }
             let declared = MediaType.layerCompression(l.mediaType)
             if let found = reader.detectedCompression, let declared, found != declared {
                 report.findings.append("\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
             }
-            try reader.drainSource()
-        } catch {
-            report.findings.append("\(what): cannot decompress: \(error)")
+        } catch { failure = "\(what): cannot decompress: \(error)" }
+        let found: String
+        do { found = try source.finish() } catch {
+            report.findings.append("\(what): \(error)")
             return nil
         }
-        report.bytesChecked += blobDigest.count
+        report.bytesChecked += source.count
         report.blobsChecked += 1
-        let found = blobDigest.finalizeDigest()
         if found != l.digest {
             report.findings.append("\(what): digest mismatch: content is \(found)")
+            return nil
         }
+        if let failure { report.findings.append(failure); return nil }
         return diff.digester.finalizeDigest()
     }
 
@@ -141,12 +144,12 @@ public enum Verifier {
                 continue
             }
             guard let top = img.layers.last else { report.findings.append("\(where_): no layers"); continue }
-            let files: [String: [UInt8]]
+            let files: [String: LayerFile]
             do { files = try StampReader.files(in: top, store: image.store) } catch {
                 report.findings.append("\(where_): cannot read the stamp layer \(top.digest): \(error)")
                 continue
             }
-            guard let jsonBytes = files[Path.clean(jsonPath) ?? ""] else {
+            guard let jsonBytes = files[Path.clean(jsonPath) ?? ""]?.bytes else {
                 report.findings.append("\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top layer \(Digest.short(top.digest))")
                 continue
             }
@@ -181,7 +184,7 @@ public enum Verifier {
                 report.findings.append("\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)")
             }
             if let vf = versionFile {
-                if let txt = files[Path.clean(vf) ?? ""] {
+                if let txt = files[Path.clean(vf) ?? ""]?.bytes {
                     let text = String(decoding: txt, as: UTF8.self)
                     if text != v + "\n" {
                         report.findings.append("\(where_): \(vf) holds \"\(text.trimmingCharacters(in: ["\n"]))\" but \(jsonPath) says \"\(v)\"")
@@ -190,22 +193,49 @@ public enum Verifier {
                     report.findings.append("\(where_): \(vf) (named by \(jsonPath)) is not in the top layer")
                 }
             }
+            if let script = doc["stamp"]?["healthScript"]?.stringValue {
+                checkHealth(script: script, files: files, config: img.config, where_: where_, report: &report)
+            }
+            if let pub = doc["stamp"]?["publicVersionJson"]?.stringValue, files[Path.clean(pub) ?? ""]?.bytes != jsonBytes {
+                report.findings.append("\(where_): \(pub) (named by \(jsonPath)) is missing or differs from \(jsonPath)")
+            }
         }
         return facts
     }
+
+    /// The script version.json names is in the stamp layer, executable, and what Healthcheck runs.
+    static func checkHealth(script: String, files: [String: LayerFile], config: JSONValue, where_: String, report: inout VerifyReport) {
+        if let f = files[Path.clean(script) ?? ""] {
+            if f.mode & 0o111 == 0 { report.findings.append("\(where_): health check \(script) is not executable (mode \(String(f.mode, radix: 8)))") }
+            if !f.bytes.starts(with: Array("#!/bin/sh\n".utf8)) { report.findings.append("\(where_): health check \(script) does not start with #!/bin/sh") }
+        } else {
+            report.findings.append("\(where_): health check \(script) is not in the stamp layer")
+        }
+        let test = config["config"]?["Healthcheck"]?["Test"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let named = test.first == "CMD" ? test.dropFirst().first == script : (test.first == "CMD-SHELL" && test.dropFirst().first?.contains(script) == true)
+        if !named {
+            report.findings.append("\(where_): Healthcheck runs \(test.isEmpty ? "nothing" : JSONValue.encodeString(.array(test.map { .string($0) }))), not \(script)")
+        }
+    }
+}
+
+/// A small regular file read from a layer.
+public struct LayerFile: Sendable {
+    public var bytes: [UInt8]
+    public var mode: UInt32
 }
 
 /// Reads the small regular files of a layer (the stamp layer), with paths cleaned.
 public enum StampReader {
-    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 4 << 20) throws -> [String: [UInt8]] {
+    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 4 << 20) throws -> [String: LayerFile] {
         let loc = try store.require(layer.digest)
         let reader = try LayerReader(source: loc.open(), mode: .tar, label: "layer \(layer.digest)")
-        var out: [String: [UInt8]] = [:]
+        var out: [String: LayerFile] = [:]
         while let e = try reader.next() {
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path) else {
                 throw StampError.badInput("layer \(layer.digest): entry \"\(e.path)\" escapes the root")
             }
-            if e.type == .file, e.size <= limit { out[p] = try reader.readData(limit: limit) }
+            if e.type == .file, e.size <= limit { out[p] = LayerFile(bytes: try reader.readData(limit: limit), mode: e.mode) }
         }
         return out
     }

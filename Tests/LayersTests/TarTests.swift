@@ -112,14 +112,13 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         if c == .gzip { #expect(out.bytes[4..<8].allSatisfy { $0 == 0 }, "gzip header must carry no timestamp") }
 
         // One pass: blob digest from the compressed bytes, diff_id from the decompressed ones.
-        let blob = Digester(.sha256)
-        let reader = try LayerReader(source: MemorySourceForTest(out.bytes), mode: .raw, label: "t") { blob.update($0) }
+        let blob = HashingSource(MemorySourceForTest(out.bytes))
+        let reader = try LayerReader(source: blob, mode: .raw, label: "t")
         let diff = DigestingSink(nil)
         _ = try reader.next()
         try reader.readData(into: diff)
-        try reader.drainSource()
         #expect(reader.detectedCompression == c)
-        #expect(blob.finalizeDigest() == Digester.digest(out.bytes))
+        #expect(try blob.finish() == Digester.digest(out.bytes))
         #expect(diff.digester.finalizeDigest() == Digester.digest(tar.bytes))
 
         let entries = try LayerReader(source: MemorySourceForTest(out.bytes), mode: .tar, label: "t")

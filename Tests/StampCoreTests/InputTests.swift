@@ -129,10 +129,11 @@ import OCI
         var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
         s.add = ["\(dir)/extra:/opt/extra", "\(dir)/run.sh:/usr/local/bin/"]
         let r = try build(s)
-        #expect(r.layer?.files == ["app/version.json", "app/version.txt", "opt/extra", "opt/extra/sub", "opt/extra/sub/a.txt", "usr/local/bin/run.sh"])
+        #expect(r.layer?.files == ["app/health-check-enhanced.sh", "app/server/public/version.json", "app/version.json", "app/version.txt",
+                                   "opt/extra", "opt/extra/sub", "opt/extra/sub/a.txt", "usr/local/bin/run.sh"])
         let img = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
         let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
-        #expect(files["opt/extra/sub/a.txt"] == Array("hello\n".utf8))
+        #expect(files["opt/extra/sub/a.txt"]?.bytes == Array("hello\n".utf8))
         let listingOut = try run(["sh", "-c", "bsdtar -xOf '\(dir)/o.tar' blobs/sha256/\(Digest.hex(r.layer!.digest)) | bsdtar -tvf -"]).out
         let runLine = listingOut.split(separator: "\n").first { $0.hasSuffix(" usr/local/bin/run.sh") }
         #expect(runLine?.hasPrefix("-rwxr-xr-x  0 0      0 ") == true)

@@ -52,7 +52,10 @@ import OCI
         #expect(try plan(s).versionFile == "/srv/VERSION")
         var a = minimal
         a.versionJSON = ""
+        #expect { try plan(a) } throws: { "\($0)".contains("the health check reads version.json") }
+        a.noHealthcheck = true
         #expect(try plan(a).versionJSON == nil)
+        #expect(try plan(a).publicVersionJSON == nil)
     }
 
     @Test func configFileWithFlagsOnTop() throws {

@@ -18,28 +18,45 @@ struct RunResult {
     var err: String
 }
 
-/// Runs a program found on PATH (or by path), capturing its output.
+/// Runs a program found on PATH (or by path), capturing its output. Spawned with posix_spawn,
+/// a clean signal mask and default handlers: the test runner's threads block most signals
+/// (SIGCHLD included), and a shell that inherits that mask never sees its children exit.
 @discardableResult
-func run(_ args: [String], env: [String: String] = [:], cwd: String? = nil) throws -> RunResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
+func run(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
     var e = ProcessInfo.processInfo.environment
     for (k, v) in env { e[k] = v }
-    p.environment = e
-    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    // Output goes to files, so a chatty child never blocks on a full pipe.
     let base = NSTemporaryDirectory() + "stamp-run-" + UUID().uuidString
-    FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    FileManager.default.createFile(atPath: base + ".err", contents: nil)
     defer { unlink(base + ".out"); unlink(base + ".err") }
-    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
-    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
-    try p.run()
-    p.waitUntilExit()
-    let od = try Data(contentsOf: URL(fileURLWithPath: base + ".out"))
-    let errData = try Data(contentsOf: URL(fileURLWithPath: base + ".err"))
-    return RunResult(status: p.terminationStatus, out: String(decoding: od, as: UTF8.self), err: String(decoding: errData, as: UTF8.self))
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, base + ".out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, base + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+    let argv = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
+    let envp = e.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attr, argv, envp)
+    guard rc == 0 else { throw StampError.badInput("cannot run \(args.first ?? ""): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let od = (try? Data(contentsOf: URL(fileURLWithPath: base + ".out"))) ?? Data()
+    let ed = (try? Data(contentsOf: URL(fileURLWithPath: base + ".err"))) ?? Data()
+    return RunResult(status: code, out: String(decoding: od, as: UTF8.self), err: String(decoding: ed, as: UTF8.self))
 }
 
 /// The `stamp` executable: `$STAMP_BIN` (the Makefile sets it), else the debug build.
@@ -49,8 +66,8 @@ var stampBin: String {
 }
 
 @discardableResult
-func stamp(_ args: [String], env: [String: String] = [:], cwd: String? = nil) throws -> RunResult {
-    try run([stampBin] + args, env: env, cwd: cwd)
+func stamp(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
+    try run([stampBin] + args, env: env)
 }
 
 /// Settings for a build of `base` into `output` at a fixed time.

@@ -1,0 +1,126 @@
+import Hashing
+import Layers
+import OCI
+
+/// The file tree the lower layers make together (OCI image-layer spec "Applying changesets"):
+/// later layers replace earlier entries, `.wh.NAME` removes NAME, `.wh..wh..opq` hides what
+/// lower layers put in its folder. Only names and types are kept, never file contents.
+public final class MergedView {
+    public struct Entry: Sendable {
+        public var type: TarIndex.EntryType
+        public var mode: UInt32
+        public var size: Int64
+        /// Index of the layer the entry comes from.
+        public var layer: Int
+    }
+
+    public private(set) var entries: [String: Entry] = [:]
+
+    public init() {}
+
+    /// Reads every layer (decompressing it once) and applies them bottom-up.
+    public static func build(layers: [Descriptor], store: BlobStore) throws -> MergedView {
+        let view = MergedView()
+        for (i, l) in layers.enumerated() {
+            let loc = try store.require(l.digest)
+            guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
+            // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
+            // not as whatever the decompressor makes of it.
+            let source = HashingSource(loc.open())
+            var items: [(String, Entry)] = []
+            var whiteouts: [String] = []
+            var opaque: [String] = []
+            var failure: Error?
+            do {
+                let reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)")
+                try readEntries(reader, l, i, &items, &whiteouts, &opaque)
+            } catch { failure = error }
+            let found = try source.finish()
+            if found != l.digest { throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found) }
+            if let failure { throw failure }
+            view.apply(items: items, whiteouts: whiteouts, opaque: opaque)
+        }
+        return view
+    }
+
+    private static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ items: inout [(String, Entry)],
+                                _ whiteouts: inout [String], _ opaque: inout [String]) throws {
+        while let e = try reader.next() {
+            guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {
+                if Path.clean(e.path) == "" { continue }
+                throw StampError.badInput("layer \(l.digest): entry \"\(e.path)\" escapes the root")
+            }
+            let name = Path.basename(p)
+            let dir = p.contains("/") ? Path.dirname(p) : ""
+            if name == ".wh..wh..opq" { opaque.append(dir); continue }
+            if name.hasPrefix(".wh.") { whiteouts.append(dir.isEmpty ? String(name.dropFirst(4)) : dir + "/" + name.dropFirst(4)); continue }
+            items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i)))
+        }
+    }
+
+    func apply(items: [(String, Entry)], whiteouts: [String], opaque: [String]) {
+        for d in opaque { removeChildren(of: d) }
+        for w in whiteouts { entries[w] = nil; removeChildren(of: w) }
+        for (p, e) in items {
+            if let old = entries[p], old.type == .directory, e.type != .directory { removeChildren(of: p) }
+            entries[p] = e
+            var parent = p
+            while parent.contains("/") {
+                parent = Path.dirname(parent)
+                if entries[parent] != nil { break }
+                entries[parent] = Entry(type: .directory, mode: 0o755, size: 0, layer: e.layer)
+            }
+        }
+    }
+
+    private func removeChildren(of dir: String) {
+        let prefix = dir.isEmpty ? "" : dir + "/"
+        for k in entries.keys where k.hasPrefix(prefix) && k != dir { entries[k] = nil }
+    }
+
+    /// The entry a path names, following symlinks (also in its folders) inside the tree.
+    public func lookup(_ path: String) -> (path: String, entry: Entry)? {
+        var queue = path.split(separator: "/").map(String.init)
+        var resolved: [String] = []
+        var hops = 0
+        while !queue.isEmpty {
+            let c = queue.removeFirst()
+            if c == "." || c.isEmpty { continue }
+            if c == ".." { if !resolved.isEmpty { resolved.removeLast() }; continue }
+            let candidate = (resolved + [c]).joined(separator: "/")
+            guard let e = entries[candidate] else { return nil }
+            if case .symlink(let target) = e.type {
+                hops += 1
+                if hops > 40 { return nil }
+                if target.hasPrefix("/") { resolved = [] }
+                queue = target.split(separator: "/").map(String.init) + queue
+                continue
+            }
+            resolved.append(c)
+        }
+        let p = resolved.joined(separator: "/")
+        guard let e = entries[p] else { return nil }
+        return (p, e)
+    }
+
+    /// Whether `path` is (or links to) a regular file.
+    public func isFile(_ path: String) -> Bool {
+        guard let (_, e) = lookup(path) else { return false }
+        switch e.type {
+        case .file, .hardlink: return true
+        default: return false
+        }
+    }
+
+    /// The first of `names` found as a file in one of `searchPath`'s folders, as `folder/name`.
+    public func which(_ names: [String], searchPath: [String]) -> String? {
+        for n in names {
+            for d in searchPath where !d.isEmpty {
+                let p = (d.hasSuffix("/") ? d : d + "/") + n
+                if isFile(p) { return p }
+            }
+        }
+        return nil
+    }
+}
+
