@@ -25,21 +25,24 @@ let package = Package(
         .target(name: "OCI", dependencies: ["Hashing"]),
         // Tar reading/writing, compression; the only importer of CArchive.
         .target(name: "Layers", dependencies: ["CArchive", "Hashing", "OCI"]),
+        // Content-hashed frontend assets: names, references, manifest, verification. No C.
+        .target(name: "Assets", dependencies: ["Hashing"]),
         // Rendered text: health-check script, Dockerfile. No C.
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
         .target(name: "StampCore", dependencies: [
-            "OCI", "Layers", "Hashing", "Templates",
+            "OCI", "Layers", "Hashing", "Templates", "Assets",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Commands; thin.
         .target(name: "StampCLI", dependencies: [
-            "StampCore",
+            "StampCore", "Assets", "OCI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
 
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "OCI"]),
         .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing", "Templates"]),
     ]

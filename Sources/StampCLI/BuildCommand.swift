@@ -87,6 +87,9 @@ struct BuildCommand: ParsableCommand {
     @OptionGroup(title: "Health check")
     var health: HealthOptions
 
+    @OptionGroup(title: "Frontend assets")
+    var assets: AssetFlags
+
     @Option(help: "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at /version.json).")
     var publicVersion: String?
 
@@ -110,6 +113,7 @@ struct BuildCommand: ParsableCommand {
             s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
             s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel
             health.apply(to: &s)
+            assets.apply(to: &s)
             s.publicVersion = publicVersion
             if noPublicVersion { s.noPublicVersion = true }
             if let config { s = s.merged(over: try StampSettings.load(file: config)) }
@@ -162,5 +166,34 @@ struct HealthOptions: ParsableArguments {
         s.healthRetries = healthRetries
         if noHealthcheck { s.noHealthcheck = true }
         if allowMissingClient { s.allowMissingClient = true }
+    }
+}
+
+struct AssetFlags: ParsableArguments {
+    @Flag(help: "Give the image's frontend content-hashed names, references rewritten (anything-llm: /app/server/public).")
+    var hashAssets = false
+
+    @Option(name: .customLong("assets"), help: "Use this local frontend build instead of the image's, then hash it.")
+    var assetsFolder: String?
+
+    @Option(help: "The folder the app serves static files from.")
+    var assetRoot: String?
+
+    @Option(help: ArgumentHelp("A file outside the asset root whose references to assets are rewritten (repeatable).", valueName: "path"))
+    var rewrite: [String] = []
+
+    @Option(help: ArgumentHelp("Frontend files that keep their names, glob relative to the asset root (repeatable).", valueName: "glob"))
+    var keep: [String] = []
+
+    @Flag(help: "Add integrity attributes to <script> and <link> tags in HTML.")
+    var sri = false
+
+    func apply(to s: inout StampSettings) {
+        if hashAssets { s.hashAssets = true }
+        s.assets = assetsFolder
+        s.assetRoot = assetRoot
+        s.rewrite = rewrite
+        s.keep = keep
+        if sri { s.sri = true }
     }
 }

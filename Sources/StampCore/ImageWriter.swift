@@ -14,8 +14,6 @@ public struct OutputImage {
     /// For Docker's `manifest.json`: config and layer digests of every platform image, in order.
     public var dockerImages: [(platform: String, config: String, layers: [String])]
     public var repoTag: String?
-    /// The built layer's temp file, moved rather than copied where the output allows.
-    public var builtLayer: BuiltLayer?
 }
 
 public enum ImageWriter {

@@ -15,11 +15,14 @@ public final class MergedView {
     }
 
     public private(set) var entries: [String: Entry] = [:]
+    /// Contents of the regular files `capture` asked for, as the merged tree has them.
+    public private(set) var contents: [String: [UInt8]] = [:]
 
     public init() {}
 
-    /// Reads every layer (decompressing it once) and applies them bottom-up.
-    public static func build(layers: [Descriptor], store: BlobStore) throws -> MergedView {
+    /// Reads every layer (decompressing it once) and applies them bottom-up. The bytes of regular
+    /// files for which `capture` says yes are kept.
+    public static func build(layers: [Descriptor], store: BlobStore, capture: (String) -> Bool = { _ in false }) throws -> MergedView {
         let view = MergedView()
         for (i, l) in layers.enumerated() {
             let loc = try store.require(l.digest)
@@ -30,21 +33,23 @@ public final class MergedView {
             var items: [(String, Entry)] = []
             var whiteouts: [String] = []
             var opaque: [String] = []
+            var captured: [String: [UInt8]] = [:]
             var failure: Error?
             do {
                 let reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)")
-                try readEntries(reader, l, i, &items, &whiteouts, &opaque)
+                try readEntries(reader, l, i, capture, &items, &whiteouts, &opaque, &captured)
             } catch { failure = error }
             let found = try source.finish()
             if found != l.digest { throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found) }
             if let failure { throw failure }
-            view.apply(items: items, whiteouts: whiteouts, opaque: opaque)
+            view.apply(items: items, whiteouts: whiteouts, opaque: opaque, captured: captured)
         }
         return view
     }
 
-    private static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ items: inout [(String, Entry)],
-                                _ whiteouts: inout [String], _ opaque: inout [String]) throws {
+    private static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ capture: (String) -> Bool,
+                                    _ items: inout [(String, Entry)], _ whiteouts: inout [String], _ opaque: inout [String],
+                                    _ captured: inout [String: [UInt8]]) throws {
         while let e = try reader.next() {
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {
                 if Path.clean(e.path) == "" { continue }
@@ -55,15 +60,17 @@ public final class MergedView {
             if name == ".wh..wh..opq" { opaque.append(dir); continue }
             if name.hasPrefix(".wh.") { whiteouts.append(dir.isEmpty ? String(name.dropFirst(4)) : dir + "/" + name.dropFirst(4)); continue }
             items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i)))
+            if e.type == .file, capture(p) { captured[p] = try reader.readData(limit: 256 << 20) }
         }
     }
 
-    func apply(items: [(String, Entry)], whiteouts: [String], opaque: [String]) {
+    func apply(items: [(String, Entry)], whiteouts: [String], opaque: [String], captured: [String: [UInt8]] = [:]) {
         for d in opaque { removeChildren(of: d) }
-        for w in whiteouts { entries[w] = nil; removeChildren(of: w) }
+        for w in whiteouts { entries[w] = nil; contents[w] = nil; removeChildren(of: w) }
         for (p, e) in items {
             if let old = entries[p], old.type == .directory, e.type != .directory { removeChildren(of: p) }
             entries[p] = e
+            contents[p] = captured[p]
             var parent = p
             while parent.contains("/") {
                 parent = Path.dirname(parent)
@@ -75,7 +82,7 @@ public final class MergedView {
 
     private func removeChildren(of dir: String) {
         let prefix = dir.isEmpty ? "" : dir + "/"
-        for k in entries.keys where k.hasPrefix(prefix) && k != dir { entries[k] = nil }
+        for k in entries.keys where k.hasPrefix(prefix) && k != dir { entries[k] = nil; contents[k] = nil }
     }
 
     /// The entry a path names, following symlinks (also in its folders) inside the tree.

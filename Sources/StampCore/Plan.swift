@@ -29,6 +29,8 @@ public struct StampPlan: Sendable {
     public var health: HealthPlan?
     /// Where a copy of version.json is served from (the app's static folder), nil when off.
     public var publicVersionJSON: String?
+    /// Content-hashed frontend assets, nil when off.
+    public var assets: AssetPlan?
 
     /// Keys stamp sets itself; users set them through `--version`, `--revision`, ... instead.
     static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
@@ -138,11 +140,27 @@ public struct StampPlan: Sendable {
             }
         }
 
+        var assets: AssetPlan?
+        if s.hashAssets == true || s.assets != nil {
+            guard let root = s.assetRoot.nonEmpty ?? profile.assetRoot else {
+                throw StampError.usage("--asset-root: the \(profile.name) profile has no frontend folder; name it (e.g. /usr/share/nginx/html)")
+            }
+            guard root.hasPrefix("/"), let clean = Path.clean(root), !clean.isEmpty else {
+                throw StampError.usage("--asset-root: \"\(root)\" must be an absolute folder in the image")
+            }
+            if let dir = s.assets, !Path.isDirectory(dir) { throw StampError.usage("--assets: \(dir): not a folder") }
+            for r in s.rewrite where !r.hasPrefix("/") || Path.clean(r) == nil {
+                throw StampError.usage("--rewrite: \"\(r)\" must be an absolute file path in the image")
+            }
+            assets = AssetPlan(root: "/" + clean, localFolder: s.assets, rewrite: profile.rewriteFiles + s.rewrite,
+                               required: Set(s.rewrite), keep: profile.assetKeep + s.keep, sri: s.sri ?? false)
+        }
+
         return StampPlan(base: base, output: output, version: version, revision: revision, source: source, created: created,
                          labels: labels, annotations: annotations, env: env, adds: adds, tag: tag, platforms: platforms,
                          profile: profile, versionFile: versionFile, versionJSON: versionJSON, baseName: s.baseName.nonEmpty,
                          compression: compression, compressionLevel: s.compressionLevel, health: health,
-                         publicVersionJSON: publicVersion)
+                         publicVersionJSON: publicVersion, assets: assets)
     }
 
     /// The health-check script the settings describe, without a base or output (`stamp healthcheck`).
@@ -293,4 +311,18 @@ public struct HealthPlan: Sendable, Equatable {
         chars.removeAll()
         return total
     }
+}
+
+/// The frontend to fingerprint in the image.
+public struct AssetPlan: Sendable, Equatable {
+    /// The folder the app serves (absolute).
+    public var root: String
+    /// A local build to use instead of the image's (`--assets DIR`).
+    public var localFolder: String?
+    /// Files outside the root whose references are rewritten (absolute).
+    public var rewrite: [String]
+    /// Those of `rewrite` the user named, which must exist.
+    public var required: Set<String>
+    public var keep: [String]
+    public var sri: Bool
 }

@@ -17,12 +17,19 @@ public struct Profile: Sendable, Equatable {
     public var healthScript: String?
     /// The app's dotenv file, read by the health check when SERVER_PORT is not set.
     public var envFile: String?
+    /// Frontend files that keep their names (globs relative to the asset root).
+    public var assetKeep: [String] = []
+    /// Files outside the asset root that reference assets (server code writing HTML).
+    public var rewriteFiles: [String] = []
 
     public static let anythingLLM = Profile(
         name: "anything-llm", versionFile: "/app/version.txt", versionJSON: "/app/version.json",
         imageName: "docker.io/mintplexlabs/anything-llm", port: 3001, healthPath: "/api/ping",
         assetRoot: "/app/server/public", runtimeUID: 1000,
-        healthScript: "/app/health-check-enhanced.sh", envFile: "/app/server/.env")
+        healthScript: "/app/health-check-enhanced.sh", envFile: "/app/server/.env",
+        // The chat widget is embedded by other sites under a fixed URL.
+        assetKeep: ["embed/**"],
+        rewriteFiles: ["/app/server/utils/boot/MetaGenerator.js"])
 
     public static let generic = Profile(name: "generic", versionFile: nil, versionJSON: nil, imageName: nil)
 

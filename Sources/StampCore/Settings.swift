@@ -35,6 +35,12 @@ public struct StampSettings: Sendable, Equatable {
     public var allowMissingClient: Bool?
     public var publicVersion: String?
     public var noPublicVersion: Bool?
+    public var hashAssets: Bool?
+    public var assets: String?
+    public var assetRoot: String?
+    public var rewrite: [String] = []
+    public var keep: [String] = []
+    public var sri: Bool?
 
     public init() {}
 
@@ -42,7 +48,7 @@ public struct StampSettings: Sendable, Equatable {
                               "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
                               "compression-level", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
                               "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
-                              "no-public-version"]
+                              "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri"]
 
     /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
     /// (later `KEY=` entries win over earlier ones).
@@ -77,6 +83,12 @@ public struct StampSettings: Sendable, Equatable {
         m.allowMissingClient = allowMissingClient ?? file.allowMissingClient
         m.publicVersion = publicVersion ?? file.publicVersion
         m.noPublicVersion = noPublicVersion ?? file.noPublicVersion
+        m.hashAssets = hashAssets ?? file.hashAssets
+        m.assets = assets ?? file.assets
+        m.assetRoot = assetRoot ?? file.assetRoot
+        m.rewrite = file.rewrite + rewrite
+        m.keep = file.keep + keep
+        m.sri = sri ?? file.sri
         return m
     }
 
@@ -155,6 +167,14 @@ public struct StampSettings: Sendable, Equatable {
             case "allow-missing-client": s.allowMissingClient = try bool(key, v)
             case "public-version": s.publicVersion = try scalar(key, v)
             case "no-public-version": s.noPublicVersion = try bool(key, v)
+            case "hash-assets": s.hashAssets = try bool(key, v)
+            case "assets":
+                let a = try scalar(key, v)
+                s.assets = a.hasPrefix("/") ? a : "\(dir)/\(a)"
+            case "asset-root": s.assetRoot = try scalar(key, v)
+            case "rewrite": s.rewrite = try list(key, v)
+            case "keep": s.keep = try list(key, v)
+            case "sri": s.sri = try bool(key, v)
             default:
                 throw StampError.usage("\(path): unknown key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }

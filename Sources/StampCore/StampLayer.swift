@@ -27,8 +27,8 @@ public final class BuiltLayer: @unchecked Sendable {
 
 public enum StampLayer {
     /// The files of the stamp: version.txt, version.json, and every `--add`.
-    public static func entries(plan: StampPlan, versionJSON: [UInt8]) throws -> [LayerEntry] {
-        var entries: [LayerEntry] = []
+    public static func entries(plan: StampPlan, versionJSON: [UInt8], extra: [LayerEntry] = []) throws -> [LayerEntry] {
+        var entries: [LayerEntry] = extra
         if let p = plan.versionFile {
             entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(Array((plan.version + "\n").utf8)), mode: 0o644))
         }
@@ -50,7 +50,7 @@ public enum StampLayer {
     }
 
     /// `version.json`: what the image is, for people, probes and dashboards.
-    public static func versionJSON(plan: StampPlan, baseName: String?, baseDigest: String) -> [UInt8] {
+    public static func versionJSON(plan: StampPlan, baseName: String?, baseDigest: String, assets: JSONValue? = nil) -> [UInt8] {
         var base: JSONValue = .object([("digest", .string(baseDigest))])
         if let baseName { base["name"] = .string(baseName) }
         var stamp: JSONValue = .object([("tool", .string("stamp \(StampVersion.current)"))])
@@ -65,6 +65,7 @@ public enum StampLayer {
         ])
         if let r = plan.revision { doc["revision"] = .string(r) }
         if let s = plan.source { doc["source"] = .string(s) }
+        if let assets { doc["assets"] = assets }
         return JSONValue.encodePretty(doc)
     }
 
@@ -105,6 +106,22 @@ public enum StampLayer {
         }
         try visit(a.source, root)
         return out
+    }
+
+    /// Identifies a list of entries by what they would write, so platforms with the same stamp
+    /// share one layer.
+    static func fingerprint(_ entries: [LayerEntry]) -> String {
+        let d = Digester(.sha256)
+        for e in entries {
+            d.update(Array("\(e.path)\0\(e.mode)\0".utf8))
+            switch e.content {
+            case .bytes(let b): d.update(Array("b\(b.count)\0".utf8)); d.update(b)
+            case .file(let p): d.update(Array("f\(p)\0".utf8))
+            case .directory: d.update(Array("d\0".utf8))
+            case .symlink(let t): d.update(Array("l\(t)\0".utf8))
+            }
+        }
+        return d.finalizeHex()
     }
 
     /// Writes the entries as a tar (fixed headers, mtime = created), compressed, to a temporary

@@ -56,29 +56,64 @@ public enum Stamper {
             throw StampError.usage("docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))")
         }
 
-        if let h = plan.health {
-            for img in images { try preflight(img, store: base.store, health: h, diagnostics: diagnostics) }
-        }
-
         let baseName = resolveBaseName(plan, base)
         let baseDigest = base.digest
         let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
-        let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest)
-        let entries = try StampLayer.entries(plan: plan, versionJSON: versionJSON)
         let near = plan.output.path.hasSuffix("/") ? String(plan.output.path.dropLast()) : plan.output.path
-        let layer = entries.isEmpty ? nil : try StampLayer.write(entries, created: plan.created, compression: plan.compression,
-                                                                 level: plan.compressionLevel, beside: near)
-        let historyText = "stamp build --version \(plan.version): " + (entries.isEmpty ? "labels and env only" : entries.filter {
-            if case .directory = $0.content { return false } else { return true }
-        }.map { "/" + $0.path }.joined(separator: " "))
+
+        // The stamp layer of each platform; platforms whose entries are the same share one blob.
+        var layers: [BuiltLayer?] = []
+        var historyTexts: [String] = []
+        var built: [String: BuiltLayer] = [:]
+        for img in images {
+            var view: MergedView?
+            if plan.health != nil || plan.assets != nil {
+                view = try MergedView.build(layers: img.layers, store: base.store,
+                                            capture: plan.assets.map(AssetStage.capture) ?? { _ in false })
+            }
+            if let h = plan.health { try preflight(img, view: view!, health: h, diagnostics: diagnostics) }
+            var assetOutput: AssetStage.Output?
+            if let a = plan.assets {
+                assetOutput = try AssetStage.run(a, view: view!, platform: img.platform.description, publicVersion: plan.publicVersionJSON)
+            }
+            let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
+            let entries = try StampLayer.entries(plan: plan, versionJSON: versionJSON, extra: assetOutput?.entries ?? [])
+            let fingerprint = StampLayer.fingerprint(entries)
+            let layer: BuiltLayer?
+            if entries.isEmpty {
+                layer = nil
+            } else if let b = built[fingerprint] {
+                layer = b
+            } else {
+                let b = try StampLayer.write(entries, created: plan.created, compression: plan.compression,
+                                             level: plan.compressionLevel, beside: near)
+                built[fingerprint] = b
+                layer = b
+            }
+            layers.append(layer)
+            let files = entries.filter { e in
+                if case .directory = e.content { return false }
+                return !Path.basename(e.path).hasPrefix(".wh.")
+            }
+            var text = "stamp build --version \(plan.version): "
+            if files.isEmpty {
+                text += "labels and env only"
+            } else if files.count > 8 {
+                text += files.prefix(6).map { "/" + $0.path }.joined(separator: " ") + " and \(files.count - 6) more files"
+            } else {
+                text += files.map { "/" + $0.path }.joined(separator: " ")
+            }
+            historyTexts.append(text)
+        }
 
         var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
         var manifests: [Descriptor] = []
         var docker: [(platform: String, config: String, layers: [String])] = []
         var platformResults: [(platform: String, manifest: String, config: String)] = []
         let annotations = keys + plan.annotations
-        for img in images {
-            let config = Patch.config(img.config, plan: plan, stampKeys: keys, layer: layer, historyText: historyText)
+        for (n, img) in images.enumerated() {
+            let layer = layers[n]
+            let config = Patch.config(img.config, plan: plan, stampKeys: keys, layer: layer, historyText: historyTexts[n])
             let cbytes = JSONValue.encode(config)
             let cd = Descriptor(mediaType: MediaType.ociConfig, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
             blobs[cd.digest] = (cd.size, .memory(cbytes))
@@ -114,19 +149,18 @@ public enum Stamper {
         if let tag = plan.tag { topAnnotations[AnnotationKey.refName] = tag }
         top.annotations = topAnnotations
 
-        let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: repoTag(plan, baseName), builtLayer: layer)
+        let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: repoTag(plan, baseName))
         try ImageWriter.write(output, to: plan.output, created: plan.created)
 
         return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, version: plan.version,
                            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
                            platforms: platformResults,
-                           layer: layer.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
+                           layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
                            droppedAttestations: base.attestations.count)
     }
 
     /// The health check needs /bin/sh and an HTTP client in the image it runs in.
-    static func preflight(_ img: PlatformImage, store: BlobStore, health: HealthPlan, diagnostics: Diagnostics) throws {
-        let view = try MergedView.build(layers: img.layers, store: store)
+    static func preflight(_ img: PlatformImage, view: MergedView, health: HealthPlan, diagnostics: Diagnostics) throws {
         let env = (img.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
         let pathVar = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         let search = pathVar.split(separator: ":").map(String.init)

@@ -193,6 +193,9 @@ public enum Verifier {
                     report.findings.append("\(where_): \(vf) (named by \(jsonPath)) is not in the top layer")
                 }
             }
+            if let assets = doc["assets"], assets.isObject {
+                report.findings += AssetStage.verify(assets, image: img, store: image.store, platform: where_)
+            }
             if let script = doc["stamp"]?["healthScript"]?.stringValue {
                 checkHealth(script: script, files: files, config: img.config, where_: where_, report: &report)
             }

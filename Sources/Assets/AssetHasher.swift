@@ -1,0 +1,307 @@
+import Hashing
+
+/// A file of a frontend tree, its path relative to the asset root (no leading `/`).
+public struct AssetFile: Sendable, Equatable {
+    public var path: String
+    public var bytes: [UInt8]
+    public init(path: String, bytes: [UInt8]) { self.path = path; self.bytes = bytes }
+}
+
+public struct AssetOptions: Sendable {
+    /// Hex digits of SHA-256 in a name.
+    public var length = 8
+    /// Extra globs of files that keep their names.
+    public var keep: [Glob] = []
+    /// Add `integrity` attributes to `<script src>` and `<link href>` in HTML.
+    public var sri = false
+    /// Name of the manifest written at the root.
+    public var manifestName = "asset-manifest.json"
+    public init() {}
+
+    /// Files that keep their names: documents a browser or crawler asks for by a fixed URL.
+    public static let entryGlobs = ["*.html", "*.htm", "manifest.json", "*.webmanifest", "robots.txt", "favicon.ico",
+                                    "sw.js", "service-worker.js", "**/service-workers/**", "version.json", ".well-known/**"].map(Glob.init)
+}
+
+public enum AssetError: Error, Equatable, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self { case .invalid(let m): return m }
+    }
+}
+
+/// What hashing a tree produced.
+public struct AssetResult: Sendable {
+    /// The output tree (renamed, rewritten, with the manifest), sorted by path.
+    public var files: [AssetFile]
+    /// Original path → new path, for every file (the same for files that keep their names).
+    public var renames: [String: String]
+    /// Files outside the root, rewritten (same paths as given).
+    public var extras: [AssetFile]
+    /// The manifest's bytes (also in `files`).
+    public var manifest: [UInt8]
+}
+
+/// Content-hashed names (`index.js` → `index.1a2b3c4d.js`) with every reference rewritten.
+///
+/// **The rule.** A renamed file's hash is the SHA-256 of its final bytes (references already
+/// rewritten), so a name never serves two contents, and a file changes name when a file it
+/// references does. Files are hashed dependencies first. Files that reference each other in a
+/// cycle (a Vite chunk importing its entry, a script and its source map) are hashed together: the
+/// group's digest is the SHA-256 over its members, sorted by path, of `path NUL bytes NUL`, where
+/// each member's references to other members are written in their unhashed form; each member's
+/// hash is then SHA-256 of `group digest NUL path`. A change to any member renames them all.
+/// Names that already carry a hash of this length (`x.1a2b3c4d.js`) have it replaced, never
+/// added to, so hashing its own output changes nothing.
+public enum AssetHasher {
+    public static func hash(_ input: [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init()) throws -> AssetResult {
+        var byPath: [String: [UInt8]] = [:]
+        for f in input {
+            guard let p = normalize(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
+            guard byPath[p] == nil else { throw AssetError.invalid("\(p): given twice") }
+            byPath[p] = f.bytes
+        }
+        byPath[options.manifestName] = nil // regenerated
+        let paths = byPath.keys.sorted(by: utf8Less)
+        let scanner = ReferenceScanner(files: Set(paths))
+        let naming = Naming(length: options.length)
+
+        // Which files get new names.
+        var hashed = Set<String>()
+        for p in paths where !isEntry(p, options) && !ext(p).isEmpty { hashed.insert(p) }
+        // Two inputs that would get the same unhashed name (x.js and x.1a2b3c4d.js) collide.
+        var unhashedOwner: [String: String] = [:]
+        for p in hashed.sorted(by: utf8Less) {
+            let u = naming.unhashed(p)
+            if let other = unhashedOwner[u] { throw AssetError.invalid("\(other) and \(p) would both be named after \(u)") }
+            unhashedOwner[u] = p
+        }
+
+        var refs: [String: [Reference]] = [:]
+        for p in paths { refs[p] = scanner.scan(byPath[p]!, path: p, kind: AssetKind.of(p)) }
+
+        // Graph of hashed files → hashed files they reference; groups in dependency order.
+        var edges: [String: [String]] = [:]
+        for p in hashed { edges[p] = Array(Set((refs[p] ?? []).compactMap(\.target).filter { hashed.contains($0) })).sorted(by: utf8Less) }
+        let groups = stronglyConnected(hashed.sorted(by: utf8Less), edges: edges)
+
+        var newName: [String: String] = [:] // hashed file → new path
+        var output: [String: [UInt8]] = [:]
+        for group in groups {
+            let members = Set(group)
+            let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
+            if !cyclic {
+                let p = group[0]
+                let bytes = rewrite(byPath[p]!, refs[p]!, newName, naming)
+                output[p] = bytes
+                newName[p] = naming.name(p, hash: Digester.hex(bytes))
+                continue
+            }
+            let d = Digester(.sha256)
+            for p in group.sorted(by: utf8Less) {
+                let normalized = rewrite(byPath[p]!, refs[p]!, newName, naming, unhashing: members)
+                d.update(Array(naming.unhashed(p).utf8) + [0])
+                d.update(normalized)
+                d.update([0])
+            }
+            let groupDigest = d.finalizeHex()
+            for p in group { newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8))) }
+            for p in group { output[p] = rewrite(byPath[p]!, refs[p]!, newName, naming) }
+        }
+        // Entry documents and unnamed files: rewritten, names kept.
+        var integrity: [String: String] = [:]
+        for p in paths where !hashed.contains(p) {
+            output[p] = rewrite(byPath[p]!, refs[p]!, newName, naming)
+            newName[p] = p
+        }
+        if options.sri {
+            for (q, b) in output where AssetKind.of(q) != .html { integrity[newName[q]!] = sri(b) }
+            let finalScanner = ReferenceScanner(files: Set(newName.values))
+            for p in paths where AssetKind.of(p) == .html && !hashed.contains(p) {
+                output[p] = addIntegrity(output[p]!, path: p, scanner: finalScanner, integrity: integrity)
+            }
+        }
+
+        var manifestFiles: [(String, String)] = []
+        var files: [AssetFile] = []
+        for p in paths {
+            let np = newName[p]!
+            let b = output[p]!
+            files.append(AssetFile(path: np, bytes: b))
+            guard p != "version.json" else { continue }
+            // Keyed by the unhashed name, so hashing the output again writes the same manifest.
+            manifestFiles.append((hashed.contains(p) ? naming.unhashed(p) : p, "{\"integrity\":\(jsonString(sri(b))),\"path\":\(jsonString(np)),\"sha256\":\"\(Digester.hex(b))\",\"size\":\(b.count)}"))
+        }
+        let manifest = manifestBytes(manifestFiles, length: options.length)
+        files.append(AssetFile(path: options.manifestName, bytes: manifest))
+        files.sort { utf8Less($0.path, $1.path) }
+
+        let extraScanner = ReferenceScanner(files: Set(paths))
+        let rewrittenExtras = extras.map { e in
+            AssetFile(path: e.path, bytes: rewrite(e.bytes, extraScanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true), newName, naming))
+        }
+        return AssetResult(files: files, renames: newName, extras: rewrittenExtras, manifest: manifest)
+    }
+
+    static func isEntry(_ p: String, _ o: AssetOptions) -> Bool {
+        p == o.manifestName || AssetOptions.entryGlobs.contains { $0.matches(p) } || o.keep.contains { $0.matches(p) }
+    }
+
+    /// Replaces each resolved reference's base name with its target's new one (or, for
+    /// `unhashing` members, with the unhashed one), keeping the rest of the token as written.
+    static func rewrite(_ bytes: [UInt8], _ refs: [Reference], _ names: [String: String], _ naming: Naming,
+                        unhashing: Set<String> = []) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + refs.count * (naming.length + 1))
+        var at = 0
+        for r in refs {
+            guard let t = r.target else { continue }
+            let replacement: String
+            if unhashing.contains(t) {
+                replacement = naming.rebase(r.written, to: naming.unhashed(t))
+            } else if let n = names[t] {
+                replacement = naming.rebase(r.written, to: n)
+            } else {
+                continue
+            }
+            out.append(contentsOf: bytes[at..<r.range.lowerBound])
+            out.append(contentsOf: Array(replacement.utf8))
+            at = r.range.upperBound
+        }
+        out.append(contentsOf: bytes[at...])
+        return out
+    }
+
+    static func addIntegrity(_ html: [UInt8], path: String, scanner: ReferenceScanner, integrity: [String: String]) -> [UInt8] {
+        // For each <script ... src=X> and <link ... href=X> without integrity, insert integrity="..." after the tag name.
+        var out: [UInt8] = []
+        var i = 0
+        let n = html.count
+        while i < n {
+            if html[i] == UInt8(ascii: "<"), let tagEnd = html[i...].firstIndex(of: UInt8(ascii: ">")) {
+                let tag = String(decoding: html[i...tagEnd], as: UTF8.self)
+                let lower = tag.lowercased()
+                if (lower.hasPrefix("<script") || lower.hasPrefix("<link")) && !lower.contains("integrity=") {
+                    let refs = scanner.scan(Array(tag.utf8), path: path, kind: .html)
+                    if let t = refs.first(where: { $0.target != nil })?.target, let sri = integrity[t] {
+                        let nameEnd = lower.hasPrefix("<script") ? 7 : 5
+                        out.append(contentsOf: Array(tag.utf8.prefix(nameEnd)))
+                        out.append(contentsOf: Array(" integrity=\"\(sri)\"".utf8))
+                        out.append(contentsOf: Array(tag.utf8.dropFirst(nameEnd)))
+                        i = tagEnd + 1
+                        continue
+                    }
+                }
+            }
+            out.append(html[i])
+            i += 1
+        }
+        return out
+    }
+
+    static func manifestBytes(_ entries: [(String, String)], length: Int) -> [UInt8] {
+        var s = "{\n  \"algorithm\": \"sha256\",\n  \"files\": {"
+        for (i, (k, v)) in entries.sorted(by: { utf8Less($0.0, $1.0) }).enumerated() {
+            s += (i == 0 ? "\n" : ",\n") + "    \(jsonString(k)): \(v)"
+        }
+        s += entries.isEmpty ? "},\n" : "\n  },\n"
+        s += "  \"length\": \(length)\n}\n"
+        return Array(s.utf8)
+    }
+
+    /// Subresource Integrity value (sha384, base64).
+    public static func sri(_ bytes: [UInt8]) -> String {
+        let d = Digester(.sha384)
+        d.update(bytes)
+        return "sha384-" + Base64.encode(d.finalizeBytes())
+    }
+
+    /// Tarjan's strongly connected components, dependencies before dependents; deterministic
+    /// for sorted input.
+    static func stronglyConnected(_ nodes: [String], edges: [String: [String]]) -> [[String]] {
+        var index = 0
+        var indices: [String: Int] = [:], low: [String: Int] = [:]
+        var stack: [String] = [], onStack = Set<String>()
+        var result: [[String]] = []
+        func visit(_ v: String) {
+            indices[v] = index; low[v] = index; index += 1
+            stack.append(v); onStack.insert(v)
+            for w in edges[v] ?? [] {
+                if indices[w] == nil { visit(w); low[v] = min(low[v]!, low[w]!) } else if onStack.contains(w) { low[v] = min(low[v]!, indices[w]!) }
+            }
+            if low[v] == indices[v] {
+                var group: [String] = []
+                while let w = stack.popLast() { onStack.remove(w); group.append(w); if w == v { break } }
+                result.append(group.sorted(by: utf8Less))
+            }
+        }
+        for v in nodes where indices[v] == nil { visit(v) }
+        return result
+    }
+}
+
+/// `<stem>.<hash>.<ext>` names.
+struct Naming: Sendable {
+    let length: Int
+
+    /// `a/b/x.1a2b3c4d.js` → `a/b/x.js`; other names unchanged.
+    func unhashed(_ path: String) -> String {
+        let (dir, base) = split(path)
+        let parts = base.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 3, isHash(parts[parts.count - 2]) else { return path }
+        return dir + (parts.prefix(parts.count - 2) + [parts.last!]).joined(separator: ".")
+    }
+
+    /// The new path of `path` for `hash` (a full hex digest).
+    func name(_ path: String, hash: String) -> String {
+        let u = unhashed(path)
+        let (dir, base) = split(u)
+        guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return path }
+        return dir + base[..<dot] + "." + hash.prefix(length) + base[dot...]
+    }
+
+    /// A token as written with its base name replaced by `newPath`'s, encoding kept: the stem
+    /// and extension come from the token, the hash from `newPath`.
+    func rebase(_ written: String, to newPath: String) -> String {
+        let (dir, base) = split(written)
+        let newBase = split(newPath).1
+        let stripped = split(unhashed(base)).1
+        let newParts = newBase.split(separator: ".", omittingEmptySubsequences: false)
+        guard let dot = stripped.lastIndex(of: "."), dot != stripped.startIndex else { return dir + newBase }
+        if newParts.count >= 3, isHash(newParts[newParts.count - 2]) {
+            return dir + stripped[..<dot] + "." + newParts[newParts.count - 2] + stripped[dot...]
+        }
+        return dir + stripped
+    }
+
+    func isHash(_ s: Substring) -> Bool {
+        s.utf8.count == length && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    func split(_ p: String) -> (String, String) {
+        guard let slash = p.lastIndex(of: "/") else { return ("", p) }
+        return (String(p[...slash]), String(p[p.index(after: slash)...]))
+    }
+}
+
+func utf8Less(_ a: String, _ b: String) -> Bool { Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)) }
+
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where u.value < 0x20: out += String(format: u.value)
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}
+
+private extension String {
+    init(format v: UInt32) {
+        let hex = String(v, radix: 16)
+        self = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Reading and writing asset folders on disk.
+public enum AssetTree {
+    /// Every regular file under `dir`, paths relative to it, sorted. Symlinks and special files
+    /// are refused: a content hash of a link means nothing.
+    public static func read(_ dir: String) throws -> [AssetFile] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw AssetError.invalid("\(dir): not a folder")
+        }
+        var out: [AssetFile] = []
+        func walk(_ rel: String) throws {
+            let full = rel.isEmpty ? dir : dir + "/" + rel
+            for name in try FileManager.default.contentsOfDirectory(atPath: full).sorted() {
+                let r = rel.isEmpty ? name : rel + "/" + name
+                let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/" + r)
+                switch attrs[.type] as? FileAttributeType {
+                case .typeDirectory?: try walk(r)
+                case .typeRegular?: out.append(AssetFile(path: r, bytes: Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + r)))))
+                default: throw AssetError.invalid("\(dir)/\(r): not a regular file or folder")
+                }
+            }
+        }
+        try walk("")
+        return out.sorted { utf8Less($0.path, $1.path) }
+    }
+
+    /// Writes `files` as a new folder `dest` (which must not exist, or be empty): into a
+    /// temporary folder beside it, renamed into place when complete.
+    public static func write(_ files: [AssetFile], to dest: String) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: dest, isDirectory: &isDir) {
+            guard isDir.boolValue, (try fm.contentsOfDirectory(atPath: dest)).isEmpty else {
+                throw AssetError.invalid("\(dest): exists and is not an empty folder")
+            }
+            try fm.removeItem(atPath: dest)
+        }
+        let tmp = dest + ".stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
+        do {
+            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            for f in files {
+                let p = tmp + "/" + f.path
+                try fm.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try Data(f.bytes).write(to: URL(fileURLWithPath: p))
+            }
+            try fm.moveItem(atPath: tmp, toPath: dest)
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw AssetError.invalid("\(dest): \(error.localizedDescription)")
+        }
+    }
+}

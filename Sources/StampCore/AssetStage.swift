@@ -1,0 +1,123 @@
+import Assets
+import Hashing
+import Layers
+import OCI
+
+/// Fingerprints the frontend of one platform image: reads it from the merged lower layers (or a
+/// local folder), hashes it, and returns the stamp-layer entries: renamed and rewritten files,
+/// whiteouts for the names they replace, the manifest, rewritten server files.
+public enum AssetStage {
+    public struct Output: Sendable {
+        public var entries: [LayerEntry]
+        /// For version.json's `assets`.
+        public var info: JSONValue
+        public var renamed: Int
+    }
+
+    static let manifestName = "asset-manifest.json"
+
+    static func options(_ a: AssetPlan) -> AssetOptions {
+        var o = AssetOptions()
+        o.keep = a.keep.map(Glob.init)
+        o.sri = a.sri
+        o.manifestName = manifestName
+        return o
+    }
+
+    /// What the merged view must keep the bytes of.
+    static func capture(_ a: AssetPlan) -> (String) -> Bool {
+        let root = Path.clean(a.root)! + "/"
+        let extra = Set(a.rewrite.compactMap { Path.clean($0) })
+        return { p in (a.localFolder == nil && p.hasPrefix(root)) || extra.contains(p) }
+    }
+
+    public static func run(_ a: AssetPlan, view: MergedView, platform: String, publicVersion: String?) throws -> Output {
+        let root = Path.clean(a.root)!
+        let skip: Set<String> = [manifestName, publicVersion.flatMap { p -> String? in
+            guard let c = Path.clean(p), c.hasPrefix(root + "/") else { return nil }
+            return String(c.dropFirst(root.count + 1))
+        } ?? "version.json"]
+        var inputs: [AssetFile] = []
+        if let local = a.localFolder {
+            inputs = try AssetTree.read(local).filter { !skip.contains($0.path) }
+        } else {
+            guard view.lookup(root)?.entry.type == .directory else {
+                throw StampError.badInput("\(platform): --hash-assets: the image has no folder \(a.root)")
+            }
+            for (p, bytes) in view.contents where p.hasPrefix(root + "/") {
+                let rel = String(p.dropFirst(root.count + 1))
+                if !skip.contains(rel) { inputs.append(AssetFile(path: rel, bytes: bytes)) }
+            }
+            guard !inputs.isEmpty else { throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files") }
+        }
+        var extras: [AssetFile] = []
+        var modes: [String: UInt32] = [:]
+        for r in a.rewrite {
+            let p = Path.clean(r)!
+            if let b = view.contents[p] {
+                extras.append(AssetFile(path: p, bytes: b))
+                modes[p] = view.entries[p]?.mode
+            } else if a.required.contains(r) {
+                throw StampError.badInput("\(platform): --rewrite: \(r) is not a file in the image")
+            }
+        }
+        let result: AssetResult
+        do { result = try AssetHasher.hash(inputs, extras: extras, options: options(a)) } catch let e as AssetError {
+            throw StampError.badInput("\(platform): assets in \(a.root): \(e)")
+        }
+
+        var entries: [LayerEntry] = []
+        let original = Dictionary(inputs.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
+        if a.localFolder != nil {
+            // A local build replaces the image's frontend.
+            entries.append(LayerEntry(path: root + "/.wh..wh..opq", content: .bytes([]), mode: 0o644))
+        }
+        var renamed = 0
+        for (old, new) in result.renames where old != new {
+            renamed += 1
+            if a.localFolder == nil { entries.append(LayerEntry(path: whiteout(root + "/" + old), content: .bytes([]), mode: 0o644)) }
+        }
+        let newToOld = Dictionary(result.renames.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
+        for f in result.files {
+            let old = newToOld[f.path]
+            let unchanged = a.localFolder == nil && old == f.path && original[f.path] == f.bytes
+            if unchanged { continue }
+            let mode = old.flatMap { view.entries[root + "/" + $0]?.mode } ?? 0o644
+            entries.append(LayerEntry(path: root + "/" + f.path, content: .bytes(f.bytes), mode: mode & 0o777))
+        }
+        for (e, before) in zip(result.extras, extras) where e.bytes != before.bytes {
+            entries.append(LayerEntry(path: e.path, content: .bytes(e.bytes), mode: (modes[e.path] ?? 0o644) & 0o777))
+        }
+        var info: JSONValue = .object([
+            ("root", .string(a.root)),
+            ("manifest", .string(a.root + "/" + manifestName)),
+            ("manifestDigest", .string(Digester.digest(result.manifest))),
+            ("length", JSONValue(8)),
+        ])
+        if !a.keep.isEmpty { info["keep"] = .array(a.keep.map { .string($0) }) }
+        return Output(entries: entries, info: info, renamed: renamed)
+    }
+
+    static func whiteout(_ p: String) -> String {
+        p.contains("/") ? Path.dirname(p) + "/.wh." + Path.basename(p) : ".wh." + p
+    }
+
+    /// The asset checks of `stamp verify`: the frontend as the whole image has it.
+    static func verify(_ info: JSONValue, image: PlatformImage, store: BlobStore, platform: String) -> [String] {
+        guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else { return ["\(platform): version.json assets has no root"] }
+        let view: MergedView
+        do { view = try MergedView.build(layers: image.layers, store: store, capture: { $0.hasPrefix(root + "/") }) } catch {
+            return ["\(platform): cannot read the image's files: \(error)"]
+        }
+        var files: [AssetFile] = []
+        for (p, b) in view.contents where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b)) }
+        var o = AssetOptions()
+        o.manifestName = manifestName
+        o.keep = (info["keep"]?.arrayValue ?? []).compactMap(\.stringValue).map(Glob.init)
+        var findings = AssetVerifier.verify(files, options: o).map { "\(platform): \(rootPath)/\($0)" }
+        if let want = info["manifestDigest"]?.stringValue, let m = view.contents[root + "/" + manifestName], Digester.digest(m) != want {
+            findings.append("\(platform): \(rootPath)/\(manifestName) digest is \(Digester.digest(m)), version.json says \(want)")
+        }
+        return findings
+    }
+}
