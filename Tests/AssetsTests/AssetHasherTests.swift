@@ -1,0 +1,192 @@
+import Foundation
+import Testing
+import Hashing
+@testable import Assets
+
+func files(_ pairs: [(String, String)]) -> [AssetFile] { pairs.map { AssetFile(path: $0.0, bytes: Array($0.1.utf8)) } }
+
+extension AssetResult {
+    func text(_ original: String) -> String? {
+        guard let p = renames[original] else { return nil }
+        return files.first { $0.path == p }.map { String(decoding: $0.bytes, as: UTF8.self) }
+    }
+    func name(_ original: String) -> String { renames[original] ?? "?" }
+}
+
+@Suite struct AssetHasherTests {
+    @Test func namesKeepStemAndLastExtension() throws {
+        let r = try AssetHasher.hash(files([("index.css", "body{}"), ("img/My Logo (1).svg", "<svg/>"), ("a.b.c.js", "x")]))
+        let h = Digester.hex(Array("body{}".utf8)).prefix(8)
+        #expect(r.name("index.css") == "index.\(h).css")
+        #expect(r.name("img/My Logo (1).svg").hasPrefix("img/My Logo (1)."))
+        #expect(r.name("img/My Logo (1).svg").hasSuffix(".svg"))
+        #expect(r.name("a.b.c.js").hasPrefix("a.b.c.") && r.name("a.b.c.js").count == "a.b.c.".count + 8 + 3)
+    }
+
+    @Test func entryDocumentsKeepTheirNames() throws {
+        let r = try AssetHasher.hash(files([("index.html", "<script src=\"/app.js\"></script>"), ("_index.html", ""), ("robots.txt", ""),
+                                            ("favicon.ico", "i"), ("manifest.json", "{}"), ("site.webmanifest", "{}"),
+                                            ("service-workers/push.js", "self"), ("sw.js", "self"), ("version.json", "{}"),
+                                            ("embed/widget.min.js", "w"), ("app.js", "a"), ("LICENSE", "MIT")]),
+                                      options: { var o = AssetOptions(); o.keep = [Glob("embed/**")]; return o }())
+        for p in ["index.html", "_index.html", "robots.txt", "favicon.ico", "manifest.json", "site.webmanifest",
+                  "service-workers/push.js", "sw.js", "version.json", "embed/widget.min.js", "LICENSE"] {
+            #expect(r.name(p) == p, "\(p) must keep its name")
+        }
+        #expect(r.name("app.js") != "app.js")
+        #expect(r.text("index.html") == "<script src=\"/\(r.name("app.js"))\"></script>")
+    }
+
+    @Test(arguments: [
+        // HTML attributes and link relations
+        ("index.html", #"<img src="logo.png"><img src='./logo.png'><a href="/logo.png">"#, #"<img src="N"><img src='./N'><a href="/N">"#),
+        ("index.html", #"<img srcset="logo.png 1x, /logo.png 2x" poster=logo.png>"#, #"<img srcset="N 1x, /N 2x" poster=N>"#),
+        ("index.html", #"<link rel="modulepreload" href="/logo.png"><link rel=icon href=logo.png>"#, #"<link rel="modulepreload" href="/N"><link rel=icon href=N>"#),
+        // CSS url() in every quoting, query and fragment kept, @import
+        ("s.css", "a{b:url(logo.png)}c{d:url('logo.png?v=2')}e{f:url(\"/logo.png#x\")}", "a{b:url(N)}c{d:url('N?v=2')}e{f:url(\"/N#x\")}"),
+        ("s.css", "@import \"logo.png\";@import url(./logo.png);", "@import \"N\";@import url(./N);"),
+        // JS imports, dynamic import, new URL, Vite preload lists
+        ("m.js", "import a from \"./logo.png\";import \"./logo.png\";import('./logo.png');", "import a from \"./N\";import \"./N\";import('./N');"),
+        ("m.js", "new URL(\"./logo.png\", import.meta.url);const d=[\"sub/../logo.png\"]", "new URL(\"./N\", import.meta.url);const d=[\"sub/../N\"]"),
+        // left alone: schemes, protocol-relative, data:, API paths, bare JS strings
+        ("m.js", "fetch('/api/ping');x='https://cdn.example/logo.png';y='//cdn/logo.png';z='data:image/png;base64,AA';w='logo.png'",
+         "fetch('/api/ping');x='https://cdn.example/logo.png';y='//cdn/logo.png';z='data:image/png;base64,AA';w='logo.png'"),
+        // web manifest icons
+        ("manifest.json", #"{"icons":[{"src":"/logo.png"},{"src":"logo.png"}]}"#, #"{"icons":[{"src":"/N"},{"src":"N"}]}"#),
+    ])
+    func rewritesReferences(_ path: String, _ source: String, _ expected: String) throws {
+        let r = try AssetHasher.hash(files([(path, source), ("logo.png", "PNG")]))
+        let n = r.name("logo.png")
+        #expect(n.hasPrefix("logo.") && n != "logo.png")
+        #expect(r.text(path) == expected.replacingOccurrences(of: "N", with: n).replacingOccurrences(of: "\(n)", with: n))
+    }
+
+    @Test func percentEncodedReferencesKeepTheirEncoding() throws {
+        let r = try AssetHasher.hash(files([("index.html", #"<img src="img/My%20Logo%20(1).svg">"#), ("img/My Logo (1).svg", "<svg/>")]))
+        let hash = r.name("img/My Logo (1).svg").split(separator: ".").dropLast().last!
+        #expect(r.text("index.html") == #"<img src="img/My%20Logo%20(1).\#(hash).svg">"#)
+    }
+
+    @Test func sourceMapsAndTheirFiles() throws {
+        let r = try AssetHasher.hash(files([("a.js", "x\n//# sourceMappingURL=a.js.map\n"), ("a.js.map", #"{"file":"a.js","sources":["../src/a.ts"]}"#),
+                                            ("s.css", "b{}\n/*# sourceMappingURL=s.css.map */"), ("s.css.map", #"{"file":"s.css"}"#)]))
+        let js = r.name("a.js"), map = r.name("a.js.map")
+        #expect(map.hasPrefix("a.js.") && map.hasSuffix(".map"))
+        #expect(r.text("a.js") == "x\n//# sourceMappingURL=\(map)\n")
+        #expect(r.text("a.js.map") == #"{"file":"\#(js)","sources":["../src/a.ts"]}"#)
+        #expect(r.text("s.css")!.hasSuffix("sourceMappingURL=\(r.name("s.css.map")) */"))
+    }
+
+    /// A name never serves two contents: a changed file renames everything that references it,
+    /// and nothing else.
+    @Test func changesCascadeToReferrersOnly() throws {
+        let base = [("index.html", #"<link href="/app.css"><script src="/app.js"></script>"#), ("app.css", "a{b:url(bg.png)}"),
+                    ("bg.png", "PNG1"), ("app.js", "console.log(1)"), ("font.woff2", "FONT")]
+        let one = try AssetHasher.hash(files(base))
+        var changed = base
+        changed[2] = ("bg.png", "PNG2")
+        let two = try AssetHasher.hash(files(changed))
+        #expect(one.name("bg.png") != two.name("bg.png"))
+        #expect(one.name("app.css") != two.name("app.css"))   // its reference changed
+        #expect(one.name("app.js") == two.name("app.js"))
+        #expect(one.name("font.woff2") == two.name("font.woff2"))
+        #expect(one.name("index.html") == "index.html")
+    }
+
+    /// Vite: the entry imports a lazy chunk and the chunk imports the entry back.
+    @Test func cyclesAreHashedAsAGroup() throws {
+        let base = [("index.js", "import('./assets/chunk-3f9a1c0b.js');"), ("assets/chunk-3f9a1c0b.js", "import '../index.js';export const c=1;"),
+                    ("index.html", #"<script type="module" src="/index.js"></script>"#)]
+        let r = try AssetHasher.hash(files(base))
+        let entry = r.name("index.js"), chunk = r.name("assets/chunk-3f9a1c0b.js")
+        #expect(entry.hasPrefix("index.") && chunk.hasPrefix("assets/chunk-3f9a1c0b."))
+        #expect(r.text("index.js") == "import('./\(chunk.dropFirst("assets/".count).description)');".replacingOccurrences(of: "./chunk", with: "./assets/chunk"))
+        #expect(r.text("assets/chunk-3f9a1c0b.js") == "import '../\(entry)';export const c=1;")
+        var changed = base
+        changed[1] = ("assets/chunk-3f9a1c0b.js", "import '../index.js';export const c=2;")
+        let r2 = try AssetHasher.hash(files(changed))
+        #expect(r2.name("index.js") != entry && r2.name("assets/chunk-3f9a1c0b.js") != chunk)
+        #expect(AssetVerifier.verify(r.files).isEmpty)
+    }
+
+    @Test func hashingItsOwnOutputChangesNothing() throws {
+        let base = files([("index.html", #"<script src="/index.js"></script><link href="index.css">"#), ("index.js", "import('./c.js')"),
+                          ("c.js", "import './index.js'"), ("index.css", "a{b:url(x.svg)}"), ("x.svg", "<svg/>"), ("robots.txt", "ok")])
+        let once = try AssetHasher.hash(base)
+        let twice = try AssetHasher.hash(once.files)
+        #expect(once.files == twice.files)
+        #expect(twice.renames.allSatisfy { $0.key == $0.value })
+    }
+
+    @Test func manifestHasSizeSha256AndSRI() throws {
+        let r = try AssetHasher.hash(files([("app.js", "console.log(1)"), ("index.html", #"<script src="app.js"></script>"#)]))
+        let m = try JSONSerialization.jsonObject(with: Data(r.manifest)) as! [String: Any]
+        let entry = (m["files"] as! [String: Any])["app.js"] as! [String: Any]
+        let bytes = Array("console.log(1)".utf8)
+        #expect(entry["path"] as? String == r.name("app.js"))
+        #expect((entry["size"] as? NSNumber)?.intValue == bytes.count)
+        #expect(entry["sha256"] as? String == Digester.hex(bytes))
+        let d = Digester(.sha384); d.update(bytes)
+        #expect(entry["integrity"] as? String == "sha384-" + Data(d.finalizeBytes()).base64EncodedString())
+        #expect(r.files.contains { $0.path == "asset-manifest.json" })
+    }
+
+    @Test func sriAddsIntegrityAttributes() throws {
+        var o = AssetOptions()
+        o.sri = true
+        let r = try AssetHasher.hash(files([("index.html", #"<script type="module" src="/app.js"></script><link rel="stylesheet" href="app.css">"#),
+                                            ("app.js", "1"), ("app.css", "a{}")]), options: o)
+        let html = r.text("index.html")!
+        #expect(html.contains("<script integrity=\"\(AssetHasher.sri(Array("1".utf8)))\" type=\"module\" src=\"/\(r.name("app.js"))\">"))
+        #expect(html.contains("<link integrity=\"\(AssetHasher.sri(Array("a{}".utf8)))\" rel=\"stylesheet\""))
+    }
+
+    @Test func collidingNamesAreRefused() {
+        #expect(throws: AssetError.self) { try AssetHasher.hash(files([("a.js", "1"), ("a.0123abcd.js", "2")])) }
+    }
+}
+
+@Suite struct AssetVerifierTests {
+    func hashed() throws -> [AssetFile] {
+        try AssetHasher.hash(files([("index.html", #"<script src="/app.js"></script>"#), ("app.js", "import('./c.js')"),
+                                    ("c.js", "import './app.js'"), ("a.css", "x{y:url(i.png)}"), ("i.png", "P")])).files
+    }
+
+    @Test func cleanTreePasses() throws { #expect(AssetVerifier.verify(try hashed()).isEmpty) }
+
+    @Test func findsWrongNamesBrokenReferencesAndManifestDisagreements() throws {
+        var f = try hashed()
+        let png = f.firstIndex { $0.path.hasPrefix("i.") }!
+        f[png].bytes = Array("Q".utf8)                       // bytes no longer match the name
+        let css = f.firstIndex { $0.path.hasSuffix(".css") }!
+        f[css].bytes += Array("z{w:url(./missing.png)}".utf8)  // dangling reference (and a changed name)
+        f.append(AssetFile(path: "plain.js", bytes: [1]))      // not hashed at all
+        let findings = AssetVerifier.verify(f)
+        #expect(findings.contains { $0.hasPrefix(f[png].path + ": name does not match its content") })
+        #expect(findings.contains { $0.hasPrefix(f[css].path + ": reference \"./missing.png\" does not resolve") })
+        #expect(findings.contains { $0.hasPrefix("plain.js: not content-hashed") })
+        #expect(findings.contains { $0.contains("asset-manifest.json: \(f[png].path) has sha256") })
+        #expect(findings.contains { $0 == "plain.js: not in asset-manifest.json" } == false) // not hashed: reported once, as such
+    }
+
+    @Test func cycleMembersAreCheckedAsAGroup() throws {
+        var f = try hashed()
+        let c = f.firstIndex { $0.path.hasPrefix("c.") }!
+        f[c].bytes += Array(";".utf8)
+        let findings = AssetVerifier.verify(f)
+        #expect(findings.contains { $0.hasPrefix(f[c].path + ": name does not match") })
+        #expect(findings.contains { $0.contains("app.") && $0.contains("name does not match") })
+    }
+}
+
+@Suite struct GlobTests {
+    @Test(arguments: [
+        ("*.html", "index.html", true), ("*.html", "a/b/index.html", true), ("embed/**", "embed/x/y.js", true),
+        ("embed/**", "other/embed/x.js", false), ("**/service-workers/**", "service-workers/push.js", true),
+        ("a/*.js", "a/b/c.js", false), ("a/**/c.js", "a/c.js", true), ("a/**/c.js", "a/x/y/c.js", true),
+        ("img/?.png", "img/a.png", true), ("img/[ab].png", "img/c.png", false), (".well-known/**", ".well-known/x", true),
+    ])
+    func matches(_ glob: String, _ path: String, _ expected: Bool) {
+        #expect(Glob(glob).matches(path) == expected)
+    }
+}

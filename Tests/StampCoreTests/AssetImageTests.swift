@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+import Hashing
+import Layers
+import OCI
+@testable import StampCore
+
+/// `--hash-assets` and `--assets` inside the image, checked through umoci's unpacked rootfs.
+@Suite struct AssetImageTests {
+    func unpack(_ archive: String, _ dir: String) throws -> String {
+        #expect(try run(["skopeo", "copy", "oci-archive:\(archive)", "oci:\(dir)/layout:x"]).status == 0)
+        let u = try run(["umoci", "unpack", "--rootless", "--image", "\(dir)/layout:x", "\(dir)/bundle"])
+        #expect(u.status == 0, "\(u.err)")
+        return dir + "/bundle/rootfs"
+    }
+
+    func tree(_ dir: String) -> [String] {
+        (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter { !Path.isDirectory(dir + "/" + $0) }.sorted()
+    }
+
+    @Test func hashesTheImagesFrontend() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
+        s.hashAssets = true
+        s.platforms = ["linux/amd64"]
+        _ = try build(s)
+        let rootfs = try unpack(dir + "/o.tar", dir)
+        let pub = rootfs + "/app/server/public"
+        let files = tree(pub)
+        // Old names are gone (whiteouts), hashed names are there, entry documents kept.
+        #expect(!files.contains("index.js") && !files.contains("index.css") && !files.contains("assets/index-3f9a1c0b.js"))
+        let js = try #require(files.first { $0.hasPrefix("index.") && $0.hasSuffix(".js") })
+        let css = try #require(files.first { $0.hasPrefix("index.") && $0.hasSuffix(".css") })
+        #expect(files.contains("_index.html") && files.contains("robots.txt") && files.contains("manifest.json"))
+        #expect(files.contains("asset-manifest.json") && files.contains("version.json"))
+        #expect(try String(contentsOfFile: pub + "/_index.html", encoding: .utf8).contains("src=\"/\(js)\""))
+        // The server's hard-coded names are rewritten too.
+        let meta = try String(contentsOfFile: rootfs + "/app/server/utils/boot/MetaGenerator.js", encoding: .utf8)
+        #expect(meta.contains("/\(js)") && meta.contains("/\(css)"))
+        // Names match their bytes, as a folder check sees them.
+        let check = try stamp(["assets", "verify", pub, "--keep", "embed/**"])
+        #expect(check.status == 0, "\(check.out)")
+        let vj = try readJSON(rootfs + "/app/version.json")
+        #expect(vj["assets"]?["manifestDigest"]?.stringValue == Digester.digest(try bytes(pub + "/asset-manifest.json")))
+        let v = try stamp(["verify", dir + "/o.tar"])
+        #expect(v.status == 0, "\(v.out)")
+    }
+
+    @Test func verifyFindsATamperedAsset() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        var s = settings(dir + "/b.tar", "oci:\(dir)/out")
+        s.hashAssets = true
+        s.platforms = ["linux/amd64"]
+        _ = try build(s)
+        // The stamp layer again, with other bytes under the hashed CSS name.
+        let img = try ImageSource.open(.ociLayout(path: dir + "/out", ref: nil))
+        let stampFiles = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
+        let css = try #require(stampFiles.keys.first { $0.hasPrefix("app/server/public/index.") && $0.hasSuffix(".css") })
+        let tar = MemorySink()
+        let tw = TarWriter(sink: tar, mtime: 0)
+        for (p, f) in stampFiles.sorted(by: { $0.key < $1.key }) {
+            try tw.addFile(p, p == css ? Array("body{color:red}".utf8) : f.bytes, mode: f.mode)
+        }
+        try tw.finish()
+        let d = Digester.digest(tar.bytes)
+        try Data(tar.bytes).write(to: URL(fileURLWithPath: dir + "/out/blobs/sha256/" + Digest.hex(d)))
+        try editLayout(dir + "/out", config: { c in
+            var rootfs = c["rootfs"]!
+            rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
+            c["rootfs"] = rootfs
+        }, manifest: { m in
+            m["layers"] = .array(Array(m["layers"]!.arrayValue!.dropLast()) + [Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json])
+        })
+        let r = try stamp(["verify", "oci:\(dir)/out"])
+        #expect(r.status == 1)
+        #expect(r.out.contains("linux/amd64: /app/server/public/\(Path.basename(css)): name does not match its content"), "\(r.out)")
+        #expect(r.out.contains("asset-manifest.json: \(Path.basename(css)) has sha256"), "\(r.out)")
+        #expect(try stamp(["verify", "oci:\(dir)/out", "--integrity-only"]).status == 0)
+    }
+
+    @Test func aLocalBuildReplacesTheFrontend() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        let dist = dir + "/dist"
+        try FileManager.default.createDirectory(atPath: dist + "/assets", withIntermediateDirectories: true)
+        try Data(#"<script type="module" src="/assets/main.js"></script>"#.utf8).write(to: URL(fileURLWithPath: dist + "/_index.html"))
+        try Data("console.log('new frontend')".utf8).write(to: URL(fileURLWithPath: dist + "/assets/main.js"))
+        var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
+        s.assets = dist
+        s.platforms = ["linux/amd64"]
+        _ = try build(s)
+        let rootfs = try unpack(dir + "/o.tar", dir)
+        let files = tree(rootfs + "/app/server/public")
+        #expect(!files.contains("index.css") && !files.contains("robots.txt")) // the base's frontend is gone (opaque)
+        #expect(files.contains("_index.html") && files.contains("version.json") && files.contains("asset-manifest.json"))
+        #expect(files.contains { $0.hasPrefix("assets/main.") && $0.hasSuffix(".js") })
+        #expect(try stamp(["verify", dir + "/o.tar"]).status == 0)
+        // The source folder is untouched.
+        #expect(tree(dist) == ["_index.html", "assets/main.js"])
+    }
+
+    @Test func hashCommandOnAFolder() throws {
+        let dir = try tempDir()
+        let src = dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        try Data("<link href=\"app.css\">".utf8).write(to: URL(fileURLWithPath: src + "/index.html"))
+        try Data("a{}".utf8).write(to: URL(fileURLWithPath: src + "/app.css"))
+        let before = try run(["sh", "-c", "cd '\(src)' && find . -type f | sort | xargs sha256sum"]).out
+        let r = try stamp(["assets", "hash", src, "--output", dir + "/out", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try jsonOf(r.out)["app.css"]?.stringValue?.hasPrefix("app.") == true)
+        #expect(try run(["sh", "-c", "cd '\(src)' && find . -type f | sort | xargs sha256sum"]).out == before)
+        #expect(try stamp(["assets", "verify", dir + "/out"]).status == 0)
+        let again = try stamp(["assets", "hash", src, "--output", dir + "/out2"])
+        #expect(again.status == 0)
+        #expect(try run(["diff", "-r", dir + "/out", dir + "/out2"]).status == 0)
+        let busy = try stamp(["assets", "hash", src, "--output", dir + "/out"])
+        #expect(busy.status == 2 && busy.err.contains("not an empty folder"))
+        try Data("a{color:red}".utf8).write(to: URL(fileURLWithPath: dir + "/out/" + (try jsonOf(r.out)["app.css"]!.stringValue!)))
+        let bad = try stamp(["assets", "verify", dir + "/out"])
+        #expect(bad.status == 1)
+        #expect(bad.out.split(separator: "\n").allSatisfy { $0.hasPrefix("app.") || $0.hasPrefix("asset-manifest.json") }, "\(bad.out)")
+    }
+}
