@@ -26,7 +26,7 @@ let package = Package(
         // Tar reading/writing, compression; the only importer of CArchive.
         .target(name: "Layers", dependencies: ["CArchive", "Hashing", "OCI"]),
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
-        .target(name: "Assets", dependencies: ["Hashing"]),
+        .target(name: "Assets", dependencies: ["Hashing", "OCI"]),
         // Rendered text: health-check script, Dockerfile. No C.
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.

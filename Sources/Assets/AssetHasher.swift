@@ -1,4 +1,5 @@
 import Hashing
+import OCI
 
 /// A file of a frontend tree, its path relative to the asset root (no leading `/`).
 public struct AssetFile: Sendable, Equatable {
@@ -57,7 +58,7 @@ public enum AssetHasher {
     public static func hash(_ input: [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init()) throws -> AssetResult {
         var byPath: [String: [UInt8]] = [:]
         for f in input {
-            guard let p = normalize(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
+            guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
             guard byPath[p] == nil else { throw AssetError.invalid("\(p): given twice") }
             byPath[p] = f.bytes
         }

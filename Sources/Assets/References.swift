@@ -1,3 +1,5 @@
+import OCI
+
 /// How a file's text is searched for references to other files.
 public enum AssetKind: Sendable {
     case html, css, javascript, json, binary
@@ -148,7 +150,7 @@ public struct ReferenceScanner: Sendable {
             candidates.append(dir + "/" + decoded)
         }
         for c in candidates {
-            if let p = normalize(c), files.contains(p) { return p }
+            if let p = Path.clean(c), files.contains(p) { return p }
         }
         return nil
     }
@@ -200,17 +202,6 @@ public struct ReferenceScanner: Sendable {
         guard k >= 0, bytes[k] == UInt8(ascii: "=") else { return false }
         return endsWith(bytes, at: k, named)
     }
-}
-
-/// `a/./b/../c` → `a/c`, without a leading `/`; nil when it climbs above the root.
-func normalize(_ p: String) -> String? {
-    var parts: [Substring] = []
-    for c in p.split(separator: "/", omittingEmptySubsequences: true) {
-        if c == "." { continue }
-        if c == ".." { if parts.isEmpty { return nil }; parts.removeLast(); continue }
-        parts.append(c)
-    }
-    return parts.joined(separator: "/")
 }
 
 func percentDecode(_ s: String) -> String {

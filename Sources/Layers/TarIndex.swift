@@ -1,3 +1,5 @@
+import OCI
+
 /// An index of an uncompressed tar file (an oci-archive or a `docker save` file): every entry's
 /// name, type and where its data starts, so blobs are read in place, never extracted to disk.
 ///

@@ -1,3 +1,5 @@
+import OCI
+
 /// Writes a tar stream whose bytes depend only on the entries given: ustar headers, a pax extended
 /// header only when a name is too long or not ASCII or a size does not fit, no user or group names,
 /// no device numbers, one mtime for every entry.

@@ -37,14 +37,7 @@ struct AssetsHashCommand: ParsableCommand {
     @Option(help: "The new folder to write (must not exist, or be empty).")
     var output: String
 
-    @Option(help: "Name of the manifest at the root of the output.")
-    var manifest = "asset-manifest.json"
-
-    @Option(help: ArgumentHelp("Files that keep their names (glob, repeatable; ** spans folders).", valueName: "glob"))
-    var keep: [String] = []
-
-    @Option(help: "Hex digits of the hash in names (4-64).")
-    var length = 8
+    @OptionGroup var naming: AssetNamingOptions
 
     @Flag(help: "Add integrity attributes to <script> and <link> tags in HTML.")
     var sri = false
@@ -54,12 +47,8 @@ struct AssetsHashCommand: ParsableCommand {
 
     func run() throws {
         let result = try reportingErrors { () throws -> AssetResult in
-            guard (4...64).contains(length) else { throw StampError.usage("--length: between 4 and 64") }
-            var o = AssetOptions()
-            o.length = length
-            o.keep = keep.map(Glob.init)
+            var o = try naming.options()
             o.sri = sri
-            o.manifestName = manifest
             let files = try AssetTree.read(source)
             let r = try AssetHasher.hash(files, options: o)
             try AssetTree.write(r.files, to: output)
@@ -69,7 +58,7 @@ struct AssetsHashCommand: ParsableCommand {
             printOut(JSONValue.encodeString(.strings(result.renames)))
         } else {
             let renamed = result.renames.filter { $0.key != $0.value }.count
-            printError("\(result.files.count) files written to \(output), \(renamed) renamed; manifest \(manifest)")
+            printError("\(result.files.count) files written to \(output), \(renamed) renamed; manifest \(naming.manifest)")
         }
     }
 }
@@ -90,24 +79,34 @@ struct AssetsVerifyCommand: ParsableCommand {
     @Argument(help: "The hashed folder.")
     var folder: String
 
-    @Option(help: "Name of the manifest at the root.")
-    var manifest = "asset-manifest.json"
-
-    @Option(help: ArgumentHelp("Files that keep their names (glob, repeatable).", valueName: "glob"))
-    var keep: [String] = []
-
-    @Option(help: "Hex digits of the hash in names.")
-    var length = 8
+    @OptionGroup var naming: AssetNamingOptions
 
     func run() throws {
         let findings = try reportingErrors { () throws -> [String] in
-            var o = AssetOptions()
-            o.length = length
-            o.keep = keep.map(Glob.init)
-            o.manifestName = manifest
-            return AssetVerifier.verify(try AssetTree.read(folder), options: o)
+            AssetVerifier.verify(try AssetTree.read(folder), options: try naming.options())
         }
         for f in findings { printOut(f) }
         if findings.isEmpty { printError("ok: \(folder)") } else { printError("\(findings.count) finding(s) in \(folder)"); throw ExitCode(1) }
+    }
+}
+
+/// How hashed names are made; `hash` and `verify` must be given the same.
+struct AssetNamingOptions: ParsableArguments {
+    @Option(help: "Name of the manifest at the root of the folder.")
+    var manifest = "asset-manifest.json"
+
+    @Option(help: ArgumentHelp("Files that keep their names (glob, repeatable; ** spans folders).", valueName: "glob"))
+    var keep: [String] = []
+
+    @Option(help: "Hex digits of the hash in names (4-64).")
+    var length = 8
+
+    func options() throws -> AssetOptions {
+        guard (4...64).contains(length) else { throw StampError.usage("--length: between 4 and 64") }
+        var o = AssetOptions()
+        o.length = length
+        o.keep = keep.map(Glob.init)
+        o.manifestName = manifest
+        return o
     }
 }

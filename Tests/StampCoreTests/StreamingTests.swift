@@ -42,32 +42,34 @@ import Testing
         print("peak RSS (KiB): \(rss.sorted { $0.key < $1.key })")
     }
 
-    /// SIGTERM in the middle of writing a big archive: no temp file and no output remain.
+    /// SIGTERM while the build writes: no temp file and no output remain.
     func interruptedBuildLeavesNothing(base: String, dir: String) throws {
         var caught = false
-        for _ in 0..<3 where !caught {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: stampBin)
-            p.arguments = ["build", "--base", base, "--version", "v1", "--created", "0", "--output", dir + "/int.tar", "-q"]
-            try p.run()
-            let deadline = Date().addingTimeInterval(30)
-            while p.isRunning && Date() < deadline {
-                let tmp = listing(dir).first { $0.hasPrefix(".int.tar.stamp-") }
-                if let tmp, let size = try? FileManager.default.attributesOfItem(atPath: dir + "/" + tmp)[.size] as? Int, size > 8 << 20 {
-                    kill(p.processIdentifier, SIGTERM)
+        var statuses: [Int32] = []
+        for _ in 0..<5 where !caught {
+            let pid = try spawn([stampBin, "build", "--base", base, "--version", "v1", "--created", "0", "--output", dir + "/int.tar", "-q"])
+            var status: Int32?
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                if let s = exitStatus(pid, wait: false) { status = s; break }
+                // Any temporary file (the stamp layer's, then the archive's) means the build is
+                // writing: interrupt it there.
+                if listing(dir).contains(where: { $0.hasPrefix(".int.tar.stamp-") }) {
+                    kill(pid, SIGTERM)
                     caught = true
                     break
                 }
-                usleep(2000)
+                usleep(1000)
             }
-            p.waitUntilExit()
+            if status == nil { status = exitStatus(pid) }
+            statuses.append(status!)
             if caught {
-                #expect(p.terminationStatus == 128 + SIGTERM)
+                #expect(status == 128 + SIGTERM)
                 #expect(!listing(dir).contains { $0.contains("int.tar") }, "left behind: \(listing(dir))")
             } else {
                 unlink(dir + "/int.tar")
             }
         }
-        #expect(caught, "the build finished before it could be interrupted")
+        #expect(caught, "the build finished before it could be interrupted (exit statuses \(statuses))")
     }
 }

@@ -18,23 +18,18 @@ struct RunResult {
     var err: String
 }
 
-/// Runs a program found on PATH (or by path), capturing its output. Spawned with posix_spawn,
-/// a clean signal mask and default handlers: the test runner's threads block most signals
-/// (SIGCHLD included), and a shell that inherits that mask never sees its children exit.
-@discardableResult
-func run(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
+/// Starts a program found on PATH (or by path) with posix_spawn, a clean signal mask and default
+/// handlers: the test runner's threads block most signals (SIGCHLD included), and a shell that
+/// inherits that mask never sees its children exit. Output goes to the given files.
+func spawn(_ args: [String], env: [String: String] = [:], stdout: String = "/dev/null", stderr: String = "/dev/null") throws -> pid_t {
     var e = ProcessInfo.processInfo.environment
     for (k, v) in env { e[k] = v }
-    let base = NSTemporaryDirectory() + "stamp-run-" + UUID().uuidString
-    defer { unlink(base + ".out"); unlink(base + ".err") }
-
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, base + ".out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 2, base + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     var attr = posix_spawnattr_t()
     posix_spawnattr_init(&attr)
     defer { posix_spawnattr_destroy(&attr) }
@@ -44,16 +39,34 @@ func run(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
     posix_spawnattr_setsigmask(&attr, &none)
     posix_spawnattr_setsigdefault(&attr, &all)
     posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
     let argv = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
     let envp = e.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attr, argv, envp)
     guard rc == 0 else { throw StampError.badInput("cannot run \(args.first ?? ""): \(String(cString: strerror(rc)))") }
+    return pid
+}
+
+/// The exit status of a finished child (128 + signal when a signal ended it), or nil while it runs.
+func exitStatus(_ pid: pid_t, wait: Bool = true) -> Int32? {
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    while true {
+        let r = waitpid(pid, &status, wait ? 0 : WNOHANG)
+        if r < 0 && errno == EINTR { continue }
+        if r == 0 { return nil }
+        break
+    }
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// Runs a program to completion, capturing its output.
+@discardableResult
+func run(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
+    let base = NSTemporaryDirectory() + "stamp-run-" + UUID().uuidString
+    defer { unlink(base + ".out"); unlink(base + ".err") }
+    let pid = try spawn(args, env: env, stdout: base + ".out", stderr: base + ".err")
+    let code = exitStatus(pid)!
     let od = (try? Data(contentsOf: URL(fileURLWithPath: base + ".out"))) ?? Data()
     let ed = (try? Data(contentsOf: URL(fileURLWithPath: base + ".err"))) ?? Data()
     return RunResult(status: code, out: String(decoding: od, as: UTF8.self), err: String(decoding: ed, as: UTF8.self))
