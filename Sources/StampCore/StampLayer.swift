@@ -51,7 +51,7 @@ public enum StampLayer {
 
     /// `version.json`: what the image is, for people, probes and dashboards.
     public static func versionJSON(plan: StampPlan, baseName: String?, baseDigest: String, assets: JSONValue? = nil) -> [UInt8] {
-        var base: JSONValue = .object([("digest", .string(baseDigest))])
+        var base: JSONValue = .object(baseDigest.isEmpty ? [] : [("digest", .string(baseDigest))])
         if let baseName { base["name"] = .string(baseName) }
         var stamp: JSONValue = .object([("tool", .string("stamp \(StampVersion.current)"))])
         if let f = plan.versionFile { stamp["versionFile"] = .string(f) }

@@ -66,18 +66,8 @@ public enum Stamper {
         var historyTexts: [String] = []
         var built: [String: BuiltLayer] = [:]
         for img in images {
-            var view: MergedView?
-            if plan.health != nil || plan.assets != nil {
-                view = try MergedView.build(layers: img.layers, store: base.store,
-                                            capture: plan.assets.map(AssetStage.capture) ?? { _ in false })
-            }
-            if let h = plan.health { try preflight(img, view: view!, health: h, diagnostics: diagnostics) }
-            var assetOutput: AssetStage.Output?
-            if let a = plan.assets {
-                assetOutput = try AssetStage.run(a, view: view!, platform: img.platform.description, publicVersion: plan.publicVersionJSON)
-            }
-            let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
-            let entries = try StampLayer.entries(plan: plan, versionJSON: versionJSON, extra: assetOutput?.entries ?? [])
+            let entries = try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: img, store: base.store,
+                                           diagnostics: diagnostics)
             let fingerprint = StampLayer.fingerprint(entries)
             let layer: BuiltLayer?
             if entries.isEmpty {
@@ -157,6 +147,26 @@ public enum Stamper {
                            platforms: platformResults,
                            layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
                            droppedAttestations: base.attestations.count)
+    }
+
+    /// Everything the stamp layer of one platform holds: version files, health check, assets,
+    /// `--add`. `image` is nil when the base is not at hand (a Dockerfile for a remote base).
+    public static func stampEntries(_ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, store: BlobStore?,
+                                    diagnostics: Diagnostics) throws -> [LayerEntry] {
+        var view = MergedView()
+        if let image, let store, plan.health != nil || plan.assets != nil {
+            view = try MergedView.build(layers: image.layers, store: store, capture: plan.assets.map(AssetStage.capture) ?? { _ in false })
+            if let h = plan.health { try preflight(image, view: view, health: h, diagnostics: diagnostics) }
+        }
+        var assetOutput: AssetStage.Output?
+        if let a = plan.assets {
+            guard image != nil || a.localFolder != nil else {
+                throw StampError.usage("--hash-assets reads the base's frontend: give a local base (oci-archive:...) or --assets DIR")
+            }
+            assetOutput = try AssetStage.run(a, view: view, platform: image?.platform.description ?? "assets", publicVersion: plan.publicVersionJSON)
+        }
+        let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
+        return try StampLayer.entries(plan: plan, versionJSON: versionJSON, extra: assetOutput?.entries ?? [])
     }
 
     /// The health check needs /bin/sh and an HTTP client in the image it runs in.
