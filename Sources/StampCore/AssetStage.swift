@@ -25,7 +25,8 @@ public enum AssetStage {
     }
 
     /// What the merged view must keep the bytes of.
-    static func capture(_ a: AssetPlan) -> (String) -> Bool {
+    static func capture(_ plan: AssetPlan?) -> @Sendable (String) -> Bool {
+        guard let a = plan else { return { _ in false } }
         let root = Path.clean(a.root)! + "/"
         let extra = Set(a.rewrite.compactMap { Path.clean($0) })
         return { p in (a.localFolder == nil && p.hasPrefix(root)) || extra.contains(p) }
@@ -106,7 +107,8 @@ public enum AssetStage {
     static func verify(_ info: JSONValue, image: PlatformImage, store: BlobStore, platform: String) -> [String] {
         guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else { return ["\(platform): version.json assets has no root"] }
         let view: MergedView
-        do { view = try MergedView.build(layers: image.layers, store: store, capture: { $0.hasPrefix(root + "/") }) } catch {
+        let inRoot: @Sendable (String) -> Bool = { $0.hasPrefix(root + "/") }
+        do { view = try MergedView.build(layers: image.layers, store: store, keep: inRoot, capture: inRoot) } catch {
             return ["\(platform): cannot read the image's files: \(error)"]
         }
         var files: [AssetFile] = []

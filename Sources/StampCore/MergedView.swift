@@ -1,3 +1,4 @@
+import Dispatch
 import Hashing
 import Layers
 import OCI
@@ -20,36 +21,52 @@ public final class MergedView {
 
     public init() {}
 
-    /// Reads every layer (decompressing it once) and applies them bottom-up. The bytes of regular
-    /// files for which `capture` says yes are kept.
-    public static func build(layers: [Descriptor], store: BlobStore, capture: (String) -> Bool = { _ in false }) throws -> MergedView {
-        let view = MergedView()
-        for (i, l) in layers.enumerated() {
-            let loc = try store.require(l.digest)
-            guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
-            // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
-            // not as whatever the decompressor makes of it.
-            let source = HashingSource(loc.open())
-            var items: [(String, Entry)] = []
-            var whiteouts: [String] = []
-            var opaque: [String] = []
-            var captured: [String: [UInt8]] = [:]
-            var failure: Error?
-            do {
-                let reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)")
-                try readEntries(reader, l, i, capture, &items, &whiteouts, &opaque, &captured)
-            } catch { failure = error }
-            let found = try source.finish()
-            if found != l.digest { throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found) }
-            if let failure { throw failure }
-            view.apply(items: items, whiteouts: whiteouts, opaque: opaque, captured: captured)
+    /// Reads every layer (decompressing it once, layers in parallel on all cores) and applies
+    /// them bottom-up. Entries are kept for symlinks and for paths `keep` wants (so a big
+    /// node_modules costs no memory); the bytes of regular files `capture` wants are kept too.
+    public static func build(layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
+                             capture: @escaping @Sendable (String) -> Bool = { _ in false }) throws -> MergedView {
+        let results = UnsafeMutableBufferPointer<Result<LayerChanges, Error>?>.allocate(capacity: layers.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let shared = SendableBox((layers, store, results))
+        DispatchQueue.concurrentPerform(iterations: layers.count) { i in
+            let (layers, store, results) = shared.value
+            results[i] = Result { try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture) }
         }
+        let view = MergedView()
+        for r in results { try view.apply(r!.get()) }
         return view
     }
 
-    private static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ capture: (String) -> Bool,
-                                    _ items: inout [(String, Entry)], _ whiteouts: inout [String], _ opaque: inout [String],
-                                    _ captured: inout [String: [UInt8]]) throws {
+    struct LayerChanges {
+        var items: [(String, Entry)] = []
+        var whiteouts: [String] = []
+        var opaque: [String] = []
+        var captured: [String: [UInt8]] = [:]
+    }
+
+    private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
+                                  capture: (String) -> Bool) throws -> LayerChanges {
+        let loc = try store.require(l.digest)
+        guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
+        // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
+        // not as whatever the decompressor makes of it.
+        let source = HashingSource(loc.open())
+        var changes = LayerChanges()
+        var failure: Error?
+        do {
+            let reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)")
+            try readEntries(reader, l, i, keep, capture, &changes)
+        } catch { failure = error }
+        let found = try source.finish()
+        if found != l.digest { throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found) }
+        if let failure { throw failure }
+        return changes
+    }
+
+    private static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
+                                    _ capture: (String) -> Bool, _ changes: inout LayerChanges) throws {
         while let e = try reader.next() {
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {
                 if Path.clean(e.path) == "" { continue }
@@ -57,20 +74,23 @@ public final class MergedView {
             }
             let name = Path.basename(p)
             let dir = p.contains("/") ? Path.dirname(p) : ""
-            if name == ".wh..wh..opq" { opaque.append(dir); continue }
-            if name.hasPrefix(".wh.") { whiteouts.append(dir.isEmpty ? String(name.dropFirst(4)) : dir + "/" + name.dropFirst(4)); continue }
-            items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i)))
-            if e.type == .file, capture(p) { captured[p] = try reader.readData(limit: 256 << 20) }
+            if name == ".wh..wh..opq" { changes.opaque.append(dir); continue }
+            if name.hasPrefix(".wh.") { changes.whiteouts.append(dir.isEmpty ? String(name.dropFirst(4)) : dir + "/" + name.dropFirst(4)); continue }
+            var isLink = false
+            if case .symlink = e.type { isLink = true }
+            guard isLink || keep(p) else { continue }
+            changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i)))
+            if e.type == .file, capture(p) { changes.captured[p] = try reader.readData(limit: 256 << 20) }
         }
     }
 
-    func apply(items: [(String, Entry)], whiteouts: [String], opaque: [String], captured: [String: [UInt8]] = [:]) {
-        for d in opaque { removeChildren(of: d) }
-        for w in whiteouts { entries[w] = nil; contents[w] = nil; removeChildren(of: w) }
-        for (p, e) in items {
+    func apply(_ c: LayerChanges) {
+        for d in c.opaque { removeChildren(of: d) }
+        for w in c.whiteouts { entries[w] = nil; contents[w] = nil; removeChildren(of: w) }
+        for (p, e) in c.items {
             if let old = entries[p], old.type == .directory, e.type != .directory { removeChildren(of: p) }
             entries[p] = e
-            contents[p] = captured[p]
+            contents[p] = c.captured[p]
             var parent = p
             while parent.contains("/") {
                 parent = Path.dirname(parent)
@@ -131,3 +151,9 @@ public final class MergedView {
     }
 }
 
+
+/// Hands values that are only read to the workers of `concurrentPerform`.
+struct SendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -155,7 +155,18 @@ public enum Stamper {
                                     diagnostics: Diagnostics) throws -> [LayerEntry] {
         var view = MergedView()
         if let image, let store, plan.health != nil || plan.assets != nil {
-            view = try MergedView.build(layers: image.layers, store: store, capture: plan.assets.map(AssetStage.capture) ?? { _ in false })
+            // Only the entries the checks ask about are kept: folders of executables (for the
+            // health check) and the frontend (for assets), besides symlinks.
+            let env = (image.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let pathDirs = (env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "")
+                .split(separator: ":").compactMap { Path.clean(String($0)) }
+            let bins = Set(["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin"] + pathDirs)
+            let root = plan.assets.flatMap { Path.clean($0.root) }
+            let capture = AssetStage.capture(plan.assets)
+            let keep: @Sendable (String) -> Bool = { p in
+                bins.contains(p.contains("/") ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
+            }
+            view = try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture)
             if let h = plan.health { try preflight(image, view: view, health: h, diagnostics: diagnostics) }
         }
         var assetOutput: AssetStage.Output?

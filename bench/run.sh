@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# make bench: stamp against its peers on one realistic input, in one run, reported as ratios.
+#
+# Input (generated offline, reproducibly): a ~600 MB base in 3 gzip layers — an OS-like layer of
+# ~30,000 files copied from this machine's /usr, a node_modules-like layer of ~45,000 small files,
+# a frontend layer of ~300 files / 35 MB under /app/server/public — as an OCI layout and an
+# oci-archive; and the stamp input: version, health check, a ~30 MB frontend build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAMP=${STAMP_BIN:-$(swift build -c release --show-bin-path)/stamp}
+WORK=${BENCH_DIR:-/tmp/stamp-bench}
+RUNS=${BENCH_RUNS:-3}
+OUT=bench/RESULTS.md
+export SOURCE_DATE_EPOCH=1743811200
+
+mkdir -p "$WORK"
+gen() {
+  [ -f "$WORK/base.tar" ] && return
+  echo "generating the base image in $WORK (once)" >&2
+  rm -rf "$WORK/gen" && mkdir -p "$WORK/gen/os" "$WORK/gen/node/app/server/node_modules" "$WORK/gen/front/app/server/public/assets" "$WORK/frontend/assets"
+  # OS-like: the first ~30,000 files of /usr/share and /usr/lib in name order, plus a shell and curl.
+  (cd / && find usr/share usr/lib -type f -size -2M 2>/dev/null | LC_ALL=C sort > "$WORK/os-files.txt" || true)
+  head -n 30000 "$WORK/os-files.txt" > "$WORK/os-list.txt"
+  (cd / && tar -cf - --no-recursion -T "$WORK/os-list.txt") | tar -xf - -C "$WORK/gen/os"
+  mkdir -p "$WORK/gen/os/bin" "$WORK/gen/os/usr/bin" && cp /usr/bin/dash "$WORK/gen/os/bin/sh" && cp /usr/bin/curl "$WORK/gen/os/usr/bin/curl"
+  # node_modules-like: 45,000 small JS files in 1,500 packages, content from a fixed seed.
+  python3 - "$WORK/gen/node/app/server/node_modules" <<'PY'
+import os, random, sys
+root = sys.argv[1]; rnd = random.Random(42)
+words = "const let var function return module exports require if else for while new this class extends import from".split()
+for p in range(1500):
+    d = os.path.join(root, f"pkg-{p:04d}", "lib"); os.makedirs(d, exist_ok=True)
+    for f in range(30):
+        n = rnd.randint(200, 6000)
+        text = " ".join(rnd.choice(words) for _ in range(n // 6))
+        open(os.path.join(d, f"file{f:02d}.js"), "w").write(text)
+PY
+  # Frontend (base and the local build): ~300 files / ~35 MB, part incompressible like images.
+  python3 - "$WORK/gen/front/app/server/public" "$WORK/frontend" <<'PY'
+import os, random, sys
+for root, seed in ((sys.argv[1], 1), (sys.argv[2], 2)):
+    rnd = random.Random(seed)
+    os.makedirs(os.path.join(root, "assets"), exist_ok=True)
+    chunks = [f"chunk-{i:03d}-{rnd.randrange(16**8):08x}.js" for i in range(200)]
+    open(os.path.join(root, "_index.html"), "w").write('<script type="module" src="/index.js"></script><link rel="stylesheet" href="/index.css">')
+    open(os.path.join(root, "index.js"), "w").write("".join(f'import("./assets/{c}");' for c in chunks) + "x" * 400000)
+    open(os.path.join(root, "index.css"), "w").write("".join(f"a{i}{{background:url(./assets/img-{i:03d}.png)}}" for i in range(80)) + "b{}" * 50000)
+    for c in chunks:
+        open(os.path.join(root, "assets", c), "w").write('import "../index.js";' + "y" * rnd.randint(20000, 120000))
+    for i in range(80):
+        open(os.path.join(root, "assets", f"img-{i:03d}.png"), "wb").write(rnd.randbytes(rnd.randint(200000, 600000)))
+PY
+  # The layout is written here rather than with umoci insert: Debian's umoci 0.4.7 writes layers
+  # whose last entry lacks its tar padding and end blocks, which libarchive (and stamp) reject.
+  rm -rf "$WORK/layout" && mkdir -p "$WORK/layout/blobs/sha256"
+  for l in os node front; do
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$WORK/gen/$l" -cf "$WORK/$l.tar" .
+    pigz -n -6 -p2 < "$WORK/$l.tar" > "$WORK/$l.tar.gz"
+  done
+  python3 - "$WORK" <<'PY'
+import hashlib, json, os, sys
+w = sys.argv[1]; blobs = os.path.join(w, "layout/blobs/sha256")
+def put(data):
+    d = hashlib.sha256(data).hexdigest(); open(os.path.join(blobs, d), "wb").write(data); return "sha256:" + d
+def digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
+    return "sha256:" + h.hexdigest()
+layers, diffs = [], []
+for l in ("os", "node", "front"):
+    gz = os.path.join(w, l + ".tar.gz"); d = digest(gz)
+    os.replace(gz, os.path.join(blobs, d[7:])); diffs.append(digest(os.path.join(w, l + ".tar"))); os.remove(os.path.join(w, l + ".tar"))
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": os.path.getsize(os.path.join(blobs, d[7:]))})
+config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2025-03-01T00:00:00Z",
+    "config": {"User": "1000", "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "WorkingDir": "/app"},
+    "rootfs": {"type": "layers", "diff_ids": diffs},
+    "history": [{"created_by": "bench " + l} for l in ("os", "node", "front")]}, sort_keys=True).encode()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config), "size": len(config)},
+    "layers": layers}, sort_keys=True).encode()
+md = put(manifest)
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": len(manifest),
+    "annotations": {"org.opencontainers.image.ref.name": "1.16.0"}}]}, open(os.path.join(w, "layout/index.json"), "w"))
+open(os.path.join(w, "layout/oci-layout"), "w").write('{"imageLayoutVersion":"1.0.0"}')
+PY
+  skopeo copy -q "oci:$WORK/layout:1.16.0" "oci-archive:$WORK/base.tar:1.16.0"
+  # A 20,000-file tree for assets hash.
+  python3 - "$WORK/assets20k" <<'PY'
+import os, random, sys
+root = sys.argv[1]; rnd = random.Random(7)
+for i in range(20000):
+    d = os.path.join(root, f"d{i % 100:02d}"); os.makedirs(d, exist_ok=True)
+    nxt = f"../d{(i + 1) % 100:02d}/f{(i + 1):05d}.js" if i + 1 < 20000 else "./x"
+    open(os.path.join(d, f"f{i:05d}.js"), "w").write(f'import "{nxt}";' + "z" * rnd.randint(100, 3000))
+PY
+  echo "base: $(du -sh "$WORK/base.tar" | cut -f1) compressed" >&2
+}
+
+# time_row NAME SETUP COMMAND OUTPUT: median wall, CPU and peak RSS over $RUNS runs.
+declare -a ROWS
+time_row() {
+  local name=$1 setup=$2 cmd=$3 out=$4 walls=() cpus=() rss=()
+  for _ in $(seq "$RUNS"); do
+    eval "$setup"
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/time.txt" bash -c "$cmd" >/dev/null 2>"$WORK/err.txt" || { cat "$WORK/err.txt" >&2; echo "$name failed" >&2; return 1; }
+    read -r e u s m < "$WORK/time.txt"
+    walls+=("$e"); cpus+=("$(echo "$u + $s" | bc)"); rss+=("$m")
+  done
+  local size=-
+  [ -n "$out" ] && [ -e "$out" ] && size=$(du -sb "$out" | cut -f1)
+  ROWS+=("$name|$(median "${walls[@]}")|$(median "${cpus[@]}")|$(median "${rss[@]}")|$size")
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+gen
+B="$WORK/base.tar"
+STAMPDIR="$WORK/stampfiles"; rm -rf "$STAMPDIR"; mkdir -p "$STAMPDIR/app/server/public"
+cp -r "$WORK/frontend/." "$STAMPDIR/app/server/public/"; echo v1 > "$STAMPDIR/app/version.txt"
+"$STAMP" healthcheck > "$STAMPDIR/app/health-check-enhanced.sh"; chmod 755 "$STAMPDIR/app/health-check-enhanced.sh"
+
+time_row "stamp build (gzip)" "rm -f $WORK/out.tar" "$STAMP build -q --base oci-archive:$B:1.16.0 --version v1 --revision r --assets $WORK/frontend --output $WORK/out.tar" "$WORK/out.tar"
+time_row "stamp build --compression zstd" "rm -f $WORK/outz.tar" "$STAMP build -q --base oci-archive:$B:1.16.0 --version v1 --revision r --assets $WORK/frontend --compression zstd --output $WORK/outz.tar" "$WORK/outz.tar"
+time_row "umoci insert + config + tar" "rm -rf $WORK/u $WORK/u.tar; cp -r $WORK/layout $WORK/u" "umoci insert --image $WORK/u:1.16.0 $STAMPDIR / && umoci config --image $WORK/u:1.16.0 --config.label org.opencontainers.image.version=v1 && tar -cf $WORK/u.tar -C $WORK/u ." "$WORK/u.tar"
+time_row "buildah from/add/config/commit" "rm -rf $WORK/bs $WORK/b.tar" "c=\$(buildah --storage-driver vfs --root $WORK/bs/root --runroot $WORK/bs/run from oci-archive:$B:1.16.0) && buildah --storage-driver vfs --root $WORK/bs/root --runroot $WORK/bs/run add \$c $STAMPDIR / && buildah --storage-driver vfs --root $WORK/bs/root --runroot $WORK/bs/run config --label org.opencontainers.image.version=v1 \$c && buildah --storage-driver vfs --root $WORK/bs/root --runroot $WORK/bs/run commit -q \$c oci-archive:$WORK/b.tar" "$WORK/b.tar"
+time_row "skopeo copy oci: oci-archive:" "rm -f $WORK/s.tar" "skopeo copy -q oci:$WORK/layout:1.16.0 oci-archive:$WORK/s.tar" "$WORK/s.tar"
+time_row "floor: cat base, then tar of the stamp files into pigz -p2 -6" "rm -f $WORK/floor.tar $WORK/floor.tgz" "cat $B > $WORK/floor.tar && tar -cf - -C $STAMPDIR . | pigz -p2 -6 > $WORK/floor.tgz" "$WORK/floor.tar"
+time_row "stamp verify" "" "$STAMP verify $WORK/out.tar" ""
+time_row "stamp assets hash (20,000 files)" "rm -rf $WORK/a20k-out" "$STAMP assets hash $WORK/assets20k --output $WORK/a20k-out" "$WORK/a20k-out"
+time_row "cat of the same 20,000 files" "" "find $WORK/assets20k -type f -print0 | xargs -0 cat > /dev/null" ""
+
+ref=$(echo "${ROWS[0]}" | cut -d'|' -f2)
+{
+  echo "# Benchmark results"
+  echo
+  echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB."
+  echo "Input: $(du -sh "$B" | cut -f1) oci-archive (3 gzip layers), a $(du -sh "$WORK/frontend" | cut -f1) frontend build. Median of $RUNS runs."
+  echo "Ratios are wall time against \`stamp build (gzip)\`; the machine is shared, so compare ratios of one run only."
+  echo
+  echo "| job | wall s | CPU s | peak RSS MB | output MB | wall / stamp build |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r n w c m s <<< "$r"
+    size=-; [ "$s" != - ] && size=$(echo "scale=1; $s / 1048576" | bc)
+    echo "| $n | $w | $c | $(echo "scale=1; $m / 1024" | bc) | $size | $(echo "scale=2; $w / $ref" | bc) |"
+  done
+} | tee "$OUT"
