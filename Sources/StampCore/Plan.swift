@@ -268,10 +268,9 @@ public struct HealthPlan: Sendable, Equatable {
         guard script.hasPrefix("/"), let clean = Path.clean(script), !clean.isEmpty else {
             throw StampError.usage("--health-script: \"\(script)\" must be an absolute file path in the image")
         }
-        guard let vj = versionJSON else {
+        guard versionJSON != nil else {
             throw StampError.usage("the health check reads version.json: set --version-json or pass --no-healthcheck")
         }
-        _ = vj
         guard let port = s.healthPort ?? profile.port else { throw StampError.usage("--health-port: the \(profile.name) profile has no default port") }
         guard (1...65535).contains(port) else { throw StampError.usage("--health-port: \(port) is not a TCP port") }
         guard let path = s.healthPath ?? profile.healthPath else { throw StampError.usage("--health-path: the \(profile.name) profile has no default (e.g. /healthz)") }
