@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reading and writing asset folders on disk.
 public enum AssetTree {
@@ -26,6 +29,20 @@ public enum AssetTree {
         return out.sorted { utf8Less($0.path, $1.path) }
     }
 
+    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var done = 0
+        try bytes.withUnsafeBytes { buf in
+            while done < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
+                if n < 0 { if errno == EINTR { continue }; throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+    }
+
     /// Writes `files` as a new folder `dest` (which must not exist, or be empty): into a
     /// temporary folder beside it, renamed into place when complete.
     public static func write(_ files: [AssetFile], to dest: String) throws {
@@ -40,10 +57,16 @@ public enum AssetTree {
         let tmp = dest + ".stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
         do {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            var made: Set<String> = [""]
             for f in files {
-                let p = tmp + "/" + f.path
-                try fm.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try Data(f.bytes).write(to: URL(fileURLWithPath: p))
+                // Each folder once, each file with one open/write/close.
+                let dir = f.path.contains("/") ? String(f.path[..<f.path.lastIndex(of: "/")!]) : ""
+                if !made.contains(dir) {
+                    try fm.createDirectory(atPath: tmp + "/" + dir, withIntermediateDirectories: true)
+                    var d = dir
+                    while !d.isEmpty, made.insert(d).inserted { d = d.contains("/") ? String(d[..<d.lastIndex(of: "/")!]) : "" }
+                }
+                try writeFile(tmp + "/" + f.path, f.bytes)
             }
             try fm.moveItem(atPath: tmp, toPath: dest)
         } catch {
