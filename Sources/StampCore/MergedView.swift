@@ -28,7 +28,7 @@ public final class MergedView {
                              capture: @escaping @Sendable (String) -> Bool = { _ in false }) throws -> MergedView {
         let results = UnsafeMutableBufferPointer<Result<LayerChanges, Error>?>.allocate(capacity: layers.count)
         results.initialize(repeating: nil)
-        defer { results.deallocate() }
+        defer { _ = results.deinitialize(); results.deallocate() }
         let shared = SendableBox((layers, store, results))
         DispatchQueue.concurrentPerform(iterations: layers.count) { i in
             let (layers, store, results) = shared.value

@@ -1,3 +1,4 @@
+import Dispatch
 import Hashing
 import Layers
 import OCI
@@ -58,7 +59,27 @@ public enum Verifier {
             return report
         }
         report.platforms = image.images.map { $0.platform.description }
+        // Every distinct layer once, decompressed on all cores; findings merged in a fixed order.
+        var unique: [Descriptor] = []
+        var seen = Set<String>()
+        for img in image.images { for l in img.layers where seen.insert(l.digest).inserted { unique.append(l) } }
+        let partial = UnsafeMutableBufferPointer<(VerifyReport, String?)>.allocate(capacity: unique.count)
+        defer { _ = partial.deinitialize(); partial.deallocate() }
+        let shared = SendableBox((unique, image.store, partial, reference.description))
+        DispatchQueue.concurrentPerform(iterations: unique.count) { i in
+            let (unique, store, partial, name) = shared.value
+            var r = VerifyReport(reference: name)
+            let d = checkLayer(unique[i], store: store, report: &r)
+            (partial.baseAddress! + i).initialize(to: (r, d))
+        }
         var layerResults: [String: String?] = [:] // digest -> diff_id (nil when unreadable)
+        for (i, l) in unique.enumerated() {
+            let (r, d) = partial[i]
+            report.findings += r.findings
+            report.blobsChecked += r.blobsChecked
+            report.bytesChecked += r.bytesChecked
+            layerResults[l.digest] = d
+        }
         for img in image.images {
             let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))"
             let diffIDs = img.diffIDs
@@ -72,14 +93,7 @@ public enum Verifier {
                 }
             }
             for (i, l) in img.layers.enumerated() {
-                let found: String?
-                if let cached = layerResults[l.digest] {
-                    found = cached
-                } else {
-                    found = checkLayer(l, store: image.store, report: &report)
-                    layerResults[l.digest] = found
-                }
-                if let found, i < diffIDs.count, found != diffIDs[i] {
+                if let found = layerResults[l.digest] ?? nil, i < diffIDs.count, found != diffIDs[i] {
                     report.findings.append("\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content is \(found)")
                 }
             }
