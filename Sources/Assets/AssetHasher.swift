@@ -123,7 +123,7 @@ public enum AssetHasher {
             }
         }
 
-        var manifestFiles: [(String, String)] = []
+        var manifestFiles: [(String, JSONValue)] = []
         var files: [AssetFile] = []
         for p in paths {
             let np = newName[p]!
@@ -131,7 +131,9 @@ public enum AssetHasher {
             files.append(AssetFile(path: np, bytes: b))
             guard p != "version.json" else { continue }
             // Keyed by the unhashed name, so hashing the output again writes the same manifest.
-            manifestFiles.append((hashed.contains(p) ? naming.unhashed(p) : p, "{\"integrity\":\(jsonString(sri(b))),\"path\":\(jsonString(np)),\"sha256\":\"\(Digester.hex(b))\",\"size\":\(b.count)}"))
+            manifestFiles.append((hashed.contains(p) ? naming.unhashed(p) : p, .object([
+                ("integrity", .string(sri(b))), ("path", .string(np)), ("sha256", .string(Digester.hex(b))), ("size", JSONValue(Int64(b.count))),
+            ])))
         }
         let manifest = manifestBytes(manifestFiles, length: options.length)
         files.append(AssetFile(path: options.manifestName, bytes: manifest))
@@ -200,14 +202,8 @@ public enum AssetHasher {
         return out
     }
 
-    static func manifestBytes(_ entries: [(String, String)], length: Int) -> [UInt8] {
-        var s = "{\n  \"algorithm\": \"sha256\",\n  \"files\": {"
-        for (i, (k, v)) in entries.sorted(by: { utf8Less($0.0, $1.0) }).enumerated() {
-            s += (i == 0 ? "\n" : ",\n") + "    \(jsonString(k)): \(v)"
-        }
-        s += entries.isEmpty ? "},\n" : "\n  },\n"
-        s += "  \"length\": \(length)\n}\n"
-        return Array(s.utf8)
+    static func manifestBytes(_ entries: [(String, JSONValue)], length: Int) -> [UInt8] {
+        JSONValue.encodePretty(.object([("algorithm", .string("sha256")), ("files", .object(entries)), ("length", JSONValue(Int64(length)))]))
     }
 
     /// Subresource Integrity value (sha384, base64).
@@ -286,23 +282,3 @@ struct Naming: Sendable {
 }
 
 func utf8Less(_ a: String, _ b: String) -> Bool { Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)) }
-
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case _ where u.value < 0x20: out += String(format: u.value)
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out + "\""
-}
-
-private extension String {
-    init(format v: UInt32) {
-        let hex = String(v, radix: 16)
-        self = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-    }
-}

@@ -1,5 +1,5 @@
-import Foundation
 import Hashing
+import OCI
 
 /// Checks a hashed tree from the files alone: every hashed name matches what the rule in
 /// `AssetHasher` gives for the bytes, every reference resolves, and the manifest agrees.
@@ -89,13 +89,12 @@ enum ManifestReader {
     struct Entry { var path: String; var size: Int; var sha256: String; var integrity: String }
 
     static func entries(_ bytes: [UInt8]) -> [String: Entry]? {
-        guard let root = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let files = root["files"] as? [String: Any] else { return nil }
+        guard let files = (try? JSONValue.parse(bytes))?["files"]?.objectValue else { return nil }
         var out: [String: Entry] = [:]
-        for (k, v) in files {
-            guard let e = v as? [String: Any], let path = e["path"] as? String, let size = (e["size"] as? NSNumber)?.intValue,
-                  let sha = e["sha256"] as? String, let integrity = e["integrity"] as? String else { return nil }
-            out[k] = Entry(path: path, size: size, sha256: sha, integrity: integrity)
+        for (k, e) in files {
+            guard let path = e["path"]?.stringValue, let size = e["size"]?.int64Value, let sha = e["sha256"]?.stringValue,
+                  let integrity = e["integrity"]?.stringValue else { return nil }
+            out[k] = Entry(path: path, size: Int(size), sha256: sha, integrity: integrity)
         }
         return out
     }

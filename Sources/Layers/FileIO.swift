@@ -225,6 +225,22 @@ public final class DigestingSink: ByteSink {
     public var count: Int64 { digester.count }
 }
 
+/// Bytes in memory, read front to back.
+public final class MemorySource: ByteSource {
+    let bytes: [UInt8]
+    var position = 0
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = min(buffer.count, bytes.count - position)
+        guard n > 0 else { return 0 }
+        bytes.withUnsafeBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress! + position, byteCount: n)
+        }
+        position += n
+        return n
+    }
+}
+
 /// Collects bytes in memory (small documents, tests).
 public final class MemorySink: ByteSink {
     public private(set) var bytes: [UInt8] = []

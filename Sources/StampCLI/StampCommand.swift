@@ -43,14 +43,6 @@ func printOut(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
-func parseReference(_ s: String) throws -> ImageReferenceArg {
-    ImageReferenceArg(text: s)
-}
-
-struct ImageReferenceArg {
-    var text: String
-}
-
 import OCI
 import Layers
 

@@ -23,21 +23,6 @@ public enum BlobLocation {
     }
 }
 
-public final class MemorySource: ByteSource {
-    let bytes: [UInt8]
-    var position = 0
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = min(buffer.count, bytes.count - position)
-        guard n > 0 else { return 0 }
-        bytes.withUnsafeBytes { src in
-            buffer.baseAddress!.copyMemory(from: src.baseAddress! + position, byteCount: n)
-        }
-        position += n
-        return n
-    }
-}
-
 /// Content-addressed blobs of one image source.
 public protocol BlobStore: AnyObject {
     /// A human name of the store, for messages ("oci-archive:base.tar").

@@ -174,8 +174,7 @@ public struct StampPlan: Sendable {
         guard let h = try HealthPlan.resolve(hs, profile: profile, versionJSON: versionJSON) else {
             throw StampError.usage("no health check to render")
         }
-        return HealthCheckScript(versionJSON: versionJSON, envFile: h.envFile, port: h.port, path: h.path, timeout: h.probeTimeoutSeconds,
-                                 serviceID: h.serviceID, stampVersion: StampVersion.current).render()
+        return h.script(versionJSON: versionJSON).render()
     }
 
     private static func wrap<T>(_ f: () throws -> T) throws -> T {
@@ -255,6 +254,12 @@ public struct HealthPlan: Sendable, Equatable {
     /// Seconds the script itself allows the probe: under the Healthcheck timeout, so the script
     /// still prints its JSON line before Docker gives up on it.
     public var probeTimeoutSeconds: Int { max(1, Int(timeout / 1_000_000_000) - 2) }
+
+    /// The script for this plan, reading version.json at `versionJSON`.
+    public func script(versionJSON: String) -> HealthCheckScript {
+        HealthCheckScript(versionJSON: versionJSON, envFile: envFile, port: port, path: path, timeout: probeTimeoutSeconds,
+                          serviceID: serviceID, stampVersion: StampVersion.current)
+    }
 
     /// The config `Healthcheck` object.
     public var json: JSONValue {

@@ -39,7 +39,7 @@ public enum StampLayer {
             entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(versionJSON), mode: 0o644))
         }
         if let h = plan.health {
-            entries.append(LayerEntry(path: Path.clean(h.scriptPath)!, content: .bytes(Array(healthScript(plan, h).render().utf8)), mode: 0o755))
+            entries.append(LayerEntry(path: Path.clean(h.scriptPath)!, content: .bytes(Array(h.script(versionJSON: plan.versionJSON!).render().utf8)), mode: 0o755))
         }
         for a in plan.adds { entries += try walk(a) }
         entries.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
@@ -67,12 +67,6 @@ public enum StampLayer {
         if let s = plan.source { doc["source"] = .string(s) }
         if let assets { doc["assets"] = assets }
         return JSONValue.encodePretty(doc)
-    }
-
-    /// The health-check script of a plan.
-    public static func healthScript(_ plan: StampPlan, _ h: HealthPlan) -> HealthCheckScript {
-        HealthCheckScript(versionJSON: plan.versionJSON ?? "/app/version.json", envFile: h.envFile, port: h.port, path: h.path,
-                          timeout: h.probeTimeoutSeconds, serviceID: h.serviceID, stampVersion: StampVersion.current)
     }
 
     private static func walk(_ a: StampPlan.AddSpec) throws -> [LayerEntry] {

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Hashing
 import Layers
 import OCI
@@ -201,7 +202,7 @@ public enum Verifier {
                 if let txt = files[Path.clean(vf) ?? ""]?.bytes {
                     let text = String(decoding: txt, as: UTF8.self)
                     if text != v + "\n" {
-                        report.findings.append("\(where_): \(vf) holds \"\(text.trimmingCharacters(in: ["\n"]))\" but \(jsonPath) says \"\(v)\"")
+                        report.findings.append("\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) says \"\(v)\"")
                     }
                 } else {
                     report.findings.append("\(where_): \(vf) (named by \(jsonPath)) is not in the top layer")
@@ -255,14 +256,5 @@ public enum StampReader {
             if e.type == .file, e.size <= limit { out[p] = LayerFile(bytes: try reader.readData(limit: limit), mode: e.mode) }
         }
         return out
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: Set<Character>) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }

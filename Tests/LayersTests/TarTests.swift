@@ -112,7 +112,7 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         if c == .gzip { #expect(out.bytes[4..<8].allSatisfy { $0 == 0 }, "gzip header must carry no timestamp") }
 
         // One pass: blob digest from the compressed bytes, diff_id from the decompressed ones.
-        let blob = HashingSource(MemorySourceForTest(out.bytes))
+        let blob = HashingSource(MemorySource(out.bytes))
         let reader = try LayerReader(source: blob, mode: .raw, label: "t")
         let diff = DigestingSink(nil)
         _ = try reader.next()
@@ -121,22 +121,9 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         #expect(try blob.finish() == Digester.digest(out.bytes))
         #expect(diff.digester.finalizeDigest() == Digester.digest(tar.bytes))
 
-        let entries = try LayerReader(source: MemorySourceForTest(out.bytes), mode: .tar, label: "t")
+        let entries = try LayerReader(source: MemorySource(out.bytes), mode: .tar, label: "t")
         let e = try #require(try entries.next())
         #expect(e.path == "data.bin" && e.size == 300_000)
         #expect(try entries.readData(limit: 1 << 20) == payload)
-    }
-}
-
-final class MemorySourceForTest: ByteSource {
-    let bytes: [UInt8]
-    var pos = 0
-    init(_ b: [UInt8]) { bytes = b }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = min(buffer.count, bytes.count - pos, 4096)
-        guard n > 0 else { return 0 }
-        for i in 0..<n { buffer[i] = bytes[pos + i] }
-        pos += n
-        return n
     }
 }
