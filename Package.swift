@@ -11,6 +11,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries from Debian's -dev packages.
@@ -27,16 +30,25 @@ let package = Package(
         .target(name: "Layers", dependencies: ["CArchive", "Hashing", "OCI"]),
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
         .target(name: "Assets", dependencies: ["Hashing", "OCI"]),
+        // The OCI Distribution API: pull, push, auth, retries. The only importer of the HTTP stack.
+        .target(name: "Registry", dependencies: [
+            "OCI", "Hashing", "Layers",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // Rendered text: health-check script, Dockerfile. No C.
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
         .target(name: "StampCore", dependencies: [
-            "OCI", "Layers", "Hashing", "Templates", "Assets",
+            "OCI", "Layers", "Hashing", "Templates", "Assets", "Registry",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Commands; thin.
         .target(name: "StampCLI", dependencies: [
-            "StampCore", "Assets", "OCI",
+            "StampCore", "Assets", "OCI", "Registry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),

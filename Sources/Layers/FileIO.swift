@@ -192,6 +192,13 @@ public final class WritableFile: ByteSink {
     }
 
     public func keep() { committed = true; PendingFiles.shared.remove(path) }
+
+    /// Drops everything written so far (a download that restarts after a dropped connection).
+    public func reset() throws {
+        buffer.removeAll(keepingCapacity: true)
+        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else { throw IOError.write(path, IOError.errnoText()) }
+        written = 0
+    }
 }
 
 /// Files being written and not yet committed, so that an interrupted run can remove them.

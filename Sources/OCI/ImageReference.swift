@@ -8,16 +8,20 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
     case dockerArchive(path: String, ref: String?)
     /// A plain path whose kind is detected when it is opened.
     case path(String, ref: String?)
+    /// `docker://HOST/REPO[:TAG|@DIGEST]` — an image in a registry (OCI Distribution API).
+    case registry(RegistryReference)
 
     public var path: String {
         switch self {
         case .ociLayout(let p, _), .ociArchive(let p, _), .dockerArchive(let p, _), .path(let p, _): return p
+        case .registry(let r): return r.description
         }
     }
 
     public var ref: String? {
         switch self {
         case .ociLayout(_, let r), .ociArchive(_, let r), .dockerArchive(_, let r), .path(_, let r): return r
+        case .registry(let r): return r.tag ?? r.digest
         }
     }
 
@@ -27,12 +31,14 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
         case .ociArchive: return "oci-archive"
         case .dockerArchive: return "docker-archive"
         case .path: return "path"
+        case .registry: return "docker"
         }
     }
 
     public var description: String {
         switch self {
         case .path(let p, let r): return r.map { "\(p):\($0)" } ?? p
+        case .registry(let r): return r.description
         default: return "\(transport):\(path)" + (ref.map { ":\($0)" } ?? "")
         }
     }
@@ -54,12 +60,13 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
             default: return .dockerArchive(path: path, ref: ref)
             }
         }
-        if s.hasPrefix("docker://") || s.hasPrefix("docker-daemon:") || s.hasPrefix("containers-storage:") {
-            throw OCIError.invalidReference("\(s): transport not supported yet (use oci:, oci-archive: or docker-archive:)")
+        if s.hasPrefix("docker://") { return .registry(try RegistryReference.parse(s)) }
+        if s.hasPrefix("docker-daemon:") || s.hasPrefix("containers-storage:") {
+            throw OCIError.invalidReference("\(s): transport not supported (use docker://, oci:, oci-archive: or docker-archive:)")
         }
         if let colon = s.firstIndex(of: ":"), !s[..<colon].contains("/"), !s[..<colon].contains("."), !exists(s) {
             let t = s[..<colon]
-            if t.count > 1 { throw OCIError.invalidReference("\(s): unknown transport \"\(t):\" (known: oci:, oci-archive:, docker-archive:)") }
+            if t.count > 1 { throw OCIError.invalidReference("\(s): unknown transport \"\(t):\" (known: docker://, oci:, oci-archive:, docker-archive:)") }
         }
         let (path, ref) = splitRef(s, exists: exists)
         return .path(path, ref: ref)
@@ -82,5 +89,13 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
             (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || "._-:/@+".utf8.contains(b)
         }
         guard ok else { throw OCIError.invalidReference("\(s): reference \"\(ref)\" has characters an image name cannot have") }
+    }
+}
+
+extension ImageReference {
+    /// The registry reference, when the image is in a registry.
+    public var registry: RegistryReference? {
+        if case .registry(let r) = self { return r }
+        return nil
     }
 }

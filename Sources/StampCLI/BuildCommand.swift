@@ -50,6 +50,10 @@ struct BuildCommand: ParsableCommand {
             printOut("  digest   \(result.digest)")
             for p in result.platforms { printOut("  \(p.platform.padding(toLength: 16, withPad: " ", startingAt: 0)) \(p.manifest)") }
             if let l = result.layer { printOut("  layer    \(l.digest) (\(l.files.count) files, \(l.size) bytes)") }
+            if let p = result.pushed {
+                printOut(p.unchanged ? "  pushed   nothing: the tag already names this digest"
+                         : "  pushed   \(p.uploaded) blobs uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")
+            }
         }
     }
 }
@@ -123,10 +127,10 @@ struct AssetFlags: ParsableArguments {
 
 /// The settings of a stamp, shared by `build` and `dockerfile`; each has a key in --config.
 struct StampFlags: ParsableArguments {
-    @Option(help: "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
+    @Option(help: "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path.")
     var base: String?
 
-    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR.")
+    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR, docker://HOST/REPO:TAG.")
     var output: String?
 
     @Option(help: "The version to stamp (e.g. v2.1-canary-build-20250405).")
@@ -189,6 +193,15 @@ struct StampFlags: ParsableArguments {
     @Flag(help: "Do not publish version.json in the app's static folder.")
     var noPublicVersion = false
 
+    @OptionGroup(title: "Registry")
+    var registry: RegistryFlags
+
+    @Option(help: ArgumentHelp("Record the base's and the output's digests in this JSON lock file.", valueName: "file"))
+    var lock: String?
+
+    @Flag(help: "Refuse to build when the base now resolves to another digest than --lock FILE records.")
+    var locked = false
+
     @Option(help: "A YAML file with the same settings; flags override it.")
     var config: String?
 
@@ -202,6 +215,9 @@ struct StampFlags: ParsableArguments {
         assets.apply(to: &s)
         s.publicVersion = publicVersion
         if noPublicVersion { s.noPublicVersion = true }
+        registry.apply(to: &s)
+        s.lock = lock
+        if locked { s.locked = true }
         if let config { s = s.merged(over: try StampSettings.load(file: config)) }
         return s
     }

@@ -13,14 +13,17 @@ struct InspectCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
+    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path.")
     var image: String
+
+    @OptionGroup(title: "Registry")
+    var registry: RegistryFlags
 
     @Flag(help: "Print one JSON document instead of the summary.")
     var json = false
 
     func run() throws {
-        let doc = try reportingErrors { try Inspector.inspect(try imageReference(image)) }
+        let doc = try reportingErrors { try Inspector.inspect(try imageReference(image), registry: try registry.options()) }
         printOut(json ? JSONValue.encodeString(doc) : Inspector.render(doc))
     }
 }

@@ -13,7 +13,8 @@ public struct StampCommand: ParsableCommand {
         registries and `docker load` all read. No Docker daemon is involved.
 
         Image references use the skopeo transport syntax: oci:DIR[:REF], oci-archive:TAR[:REF],
-        docker-archive:TAR, or a plain path whose kind is detected.
+        docker-archive:TAR, docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry), or a plain path
+        whose kind is detected.
 
         Example:
           stamp sample --output base.tar
@@ -21,7 +22,7 @@ public struct StampCommand: ParsableCommand {
           stamp verify out.tar
         """,
         version: StampVersion.current,
-        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self]
+        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, PullCommand.self, AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self]
     )
 
     public init() {}

@@ -18,8 +18,11 @@ struct VerifyCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, or a path.")
+    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path.")
     var image: String
+
+    @OptionGroup(title: "Registry")
+    var registry: RegistryFlags
 
     @Flag(help: "Check blobs and documents only, not the stamp (for unstamped images).")
     var integrityOnly = false
@@ -28,8 +31,8 @@ struct VerifyCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let ref = try reportingErrors { try imageReference(image) }
-        let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly))
+        let (ref, access) = try reportingErrors { (try imageReference(image), try registry.options()) }
+        let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly, registry: access))
         if json {
             printOut(JSONValue.encodeString(report.json))
         } else {

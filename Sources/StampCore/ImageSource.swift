@@ -1,6 +1,8 @@
+import Foundation
 import Hashing
 import Layers
 import OCI
+import Registry
 
 /// One runnable image of a (possibly multi-platform) source: its manifest, config and layers.
 public struct PlatformImage: Sendable {
@@ -46,7 +48,12 @@ public struct LoadedImage: @unchecked Sendable {
 
 public enum ImageSource {
     /// Opens an image, following a nested index, and loads every manifest and config.
-    public static func open(_ reference: ImageReference) throws -> LoadedImage {
+    public static func open(_ reference: ImageReference, registry: RegistryClient? = nil) throws -> LoadedImage {
+        if case .registry(let r) = reference {
+            let client = registry ?? RegistryClient.fromEnvironment()
+            let (store, top, name) = try RegistryImages.open(r, client: client)
+            return try resolve(top: top, reference: reference, store: store, sourceName: name, kind: "docker")
+        }
         let path = reference.path
         guard Path.exists(path) else { throw StampError.badInput("\(reference): no such file or directory") }
         switch reference {
@@ -68,6 +75,8 @@ public enum ImageSource {
             if idx.contains("index.json") { return try openLayoutArchive(.ociArchive(path: p, ref: ref), idx) }
             if idx.contains("manifest.json") { return try openDockerArchive(.dockerArchive(path: p, ref: ref), idx) }
             throw StampError.badInput("\(p): a tar without index.json or manifest.json is not an image archive")
+        case .registry:
+            preconditionFailure("registry references are opened above")
         }
     }
 
@@ -135,6 +144,12 @@ public enum ImageSource {
             throw StampError.badInput("\(r): holds \(entries.count) images; name one as \(r.transport == "path" ? "PATH" : r.transport + ":PATH"):REF (refs: \(known.isEmpty ? "none named" : known.joined(separator: ", ")))")
         }
 
+        return try resolve(top: top, reference: r, store: store, sourceName: sourceName, kind: kind)
+    }
+
+    /// From the descriptor a layout or registry names down to the manifests of each platform.
+    private static func resolve(top: Descriptor, reference r: ImageReference, store: BlobStore, sourceName: String?, kind: String) throws -> LoadedImage {
+        var top = top
         // Follow nested indexes (skopeo copy --all, buildx) down to the one that lists platforms.
         var depth = 0
         while MediaType.isIndex(top.mediaType) {
@@ -279,5 +294,9 @@ final class OverlayStore: BlobStore {
     func locate(_ digest: String) throws -> BlobLocation? {
         if let b = extra[digest] { return .memory(b) }
         return try base.locate(digest)
+    }
+    func locate(_ d: Descriptor) throws -> BlobLocation? {
+        if let b = extra[d.digest] { return .memory(b) }
+        return try base.locate(d)
     }
 }

@@ -5,6 +5,7 @@ import Glibc
 import Hashing
 import Layers
 import OCI
+import Registry
 
 /// An image ready to be written: the descriptor `index.json` points at, and every blob it
 /// reaches, each either in the source (copied as it is, digest-checked on the way) or new.
@@ -17,18 +18,28 @@ public struct OutputImage {
 }
 
 public enum ImageWriter {
-    /// Writes `image` to `reference`; nothing is left under the target name if this throws.
-    public static func write(_ image: OutputImage, to reference: ImageReference, created: Timestamp) throws {
+    /// Writes `image` to `reference`; nothing is left under the target name if this throws
+    /// (in a registry: the tag is written last, only after every blob and manifest is there).
+    /// Returns what a push did, nil for local outputs.
+    @discardableResult
+    public static func write(_ image: OutputImage, to reference: ImageReference, created: Timestamp,
+                             registry: RegistryClient? = nil, mountFrom: RegistryReference? = nil,
+                             diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
             try writeArchive(image, path: p, created: created)
         case .ociLayout(let p, _):
             try writeLayout(image, path: p)
+        case .registry(let r):
+            let client = registry ?? RegistryClient.fromEnvironment()
+            return try RegistryImages.push(image, to: r, client: client, mountFrom: mountFrom, diagnostics: diagnostics)
         }
+        return nil
     }
 
     /// Checks that the output can be written before any work is done.
     public static func preflight(_ reference: ImageReference) throws {
+        if case .registry = reference { return }
         let path = reference.path.hasSuffix("/") && reference.path.count > 1 ? String(reference.path.dropLast()) : reference.path
         let parent = Path.dirname(path)
         switch reference {
@@ -88,7 +99,7 @@ public enum ImageWriter {
     static func copyChecked(digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink) throws {
         guard loc.length == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: loc.length) }
         let hashing = DigestingSink(sink)
-        let n = try copyStream(from: loc.open(), to: hashing)
+        let n = try copyStream(from: try loc.open(), to: hashing)
         guard n == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: n) }
         let found = hashing.digester.finalizeDigest()
         guard found == digest else { throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found) }

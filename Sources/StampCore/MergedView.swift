@@ -48,11 +48,11 @@ public final class MergedView {
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
                                   capture: (String) -> Bool) throws -> LayerChanges {
-        let loc = try store.require(l.digest)
+        let loc = try store.require(l)
         guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
         // not as whatever the decompressor makes of it.
-        let source = HashingSource(loc.open())
+        let source = HashingSource(try loc.open())
         var changes = LayerChanges()
         var failure: Error?
         do {

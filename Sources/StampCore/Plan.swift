@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import OCI
+import Registry
 import Templates
 
 /// What `stamp build` will do, resolved and validated from settings, profile and environment.
@@ -31,6 +32,12 @@ public struct StampPlan: Sendable {
     public var publicVersionJSON: String?
     /// Content-hashed frontend assets, nil when off.
     public var assets: AssetPlan?
+    /// How registries are reached (TLS, credentials, chunk size).
+    public var registry: RegistryOptions
+    /// `--lock FILE`: where the base's and the output's digests are recorded.
+    public var lockFile: String?
+    /// `--locked`: refuse to build when the base no longer has the digest the lock file names.
+    public var locked: Bool
 
     /// Keys stamp sets itself; users set them through `--version`, `--revision`, ... instead.
     static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
@@ -156,11 +163,26 @@ public struct StampPlan: Sendable {
                                required: Set(s.rewrite), keep: profile.assetKeep + s.keep, sri: s.sri ?? false)
         }
 
+        let locked = s.locked ?? false
+        if locked && s.lock.nonEmpty == nil { throw StampError.usage("--locked needs --lock FILE (the lock file to check the base against)") }
         return StampPlan(base: base, output: output, version: version, revision: revision, source: source, created: created,
                          labels: labels, annotations: annotations, env: env, adds: adds, tag: tag, platforms: platforms,
                          profile: profile, versionFile: versionFile, versionJSON: versionJSON, baseName: s.baseName.nonEmpty,
                          compression: compression, compressionLevel: s.compressionLevel, health: health,
-                         publicVersionJSON: publicVersion, assets: assets)
+                         publicVersionJSON: publicVersion, assets: assets,
+                         registry: try registryOptions(s, environment: environment), lockFile: s.lock.nonEmpty, locked: locked)
+    }
+
+    /// Registry access from settings and the environment (credential files, `$REGISTRY_AUTH_FILE`).
+    public static func registryOptions(_ s: StampSettings, environment: [String: String]) throws -> RegistryOptions {
+        var o = RegistryOptions(credentials: CredentialLookup(creds: s.creds, authFile: s.authfile.nonEmpty, environment: environment))
+        o.tlsVerify = s.tlsVerify ?? true
+        o.certDir = s.certDir.nonEmpty
+        if let c = s.chunkSize {
+            guard c >= 1 << 10 else { throw StampError.usage("--chunk-size: at least 1024 bytes") }
+            o.chunkSize = Int64(c)
+        }
+        return o
     }
 
     /// The health-check script the settings describe, without a base or output (`stamp healthcheck`).

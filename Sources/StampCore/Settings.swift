@@ -41,6 +41,14 @@ public struct StampSettings: Sendable, Equatable {
     public var rewrite: [String] = []
     public var keep: [String] = []
     public var sri: Bool?
+    public var lock: String?
+    public var locked: Bool?
+    public var tlsVerify: Bool?
+    public var certDir: String?
+    public var authfile: String?
+    public var chunkSize: Int?
+    /// `--creds` only: secrets have no key in a settings file.
+    public var creds: String?
 
     public init() {}
 
@@ -48,7 +56,8 @@ public struct StampSettings: Sendable, Equatable {
                               "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
                               "compression-level", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
                               "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
-                              "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri"]
+                              "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri",
+                              "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size"]
 
     /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
     /// (later `KEY=` entries win over earlier ones).
@@ -89,6 +98,13 @@ public struct StampSettings: Sendable, Equatable {
         m.rewrite = file.rewrite + rewrite
         m.keep = file.keep + keep
         m.sri = sri ?? file.sri
+        m.lock = lock ?? file.lock
+        m.locked = locked ?? file.locked
+        m.tlsVerify = tlsVerify ?? file.tlsVerify
+        m.certDir = certDir ?? file.certDir
+        m.authfile = authfile ?? file.authfile
+        m.chunkSize = chunkSize ?? file.chunkSize
+        m.creds = creds ?? file.creds
         return m
     }
 
@@ -175,6 +191,16 @@ public struct StampSettings: Sendable, Equatable {
             case "rewrite": s.rewrite = try list(key, v)
             case "keep": s.keep = try list(key, v)
             case "sri": s.sri = try bool(key, v)
+            case "lock":
+                let l = try scalar(key, v)
+                s.lock = l.hasPrefix("/") ? l : "\(dir)/\(l)"
+            case "locked": s.locked = try bool(key, v)
+            case "tls-verify": s.tlsVerify = try bool(key, v)
+            case "cert-dir": s.certDir = try scalar(key, v)
+            case "authfile": s.authfile = try scalar(key, v)
+            case "chunk-size": s.chunkSize = try int(key, v)
+            case "creds":
+                throw StampError.usage("\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE")
             default:
                 throw StampError.usage("\(path): unknown key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }

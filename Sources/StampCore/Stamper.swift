@@ -1,6 +1,8 @@
+import Foundation
 import Hashing
 import Layers
 import OCI
+import Registry
 
 /// The result of `stamp build`, for people and for `--json`.
 public struct BuildResult: Sendable {
@@ -15,6 +17,8 @@ public struct BuildResult: Sendable {
     public var platforms: [(platform: String, manifest: String, config: String)]
     public var layer: (digest: String, diffID: String, size: Int64, files: [String])?
     public var droppedAttestations: Int
+    /// What the push did, when the output is a registry.
+    public var pushed: PushSummary?
 
     public var json: JSONValue {
         var j: JSONValue = .object([
@@ -26,6 +30,7 @@ public struct BuildResult: Sendable {
             ("droppedAttestations", JSONValue(Int64(droppedAttestations))),
         ])
         if let r = revision { j["revision"] = .string(r) }
+        if let p = pushed { j["push"] = p.json }
         if let l = layer {
             j["layer"] = .object([("digest", .string(l.digest)), ("diffID", .string(l.diffID)), ("size", JSONValue(l.size)),
                                   ("files", .array(l.files.map { .string("/" + $0) }))])
@@ -41,7 +46,30 @@ public enum Stamper {
             throw StampError.usage("--output must differ from --base (\(plan.output.path))")
         }
         try ImageWriter.preflight(plan.output)
-        let base = try ImageSource.open(plan.base)
+        var registryOptions = plan.registry
+        registryOptions.notice = diagnostics.notice
+        let client = RegistryClient(options: registryOptions)
+        var baseReference = plan.base
+        var lockedDigest: String?
+        if plan.locked, let lockPath = plan.lockFile {
+            let lock = try LockFile.read(lockPath)
+            guard lock.base.reference == plan.base.description else {
+                throw StampError.usage("--locked: \(lockPath) locks \(lock.base.reference), not \(plan.base)")
+            }
+            lockedDigest = lock.base.digest
+            if let r = plan.base.registry {
+                let now = try client.manifestDigest(r)
+                guard now == lock.base.digest else {
+                    throw StampError.badInput("--locked: \(r) moved: locked at \(lock.base.digest), now \(now ?? "gone")")
+                }
+                // Build from exactly the locked digest, whatever the tag does meanwhile.
+                baseReference = .registry(r.with(tag: r.tag, digest: lock.base.digest))
+            }
+        }
+        let base = try ImageSource.open(baseReference, registry: client)
+        if let lockedDigest, base.digest != lockedDigest {
+            throw StampError.badInput("--locked: \(plan.base) moved: locked at \(lockedDigest), now \(base.digest)")
+        }
         if !base.attestations.isEmpty {
             diagnostics.notice("notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the base's digests, not the stamped image)")
         }
@@ -59,7 +87,10 @@ public enum Stamper {
         let baseName = resolveBaseName(plan, base)
         let baseDigest = base.digest
         let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
-        let near = plan.output.path.hasSuffix("/") ? String(plan.output.path.dropLast()) : plan.output.path
+        // The new layer is written beside the output (same file system, renamed into place), or
+        // in $TMPDIR when the output is a registry.
+        let near = plan.output.registry != nil ? FileManager.default.temporaryDirectory.path + "/stamp-layer"
+            : plan.output.path.hasSuffix("/") ? String(plan.output.path.dropLast()) : plan.output.path
 
         // The stamp layer of each platform; platforms whose entries are the same share one blob.
         var layers: [BuiltLayer?] = []
@@ -108,7 +139,7 @@ public enum Stamper {
             let cd = Descriptor(mediaType: MediaType.ociConfig, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
             blobs[cd.digest] = (cd.size, .memory(cbytes))
             for l in img.layers {
-                let loc = try base.store.require(l.digest)
+                let loc = try base.store.require(l)
                 blobs[l.digest] = (l.size, loc)
             }
             if let layer { blobs[layer.descriptor.digest] = (layer.descriptor.size, .file(try ReadableFile(layer.file.path), offset: 0, length: layer.descriptor.size)) }
@@ -140,13 +171,21 @@ public enum Stamper {
         top.annotations = topAnnotations
 
         let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: repoTag(plan, baseName))
-        try ImageWriter.write(output, to: plan.output, created: plan.created)
+        let pushed = try ImageWriter.write(output, to: plan.output, created: plan.created, registry: client,
+                                           mountFrom: plan.base.registry, diagnostics: diagnostics)
+        if let lockPath = plan.lockFile {
+            let lock = LockFile(base: .init(reference: plan.base.description, digest: base.digest,
+                                            platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
+                                output: .init(reference: plan.output.description, digest: top.digest,
+                                              platforms: platformResults.map { ($0.platform, $0.manifest) }))
+            try lock.write(lockPath)
+        }
 
         return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, version: plan.version,
                            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
                            platforms: platformResults,
                            layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
-                           droppedAttestations: base.attestations.count)
+                           droppedAttestations: base.attestations.count, pushed: pushed)
     }
 
     /// Everything the stamp layer of one platform holds: version files, health check, assets,

@@ -3,6 +3,7 @@ import Foundation
 import Hashing
 import Layers
 import OCI
+import Registry
 
 /// What `stamp verify` found.
 public struct VerifyReport: Sendable {
@@ -49,13 +50,17 @@ public enum Verifier {
     public struct Options: Sendable {
         /// Check blobs and documents only, not the stamp.
         public var integrityOnly = false
-        public init(integrityOnly: Bool = false) { self.integrityOnly = integrityOnly }
+        /// How to reach a registry image.
+        public var registry: RegistryOptions?
+        public init(integrityOnly: Bool = false, registry: RegistryOptions? = nil) {
+            self.integrityOnly = integrityOnly; self.registry = registry
+        }
     }
 
     public static func verify(_ reference: ImageReference, options: Options = .init()) -> VerifyReport {
         var report = VerifyReport(reference: reference.description)
         let image: LoadedImage
-        do { image = try ImageSource.open(reference) } catch {
+        do { image = try ImageSource.open(reference, registry: options.registry.map(RegistryClient.init(options:))) } catch {
             report.findings.append("\(error)")
             return report
         }
@@ -110,14 +115,22 @@ public enum Verifier {
     /// decompresses them (diff_id). Returns the diff_id, or nil when the layer cannot be read.
     static func checkLayer(_ l: Descriptor, store: BlobStore, report: inout VerifyReport) -> String? {
         let what = "layer \(l.digest)"
-        guard let loc = try? store.locate(l.digest) else {
-            report.findings.append("\(store.name): missing blob \(l.digest)")
+        let loc: BlobLocation
+        do {
+            guard let found = try store.locate(l) else {
+                report.findings.append("\(store.name): missing blob \(l.digest)")
+                return nil
+            }
+            loc = try found.resolved()
+        } catch {
+            report.findings.append("\(what): \(error)")
             return nil
         }
         if loc.length != l.size {
             report.findings.append("\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)")
         }
-        let source = HashingSource(loc.open())
+        guard let opened = try? loc.open() else { return nil } // resolved above: a file section or memory
+        let source = HashingSource(opened)
         let diff = DigestingSink(nil)
         var failure: String?
         do {
@@ -246,7 +259,7 @@ public struct LayerFile: Sendable {
 /// Reads the small regular files of a layer (the stamp layer), with paths cleaned.
 public enum StampReader {
     public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 4 << 20) throws -> [String: LayerFile] {
-        let loc = try store.require(layer.digest)
+        let loc = try store.require(layer)
         let reader = try LayerReader(source: loc.open(), mode: .tar, label: "layer \(layer.digest)")
         var out: [String: LayerFile] = [:]
         while let e = try reader.next() {

@@ -1,0 +1,536 @@
+import Foundation
+import Hashing
+import Layers
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import OCI
+import AsyncHTTPClient
+
+public enum RegistryError: Error, CustomStringConvertible {
+    /// A flag or file the user gave is wrong.
+    case usage(String)
+    /// The registry or the network said no.
+    case failed(String)
+    /// Bytes that do not match their digest.
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .usage(let m), .failed(let m), .corrupt(let m): return m
+        }
+    }
+}
+
+public struct RegistryOptions: Sendable {
+    /// Verify TLS certificates and refuse plain HTTP (`--tls-verify=false` turns both off).
+    public var tlsVerify = true
+    /// A folder of `*.crt` CA certificates (and `*.cert`/`*.key` client pairs), as containers' certs.d.
+    public var certDir: String?
+    public var credentials: CredentialLookup
+    /// Blobs larger than this are uploaded in chunks of this size.
+    public var chunkSize: Int64 = 16 << 20
+    /// Blob transfers at once.
+    public var parallel = 4
+    /// Retries after 429, 5xx and dropped connections.
+    public var retries = 5
+    /// First backoff delay in seconds; doubled each retry, capped at 10 s.
+    public var backoff = 0.25
+    /// Where retry notices go (stderr in the CLI).
+    public var notice: @Sendable (String) -> Void = { _ in }
+
+    public init(credentials: CredentialLookup) { self.credentials = credentials }
+}
+
+/// How a blob reached the target repository.
+public enum PushOutcome: Sendable { case existed, mounted, uploaded }
+
+/// A manifest or index as the registry serves it.
+public struct FetchedManifest: Sendable {
+    public var bytes: [UInt8]
+    public var mediaType: String
+    public var digest: String
+}
+
+/// The OCI Distribution API over HTTP(S): manifests and blobs, with the registry's auth flow
+/// (anonymous, Basic, Bearer tokens), retries with backoff, and redirects.
+public final class RegistryClient: @unchecked Sendable {
+    public let options: RegistryOptions
+    private let lock = NSLock()
+    private var hosts: [String: Host] = [:]
+    private var credentials: [String: Credential?] = [:]
+
+    public init(options: RegistryOptions) { self.options = options }
+
+    public static let manifestAccept = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest]
+
+    // MARK: API
+
+    /// GET a manifest or index by tag or digest; a digest reference is checked against the bytes.
+    public func manifest(_ ref: RegistryReference, reference: String? = nil) throws -> FetchedManifest {
+        let r = reference ?? ref.reference
+        let what = "\(ref.with(tag: Digest.isValid(r) ? nil : r, digest: Digest.isValid(r) ? r : nil))"
+        var h = HTTPHeaders()
+        h.add(name: "Accept", value: Self.manifestAccept.joined(separator: ", "))
+        let res = try perform(ref, .GET, "/v2/\(ref.repository)/manifests/\(r)", headers: h, scopes: [pull(ref)], what: what)
+        try check(res, ok: [200], what: what, ref: ref)
+        let digest = Digester.digest(res.body)
+        if Digest.isValid(r), r != digest {
+            throw RegistryError.corrupt("\(what): the registry sent a manifest whose digest is \(digest)")
+        }
+        if let d = res.header("Docker-Content-Digest"), d.hasPrefix("sha256:"), d != digest {
+            throw RegistryError.corrupt("\(what): manifest bytes hash to \(digest) but the registry says \(d)")
+        }
+        let type = res.header("Content-Type").map { String($0.split(separator: ";")[0]).trimmingCharacters(in: .whitespaces) } ?? ""
+        let declared = (try? JSONValue.parse(res.body))?["mediaType"]?.stringValue
+        let mediaType = declared ?? (type.isEmpty ? MediaType.ociManifest : type)
+        return FetchedManifest(bytes: res.body, mediaType: mediaType, digest: digest)
+    }
+
+    /// The digest a tag points at now (HEAD), or nil when the tag does not exist.
+    public func manifestDigest(_ ref: RegistryReference, reference: String? = nil) throws -> String? {
+        let r = reference ?? ref.reference
+        var h = HTTPHeaders()
+        h.add(name: "Accept", value: Self.manifestAccept.joined(separator: ", "))
+        let res = try perform(ref, .HEAD, "/v2/\(ref.repository)/manifests/\(r)", headers: h, scopes: [pull(ref)], what: "\(ref)")
+        if res.status == 404 { return nil }
+        try check(res, ok: [200], what: "\(ref)", ref: ref)
+        if let d = res.header("Docker-Content-Digest"), Digest.isValid(d) { return d }
+        return try manifest(ref, reference: r).digest
+    }
+
+    /// Streams a blob into `file`, checking its size and digest; restarts on a dropped connection.
+    public func fetchBlob(_ ref: RegistryReference, digest: String, size: Int64?, into file: WritableFile) throws {
+        let what = "\(ref.with(tag: nil, digest: nil)) blob \(digest)"
+        let sink = CheckedDownload(file: file, limit: size)
+        let res = try perform(ref, .GET, "/v2/\(ref.repository)/blobs/\(digest)", sink: sink, scopes: [pull(ref)], what: what)
+        try check(res, ok: [200], what: what, ref: ref)
+        try file.flush()
+        if let size, sink.count != size {
+            throw RegistryError.corrupt("\(what): size mismatch: expected \(size) bytes, received \(sink.count)")
+        }
+        let found = sink.digester.finalizeDigest()
+        guard found == digest else {
+            throw RegistryError.corrupt("\(what): digest mismatch: the bytes received hash to \(found)")
+        }
+    }
+
+    public func blobExists(_ ref: RegistryReference, digest: String) throws -> Bool {
+        let what = "\(ref.with(tag: nil, digest: nil)) blob \(digest)"
+        let res = try perform(ref, .HEAD, "/v2/\(ref.repository)/blobs/\(digest)", scopes: [push(ref)], what: what)
+        if res.status == 404 { return false }
+        try check(res, ok: [200], what: what, ref: ref)
+        return true
+    }
+
+    /// Uploads a blob unless the repository has it: HEAD, then a cross-repository mount when
+    /// `mountFrom` is another repository of the same registry, then a monolithic PUT (small
+    /// blobs) or PATCH chunks and a closing PUT. `open(offset, length)` gives the bytes.
+    public func pushBlob(_ ref: RegistryReference, digest: String, size: Int64, mountFrom: RegistryReference?,
+                         open: @escaping (Int64, Int64) throws -> ByteSource) throws -> PushOutcome {
+        if try blobExists(ref, digest: digest) { return .existed }
+        let what = "\(ref.with(tag: nil, digest: nil)) blob \(digest)"
+        var scopes = [push(ref)]
+        var path = "/v2/\(ref.repository)/blobs/uploads/"
+        if let from = mountFrom, from.host == ref.host, from.repository != ref.repository {
+            path += "?mount=\(queryEscape(digest))&from=\(queryEscape(from.repository))"
+            scopes.append(pull(from))
+        }
+        let start = try perform(ref, .POST, path, headers: ["Content-Length": "0"], scopes: scopes, what: what)
+        if start.status == 201 { return .mounted }
+        try check(start, ok: [202], what: what, ref: ref)
+        var location = try uploadLocation(start, what: what, ref: ref)
+        if size > options.chunkSize {
+            var offset: Int64 = 0
+            while offset < size {
+                let n = min(options.chunkSize, size - offset)
+                let o = offset
+                var h = HTTPHeaders()
+                h.add(name: "Content-Type", value: "application/octet-stream")
+                h.add(name: "Content-Range", value: "\(o)-\(o + n - 1)")
+                let res = try perform(ref, .PATCH, location, headers: h, body: .stream(length: n, open: { try open(o, n) }),
+                                      scopes: [push(ref)], what: what)
+                try check(res, ok: [202, 204], what: what, ref: ref)
+                location = try uploadLocation(res, what: what, ref: ref)
+                offset += n
+            }
+            var h = HTTPHeaders()
+            h.add(name: "Content-Length", value: "0")
+            let done = try perform(ref, .PUT, appendQuery(location, "digest=" + queryEscape(digest)), headers: h, scopes: [push(ref)], what: what)
+            try check(done, ok: [201, 204], what: what, ref: ref)
+        } else {
+            var h = HTTPHeaders()
+            h.add(name: "Content-Type", value: "application/octet-stream")
+            let done = try perform(ref, .PUT, appendQuery(location, "digest=" + queryEscape(digest)), headers: h,
+                                   body: .stream(length: size, open: { try open(0, size) }), scopes: [push(ref)], what: what)
+            try check(done, ok: [201, 204], what: what, ref: ref)
+        }
+        return .uploaded
+    }
+
+    /// PUT a manifest or index under a tag or its digest.
+    public func putManifest(_ ref: RegistryReference, reference: String, bytes: [UInt8], mediaType: String) throws {
+        let what = "\(ref.with(tag: Digest.isValid(reference) ? nil : reference, digest: Digest.isValid(reference) ? reference : nil))"
+        var h = HTTPHeaders()
+        h.add(name: "Content-Type", value: mediaType)
+        let res = try perform(ref, .PUT, "/v2/\(ref.repository)/manifests/\(reference)", headers: h, body: .bytes(bytes),
+                              scopes: [push(ref)], what: what)
+        try check(res, ok: [201, 200, 204], what: what, ref: ref)
+        let digest = Digester.digest(bytes)
+        if let d = res.header("Docker-Content-Digest"), d.hasPrefix("sha256:"), d != digest {
+            throw RegistryError.corrupt("\(what): the registry stored the manifest as \(d), not \(digest)")
+        }
+    }
+
+    // MARK: Requests
+
+    private func pull(_ r: RegistryReference) -> String { "repository:\(r.repository):pull" }
+    private func push(_ r: RegistryReference) -> String { "repository:\(r.repository):pull,push" }
+
+    private func uploadLocation(_ res: HTTPResult, what: String, ref: RegistryReference) throws -> String {
+        guard let l = res.header("Location"), !l.isEmpty else { throw RegistryError.failed("\(what): the registry gave no upload Location") }
+        return l
+    }
+
+    private func appendQuery(_ url: String, _ q: String) -> String { url + (url.contains("?") ? "&" : "?") + q }
+
+    /// Turns a non-success status into one clear line, with the registry's own error code.
+    private func check(_ res: HTTPResult, ok: Set<Int>, what: String, ref: RegistryReference) throws {
+        guard !ok.contains(res.status) else { return }
+        var detail = ""
+        if let j = try? JSONValue.parse(res.body), let first = j["errors"]?.arrayValue?.first {
+            let code = first["code"]?.stringValue ?? ""
+            let message = first["message"]?.stringValue ?? ""
+            detail = [code, message].filter { !$0.isEmpty }.joined(separator: ": ")
+        }
+        let suffix = detail.isEmpty ? "" : " (\(detail))"
+        switch res.status {
+        case 401:
+            let had = (try? credential(for: ref)) ?? nil
+            throw RegistryError.failed(had == nil
+                ? "\(what): authentication required (pass --creds USER:PASSWORD, or log in so that a docker config or --authfile has \(ref.host))"
+                : "\(what): the registry refused the credentials of \(had!.username)\(suffix)")
+        case 403: throw RegistryError.failed("\(what): access denied\(suffix)")
+        case 404: throw RegistryError.failed("\(what): not found\(suffix)")
+        default: throw RegistryError.failed("\(what): HTTP \(res.status)\(suffix)")
+        }
+    }
+
+    /// One request with auth, retries and redirects. `pathOrURL` is a path under the registry
+    /// or an absolute URL (upload locations).
+    func perform(_ ref: RegistryReference, _ method: HTTPMethod, _ pathOrURL: String, headers: HTTPHeaders = HTTPHeaders(),
+                 body: RequestBody = .none, sink: CheckedDownload? = nil, scopes: [String], what: String) throws -> HTTPResult {
+        let host = try self.host(for: ref)
+        var url = pathOrURL.hasPrefix("http://") || pathOrURL.hasPrefix("https://") ? pathOrURL
+            : host.base + (pathOrURL.hasPrefix("/") ? pathOrURL : "/" + pathOrURL)
+        var attempt = 0
+        var authRetried = false
+        var redirects = 0
+        var sameOrigin = true
+        while true {
+            var h = headers
+            h.replaceOrAdd(name: "User-Agent", value: "stamp")
+            if sameOrigin, let a = try authorization(host, ref: ref, scopes: scopes) { h.replaceOrAdd(name: "Authorization", value: a) }
+            let res: HTTPResult
+            do {
+                try sink?.reset()
+                res = try BlockingHTTP.shared.send(method: method, url: url, headers: h, body: body, tls: host.tls, sink: sink)
+            } catch {
+                if let tls = tlsProblem(error) {
+                    throw RegistryError.failed("\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)")
+                }
+                if error is RegistryError || error is Layers.IOError { throw error }
+                guard attempt < options.retries else {
+                    throw RegistryError.failed("\(what): \(describe(error)) (gave up after \(attempt + 1) attempts)")
+                }
+                attempt += 1
+                let delay = backoff(attempt)
+                options.notice("\(what): \(describe(error)); retrying in \(format(delay)) (\(attempt)/\(options.retries))")
+                Thread.sleep(forTimeInterval: delay)
+                continue
+            }
+            switch res.status {
+            case 401 where !authRetried && sameOrigin:
+                authRetried = true
+                if let c = res.header("WWW-Authenticate").flatMap(Challenge.parse) {
+                    host.learn(c)
+                    host.forget(scopes)
+                    if try authorization(host, ref: ref, scopes: scopes) != nil { continue }
+                }
+            case 429, 500, 502, 503, 504 where attempt < options.retries:
+                attempt += 1
+                let delay = retryAfter(res) ?? backoff(attempt)
+                options.notice("\(what): HTTP \(res.status); retrying in \(format(delay)) (\(attempt)/\(options.retries))")
+                Thread.sleep(forTimeInterval: delay)
+                continue
+            case 301, 302, 303, 307, 308 where method == .GET || method == .HEAD:
+                if redirects < 5, let location = res.header("Location") {
+                    redirects += 1
+                    url = resolve(location, against: url)
+                    sameOrigin = origin(url) == origin(host.base)
+                    continue
+                }
+            default:
+                break
+            }
+            return res
+        }
+    }
+
+    private func backoff(_ attempt: Int) -> Double { min(10, options.backoff * pow(2, Double(attempt - 1))) }
+    private func format(_ s: Double) -> String { s < 1 ? "\(Int(s * 1000)) ms" : "\(Int(s.rounded())) s" }
+
+    /// `Retry-After` in seconds (an HTTP date is taken as "soon"), capped at a minute.
+    private func retryAfter(_ res: HTTPResult) -> Double? {
+        guard let v = res.header("Retry-After") else { return nil }
+        if let n = Double(v.trimmingCharacters(in: .whitespaces)) { return min(60, max(0, n)) }
+        return 1
+    }
+
+    private func describe(_ error: Error) -> String {
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .remoteConnectionClosed: return "the connection was closed by the server"
+            case .readTimeout: return "read timed out"
+            case .connectTimeout: return "connect timed out"
+            default: return "\(e)"
+            }
+        }
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("reset by peer") || text.contains("ECONNRESET") { return "connection reset" }
+        return text
+    }
+
+    private func tlsProblem(_ error: Error) -> String? {
+        if let e = error as? NIOSSLError { return "\(e)" }
+        if let e = error as? BoringSSLError { return "\(e)" }
+        return nil
+    }
+
+    private func resolve(_ location: String, against url: String) -> String {
+        if location.hasPrefix("http://") || location.hasPrefix("https://") { return location }
+        return origin(url) + (location.hasPrefix("/") ? location : "/" + location)
+    }
+
+    /// `scheme://host[:port]` of a URL.
+    private func origin(_ url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return url }
+        let rest = url[schemeEnd.upperBound...]
+        let end = rest.firstIndex(of: "/") ?? rest.endIndex
+        return String(url[..<end])
+    }
+
+    // MARK: Hosts and auth
+
+    final class Host: @unchecked Sendable {
+        let base: String
+        let tls: TLSConfiguration?
+        private let lock = NSLock()
+        private var challenge: Challenge?
+        private var tokens: [String: String] = [:]
+
+        init(base: String, tls: TLSConfiguration?) { self.base = base; self.tls = tls }
+
+        func learn(_ c: Challenge) { lock.withLock { challenge = c } }
+        func forget(_ scopes: [String]) { _ = lock.withLock { tokens.removeValue(forKey: scopes.joined(separator: " ")) } }
+        var currentChallenge: Challenge? { lock.withLock { challenge } }
+        func token(_ key: String) -> String? { lock.withLock { tokens[key] } }
+        func store(_ key: String, _ t: String) { lock.withLock { tokens[key] = t } }
+    }
+
+    func credential(for ref: RegistryReference) throws -> Credential? {
+        if let c = lock.withLock({ credentials[ref.name] }) { return c }
+        let c = try options.credentials.credential(for: ref)
+        lock.withLock { credentials[ref.name] = .some(c) }
+        return c
+    }
+
+    private func authorization(_ host: Host, ref: RegistryReference, scopes: [String]) throws -> String? {
+        guard let c = host.currentChallenge else { return nil }
+        switch c.scheme {
+        case "basic":
+            return try credential(for: ref)?.basicHeader
+        case "bearer":
+            let key = scopes.joined(separator: " ")
+            if let t = host.token(key) { return "Bearer " + t }
+            let t = try fetchToken(c, scopes: scopes, host: host, ref: ref)
+            host.store(key, t)
+            return "Bearer " + t
+        default:
+            return nil
+        }
+    }
+
+    /// The token flow: GET realm?service=…&scope=… (Basic credentials when there are some), or
+    /// an OAuth2 refresh-token POST for an identity token.
+    private func fetchToken(_ c: Challenge, scopes: [String], host: Host, ref: RegistryReference) throws -> String {
+        guard let realm = c.params["realm"], realm.hasPrefix("http://") || realm.hasPrefix("https://") else {
+            throw RegistryError.failed("\(ref.host): Bearer challenge without a usable realm")
+        }
+        let what = "\(ref.host): token from \(realm)"
+        let cred = try credential(for: ref)
+        var res: HTTPResult
+        var attempt = 0
+        while true {
+            do {
+                if let cred, cred.isIdentityToken {
+                    var form = "grant_type=refresh_token&client_id=stamp&refresh_token=\(queryEscape(cred.secret))"
+                    if let s = c.params["service"] { form += "&service=\(queryEscape(s))" }
+                    for s in scopes { form += "&scope=\(queryEscape(s))" }
+                    var h = HTTPHeaders()
+                    h.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+                    res = try BlockingHTTP.shared.send(method: .POST, url: realm, headers: h, body: .bytes(Array(form.utf8)), tls: host.tls, sink: nil)
+                } else {
+                    var q: [String] = []
+                    if let s = c.params["service"] { q.append("service=\(queryEscape(s))") }
+                    for s in scopes { q.append("scope=\(queryEscape(s))") }
+                    var h = HTTPHeaders()
+                    if let cred { h.add(name: "Authorization", value: cred.basicHeader) }
+                    res = try BlockingHTTP.shared.send(method: .GET, url: appendQuery(realm, q.joined(separator: "&")), headers: h,
+                                                       body: .none, tls: host.tls, sink: nil)
+                }
+            } catch {
+                if let tls = tlsProblem(error) { throw RegistryError.failed("\(what): TLS failed: \(tls)") }
+                guard attempt < options.retries else { throw RegistryError.failed("\(what): \(describe(error))") }
+                attempt += 1
+                Thread.sleep(forTimeInterval: backoff(attempt))
+                continue
+            }
+            if [429, 500, 502, 503, 504].contains(res.status), attempt < options.retries {
+                attempt += 1
+                Thread.sleep(forTimeInterval: retryAfter(res) ?? backoff(attempt))
+                continue
+            }
+            break
+        }
+        if res.status == 401 || res.status == 403 {
+            throw RegistryError.failed(cred == nil
+                ? "\(ref.host): the token service wants credentials (pass --creds USER:PASSWORD or use a docker config)"
+                : "\(ref.host): the token service refused the credentials of \(cred!.username)")
+        }
+        guard res.status == 200, let j = try? JSONValue.parse(res.body),
+              let token = j["token"]?.stringValue ?? j["access_token"]?.stringValue, !token.isEmpty else {
+            throw RegistryError.failed("\(what): HTTP \(res.status), no token in the answer")
+        }
+        return token
+    }
+
+    /// The scheme and TLS settings of a registry, found once per process. With TLS verification
+    /// on, only HTTPS is spoken; with `--tls-verify=false`, HTTPS without verification is tried
+    /// first and plain HTTP after it.
+    private func host(for ref: RegistryReference) throws -> Host {
+        let name = ref.apiHost
+        if let h = lock.withLock({ hosts[name] }) { return h }
+        let tls = try tlsConfiguration(for: ref.host)
+        var base = "https://\(name)"
+        if !options.tlsVerify {
+            do {
+                let ping = try BlockingHTTP.shared.send(method: .GET, url: base + "/v2/", headers: ["User-Agent": "stamp"], body: .none, tls: tls, sink: nil)
+                _ = ping
+            } catch {
+                base = "http://\(name)"
+            }
+        }
+        let h = Host(base: base, tls: tls)
+        lock.withLock { hosts[name] = h }
+        return h
+    }
+
+    private func tlsConfiguration(for host: String) throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if !options.tlsVerify { tls.certificateVerification = .none }
+        var dirs: [String] = []
+        if let d = options.certDir {
+            guard FileManager.default.fileExists(atPath: d) else { throw RegistryError.usage("--cert-dir \(d): no such folder") }
+            dirs.append(d)
+        } else {
+            for root in ["/etc/containers/certs.d", "/etc/docker/certs.d"] where FileManager.default.fileExists(atPath: "\(root)/\(host)") {
+                dirs.append("\(root)/\(host)")
+            }
+        }
+        for dir in dirs {
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+            for f in files where f.hasSuffix(".crt") {
+                do {
+                    let certs = try NIOSSLCertificate.fromPEMFile("\(dir)/\(f)")
+                    tls.additionalTrustRoots.append(.certificates(certs))
+                } catch { throw RegistryError.usage("\(dir)/\(f): not a PEM certificate (\(error))") }
+            }
+            for f in files where f.hasSuffix(".cert") {
+                let key = "\(dir)/\(f.dropLast(5)).key"
+                guard FileManager.default.fileExists(atPath: key) else { throw RegistryError.usage("\(dir)/\(f): client certificate without \(key)") }
+                do {
+                    tls.certificateChain = try NIOSSLCertificate.fromPEMFile("\(dir)/\(f)").map { .certificate($0) }
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                } catch { throw RegistryError.usage("\(dir)/\(f): cannot load the client certificate (\(error))") }
+            }
+        }
+        return tls
+    }
+}
+
+/// A download that hashes as it writes, can start over after a dropped connection, and stops
+/// a registry that sends more than the descriptor's size.
+final class CheckedDownload: ByteSink {
+    let file: WritableFile
+    let limit: Int64?
+    private(set) var digester = Digester(.sha256)
+    private(set) var count: Int64 = 0
+
+    init(file: WritableFile, limit: Int64?) { self.file = file; self.limit = limit }
+
+    func reset() throws {
+        try file.reset()
+        digester = Digester(.sha256)
+        count = 0
+    }
+
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        count += Int64(buffer.count)
+        if let limit, count > limit {
+            throw RegistryError.corrupt("the registry sent more than the \(limit) bytes the descriptor gives")
+        }
+        digester.update(buffer)
+        try file.write(buffer)
+    }
+}
+
+/// Runs `body` on each item with at most `width` at once; the first error is rethrown after
+/// all started work ends, and no new item starts after an error.
+public func forEachConcurrently<T>(_ items: [T], width: Int, _ body: @escaping (T) throws -> Void) throws {
+    guard items.count > 1, width > 1 else { for i in items { try body(i) }; return }
+    let work = ConcurrentWork(items, body)
+    let group = DispatchGroup()
+    for _ in 0..<min(width, items.count) {
+        group.enter()
+        Thread.detachNewThread {
+            defer { group.leave() }
+            work.drain()
+        }
+    }
+    group.wait()
+    if let failure = work.failure { throw failure }
+}
+
+private final class ConcurrentWork<T>: @unchecked Sendable {
+    let items: [T]
+    let body: (T) throws -> Void
+    let lock = NSLock()
+    var next = 0
+    var failure: Error?
+
+    init(_ items: [T], _ body: @escaping (T) throws -> Void) { self.items = items; self.body = body }
+
+    func drain() {
+        while true {
+            let i: Int? = lock.withLock {
+                guard failure == nil, next < items.count else { return nil }
+                next += 1
+                return next - 1
+            }
+            guard let i else { return }
+            do { try body(items[i]) } catch { lock.withLock { if failure == nil { failure = error } } }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import OCI
+import Registry
+import StampCore
+
+/// How to reach registries; shared by every command that takes an image reference.
+struct RegistryFlags: ParsableArguments {
+    @Option(help: ArgumentHelp("Registry credentials. Default: --authfile, $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).", valueName: "user:password"))
+    var creds: String?
+
+    @Option(help: ArgumentHelp("A containers auth.json or docker config.json to read credentials from.", valueName: "file"))
+    var authfile: String?
+
+    @Option(help: ArgumentHelp("Verify registry TLS certificates and refuse plain HTTP (default true). false allows HTTP and unverified HTTPS.", valueName: "bool"))
+    var tlsVerify: Bool?
+
+    @Option(help: ArgumentHelp("A folder of CA certificates (*.crt) and client pairs (*.cert + *.key) for the registry. Default: /etc/containers/certs.d/HOST or /etc/docker/certs.d/HOST.", valueName: "dir"))
+    var certDir: String?
+
+    @Option(help: ArgumentHelp("Upload blobs larger than this in chunks of this many bytes (default 16 MiB).", valueName: "bytes"))
+    var chunkSize: Int?
+
+    func apply(to s: inout StampSettings) {
+        s.creds = creds; s.authfile = authfile; s.tlsVerify = tlsVerify; s.certDir = certDir; s.chunkSize = chunkSize
+    }
+
+    func options() throws -> RegistryOptions {
+        var s = StampSettings()
+        apply(to: &s)
+        return try StampPlan.registryOptions(s, environment: ProcessInfo.processInfo.environment)
+    }
+}
+
+struct PushCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Push an image (an oci-archive stamp wrote, any local image) to a registry as it is.",
+        discussion: """
+        Blobs the repository has are skipped, blobs of another repository of the same registry are
+        mounted, the rest uploaded (monolithic when small, in chunks when large); then the platform
+        manifests, the index, and last the tag. Pushing the same image again changes nothing.
+        Prints the pushed digest.
+
+        Example:
+          stamp push anything-llm-v2.1-canary.tar docker://registry.corp.local/ai/anything-llm:v2.1-canary
+        """
+    )
+
+    @Argument(help: "The image: oci-archive:TAR[:REF], oci:DIR[:REF], docker-archive:TAR, a path, or docker://…")
+    var source: String
+
+    @Argument(help: "Where to: docker://HOST[:PORT]/REPO[:TAG]")
+    var destination: String
+
+    @OptionGroup(title: "Registry")
+    var registry: RegistryFlags
+
+    @Flag(help: "Print the result as one JSON document on stdout.")
+    var json = false
+
+    @Flag(name: [.short, .long], help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        let result = try reportingErrors { () throws -> ImageCopy.Result in
+            let dest = try imageReference(destination)
+            guard dest.registry != nil else { throw StampError.usage("push writes to a registry: docker://HOST/REPO:TAG (to write a file, use stamp pull or build)") }
+            return try ImageCopy.copy(from: try imageReference(source), to: dest, options: try registry.options(),
+                                      created: Timestamp(epoch: 0), diagnostics: quiet ? .silent : .stderr)
+        }
+        report(result, json: json, quiet: quiet, verb: "pushed")
+    }
+}
+
+struct PullCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pull",
+        abstract: "Save a registry image to a local image, every blob checked against its digest.",
+        discussion: """
+        All platforms of the image are saved, byte for byte (the index digest stays the same).
+        A blob whose bytes do not match its digest fails the pull and nothing is written.
+
+        Example:
+          stamp pull docker://docker.io/mintplexlabs/anything-llm:1.16.0 oci-archive:anything-llm.tar
+          stamp pull mintplexlabs/anything-llm:1.16.0 anything-llm.tar   # docker:// may be left out here
+        """
+    )
+
+    @Argument(help: "The image: docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (Docker Hub short names work).")
+    var source: String
+
+    @Argument(help: "Where to: oci-archive:TAR[:REF] (default for a plain path), oci:DIR[:REF], docker-archive:TAR.")
+    var destination: String
+
+    @OptionGroup(title: "Registry")
+    var registry: RegistryFlags
+
+    @Flag(help: "Print the result as one JSON document on stdout.")
+    var json = false
+
+    @Flag(name: [.short, .long], help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        let result = try reportingErrors { () throws -> ImageCopy.Result in
+            let src = source.hasPrefix("docker://") || source.contains(":/") == false && !source.hasPrefix("oci")
+                ? ImageReference.registry(try RegistryReference.parse(source)) : try imageReference(source)
+            let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) } ?? 0
+            return try ImageCopy.copy(from: src, to: try imageReference(destination), options: try registry.options(),
+                                      created: Timestamp(epoch: epoch), diagnostics: quiet ? .silent : .stderr)
+        }
+        report(result, json: json, quiet: quiet, verb: "saved")
+    }
+}
+
+func report(_ r: ImageCopy.Result, json: Bool, quiet: Bool, verb: String) {
+    if json {
+        printOut(JSONValue.encodeString(r.json))
+        return
+    }
+    guard !quiet else { return }
+    if let p = r.pushed, p.unchanged {
+        printOut("unchanged: \(r.destination) already is \(r.digest)")
+    } else {
+        printOut("\(verb) \(r.source) -> \(r.destination)")
+    }
+    printOut("  digest   \(r.digest)")
+    if let p = r.pushed, !p.unchanged {
+        printOut("  blobs    \(p.uploaded) uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Hashing
+import OCI
+import Registry
+
+/// `stamp pull` and `stamp push`: an image moved as it is between a registry and a local
+/// image (or two registries), every blob digest-checked on the way, no byte changed.
+public enum ImageCopy {
+    public struct Result: Sendable {
+        public var source: String
+        public var destination: String
+        public var digest: String
+        public var platforms: [String]
+        public var pushed: PushSummary?
+
+        public var json: JSONValue {
+            var j: JSONValue = .object([("source", .string(source)), ("destination", .string(destination)), ("digest", .string(digest)),
+                                        ("platforms", .array(platforms.map { .string($0) }))])
+            if let p = pushed { j["push"] = p.json }
+            return j
+        }
+    }
+
+    public static func copy(from source: ImageReference, to destination: ImageReference, options: RegistryOptions,
+                            created: Timestamp, diagnostics: Diagnostics) throws -> Result {
+        var destination = destination
+        if case .path(let p, let r) = destination {
+            destination = Path.isDirectory(p) ? .ociLayout(path: p, ref: r) : .ociArchive(path: p, ref: r)
+        }
+        guard source != destination else { throw StampError.usage("source and destination are the same (\(source))") }
+        try ImageWriter.preflight(destination)
+        var o = options
+        o.notice = diagnostics.notice
+        let client = RegistryClient(options: o)
+        let image = try ImageSource.open(source, registry: client)
+        if case .dockerArchive = destination, image.images.count > 1 {
+            throw StampError.usage("docker-archive holds one image; \(source) has \(image.images.count) platforms")
+        }
+        var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
+        try collect(image.top, store: image.store, into: &blobs, depth: 0)
+        var top = Descriptor(mediaType: image.top.mediaType, digest: image.top.digest, size: image.top.size,
+                             platform: image.index == nil ? image.images.first?.platform : nil)
+        let name = destination.ref ?? image.sourceName
+        if let name { top.annotations = [AnnotationKey.refName: name] }
+        let docker = image.images.map { ($0.platform.description, $0.configDescriptor.digest, $0.layers.map(\.digest)) }
+        let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: name.flatMap(repoTag))
+        let pushed = try ImageWriter.write(output, to: destination, created: created, registry: client,
+                                           mountFrom: source.registry, diagnostics: diagnostics)
+        return Result(source: source.description, destination: destination.description, digest: top.digest,
+                      platforms: image.images.map { $0.platform.description }, pushed: pushed)
+    }
+
+    /// Every blob a descriptor reaches: index children, manifest config and layers.
+    private static func collect(_ d: Descriptor, store: BlobStore, into blobs: inout [String: (size: Int64, location: BlobLocation)],
+                                depth: Int) throws {
+        guard blobs[d.digest] == nil else { return }
+        guard depth < 8 else { throw StampError.badInput("\(store.name): indexes nest more than 8 deep") }
+        if MediaType.isIndex(d.mediaType) || MediaType.isManifest(d.mediaType) {
+            let bytes = try store.document(d)
+            blobs[d.digest] = (d.size, .memory(bytes))
+            let doc = try JSONValue.parse(bytes)
+            for c in (doc["manifests"]?.arrayValue ?? []).map(Descriptor.init(json:)) {
+                try collect(c, store: store, into: &blobs, depth: depth + 1)
+            }
+            if let c = doc["config"], c.isObject { try collect(Descriptor(json: c), store: store, into: &blobs, depth: depth + 1) }
+            for l in (doc["layers"]?.arrayValue ?? []).map(Descriptor.init(json:)) {
+                try l.validate("\(store.name): manifest \(d.digest)")
+                blobs[l.digest] = (l.size, try store.require(l))
+            }
+        } else {
+            blobs[d.digest] = (d.size, .memory(try store.document(d)))
+        }
+    }
+
+    /// A `NAME:TAG` for Docker's RepoTags from a reference's name, when it has a tag.
+    private static func repoTag(_ name: String) -> String? {
+        var n = name
+        if n.hasPrefix("docker://") { n = String(n.dropFirst(9)) }
+        if let at = n.firstIndex(of: "@") { n = String(n[..<at]) }
+        guard let colon = n.lastIndex(of: ":"), !n[colon...].contains("/") else { return nil }
+        return n
+    }
+}

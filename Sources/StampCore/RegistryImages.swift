@@ -1,0 +1,201 @@
+import Foundation
+import Hashing
+import Layers
+import OCI
+import Registry
+
+/// Blobs of one repository in a registry. Manifests and configs are fetched when asked for;
+/// layers are fetched on first use into `$TMPDIR`, digest-checked, and removed with the store
+/// (or by the interrupt handler), so a layer that is only mounted or skipped is never downloaded.
+final class RegistryBlobStore: BlobStore, @unchecked Sendable {
+    let client: RegistryClient
+    let reference: RegistryReference
+    var name: String { reference.with(tag: nil, digest: nil).description }
+    private let lock = NSLock()
+    private var memory: [String: [UInt8]]
+    private var spooled: [String: (WritableFile, ReadableFile)] = [:]
+    private var inFlight: [String: NSLock] = [:]
+
+    init(client: RegistryClient, reference: RegistryReference, documents: [String: [UInt8]]) {
+        self.client = client; self.reference = reference; self.memory = documents
+    }
+
+    func locate(_ digest: String) throws -> BlobLocation? {
+        lock.withLock {
+            if let m = memory[digest] { return .memory(m) }
+            if let (_, f) = spooled[digest] { return .file(f, offset: 0, length: f.size) }
+            return nil
+        }
+    }
+
+    func locate(_ d: Descriptor) throws -> BlobLocation? {
+        if let l = try locate(d.digest) { return l }
+        if MediaType.isManifest(d.mediaType) || MediaType.isIndex(d.mediaType) {
+            let m = try client.manifest(reference, reference: d.digest)
+            lock.withLock { memory[d.digest] = m.bytes }
+            return .memory(m.bytes)
+        }
+        if MediaType.isConfig(d.mediaType) || d.size <= 1 << 20 {
+            return try fetch(d)
+        }
+        return .lazy(length: d.size) { [self] in try fetch(d) }
+    }
+
+    /// Downloads a blob once, however many threads ask for it.
+    private func fetch(_ d: Descriptor) throws -> BlobLocation {
+        let gate = lock.withLock { () -> NSLock in
+            if let g = inFlight[d.digest] { return g }
+            let g = NSLock()
+            inFlight[d.digest] = g
+            return g
+        }
+        return try gate.withLock {
+            if let l = try locate(d.digest) { return l }
+            let tmp = FileManager.default.temporaryDirectory.path
+            let file = try WritableFile.temporary(beside: "\(tmp)/stamp-blob-\(Digest.hex(d.digest).prefix(16))")
+            try client.fetchBlob(reference, digest: d.digest, size: d.size, into: file)
+            try file.finish()
+            let readable = try ReadableFile(file.path)
+            lock.withLock { spooled[d.digest] = (file, readable) }
+            return .file(readable, offset: 0, length: readable.size)
+        }
+    }
+}
+
+public enum RegistryImages {
+    /// Resolves a tag (or digest) and loads the image's index, manifests and configs.
+    static func open(_ r: RegistryReference, client: RegistryClient) throws -> (store: BlobStore, top: Descriptor, sourceName: String) {
+        let m = try client.manifest(r)
+        guard MediaType.isIndex(m.mediaType) || MediaType.isManifest(m.mediaType) else {
+            throw StampError.unknownMediaType(m.mediaType, in: "\(r)")
+        }
+        let store = RegistryBlobStore(client: client, reference: r, documents: [m.digest: m.bytes])
+        let top = Descriptor(mediaType: m.mediaType, digest: m.digest, size: Int64(m.bytes.count))
+        var name = "\(r.host)/\(r.repository)"
+        if let t = r.tag { name += ":" + t }
+        if r.tag == nil, let d = r.digest { name += "@" + d }
+        return (store, top, name)
+    }
+
+    /// Pushes an image: blobs first (skipped when present, mounted from `mountFrom` when it is
+    /// the same registry, else uploaded), then each platform manifest by digest, then the
+    /// index, then the tag. A tag that already names this digest is left as it is.
+    public static func push(_ image: OutputImage, to target: RegistryReference, client: RegistryClient,
+                            mountFrom: RegistryReference?, diagnostics: Diagnostics) throws -> PushSummary {
+        var summary = PushSummary(reference: target, digest: image.top.digest)
+        let tag = target.tag ?? (target.digest == nil ? "latest" : nil)
+        if let want = target.digest, want != image.top.digest {
+            throw StampError.usage("\(target): the image's digest is \(image.top.digest); push to a tag instead")
+        }
+        if let tag, try client.manifestDigest(target, reference: tag) == image.top.digest {
+            summary.unchanged = true
+            return summary
+        }
+        // Documents that are manifests or indexes go to /manifests; everything else is a blob.
+        var manifests: [(Descriptor, [UInt8])] = []
+        var blobDigests: [String] = []
+        var documentDigests = Set<String>()
+        try collectManifests(image.top, image: image, into: &manifests, seen: &documentDigests)
+        for digest in image.blobs.keys.sorted() where !documentDigests.contains(digest) { blobDigests.append(digest) }
+
+        let counts = Counts()
+        try forEachConcurrently(blobDigests, width: client.options.parallel) { digest in
+            let (size, loc) = image.blobs[digest]!
+            let outcome = try client.pushBlob(target, digest: digest, size: size, mountFrom: loc.remote ? mountFrom : nil) { offset, length in
+                let source = try loc.open(offset: offset, length: length)
+                return offset == 0 && length == size ? CheckedSource(source, digest: digest, size: size) : source
+            }
+            counts.add(outcome, size)
+        }
+        summary.existed = counts.existed; summary.mounted = counts.mounted
+        summary.uploaded = counts.uploaded; summary.uploadedBytes = counts.bytes
+        for (d, bytes) in manifests where d.digest != image.top.digest {
+            try client.putManifest(target, reference: d.digest, bytes: bytes, mediaType: d.mediaType)
+        }
+        let (top, topBytes) = manifests.first { $0.0.digest == image.top.digest }!
+        try client.putManifest(target, reference: tag ?? top.digest, bytes: topBytes, mediaType: top.mediaType)
+        return summary
+    }
+
+    /// The top document and every manifest an index reaches, children first.
+    private static func collectManifests(_ d: Descriptor, image: OutputImage, into list: inout [(Descriptor, [UInt8])],
+                                         seen: inout Set<String>) throws {
+        guard !seen.contains(d.digest) else { return }
+        seen.insert(d.digest)
+        guard let (_, loc) = image.blobs[d.digest], case .memory(let bytes) = try loc.resolved() else {
+            throw StampError.missingBlob(d.digest, in: "the image to push")
+        }
+        if MediaType.isIndex(d.mediaType) {
+            let index = try JSONValue.parse(bytes)
+            for c in (index["manifests"]?.arrayValue ?? []).map(Descriptor.init(json:)) {
+                try collectManifests(c, image: image, into: &list, seen: &seen)
+            }
+        }
+        var plain = d
+        plain.annotations = [:]
+        list.append((plain, bytes))
+    }
+
+    private final class Counts: @unchecked Sendable {
+        let lock = NSLock()
+        var existed = 0, mounted = 0, uploaded = 0
+        var bytes: Int64 = 0
+        func add(_ o: PushOutcome, _ size: Int64) {
+            lock.withLock {
+                switch o {
+                case .existed: existed += 1
+                case .mounted: mounted += 1
+                case .uploaded: uploaded += 1; bytes += size
+                }
+            }
+        }
+    }
+}
+
+/// What a push did.
+public struct PushSummary: Sendable {
+    public var reference: RegistryReference
+    public var digest: String
+    public var unchanged = false
+    public var existed = 0, mounted = 0, uploaded = 0
+    public var uploadedBytes: Int64 = 0
+
+    public var json: JSONValue {
+        .object([("reference", .string(reference.description)), ("digest", .string(digest)), ("unchanged", .bool(unchanged)),
+                 ("blobs", .object([("existed", JSONValue(Int64(existed))), ("mounted", JSONValue(Int64(mounted))),
+                                    ("uploaded", JSONValue(Int64(uploaded))), ("uploadedBytes", JSONValue(uploadedBytes))]))])
+    }
+}
+
+/// A source that checks, at its end, that what it gave hashes to `digest` (a blob of the base
+/// streamed to a registry is checked as it goes, as when it is copied to a file).
+final class CheckedSource: ByteSource {
+    let inner: ByteSource
+    let digest: String
+    let size: Int64
+    let digester = Digester(.sha256)
+    var count: Int64 = 0
+
+    init(_ inner: ByteSource, digest: String, size: Int64) { self.inner = inner; self.digest = digest; self.size = size }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        if n > 0 {
+            digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            count += Int64(n)
+        } else {
+            let found = digester.finalizeDigest()
+            guard count == size, found == digest else {
+                throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found)
+            }
+        }
+        return n
+    }
+}
+
+extension RegistryClient {
+    /// A client with the default options: TLS verified, credentials from the usual files.
+    static func fromEnvironment() -> RegistryClient {
+        RegistryClient(options: RegistryOptions(credentials: .init(creds: nil, authFile: nil, environment: ProcessInfo.processInfo.environment)))
+    }
+}
