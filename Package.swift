@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "OCI"]),
-        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing", "Templates", "Assets"]),
+        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing", "Templates", "Assets", "Registry"],
+                    exclude: ["Fixtures"]),
     ]
 )

@@ -34,7 +34,7 @@ final class BlockingHTTP: @unchecked Sendable {
     private init() {
         var config = HTTPClient.Configuration()
         config.redirectConfiguration = .disallow
-        config.timeout = .init(connect: .seconds(30), read: .seconds(300))
+        config.timeout = .init(connect: .seconds(10), read: .seconds(300))
         config.decompression = .disabled
         config.httpVersion = .automatic
         client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: config)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hashing
 import Layers
 import NIOCore
@@ -237,6 +240,9 @@ public final class RegistryClient: @unchecked Sendable {
                 res = try BlockingHTTP.shared.send(method: method, url: url, headers: h, body: body, tls: host.tls, sink: sink)
             } catch {
                 if let tls = tlsProblem(error) {
+                    if tls == "WRONG_VERSION_NUMBER" {
+                        throw RegistryError.failed("\(what): \(ref.host) does not speak TLS (for a plain-HTTP registry pass --tls-verify=false)")
+                    }
                     throw RegistryError.failed("\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)")
                 }
                 if error is RegistryError || error is Layers.IOError { throw error }
@@ -302,10 +308,15 @@ public final class RegistryClient: @unchecked Sendable {
         return text
     }
 
+    /// A TLS failure in a few words ("CERTIFICATE_VERIFY_FAILED"), nil for other errors.
     private func tlsProblem(_ error: Error) -> String? {
-        if let e = error as? NIOSSLError { return "\(e)" }
-        if let e = error as? BoringSSLError { return "\(e)" }
-        return nil
+        guard error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError else { return nil }
+        let text = "\(error)"
+        if let r = text.range(of: "OPENSSL_internal:") {
+            let rest = text[r.upperBound...]
+            return String(rest.prefix { $0 != " " && $0 != "]" && $0 != ")" })
+        }
+        return text
     }
 
     private func resolve(_ location: String, against url: String) -> String {
@@ -424,17 +435,49 @@ public final class RegistryClient: @unchecked Sendable {
         if let h = lock.withLock({ hosts[name] }) { return h }
         let tls = try tlsConfiguration(for: ref.host)
         var base = "https://\(name)"
-        if !options.tlsVerify {
-            do {
-                let ping = try BlockingHTTP.shared.send(method: .GET, url: base + "/v2/", headers: ["User-Agent": "stamp"], body: .none, tls: tls, sink: nil)
-                _ = ping
-            } catch {
-                base = "http://\(name)"
-            }
-        }
+        if !options.tlsVerify && speaksPlainHTTP(name) { base = "http://\(name)" }
         let h = Host(base: base, tls: tls)
         lock.withLock { hosts[name] = h }
         return h
+    }
+
+    /// Whether `host[:port]` answers a plain HTTP request with an HTTP status line (a TLS
+    /// server answers with an alert or closes). A raw socket, so that a wrong guess costs one
+    /// round trip rather than the HTTP client's connect retries.
+    private func speaksPlainHTTP(_ hostPort: String) -> Bool {
+        for attempt in 0...options.retries {
+            if let answer = probePlainHTTP(hostPort) { return answer }
+            if attempt < options.retries { Thread.sleep(forTimeInterval: backoff(attempt + 1)) }
+        }
+        return false
+    }
+
+    /// One probe: true for an HTTP status line, false for anything else, nil for no answer.
+    private func probePlainHTTP(_ hostPort: String) -> Bool? {
+        var host = hostPort
+        var port = "443"
+        if let colon = hostPort.lastIndex(of: ":"), !hostPort[colon...].contains("]") {
+            host = String(hostPort[..<colon]); port = String(hostPort[hostPort.index(after: colon)...])
+        }
+        host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, port, &hints, &list) == 0, let first = list else { return nil }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else { return nil }
+        let request = "GET /v2/ HTTP/1.0\r\nHost: \(hostPort)\r\nUser-Agent: stamp\r\n\r\n"
+        guard request.withCString({ send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }) > 0 else { return nil }
+        var buf = [UInt8](repeating: 0, count: 5)
+        let n = recv(fd, &buf, 5, Int32(MSG_WAITALL))
+        guard n > 0 else { return nil } // closed or reset without an answer: ask again
+        return n == 5 && buf == Array("HTTP/".utf8)
     }
 
     private func tlsConfiguration(for host: String) throws -> TLSConfiguration {

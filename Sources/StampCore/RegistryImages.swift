@@ -29,15 +29,15 @@ final class RegistryBlobStore: BlobStore, @unchecked Sendable {
     }
 
     func locate(_ d: Descriptor) throws -> BlobLocation? {
-        if let l = try locate(d.digest) { return l }
+        if let m = lock.withLock({ memory[d.digest] }) { return .memory(m) }
         if MediaType.isManifest(d.mediaType) || MediaType.isIndex(d.mediaType) {
             let m = try client.manifest(reference, reference: d.digest)
             lock.withLock { memory[d.digest] = m.bytes }
             return .memory(m.bytes)
         }
-        if MediaType.isConfig(d.mediaType) || d.size <= 1 << 20 {
-            return try fetch(d)
-        }
+        if MediaType.isConfig(d.mediaType) { return try fetch(d) }
+        // Lazy even when already downloaded: the location says the blob is the registry's,
+        // so a push to the same registry mounts it.
         return .lazy(length: d.size) { [self] in try fetch(d) }
     }
 

@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+import OCI
+@testable import Registry
+
+struct RegistryAuthTests {
+    @Test func parsesChallenges() {
+        let c = Challenge.parse(#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#)
+        #expect(c?.scheme == "bearer")
+        #expect(c?.params["realm"] == "https://auth.docker.io/token")
+        #expect(c?.params["service"] == "registry.docker.io")
+        #expect(c?.params["scope"] == "repository:library/ubuntu:pull,push")
+        #expect(Challenge.parse(#"Basic realm="a \"quoted\" realm""#) == Challenge(scheme: "basic", params: ["realm": #"a "quoted" realm"#]))
+        #expect(Challenge.parse("Bearer realm=https://x/token, service=s")?.params == ["realm": "https://x/token", "service": "s"])
+    }
+
+    func lookup(_ config: String, env extra: [String: String] = [:]) throws -> CredentialLookup {
+        let dir = NSTemporaryDirectory() + "stamp-auth-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        return CredentialLookup(creds: nil, authFile: nil, environment: ["DOCKER_CONFIG": dir].merging(extra) { $1 })
+    }
+
+    @Test func readsDockerConfigEntries() throws {
+        let hub = try RegistryReference.parse("docker://mintplexlabs/anything-llm")
+        let corp = try RegistryReference.parse("docker://registry.corp.local:5000/ai/app")
+        let l = try lookup("""
+        {"auths": {
+          "https://index.docker.io/v1/": {"auth": "\(Hashing.Base64.encode(Array("hubuser:hubpass".utf8)))"},
+          "registry.corp.local:5000": {"identitytoken": "refresh-123"},
+          "registry.corp.local:5000/ai/app": {"auth": "\(Hashing.Base64.encode(Array("app:only".utf8)))"}
+        }}
+        """)
+        let h = try #require(try l.credential(for: hub))
+        #expect(h.username == "hubuser" && h.secret == "hubpass" && !h.isIdentityToken)
+        #expect("\(h)" == "hubuser:***")
+        // A repository-scoped key wins over the registry's.
+        let c = try #require(try l.credential(for: corp))
+        #expect(c.username == "app" && c.secret == "only")
+        let other = try #require(try l.credential(for: corp.with(tag: nil).withRepository("ai/other")))
+        #expect(other.isIdentityToken && other.secret == "refresh-123")
+        #expect(try l.credential(for: try RegistryReference.parse("docker://quay.io/x/y")) == nil)
+        #expect(try CredentialLookup(creds: "u:p:with:colons", authFile: nil, environment: [:]).credential(for: hub)?.secret == "p:with:colons")
+    }
+
+    @Test func runsCredentialHelpers() throws {
+        let bin = NSTemporaryDirectory() + "stamp-helper-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let script = """
+        #!/bin/sh
+        read server
+        [ "$1" = get ] || exit 3
+        case "$server" in
+          registry.corp.local) printf '{"ServerURL":"%s","Username":"helper-user","Secret":"helper-secret"}' "$server" ;;
+          *) echo "credentials not found in native keychain"; exit 1 ;;
+        esac
+        """
+        try script.write(toFile: bin + "/docker-credential-fake", atomically: true, encoding: .utf8)
+        chmod(bin + "/docker-credential-fake", 0o755)
+        let l = try lookup(#"{"credHelpers": {"registry.corp.local": "fake"}, "credsStore": "fake"}"#, env: ["PATH": bin + ":/usr/bin:/bin"])
+        let c = try #require(try l.credential(for: try RegistryReference.parse("docker://registry.corp.local/ai/app")))
+        #expect(c.username == "helper-user" && c.secret == "helper-secret")
+        // The store is asked for other registries; "not found" is no credential, not an error.
+        #expect(try l.credential(for: try RegistryReference.parse("docker://ghcr.io/o/r")) == nil)
+    }
+}
+
+extension RegistryReference {
+    func withRepository(_ r: String) -> RegistryReference { RegistryReference(host: host, repository: r, tag: tag, digest: digest) }
+}
+
+import Hashing

@@ -1,0 +1,324 @@
+import Foundation
+import Testing
+import OCI
+@testable import StampCore
+
+/// A program running for the length of a test; killed when released.
+final class Background {
+    let pid: pid_t
+    let log: String
+    init(_ args: [String], log: String, stdout: String? = nil) throws {
+        self.log = log
+        pid = try spawn(args, stdout: stdout ?? log + ".out", stderr: log)
+    }
+    deinit {
+        kill(pid, SIGTERM)
+        _ = exitStatus(pid)
+    }
+}
+
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Debian's docker-registry (distribution 2.8) on 127.0.0.1, storage in a temp folder.
+final class TestRegistry {
+    let dir: String
+    let port: Int
+    let process: Background
+    var host: String { "127.0.0.1:\(port)" }
+
+    enum Auth { case none, htpasswd(user: String, password: String) }
+
+    init(auth: Auth = .none, tls: (cert: String, key: String)? = nil) throws {
+        dir = try tempDir()
+        port = freePort()
+        var config = """
+        version: 0.1
+        log:
+          level: warn
+        storage:
+          filesystem:
+            rootdirectory: \(dir)/data
+          delete:
+            enabled: true
+        http:
+          addr: 127.0.0.1:\(port)
+
+        """
+        if let tls {
+            config += "  tls:\n    certificate: \(tls.cert)\n    key: \(tls.key)\n"
+        }
+        if case let .htpasswd(user, password) = auth {
+            let r = try run(["htpasswd", "-Bbn", user, password])
+            try r.out.write(toFile: dir + "/htpasswd", atomically: true, encoding: .utf8)
+            config += "auth:\n  htpasswd:\n    realm: stamp-test\n    path: \(dir)/htpasswd\n"
+        }
+        try config.write(toFile: dir + "/config.yml", atomically: true, encoding: .utf8)
+        process = try Background(["docker-registry", "serve", dir + "/config.yml"], log: dir + "/registry.log")
+        try waitForHTTP("\(tls == nil ? "http" : "https")://\(host)/v2/", what: "docker-registry (\(dir)/registry.log)")
+    }
+}
+
+func waitForHTTP(_ url: String, what: String) throws {
+    for _ in 0..<100 {
+        let r = try run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", url])
+        if r.out != "000" && !r.out.isEmpty { return }
+        usleep(100_000)
+    }
+    throw StampError.badInput("\(what) did not start")
+}
+
+/// The fault-injecting / Bearer-enforcing proxy of Fixtures/registry_proxy.py.
+final class TestProxy {
+    let process: Background
+    let port: Int
+    let log: String
+    var host: String { "127.0.0.1:\(port)" }
+
+    init(upstream: TestRegistry, _ flags: [String]) throws {
+        let dir = try tempDir()
+        log = dir + "/requests.log"
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/registry_proxy.py"
+        process = try Background(["python3", script, "http://\(upstream.host)", "--log", log] + flags, log: dir + "/proxy.err",
+                                 stdout: dir + "/port")
+        var p = 0
+        for _ in 0..<100 {
+            if let s = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let n = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                p = n; break
+            }
+            usleep(100_000)
+        }
+        guard p > 0 else { throw StampError.badInput("the test proxy did not start") }
+        port = p
+    }
+
+    var requests: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+}
+
+/// A sample base written once per test.
+func sampleBase(_ dir: String) throws -> String {
+    let base = dir + "/base.tar"
+    let r = try stamp(["sample", "--output", base])
+    #expect(r.status == 0, "\(r.err)")
+    return base
+}
+
+func skopeoDigest(_ ref: String, _ extra: [String] = []) throws -> String? {
+    let r = try run(["skopeo", "inspect", "--raw"] + extra + [ref])
+    guard r.status == 0 else { return nil }
+    return "sha256:" + Hashing.Digester.digest(Array(r.out.utf8)).dropFirst(7)
+}
+
+import Hashing
+
+@Suite("Registry (docker-registry on 127.0.0.1)")
+struct RegistryTests {
+    let insecure = ["--tls-verify=false"]
+    let env = ["SOURCE_DATE_EPOCH": "1700000000"]
+
+    @Test func buildPushesWhatSkopeoReadsAndRepushIsANoOp() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let target = "docker://\(reg.host)/ai/anything-llm:v2.1-canary"
+        let r = try stamp(["build", "--base", base, "--version", "v2.1-canary", "--output", target, "--json"] + insecure, env: env)
+        #expect(r.status == 0, "\(r.err)")
+        let result = try jsonOf(r.out)
+        let digest = try #require(result["digest"]?.stringValue)
+        #expect(result["push"]?["blobs"]?["uploaded"]?.int64Value ?? 0 > 0)
+
+        // skopeo reads the index by tag, and the stamp through the config.
+        #expect(try skopeoDigest(target, ["--tls-verify=false"]) == digest)
+        let info = try run(["skopeo", "inspect", "--tls-verify=false", "--override-arch", "arm64", target])
+        #expect(info.status == 0, "\(info.err)")
+        #expect(try jsonOf(info.out)["Labels"]?["org.opencontainers.image.version"]?.stringValue == "v2.1-canary")
+
+        // The same build again: the tag already names the digest, nothing is uploaded.
+        let again = try stamp(["build", "--base", base, "--version", "v2.1-canary", "--output", target, "--json"] + insecure, env: env)
+        #expect(again.status == 0, "\(again.err)")
+        #expect(try jsonOf(again.out)["push"]?["unchanged"]?.boolValue == true)
+
+        // An archive pushed as it is keeps its digest; stamp verify reads it back from the registry.
+        let archive = dir + "/out.tar"
+        #expect(try stamp(["build", "--base", base, "--version", "v3", "--output", archive], env: env).status == 0)
+        let localDigest = try jsonOf(try stamp(["inspect", "--json", archive]).out)["digest"]?.stringValue
+        let push = try stamp(["push", archive, "docker://\(reg.host)/ai/anything-llm:v3", "--json", "--chunk-size", "1024"] + insecure)
+        #expect(push.status == 0, "\(push.err)")
+        #expect(try jsonOf(push.out)["digest"]?.stringValue == localDigest)
+        #expect(try skopeoDigest("docker://\(reg.host)/ai/anything-llm:v3", ["--tls-verify=false"]) == localDigest)
+        let verify = try stamp(["verify", "docker://\(reg.host)/ai/anything-llm:v3"] + insecure)
+        #expect(verify.status == 0, "\(verify.out)\(verify.err)")
+    }
+
+    @Test func stampsWhatSkopeoPushedAndMountsTheBaseLayers() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let baseRef = "docker://\(reg.host)/mintplexlabs/anything-llm:1.16.0"
+        let copy = try run(["skopeo", "copy", "--all", "--dest-tls-verify=false", "oci-archive:" + base, baseRef])
+        #expect(copy.status == 0, "\(copy.err)")
+        let baseDigest = try #require(try skopeoDigest(baseRef, ["--tls-verify=false"]))
+
+        // Registry to registry: the base layers are mounted from the base's repository.
+        let out = "docker://\(reg.host)/ai/anything-llm:v2"
+        let r = try stamp(["build", "--base", baseRef, "--version", "v2", "--output", out, "--json"] + insecure, env: env)
+        #expect(r.status == 0, "\(r.err)")
+        let j = try jsonOf(r.out)
+        #expect(j["base"]?["digest"]?.stringValue == baseDigest)
+        #expect(j["base"]?["name"]?.stringValue == "\(reg.host)/mintplexlabs/anything-llm:1.16.0")
+        #expect((j["push"]?["blobs"]?["mounted"]?.int64Value ?? 0) > 0, "\(r.out)")
+
+        // Registry to file: pull keeps the digest; a build from the registry verifies clean.
+        let pulled = dir + "/pulled.tar"
+        let pull = try stamp(["pull", out, pulled] + insecure)
+        #expect(pull.status == 0, "\(pull.err)")
+        #expect(try skopeoDigest("oci-archive:" + pulled) == j["digest"]?.stringValue)
+        let local = dir + "/stamped.tar"
+        #expect(try stamp(["build", "--base", baseRef, "--version", "v2", "--output", local] + insecure, env: env).status == 0)
+        let verify = try stamp(["verify", local])
+        #expect(verify.status == 0, "\(verify.out)\(verify.err)")
+    }
+
+    @Test func basicAuthWithCredentialsFromADockerConfig() throws {
+        let reg = try TestRegistry(auth: .htpasswd(user: "ci", password: "s3cret-pass"))
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let target = "docker://\(reg.host)/ai/app:v1"
+        let args = ["build", "--base", base, "--version", "v1", "--output", target] + insecure
+
+        let anonymous = try stamp(args, env: env.merging(["DOCKER_CONFIG": dir + "/none", "HOME": dir]) { $1 })
+        #expect(anonymous.status != 0)
+        #expect(anonymous.err.contains("authentication required"), "\(anonymous.err)")
+
+        let config = dir + "/docker"
+        try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
+        let auth = Base64.encode(Array("ci:s3cret-pass".utf8))
+        try "{\"auths\": {\"\(reg.host)\": {\"auth\": \"\(auth)\"}}}".write(toFile: config + "/config.json", atomically: true, encoding: .utf8)
+        let ok = try stamp(args, env: env.merging(["DOCKER_CONFIG": config]) { $1 })
+        #expect(ok.status == 0, "\(ok.err)")
+        #expect(!ok.out.contains("s3cret") && !ok.err.contains("s3cret"))
+        #expect(try skopeoDigest(target, ["--tls-verify=false", "--creds", "ci:s3cret-pass"]) != nil)
+
+        let wrong = try stamp(["inspect", target, "--creds", "ci:wrong"] + insecure)
+        #expect(wrong.status != 0)
+        #expect(wrong.err.contains("refused the credentials of ci"), "\(wrong.err)")
+        #expect(!wrong.err.contains("wrong"))
+    }
+
+    @Test func tlsWithAPrivateCAFromCertDir() throws {
+        let dir = try tempDir()
+        let certs = dir + "/certs"
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        // A CA and a server certificate for 127.0.0.1 signed by it.
+        let steps: [[String]] = [
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stamp test CA",
+             "-keyout", dir + "/ca.key", "-out", certs + "/ca.crt"],
+            ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", dir + "/server.key",
+             "-out", dir + "/server.csr"],
+        ]
+        for s in steps { let r = try run(s); #expect(r.status == 0, "\(r.err)") }
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/san.ext", atomically: true, encoding: .utf8)
+        let sign = try run(["openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", certs + "/ca.crt", "-CAkey", dir + "/ca.key",
+                            "-CAcreateserial", "-days", "2", "-extfile", dir + "/san.ext", "-out", dir + "/server.crt"])
+        #expect(sign.status == 0, "\(sign.err)")
+        let reg = try TestRegistry(tls: (dir + "/server.crt", dir + "/server.key"))
+        let base = try sampleBase(dir)
+        let target = "docker://\(reg.host)/ai/app:tls"
+
+        let untrusted = try stamp(["push", base, target])
+        #expect(untrusted.status != 0)
+        #expect(untrusted.err.contains("TLS") && untrusted.err.contains("--cert-dir"), "\(untrusted.err)")
+
+        let trusted = try stamp(["push", base, target, "--cert-dir", certs])
+        #expect(trusted.status == 0, "\(trusted.err)")
+        #expect(try skopeoDigest(target, ["--cert-dir", certs]) != nil)
+    }
+
+    @Test func bearerTokenFlow() throws {
+        let reg = try TestRegistry()
+        let proxy = try TestProxy(upstream: reg, ["--bearer", "robot:t0ken-pass"])
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let target = "docker://\(proxy.host)/ai/app:bearer"
+
+        let denied = try stamp(["push", base, target, "--creds", "robot:nope"] + insecure)
+        #expect(denied.status != 0)
+        #expect(denied.err.contains("token service refused the credentials of robot"), "\(denied.err)")
+
+        let ok = try stamp(["push", base, target, "--creds", "robot:t0ken-pass", "--json"] + insecure)
+        #expect(ok.status == 0, "\(ok.err)")
+        let log = proxy.requests
+        #expect(log.contains("TOKEN service=stamp-test scope=repository:ai/app:pull,push auth=basic"), "\(log)")
+        #expect(log.contains("PUT /v2/ai/app/manifests/bearer Bearer"), "\(log)")
+        // Through the proxy and straight from the registry: the same image.
+        #expect(try skopeoDigest("docker://\(reg.host)/ai/app:bearer", ["--tls-verify=false"]) == jsonOf(ok.out)["digest"]?.stringValue)
+    }
+
+    @Test func retriesServerErrorsAndResetsToSuccess() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        #expect(try stamp(["push", base, "docker://\(reg.host)/lib/base:1"] + insecure).status == 0)
+        let proxy = try TestProxy(upstream: reg, ["--fail", "3", "--reset", "2"])
+        let out = dir + "/pulled.tar"
+        let r = try stamp(["pull", "docker://\(proxy.host)/lib/base:1", out] + insecure)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("HTTP 503; retrying"), "\(r.err)")
+        #expect(r.err.contains("the connection was closed by the server; retrying") || r.err.contains("connection reset; retrying"), "\(r.err)")
+        #expect(proxy.requests.components(separatedBy: "GET /v2/lib/base/blobs/").count > 10, "\(proxy.requests)")
+        #expect(try stamp(["verify", "--integrity-only", out]).status == 0)
+    }
+
+    @Test func aCorruptBlobFailsThePullAndNothingIsWrittenOrTagged() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        #expect(try stamp(["push", base, "docker://\(reg.host)/lib/base:1"] + insecure).status == 0)
+        let proxy = try TestProxy(upstream: reg, ["--corrupt"])
+        let out = dir + "/pulled.tar"
+        let r = try stamp(["pull", "docker://\(proxy.host)/lib/base:1", out] + insecure)
+        #expect(r.status != 0)
+        #expect(r.err.contains("digest mismatch"), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(listing(dir) == ["base.tar"])
+
+        let target = "docker://\(reg.host)/ai/app:never"
+        let b = try stamp(["build", "--base", "docker://\(proxy.host)/lib/base:1", "--version", "v1", "--output", target] + insecure)
+        #expect(b.status != 0)
+        #expect(b.err.contains("digest mismatch"), "\(b.err)")
+        #expect(try skopeoDigest(target, ["--tls-verify=false"]) == nil)
+    }
+
+    @Test func lockedRefusesAMovedTag() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let baseRef = "docker://\(reg.host)/mintplexlabs/anything-llm:1.16.0"
+        #expect(try stamp(["push", base, baseRef] + insecure).status == 0)
+        let lock = dir + "/stamp.lock.json"
+        let args = ["build", "--base", baseRef, "--version", "v2", "--output", dir + "/out.tar", "--lock", lock] + insecure
+        #expect(try stamp(args, env: env).status == 0)
+        let locked = try readJSON(lock)
+        #expect(locked["base"]?["digest"]?.stringValue == (try skopeoDigest(baseRef, ["--tls-verify=false"])))
+        #expect(locked["base"]?["platforms"]?["linux/amd64"]?.stringValue?.hasPrefix("sha256:") == true)
+
+        // Unmoved: --locked builds.
+        #expect(try stamp(args + ["--locked"], env: env).status == 0)
+
+        // Moved: another image under the same tag.
+        #expect(try stamp(["push", dir + "/out.tar", baseRef] + insecure).status == 0)
+        let moved = try stamp(args + ["--locked"], env: env)
+        #expect(moved.status != 0)
+        #expect(moved.err.contains("moved: locked at \(locked["base"]!["digest"]!.stringValue!), now sha256:"), "\(moved.err)")
+    }
+}
