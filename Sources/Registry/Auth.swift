@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hashing
 import OCI
 
@@ -122,26 +125,72 @@ public struct CredentialLookup: Sendable {
         let path = (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
             .map { "\($0)/\(exe)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let path else { throw RegistryError.usage("credential helper \(exe) is not on PATH") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = ["get"]
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        p.standardInput = input; p.standardOutput = output; p.standardError = errors
-        do { try p.run() } catch { throw RegistryError.usage("\(exe): cannot run: \(error)") }
-        input.fileHandleForWriting.write(Data((serverURL + "\n").utf8))
-        try? input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        _ = errors.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        if p.terminationStatus != 0 {
+        let (status, out) = try runHelperProcess(path, input: serverURL + "\n")
+        if status != 0 {
             if String(decoding: out, as: UTF8.self).lowercased().contains("credentials not found") { return nil }
-            throw RegistryError.usage("\(exe) get failed for \(serverURL) (exit \(p.terminationStatus))")
+            throw RegistryError.usage("\(exe) get failed for \(serverURL) (exit \(status))")
         }
-        guard let j = try? JSONValue.parse(Array(out)), let user = j["Username"]?.stringValue, let secret = j["Secret"]?.stringValue else {
+        guard let j = try? JSONValue.parse(out), let user = j["Username"]?.stringValue, let secret = j["Secret"]?.stringValue else {
             throw RegistryError.usage("\(exe) get: output is not {\"Username\",\"Secret\"} JSON")
         }
         return Credential(username: user, secret: secret, isIdentityToken: user == "<token>")
     }
+}
+
+/// Runs `path get` with `input` on stdin; returns the exit status and stdout. posix_spawn with
+/// a clean signal mask and waitpid, so that it works from any thread whatever its mask.
+private func runHelperProcess(_ path: String, input: String) throws -> (Int32, [UInt8]) {
+    var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0]
+    guard pipe(&inPipe) == 0, pipe(&outPipe) == 0 else { throw RegistryError.usage("cannot create a pipe for \(path)") }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+    posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    for fd in inPipe + outPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+    let argv = [strdup(path), strdup("get"), nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
+    close(inPipe[0]); close(outPipe[1])
+    guard rc == 0 else {
+        close(inPipe[1]); close(outPipe[0])
+        throw RegistryError.usage("\(path): cannot run: \(String(cString: strerror(rc)))")
+    }
+    // A helper that exits without reading stdin must not kill stamp with SIGPIPE: block it on
+    // this thread for the write and discard one that is pending.
+    var pipeSet = sigset_t(), old = sigset_t()
+    sigemptyset(&pipeSet)
+    sigaddset(&pipeSet, SIGPIPE)
+    pthread_sigmask(SIG_BLOCK, &pipeSet, &old)
+    let wrote = input.withCString { write(inPipe[1], $0, strlen($0)) }
+    if wrote < 0 && errno == EPIPE {
+        var zero = timespec(tv_sec: 0, tv_nsec: 0)
+        _ = sigtimedwait(&pipeSet, nil, &zero)
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nil)
+    close(inPipe[1])
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(outPipe[0], &buf, buf.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out += buf[0..<n]
+        if out.count > 1 << 20 { break }
+    }
+    close(outPipe[0])
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), out)
 }
 
 /// `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` (or Basic).

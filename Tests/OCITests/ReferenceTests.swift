@@ -22,7 +22,7 @@ import Testing
         #expect(try ImageReference.parse("oci:a:b", exists: { $0 == "a:b" }) == .ociLayout(path: "a:b", ref: nil))
     }
 
-    @Test(arguments: ["", "oci:", "docker://docker.io/x", "ftp:x", "oci-archive:a.tar:bad ref"])
+    @Test(arguments: ["", "oci:", "docker-daemon:x", "docker://UPPER/x", "ftp:x", "oci-archive:a.tar:bad ref"])
     func rejects(_ text: String) {
         #expect(throws: OCIError.self) { try ImageReference.parse(text) }
     }
