@@ -104,8 +104,10 @@ struct PullCommand: ParsableCommand {
 
     func run() throws {
         let result = try reportingErrors { () throws -> ImageCopy.Result in
-            let src = source.hasPrefix("docker://") || source.contains(":/") == false && !source.hasPrefix("oci")
-                ? ImageReference.registry(try RegistryReference.parse(source)) : try imageReference(source)
+            // A name without a transport is a registry name here (docker:// may be left out).
+            let transports = ["docker://", "oci:", "oci-archive:", "docker-archive:"]
+            let src = transports.contains(where: source.hasPrefix) ? try imageReference(source)
+                : ImageReference.registry(try RegistryReference.parse(source))
             let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) } ?? 0
             return try ImageCopy.copy(from: src, to: try imageReference(destination), options: try registry.options(),
                                       created: Timestamp(epoch: epoch), diagnostics: quiet ? .silent : .stderr)

@@ -42,6 +42,12 @@ public enum ImageCopy {
                              platform: image.index == nil ? image.images.first?.platform : nil)
         let name = destination.ref ?? image.sourceName
         if let name { top.annotations = [AnnotationKey.refName: name] }
+        // Remote blobs bound for a local output are fetched several at a time (a registry
+        // destination mounts or streams them instead).
+        if destination.registry == nil {
+            let remote = blobs.filter { $0.value.location.remote }.map(\.value.location)
+            try forEachConcurrently(remote, width: o.parallel) { _ = try $0.resolved() }
+        }
         let docker = image.images.map { ($0.platform.description, $0.configDescriptor.digest, $0.layers.map(\.digest)) }
         let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: name.flatMap(repoTag))
         let pushed = try ImageWriter.write(output, to: destination, created: created, registry: client,

@@ -208,6 +208,10 @@ struct RegistryTests {
         #expect(ok.status == 0, "\(ok.err)")
         #expect(!ok.out.contains("s3cret") && !ok.err.contains("s3cret"))
         #expect(try skopeoDigest(target, ["--tls-verify=false", "--creds", "ci:s3cret-pass"]) != nil)
+        // Pulled back with the same config, the registry name given without docker://.
+        let pull = try stamp(["pull", "\(reg.host)/ai/app:v1", dir + "/pulled.tar"] + insecure, env: ["DOCKER_CONFIG": config])
+        #expect(pull.status == 0, "\(pull.err)")
+        #expect(try skopeoDigest("oci-archive:" + dir + "/pulled.tar") == skopeoDigest(target, ["--tls-verify=false", "--creds", "ci:s3cret-pass"]))
 
         let wrong = try stamp(["inspect", target, "--creds", "ci:wrong"] + insecure)
         #expect(wrong.status != 0)
