@@ -32,6 +32,40 @@ struct RegistryFlags: ParsableArguments {
     }
 }
 
+/// What `push` and `pull` share: registry access and how to report.
+struct CopyFlags: ParsableArguments {
+    @OptionGroup(title: "Registry")
+    var registry: RegistryFlags
+
+    @Flag(help: "Print the result as one JSON document on stdout.")
+    var json = false
+
+    @Flag(name: [.short, .long], help: "Print nothing but errors.")
+    var quiet = false
+
+    /// Copies and reports; `verb` says what happened ("pushed", "saved").
+    func run(_ source: () throws -> ImageReference, to destination: () throws -> ImageReference, created: Timestamp, verb: String) throws {
+        let r = try reportingErrors {
+            try ImageCopy.copy(from: try source(), to: try destination(), options: try registry.options(),
+                               created: created, diagnostics: quiet ? .silent : .stderr)
+        }
+        if json {
+            printOut(JSONValue.encodeString(r.json))
+            return
+        }
+        guard !quiet else { return }
+        if let p = r.pushed, p.unchanged {
+            printOut("unchanged: \(r.destination) already is \(r.digest)")
+        } else {
+            printOut("\(verb) \(r.source) -> \(r.destination)")
+        }
+        printOut("  digest   \(r.digest)")
+        if let p = r.pushed, !p.unchanged {
+            printOut("  blobs    \(p.uploaded) uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")
+        }
+    }
+}
+
 struct PushCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
@@ -53,23 +87,14 @@ struct PushCommand: ParsableCommand {
     @Argument(help: "Where to: docker://HOST[:PORT]/REPO[:TAG]")
     var destination: String
 
-    @OptionGroup(title: "Registry")
-    var registry: RegistryFlags
-
-    @Flag(help: "Print the result as one JSON document on stdout.")
-    var json = false
-
-    @Flag(name: [.short, .long], help: "Print nothing but errors.")
-    var quiet = false
+    @OptionGroup var copy: CopyFlags
 
     func run() throws {
-        let result = try reportingErrors { () throws -> ImageCopy.Result in
+        try copy.run({ try imageReference(source) }, to: {
             let dest = try imageReference(destination)
             guard dest.registry != nil else { throw StampError.usage("push writes to a registry: docker://HOST/REPO:TAG (to write a file, use stamp pull or build)") }
-            return try ImageCopy.copy(from: try imageReference(source), to: dest, options: try registry.options(),
-                                      created: Timestamp(epoch: 0), diagnostics: quiet ? .silent : .stderr)
-        }
-        report(result, json: json, quiet: quiet, verb: "pushed")
+            return dest
+        }, created: Timestamp(epoch: 0), verb: "pushed")
     }
 }
 
@@ -93,42 +118,15 @@ struct PullCommand: ParsableCommand {
     @Argument(help: "Where to: oci-archive:TAR[:REF] (default for a plain path), oci:DIR[:REF], docker-archive:TAR.")
     var destination: String
 
-    @OptionGroup(title: "Registry")
-    var registry: RegistryFlags
-
-    @Flag(help: "Print the result as one JSON document on stdout.")
-    var json = false
-
-    @Flag(name: [.short, .long], help: "Print nothing but errors.")
-    var quiet = false
+    @OptionGroup var copy: CopyFlags
 
     func run() throws {
-        let result = try reportingErrors { () throws -> ImageCopy.Result in
+        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) } ?? 0
+        try copy.run({
             // A name without a transport is a registry name here (docker:// may be left out).
             let transports = ["docker://", "oci:", "oci-archive:", "docker-archive:"]
-            let src = transports.contains(where: source.hasPrefix) ? try imageReference(source)
+            return transports.contains(where: source.hasPrefix) ? try imageReference(source)
                 : ImageReference.registry(try RegistryReference.parse(source))
-            let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) } ?? 0
-            return try ImageCopy.copy(from: src, to: try imageReference(destination), options: try registry.options(),
-                                      created: Timestamp(epoch: epoch), diagnostics: quiet ? .silent : .stderr)
-        }
-        report(result, json: json, quiet: quiet, verb: "saved")
-    }
-}
-
-func report(_ r: ImageCopy.Result, json: Bool, quiet: Bool, verb: String) {
-    if json {
-        printOut(JSONValue.encodeString(r.json))
-        return
-    }
-    guard !quiet else { return }
-    if let p = r.pushed, p.unchanged {
-        printOut("unchanged: \(r.destination) already is \(r.digest)")
-    } else {
-        printOut("\(verb) \(r.source) -> \(r.destination)")
-    }
-    printOut("  digest   \(r.digest)")
-    if let p = r.pushed, !p.unchanged {
-        printOut("  blobs    \(p.uploaded) uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")
+        }, to: { try imageReference(destination) }, created: Timestamp(epoch: epoch), verb: "saved")
     }
 }
