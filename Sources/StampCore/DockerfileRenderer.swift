@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import OCI
+import Registry
 import Templates
 
 /// `stamp dockerfile`: a Dockerfile and a build context that give the same stamp as `stamp
@@ -14,16 +15,18 @@ public enum DockerfileRenderer {
         public var pinned: Bool
     }
 
-    /// `base` is the text of `--base`: a local image (then it is read, and pinned by its digest)
-    /// or a registry reference such as `docker.io/mintplexlabs/anything-llm:1.16.0[@sha256:...]`.
+    /// `base` is the text of `--base`: a local image or a `docker://` reference (then it is read,
+    /// and pinned by its digest), or a plain registry name such as
+    /// `docker.io/mintplexlabs/anything-llm:1.16.0[@sha256:...]`, used as it is (offline).
     public static func render(_ plan: StampPlan, base: String, baseDigest: String?, template: String?, output: String,
                               diagnostics: Diagnostics = .stderr) throws -> Result {
         var name = base
         var digest = baseDigest ?? ""
         var image: PlatformImage?
         var store: BlobStore?
-        if Path.exists(plan.base.path) {
-            let loaded = try ImageSource.open(plan.base)
+        if plan.base.registry != nil || Path.exists(plan.base.path) {
+            // A local image is read; so is a docker:// one (the tag resolved and pinned now).
+            let loaded = try ImageSource.open(plan.base, registry: RegistryClient(options: plan.registry))
             var images = loaded.images
             if !plan.platforms.isEmpty { images = images.filter { i in plan.platforms.contains { i.platform.matches($0) } } }
             guard let first = images.first else { throw StampError.usage("--platform: the base has no such platform") }

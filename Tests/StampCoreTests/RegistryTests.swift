@@ -259,13 +259,28 @@ struct RegistryTests {
         #expect(denied.status != 0)
         #expect(denied.err.contains("token service refused the credentials of robot"), "\(denied.err)")
 
-        let ok = try stamp(["push", base, target, "--creds", "robot:t0ken-pass", "--json"] + insecure)
+        let ok = try stamp(["push", base, target, "--creds", "robot:t0ken-pass", "--json", "--chunk-size", "1024"] + insecure)
         #expect(ok.status == 0, "\(ok.err)")
         let log = proxy.requests
         #expect(log.contains("TOKEN service=stamp-test scope=repository:ai/app:pull,push auth=basic"), "\(log)")
         #expect(log.contains("PUT /v2/ai/app/manifests/bearer Bearer"), "\(log)")
         // Through the proxy and straight from the registry: the same image.
         #expect(try skopeoDigest("docker://\(reg.host)/ai/app:bearer", ["--tls-verify=false"]) == jsonOf(ok.out)["digest"]?.stringValue)
+        // Blobs above --chunk-size went up as PATCH chunks, small ones in one PUT.
+        #expect(log.contains("PATCH /v2/ai/app/blobs/uploads/"), "\(log)")
+        #expect(log.contains("PUT /v2/ai/app/blobs/uploads/"), "\(log)")
+    }
+
+    @Test func identityTokenIsExchangedAsARefreshToken() throws {
+        let reg = try TestRegistry()
+        let proxy = try TestProxy(upstream: reg, ["--bearer", "unused:unused", "--refresh", "refresh-7f3a"])
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        try "{\"auths\": {\"\(proxy.host)\": {\"identitytoken\": \"refresh-7f3a\"}}}".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        let r = try stamp(["push", base, "docker://\(proxy.host)/ai/app:oauth"] + insecure, env: ["DOCKER_CONFIG": dir])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(proxy.requests.contains("TOKEN POST grant=refresh_token service=stamp-test scope=repository:ai/app:pull,push"), "\(proxy.requests)")
+        #expect(!r.out.contains("refresh-7f3a") && !r.err.contains("refresh-7f3a"))
     }
 
     @Test func retriesServerErrorsAndResetsToSuccess() throws {
@@ -324,5 +339,18 @@ struct RegistryTests {
         let moved = try stamp(args + ["--locked"], env: env)
         #expect(moved.status != 0)
         #expect(moved.err.contains("moved: locked at \(locked["base"]!["digest"]!.stringValue!), now sha256:"), "\(moved.err)")
+    }
+
+    @Test func dockerfileForARegistryBaseIsPinnedByItsDigest() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let baseRef = "docker://\(reg.host)/mintplexlabs/anything-llm:1.16.0"
+        #expect(try stamp(["push", base, baseRef] + insecure).status == 0)
+        let digest = try #require(try skopeoDigest(baseRef, ["--tls-verify=false"]))
+        let r = try stamp(["dockerfile", "--base", baseRef, "--version", "v2", "--output", dir + "/ctx"] + insecure, env: env)
+        #expect(r.status == 0, "\(r.err)")
+        let dockerfile = try String(contentsOfFile: dir + "/ctx/Dockerfile", encoding: .utf8)
+        #expect(dockerfile.contains("ARG BASE_IMAGE=\(reg.host)/mintplexlabs/anything-llm:1.16.0@\(digest)"), "\(dockerfile)")
     }
 }

@@ -5,7 +5,8 @@ Prints its port on the first line of stdout, then serves until killed. Modes:
   --fail N        answer the first N registry requests with 503 (Retry-After: 0)
   --reset N       close the connection without an answer on the next N blob requests
   --corrupt       flip one byte of every blob body sent to the client
-  --bearer U:P    require Bearer tokens; /token issues them for Basic U:P
+  --bearer U:P    require Bearer tokens; /token issues them for Basic U:P (GET)
+  --refresh T     /token also issues them for an OAuth2 refresh_token T (POST form)
   --log FILE      append one line per request (method, path, auth scheme)
 """
 import argparse, base64, http.client, http.server, json, secrets, socket, sys, threading, urllib.parse
@@ -16,6 +17,7 @@ p.add_argument("--fail", type=int, default=0)
 p.add_argument("--reset", type=int, default=0)
 p.add_argument("--corrupt", action="store_true")
 p.add_argument("--bearer")
+p.add_argument("--refresh")
 p.add_argument("--log")
 args = p.parse_args()
 up = urllib.parse.urlparse(args.upstream)
@@ -54,6 +56,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def token(self):
+        if self.command == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+            log("TOKEN POST grant=%s service=%s scope=%s" % (form.get("grant_type", [""])[0], form.get("service", [""])[0],
+                                                             ",".join(form.get("scope", []))))
+            if not args.refresh or form.get("refresh_token", [""])[0] != args.refresh:
+                return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
+            t = secrets.token_hex(16)
+            with lock:
+                tokens.add(t)
+            return self.reply(200, json.dumps({"access_token": t, "expires_in": 300}).encode(), [("Content-Type", "application/json")])
         want = "Basic " + base64.b64encode(args.bearer.encode()).decode()
         q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
         log("TOKEN service=%s scope=%s auth=%s" % (q.get("service", [""])[0], ",".join(q.get("scope", [])),
