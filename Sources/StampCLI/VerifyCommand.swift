@@ -1,4 +1,5 @@
 import ArgumentParser
+import Layers
 import OCI
 import StampCore
 
@@ -32,7 +33,8 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let (ref, access) = try reportingErrors { (try imageReference(image), try registry.options()) }
-        let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly, registry: access))
+        let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly, registry: access,
+                                                                   showsProgress: ProgressLine.stderrIsTerminal))
         if json {
             printOut(JSONValue.encodeString(report.json))
         } else {

@@ -1,3 +1,4 @@
+import Layers
 /// Errors of the stamping pipeline; each prints as one line naming what is wrong.
 public enum StampError: Error, Equatable, CustomStringConvertible {
     case usage(String)
@@ -22,12 +23,23 @@ public enum StampError: Error, Equatable, CustomStringConvertible {
 /// Where diagnostics go: stderr, one line each. Tests pass their own.
 public struct Diagnostics: Sendable {
     public var notice: @Sendable (String) -> Void
+    /// Whether long steps draw a progress line (stderr is a terminal, not --quiet).
+    public var showsProgress = false
     public init(notice: @escaping @Sendable (String) -> Void) { self.notice = notice }
-    public static let stderr = Diagnostics { line in
-        var s = line + "\n"
-        s.withUTF8 { buf in _ = fwriteStderr(buf) }
-    }
+    public static let stderr: Diagnostics = {
+        var d = Diagnostics { line in
+            var s = line + "\n"
+            s.withUTF8 { buf in _ = fwriteStderr(buf) }
+        }
+        d.showsProgress = ProgressLine.stderrIsTerminal
+        return d
+    }()
     public static let silent = Diagnostics { _ in }
+
+    /// A progress line for a step over `total` bytes (a no-op unless `showsProgress`).
+    public func progress(_ label: String, total: Int64) -> ProgressLine {
+        showsProgress ? ProgressLine(label: label, total: total, enabled: true) : .off
+    }
 }
 
 #if canImport(Glibc)

@@ -27,9 +27,13 @@ public enum ImageWriter {
                              diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
-            try writeArchive(image, path: p, created: created)
+            let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.reduce(0) { $0 + $1.size })
+            defer { progress.finish() }
+            try writeArchive(image, path: p, created: created, progress: progress)
         case .ociLayout(let p, _):
-            try writeLayout(image, path: p)
+            let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.reduce(0) { $0 + $1.size })
+            defer { progress.finish() }
+            try writeLayout(image, path: p, progress: progress)
         case .registry(let r):
             let client = registry ?? RegistryClient.fromEnvironment()
             return try RegistryImages.push(image, to: r, client: client, mountFrom: mountFrom, diagnostics: diagnostics)
@@ -74,7 +78,7 @@ public enum ImageWriter {
     }
 
     /// One tar: `blobs/` sorted by digest, then `index.json`, `manifest.json`, `oci-layout`.
-    static func writeArchive(_ image: OutputImage, path: String, created: Timestamp) throws {
+    static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off) throws {
         if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
         let dir = Path.dirname(path)
         guard Path.isDirectory(dir) else { throw StampError.output("\(path): folder \(dir) does not exist") }
@@ -86,7 +90,7 @@ public enum ImageWriter {
         for digest in image.blobs.keys.sorted() {
             let (size, loc) = image.blobs[digest]!
             try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(digest))", kind: .file, mode: 0o644, size: size))
-            try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar))
+            try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress)
         }
         try tar.addFile("index.json", JSONValue.encode(layoutIndex(image.top)))
         try tar.addFile("manifest.json", dockerManifest(image))
@@ -96,10 +100,10 @@ public enum ImageWriter {
     }
 
     /// Copies a blob, hashing on the way; throws (and so discards the output) on any mismatch.
-    static func copyChecked(digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink) throws {
+    static func copyChecked(digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink, progress: ProgressLine = .off) throws {
         guard loc.length == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: loc.length) }
         let hashing = DigestingSink(sink)
-        let n = try copyStream(from: try loc.open(), to: hashing)
+        let n = try copyStream(from: ProgressSource(try loc.open(), progress), to: hashing)
         guard n == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: n) }
         let found = hashing.digester.finalizeDigest()
         guard found == digest else { throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found) }
@@ -107,7 +111,7 @@ public enum ImageWriter {
 
     /// An OCI layout folder: new blobs written under temp names and renamed, `index.json` last.
     /// An existing layout keeps its other images; one with the same `ref.name` is replaced.
-    static func writeLayout(_ image: OutputImage, path: String) throws {
+    static func writeLayout(_ image: OutputImage, path: String, progress: ProgressLine = .off) throws {
         if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder") }
         let blobsDir = path + "/blobs/sha256"
         do { try FileManager.default.createDirectory(atPath: blobsDir, withIntermediateDirectories: true) } catch {
@@ -118,7 +122,7 @@ public enum ImageWriter {
             let target = blobsDir + "/" + Digest.hex(digest)
             if let existing = try? ReadableFile(target), existing.size == size { continue }
             let tmp = try WritableFile.temporary(beside: target)
-            try copyChecked(digest: digest, size: size, from: loc, to: tmp)
+            try copyChecked(digest: digest, size: size, from: loc, to: tmp, progress: progress)
             try tmp.commit(to: target)
         }
         if !Path.exists(path + "/oci-layout") {

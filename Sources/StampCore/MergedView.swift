@@ -25,15 +25,17 @@ public final class MergedView {
     /// them bottom-up. Entries are kept for symlinks and for paths `keep` wants (so a big
     /// node_modules costs no memory); the bytes of regular files `capture` wants are kept too.
     public static func build(layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
-                             capture: @escaping @Sendable (String) -> Bool = { _ in false }) throws -> MergedView {
+                             capture: @escaping @Sendable (String) -> Bool = { _ in false },
+                             progress: ProgressLine = .off) throws -> MergedView {
         let results = UnsafeMutableBufferPointer<Result<LayerChanges, Error>?>.allocate(capacity: layers.count)
         results.initialize(repeating: nil)
         defer { _ = results.deinitialize(); results.deallocate() }
-        let shared = SendableBox((layers, store, results))
+        let shared = SendableBox((layers, store, results, progress))
         DispatchQueue.concurrentPerform(iterations: layers.count) { i in
-            let (layers, store, results) = shared.value
-            results[i] = Result { try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture) }
+            let (layers, store, results, progress) = shared.value
+            results[i] = Result { try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, progress: progress) }
         }
+        progress.finish()
         let view = MergedView()
         for r in results { try view.apply(r!.get()) }
         return view
@@ -47,12 +49,12 @@ public final class MergedView {
     }
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
-                                  capture: (String) -> Bool) throws -> LayerChanges {
+                                  capture: (String) -> Bool, progress: ProgressLine) throws -> LayerChanges {
         let loc = try store.require(l)
         guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
         // not as whatever the decompressor makes of it.
-        let source = HashingSource(try loc.open())
+        let source = HashingSource(ProgressSource(try loc.open(), progress))
         var changes = LayerChanges()
         var failure: Error?
         do {

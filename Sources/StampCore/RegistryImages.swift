@@ -186,7 +186,8 @@ final class CheckedSource: ByteSource {
         } else {
             let found = digester.finalizeDigest()
             guard count == size, found == digest else {
-                throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found)
+                // A registry error, so that the upload fails at once instead of being retried.
+                throw RegistryError.corrupt(StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found).description)
             }
         }
         return n

@@ -205,7 +205,8 @@ public enum Stamper {
             let keep: @Sendable (String) -> Bool = { p in
                 bins.contains(p.contains("/") ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
             }
-            view = try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture)
+            let progress = diagnostics.progress("reading the base's layers (\(image.platform))", total: image.layers.reduce(0) { $0 + $1.size })
+            view = try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress)
             if let h = plan.health { try preflight(image, view: view, health: h, diagnostics: diagnostics) }
         }
         var assetOutput: AssetStage.Output?

@@ -52,8 +52,10 @@ public enum Verifier {
         public var integrityOnly = false
         /// How to reach a registry image.
         public var registry: RegistryOptions?
-        public init(integrityOnly: Bool = false, registry: RegistryOptions? = nil) {
-            self.integrityOnly = integrityOnly; self.registry = registry
+        /// Draw a progress line on stderr while layers are read.
+        public var showsProgress: Bool
+        public init(integrityOnly: Bool = false, registry: RegistryOptions? = nil, showsProgress: Bool = false) {
+            self.integrityOnly = integrityOnly; self.registry = registry; self.showsProgress = showsProgress
         }
     }
 
@@ -71,13 +73,15 @@ public enum Verifier {
         for img in image.images { for l in img.layers where seen.insert(l.digest).inserted { unique.append(l) } }
         let partial = UnsafeMutableBufferPointer<(VerifyReport, String?)>.allocate(capacity: unique.count)
         defer { _ = partial.deinitialize(); partial.deallocate() }
-        let shared = SendableBox((unique, image.store, partial, reference.description))
+        let progress = ProgressLine(label: "verifying layers", total: unique.reduce(0) { $0 + $1.size }, enabled: options.showsProgress)
+        let shared = SendableBox((unique, image.store, partial, reference.description, progress))
         DispatchQueue.concurrentPerform(iterations: unique.count) { i in
-            let (unique, store, partial, name) = shared.value
+            let (unique, store, partial, name, progress) = shared.value
             var r = VerifyReport(reference: name)
-            let d = checkLayer(unique[i], store: store, report: &r)
+            let d = checkLayer(unique[i], store: store, report: &r, progress: progress)
             (partial.baseAddress! + i).initialize(to: (r, d))
         }
+        progress.finish()
         var layerResults: [String: String?] = [:] // digest -> diff_id (nil when unreadable)
         for (i, l) in unique.enumerated() {
             let (r, d) = partial[i]
@@ -113,7 +117,7 @@ public enum Verifier {
 
     /// Reads a layer once: the compressed bytes are hashed (digest, size) while libarchive
     /// decompresses them (diff_id). Returns the diff_id, or nil when the layer cannot be read.
-    static func checkLayer(_ l: Descriptor, store: BlobStore, report: inout VerifyReport) -> String? {
+    static func checkLayer(_ l: Descriptor, store: BlobStore, report: inout VerifyReport, progress: ProgressLine = .off) -> String? {
         let what = "layer \(l.digest)"
         let loc: BlobLocation
         do {
@@ -130,7 +134,7 @@ public enum Verifier {
             report.findings.append("\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)")
         }
         guard let opened = try? loc.open() else { return nil } // resolved above: a file section or memory
-        let source = HashingSource(opened)
+        let source = HashingSource(ProgressSource(opened, progress))
         let diff = DigestingSink(nil)
         var failure: String?
         do {

@@ -83,3 +83,37 @@ import Hashing
         #expect(try Self.compress(data, chunks: [1 << 20], level: 1) != a)
     }
 }
+
+@Suite struct ProgressLineTests {
+    @Test func drawsBytesTotalAndRateThenErases() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let p = ProgressLine(label: "writing out.tar", total: 2_000_000, enabled: true, after: 0, fd: fds[1])
+        p.add(1_000_000)
+        p.add(500_000) // within 200 ms of the first draw: not drawn again
+        p.finish()
+        close(fds[1])
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = read(fds[0], &buf, buf.count)
+        close(fds[0])
+        let text = String(decoding: buf[0..<max(0, n)], as: UTF8.self)
+        #expect(text.hasPrefix("\r\u{1b}[Kwriting out.tar  1.0 MB / 2.0 MB  "), "\(text.debugDescription)")
+        #expect(text.contains(" MB/s"))
+        #expect(text.hasSuffix("\r\u{1b}[K"))
+        #expect(text.components(separatedBy: "MB/s").count == 2)
+    }
+
+    @Test func offDrawsNothingAndShortStepsDrawNothing() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let short = ProgressLine(label: "x", total: 10, enabled: true, fd: fds[1]) // the default: after 1 s
+        short.add(10)
+        short.finish()
+        ProgressLine.off.add(10)
+        ProgressLine.off.finish()
+        close(fds[1])
+        var buf = [UInt8](repeating: 0, count: 64)
+        #expect(read(fds[0], &buf, buf.count) == 0)
+        close(fds[0])
+    }
+}

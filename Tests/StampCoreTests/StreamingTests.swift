@@ -33,6 +33,7 @@ import Testing
             unlink("\(dir)/\(name)-out.tar")
         }
         try interruptedBuildLeavesNothing(base: "\(dir)/big.tar", dir: dir)
+        try progressLineOnATerminalOnly(base: "\(dir)/big.tar", dir: dir)
         // Kilobytes. The layer is 320 MiB; a whole-blob read would add at least that much.
         for step in ["build", "verify"] {
             let small = rss[step + "-small"]!, bigRSS = rss[step + "-big"]!
@@ -40,6 +41,15 @@ import Testing
             #expect(bigRSS < 96 * 1024, "\(step): peak RSS \(bigRSS) KiB")
         }
         print("peak RSS (KiB): \(rss.sorted { $0.key < $1.key })")
+    }
+
+    /// With stderr to a file (not a terminal) no progress line is drawn, however long the step.
+    func progressLineOnATerminalOnly(base: String, dir: String) throws {
+        let out = dir + "/plain-out.tar"
+        let plain = try run([stampBin, "build", "--base", base, "--version", "v1", "--created", "0", "--output", out])
+        #expect(plain.status == 0)
+        #expect(!plain.err.contains("MB/s") && !plain.err.contains("\u{1b}"), "\(plain.err)")
+        unlink(out)
     }
 
     /// SIGTERM while the build writes: no temp file and no output remain.
