@@ -127,8 +127,22 @@ public final class LayerReader {
     fileprivate let buffer: UnsafeMutableRawBufferPointer
     fileprivate var pendingError: Error?
 
+    /// Whether gzip is inflated here (ISA-L) rather than by libarchive's filter.
+    private let inflatesGzip: Bool
+
     public init(source: ByteSource, mode: Mode, label: String) throws {
-        self.source = source
+        // gzip, by far the most common layer compression, is inflated by ISA-L before
+        // libarchive sees the bytes; libarchive's filters take everything else.
+        var head = [UInt8](repeating: 0, count: 3)
+        var got = 0
+        while got < 3 {
+            let n = try head.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[got...])) }
+            if n == 0 { break }
+            got += n
+        }
+        let prefixed = PrefixedSource(Array(head[0..<got]), source)
+        inflatesGzip = got == 3 && head == [0x1f, 0x8b, 8]
+        self.source = inflatesGzip ? GzipInflateSource(prefixed) : prefixed
         self.label = label
         buffer = .allocate(byteCount: 1 << 20, alignment: 16)
         guard let a = archive_read_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive reader") }
@@ -157,6 +171,7 @@ public final class LayerReader {
 
     /// The compression libarchive found (after the first `next()`).
     public var detectedCompression: Compression? {
+        if inflatesGzip { return .gzip }
         guard let archive else { return nil }
         switch archive_filter_code(archive, 0) {
         case ARCHIVE_FILTER_NONE: return Compression.none
@@ -167,6 +182,7 @@ public final class LayerReader {
     }
 
     public var detectedFilterName: String {
+        if inflatesGzip { return "gzip" }
         guard let archive, let n = archive_filter_name(archive, 0) else { return "unknown" }
         return String(cString: n)
     }

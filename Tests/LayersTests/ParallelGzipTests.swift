@@ -117,3 +117,30 @@ import Hashing
         close(fds[0])
     }
 }
+
+@Suite struct GzipInflateTests {
+    func inflate(_ gz: [UInt8]) throws -> [UInt8] {
+        let out = MemorySink()
+        _ = try copyStream(from: GzipInflateSource(MemorySource(gz)), to: out, chunk: 1000)
+        return out.bytes
+    }
+
+    @Test func membersTrailingBytesAndDamage() throws {
+        let a = ParallelGzipTests.sample(300_000), b = Array("second member\n".utf8)
+        let ga = try ParallelGzipTests.compress(a, chunks: [1 << 20]), gb = try ParallelGzipTests.compress(b, chunks: [100])
+        #expect(try inflate(ga) == a)
+        // Concatenated members are one stream, as gzip -d reads them.
+        #expect(try inflate(ga + gb) == a + b)
+        // Zero padding after the last member is read and ignored.
+        let hashed = HashingSource(MemorySource(ga + [UInt8](repeating: 0, count: 512)))
+        let out = MemorySink()
+        _ = try copyStream(from: GzipInflateSource(hashed), to: out)
+        #expect(out.bytes == a)
+        #expect(try hashed.finish() == Digester.digest(ga + [UInt8](repeating: 0, count: 512)))
+        // Truncated, or a flipped byte in the trailer's CRC: clear errors.
+        #expect { try self.inflate(Array(ga.dropLast(100))) } throws: { "\($0)".contains("truncated") }
+        var bad = ga
+        bad[bad.count - 6] ^= 0xff
+        #expect { try self.inflate(bad) } throws: { "\($0)".contains("CRC-32 mismatch") }
+    }
+}

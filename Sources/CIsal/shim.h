@@ -1,0 +1,4 @@
+#ifndef STAMP_CISAL_SHIM_H
+#define STAMP_CISAL_SHIM_H
+#include <isa-l/igzip_lib.h>
+#endif
