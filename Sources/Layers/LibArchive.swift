@@ -197,7 +197,9 @@ public final class LayerReader {
         try check(a, status, label)
         guard let entry else { return nil }
         let path: String
-        if let p = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry) {
+        // The raw name first: under the C.UTF-8 locale stamp sets it is UTF-8 already, and asking
+        // for the UTF-8 form costs a character-set conversion per entry.
+        if let p = archive_entry_pathname(entry) ?? archive_entry_pathname_utf8(entry) {
             path = String(cString: p)
         } else { path = "" }
         let ftype = archive_entry_filetype(entry)

@@ -27,6 +27,7 @@ public enum Path {
     /// Normalises a path inside an archive or image: drops `./` and leading `/`, resolves `.`;
     /// returns nil when it would escape the root (`..` above the top).
     public static func clean(_ p: String) -> String? {
+        if let fast = trimmedClean(p) { return fast }
         var parts: [Substring] = []
         for c in p.split(separator: "/", omittingEmptySubsequences: true) {
             if c == "." { continue }
@@ -36,8 +37,42 @@ public enum Path {
         return parts.joined(separator: "/")
     }
 
+    /// Whether a path is already in clean form: relative, no empty, `.` or `..` components, no
+    /// trailing slash. One pass over the bytes: most archive entry names are, and skip the rest.
+    public static func isClean(_ p: String) -> Bool {
+        var p = p
+        return p.withUTF8 { u in
+            guard !u.isEmpty else { return false }
+            var length = 0, dots = 0
+            for b in u {
+                if b == 0x2F {
+                    if length == 0 || (dots == length && length <= 2) { return false }
+                    length = 0; dots = 0
+                } else {
+                    length += 1
+                    if b == 0x2E { dots += 1 }
+                }
+            }
+            return length > 0 && !(dots == length && length <= 2)
+        }
+    }
+
+    /// The common shapes of tar entry names, cleaned without splitting: `usr/lib`, `./usr/lib`,
+    /// `usr/lib/`. Nil when the name needs the general rules.
+    static func trimmedClean(_ p: String) -> String? {
+        if isClean(p) { return p }
+        var u = Substring(p).utf8
+        while u.starts(with: [0x2E, 0x2F]) { u = u.dropFirst(2) }
+        if u.last == 0x2F { u = u.dropLast() }
+        guard u.count < p.utf8.count else { return nil }
+        let t = String(Substring(u))
+        guard isClean(t) else { return nil }
+        return t
+    }
+
     /// Whether a raw archive entry name is safe: relative and never climbing out.
     public static func isSafeEntryName(_ p: String) -> Bool {
+        if trimmedClean(p) != nil { return true }
         if p.hasPrefix("/") { return false }
         var depth = 0
         for c in p.split(separator: "/", omittingEmptySubsequences: true) {

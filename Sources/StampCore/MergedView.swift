@@ -75,7 +75,7 @@ public final class MergedView {
                 throw StampError.badInput("layer \(l.digest): entry \"\(e.path)\" escapes the root")
             }
             let name = Path.basename(p)
-            let dir = p.contains("/") ? Path.dirname(p) : ""
+            let dir = p.utf8.contains(0x2F) ? Path.dirname(p) : ""
             if name == ".wh..wh..opq" { changes.opaque.append(dir); continue }
             if name.hasPrefix(".wh.") { changes.whiteouts.append(dir.isEmpty ? String(name.dropFirst(4)) : dir + "/" + name.dropFirst(4)); continue }
             var isLink = false

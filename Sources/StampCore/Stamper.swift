@@ -203,7 +203,7 @@ public enum Stamper {
             let root = plan.assets.flatMap { Path.clean($0.root) }
             let capture = AssetStage.capture(plan.assets)
             let keep: @Sendable (String) -> Bool = { p in
-                bins.contains(p.contains("/") ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
+                bins.contains(p.utf8.contains(0x2F) ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
             }
             let progress = diagnostics.progress("reading the base's layers (\(image.platform))", total: image.layers.reduce(0) { $0 + $1.size })
             view = try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress)
