@@ -1,11 +1,31 @@
 import Hashing
 import OCI
 
-/// A file of a frontend tree, its path relative to the asset root (no leading `/`).
+/// A file of a frontend tree, its path relative to the asset root (no leading `/`). Its bytes
+/// are in memory, or, for a binary file read from a folder (images, fonts: nothing in them is
+/// rewritten), left on disk with their digests taken while reading, so that a large frontend
+/// costs no memory for its media.
 public struct AssetFile: Sendable, Equatable {
+    public struct OnDisk: Sendable, Equatable {
+        /// Where the bytes are.
+        public var source: String
+        /// Hex SHA-256, SRI value and size of the bytes.
+        public var sha256: String
+        public var sri: String
+        public var size: Int
+    }
+
     public var path: String
+    /// The content, empty when `onDisk` is set.
     public var bytes: [UInt8]
+    public var onDisk: OnDisk?
+
     public init(path: String, bytes: [UInt8]) { self.path = path; self.bytes = bytes }
+    public init(path: String, onDisk: OnDisk) { self.path = path; self.bytes = []; self.onDisk = onDisk }
+
+    public var sha256Hex: String { onDisk?.sha256 ?? Digester.hex(bytes) }
+    public var size: Int { onDisk?.size ?? bytes.count }
+    public var sri: String { onDisk?.sri ?? AssetHasher.sri(bytes) }
 }
 
 public struct AssetOptions: Sendable {
@@ -57,12 +77,16 @@ public struct AssetResult: Sendable {
 public enum AssetHasher {
     public static func hash(_ input: [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init()) throws -> AssetResult {
         var byPath: [String: [UInt8]] = [:]
+        var onDisk: [String: AssetFile.OnDisk] = [:]
         for f in input {
             guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
             guard byPath[p] == nil else { throw AssetError.invalid("\(p): given twice") }
+            guard f.onDisk == nil || AssetKind.of(p) == .binary else { throw AssetError.invalid("\(p): only binary files may stay on disk") }
             byPath[p] = f.bytes
+            onDisk[p] = f.onDisk
         }
         byPath[options.manifestName] = nil // regenerated
+        onDisk[options.manifestName] = nil
         let paths = byPath.keys.sorted(by: utf8Less)
         let scanner = ReferenceScanner(files: Set(paths))
         let naming = Naming(length: options.length)
@@ -95,7 +119,7 @@ public enum AssetHasher {
                 let p = group[0]
                 let bytes = rewrite(byPath[p]!, refs[p]!, newName, naming)
                 output[p] = bytes
-                newName[p] = naming.name(p, hash: Digester.hex(bytes))
+                newName[p] = naming.name(p, hash: onDisk[p]?.sha256 ?? Digester.hex(bytes))
                 continue
             }
             let d = Digester(.sha256)
@@ -116,7 +140,7 @@ public enum AssetHasher {
             newName[p] = p
         }
         if options.sri {
-            for (q, b) in output where AssetKind.of(q) != .html { integrity[newName[q]!] = sri(b) }
+            for (q, b) in output where AssetKind.of(q) != .html { integrity[newName[q]!] = onDisk[q]?.sri ?? sri(b) }
             let finalScanner = ReferenceScanner(files: Set(newName.values))
             for p in paths where AssetKind.of(p) == .html && !hashed.contains(p) {
                 output[p] = addIntegrity(output[p]!, path: p, scanner: finalScanner, integrity: integrity)
@@ -127,12 +151,12 @@ public enum AssetHasher {
         var files: [AssetFile] = []
         for p in paths {
             let np = newName[p]!
-            let b = output[p]!
-            files.append(AssetFile(path: np, bytes: b))
+            let f = onDisk[p].map { AssetFile(path: np, onDisk: $0) } ?? AssetFile(path: np, bytes: output[p]!)
+            files.append(f)
             guard p != "version.json" else { continue }
             // Keyed by the unhashed name, so hashing the output again writes the same manifest.
             manifestFiles.append((hashed.contains(p) ? naming.unhashed(p) : p, .object([
-                ("integrity", .string(sri(b))), ("path", .string(np)), ("sha256", .string(Digester.hex(b))), ("size", JSONValue(Int64(b.count))),
+                ("integrity", .string(f.sri)), ("path", .string(np)), ("sha256", .string(f.sha256Hex)), ("size", JSONValue(Int64(f.size))),
             ])))
         }
         let manifest = manifestBytes(manifestFiles, length: options.length)
@@ -154,6 +178,8 @@ public enum AssetHasher {
     /// `unhashing` members, with the unhashed one), keeping the rest of the token as written.
     static func rewrite(_ bytes: [UInt8], _ refs: [Reference], _ names: [String: String], _ naming: Naming,
                         unhashing: Set<String> = []) -> [UInt8] {
+        // Nothing to replace (images, fonts, most chunks): the same storage, not a copy.
+        if !refs.contains(where: { r in r.target.map { unhashing.contains($0) || names[$0] != nil } ?? false }) { return bytes }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + refs.count * (naming.length + 1))
         var at = 0

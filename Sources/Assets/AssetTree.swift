@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,6 +8,8 @@ import Glibc
 public enum AssetTree {
     /// Every regular file under `dir`, paths relative to it, sorted. Symlinks and special files
     /// are refused: a content hash of a link means nothing.
+    /// Binary files (by extension: nothing in them is rewritten) stay on disk, their digests
+    /// taken here; the rest is read into memory.
     public static func read(_ dir: String) throws -> [AssetFile] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
@@ -20,6 +23,8 @@ public enum AssetTree {
                 let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/" + r)
                 switch attrs[.type] as? FileAttributeType {
                 case .typeDirectory?: try walk(r)
+                case .typeRegular? where AssetKind.of(r) == .binary:
+                    out.append(AssetFile(path: r, onDisk: try digests(dir + "/" + r)))
                 case .typeRegular?: out.append(AssetFile(path: r, bytes: Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + r)))))
                 default: throw AssetError.invalid("\(dir)/\(r): not a regular file or folder")
                 }
@@ -27,6 +32,37 @@ public enum AssetTree {
         }
         try walk("")
         return out.sorted { utf8Less($0.path, $1.path) }
+    }
+
+    /// SHA-256, SRI (SHA-384) and size of a file, read once in 256 KiB pieces.
+    static func digests(_ path: String) throws -> AssetFile.OnDisk {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let sha256 = Digester(.sha256), sha384 = Digester(.sha384)
+        var size = 0
+        var buf = [UInt8](repeating: 0, count: 256 << 10)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            buf.withUnsafeBytes { b in
+                sha256.update(UnsafeRawBufferPointer(rebasing: b[0..<n]))
+                sha384.update(UnsafeRawBufferPointer(rebasing: b[0..<n]))
+            }
+            size += n
+        }
+        return AssetFile.OnDisk(source: path, sha256: sha256.finalizeHex(), sri: "sha384-" + Base64.encode(sha384.finalizeBytes()), size: size)
+    }
+
+    /// A file's bytes as written to an output: from memory, or copied from where they are.
+    static func content(_ f: AssetFile) throws -> [UInt8] {
+        guard let d = f.onDisk else { return f.bytes }
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: d.source)))
+        guard bytes.count == d.size, Digester.hex(bytes) == d.sha256 else {
+            throw AssetError.invalid("\(d.source): changed while stamp was reading the folder")
+        }
+        return bytes
     }
 
     static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
@@ -66,7 +102,7 @@ public enum AssetTree {
                     var d = dir
                     while !d.isEmpty, made.insert(d).inserted { d = d.contains("/") ? String(d[..<d.lastIndex(of: "/")!]) : "" }
                 }
-                try writeFile(tmp + "/" + f.path, f.bytes)
+                try writeFile(tmp + "/" + f.path, try content(f))
             }
             try fm.moveItem(atPath: tmp, toPath: dest)
         } catch {

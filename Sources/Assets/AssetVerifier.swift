@@ -8,7 +8,8 @@ public enum AssetVerifier {
     public static func verify(_ files: [AssetFile], options: AssetOptions = .init()) -> [String] {
         var findings: [String] = []
         var byPath: [String: [UInt8]] = [:]
-        for f in files { byPath[f.path] = f.bytes }
+        var file: [String: AssetFile] = [:]
+        for f in files { byPath[f.path] = f.bytes; file[f.path] = f }
         let paths = byPath.keys.sorted(by: utf8Less)
         let scanner = ReferenceScanner(files: Set(paths))
         let naming = Naming(length: options.length)
@@ -34,7 +35,7 @@ public enum AssetVerifier {
             let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
             var expected: [String: String] = [:]
             if !cyclic {
-                expected[group[0]] = Digester.hex(byPath[group[0]]!)
+                expected[group[0]] = file[group[0]]!.sha256Hex
             } else {
                 let members = Set(group)
                 let d = Digester(.sha256)
@@ -68,13 +69,13 @@ public enum AssetVerifier {
         var listed = Set<String>()
         for (orig, e) in entries.sorted(by: { utf8Less($0.key, $1.key) }) {
             listed.insert(e.path)
-            guard let b = byPath[e.path] else {
+            guard let f = file[e.path] else {
                 findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not in the folder")
                 continue
             }
-            if e.size != b.count { findings.append("\(options.manifestName): \(e.path) has size \(b.count), the manifest says \(e.size)") }
-            if e.sha256 != Digester.hex(b) { findings.append("\(options.manifestName): \(e.path) has sha256 \(Digester.hex(b)), the manifest says \(e.sha256)") }
-            if e.integrity != AssetHasher.sri(b) { findings.append("\(options.manifestName): \(e.path) integrity differs from the manifest's") }
+            if e.size != f.size { findings.append("\(options.manifestName): \(e.path) has size \(f.size), the manifest says \(e.size)") }
+            if e.sha256 != f.sha256Hex { findings.append("\(options.manifestName): \(e.path) has sha256 \(f.sha256Hex), the manifest says \(e.sha256)") }
+            if e.integrity != f.sri { findings.append("\(options.manifestName): \(e.path) integrity differs from the manifest's") }
             if naming.unhashed(e.path) != naming.unhashed(orig) && e.path != orig {
                 findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not a name of it")
             }

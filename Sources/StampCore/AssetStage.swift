@@ -84,7 +84,7 @@ public enum AssetStage {
             let unchanged = a.localFolder == nil && old == f.path && original[f.path] == f.bytes
             if unchanged { continue }
             let mode = old.flatMap { view.entries[root + "/" + $0]?.mode } ?? 0o644
-            entries.append(LayerEntry(path: root + "/" + f.path, content: .bytes(f.bytes), mode: mode & 0o777))
+            entries.append(LayerEntry(path: root + "/" + f.path, content: f.onDisk.map { .file($0.source) } ?? .bytes(f.bytes), mode: mode & 0o777))
         }
         for (e, before) in zip(result.extras, extras) where e.bytes != before.bytes {
             entries.append(LayerEntry(path: e.path, content: .bytes(e.bytes), mode: (modes[e.path] ?? 0o644) & 0o777))

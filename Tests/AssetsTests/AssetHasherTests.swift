@@ -190,3 +190,34 @@ extension AssetResult {
         #expect(Glob(glob).matches(path) == expected)
     }
 }
+
+@Suite struct OnDiskAssetTests {
+    /// Binary files read from a folder stay on disk; names, manifest and output are the same as
+    /// when every byte is in memory.
+    @Test func binaryFilesStayOnDiskWithTheSameResult() throws {
+        let dir = NSTemporaryDirectory() + "stamp-assets-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir + "/img", withIntermediateDirectories: true)
+        let png = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }
+        try Data(png).write(to: URL(fileURLWithPath: dir + "/img/logo.png"))
+        try Data(#"a{background:url(./img/logo.png)}"#.utf8).write(to: URL(fileURLWithPath: dir + "/index.css"))
+        try Data(#"<link rel="stylesheet" href="/index.css">"#.utf8).write(to: URL(fileURLWithPath: dir + "/index.html"))
+
+        let read = try AssetTree.read(dir)
+        let logo = try #require(read.first { $0.path == "img/logo.png" })
+        #expect(logo.bytes.isEmpty && logo.onDisk?.size == png.count && logo.sha256Hex == Digester.hex(png))
+        #expect(read.first { $0.path == "index.css" }?.onDisk == nil)
+
+        let inMemory = read.map { f in f.onDisk == nil ? f : AssetFile(path: f.path, bytes: png) }
+        let a = try AssetHasher.hash(read, options: .init()), b = try AssetHasher.hash(inMemory, options: .init())
+        #expect(a.renames == b.renames)
+        #expect(a.manifest == b.manifest)
+        #expect(a.renames["img/logo.png"] == "img/logo.\(Digester.hex(png).prefix(8)).png")
+
+        // Written out, the file is copied from disk; the verifier accepts the tree either way.
+        try AssetTree.write(a.files, to: dir + "-out")
+        let written = try Data(contentsOf: URL(fileURLWithPath: dir + "-out/" + a.renames["img/logo.png"]!))
+        #expect(Array(written) == png)
+        #expect(AssetVerifier.verify(try AssetTree.read(dir + "-out")).isEmpty)
+        #expect(AssetVerifier.verify(b.files).isEmpty)
+    }
+}
