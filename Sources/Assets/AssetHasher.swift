@@ -13,6 +13,9 @@ public struct AssetFile: Sendable, Equatable {
         public var sha256: String
         public var sri: String
         public var size: Int
+        public init(source: String, sha256: String, sri: String, size: Int) {
+            self.source = source; self.sha256 = sha256; self.sri = sri; self.size = size
+        }
     }
 
     public var path: String

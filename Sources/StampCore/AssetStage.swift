@@ -108,11 +108,17 @@ public enum AssetStage {
         guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else { return ["\(platform): version.json assets has no root"] }
         let view: MergedView
         let inRoot: @Sendable (String) -> Bool = { $0.hasPrefix(root + "/") }
-        do { view = try MergedView.build(layers: image.layers, store: store, keep: inRoot, capture: inRoot) } catch {
+        // Binary files (nothing in them is rewritten) are checked by their digests alone.
+        let binary: @Sendable (String) -> Bool = { AssetKind.of($0) == .binary }
+        do { view = try MergedView.build(layers: image.layers, store: store, keep: inRoot, capture: inRoot, digestOnly: binary) } catch {
             return ["\(platform): cannot read the image's files: \(error)"]
         }
         var files: [AssetFile] = []
         for (p, b) in view.contents where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b)) }
+        for (p, d) in view.digests where p.hasPrefix(root + "/") {
+            files.append(AssetFile(path: String(p.dropFirst(root.count + 1)),
+                                   onDisk: .init(source: "/" + p, sha256: d.sha256, sri: d.sri, size: d.size)))
+        }
         var o = AssetOptions()
         o.manifestName = manifestName
         o.keep = (info["keep"]?.arrayValue ?? []).compactMap(\.stringValue).map(Glob.init)

@@ -18,6 +18,14 @@ public final class MergedView {
     public private(set) var entries: [String: Entry] = [:]
     /// Contents of the regular files `capture` asked for, as the merged tree has them.
     public private(set) var contents: [String: [UInt8]] = [:]
+    /// For captured files `digestOnly` names: SHA-256, SRI and size instead of the bytes.
+    public private(set) var digests: [String: FileDigests] = [:]
+
+    public struct FileDigests: Sendable, Equatable {
+        public var sha256: String
+        public var sri: String
+        public var size: Int
+    }
 
     public init() {}
 
@@ -26,6 +34,7 @@ public final class MergedView {
     /// node_modules costs no memory); the bytes of regular files `capture` wants are kept too.
     public static func build(layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
                              capture: @escaping @Sendable (String) -> Bool = { _ in false },
+                             digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
                              progress: ProgressLine = .off) throws -> MergedView {
         let results = UnsafeMutableBufferPointer<Result<LayerChanges, Error>?>.allocate(capacity: layers.count)
         results.initialize(repeating: nil)
@@ -33,7 +42,8 @@ public final class MergedView {
         let shared = SendableBox((layers, store, results, progress))
         DispatchQueue.concurrentPerform(iterations: layers.count) { i in
             let (layers, store, results, progress) = shared.value
-            results[i] = Result { try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, progress: progress) }
+            results[i] = Result { try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
+                                                 progress: progress) }
         }
         progress.finish()
         let view = MergedView()
@@ -46,10 +56,11 @@ public final class MergedView {
         var whiteouts: [String] = []
         var opaque: [String] = []
         var captured: [String: [UInt8]] = [:]
+        var digests: [String: FileDigests] = [:]
     }
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
-                                  capture: (String) -> Bool, progress: ProgressLine) throws -> LayerChanges {
+                                  capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine) throws -> LayerChanges {
         let loc = try store.require(l)
         guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
@@ -59,7 +70,7 @@ public final class MergedView {
         var failure: Error?
         do {
             let reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)")
-            try readEntries(reader, l, i, keep, capture, &changes)
+            try readEntries(reader, l, i, keep, capture, digestOnly, &changes)
         } catch { failure = error }
         let found = try source.finish()
         if found != l.digest { throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found) }
@@ -68,7 +79,7 @@ public final class MergedView {
     }
 
     private static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
-                                    _ capture: (String) -> Bool, _ changes: inout LayerChanges) throws {
+                                    _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges) throws {
         while let e = try reader.next() {
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {
                 if Path.clean(e.path) == "" { continue }
@@ -82,17 +93,26 @@ public final class MergedView {
             if case .symlink = e.type { isLink = true }
             guard isLink || keep(p) else { continue }
             changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i)))
-            if e.type == .file, capture(p) { changes.captured[p] = try reader.readData(limit: 256 << 20) }
+            if e.type == .file, capture(p) {
+                if digestOnly(p) {
+                    let sink = TwoDigestSink()
+                    try reader.readData(into: sink)
+                    changes.digests[p] = sink.result
+                } else {
+                    changes.captured[p] = try reader.readData(limit: 256 << 20)
+                }
+            }
         }
     }
 
     func apply(_ c: LayerChanges) {
         for d in c.opaque { removeChildren(of: d) }
-        for w in c.whiteouts { entries[w] = nil; contents[w] = nil; removeChildren(of: w) }
+        for w in c.whiteouts { entries[w] = nil; contents[w] = nil; digests[w] = nil; removeChildren(of: w) }
         for (p, e) in c.items {
             if let old = entries[p], old.type == .directory, e.type != .directory { removeChildren(of: p) }
             entries[p] = e
             contents[p] = c.captured[p]
+            digests[p] = c.digests[p]
             var parent = p
             while parent.contains("/") {
                 parent = Path.dirname(parent)
@@ -104,7 +124,7 @@ public final class MergedView {
 
     private func removeChildren(of dir: String) {
         let prefix = dir.isEmpty ? "" : dir + "/"
-        for k in entries.keys where k.hasPrefix(prefix) && k != dir { entries[k] = nil; contents[k] = nil }
+        for k in entries.keys where k.hasPrefix(prefix) && k != dir { entries[k] = nil; contents[k] = nil; digests[k] = nil }
     }
 
     /// The entry a path names, following symlinks (also in its folders) inside the tree.
@@ -158,4 +178,18 @@ public final class MergedView {
 struct SendableBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// SHA-256, SRI (SHA-384, base64) and size of what passes, for a file whose bytes are not kept.
+final class TwoDigestSink: ByteSink {
+    let sha256 = Digester(.sha256), sha384 = Digester(.sha384)
+    var size = 0
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        sha256.update(buffer)
+        sha384.update(buffer)
+        size += buffer.count
+    }
+    var result: MergedView.FileDigests {
+        .init(sha256: sha256.finalizeHex(), sri: "sha384-" + Base64.encode(sha384.finalizeBytes()), size: size)
+    }
 }

@@ -47,7 +47,9 @@ import OCI
         #expect(v.status == 0, "\(v.out)")
     }
 
-    @Test func verifyFindsATamperedAsset() throws {
+    /// A text asset (read into memory) and a binary one (checked by digests alone).
+    @Test(arguments: [("index.", ".css"), ("favicon.", ".png")])
+    func verifyFindsATamperedAsset(_ stem: String, _ suffix: String) throws {
         let dir = try tempDir()
         try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
         var s = settings(dir + "/b.tar", "oci:\(dir)/out")
@@ -57,7 +59,7 @@ import OCI
         // The stamp layer again, with other bytes under the hashed CSS name.
         let img = try ImageSource.open(.ociLayout(path: dir + "/out", ref: nil))
         let stampFiles = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
-        let css = try #require(stampFiles.keys.first { $0.hasPrefix("app/server/public/index.") && $0.hasSuffix(".css") })
+        let css = try #require(stampFiles.keys.first { $0.hasPrefix("app/server/public/" + stem) && $0.hasSuffix(suffix) })
         let tar = MemorySink()
         let tw = TarWriter(sink: tar, mtime: 0)
         for (p, f) in stampFiles.sorted(by: { $0.key < $1.key }) {
