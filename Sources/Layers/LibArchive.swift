@@ -130,19 +130,31 @@ public final class LayerReader {
     /// Whether gzip is inflated here (ISA-L) rather than by libarchive's filter.
     private let inflatesGzip: Bool
 
-    public init(source: ByteSource, mode: Mode, label: String) throws {
+    /// The uncompressed tar stream hashed as libarchive reads it (for a diff_id in the same
+    /// pass), when `hashTar` asked for it and stamp sees that stream (gzip or uncompressed).
+    private var tarHasher: HashingSource?
+
+    public init(source: ByteSource, mode: Mode, label: String, hashTar: Bool = false) throws {
         // gzip, by far the most common layer compression, is inflated by ISA-L before
         // libarchive sees the bytes; libarchive's filters take everything else.
-        var head = [UInt8](repeating: 0, count: 3)
+        var head = [UInt8](repeating: 0, count: 4)
         var got = 0
-        while got < 3 {
+        while got < 4 {
             let n = try head.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[got...])) }
             if n == 0 { break }
             got += n
         }
         let prefixed = PrefixedSource(Array(head[0..<got]), source)
-        inflatesGzip = got == 3 && head == [0x1f, 0x8b, 8]
-        self.source = inflatesGzip ? GzipInflateSource(prefixed) : prefixed
+        inflatesGzip = got >= 3 && head[0..<3] == [0x1f, 0x8b, 8]
+        let compressed = inflatesGzip || (got == 4 && (head == [0x28, 0xb5, 0x2f, 0xfd] || head == [0xfd, 0x37, 0x7a, 0x58]))
+            || (got >= 3 && head[0..<3] == [0x42, 0x5a, 0x68])
+        var stream: ByteSource = inflatesGzip ? GzipInflateSource(prefixed) : prefixed
+        if hashTar && (inflatesGzip || !compressed) {
+            let h = HashingSource(stream)
+            tarHasher = h
+            stream = h
+        }
+        self.source = stream
         self.label = label
         buffer = .allocate(byteCount: 1 << 20, alignment: 16)
         guard let a = archive_read_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive reader") }
@@ -167,6 +179,12 @@ public final class LayerReader {
 
     fileprivate func fill() -> Int {
         do { return try source.read(into: buffer) } catch { pendingError = error; return -1 }
+    }
+
+    /// The diff_id: the SHA-256 of the whole uncompressed tar (what libarchive left unread is
+    /// read here). Nil when `hashTar` was not asked or libarchive decompresses (zstd, ...).
+    public func finishTarDigest() throws -> String? {
+        try tarHasher?.finish()
     }
 
     /// The compression libarchive found (after the first `next()`).

@@ -103,16 +103,20 @@ public enum AssetStage {
         p.contains("/") ? Path.dirname(p) + "/.wh." + Path.basename(p) : ".wh." + p
     }
 
-    /// The asset checks of `stamp verify`: the frontend as the whole image has it.
-    static func verify(_ info: JSONValue, image: PlatformImage, store: BlobStore, platform: String) -> [String] {
+    /// What the merged view keeps for the asset checks of `stamp verify`: everything under the
+    /// root, binary files (nothing in them is rewritten) by their digests alone.
+    static func verifyPredicates(root: String) -> (capture: @Sendable (String) -> Bool, digestOnly: @Sendable (String) -> Bool) {
+        let prefix = root + "/"
+        return ({ $0.hasPrefix(prefix) }, { AssetKind.of($0) == .binary })
+    }
+
+    /// The root the asset checks look at, from version.json's `assets` object.
+    static func verifyRoot(_ info: JSONValue) -> String? { info["root"]?.stringValue.flatMap { Path.clean($0) } }
+
+    /// The asset checks of `stamp verify`: the frontend as the whole image has it (`view`, built
+    /// with `verifyPredicates`).
+    static func verify(_ info: JSONValue, view: MergedView, platform: String) -> [String] {
         guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else { return ["\(platform): version.json assets has no root"] }
-        let view: MergedView
-        let inRoot: @Sendable (String) -> Bool = { $0.hasPrefix(root + "/") }
-        // Binary files (nothing in them is rewritten) are checked by their digests alone.
-        let binary: @Sendable (String) -> Bool = { AssetKind.of($0) == .binary }
-        do { view = try MergedView.build(layers: image.layers, store: store, keep: inRoot, capture: inRoot, digestOnly: binary) } catch {
-            return ["\(platform): cannot read the image's files: \(error)"]
-        }
         var files: [AssetFile] = []
         for (p, b) in view.contents where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b)) }
         for (p, d) in view.digests where p.hasPrefix(root + "/") {

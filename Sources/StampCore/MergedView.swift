@@ -46,8 +46,13 @@ public final class MergedView {
                                                  progress: progress) }
         }
         progress.finish()
+        return try assemble(results.map { try $0!.get() })
+    }
+
+    /// The tree that layers' changes make, bottom layer first.
+    static func assemble(_ changes: [LayerChanges]) -> MergedView {
         let view = MergedView()
-        for r in results { try view.apply(r!.get()) }
+        for c in changes { view.apply(c) }
         return view
     }
 
@@ -78,7 +83,7 @@ public final class MergedView {
         return changes
     }
 
-    private static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
+    static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
                                     _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges) throws {
         while let e = try reader.next() {
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {

@@ -1,3 +1,4 @@
+import Assets
 import Dispatch
 import Foundation
 import Hashing
@@ -67,28 +68,44 @@ public enum Verifier {
             return report
         }
         report.platforms = image.images.map { $0.platform.description }
+        // The stamp layer of each platform first: its version.json says whether the asset checks
+        // need the frontend, and where it is, so that the pass below collects it on the way.
+        var stampLayers: [String: Result<[String: LayerFile], Error>] = [:]
+        var roots = Set<String>()
+        if !options.integrityOnly {
+            for img in image.images {
+                guard let jsonPath = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last else { continue }
+                if stampLayers[top.digest] == nil { stampLayers[top.digest] = Result { try StampReader.files(in: top, store: image.store) } }
+                if case .success(let files)? = stampLayers[top.digest], let b = files[Path.clean(jsonPath) ?? ""]?.bytes,
+                   let assets = (try? JSONValue.parse(b))?["assets"], let root = AssetStage.verifyRoot(assets) {
+                    roots.insert(root)
+                }
+            }
+        }
         // Every distinct layer once, decompressed on all cores; findings merged in a fixed order.
         var unique: [Descriptor] = []
         var seen = Set<String>()
         for img in image.images { for l in img.layers where seen.insert(l.digest).inserted { unique.append(l) } }
-        let partial = UnsafeMutableBufferPointer<(VerifyReport, String?)>.allocate(capacity: unique.count)
+        let partial = UnsafeMutableBufferPointer<(VerifyReport, String?, MergedView.LayerChanges?)>.allocate(capacity: unique.count)
         defer { _ = partial.deinitialize(); partial.deallocate() }
         let progress = ProgressLine(label: "verifying layers", total: unique.reduce(0) { $0 + $1.size }, enabled: options.showsProgress)
-        let shared = SendableBox((unique, image.store, partial, reference.description, progress))
+        let shared = SendableBox((unique, image.store, partial, reference.description, progress, roots))
         DispatchQueue.concurrentPerform(iterations: unique.count) { i in
-            let (unique, store, partial, name, progress) = shared.value
+            let (unique, store, partial, name, progress, roots) = shared.value
             var r = VerifyReport(reference: name)
-            let d = checkLayer(unique[i], store: store, report: &r, progress: progress)
-            (partial.baseAddress! + i).initialize(to: (r, d))
+            let (d, changes) = checkLayer(unique[i], index: i, store: store, report: &r, progress: progress, roots: roots)
+            (partial.baseAddress! + i).initialize(to: (r, d, changes))
         }
         progress.finish()
         var layerResults: [String: String?] = [:] // digest -> diff_id (nil when unreadable)
+        var layerChanges: [String: MergedView.LayerChanges] = [:]
         for (i, l) in unique.enumerated() {
-            let (r, d) = partial[i]
+            let (r, d, c) = partial[i]
             report.findings += r.findings
             report.blobsChecked += r.blobsChecked
             report.bytesChecked += r.bytesChecked
             layerResults[l.digest] = d
+            layerChanges[l.digest] = c
         }
         for img in image.images {
             let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))"
@@ -110,36 +127,52 @@ public enum Verifier {
         }
         report.blobsChecked += image.images.count * 2 + (image.index == nil ? 0 : 1)
         if !options.integrityOnly {
-            report.stamp = checkStamp(image, report: &report)
+            report.stamp = checkStamp(image, stampLayers: stampLayers, layerChanges: layerChanges, report: &report)
         }
         return report
     }
 
-    /// Reads a layer once: the compressed bytes are hashed (digest, size) while libarchive
-    /// decompresses them (diff_id). Returns the diff_id, or nil when the layer cannot be read.
-    static func checkLayer(_ l: Descriptor, store: BlobStore, report: inout VerifyReport, progress: ProgressLine = .off) -> String? {
+    /// Reads a layer once: the compressed bytes are hashed (digest, size) while they are
+    /// decompressed (diff_id). When the asset checks need files under `roots`, the tar is parsed
+    /// in the same pass and the layer's changes under them are returned too (a zstd layer, which
+    /// libarchive decompresses itself, is read a second time for them). Returns the diff_id, or
+    /// nil when the layer cannot be read.
+    static func checkLayer(_ l: Descriptor, index: Int = 0, store: BlobStore, report: inout VerifyReport, progress: ProgressLine = .off,
+                           roots: Set<String> = []) -> (String?, MergedView.LayerChanges?) {
         let what = "layer \(l.digest)"
         let loc: BlobLocation
         do {
             guard let found = try store.locate(l) else {
                 report.findings.append("\(store.name): missing blob \(l.digest)")
-                return nil
+                return (nil, nil)
             }
             loc = try found.resolved()
         } catch {
             report.findings.append("\(what): \(error)")
-            return nil
+            return (nil, nil)
         }
         if loc.length != l.size {
             report.findings.append("\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)")
         }
-        guard let opened = try? loc.open() else { return nil } // resolved above: a file section or memory
+        guard let opened = try? loc.open() else { return (nil, nil) } // resolved above: a file section or memory
         let source = HashingSource(ProgressSource(opened, progress))
         let diff = DigestingSink(nil)
+        var diffID: String?
+        var changes: MergedView.LayerChanges?
         var failure: String?
+        let inRoots: @Sendable (String) -> Bool = { p in roots.contains { p.hasPrefix($0 + "/") } }
+        let binary: @Sendable (String) -> Bool = { AssetKind.of($0) == .binary }
         do {
-            let reader = try LayerReader(source: source, mode: .raw, label: what)
-            if try reader.next() != nil { try reader.readData(into: diff) }
+            let reader = try LayerReader(source: source, mode: roots.isEmpty ? .raw : .tar, label: what, hashTar: !roots.isEmpty)
+            if roots.isEmpty {
+                if try reader.next() != nil { try reader.readData(into: diff) }
+                diffID = diff.digester.finalizeDigest()
+            } else {
+                var c = MergedView.LayerChanges()
+                try MergedView.readEntries(reader, l, index, inRoots, inRoots, binary, &c)
+                changes = c
+                diffID = try reader.finishTarDigest()
+            }
             let declared = MediaType.layerCompression(l.mediaType)
             if let found = reader.detectedCompression, let declared, found != declared {
                 report.findings.append("\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
@@ -148,20 +181,27 @@ public enum Verifier {
         let found: String
         do { found = try source.finish() } catch {
             report.findings.append("\(what): \(error)")
-            return nil
+            return (nil, nil)
         }
         report.bytesChecked += source.count
         report.blobsChecked += 1
         if found != l.digest {
             report.findings.append("\(what): digest mismatch: content is \(found)")
-            return nil
+            return (nil, nil)
         }
-        if let failure { report.findings.append(failure); return nil }
-        return diff.digester.finalizeDigest()
+        if let failure { report.findings.append(failure); return (nil, nil) }
+        if diffID == nil {
+            // libarchive decompressed the tar itself: the diff_id takes a raw pass of its own.
+            var again = VerifyReport(reference: report.reference)
+            diffID = checkLayer(l, index: index, store: store, report: &again).0
+            report.findings += again.findings
+        }
+        return (diffID, changes)
     }
 
     /// version.txt = version.json = labels = annotations = env, for every platform.
-    static func checkStamp(_ image: LoadedImage, report: inout VerifyReport) -> StampFacts? {
+    static func checkStamp(_ image: LoadedImage, stampLayers: [String: Result<[String: LayerFile], Error>],
+                           layerChanges: [String: MergedView.LayerChanges], report: inout VerifyReport) -> StampFacts? {
         var facts: StampFacts?
         let indexAnnotations = image.index?["annotations"]?.stringMap
         for img in image.images {
@@ -177,7 +217,7 @@ public enum Verifier {
             }
             guard let top = img.layers.last else { report.findings.append("\(where_): no layers"); continue }
             let files: [String: LayerFile]
-            do { files = try StampReader.files(in: top, store: image.store) } catch {
+            do { files = try (stampLayers[top.digest] ?? Result { try StampReader.files(in: top, store: image.store) }).get() } catch {
                 report.findings.append("\(where_): cannot read the stamp layer \(top.digest): \(error)")
                 continue
             }
@@ -226,7 +266,12 @@ public enum Verifier {
                 }
             }
             if let assets = doc["assets"], assets.isObject {
-                report.findings += AssetStage.verify(assets, image: img, store: image.store, platform: where_)
+                let changes = img.layers.compactMap { layerChanges[$0.digest] }
+                if changes.count == img.layers.count {
+                    report.findings += AssetStage.verify(assets, view: MergedView.assemble(changes), platform: where_)
+                } else {
+                    report.findings.append("\(where_): the frontend cannot be checked: a layer could not be read")
+                }
             }
             if let script = doc["stamp"]?["healthScript"]?.stringValue {
                 checkHealth(script: script, files: files, config: img.config, where_: where_, report: &report)

@@ -8,11 +8,13 @@ import OCI
 /// `stamp verify`: exit 0 clean, 1 with one line per finding naming what disagrees.
 @Suite struct VerifyTests {
     /// A stamped single-image layout, easy to tamper with.
-    func stampedLayout() throws -> (dir: String, layout: String) {
+    func stampedLayout(hashAssets: Bool = false, compression: String? = nil) throws -> (dir: String, layout: String) {
         let dir = try tempDir()
         try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
         var s = settings(dir + "/b.tar", "oci:\(dir)/out")
         s.platforms = ["linux/amd64"]
+        if hashAssets { s.hashAssets = true }
+        s.compression = compression
         _ = try build(s)
         return (dir, dir + "/out")
     }
@@ -64,8 +66,12 @@ import OCI
         #expect(r.out.split(separator: "\n").count == 2, "\(r.out)")
     }
 
-    @Test func wrongDiffIDIsCaught() throws {
-        let (_, layout) = try stampedLayout()
+    /// The diff_id of every layer is checked, also when the same pass parses the tar for the
+    /// asset checks (gzip: hashed as ISA-L inflates it; zstd: a raw pass of its own).
+    @Test(arguments: [(false, "gzip"), (true, "gzip"), (true, "zstd")])
+    func wrongDiffIDIsCaught(_ hashAssets: Bool, _ compression: String) throws {
+        let (_, layout) = try stampedLayout(hashAssets: hashAssets, compression: compression)
+        #expect(try verifyCLI("oci:\(layout)").status == 0)
         let forged = "sha256:" + String(repeating: "0", count: 64)
         try editLayout(layout, config: { c in
             var rootfs = c["rootfs"]!
@@ -78,6 +84,20 @@ import OCI
         #expect(r.status == 1)
         #expect(r.out.contains("layer 0"))
         #expect(r.out.contains("diff_id mismatch: config says \(forged)"))
+        // The stamp layer (zstd when asked) too.
+        let (_, second) = try stampedLayout(hashAssets: hashAssets, compression: compression)
+        var last = 0
+        try editLayout(second, config: { c in
+            var rootfs = c["rootfs"]!
+            var ids = rootfs["diff_ids"]!.arrayValue!
+            last = ids.count - 1
+            ids[last] = .string(forged)
+            rootfs["diff_ids"] = .array(ids)
+            c["rootfs"] = rootfs
+        })
+        let top = try verifyCLI("oci:\(second)")
+        #expect(top.status == 1)
+        #expect(top.out.contains("layer \(last) ") && top.out.contains("diff_id mismatch: config says \(forged)"), "\(top.out)")
     }
 
     @Test func historyOutOfStepWithLayers() throws {
