@@ -263,14 +263,15 @@ public final class RegistryClient: @unchecked Sendable {
                     host.forget(scopes)
                     if try authorization(host, ref: ref, scopes: scopes) != nil { continue }
                 }
-            case 429, 500, 502, 503, 504 where attempt < options.retries:
+            case 429, 500, 502, 503, 504:
+                guard attempt < options.retries else { break }
                 attempt += 1
                 let delay = retryAfter(res) ?? backoff(attempt)
                 options.notice("\(what): HTTP \(res.status); retrying in \(format(delay)) (\(attempt)/\(options.retries))")
                 Thread.sleep(forTimeInterval: delay)
                 continue
-            case 301, 302, 303, 307, 308 where method == .GET || method == .HEAD:
-                if redirects < 5, let location = res.header("Location") {
+            case 301, 302, 303, 307, 308:
+                if method == .GET || method == .HEAD, redirects < 5, let location = res.header("Location") {
                     redirects += 1
                     url = resolve(location, against: url)
                     sameOrigin = origin(url) == origin(host.base)

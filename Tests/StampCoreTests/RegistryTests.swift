@@ -296,6 +296,14 @@ struct RegistryTests {
         #expect(r.err.contains("the connection was closed by the server; retrying") || r.err.contains("connection reset; retrying"), "\(r.err)")
         #expect(proxy.requests.components(separatedBy: "GET /v2/lib/base/blobs/").count > 10, "\(proxy.requests)")
         #expect(try stamp(["verify", "--integrity-only", out]).status == 0)
+
+        // A registry that keeps failing: five retries, then one clear error.
+        let down = try TestProxy(upstream: reg, ["--fail", "1000"])
+        let gaveUp = try stamp(["pull", "docker://\(down.host)/lib/base:1", dir + "/never.tar"] + insecure)
+        #expect(gaveUp.status != 0)
+        #expect(gaveUp.err.components(separatedBy: "retrying").count == 6, "\(gaveUp.err)")
+        #expect(gaveUp.err.contains("stamp: error:") && gaveUp.err.contains("HTTP 503"), "\(gaveUp.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/never.tar"))
     }
 
     @Test func aCorruptBlobFailsThePullAndNothingIsWrittenOrTagged() throws {
