@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 internal import CIsal
 
 /// The uncompressed bytes of a gzip stream, inflated with ISA-L (2-3x zlib on x86-64). Each
@@ -97,4 +99,88 @@ final class PrefixedSource: ByteSource {
         prefix.removeFirst(n)
         return n
     }
+}
+
+/// Reads a source on a thread of its own, a few buffers ahead of the consumer, so that the
+/// work below (reading the blob, hashing it, inflating it) and the work above (parsing the
+/// tar, hashing it again) run on two cores. The consumer must read to the end (or call
+/// `drain()`) before it touches the sources below again.
+public final class PipelinedSource: ByteSource, @unchecked Sendable {
+    private static let depth = 4
+    private static let chunk = 1 << 20
+
+    private let inner: ByteSource
+    private var slots: [[UInt8]]
+    private var lengths: [Int]
+    private let filled = DispatchSemaphore(value: 0)
+    // Created at 0 and signalled up: libdispatch refuses to free a semaphore whose count is
+    // below the value it was created with.
+    private let free = DispatchSemaphore(value: 0)
+    private var producerError: Error?
+    private let done = DispatchSemaphore(value: 0)
+    private var readSlot = 0
+    private var readOffset = 0
+    private var ended = false
+    private var started = false
+
+    public init(_ inner: ByteSource) {
+        self.inner = inner
+        slots = Array(repeating: [UInt8](repeating: 0, count: Self.chunk), count: Self.depth)
+        lengths = Array(repeating: 0, count: Self.depth)
+        for _ in 0..<Self.depth { free.signal() }
+    }
+
+    private func start() {
+        started = true
+        // Unowned: a consumer that lets go without reading to the end runs `deinit`, which
+        // drains and waits for this thread's last signal before the object goes away.
+        Thread.detachNewThread { [unowned(unsafe) self] in
+            var slot = 0
+            while true {
+                free.wait()
+                var n = 0
+                do {
+                    n = try slots[slot].withUnsafeMutableBytes { try inner.read(into: $0) }
+                } catch {
+                    producerError = error
+                    n = 0
+                }
+                lengths[slot] = n
+                filled.signal()
+                if n == 0 { break }
+                slot = (slot + 1) % Self.depth
+            }
+            done.signal()
+        }
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if !started { start() }
+        guard !ended else { return 0 }
+        if readOffset == 0 { filled.wait() }
+        let n = lengths[readSlot]
+        if n == 0 {
+            ended = true
+            done.wait()
+            if let e = producerError { throw e }
+            return 0
+        }
+        let take = min(buffer.count, n - readOffset)
+        slots[readSlot].withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + readOffset, byteCount: take) }
+        readOffset += take
+        if readOffset == n {
+            readOffset = 0
+            readSlot = (readSlot + 1) % Self.depth
+            free.signal()
+        }
+        return take
+    }
+
+    /// Reads what is left and waits for the producer: afterwards the sources below are idle.
+    public func drain() {
+        guard started, !ended else { return }
+        _ = try? copyStream(from: self, to: NullSink())
+    }
+
+    deinit { drain() }
 }

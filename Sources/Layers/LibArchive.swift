@@ -134,7 +134,11 @@ public final class LayerReader {
     /// pass), when `hashTar` asked for it and stamp sees that stream (gzip or uncompressed).
     private var tarHasher: HashingSource?
 
-    public init(source: ByteSource, mode: Mode, label: String, hashTar: Bool = false) throws {
+    /// The inflating stage, when it runs on a thread of its own (`pipelined`).
+    private var pipeline: PipelinedSource?
+
+    /// `pipelined`: inflate gzip on a second thread (worth it for large layers).
+    public init(source: ByteSource, mode: Mode, label: String, hashTar: Bool = false, pipelined: Bool = false) throws {
         // gzip, by far the most common layer compression, is inflated by ISA-L before
         // libarchive sees the bytes; libarchive's filters take everything else.
         var head = [UInt8](repeating: 0, count: 4)
@@ -148,7 +152,15 @@ public final class LayerReader {
         inflatesGzip = got >= 3 && head[0..<3] == [0x1f, 0x8b, 8]
         let compressed = inflatesGzip || (got == 4 && (head == [0x28, 0xb5, 0x2f, 0xfd] || head == [0xfd, 0x37, 0x7a, 0x58]))
             || (got >= 3 && head[0..<3] == [0x42, 0x5a, 0x68])
-        var stream: ByteSource = inflatesGzip ? GzipInflateSource(prefixed) : prefixed
+        var stream: ByteSource = prefixed
+        if inflatesGzip {
+            stream = GzipInflateSource(prefixed)
+            if pipelined {
+                let p = PipelinedSource(stream)
+                pipeline = p
+                stream = p
+            }
+        }
         if hashTar && (inflatesGzip || !compressed) {
             let h = HashingSource(stream)
             tarHasher = h
@@ -185,6 +197,13 @@ public final class LayerReader {
     /// read here). Nil when `hashTar` was not asked or libarchive decompresses (zstd, ...).
     public func finishTarDigest() throws -> String? {
         try tarHasher?.finish()
+    }
+
+    /// Reads the rest of the layer so that the source given to `init` is idle again (the
+    /// inflating thread, if any, has finished). Call before reading that source further.
+    public func drain() {
+        if let tarHasher { _ = try? tarHasher.finish() }
+        pipeline?.drain()
     }
 
     /// The compression libarchive found (after the first `next()`).

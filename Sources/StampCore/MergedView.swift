@@ -73,15 +73,21 @@ public final class MergedView {
         let source = HashingSource(ProgressSource(try loc.open(), progress))
         var changes = LayerChanges()
         var failure: Error?
+        var reader: LayerReader?
         do {
-            let reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)")
-            try readEntries(reader, l, i, keep, capture, digestOnly, &changes)
+            // A large layer is inflated on a second thread while this one parses the tar.
+            reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)", pipelined: l.size > pipelineThreshold)
+            try readEntries(reader!, l, i, keep, capture, digestOnly, &changes)
         } catch { failure = error }
+        reader?.drain()
         let found = try source.finish()
         if found != l.digest { throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found) }
         if let failure { throw failure }
         return changes
     }
+
+    /// Layers above this many compressed bytes are inflated on a thread of their own.
+    static let pipelineThreshold: Int64 = 8 << 20
 
     static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
                                     _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges) throws {

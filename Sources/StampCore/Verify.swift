@@ -162,8 +162,11 @@ public enum Verifier {
         var failure: String?
         let inRoots: @Sendable (String) -> Bool = { p in roots.contains { p.hasPrefix($0 + "/") } }
         let binary: @Sendable (String) -> Bool = { AssetKind.of($0) == .binary }
+        var layerReader: LayerReader?
         do {
-            let reader = try LayerReader(source: source, mode: roots.isEmpty ? .raw : .tar, label: what, hashTar: !roots.isEmpty)
+            let reader = try LayerReader(source: source, mode: roots.isEmpty ? .raw : .tar, label: what, hashTar: !roots.isEmpty,
+                                         pipelined: l.size > MergedView.pipelineThreshold)
+            layerReader = reader
             if roots.isEmpty {
                 if try reader.next() != nil { try reader.readData(into: diff) }
                 diffID = diff.digester.finalizeDigest()
@@ -178,6 +181,7 @@ public enum Verifier {
                 report.findings.append("\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
             }
         } catch { failure = "\(what): cannot decompress: \(error)" }
+        layerReader?.drain()
         let found: String
         do { found = try source.finish() } catch {
             report.findings.append("\(what): \(error)")
