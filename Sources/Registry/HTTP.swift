@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import Foundation
+import Hashing
 import Layers
 import NIOCore
 import NIOHTTP1
@@ -27,21 +29,38 @@ enum RequestBody {
 /// followed by the client: the registry client follows them itself, dropping credentials when
 /// the host changes (blob storage behind a redirect must not see registry tokens).
 final class BlockingHTTP: @unchecked Sendable {
-    static let shared = BlockingHTTP()
+    static let shared = BlockingHTTP(proxies: ProxySettings(environment: ProcessInfo.processInfo.environment))
 
-    let client: HTTPClient
+    let proxies: ProxySettings
+    private let lock = NSLock()
+    /// One client per proxy (AsyncHTTPClient sets the proxy per client); "" is direct.
+    private var clients: [String: HTTPClient] = [:]
 
-    private init() {
-        var config = HTTPClient.Configuration()
-        config.redirectConfiguration = .disallow
-        config.timeout = .init(connect: .seconds(10), read: .seconds(300))
-        config.decompression = .disabled
-        config.httpVersion = .automatic
-        client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: config)
+    init(proxies: ProxySettings) { self.proxies = proxies }
+
+    private func client(for url: String) -> HTTPClient {
+        let proxy = proxies.proxy(for: url)
+        let key = proxy.map { "\($0.host):\($0.port)" } ?? ""
+        return lock.withLock {
+            if let c = clients[key] { return c }
+            var config = HTTPClient.Configuration()
+            config.redirectConfiguration = .disallow
+            config.timeout = .init(connect: .seconds(10), read: .seconds(300))
+            config.decompression = .disabled
+            config.httpVersion = .automatic
+            if let proxy {
+                config.proxy = .server(host: proxy.host, port: proxy.port,
+                                       authorization: proxy.credentials.map { .basic(credentials: $0) })
+            }
+            let c = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: config)
+            clients[key] = c
+            return c
+        }
     }
 
     func send(method: HTTPMethod, url: String, headers: HTTPHeaders, body: RequestBody, tls: TLSConfiguration?,
               sink: ByteSink?, limit: Int = 4 << 20) throws -> HTTPResult {
+        let client = client(for: url)
         let loop = client.eventLoopGroup.next()
         var request = try HTTPClient.Request(url: url, method: method, headers: headers, body: nil, tlsConfiguration: tls)
         switch body {
@@ -104,5 +123,72 @@ private final class Collector: HTTPClientResponseDelegate, @unchecked Sendable {
 
     func didFinishRequest(task: HTTPClient.Task<HTTPResult>) throws -> HTTPResult {
         HTTPResult(status: status, headers: headers, body: body)
+    }
+}
+
+/// `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (either case), read the way curl reads them:
+/// `NO_PROXY` is a comma-separated list of hosts, `.domain` suffixes, `host:port`, or `*`.
+struct ProxySettings: Sendable {
+    struct Endpoint: Sendable, Equatable {
+        var host: String
+        var port: Int
+        /// `user:password` from the proxy URL, base64-encoded for Proxy-Authorization.
+        var credentials: String?
+    }
+
+    var http: Endpoint?
+    var https: Endpoint?
+    var noProxy: [String]
+
+    init(environment e: [String: String]) {
+        func value(_ name: String) -> String? { (e[name.lowercased()] ?? e[name]).flatMap { $0.isEmpty ? nil : $0 } }
+        http = value("HTTP_PROXY").flatMap(Self.endpoint)
+        https = value("HTTPS_PROXY").flatMap(Self.endpoint)
+        noProxy = (value("NO_PROXY") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+    }
+
+    static func endpoint(_ text: String) -> Endpoint? {
+        var rest = Substring(text)
+        if let r = rest.range(of: "://") { rest = rest[r.upperBound...] }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        var credentials: String?
+        if let at = rest.lastIndex(of: "@") {
+            let userinfo = String(rest[..<at])
+            credentials = Base64.encode(Array((userinfo.removingPercentEncoding ?? userinfo).utf8))
+            rest = rest[rest.index(after: at)...]
+        }
+        var port = 80
+        if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("]"), let p = Int(rest[rest.index(after: colon)...]) {
+            port = p
+            rest = rest[..<colon]
+        }
+        let host = rest.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : Endpoint(host: host, port: port, credentials: credentials)
+    }
+
+    /// The proxy for a URL, or nil to connect directly.
+    func proxy(for url: String) -> Endpoint? {
+        let https = url.hasPrefix("https://")
+        guard let endpoint = https ? self.https : http else { return nil }
+        var authority = Substring(url.drop { $0 != "/" }.dropFirst(2))
+        if let slash = authority.firstIndex(of: "/") { authority = authority[..<slash] }
+        var host = authority.lowercased()
+        var port = https ? 443 : 80
+        if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]"), let p = Int(host[host.index(after: colon)...]) {
+            port = p
+            host = String(host[..<colon])
+        }
+        host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        for entry in noProxy {
+            if entry == "*" { return nil }
+            var name = Substring(entry)
+            if let colon = name.lastIndex(of: ":"), let p = Int(name[name.index(after: colon)...]) {
+                guard p == port else { continue }
+                name = name[..<colon]
+            }
+            let bare = name.hasPrefix(".") ? name.dropFirst() : name
+            if host == bare || host.hasSuffix("." + bare) { return nil }
+        }
+        return endpoint
     }
 }

@@ -436,7 +436,10 @@ public final class RegistryClient: @unchecked Sendable {
         if let h = lock.withLock({ hosts[name] }) { return h }
         let tls = try tlsConfiguration(for: ref.host)
         var base = "https://\(name)"
-        if !options.tlsVerify && speaksPlainHTTP(name) { base = "http://\(name)" }
+        // Through a proxy the raw probe would ask the wrong server: HTTPS is assumed there.
+        if !options.tlsVerify && BlockingHTTP.shared.proxies.proxy(for: "http://\(name)/") == nil && speaksPlainHTTP(name) {
+            base = "http://\(name)"
+        }
         let h = Host(base: base, tls: tls)
         lock.withLock { hosts[name] = h }
         return h

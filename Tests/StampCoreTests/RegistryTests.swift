@@ -246,6 +246,18 @@ struct RegistryTests {
         let trusted = try stamp(["push", base, target, "--cert-dir", certs])
         #expect(trusted.status == 0, "\(trusted.err)")
         #expect(try skopeoDigest(target, ["--cert-dir", certs]) != nil)
+
+        // Through a forward proxy (HTTPS_PROXY, CONNECT), with proxy credentials; NO_PROXY wins.
+        let proxy = try TestProxy(upstream: reg, [])
+        let viaProxy = try stamp(["inspect", "--json", target, "--cert-dir", certs],
+                                 env: ["HTTPS_PROXY": "http://ci:proxy-pass@\(proxy.host)", "NO_PROXY": "example.com"])
+        #expect(viaProxy.status == 0, "\(viaProxy.err)")
+        #expect(proxy.requests.contains("CONNECT \(reg.host) auth"), "\(proxy.requests)")
+        let before = proxy.requests
+        let bypass = try stamp(["inspect", "--json", target, "--cert-dir", certs],
+                               env: ["HTTPS_PROXY": "http://\(proxy.host)", "NO_PROXY": "localhost,127.0.0.1"])
+        #expect(bypass.status == 0, "\(bypass.err)")
+        #expect(proxy.requests == before)
     }
 
     @Test func bearerTokenFlow() throws {

@@ -9,7 +9,7 @@ Prints its port on the first line of stdout, then serves until killed. Modes:
   --refresh T     /token also issues them for an OAuth2 refresh_token T (POST form)
   --log FILE      append one line per request (method, path, auth scheme)
 """
-import argparse, base64, http.client, http.server, json, secrets, socket, sys, threading, urllib.parse
+import argparse, base64, http.client, http.server, json, secrets, select, socket, sys, threading, urllib.parse
 
 p = argparse.ArgumentParser()
 p.add_argument("upstream")
@@ -128,6 +128,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return out
             out += self.rfile.read(size)
             self.rfile.readline()
+
+    def do_CONNECT(self):
+        """A forward proxy's tunnel (HTTPS_PROXY): bytes both ways, logged by target."""
+        log("CONNECT %s %s" % (self.path, "auth" if self.headers.get("Proxy-Authorization") else "-"))
+        host, port = self.path.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)), timeout=60)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.wfile.flush()
+        sockets = [self.connection, upstream]
+        try:
+            while True:
+                ready, _, _ = select.select(sockets, [], [], 60)
+                if not ready:
+                    break
+                for r in ready:
+                    data = r.recv(1 << 16)
+                    if not data:
+                        raise EOFError
+                    (upstream if r is self.connection else self.connection).sendall(data)
+        except (EOFError, OSError):
+            pass
+        upstream.close()
+        self.close_connection = True
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
 
