@@ -48,8 +48,16 @@ public final class GzipInflateSource: ByteSource {
             }
             let produced = buffer.count - Int(state.pointee.avail_out)
             if state.pointee.block_state == ISAL_BLOCK_FINISH {
-                // End of a member: another may follow.
+                // End of a member: another may follow (its magic may straddle two reads).
                 try refill()
+                if state.pointee.avail_in == 1, !inputEnd {
+                    let first = state.pointee.next_in[0]
+                    input.storeBytes(of: first, toByteOffset: 0, as: UInt8.self)
+                    let n = try inner.read(into: UnsafeMutableRawBufferPointer(rebasing: input[1...]))
+                    if n == 0 { inputEnd = true }
+                    state.pointee.next_in = input.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    state.pointee.avail_in = UInt32(1 + n)
+                }
                 if state.pointee.avail_in >= 2, state.pointee.next_in[0] == 0x1f, state.pointee.next_in[1] == 0x8b {
                     let next = state.pointee.next_in, avail = state.pointee.avail_in
                     isal_inflate_reset(state)

@@ -129,8 +129,13 @@ import Hashing
         let a = ParallelGzipTests.sample(300_000), b = Array("second member\n".utf8)
         let ga = try ParallelGzipTests.compress(a, chunks: [1 << 20]), gb = try ParallelGzipTests.compress(b, chunks: [100])
         #expect(try inflate(ga) == a)
-        // Concatenated members are one stream, as gzip -d reads them.
+        // Concatenated members are one stream, as gzip -d reads them, however the reads fall.
         #expect(try inflate(ga + gb) == a + b)
+        for step in [1, 2, 7, 4093] {
+            let out = MemorySink()
+            _ = try copyStream(from: GzipInflateSource(Trickle(ga + gb + gb, step: step)), to: out)
+            #expect(out.bytes == a + b + b, "reads of \(step) bytes")
+        }
         // Zero padding after the last member is read and ignored.
         let hashed = HashingSource(MemorySource(ga + [UInt8](repeating: 0, count: 512)))
         let out = MemorySink()
@@ -173,5 +178,19 @@ import Hashing
             var b = [UInt8](repeating: 0, count: 10)
             _ = try b.withUnsafeMutableBytes { try p.read(into: $0) }
         }
+    }
+}
+
+/// A source that gives at most `step` bytes per read.
+final class Trickle: ByteSource {
+    let bytes: [UInt8]
+    let step: Int
+    var at = 0
+    init(_ bytes: [UInt8], step: Int) { self.bytes = bytes; self.step = step }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = min(step, buffer.count, bytes.count - at)
+        bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + at, byteCount: n) }
+        at += n
+        return n
     }
 }
