@@ -38,7 +38,8 @@ public final class CompressingSink: ByteSink {
     /// threads give different bytes, 1, 2 and 4 the same).
     private var gzip: ParallelGzipSink?
 
-    public init(_ compression: Compression, level: Int? = nil, next: ByteSink) throws {
+    /// `threads`: zstd worker threads (default: the cores, at most 8); the bytes do not depend on it.
+    public init(_ compression: Compression, level: Int? = nil, next: ByteSink, threads: Int? = nil) throws {
         self.next = next
         self.compression = compression
         guard compression != .none else { return }
@@ -57,8 +58,8 @@ public final class CompressingSink: ByteSink {
         case .zstd:
             try check(a, archive_write_add_filter_zstd(a), "zstd filter")
             try check(a, archive_write_set_filter_option(a, "zstd", "compression-level", String(level ?? 3)), "zstd level")
-            let threads = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
-            try check(a, archive_write_set_filter_option(a, "zstd", "threads", String(threads)), "zstd threads")
+            let workers = max(1, threads ?? min(8, ProcessInfo.processInfo.activeProcessorCount))
+            try check(a, archive_write_set_filter_option(a, "zstd", "threads", String(workers)), "zstd threads")
         case .none: break
         }
         try check(a, archive_write_set_bytes_in_last_block(a, 1), "block size")

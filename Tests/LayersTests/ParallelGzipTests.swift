@@ -194,3 +194,21 @@ final class Trickle: ByteSource {
         return n
     }
 }
+
+@Suite struct CompressionDeterminismTests {
+    /// A build on a 2-core runner and on a 16-core one must give the same layer bytes.
+    @Test func zstdBytesDoNotDependOnThreads() throws {
+        let data = ParallelGzipTests.sample(9_000_000)
+        func zstd(_ threads: Int) throws -> [UInt8] {
+            let sink = MemorySink()
+            let c = try CompressingSink(.zstd, level: 3, next: sink, threads: threads)
+            try data.withUnsafeBytes { try c.write($0) }
+            try c.finish()
+            return sink.bytes
+        }
+        let one = try zstd(1)
+        #expect(try zstd(2) == one)
+        #expect(try zstd(4) == one)
+        #expect(try zstd(8) == one)
+    }
+}
