@@ -78,15 +78,21 @@ public struct AssetResult: Sendable {
 /// Names that already carry a hash of this length (`x.1a2b3c4d.js`) have it replaced, never
 /// added to, so hashing its own output changes nothing.
 public enum AssetHasher {
-    public static func hash(_ input: [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init()) throws -> AssetResult {
+    /// `input` is consumed: each file's bytes are let go once its output exists, so a large
+    /// frontend is not held twice.
+    public static func hash(_ input: consuming [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init()) throws -> AssetResult {
         var byPath: [String: [UInt8]] = [:]
         var onDisk: [String: AssetFile.OnDisk] = [:]
-        for f in input {
-            guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
-            guard byPath[p] == nil else { throw AssetError.invalid("\(p): given twice") }
-            guard f.onDisk == nil || AssetKind.of(p) == .binary else { throw AssetError.invalid("\(p): only binary files may stay on disk") }
-            byPath[p] = f.bytes
-            onDisk[p] = f.onDisk
+        do {
+            // The array goes when this block ends: `byPath` then holds the only reference.
+            let files = consume input
+            for f in files {
+                guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
+                guard byPath[p] == nil else { throw AssetError.invalid("\(p): given twice") }
+                guard f.onDisk == nil || AssetKind.of(p) == .binary else { throw AssetError.invalid("\(p): only binary files may stay on disk") }
+                byPath[p] = f.bytes
+                onDisk[p] = f.onDisk
+            }
         }
         byPath[options.manifestName] = nil // regenerated
         onDisk[options.manifestName] = nil
@@ -121,6 +127,7 @@ public enum AssetHasher {
             if !cyclic {
                 let p = group[0]
                 let bytes = rewrite(byPath[p]!, refs[p]!, newName, naming)
+                byPath[p] = nil
                 output[p] = bytes
                 newName[p] = naming.name(p, hash: onDisk[p]?.sha256 ?? Digester.hex(bytes))
                 continue
@@ -134,12 +141,13 @@ public enum AssetHasher {
             }
             let groupDigest = d.finalizeHex()
             for p in group { newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8))) }
-            for p in group { output[p] = rewrite(byPath[p]!, refs[p]!, newName, naming) }
+            for p in group { output[p] = rewrite(byPath[p]!, refs[p]!, newName, naming); byPath[p] = nil }
         }
         // Entry documents and unnamed files: rewritten, names kept.
         var integrity: [String: String] = [:]
         for p in paths where !hashed.contains(p) {
             output[p] = rewrite(byPath[p]!, refs[p]!, newName, naming)
+            byPath[p] = nil
             newName[p] = p
         }
         if options.sri {

@@ -62,13 +62,15 @@ public enum AssetStage {
                 throw StampError.badInput("\(platform): --rewrite: \(r) is not a file in the image")
             }
         }
+        // The image's own files, to leave out of the layer those that come out unchanged (a
+        // local build replaces the folder, so there is nothing to compare with).
+        let original = a.localFolder != nil ? [:] : Dictionary(inputs.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
         let result: AssetResult
-        do { result = try AssetHasher.hash(inputs, extras: extras, options: options(a)) } catch let e as AssetError {
+        do { result = try AssetHasher.hash(consume inputs, extras: extras, options: options(a)) } catch let e as AssetError {
             throw StampError.badInput("\(platform): assets in \(a.root): \(e)")
         }
 
         var entries: [LayerEntry] = []
-        let original = Dictionary(inputs.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
         if a.localFolder != nil {
             // A local build replaces the image's frontend.
             entries.append(LayerEntry(path: root + "/.wh..wh..opq", content: .bytes([]), mode: 0o644))
