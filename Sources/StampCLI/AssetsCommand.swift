@@ -17,12 +17,12 @@ struct AssetsHashCommand: ParsableCommand {
         commandName: "hash",
         abstract: "Copy a frontend build with content-hashed names and every reference rewritten.",
         discussion: """
-        index.css becomes index.1a2b3c4d.css (the first hex digits of SHA-256 of its final bytes).
-        HTML, the web app manifest, robots.txt, favicon.ico, service workers and version.json keep
-        their names and are only rewritten; --keep adds globs. A file that references another
-        changes name when that one does; files that import each other in a cycle are hashed as a
-        group. The manifest maps each original path to its new path, size, sha256 and SRI
-        integrity. The source folder is never modified; running hash on its own output changes
+        index.css becomes index.1a2b3c4d.css (the first hex digits of SHA-256 of its final bytes). \
+        HTML, the web app manifest, robots.txt, favicon.ico, service workers and version.json keep \
+        their names and are only rewritten; --keep adds globs. A file that references another \
+        changes name when that one does; files that import each other in a cycle are hashed as a \
+        group. The manifest maps each original path to its new path, size, sha256 and SRI \
+        integrity. The source folder is never modified; running hash on its own output changes \
         nothing.
 
         Example:
@@ -68,7 +68,7 @@ struct AssetsVerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check that hashed names match their bytes, references resolve and the manifest agrees.",
         discussion: """
-        Recomputes every name from the folder alone. One line per finding, naming the file;
+        Recomputes every name from the folder alone. One line per finding, naming the file; \
         exit 0 when clean, 1 with findings.
 
         Example:

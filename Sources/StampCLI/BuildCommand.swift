@@ -8,10 +8,10 @@ struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Stamp a base image and write the result.",
         discussion: """
-        Adds one layer holding the version stamp (paths from the profile: anything-llm puts
-        /app/version.txt and /app/version.json), sets OCI labels and annotations (version,
-        revision, created, source, base name and digest), IMAGE_VERSION/IMAGE_REVISION/IMAGE_CREATED
-        and --env in the environment, and one history entry. Every platform of a multi-platform
+        Adds one layer holding the version stamp (paths from the profile: anything-llm puts \
+        /app/version.txt and /app/version.json), sets OCI labels and annotations (version, \
+        revision, created, source, base name and digest), IMAGE_VERSION/IMAGE_REVISION/IMAGE_CREATED \
+        and --env in the environment, and one history entry. Every platform of a multi-platform \
         base is stamped; attestation manifests are dropped with a notice.
 
         Same inputs and SOURCE_DATE_EPOCH (or --created), same output bytes.
@@ -25,8 +25,9 @@ struct BuildCommand: ParsableCommand {
         Example:
           stamp build --base oci-archive:anything-llm.tar:1.16.0 \\
                       --version v2.1-canary-build-20250405 --revision "$GITHUB_SHA" \\
-                      --label team=ai --annotation org.example.ticket=REL-42 --env FEATURE_X=1 \\
-                      --output oci-archive:anything-llm-v2.1-canary.tar --tag v2.1-canary
+                      --label team=ai --annotation org.example.ticket=REL-42 \\
+                      --env FEATURE_X=1 --tag v2.1-canary \\
+                      --output oci-archive:anything-llm-v2.1-canary.tar
         """
     )
 

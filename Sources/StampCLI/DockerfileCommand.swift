@@ -8,12 +8,12 @@ struct DockerfileCommand: ParsableCommand {
         commandName: "dockerfile",
         abstract: "Render a Dockerfile and build context that give the same stamp as stamp build.",
         discussion: """
-        Writes --output as a folder: a Dockerfile from a template in dockerfiles/ (anything-llm
-        or generic; --template NAME or PATH), a .dockerignore, and under stamp/ the files the
-        stamp layer holds, byte for byte. The Dockerfile pins the base by digest (from a local
-        --base, from --base-digest or from NAME@sha256:...), sets the same labels, env and
-        HEALTHCHECK, and has no RUN step. With --hash-assets (local base) or --assets DIR the
-        hashed frontend and rewritten server files are copied too; the unhashed names they replace
+        Writes --output as a folder: a Dockerfile from a template in dockerfiles/ (anything-llm \
+        or generic; --template NAME or PATH), a .dockerignore, and under stamp/ the files the \
+        stamp layer holds, byte for byte. The Dockerfile pins the base by digest (from a local \
+        --base, from --base-digest or from NAME@sha256:...), sets the same labels, env and \
+        HEALTHCHECK, and has no RUN step. With --hash-assets (local base) or --assets DIR the \
+        hashed frontend and rewritten server files are copied too; the unhashed names they replace \
         stay in the base (a Dockerfile cannot delete without RUN).
 
         Example:

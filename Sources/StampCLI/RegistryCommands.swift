@@ -71,13 +71,14 @@ struct PushCommand: ParsableCommand {
         commandName: "push",
         abstract: "Push an image (an oci-archive stamp wrote, any local image) to a registry as it is.",
         discussion: """
-        Blobs the repository has are skipped, blobs of another repository of the same registry are
-        mounted, the rest uploaded (monolithic when small, in chunks when large); then the platform
-        manifests, the index, and last the tag. Pushing the same image again changes nothing.
+        Blobs the repository has are skipped, blobs of another repository of the same registry are \
+        mounted, the rest uploaded (monolithic when small, in chunks when large); then the platform \
+        manifests, the index, and last the tag. Pushing the same image again changes nothing. \
         Prints the pushed digest.
 
         Example:
-          stamp push anything-llm-v2.1-canary.tar docker://registry.corp.local/ai/anything-llm:v2.1-canary
+          stamp push anything-llm-v2.1-canary.tar \\
+                     docker://registry.corp.local/ai/anything-llm:v2.1-canary
         """
     )
 
@@ -103,12 +104,14 @@ struct PullCommand: ParsableCommand {
         commandName: "pull",
         abstract: "Save a registry image to a local image, every blob checked against its digest.",
         discussion: """
-        All platforms of the image are saved, byte for byte (the index digest stays the same).
+        All platforms of the image are saved, byte for byte (the index digest stays the same). \
         A blob whose bytes do not match its digest fails the pull and nothing is written.
 
         Example:
-          stamp pull docker://docker.io/mintplexlabs/anything-llm:1.16.0 oci-archive:anything-llm.tar
-          stamp pull mintplexlabs/anything-llm:1.16.0 anything-llm.tar   # docker:// may be left out here
+          stamp pull docker://docker.io/mintplexlabs/anything-llm:1.16.0 \\
+                     oci-archive:anything-llm.tar
+          # docker:// may be left out here:
+          stamp pull mintplexlabs/anything-llm:1.16.0 anything-llm.tar
         """
     )
 

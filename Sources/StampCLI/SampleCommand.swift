@@ -7,8 +7,8 @@ struct SampleCommand: ParsableCommand {
         commandName: "sample",
         abstract: "Write a small anything-llm-shaped base image, offline (for demos and tests).",
         discussion: """
-        Two platforms (linux/amd64, linux/arm64/v8) behind a nested index with BuildKit-style
-        attestation manifests, a config with Healthcheck, Shell, OnBuild and vendor keys, history
+        Two platforms (linux/amd64, linux/arm64/v8) behind a nested index with BuildKit-style \
+        attestation manifests, a config with Healthcheck, Shell, OnBuild and vendor keys, history \
         with empty layers, and a layer with a whiteout and an opaque directory.
 
         Example:

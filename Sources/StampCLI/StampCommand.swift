@@ -7,13 +7,13 @@ public struct StampCommand: ParsableCommand {
         commandName: "stamp",
         abstract: "Turn an official container image into a release candidate that carries its own identity.",
         discussion: """
-        Reads an image (OCI layout, oci-archive, docker save tar), adds one reproducible layer with
-        /app/version.txt and /app/version.json, patches labels, annotations, env and history without
-        losing any key it does not own, and writes an OCI image archive that skopeo, umoci, podman,
+        Reads an image (OCI layout, oci-archive, docker save tar), adds one reproducible layer with \
+        /app/version.txt and /app/version.json, patches labels, annotations, env and history without \
+        losing any key it does not own, and writes an OCI image archive that skopeo, umoci, podman, \
         registries and `docker load` all read. No Docker daemon is involved.
 
-        Image references use the skopeo transport syntax: oci:DIR[:REF], oci-archive:TAR[:REF],
-        docker-archive:TAR, docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry), or a plain path
+        Image references use the skopeo transport syntax: oci:DIR[:REF], oci-archive:TAR[:REF], \
+        docker-archive:TAR, docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry), or a plain path \
         whose kind is detected.
 
         Example:

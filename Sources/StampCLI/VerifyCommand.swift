@@ -8,8 +8,8 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check an image for CI: blobs, diff_ids, history, and the stamp's coherence.",
         discussion: """
-        Re-reads every blob: digest and size of each document and layer, each layer decompressed
-        to check its diff_id, history against layers, and that version.txt, version.json, labels,
+        Re-reads every blob: digest and size of each document and layer, each layer decompressed \
+        to check its diff_id, history against layers, and that version.txt, version.json, labels, \
         annotations and env agree. Prints one line per finding.
 
         Exit status: 0 when clean, 1 with findings, 2 when it cannot run.
