@@ -75,6 +75,24 @@ public struct AssetResult: Sendable {
 /// group's digest is the SHA-256 over its members, sorted by path, of `path NUL bytes NUL`, where
 /// each member's references to other members are written in their unhashed form; each member's
 /// hash is then SHA-256 of `group digest NUL path`. A change to any member renames them all.
+/// SHA-256, SRI (SHA-384, base64) and size of content that passes in pieces: what the manifest
+/// and the hashed name need of a file whose bytes are not kept.
+public final class ContentDigester {
+    private let sha256 = Digester(.sha256), sha384 = Digester(.sha384)
+    public private(set) var size = 0
+    public init() {}
+    public func update(_ buffer: UnsafeRawBufferPointer) {
+        sha256.update(buffer)
+        sha384.update(buffer)
+        size += buffer.count
+    }
+    public var sri: String { "sha384-" + Base64.encode(sha384.finalizeBytes()) }
+    /// The digests of the bytes seen, for a file that stays where `source` says.
+    public func onDisk(source: String) -> AssetFile.OnDisk {
+        AssetFile.OnDisk(source: source, sha256: sha256.finalizeHex(), sri: sri, size: size)
+    }
+}
+
 /// Names that already carry a hash of this length (`x.1a2b3c4d.js`) have it replaced, never
 /// added to, so hashing its own output changes nothing.
 public enum AssetHasher {
@@ -245,9 +263,9 @@ public enum AssetHasher {
 
     /// Subresource Integrity value (sha384, base64).
     public static func sri(_ bytes: [UInt8]) -> String {
-        let d = Digester(.sha384)
-        d.update(bytes)
-        return "sha384-" + Base64.encode(d.finalizeBytes())
+        let d = ContentDigester()
+        bytes.withUnsafeBytes { d.update($0) }
+        return d.sri
     }
 
     /// Tarjan's strongly connected components, dependencies before dependents; deterministic

@@ -39,20 +39,15 @@ public enum AssetTree {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        let sha256 = Digester(.sha256), sha384 = Digester(.sha384)
-        var size = 0
+        let d = ContentDigester()
         var buf = [UInt8](repeating: 0, count: 256 << 10)
         while true {
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 { if errno == EINTR { continue }; throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
             if n == 0 { break }
-            buf.withUnsafeBytes { b in
-                sha256.update(UnsafeRawBufferPointer(rebasing: b[0..<n]))
-                sha384.update(UnsafeRawBufferPointer(rebasing: b[0..<n]))
-            }
-            size += n
+            buf.withUnsafeBytes { d.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
-        return AssetFile.OnDisk(source: path, sha256: sha256.finalizeHex(), sri: "sha384-" + Base64.encode(sha384.finalizeBytes()), size: size)
+        return d.onDisk(source: path)
     }
 
     /// A file's bytes as written to an output: from memory, or copied from where they are.

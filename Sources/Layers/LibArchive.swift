@@ -150,9 +150,11 @@ public final class LayerReader {
             got += n
         }
         let prefixed = PrefixedSource(Array(head[0..<got]), source)
-        inflatesGzip = got >= 3 && head[0..<3] == [0x1f, 0x8b, 8]
-        let compressed = inflatesGzip || (got == 4 && (head == [0x28, 0xb5, 0x2f, 0xfd] || head == [0xfd, 0x37, 0x7a, 0x58]))
-            || (got >= 3 && head[0..<3] == [0x42, 0x5a, 0x68])
+        let sniffed = Compression.sniff(Array(head[0..<got]))
+        inflatesGzip = sniffed == .gzip
+        // bzip2 and xz are no OCI layer types, but libarchive reads them: not a plain tar either.
+        let compressed = sniffed != .none || (got >= 3 && head[0..<3] == [0x42, 0x5a, 0x68])
+            || (got == 4 && head == [0xfd, 0x37, 0x7a, 0x58])
         var stream: ByteSource = prefixed
         if inflatesGzip {
             stream = GzipInflateSource(prefixed)

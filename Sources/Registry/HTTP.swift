@@ -157,13 +157,8 @@ struct ProxySettings: Sendable {
             credentials = Base64.encode(Array((userinfo.removingPercentEncoding ?? userinfo).utf8))
             rest = rest[rest.index(after: at)...]
         }
-        var port = 80
-        if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("]"), let p = Int(rest[rest.index(after: colon)...]) {
-            port = p
-            rest = rest[..<colon]
-        }
-        let host = rest.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return host.isEmpty ? nil : Endpoint(host: host, port: port, credentials: credentials)
+        let (host, port) = splitHostPort(rest)
+        return host.isEmpty ? nil : Endpoint(host: host, port: port ?? 80, credentials: credentials)
     }
 
     /// The proxy for a URL, or nil to connect directly.
@@ -172,23 +167,26 @@ struct ProxySettings: Sendable {
         guard let endpoint = https ? self.https : http else { return nil }
         var authority = Substring(url.drop { $0 != "/" }.dropFirst(2))
         if let slash = authority.firstIndex(of: "/") { authority = authority[..<slash] }
-        var host = authority.lowercased()
-        var port = https ? 443 : 80
-        if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]"), let p = Int(host[host.index(after: colon)...]) {
-            port = p
-            host = String(host[..<colon])
-        }
-        host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let (host, explicitPort) = splitHostPort(Substring(authority.lowercased()))
+        let port = explicitPort ?? (https ? 443 : 80)
         for entry in noProxy {
             if entry == "*" { return nil }
-            var name = Substring(entry)
-            if let colon = name.lastIndex(of: ":"), let p = Int(name[name.index(after: colon)...]) {
-                guard p == port else { continue }
-                name = name[..<colon]
-            }
-            let bare = name.hasPrefix(".") ? name.dropFirst() : name
+            let (name, entryPort) = splitHostPort(Substring(entry))
+            if let entryPort, entryPort != port { continue }
+            let bare = name.hasPrefix(".") ? name.dropFirst() : Substring(name)
             if host == bare || host.hasSuffix("." + bare) { return nil }
         }
         return endpoint
     }
+}
+
+/// `host[:port]` (IPv6 in brackets) into the host, without brackets, and the port if given.
+func splitHostPort(_ s: Substring) -> (host: String, port: Int?) {
+    var host = s
+    var port: Int?
+    if let colon = s.lastIndex(of: ":"), !s[colon...].contains("]"), let p = Int(s[s.index(after: colon)...]) {
+        port = p
+        host = s[..<colon]
+    }
+    return (host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
 }

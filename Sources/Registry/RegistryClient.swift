@@ -458,12 +458,8 @@ public final class RegistryClient: @unchecked Sendable {
 
     /// One probe: true for an HTTP status line, false for anything else, nil for no answer.
     private func probePlainHTTP(_ hostPort: String) -> Bool? {
-        var host = hostPort
-        var port = "443"
-        if let colon = hostPort.lastIndex(of: ":"), !hostPort[colon...].contains("]") {
-            host = String(hostPort[..<colon]); port = String(hostPort[hostPort.index(after: colon)...])
-        }
-        host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let (host, explicitPort) = splitHostPort(Substring(hostPort))
+        let port = String(explicitPort ?? 443)
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?

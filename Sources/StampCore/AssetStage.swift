@@ -121,10 +121,7 @@ public enum AssetStage {
         guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else { return ["\(platform): version.json assets has no root"] }
         var files: [AssetFile] = []
         for (p, b) in view.contents where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b)) }
-        for (p, d) in view.digests where p.hasPrefix(root + "/") {
-            files.append(AssetFile(path: String(p.dropFirst(root.count + 1)),
-                                   onDisk: .init(source: "/" + p, sha256: d.sha256, sri: d.sri, size: d.size)))
-        }
+        for (p, d) in view.digests where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), onDisk: d)) }
         var o = AssetOptions()
         o.manifestName = manifestName
         o.keep = (info["keep"]?.arrayValue ?? []).compactMap(\.stringValue).map(Glob.init)

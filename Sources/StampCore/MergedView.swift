@@ -1,3 +1,4 @@
+import Assets
 import Dispatch
 import Hashing
 import Layers
@@ -19,13 +20,7 @@ public final class MergedView {
     /// Contents of the regular files `capture` asked for, as the merged tree has them.
     public private(set) var contents: [String: [UInt8]] = [:]
     /// For captured files `digestOnly` names: SHA-256, SRI and size instead of the bytes.
-    public private(set) var digests: [String: FileDigests] = [:]
-
-    public struct FileDigests: Sendable, Equatable {
-        public var sha256: String
-        public var sri: String
-        public var size: Int
-    }
+    public private(set) var digests: [String: AssetFile.OnDisk] = [:]
 
     public init() {}
 
@@ -61,7 +56,7 @@ public final class MergedView {
         var whiteouts: [String] = []
         var opaque: [String] = []
         var captured: [String: [UInt8]] = [:]
-        var digests: [String: FileDigests] = [:]
+        var digests: [String: AssetFile.OnDisk] = [:]
     }
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
@@ -106,9 +101,9 @@ public final class MergedView {
             changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i)))
             if e.type == .file, capture(p) {
                 if digestOnly(p) {
-                    let sink = TwoDigestSink()
+                    let sink = DigesterSink()
                     try reader.readData(into: sink)
-                    changes.digests[p] = sink.result
+                    changes.digests[p] = sink.digester.onDisk(source: "/" + p)
                 } else {
                     changes.captured[p] = try reader.readData(limit: 256 << 20)
                 }
@@ -191,16 +186,8 @@ struct SendableBox<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
-/// SHA-256, SRI (SHA-384, base64) and size of what passes, for a file whose bytes are not kept.
-final class TwoDigestSink: ByteSink {
-    let sha256 = Digester(.sha256), sha384 = Digester(.sha384)
-    var size = 0
-    func write(_ buffer: UnsafeRawBufferPointer) throws {
-        sha256.update(buffer)
-        sha384.update(buffer)
-        size += buffer.count
-    }
-    var result: MergedView.FileDigests {
-        .init(sha256: sha256.finalizeHex(), sri: "sha384-" + Base64.encode(sha384.finalizeBytes()), size: size)
-    }
+/// Feeds a `ContentDigester` with what passes (a file whose bytes are not kept).
+final class DigesterSink: ByteSink {
+    let digester = ContentDigester()
+    func write(_ buffer: UnsafeRawBufferPointer) throws { digester.update(buffer) }
 }

@@ -170,22 +170,19 @@ public struct PushSummary: Sendable {
 /// A source that checks, at its end, that what it gave hashes to `digest` (a blob of the base
 /// streamed to a registry is checked as it goes, as when it is copied to a file).
 final class CheckedSource: ByteSource {
-    let inner: ByteSource
+    let hashing: HashingSource
     let digest: String
     let size: Int64
-    let digester = Digester(.sha256)
-    var count: Int64 = 0
+    private var checked = false
 
-    init(_ inner: ByteSource, digest: String, size: Int64) { self.inner = inner; self.digest = digest; self.size = size }
+    init(_ inner: ByteSource, digest: String, size: Int64) { hashing = HashingSource(inner); self.digest = digest; self.size = size }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try inner.read(into: buffer)
-        if n > 0 {
-            digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            count += Int64(n)
-        } else {
-            let found = digester.finalizeDigest()
-            guard count == size, found == digest else {
+        let n = try hashing.read(into: buffer)
+        if n == 0, !checked {
+            checked = true
+            let found = hashing.digester.finalizeDigest()
+            guard hashing.count == size, found == digest else {
                 // A registry error, so that the upload fails at once instead of being retried.
                 throw RegistryError.corrupt(StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found).description)
             }

@@ -70,3 +70,21 @@ extension RegistryReference {
 }
 
 import Hashing
+
+struct ProxySettingsTests {
+    @Test func choosesTheProxyAsCurlDoes() {
+        let p = ProxySettings(environment: ["https_proxy": "http://u:p%40ss@proxy.corp:3128", "HTTP_PROXY": "proxy.corp",
+                                            "NO_PROXY": "internal.corp, .svc, registry.local:5000,[::1]"])
+        #expect(p.https == .init(host: "proxy.corp", port: 3128, credentials: Hashing.Base64.encode(Array("u:p@ss".utf8))))
+        #expect(p.http == .init(host: "proxy.corp", port: 80, credentials: nil))
+        #expect(p.proxy(for: "https://registry-1.docker.io/v2/") == p.https)
+        #expect(p.proxy(for: "http://10.0.0.5:5000/v2/") == p.http)
+        #expect(p.proxy(for: "https://internal.corp/v2/") == nil)
+        #expect(p.proxy(for: "https://a.b.svc:8443/v2/") == nil)
+        #expect(p.proxy(for: "https://registry.local:5000/v2/") == nil)
+        #expect(p.proxy(for: "https://registry.local/v2/") == p.https) // NO_PROXY names port 5000 only
+        #expect(p.proxy(for: "https://[::1]:5000/v2/") == nil)
+        #expect(ProxySettings(environment: ["HTTPS_PROXY": "http://x:1", "no_proxy": "*"]).proxy(for: "https://any/") == nil)
+        #expect(ProxySettings(environment: [:]).proxy(for: "https://any/") == nil)
+    }
+}
