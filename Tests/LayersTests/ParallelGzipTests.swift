@@ -82,6 +82,35 @@ import Hashing
         // Levels are honoured.
         #expect(try Self.compress(data, chunks: [1 << 20], level: 1) != a)
     }
+
+    /// Random bytes (an image, a font) between text: the random blocks are stored, the text
+    /// blocks still deflate against the bytes before them, gzip and libarchive read it all back,
+    /// and the final block can be a stored one.
+    @Test func incompressibleBlocksAreStored() throws {
+        var rng = SystemRandomNumberGenerator()
+        let random = (0..<700_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let text = Self.sample(500_000).map { $0 == 0 ? 1 : $0 }
+        #expect(ParallelGzipSink.looksIncompressible(random[0..<131_072]))
+        #expect(!ParallelGzipSink.looksIncompressible(text[0..<131_072]))
+        #expect(!ParallelGzipSink.looksIncompressible(random[0..<4000])) // too short to judge
+        // Base64 of random bytes: 64 of 256 values, compressible by a quarter.
+        let base64 = Array(Base64.encode(Array(random[0..<98_304])).utf8)
+        #expect(!ParallelGzipSink.looksIncompressible(base64[...]))
+
+        for data in [text + random + text, random, text + random] {
+            let gz = try Self.compress(data, chunks: [300_001])
+            #expect(try Self.decompress(gz) == data)
+            let dir = try tempDir()
+            try Data(gz).write(to: URL(fileURLWithPath: dir + "/x.gz"))
+            let r = try run(["sh", "-c", "gzip -t '\(dir)/x.gz' && gzip -dc '\(dir)/x.gz' | sha256sum"])
+            #expect(r.out.hasPrefix(Digester.hex(data)), "\(r.err)")
+            // The text around the random bytes still compresses.
+            #expect(gz.count < random.count + 200 + (data.count - random.count) / 4)
+        }
+        // Stored: 5 bytes per block of at most 65,535 bytes: 3 per 128 KiB (5 of them), 1 for the
+        // 44,640 left; with the 10-byte header and 8-byte trailer.
+        #expect(try Self.compress(random, chunks: [1 << 20]).count == 10 + random.count + 5 * 16 + 8)
+    }
 }
 
 @Suite struct ProgressLineTests {
