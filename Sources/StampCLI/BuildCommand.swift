@@ -203,6 +203,12 @@ struct StampFlags: ParsableArguments {
     @Flag(help: "Refuse to build when the base now resolves to another digest than --lock FILE records.")
     var locked = false
 
+    @Option(help: ArgumentHelp("Keep what was read from base layers here, by layer digest, so the next build on the same base skips decompressing them (default: $STAMP_CACHE_DIR, $XDG_CACHE_HOME/stamp or ~/.cache/stamp).", valueName: "dir"))
+    var cacheDir: String?
+
+    @Flag(help: "Read every base layer, and keep nothing for the next build.")
+    var noCache = false
+
     @Option(help: "A YAML file with the same settings; flags override it.")
     var config: String?
 
@@ -219,6 +225,8 @@ struct StampFlags: ParsableArguments {
         registry.apply(to: &s)
         s.lock = lock
         if locked { s.locked = true }
+        s.cacheDir = cacheDir
+        if noCache { s.noCache = true }
         if let config { s = s.merged(over: try StampSettings.load(file: config)) }
         return s
     }

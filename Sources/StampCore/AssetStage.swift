@@ -32,6 +32,13 @@ public enum AssetStage {
         return { p in (a.localFolder == nil && p.hasPrefix(root)) || extra.contains(p) }
     }
 
+    /// A text naming what `capture(plan)` selects.
+    static func captureKey(_ plan: AssetPlan?) -> String {
+        guard let a = plan else { return "" }
+        let parts = (a.localFolder == nil ? [Path.clean(a.root)! + "/"] : []) + a.rewrite.compactMap { Path.clean($0) }.sorted()
+        return parts.joined(separator: ":")
+    }
+
     public static func run(_ a: AssetPlan, view: MergedView, platform: String, publicVersion: String?) throws -> Output {
         let root = Path.clean(a.root)!
         let skip: Set<String> = [manifestName, publicVersion.flatMap { p -> String? in

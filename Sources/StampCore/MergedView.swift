@@ -25,20 +25,30 @@ public final class MergedView {
     public init() {}
 
     /// Reads every layer (decompressing it once, layers in parallel on all cores) and applies
-    /// them bottom-up. Entries are kept for symlinks and for paths `keep` wants (so a big
+    /// them bottom-up. With a `cache`, a layer read before with the same `filter` (a text that
+    /// names what `keep` and `capture` select) is taken from it instead. Entries are kept for symlinks and for paths `keep` wants (so a big
     /// node_modules costs no memory); the bytes of regular files `capture` wants are kept too.
     public static func build(layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
                              capture: @escaping @Sendable (String) -> Bool = { _ in false },
                              digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
-                             progress: ProgressLine = .off) throws -> MergedView {
+                             progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "") throws -> MergedView {
         let results = UnsafeMutableBufferPointer<Result<LayerChanges, Error>?>.allocate(capacity: layers.count)
         results.initialize(repeating: nil)
         defer { _ = results.deinitialize(); results.deallocate() }
         let shared = SendableBox((layers, store, results, progress))
         DispatchQueue.concurrentPerform(iterations: layers.count) { i in
             let (layers, store, results, progress) = shared.value
-            results[i] = Result { try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
-                                                 progress: progress) }
+            if let hit = cache?.load(layers[i].digest, filter: filter, layer: i) {
+                progress.add(Int(layers[i].size))
+                results[i] = .success(hit)
+                return
+            }
+            results[i] = Result {
+                let c = try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
+                                      progress: progress)
+                cache?.store(c, layers[i].digest, filter: filter)
+                return c
+            }
         }
         progress.finish()
         return try assemble(results.map { try $0!.get() })

@@ -38,6 +38,9 @@ public struct StampPlan: Sendable {
     public var lockFile: String?
     /// `--locked`: refuse to build when the base no longer has the digest the lock file names.
     public var locked: Bool
+    /// Where what was read from base layers is kept for the next build (`ScanCache`); nil with
+    /// `--no-cache` or when no folder can be named.
+    public var scanCache: String?
 
     /// Keys stamp sets itself; users set them through `--version`, `--revision`, ... instead.
     static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
@@ -170,7 +173,8 @@ public struct StampPlan: Sendable {
                          profile: profile, versionFile: versionFile, versionJSON: versionJSON, baseName: s.baseName.nonEmpty,
                          compression: compression, compressionLevel: s.compressionLevel, health: health,
                          publicVersionJSON: publicVersion, assets: assets,
-                         registry: try registryOptions(s, environment: environment), lockFile: s.lock.nonEmpty, locked: locked)
+                         registry: try registryOptions(s, environment: environment), lockFile: s.lock.nonEmpty, locked: locked,
+                         scanCache: s.noCache == true ? nil : s.cacheDir.nonEmpty ?? ScanCache.defaultDirectory(environment: environment))
     }
 
     /// Registry access from settings and the environment (credential files, `$REGISTRY_AUTH_FILE`).

@@ -47,6 +47,8 @@ public struct StampSettings: Sendable, Equatable {
     public var certDir: String?
     public var authfile: String?
     public var chunkSize: Int?
+    public var cacheDir: String?
+    public var noCache: Bool?
     /// `--creds` only: secrets have no key in a settings file.
     public var creds: String?
 
@@ -57,7 +59,8 @@ public struct StampSettings: Sendable, Equatable {
                               "compression-level", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
                               "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
                               "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri",
-                              "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size"]
+                              "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size",
+                              "cache-dir", "no-cache"]
 
     /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
     /// (later `KEY=` entries win over earlier ones).
@@ -104,6 +107,8 @@ public struct StampSettings: Sendable, Equatable {
         m.certDir = certDir ?? file.certDir
         m.authfile = authfile ?? file.authfile
         m.chunkSize = chunkSize ?? file.chunkSize
+        m.cacheDir = cacheDir ?? file.cacheDir
+        m.noCache = noCache ?? file.noCache
         m.creds = creds ?? file.creds
         return m
     }
@@ -199,6 +204,10 @@ public struct StampSettings: Sendable, Equatable {
             case "cert-dir": s.certDir = try scalar(key, v)
             case "authfile": s.authfile = try scalar(key, v)
             case "chunk-size": s.chunkSize = try int(key, v)
+            case "cache-dir":
+                let c = try scalar(key, v)
+                s.cacheDir = c.hasPrefix("/") ? c : "\(dir)/\(c)"
+            case "no-cache": s.noCache = try bool(key, v)
             case "creds":
                 throw StampError.usage("\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE")
             default:

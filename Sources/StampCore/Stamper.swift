@@ -205,8 +205,12 @@ public enum Stamper {
             let keep: @Sendable (String) -> Bool = { p in
                 bins.contains(p.utf8.contains(0x2F) ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
             }
+            // What keep and capture select, for the scan cache's key.
+            let filter = ["bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
+                          "capture " + AssetStage.captureKey(plan.assets)].joined(separator: "\n")
             let progress = diagnostics.progress("reading the base's layers (\(image.platform))", total: image.layers.reduce(0) { $0 + $1.size })
-            view = try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress)
+            view = try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress,
+                                        cache: plan.scanCache.map(ScanCache.init(directory:)), filter: filter)
             if let h = plan.health { try preflight(image, view: view, health: h, diagnostics: diagnostics) }
         }
         var assetOutput: AssetStage.Output?

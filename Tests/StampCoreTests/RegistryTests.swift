@@ -189,6 +189,35 @@ struct RegistryTests {
         #expect(verify.status == 0, "\(verify.out)\(verify.err)")
     }
 
+    /// With the scan cache warm, a registry-to-registry build fetches no base layer: the
+    /// scan comes from the cache and the layers are mounted. Same digest as a build without it.
+    @Test func aWarmCacheFetchesNoBaseLayer() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        #expect(try stamp(["push", base, "docker://\(reg.host)/lib/base:1"] + insecure).status == 0)
+        let proxy = try TestProxy(upstream: reg, [])
+        let cache = ["STAMP_CACHE_DIR": dir + "/cache"].merging(env) { $1 }
+        func blobGets() -> [String] {
+            proxy.requests.split(separator: "\n").filter { $0.hasPrefix("GET /v2/lib/base/blobs/") }.map(String.init)
+        }
+        var digests: [String] = []
+        var fetched: [Set<String>] = []
+        for (i, extra) in [[], [], ["--no-cache"]].enumerated() {
+            let before = blobGets().count
+            let r = try stamp(["build", "--base", "docker://\(proxy.host)/lib/base:1", "--version", "v2",
+                               "--output", "docker://\(proxy.host)/ai/app:v2-\(i)", "--json"] + insecure + extra, env: cache)
+            #expect(r.status == 0, "\(r.err)")
+            digests.append(try jsonOf(r.out)["digest"]?.stringValue ?? "")
+            fetched.append(Set(blobGets().dropFirst(before)))
+        }
+        #expect(Set(digests).count == 1, "\(digests)")
+        // Cold and --no-cache: the configs and every layer. Warm: the configs only.
+        #expect(fetched[0] == fetched[2], "\(fetched)")
+        #expect(fetched[1].isSubset(of: fetched[0]) && !fetched[1].isEmpty, "\(fetched)")
+        #expect(fetched[0].count - fetched[1].count >= 3, "no layer fetched when warm: \(fetched)")
+    }
+
     @Test func basicAuthWithCredentialsFromADockerConfig() throws {
         let reg = try TestRegistry(auth: .htpasswd(user: "ci", password: "s3cret-pass"))
         let dir = try tempDir()

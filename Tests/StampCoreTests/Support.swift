@@ -78,9 +78,12 @@ var stampBin: String {
     return FileManager.default.currentDirectoryPath + "/.build/debug/stamp"
 }
 
+/// One scan cache for the `stamp` runs of this test process, not the user's.
+let testCacheDir: String = NSTemporaryDirectory() + "stamp-test-cache-" + UUID().uuidString
+
 @discardableResult
 func stamp(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
-    try run([stampBin] + args, env: env)
+    try run([stampBin] + args, env: ["STAMP_CACHE_DIR": testCacheDir].merging(env) { $1 })
 }
 
 /// Settings for a build of `base` into `output` at a fixed time.
