@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,9 @@ public struct OutputImage {
     /// For Docker's `manifest.json`: config and layer digests of every platform image, in order.
     public var dockerImages: [(platform: String, config: String, layers: [String])]
     public var repoTag: String?
+    /// Blobs this run wrote itself, their digests taken as they were written: copied without
+    /// hashing them a second time.
+    public var ownBlobs: Set<String> = []
 }
 
 public enum ImageWriter {
@@ -24,12 +28,13 @@ public enum ImageWriter {
     @discardableResult
     public static func write(_ image: OutputImage, to reference: ImageReference, created: Timestamp,
                              registry: RegistryClient? = nil, mountFrom: RegistryReference? = nil,
-                             diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
+                             started: ArchiveInProgress? = nil, diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
-            let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.reduce(0) { $0 + $1.size })
+            let rest = image.blobs.filter { !(started?.first.contains($0.key) ?? false) }
+            let progress = diagnostics.progress("writing \(p)", total: rest.values.reduce(0) { $0 + $1.size })
             defer { progress.finish() }
-            try writeArchive(image, path: p, created: created, progress: progress)
+            try writeArchive(image, path: p, created: created, progress: progress, started: started)
         case .ociLayout(let p, _):
             let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.reduce(0) { $0 + $1.size })
             defer { progress.finish() }
@@ -39,6 +44,18 @@ public enum ImageWriter {
             return try RegistryImages.push(image, to: r, client: client, mountFrom: mountFrom, diagnostics: diagnostics)
         }
         return nil
+    }
+
+    /// For an archive output, starts copying `blobs` into it now (see `ArchiveInProgress`);
+    /// nil for other outputs.
+    public static func start(_ reference: ImageReference, created: Timestamp,
+                             blobs: [(digest: String, size: Int64, location: BlobLocation)]) throws -> ArchiveInProgress? {
+        switch reference {
+        case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
+            return try ArchiveInProgress(path: p, created: created, first: blobs)
+        default:
+            return nil
+        }
     }
 
     /// Checks that the output can be written before any work is done.
@@ -77,34 +94,38 @@ public enum ImageWriter {
         return JSONValue.encode(.array([e]))
     }
 
-    /// One tar: `blobs/` sorted by digest, then `index.json`, `manifest.json`, `oci-layout`.
-    static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off) throws {
-        if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
-        let dir = Path.dirname(path)
-        guard Path.isDirectory(dir) else { throw StampError.output("\(path): folder \(dir) does not exist") }
-        let out: WritableFile
-        do { out = try WritableFile.temporary(beside: path) } catch { throw StampError.output("\(path): cannot write here: \(error)") }
-        let tar = TarWriter(sink: out, mtime: created.epoch)
-        try tar.begin(.init(path: "blobs", kind: .directory, mode: 0o755))
-        try tar.begin(.init(path: "blobs/sha256", kind: .directory, mode: 0o755))
-        for digest in image.blobs.keys.sorted() {
+    /// One tar in a fixed order: `blobs/`; the blobs `started` holds (a build's base layers,
+    /// copied while the new layer was built), sorted by digest; the other blobs sorted by digest;
+    /// then `index.json`, `manifest.json`, `oci-layout`.
+    static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off,
+                             started: ArchiveInProgress? = nil) throws {
+        let archive = try started ?? ArchiveInProgress(path: path, created: created, first: [])
+        try archive.wait()
+        let tar = archive.state.tar
+        for digest in image.blobs.keys.sorted() where !archive.first.contains(digest) {
             let (size, loc) = image.blobs[digest]!
             try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(digest))", kind: .file, mode: 0o644, size: size))
-            try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress)
+            try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress,
+                            hash: !image.ownBlobs.contains(digest))
         }
         try tar.addFile("index.json", JSONValue.encode(layoutIndex(image.top)))
         try tar.addFile("manifest.json", dockerManifest(image))
         try tar.addFile("oci-layout", ociLayoutBytes())
         try tar.finish()
-        try out.commit(to: path)
+        try archive.state.out.commit(to: path)
     }
 
     /// Copies a blob, hashing on the way; throws (and so discards the output) on any mismatch.
-    static func copyChecked(digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink, progress: ProgressLine = .off) throws {
+    /// `hash: false` only for blobs this run wrote and hashed itself.
+    static func copyChecked(digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink, progress: ProgressLine = .off,
+                            hash: Bool = true, cancelled: (() -> Bool)? = nil) throws {
         guard loc.length == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: loc.length) }
         let hashing = DigestingSink(sink)
-        let n = try copyStream(from: ProgressSource(try loc.open(), progress), to: hashing)
+        var source: ByteSource = ProgressSource(try loc.open(), progress)
+        if let cancelled { source = CancellableSource(source, cancelled) }
+        let n = try copyStream(from: source, to: hash ? hashing : sink)
         guard n == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: n) }
+        guard hash else { return }
         let found = hashing.digester.finalizeDigest()
         guard found == digest else { throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found) }
     }
@@ -144,5 +165,85 @@ public enum ImageWriter {
         let f = try WritableFile.temporary(beside: path + "/index.json")
         try f.write(JSONValue.encode(index))
         try f.commit(to: path + "/index.json")
+    }
+}
+
+/// An oci-archive or docker-archive being written: its first blobs (the base's layers, whose
+/// bytes and order are known before anything is built) are copied, and checked, on a thread of
+/// their own while the caller builds the new layer; `ImageWriter.writeArchive` then adds the
+/// rest. Dropped before that, it stops the copy and removes the temp file.
+public final class ArchiveInProgress: @unchecked Sendable {
+    final class State: @unchecked Sendable {
+        let out: WritableFile
+        let tar: TarWriter
+        var error: Error?
+        private var stop = false
+        private var lock = pthread_mutex_t()
+        init(out: WritableFile, tar: TarWriter) { self.out = out; self.tar = tar; pthread_mutex_init(&lock, nil) }
+        deinit { pthread_mutex_destroy(&lock) }
+        var stopped: Bool {
+            get { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return stop }
+            set { pthread_mutex_lock(&lock); stop = newValue; pthread_mutex_unlock(&lock) }
+        }
+    }
+
+    let state: State
+    let first: Set<String>
+    private let group = DispatchGroup()
+    private var waited = false
+
+    /// Starts writing `path`'s temp file with `blobs` (digest, size, where), sorted by digest.
+    /// Blobs still in a registry are fetched first (once, however many threads ask).
+    init(path: String, created: Timestamp, first blobs: [(digest: String, size: Int64, location: BlobLocation)]) throws {
+        if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
+        let dir = Path.dirname(path)
+        guard Path.isDirectory(dir) else { throw StampError.output("\(path): folder \(dir) does not exist") }
+        let out: WritableFile
+        do { out = try WritableFile.temporary(beside: path) } catch { throw StampError.output("\(path): cannot write here: \(error)") }
+        let tar = TarWriter(sink: out, mtime: created.epoch)
+        try tar.begin(.init(path: "blobs", kind: .directory, mode: 0o755))
+        try tar.begin(.init(path: "blobs/sha256", kind: .directory, mode: 0o755))
+        var seen = Set<String>()
+        let local = blobs.filter { seen.insert($0.digest).inserted }.sorted { $0.digest < $1.digest }
+        state = State(out: out, tar: tar)
+        first = Set(local.map(\.digest))
+        guard !local.isEmpty else { return }
+        let state = self.state
+        let work = SendableBox(local)
+        DispatchQueue.global().async(group: group) {
+            do {
+                let tar = state.tar
+                for b in work.value {
+                    try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(b.digest))", kind: .file, mode: 0o644, size: b.size))
+                    try ImageWriter.copyChecked(digest: b.digest, size: b.size, from: b.location, to: TarDataSink(tar),
+                                                cancelled: { state.stopped })
+                }
+            } catch { state.error = error }
+        }
+    }
+
+    /// Waits for the first blobs; throws what went wrong copying them.
+    func wait() throws {
+        if !waited { group.wait(); waited = true }
+        if let e = state.error { throw e }
+    }
+
+    deinit {
+        state.stopped = true
+        group.wait()
+        // The copy's closure may let go of the file a moment later than this; the temp name is
+        // removed now (after a commit it no longer exists).
+        unlink(state.out.path)
+    }
+}
+
+/// Stops a copy when `cancelled` says so (the build it serves has failed).
+final class CancellableSource: ByteSource {
+    let inner: ByteSource
+    let cancelled: () -> Bool
+    init(_ inner: ByteSource, _ cancelled: @escaping () -> Bool) { self.inner = inner; self.cancelled = cancelled }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if cancelled() { throw StampError.output("cancelled") }
+        return try inner.read(into: buffer)
     }
 }

@@ -122,8 +122,15 @@ import OCI
         let names = r.out.split(separator: "\n").map { String($0.split(separator: " ", omittingEmptySubsequences: true).last!) }
         #expect(names.first == "blobs/")
         #expect(Array(names.suffix(3)) == ["index.json", "manifest.json", "oci-layout"])
+        // Blobs in a fixed order: the base's layers (copied while the stamp layer was built)
+        // sorted by digest, then the new blobs and the base's other blobs sorted by digest.
         let blobs = names.filter { $0.hasPrefix("blobs/sha256/") && $0.count > 14 }
-        #expect(blobs == blobs.sorted())
+        let source = try ImageSource.open(.ociArchive(path: base, ref: nil))
+        let baseLayers = Set(source.images.flatMap { $0.layers.map { "blobs/sha256/" + Digest.hex($0.digest) } })
+        #expect(!baseLayers.isEmpty)
+        let (first, rest) = (blobs.filter { baseLayers.contains($0) }, blobs.filter { !baseLayers.contains($0) })
+        #expect(blobs == first.sorted() + rest.sorted())
+        #expect(Set(first) == baseLayers)
         #expect(r.out.split(separator: "\n").allSatisfy { $0.contains(" 0      0 ") && $0.contains("Apr  5  2025") })
         let layout = try jsonOf(try run(["bsdtar", "-xOf", out, "oci-layout"]).out)
         #expect(layout["imageLayoutVersion"]?.stringValue == "1.0.0")
