@@ -2,29 +2,39 @@ import Hashing
 import OCI
 
 /// A file of a frontend tree, its path relative to the asset root (no leading `/`). Its bytes
-/// are in memory, or, for a binary file read from a folder (images, fonts: nothing in them is
-/// rewritten), left on disk with their digests taken while reading, so that a large frontend
-/// costs no memory for its media.
+/// are in memory; or, for a binary file read from a folder (images, fonts: nothing in them is
+/// rewritten), left on disk with their digests taken while reading (`onDisk`); or, for a text
+/// file read from a folder, left on disk and read when they are needed (`textFile`). So a
+/// large frontend costs no memory for its media, nor for its scripts beyond the one at hand.
 public struct AssetFile: Sendable, Equatable {
     public struct OnDisk: Sendable, Equatable {
-        /// Where the bytes are.
+        /// Where the bytes are: `size` bytes from `offset` of this file.
         public var source: String
+        public var offset: Int64 = 0
         /// Hex SHA-256, SRI value and size of the bytes.
         public var sha256: String
         public var sri: String
         public var size: Int
+        /// The spool `source` names, kept open while the range is in use.
+        public var spool: AssetSpool?
         public init(source: String, sha256: String, sri: String, size: Int) {
             self.source = source; self.sha256 = sha256; self.sri = sri; self.size = size
+        }
+        public static func == (a: OnDisk, b: OnDisk) -> Bool {
+            a.source == b.source && a.offset == b.offset && a.sha256 == b.sha256 && a.sri == b.sri && a.size == b.size
         }
     }
 
     public var path: String
-    /// The content, empty when `onDisk` is set.
+    /// The content, empty when `onDisk` or `textFile` is set.
     public var bytes: [UInt8]
     public var onDisk: OnDisk?
+    /// A text file's path, read when its bytes are needed (`AssetTree.read(_:lazyText:)`).
+    public var textFile: String?
 
     public init(path: String, bytes: [UInt8]) { self.path = path; self.bytes = bytes }
     public init(path: String, onDisk: OnDisk) { self.path = path; self.bytes = []; self.onDisk = onDisk }
+    public init(path: String, textFile: String) { self.path = path; self.bytes = []; self.textFile = textFile }
 
     public var sha256Hex: String { onDisk?.sha256 ?? Digester.hex(bytes) }
     public var size: Int { onDisk?.size ?? bytes.count }
@@ -40,6 +50,8 @@ public struct AssetOptions: Sendable {
     public var sri = false
     /// Name of the manifest written at the root.
     public var manifestName = "asset-manifest.json"
+    /// Where renamed files' new bytes go as they are produced; nil keeps them in memory.
+    public var spool: AssetSpool?
     public init() {}
 
     /// Files that keep their names: documents a browser or crawler asks for by a fixed URL.
@@ -101,6 +113,10 @@ public enum AssetHasher {
     public static func hash(_ input: consuming [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init()) throws -> AssetResult {
         var byPath: [String: [UInt8]] = [:]
         var onDisk: [String: AssetFile.OnDisk] = [:]
+        // Text files left on disk: read to scan, let go, read again to rewrite (and checked to
+        // be the same bytes both times).
+        var textFiles: [String: String] = [:]
+        var scannedDigest: [String: String] = [:]
         do {
             // The array goes when this block ends: `byPath` then holds the only reference.
             let files = consume input
@@ -110,13 +126,24 @@ public enum AssetHasher {
                 guard f.onDisk == nil || AssetKind.of(p) == .binary else { throw AssetError.invalid("\(p): only binary files may stay on disk") }
                 byPath[p] = f.bytes
                 onDisk[p] = f.onDisk
+                textFiles[p] = f.textFile
             }
         }
         byPath[options.manifestName] = nil // regenerated
         onDisk[options.manifestName] = nil
+        textFiles[options.manifestName] = nil
         let paths = byPath.keys.sorted(by: utf8Less)
         let scanner = ReferenceScanner(files: Set(paths))
         let naming = Naming(length: options.length)
+
+        func load(_ p: String) throws -> [UInt8] {
+            guard let source = textFiles[p] else { return byPath[p]! }
+            let bytes = try AssetTree.readFile(source)
+            if let want = scannedDigest[p], Digester.hex(bytes) != want {
+                throw AssetError.invalid("\(source): changed while stamp was reading the folder")
+            }
+            return bytes
+        }
 
         // Which files get new names.
         var hashed = Set<String>()
@@ -130,7 +157,11 @@ public enum AssetHasher {
         }
 
         var refs: [String: [Reference]] = [:]
-        for p in paths { refs[p] = scanner.scan(byPath[p]!, path: p, kind: AssetKind.of(p)) }
+        for p in paths {
+            let bytes = try load(p)
+            refs[p] = scanner.scan(bytes, path: p, kind: AssetKind.of(p))
+            if textFiles[p] != nil { scannedDigest[p] = Digester.hex(bytes) }
+        }
 
         // Graph of hashed files → hashed files they reference; groups in dependency order.
         var edges: [String: [String]] = [:]
@@ -139,37 +170,51 @@ public enum AssetHasher {
 
         var newName: [String: String] = [:] // hashed file → new path
         var output: [String: [UInt8]] = [:]
+        var spooled: [String: AssetFile.OnDisk] = [:]
+        /// A renamed file's new bytes: to the spool when there is one (binary files stay where
+        /// they are); returns their SHA-256.
+        func emit(_ p: String, _ bytes: [UInt8]) throws -> String {
+            byPath[p] = nil
+            if let d = onDisk[p] { output[p] = bytes; return d.sha256 }
+            if let spool = options.spool {
+                let d = try spool.append(bytes)
+                spooled[p] = d
+                return d.sha256
+            }
+            output[p] = bytes
+            return Digester.hex(bytes)
+        }
         for group in groups {
             let members = Set(group)
             let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
             if !cyclic {
                 let p = group[0]
-                let bytes = rewrite(byPath[p]!, refs[p]!, newName, naming)
-                byPath[p] = nil
-                output[p] = bytes
-                newName[p] = naming.name(p, hash: onDisk[p]?.sha256 ?? Digester.hex(bytes))
+                let digest = try emit(p, rewrite(try load(p), refs[p]!, newName, naming))
+                newName[p] = naming.name(p, hash: digest)
                 continue
             }
             let d = Digester(.sha256)
             for p in group.sorted(by: utf8Less) {
-                let normalized = rewrite(byPath[p]!, refs[p]!, newName, naming, unhashing: members)
+                let normalized = rewrite(try load(p), refs[p]!, newName, naming, unhashing: members)
                 d.update(Array(naming.unhashed(p).utf8) + [0])
                 d.update(normalized)
                 d.update([0])
             }
             let groupDigest = d.finalizeHex()
             for p in group { newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8))) }
-            for p in group { output[p] = rewrite(byPath[p]!, refs[p]!, newName, naming); byPath[p] = nil }
+            for p in group { _ = try emit(p, rewrite(try load(p), refs[p]!, newName, naming)) }
         }
-        // Entry documents and unnamed files: rewritten, names kept.
+        // Entry documents and unnamed files: rewritten, names kept, in memory (the HTML may
+        // get integrity attributes below).
         var integrity: [String: String] = [:]
         for p in paths where !hashed.contains(p) {
-            output[p] = rewrite(byPath[p]!, refs[p]!, newName, naming)
+            output[p] = rewrite(try load(p), refs[p]!, newName, naming)
             byPath[p] = nil
             newName[p] = p
         }
         if options.sri {
             for (q, b) in output where AssetKind.of(q) != .html { integrity[newName[q]!] = onDisk[q]?.sri ?? sri(b) }
+            for (q, d) in spooled { integrity[newName[q]!] = d.sri }
             let finalScanner = ReferenceScanner(files: Set(newName.values))
             for p in paths where AssetKind.of(p) == .html && !hashed.contains(p) {
                 output[p] = addIntegrity(output[p]!, path: p, scanner: finalScanner, integrity: integrity)
@@ -180,7 +225,7 @@ public enum AssetHasher {
         var files: [AssetFile] = []
         for p in paths {
             let np = newName[p]!
-            let f = onDisk[p].map { AssetFile(path: np, onDisk: $0) } ?? AssetFile(path: np, bytes: output[p]!)
+            let f = (onDisk[p] ?? spooled[p]).map { AssetFile(path: np, onDisk: $0) } ?? AssetFile(path: np, bytes: output[p]!)
             files.append(f)
             guard p != "version.json" else { continue }
             // Keyed by the unhashed name, so hashing the output again writes the same manifest.

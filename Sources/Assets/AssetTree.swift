@@ -10,7 +10,8 @@ public enum AssetTree {
     /// are refused: a content hash of a link means nothing.
     /// Binary files (by extension: nothing in them is rewritten) stay on disk, their digests
     /// taken here; the rest is read into memory.
-    public static func read(_ dir: String) throws -> [AssetFile] {
+    /// `lazyText`: text files are left on disk too (`AssetFile.textFile`), read when hashed.
+    public static func read(_ dir: String, lazyText: Bool = false) throws -> [AssetFile] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw AssetError.invalid("\(dir): not a folder")
@@ -25,7 +26,8 @@ public enum AssetTree {
                 case .typeDirectory?: try walk(r)
                 case .typeRegular? where AssetKind.of(r) == .binary:
                     out.append(AssetFile(path: r, onDisk: try digests(dir + "/" + r)))
-                case .typeRegular?: out.append(AssetFile(path: r, bytes: Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/" + r)))))
+                case .typeRegular? where lazyText: out.append(AssetFile(path: r, textFile: dir + "/" + r))
+                case .typeRegular?: out.append(AssetFile(path: r, bytes: try readFile(dir + "/" + r)))
                 default: throw AssetError.invalid("\(dir)/\(r): not a regular file or folder")
                 }
             }
@@ -52,12 +54,35 @@ public enum AssetTree {
 
     /// A file's bytes as written to an output: from memory, or copied from where they are.
     static func content(_ f: AssetFile) throws -> [UInt8] {
+        if let t = f.textFile { return try readFile(t) }
         guard let d = f.onDisk else { return f.bytes }
-        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: d.source)))
+        let bytes = try readFile(d.source, offset: d.offset, count: d.size)
         guard bytes.count == d.size, Digester.hex(bytes) == d.sha256 else {
             throw AssetError.invalid("\(d.source): changed while stamp was reading the folder")
         }
         return bytes
+    }
+
+    /// A whole file, or `count` bytes from `offset`.
+    public static func readFile(_ path: String, offset: Int64 = 0, count: Int? = nil) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+        let n = count ?? max(0, Int(st.st_size) - Int(offset))
+        var out = [UInt8](repeating: 0, count: n)
+        var done = 0
+        try out.withUnsafeMutableBytes { buf in
+            while done < n {
+                let r = pread(fd, buf.baseAddress! + done, n - done, off_t(offset) + off_t(done))
+                if r < 0 { if errno == EINTR { continue }; throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+                if r == 0 { break }
+                done += r
+            }
+        }
+        if done < n { out.removeLast(n - done) }
+        return out
     }
 
     static func writeFile(_ path: String, _ bytes: [UInt8]) throws {

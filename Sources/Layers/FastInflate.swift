@@ -115,7 +115,7 @@ final class PrefixedSource: ByteSource {
 /// `drain()`) before it touches the sources below again.
 public final class PipelinedSource: ByteSource, @unchecked Sendable {
     private static let depth = 4
-    private static let chunk = 1 << 20
+    private static let chunk = 256 << 10
 
     private let inner: ByteSource
     private var slots: [[UInt8]]

@@ -47,7 +47,8 @@ public enum AssetStage {
         } ?? "version.json"]
         var inputs: [AssetFile] = []
         if let local = a.localFolder {
-            inputs = try AssetTree.read(local).filter { !skip.contains($0.path) }
+            // Scripts and styles stay on disk until hashed, and go to the spool once rewritten.
+            inputs = try AssetTree.read(local, lazyText: true).filter { !skip.contains($0.path) }
         } else {
             guard view.lookup(root)?.entry.type == .directory else {
                 throw StampError.badInput("\(platform): --hash-assets: the image has no folder \(a.root)")
@@ -73,7 +74,9 @@ public enum AssetStage {
         // local build replaces the folder, so there is nothing to compare with).
         let original = a.localFolder != nil ? [:] : Dictionary(inputs.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
         let result: AssetResult
-        do { result = try AssetHasher.hash(consume inputs, extras: extras, options: options(a)) } catch let e as AssetError {
+        var options = options(a)
+        options.spool = try AssetSpool()
+        do { result = try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e as AssetError {
             throw StampError.badInput("\(platform): assets in \(a.root): \(e)")
         }
 
@@ -90,10 +93,10 @@ public enum AssetStage {
         let newToOld = Dictionary(result.renames.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         for f in result.files {
             let old = newToOld[f.path]
-            let unchanged = a.localFolder == nil && old == f.path && original[f.path] == f.bytes
+            let unchanged = a.localFolder == nil && old == f.path && original[f.path].map { Digester.hex($0) == f.sha256Hex } == true
             if unchanged { continue }
             let mode = old.flatMap { view.entries[root + "/" + $0]?.mode } ?? 0o644
-            entries.append(LayerEntry(path: root + "/" + f.path, content: f.onDisk.map { .file($0.source) } ?? .bytes(f.bytes), mode: mode & 0o777))
+            entries.append(LayerEntry(path: root + "/" + f.path, content: f.onDisk.map { .part($0) } ?? .bytes(f.bytes), mode: mode & 0o777))
         }
         for (e, before) in zip(result.extras, extras) where e.bytes != before.bytes {
             entries.append(LayerEntry(path: e.path, content: .bytes(e.bytes), mode: (modes[e.path] ?? 0o644) & 0o777))

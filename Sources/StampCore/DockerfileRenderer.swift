@@ -73,6 +73,11 @@ public enum DockerfileRenderer {
             switch e.content {
             case .bytes(let b): try Data(b).write(to: URL(fileURLWithPath: dest))
             case .file(let src): try fm.copyItem(atPath: src, toPath: dest)
+            case .part(let o):
+                let out = try WritableFile(path: dest)
+                try copyPart(o, to: out)
+                try out.finish()
+                out.keep()
             case .directory: try fm.createDirectory(atPath: dest, withIntermediateDirectories: true)
             case .symlink(let t): try fm.createSymbolicLink(atPath: dest, withDestinationPath: t)
             }

@@ -1,3 +1,4 @@
+import Assets
 import Foundation
 import Hashing
 import Layers
@@ -6,7 +7,9 @@ import Templates
 
 /// One entry of the stamp layer.
 public struct LayerEntry: Sendable {
-    public enum Content: Sendable { case bytes([UInt8]), file(String), directory, symlink(String) }
+    /// `part`: bytes of a file that stamp read or wrote earlier, known by their digest (a
+    /// frontend image left on disk, a rewritten script in the asset spool).
+    public enum Content: Sendable { case bytes([UInt8]), file(String), part(AssetFile.OnDisk), directory, symlink(String) }
     /// Path inside the image without the leading `/`.
     public var path: String
     public var content: Content
@@ -111,6 +114,7 @@ public enum StampLayer {
             switch e.content {
             case .bytes(let b): d.update(Array("b\(b.count)\0".utf8)); d.update(b)
             case .file(let p): d.update(Array("f\(p)\0".utf8))
+            case .part(let o): d.update(Array("p\(o.sha256)\0\(o.size)\0".utf8))
             case .directory: d.update(Array("d\0".utf8))
             case .symlink(let t): d.update(Array("l\(t)\0".utf8))
             }
@@ -139,6 +143,9 @@ public enum StampLayer {
                 let f = try ReadableFile(src)
                 try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: f.size))
                 _ = try copyStream(from: f.section(offset: 0, length: f.size), to: TarDataSink(tar))
+            case .part(let o):
+                try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: Int64(o.size)))
+                try copyPart(o, to: TarDataSink(tar))
             }
         }
         try tar.finish()
@@ -147,6 +154,22 @@ public enum StampLayer {
         let d = Descriptor(mediaType: MediaType.ociLayerType(compression), digest: compressed.digester.finalizeDigest(),
                            size: compressed.count)
         return BuiltLayer(file: file, descriptor: d, diffID: uncompressed.digester.finalizeDigest(), paths: entries.map(\.path))
+    }
+}
+
+/// Copies a `part`, checking that the bytes are still those its digest names (a frontend file
+/// edited while stamp runs fails the build rather than shipping bytes the manifest does not name).
+func copyPart(_ o: AssetFile.OnDisk, to sink: ByteSink) throws {
+    let f = try ReadableFile(o.source)
+    if o.spool != nil {
+        // Bytes stamp wrote to its own (unlinked) spool: nobody else can change them.
+        _ = try copyStream(from: f.section(offset: o.offset, length: Int64(o.size)), to: sink)
+        return
+    }
+    let hashing = DigestingSink(sink)
+    let n = try copyStream(from: f.section(offset: o.offset, length: Int64(o.size)), to: hashing)
+    guard n == Int64(o.size), hashing.digester.finalizeHex() == o.sha256 else {
+        throw StampError.badInput("\(o.source): changed while stamp was reading it")
     }
 }
 

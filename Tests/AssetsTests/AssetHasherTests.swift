@@ -219,5 +219,20 @@ extension AssetResult {
         #expect(Array(written) == png)
         #expect(AssetVerifier.verify(try AssetTree.read(dir + "-out")).isEmpty)
         #expect(AssetVerifier.verify(b.files).isEmpty)
+
+        // Scripts and styles left on disk too, and the renamed ones spooled: the same result,
+        // byte for byte, with no script bytes in the result's memory.
+        var spooled = AssetOptions()
+        spooled.spool = try AssetSpool()
+        let lazy = try AssetTree.read(dir, lazyText: true)
+        #expect(lazy.first { $0.path == "index.css" }?.textFile == dir + "/index.css")
+        let c = try AssetHasher.hash(lazy, options: spooled)
+        #expect(c.renames == a.renames && c.manifest == a.manifest)
+        let css = try #require(c.files.first { $0.path == a.renames["index.css"] })
+        #expect(css.bytes.isEmpty && css.onDisk?.spool != nil)
+        try AssetTree.write(c.files, to: dir + "-out2")
+        for f in a.files {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "-out2/" + f.path)) == Data(contentsOf: URL(fileURLWithPath: dir + "-out/" + f.path)))
+        }
     }
 }

@@ -43,6 +43,35 @@ import Testing
         print("peak RSS (KiB): \(rss.sorted { $0.key < $1.key })")
     }
 
+    /// A local frontend's scripts are read one at a time and spooled once rewritten: 48 MiB of
+    /// JavaScript (24 chunks of 2 MiB that import each other) costs the build a few MiB, not 48.
+    @Test func memoryIsFlatAsTheFrontendGrows() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try stamp(["sample", "--output", dir + "/base.tar", "--platform", "linux/amd64", "--no-attestations"]).status == 0)
+        for (name, count) in [("small", 1), ("big", 24)] {
+            let assets = dir + "/" + name + "/assets"
+            try FileManager.default.createDirectory(atPath: assets, withIntermediateDirectories: true)
+            let imports = (0..<count).map { "import(\"./assets/chunk-\($0).js\");" }.joined()
+            try Data(("<script type=\"module\" src=\"/index.js\"></script>").utf8).write(to: URL(fileURLWithPath: dir + "/" + name + "/index.html"))
+            try Data(imports.utf8).write(to: URL(fileURLWithPath: dir + "/" + name + "/index.js"))
+            for i in 0..<count {
+                let next = i + 1 < count ? "import \"./chunk-\(i + 1).js\";" : ""
+                let body = next + String(repeating: "export const v\(i) = \"\(i)\";\n", count: (2 << 20) / 24)
+                try Data(body.utf8).write(to: URL(fileURLWithPath: "\(assets)/chunk-\(i).js"))
+            }
+        }
+        var rss: [String: Int] = [:]
+        for name in ["small", "big"] {
+            rss[name] = try peakRSS(["build", "--base", dir + "/base.tar", "--version", "v1", "--created", "0", "--assets", dir + "/" + name,
+                                     "--output", "\(dir)/\(name)-out.tar", "-q"])
+        }
+        let v = try stamp(["verify", dir + "/big-out.tar"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(rss["big"]! - rss["small"]! < 16 * 1024, "peak RSS (KiB): \(rss)")
+        print("peak RSS with a 2 MiB / 48 MiB frontend (KiB): \(rss)")
+    }
+
     /// With stderr to a file (not a terminal) no progress line is drawn, however long the step.
     func progressLineOnATerminalOnly(base: String, dir: String) throws {
         let out = dir + "/plain-out.tar"

@@ -1,0 +1,50 @@
+import Foundation
+import Hashing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Rewritten frontend files, appended to one temp file as they are produced, so a large
+/// frontend is never held in memory: each becomes an `AssetFile.OnDisk` range of it. The file
+/// is unlinked as soon as it is created (nothing is left behind, whatever ends the process) and
+/// read back through `/proc/self/fd/N` while this object lives; every range keeps it alive.
+public final class AssetSpool: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+    private var end: Int64 = 0
+    private let lock = NSLock()
+
+    public init(directory: String = NSTemporaryDirectory()) throws {
+        var template = Array((directory.hasSuffix("/") ? directory : directory + "/").utf8CString.dropLast()) + Array("stamp-assets-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        guard fd >= 0 else { throw AssetError.invalid("\(directory): cannot create a temp file: \(String(cString: strerror(errno)))") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        self.fd = fd
+        path = "/proc/self/fd/\(fd)"
+    }
+
+    deinit { close(fd) }
+
+    /// Appends `bytes`; returns where they are, with their digests.
+    public func append(_ bytes: [UInt8]) throws -> AssetFile.OnDisk {
+        let d = ContentDigester()
+        bytes.withUnsafeBytes { d.update($0) }
+        lock.lock()
+        defer { lock.unlock() }
+        let at = end
+        var done = 0
+        try bytes.withUnsafeBytes { buf in
+            while done < buf.count {
+                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(at) + off_t(done))
+                if n < 0 { if errno == EINTR { continue }; throw AssetError.invalid("temp file: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        end += Int64(bytes.count)
+        var o = d.onDisk(source: path)
+        o.offset = at
+        o.spool = self
+        return o
+    }
+}
