@@ -1,3 +1,4 @@
+import Dispatch
 import Hashing
 import OCI
 
@@ -156,11 +157,19 @@ public enum AssetHasher {
             unhashedOwner[u] = p
         }
 
+        // References of every file, files scanned on all cores.
         var refs: [String: [Reference]] = [:]
-        for p in paths {
-            let bytes = try load(p)
-            refs[p] = scanner.scan(bytes, path: p, kind: AssetKind.of(p))
-            if textFiles[p] != nil { scannedDigest[p] = Digester.hex(bytes) }
+        let scans = parallelMap(count: paths.count) { [byPath, textFiles] i -> Result<([Reference], String?), Error> in
+            Result {
+                let p = paths[i]
+                let bytes = try textFiles[p].map { try AssetTree.readFile($0) } ?? byPath[p]!
+                return (scanner.scan(bytes, path: p, kind: AssetKind.of(p)), textFiles[p] != nil ? Digester.hex(bytes) : nil)
+            }
+        }
+        for (i, p) in paths.enumerated() {
+            let (r, digest) = try scans[i].get()
+            refs[p] = r
+            scannedDigest[p] = digest
         }
 
         // Graph of hashed files → hashed files they reference; groups in dependency order.
@@ -381,4 +390,23 @@ struct Naming: Sendable {
     }
 }
 
-func utf8Less(_ a: String, _ b: String) -> Bool { Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)) }
+func utf8Less(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+/// `body(i)` for i in 0..<count on all cores; results in order.
+func parallelMap<T>(count: Int, _ body: @escaping (Int) -> T) -> [T] {
+    let slots = UnsafeMutablePointer<T?>.allocate(capacity: count)
+    slots.initialize(repeating: nil, count: count)
+    defer { slots.deinitialize(count: count); slots.deallocate() }
+    let box = UncheckedBox((slots, body))
+    DispatchQueue.concurrentPerform(iterations: count) { i in
+        let (slots, body) = box.value
+        slots[i] = body(i)
+    }
+    return (0..<count).map { slots[$0]! }
+}
+
+/// Hands values to the workers of `concurrentPerform`, each slot written by one worker only.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

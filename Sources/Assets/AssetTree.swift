@@ -12,28 +12,52 @@ public enum AssetTree {
     /// taken here; the rest is read into memory.
     /// `lazyText`: text files are left on disk too (`AssetFile.textFile`), read when hashed.
     public static func read(_ dir: String, lazyText: Bool = false) throws -> [AssetFile] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw AssetError.invalid("\(dir): not a folder")
-        }
-        var out: [AssetFile] = []
+        var st = stat()
+        guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw AssetError.invalid("\(dir): not a folder") }
+        // The names first (one readdir per folder, types from it), then the files on all cores.
+        var names: [String] = []
         func walk(_ rel: String) throws {
             let full = rel.isEmpty ? dir : dir + "/" + rel
-            for name in try FileManager.default.contentsOfDirectory(atPath: full).sorted() {
+            for (name, isDir) in try list(full) {
                 let r = rel.isEmpty ? name : rel + "/" + name
-                let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/" + r)
-                switch attrs[.type] as? FileAttributeType {
-                case .typeDirectory?: try walk(r)
-                case .typeRegular? where AssetKind.of(r) == .binary:
-                    out.append(AssetFile(path: r, onDisk: try digests(dir + "/" + r)))
-                case .typeRegular? where lazyText: out.append(AssetFile(path: r, textFile: dir + "/" + r))
-                case .typeRegular?: out.append(AssetFile(path: r, bytes: try readFile(dir + "/" + r)))
-                default: throw AssetError.invalid("\(dir)/\(r): not a regular file or folder")
-                }
+                if isDir { try walk(r) } else { names.append(r) }
             }
         }
         try walk("")
-        return out.sorted { utf8Less($0.path, $1.path) }
+        names.sort(by: utf8Less)
+        let files = parallelMap(count: names.count) { i -> Result<AssetFile, Error> in
+            Result {
+                let r = names[i], path = dir + "/" + r
+                if AssetKind.of(r) == .binary { return AssetFile(path: r, onDisk: try digests(path)) }
+                if lazyText { return AssetFile(path: r, textFile: path) }
+                return AssetFile(path: r, bytes: try readFile(path))
+            }
+        }
+        return try files.map { try $0.get() }
+    }
+
+    /// A folder's entries (not `.` and `..`) with whether each is a folder; anything but a
+    /// regular file or a folder is refused.
+    static func list(_ dir: String) throws -> [(String, Bool)] {
+        guard let d = opendir(dir) else { throw AssetError.invalid("\(dir): \(String(cString: strerror(errno)))") }
+        defer { closedir(d) }
+        var out: [(String, Bool)] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            if name == "." || name == ".." { continue }
+            var type = e.pointee.d_type
+            if type == UInt8(DT_UNKNOWN) {
+                var st = stat()
+                guard lstat(dir + "/" + name, &st) == 0 else { throw AssetError.invalid("\(dir)/\(name): \(String(cString: strerror(errno)))") }
+                type = (st.st_mode & S_IFMT) == S_IFDIR ? UInt8(DT_DIR) : (st.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : UInt8(DT_LNK)
+            }
+            switch type {
+            case UInt8(DT_DIR): out.append((name, true))
+            case UInt8(DT_REG): out.append((name, false))
+            default: throw AssetError.invalid("\(dir)/\(name): not a regular file or folder")
+            }
+        }
+        return out
     }
 
     /// SHA-256, SRI (SHA-384) and size of a file, read once in 256 KiB pieces.
@@ -113,17 +137,18 @@ public enum AssetTree {
         let tmp = dest + ".stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
         do {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            // Each folder once, then each file with one open/write/close, on all cores.
             var made: Set<String> = [""]
             for f in files {
-                // Each folder once, each file with one open/write/close.
                 let dir = f.path.contains("/") ? String(f.path[..<f.path.lastIndex(of: "/")!]) : ""
                 if !made.contains(dir) {
                     try fm.createDirectory(atPath: tmp + "/" + dir, withIntermediateDirectories: true)
                     var d = dir
                     while !d.isEmpty, made.insert(d).inserted { d = d.contains("/") ? String(d[..<d.lastIndex(of: "/")!]) : "" }
                 }
-                try writeFile(tmp + "/" + f.path, try content(f))
             }
+            let results = parallelMap(count: files.count) { i in Result { try writeFile(tmp + "/" + files[i].path, try content(files[i])) } }
+            for r in results { try r.get() }
             try fm.moveItem(atPath: tmp, toPath: dest)
         } catch {
             try? fm.removeItem(atPath: tmp)
