@@ -71,14 +71,19 @@ public enum Verifier {
         // The stamp layer of each platform first: its version.json says whether the asset checks
         // need the frontend, and where it is, so that the pass below collects it on the way.
         var stampLayers: [String: Result<[String: LayerFile], Error>] = [:]
-        var roots = Set<String>()
+        // The folders each layer's files are collected under: the frontend's, unless the stamp
+        // layer above hides what lower layers hold there (an opaque whiteout: a local build).
+        var roots: [String: Set<String>] = [:]
         if !options.integrityOnly {
             for img in image.images {
                 guard let jsonPath = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last else { continue }
                 if stampLayers[top.digest] == nil { stampLayers[top.digest] = Result { try StampReader.files(in: top, store: image.store) } }
                 if case .success(let files)? = stampLayers[top.digest], let b = files[Path.clean(jsonPath) ?? ""]?.bytes,
                    let assets = (try? JSONValue.parse(b))?["assets"], let root = AssetStage.verifyRoot(assets) {
-                    roots.insert(root)
+                    let hidden = files[root + "/.wh..wh..opq"] != nil
+                    for (i, l) in img.layers.enumerated() {
+                        roots[l.digest, default: []].formUnion(hidden && i < img.layers.count - 1 ? [] : [root])
+                    }
                 }
             }
         }
@@ -93,7 +98,10 @@ public enum Verifier {
         DispatchQueue.concurrentPerform(iterations: unique.count) { i in
             let (unique, store, partial, name, progress, roots) = shared.value
             var r = VerifyReport(reference: name)
-            let (d, changes) = checkLayer(unique[i], index: i, store: store, report: &r, progress: progress, roots: roots)
+            let want = roots[unique[i].digest]
+            var (d, changes) = checkLayer(unique[i], index: i, store: store, report: &r, progress: progress, roots: want ?? [])
+            // A layer whose frontend is hidden above adds nothing to it: read for its digests only.
+            if let want, want.isEmpty, d != nil { changes = MergedView.LayerChanges() }
             (partial.baseAddress! + i).initialize(to: (r, d, changes))
         }
         progress.finish()
@@ -309,9 +317,11 @@ public struct LayerFile: Sendable {
     public var mode: UInt32
 }
 
-/// Reads the small regular files of a layer (the stamp layer), with paths cleaned.
+/// Reads the small regular files of a layer (the stamp layer), with paths cleaned. Stamp's own
+/// files (version.json, version.txt, the health check) are a few KB; `limit` leaves out the
+/// frontend's images and bundles, which the asset checks read on their own.
 public enum StampReader {
-    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 4 << 20) throws -> [String: LayerFile] {
+    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 64 << 10) throws -> [String: LayerFile] {
         let loc = try store.require(layer)
         let reader = try LayerReader(source: loc.open(), mode: .tar, label: "layer \(layer.digest)")
         var out: [String: LayerFile] = [:]
