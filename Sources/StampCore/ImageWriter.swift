@@ -218,6 +218,10 @@ public final class ArchiveInProgress: @unchecked Sendable {
                     try ImageWriter.copyChecked(digest: b.digest, size: b.size, from: b.location, to: TarDataSink(tar),
                                                 cancelled: { state.stopped })
                 }
+                // Put these bytes on disk now, while the new layer is still being built: the
+                // fsync before the rename then has only the rest to wait for.
+                try state.out.flush()
+                _ = fdatasync(state.out.fd)
             } catch { state.error = error }
         }
     }
