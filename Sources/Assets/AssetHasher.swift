@@ -53,6 +53,9 @@ public struct AssetOptions: Sendable {
     public var manifestName = "asset-manifest.json"
     /// Where renamed files' new bytes go as they are produced; nil keeps them in memory.
     public var spool: AssetSpool?
+    /// Called with each output file as soon as its name and bytes are final (dependencies
+    /// first, the manifest last), so it can be written while the rest is hashed.
+    public var ready: (@Sendable (AssetFile) -> Void)?
     public init() {}
 
     /// Files that keep their names: documents a browser or crawler asks for by a fixed URL.
@@ -193,6 +196,10 @@ public enum AssetHasher {
             output[p] = bytes
             return Digester.hex(bytes)
         }
+        func done(_ p: String) {
+            guard let ready = options.ready else { return }
+            ready((onDisk[p] ?? spooled[p]).map { AssetFile(path: newName[p]!, onDisk: $0) } ?? AssetFile(path: newName[p]!, bytes: output[p]!))
+        }
         for group in groups {
             let members = Set(group)
             let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
@@ -200,6 +207,7 @@ public enum AssetHasher {
                 let p = group[0]
                 let digest = try emit(p, rewrite(try load(p), refs[p]!, newName, naming))
                 newName[p] = naming.name(p, hash: digest)
+                done(p)
                 continue
             }
             let d = Digester(.sha256)
@@ -211,7 +219,7 @@ public enum AssetHasher {
             }
             let groupDigest = d.finalizeHex()
             for p in group { newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8))) }
-            for p in group { _ = try emit(p, rewrite(try load(p), refs[p]!, newName, naming)) }
+            for p in group { _ = try emit(p, rewrite(try load(p), refs[p]!, newName, naming)); done(p) }
         }
         // Entry documents and unnamed files: rewritten, names kept, in memory (the HTML may
         // get integrity attributes below).
@@ -230,20 +238,31 @@ public enum AssetHasher {
             }
         }
 
+        for p in paths where !hashed.contains(p) { done(p) }
+        // Digests of the files held in memory, on all cores (the others have theirs).
+        let digests = parallelMap(count: paths.count) { [onDisk, spooled, output] i -> AssetFile.OnDisk? in
+            let p = paths[i]
+            if let d = onDisk[p] ?? spooled[p] { return d }
+            let d = ContentDigester()
+            output[p]!.withUnsafeBytes { d.update($0) }
+            return d.onDisk(source: "")
+        }
         var manifestFiles: [(String, JSONValue)] = []
         var files: [AssetFile] = []
-        for p in paths {
+        for (i, p) in paths.enumerated() {
             let np = newName[p]!
             let f = (onDisk[p] ?? spooled[p]).map { AssetFile(path: np, onDisk: $0) } ?? AssetFile(path: np, bytes: output[p]!)
             files.append(f)
             guard p != "version.json" else { continue }
+            let d = digests[i]!
             // Keyed by the unhashed name, so hashing the output again writes the same manifest.
             manifestFiles.append((hashed.contains(p) ? naming.unhashed(p) : p, .object([
-                ("integrity", .string(f.sri)), ("path", .string(np)), ("sha256", .string(f.sha256Hex)), ("size", JSONValue(Int64(f.size))),
+                ("integrity", .string(d.sri)), ("path", .string(np)), ("sha256", .string(d.sha256)), ("size", JSONValue(Int64(d.size))),
             ])))
         }
         let manifest = manifestBytes(manifestFiles, length: options.length)
         files.append(AssetFile(path: options.manifestName, bytes: manifest))
+        options.ready?(files.last!)
         files.sort { utf8Less($0.path, $1.path) }
 
         let extraScanner = ReferenceScanner(files: Set(paths))
@@ -254,7 +273,8 @@ public enum AssetHasher {
     }
 
     static func isEntry(_ p: String, _ o: AssetOptions) -> Bool {
-        p == o.manifestName || AssetOptions.entryGlobs.contains { $0.matches(p) } || o.keep.contains { $0.matches(p) }
+        let bytes = Array(p.utf8)[...]
+        return p == o.manifestName || AssetOptions.entryGlobs.contains { $0.matches(bytes: bytes) } || o.keep.contains { $0.matches(bytes: bytes) }
     }
 
     /// Replaces each resolved reference's base name with its target's new one (or, for
@@ -352,10 +372,12 @@ struct Naming: Sendable {
 
     /// `a/b/x.1a2b3c4d.js` → `a/b/x.js`; other names unchanged.
     func unhashed(_ path: String) -> String {
-        let (dir, base) = split(path)
-        let parts = base.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count >= 3, isHash(parts[parts.count - 2]) else { return path }
-        return dir + (parts.prefix(parts.count - 2) + [parts.last!]).joined(separator: ".")
+        let u = path.utf8
+        let baseStart = u.lastIndex(of: UInt8(ascii: "/")).map { u.index(after: $0) } ?? u.startIndex
+        guard let lastDot = u[baseStart...].lastIndex(of: UInt8(ascii: ".")),
+              let hashDot = u[baseStart..<lastDot].lastIndex(of: UInt8(ascii: ".")),
+              isHash(u[u.index(after: hashDot)..<lastDot]) else { return path }
+        return String(path[..<hashDot]) + String(path[lastDot...])
     }
 
     /// The new path of `path` for `hash` (a full hex digest).
@@ -380,13 +402,15 @@ struct Naming: Sendable {
         return dir + stripped
     }
 
-    func isHash(_ s: Substring) -> Bool {
-        s.utf8.count == length && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    func isHash(_ s: Substring) -> Bool { isHash(s.utf8) }
+
+    func isHash(_ bytes: Substring.UTF8View) -> Bool {
+        bytes.count == length && bytes.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     func split(_ p: String) -> (String, String) {
-        guard let slash = p.lastIndex(of: "/") else { return ("", p) }
-        return (String(p[...slash]), String(p[p.index(after: slash)...]))
+        guard let slash = p.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", p) }
+        return (String(p[...slash]), String(p[p.utf8.index(after: slash)...]))
     }
 }
 

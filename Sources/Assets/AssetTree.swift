@@ -155,4 +155,68 @@ public enum AssetTree {
             throw AssetError.invalid("\(dest): \(error.localizedDescription)")
         }
     }
+
+    /// Writes a new folder file by file, on a thread of its own, as files are handed to it
+    /// (`AssetOptions.ready`); `finish` renames it into place. Like `write`, it goes to a temp
+    /// folder beside `dest`, removed if anything fails or `finish` is never reached.
+    public final class Writer: @unchecked Sendable {
+        let dest: String
+        let tmp: String
+        private let queue = DispatchQueue(label: "stamp.assets.writer")
+        private var made: Set<String> = [""]
+        private var failure: Error?
+        private var finished = false
+
+        public init(to dest: String) throws {
+            let fm = FileManager.default
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: dest, isDirectory: &isDir) {
+                guard isDir.boolValue, (try fm.contentsOfDirectory(atPath: dest)).isEmpty else {
+                    throw AssetError.invalid("\(dest): exists and is not an empty folder")
+                }
+            }
+            self.dest = dest
+            tmp = dest + ".stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
+            do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false) } catch {
+                throw AssetError.invalid("\(dest): \(error.localizedDescription)")
+            }
+        }
+
+        public func add(_ f: AssetFile) {
+            queue.async { [self] in
+                guard failure == nil else { return }
+                do {
+                    let dir = f.path.contains("/") ? String(f.path[..<f.path.lastIndex(of: "/")!]) : ""
+                    if !made.contains(dir) {
+                        try FileManager.default.createDirectory(atPath: tmp + "/" + dir, withIntermediateDirectories: true)
+                        var d = dir
+                        while !d.isEmpty, made.insert(d).inserted { d = d.contains("/") ? String(d[..<d.lastIndex(of: "/")!]) : "" }
+                    }
+                    try writeFile(tmp + "/" + f.path, try content(f))
+                } catch { failure = error }
+            }
+        }
+
+        /// Waits for the files handed over, then renames the folder into place.
+        public func finish() throws {
+            let error = queue.sync { failure }
+            finished = true
+            let fm = FileManager.default
+            do {
+                if let error { throw error }
+                if fm.fileExists(atPath: dest) { try fm.removeItem(atPath: dest) }
+                try fm.moveItem(atPath: tmp, toPath: dest)
+            } catch {
+                try? fm.removeItem(atPath: tmp)
+                throw AssetError.invalid("\(dest): \(error)")
+            }
+        }
+
+        deinit {
+            if !finished {
+                queue.sync {}
+                try? FileManager.default.removeItem(atPath: tmp)
+            }
+        }
+    }
 }

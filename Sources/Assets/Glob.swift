@@ -9,13 +9,15 @@ public struct Glob: Sendable, Hashable {
         parts = Array(pattern.utf8)
     }
 
-    public func matches(_ path: String) -> Bool {
-        let p = Array(path.utf8)
+    public func matches(_ path: String) -> Bool { matches(bytes: Array(path.utf8)[...]) }
+
+    /// The same for a path's UTF-8 bytes (one conversion for many globs).
+    public func matches(bytes p: ArraySlice<UInt8>) -> Bool {
         if !parts.contains(UInt8(ascii: "/")) {
-            let base = p.lastIndex(of: UInt8(ascii: "/")).map { Array(p[($0 + 1)...]) } ?? p
-            return Glob.match(parts[...], base[...])
+            let base = p.lastIndex(of: UInt8(ascii: "/")).map { p[($0 + 1)...] } ?? p
+            return Glob.match(parts[...], base)
         }
-        return Glob.match(parts[...], p[...])
+        return Glob.match(parts[...], p)
     }
 
     private static func match(_ g: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {

@@ -122,19 +122,23 @@ extension JSONValue {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            // Last duplicate wins, as in most parsers; sort by bytes.
-            var seen: [String: JSONValue] = [:]
-            for (k, v) in members { seen[k] = v }
-            let keys = seen.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-            for (i, k) in keys.enumerated() {
+            // Sorted by bytes; the last of duplicate keys wins, as in most parsers. Members that
+            // come sorted and unique (most do) are written as they are.
+            var sorted = members
+            if !zip(members, members.dropFirst()).allSatisfy({ $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) {
+                var seen: [String: JSONValue] = [:]
+                for (k, v) in members { seen[k] = v }
+                sorted = seen.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { ($0.key, $0.value) }
+            }
+            for (i, (k, v)) in sorted.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 newline(level + 1)
                 writeString(k, into: &out)
                 out.append(UInt8(ascii: ":"))
                 if indent != nil { out.append(UInt8(ascii: " ")) }
-                write(seen[k]!, into: &out, indent: indent, level: level + 1)
+                write(v, into: &out, indent: indent, level: level + 1)
             }
-            if !keys.isEmpty { newline(level) }
+            if !sorted.isEmpty { newline(level) }
             out.append(UInt8(ascii: "}"))
         }
     }

@@ -50,8 +50,11 @@ struct AssetsHashCommand: ParsableCommand {
             var o = try naming.options()
             o.sri = sri
             let files = try AssetTree.read(source)
+            // Files are written as they are hashed, on a second core.
+            let writer = try AssetTree.Writer(to: output)
+            o.ready = { writer.add($0) }
             let r = try AssetHasher.hash(files, options: o)
-            try AssetTree.write(r.files, to: output)
+            try writer.finish()
             return r
         }
         if json {
