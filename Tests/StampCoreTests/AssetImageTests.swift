@@ -120,6 +120,14 @@ import OCI
         #expect(try run(["diff", "-r", dir + "/out", dir + "/out2"]).status == 0)
         let busy = try stamp(["assets", "hash", src, "--output", dir + "/out"])
         #expect(busy.status == 2 && busy.err.contains("not an empty folder"))
+        // Two names that would be the same once hashed: one error line, and the folder being
+        // written as files are hashed is gone.
+        let clash = dir + "/clash"
+        try FileManager.default.createDirectory(atPath: clash, withIntermediateDirectories: true)
+        for name in ["x.js", "x.0123abcd.js", "index.html"] { try Data("//".utf8).write(to: URL(fileURLWithPath: clash + "/" + name)) }
+        let failed = try stamp(["assets", "hash", clash, "--output", dir + "/out3"])
+        #expect(failed.status == 2 && failed.err.contains("would both be named after x.js"), "\(failed.err)")
+        #expect(listing(dir) == ["clash", "out", "out2", "src"], "\(listing(dir))")
         try Data("a{color:red}".utf8).write(to: URL(fileURLWithPath: dir + "/out/" + (try jsonOf(r.out)["app.css"]!.stringValue!)))
         let bad = try stamp(["assets", "verify", dir + "/out"])
         #expect(bad.status == 1)
