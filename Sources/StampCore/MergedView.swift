@@ -50,7 +50,6 @@ public final class MergedView {
                 return c
             }
         }
-        progress.finish()
         return try assemble(results.map { try $0!.get() })
     }
 

@@ -101,9 +101,11 @@ public enum Stamper {
         var layers: [BuiltLayer?] = []
         var historyTexts: [String] = []
         var built: [String: BuiltLayer] = [:]
-        for img in images {
-            let entries = try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: img, store: base.store,
-                                           diagnostics: diagnostics)
+        let views = try scan(plan, images: images, store: base.store, diagnostics: diagnostics)
+        var sharedAssets = SharedAssets()
+        for (img, view) in zip(images, views) {
+            let entries = try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: img, view: view,
+                                           shared: &sharedAssets, diagnostics: diagnostics)
             let fingerprint = StampLayer.fingerprint(entries)
             let layer: BuiltLayer?
             if entries.isEmpty {
@@ -198,33 +200,75 @@ public enum Stamper {
     /// `--add`. `image` is nil when the base is not at hand (a Dockerfile for a remote base).
     public static func stampEntries(_ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, store: BlobStore?,
                                     diagnostics: Diagnostics) throws -> [LayerEntry] {
-        var view = MergedView()
-        if let image, let store, plan.health != nil || plan.assets != nil {
-            // Only the entries the checks ask about are kept: folders of executables (for the
-            // health check) and the frontend (for assets), besides symlinks.
-            let env = (image.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
-            let pathDirs = (env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "")
-                .split(separator: ":").compactMap { Path.clean(String($0)) }
-            let bins = Set(["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin"] + pathDirs)
-            let root = plan.assets.flatMap { Path.clean($0.root) }
-            let capture = AssetStage.capture(plan.assets)
-            let keep: @Sendable (String) -> Bool = { p in
-                bins.contains(p.utf8.contains(0x2F) ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
-            }
-            // What keep and capture select, for the scan cache's key.
-            let filter = ["bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
-                          "capture " + AssetStage.captureKey(plan.assets)].joined(separator: "\n")
-            let progress = diagnostics.progress("reading the base's layers (\(image.platform))", total: image.layers.reduce(0) { $0 + $1.size })
-            view = try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress,
-                                        cache: plan.scanCache.map(ScanCache.init(directory:)), filter: filter)
-            if let h = plan.health { try preflight(image, view: view, health: h, diagnostics: diagnostics) }
+        let views = try image.map { try scan(plan, images: [$0], store: store, diagnostics: diagnostics) } ?? []
+        var shared = SharedAssets()
+        return try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: image, view: views.first ?? MergedView(),
+                                shared: &shared, diagnostics: diagnostics)
+    }
+
+    /// What the checks need of each image's lower layers (nothing when there is no health check
+    /// and no asset hashing): the images are read at the same time, their layers on all cores,
+    /// with one progress line.
+    static func scan(_ plan: StampPlan, images: [PlatformImage], store: BlobStore?, diagnostics: Diagnostics) throws -> [MergedView] {
+        guard let store, plan.health != nil || plan.assets != nil else { return images.map { _ in MergedView() } }
+        let progress = diagnostics.progress("reading the base's layers", total: images.reduce(0) { $0 + $1.layers.reduce(0) { $0 + $1.size } })
+        defer { progress.finish() }
+        let cache = plan.scanCache.map(ScanCache.init(directory:))
+        let results = UnsafeMutableBufferPointer<Result<MergedView, Error>?>.allocate(capacity: images.count)
+        results.initialize(repeating: nil)
+        defer { _ = results.deinitialize(); results.deallocate() }
+        let box = SendableBox((images, store, results))
+        DispatchQueue.concurrentPerform(iterations: images.count) { i in
+            let (images, store, results) = box.value
+            results[i] = Result { try scan(plan, image: images[i], store: store, cache: cache, progress: progress) }
         }
+        return try results.map { try $0!.get() }
+    }
+
+    static func scan(_ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, progress: ProgressLine) throws -> MergedView {
+        // Only the entries the checks ask about are kept: folders of executables (for the
+        // health check) and the frontend (for assets), besides symlinks.
+        let env = (image.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let pathDirs = (env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "")
+            .split(separator: ":").compactMap { Path.clean(String($0)) }
+        let bins = Set(["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin"] + pathDirs)
+        let root = plan.assets.flatMap { Path.clean($0.root) }
+        let capture = AssetStage.capture(plan.assets)
+        let keep: @Sendable (String) -> Bool = { p in
+            bins.contains(p.utf8.contains(0x2F) ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
+        }
+        // What keep and capture select, for the scan cache's key.
+        let filter = ["bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
+                      "capture " + AssetStage.captureKey(plan.assets)].joined(separator: "\n")
+        return try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress,
+                                    cache: cache, filter: filter)
+    }
+
+    /// The asset stage's output for a local frontend, kept for the next platform whose files to
+    /// rewrite are the same (a multi-platform base hashes its frontend once).
+    struct SharedAssets {
+        var key: [String]?
+        var output: AssetStage.Output?
+    }
+
+    static func stampEntries(_ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, view: MergedView,
+                             shared: inout SharedAssets, diagnostics: Diagnostics) throws -> [LayerEntry] {
+        if let image, let h = plan.health { try preflight(image, view: view, health: h, diagnostics: diagnostics) }
         var assetOutput: AssetStage.Output?
         if let a = plan.assets {
             guard image != nil || a.localFolder != nil else {
                 throw StampError.usage("--hash-assets reads the base's frontend: give a local base (oci-archive:...) or --assets DIR")
             }
-            assetOutput = try AssetStage.run(a, view: view, platform: image?.platform.description ?? "assets", publicVersion: plan.publicVersionJSON)
+            // What the stage reads of the image for a local frontend: the files it rewrites.
+            let key = a.localFolder == nil ? nil : a.rewrite.compactMap { Path.clean($0) }.map { p in
+                "\(p) \(view.entries[p]?.mode ?? 0) \(view.contents[p].map { Digester.hex($0) } ?? "-")"
+            }
+            if let key, key == shared.key, let o = shared.output {
+                assetOutput = o
+            } else {
+                assetOutput = try AssetStage.run(a, view: view, platform: image?.platform.description ?? "assets", publicVersion: plan.publicVersionJSON)
+                shared = SharedAssets(key: key, output: assetOutput)
+            }
         }
         let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
         return try StampLayer.entries(plan: plan, versionJSON: versionJSON, extra: assetOutput?.entries ?? [])

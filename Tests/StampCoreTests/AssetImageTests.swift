@@ -134,3 +134,41 @@ import OCI
         #expect(bad.out.split(separator: "\n").allSatisfy { $0.hasPrefix("app.") || $0.hasPrefix("asset-manifest.json") }, "\(bad.out)")
     }
 }
+
+/// Platforms of one base share the asset stage's work only when what it reads of each image
+/// (the server files it rewrites) is the same.
+@Suite struct SharedAssetStageTests {
+    func view(_ metaGenerator: String) -> MergedView {
+        var c = MergedView.LayerChanges()
+        let p = "app/server/utils/boot/MetaGenerator.js"
+        c.items = [(p, MergedView.Entry(type: .file, mode: 0o644, size: Int64(metaGenerator.utf8.count), layer: 0))]
+        c.captured[p] = Array(metaGenerator.utf8)
+        return MergedView.assemble([c])
+    }
+
+    @Test func sameFilesShareDifferentFilesDoNot() throws {
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: dir + "/dist", withIntermediateDirectories: true)
+        try Data(#"<script src="/app.js"></script>"#.utf8).write(to: URL(fileURLWithPath: dir + "/dist/index.html"))
+        try Data("console.log(1)".utf8).write(to: URL(fileURLWithPath: dir + "/dist/app.js"))
+        try SampleImage.write(to: dir + "/base.tar", format: .ociArchive)
+        var s = settings("oci-archive:\(dir)/base.tar", dir + "/out.tar")
+        s.assets = dir + "/dist"
+        s.noHealthcheck = true
+        let plan = try StampPlan.resolve(s, environment: [:], gitRevision: { nil })
+        let image = try ImageSource.open(plan.base).images[0]
+        var shared = Stamper.SharedAssets()
+        func meta(_ v: MergedView) throws -> String? {
+            let entries = try Stamper.stampEntries(plan, baseName: nil, baseDigest: "sha256:" + String(repeating: "0", count: 64), image: image,
+                                                   view: v, shared: &shared, diagnostics: .silent)
+            guard case .bytes(let b)? = entries.first(where: { $0.path.hasSuffix("MetaGenerator.js") })?.content else { return nil }
+            return String(decoding: b, as: UTF8.self)
+        }
+        let a = try meta(view(#"module.exports = '<script src="/app.js">'"#))
+        let b = try meta(view(#"module.exports = '<script src="/app.js" defer>'"#))
+        let a2 = try meta(view(#"module.exports = '<script src="/app.js">'"#))
+        #expect(a?.contains("/app.") == true && a?.contains("/app.js") == false, "\(a ?? "nil")")
+        #expect(b?.contains(" defer") == true && b?.contains("/app.js") == false, "\(b ?? "nil")")
+        #expect(a2 == a)
+    }
+}
