@@ -343,25 +343,39 @@ public enum AssetHasher {
     }
 
     /// Tarjan's strongly connected components, dependencies before dependents; deterministic
-    /// for sorted input.
+    /// for sorted input. Iterative: a chain of 100,000 imports is as deep as a stack gets.
     static func stronglyConnected(_ nodes: [String], edges: [String: [String]]) -> [[String]] {
-        var index = 0
-        var indices: [String: Int] = [:], low: [String: Int] = [:]
-        var stack: [String] = [], onStack = Set<String>()
+        let n = nodes.count
+        let id = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($1, $0) })
+        let adjacent: [[Int]] = nodes.map { (edges[$0] ?? []).compactMap { id[$0] } }
+        var index = [Int](repeating: -1, count: n), low = [Int](repeating: 0, count: n)
+        var onStack = [Bool](repeating: false, count: n)
+        var stack: [Int] = [], calls: [(node: Int, next: Int)] = []
+        var counter = 0
         var result: [[String]] = []
-        func visit(_ v: String) {
-            indices[v] = index; low[v] = index; index += 1
-            stack.append(v); onStack.insert(v)
-            for w in edges[v] ?? [] {
-                if indices[w] == nil { visit(w); low[v] = min(low[v]!, low[w]!) } else if onStack.contains(w) { low[v] = min(low[v]!, indices[w]!) }
-            }
-            if low[v] == indices[v] {
-                var group: [String] = []
-                while let w = stack.popLast() { onStack.remove(w); group.append(w); if w == v { break } }
-                result.append(group.sorted(by: utf8Less))
+        func enter(_ v: Int) {
+            index[v] = counter; low[v] = counter; counter += 1
+            stack.append(v); onStack[v] = true
+            calls.append((v, 0))
+        }
+        for root in 0..<n where index[root] < 0 {
+            enter(root)
+            while let (v, next) = calls.last {
+                if next < adjacent[v].count {
+                    calls[calls.count - 1].next += 1
+                    let w = adjacent[v][next]
+                    if index[w] < 0 { enter(w) } else if onStack[w] { low[v] = min(low[v], index[w]) }
+                    continue
+                }
+                calls.removeLast()
+                if let parent = calls.last?.node { low[parent] = min(low[parent], low[v]) }
+                if low[v] == index[v] {
+                    var group: [String] = []
+                    while let w = stack.popLast() { onStack[w] = false; group.append(nodes[w]); if w == v { break } }
+                    result.append(group.sorted(by: utf8Less))
+                }
             }
         }
-        for v in nodes where indices[v] == nil { visit(v) }
         return result
     }
 }
@@ -384,7 +398,7 @@ struct Naming: Sendable {
     func name(_ path: String, hash: String) -> String {
         let u = unhashed(path)
         let (dir, base) = split(u)
-        guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return path }
+        guard let dot = base.utf8.lastIndex(of: UInt8(ascii: ".")), dot != base.startIndex else { return path }
         return dir + base[..<dot] + "." + hash.prefix(length) + base[dot...]
     }
 
@@ -393,11 +407,13 @@ struct Naming: Sendable {
     func rebase(_ written: String, to newPath: String) -> String {
         let (dir, base) = split(written)
         let newBase = split(newPath).1
-        let stripped = split(unhashed(base)).1
-        let newParts = newBase.split(separator: ".", omittingEmptySubsequences: false)
-        guard let dot = stripped.lastIndex(of: "."), dot != stripped.startIndex else { return dir + newBase }
-        if newParts.count >= 3, isHash(newParts[newParts.count - 2]) {
-            return dir + stripped[..<dot] + "." + newParts[newParts.count - 2] + stripped[dot...]
+        let stripped = unhashed(base)
+        guard let dot = stripped.utf8.lastIndex(of: UInt8(ascii: ".")), dot != stripped.startIndex else { return dir + newBase }
+        // The hash of `newBase` (`x.<hash>.js`), if it has one.
+        let n = newBase.utf8
+        if let lastDot = n.lastIndex(of: UInt8(ascii: ".")), let hashDot = n[..<lastDot].lastIndex(of: UInt8(ascii: ".")) {
+            let hash = n[n.index(after: hashDot)..<lastDot]
+            if isHash(hash) { return dir + stripped[..<dot] + "." + Substring(hash) + stripped[dot...] }
         }
         return dir + stripped
     }

@@ -231,7 +231,9 @@ func percentDecode(_ s: String) -> String {
 
 /// The last extension of a path's base name, without the dot ("" when none).
 func ext(_ path: String) -> String {
-    let base = path.split(separator: "/").last.map(String.init) ?? path
-    guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return "" }
-    return String(base[base.index(after: dot)...])
+    let u = path.utf8
+    if u.last == UInt8(ascii: "/") { return ext(String(path.dropLast())) }
+    let baseStart = u.lastIndex(of: UInt8(ascii: "/")).map { u.index(after: $0) } ?? u.startIndex
+    guard let dot = u[baseStart...].lastIndex(of: UInt8(ascii: ".")), dot != baseStart else { return "" }
+    return String(path[u.index(after: dot)...])
 }

@@ -126,10 +126,16 @@ public final class WritableFile: ByteSink {
     /// Creates a new file exclusively at `path` (mode 0644 minus umask).
     public init(path: String) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw IOError.open(path, IOError.errnoText()) }
-        buffer.reserveCapacity(WritableFile.bufferSize)
+        // Known as pending before it exists: an interrupt right after the open removes it too.
         PendingFiles.shared.add(path)
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let e = IOError.open(path, IOError.errnoText())
+            PendingFiles.shared.remove(path)
+            committed = true // not ours: deinit must not remove it
+            throw e
+        }
+        buffer.reserveCapacity(WritableFile.bufferSize)
     }
 
     /// A temp file in the folder of `target`, named after it.
