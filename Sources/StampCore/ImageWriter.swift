@@ -204,12 +204,12 @@ public final class ArchiveInProgress: @unchecked Sendable {
         try tar.begin(.init(path: "blobs", kind: .directory, mode: 0o755))
         try tar.begin(.init(path: "blobs/sha256", kind: .directory, mode: 0o755))
         var seen = Set<String>()
-        let local = blobs.filter { seen.insert($0.digest).inserted }.sorted { $0.digest < $1.digest }
+        let unique = blobs.filter { seen.insert($0.digest).inserted }.sorted { $0.digest < $1.digest }
         state = State(out: out, tar: tar)
-        first = Set(local.map(\.digest))
-        guard !local.isEmpty else { return }
+        first = Set(unique.map(\.digest))
+        guard !unique.isEmpty else { return }
         let state = self.state
-        let work = SendableBox(local)
+        let work = SendableBox(unique)
         DispatchQueue.global().async(group: group) {
             do {
                 let tar = state.tar

@@ -25,9 +25,10 @@ public final class MergedView {
     public init() {}
 
     /// Reads every layer (decompressing it once, layers in parallel on all cores) and applies
-    /// them bottom-up. With a `cache`, a layer read before with the same `filter` (a text that
-    /// names what `keep` and `capture` select) is taken from it instead. Entries are kept for symlinks and for paths `keep` wants (so a big
+    /// them bottom-up. Entries are kept for symlinks and for paths `keep` wants (so a big
     /// node_modules costs no memory); the bytes of regular files `capture` wants are kept too.
+    /// With a `cache`, a layer read before with the same `filter` (a text that names what
+    /// `keep` and `capture` select) is taken from it instead. The caller finishes `progress`.
     public static func build(layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
                              capture: @escaping @Sendable (String) -> Bool = { _ in false },
                              digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
