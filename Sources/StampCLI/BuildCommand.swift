@@ -51,6 +51,9 @@ struct BuildCommand: ParsableCommand {
             printOut("  digest   \(result.digest)")
             for p in result.platforms { printOut("  \(p.platform.padding(toLength: 16, withPad: " ", startingAt: 0)) \(p.manifest)") }
             if let l = result.layer { printOut("  layer    \(l.digest) (\(l.files.count) files, \(l.size) bytes)") }
+            if result.scan.fromCache + result.scan.read > 0 {
+                printOut("  base     \(result.scan.read) layers read, \(result.scan.fromCache) from the scan cache")
+            }
             if let p = result.pushed {
                 printOut(p.unchanged ? "  pushed   nothing: the tag already names this digest"
                          : "  pushed   \(p.uploaded) blobs uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")

@@ -21,6 +21,9 @@ public final class MergedView {
     public private(set) var contents: [String: [UInt8]] = [:]
     /// For captured files `digestOnly` names: SHA-256, SRI and size instead of the bytes.
     public private(set) var digests: [String: AssetFile.OnDisk] = [:]
+    /// Layers `build` took from the scan cache, and layers it read.
+    public private(set) var layersFromCache = 0
+    public private(set) var layersRead = 0
 
     public init() {}
 
@@ -51,7 +54,10 @@ public final class MergedView {
                 return c
             }
         }
-        return try assemble(results.map { try $0!.get() })
+        let view = assemble(try results.map { try $0!.get() })
+        view.layersFromCache = results.filter { if case .success(let c)? = $0 { return c.fromCache } else { return false } }.count
+        view.layersRead = layers.count - view.layersFromCache
+        return view
     }
 
     /// The tree that layers' changes make, bottom layer first.
@@ -67,6 +73,8 @@ public final class MergedView {
         var opaque: [String] = []
         var captured: [String: [UInt8]] = [:]
         var digests: [String: AssetFile.OnDisk] = [:]
+        /// Taken from the scan cache rather than read.
+        var fromCache = false
     }
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,

@@ -43,6 +43,7 @@ public struct ScanCache: Sendable {
               json["format"]?.stringValue == Self.format, json["layer"]?.stringValue == layerDigest,
               json["filter"]?.stringValue == filter else { return nil }
         var c = MergedView.LayerChanges()
+        c.fromCache = true
         for item in json["items"]?.arrayValue ?? [] {
             guard let a = item.arrayValue, a.count == 4, let p = a[0].stringValue, let t = a[1].stringValue,
                   let mode = a[2].int64Value, let size = a[3].int64Value, let type = Self.type(t) else { return nil }

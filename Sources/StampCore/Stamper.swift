@@ -19,6 +19,8 @@ public struct BuildResult: Sendable {
     public var droppedAttestations: Int
     /// What the push did, when the output is a registry.
     public var pushed: PushSummary?
+    /// Base layers the health check and asset stage took from the scan cache, and read.
+    public var scan: (fromCache: Int, read: Int) = (0, 0)
 
     public var json: JSONValue {
         var j: JSONValue = .object([
@@ -31,6 +33,9 @@ public struct BuildResult: Sendable {
         ])
         if let r = revision { j["revision"] = .string(r) }
         if let p = pushed { j["push"] = p.json }
+        if scan.fromCache + scan.read > 0 {
+            j["scan"] = .object([("layersFromCache", JSONValue(Int64(scan.fromCache))), ("layersRead", JSONValue(Int64(scan.read)))])
+        }
         if let l = layer {
             j["layer"] = .object([("digest", .string(l.digest)), ("diffID", .string(l.diffID)), ("size", JSONValue(l.size)),
                                   ("files", .array(l.files.map { .string("/" + $0) }))])
@@ -193,7 +198,8 @@ public enum Stamper {
                            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
                            platforms: platformResults,
                            layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
-                           droppedAttestations: base.attestations.count, pushed: pushed)
+                           droppedAttestations: base.attestations.count, pushed: pushed,
+                           scan: (views.reduce(0) { $0 + $1.layersFromCache }, views.reduce(0) { $0 + $1.layersRead }))
     }
 
     /// Everything the stamp layer of one platform holds: version files, health check, assets,

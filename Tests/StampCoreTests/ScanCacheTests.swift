@@ -59,14 +59,19 @@ import OCI
         let base = try simpleLayout(dir)
         let cacheEnv = ["STAMP_CACHE_DIR": dir + "/cache"]
         var outputs: [[UInt8]] = []
+        var scans: [String] = []
         for (i, extra) in [[], [], ["--no-cache"]].enumerated() {
             let out = dir + "/out\(i).tar"
-            let r = try stamp(["build", "--base", "oci:" + base, "--version", "v1", "--created", "0", "--hash-assets", "--output", out] + extra,
-                              env: cacheEnv)
+            let r = try stamp(["build", "--base", "oci:" + base, "--version", "v1", "--created", "0", "--hash-assets", "--output", out,
+                               "--json"] + extra, env: cacheEnv)
             #expect(r.status == 0, "\(r.err)")
             outputs.append(try bytes(out))
+            let scan = try jsonOf(r.out)["scan"]
+            scans.append("\(scan?["layersRead"]?.int64Value ?? -1)/\(scan?["layersFromCache"]?.int64Value ?? -1)")
         }
         #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2])
+        // Read, then from the cache, then read again with --no-cache (read/from cache).
+        #expect(scans == ["3/0", "0/3", "3/0"], "\(scans)")
         let kept = listing(dir + "/cache/scan")
         #expect(kept.count == 3, "\(kept)")
         // --no-cache with an empty cache folder: nothing is written there.
