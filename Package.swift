@@ -24,13 +24,17 @@ let package = Package(
         // Intel's ISA-L: gzip inflate at 2-3x zlib's speed, for reading base layers.
         .systemLibrary(name: "CIsal", pkgConfig: "libisal",
                        providers: [.apt(["libisal-dev"])]),
+        // libdeflate: whole-buffer deflate at 3-4x zlib's speed (and a better ratio), for the
+        // blocks of the new layer.
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate",
+                       providers: [.apt(["libdeflate-dev"])]),
 
         // SHA-256/384 over OpenSSL; the only importer of CCrypto.
         .target(name: "Hashing", dependencies: ["CCrypto"]),
         // OCI documents, lossless JSON, references, layouts. No C.
         .target(name: "OCI", dependencies: ["Hashing"]),
         // Tar reading/writing, compression; the only importer of CArchive.
-        .target(name: "Layers", dependencies: ["CArchive", "CIsal", "Hashing", "OCI"]),
+        .target(name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Hashing", "OCI"]),
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
         .target(name: "Assets", dependencies: ["Hashing", "OCI"]),
         // The OCI Distribution API: pull, push, auth, retries. The only importer of the HTTP stack.

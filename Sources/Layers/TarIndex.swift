@@ -102,8 +102,10 @@ public final class TarIndex {
             }
             offset = next
         }
-        if !sawEnd && offset < file.size {
-            throw IOError.truncated(file.path, expected: offset + 512, found: file.size)
+        // Ending inside the last entry's padding, or inside a header, is a cut; ending exactly
+        // after an entry without the two zero blocks is tolerated (some writers omit them).
+        if !sawEnd && offset != file.size {
+            throw IOError.truncated(file.path, expected: offset < file.size ? offset + 512 : offset, found: file.size)
         }
     }
 

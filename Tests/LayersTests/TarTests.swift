@@ -89,6 +89,12 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         let bytes = try ReadableFile(dir + "/a.tar").readAll()
         FileManager.default.createFile(atPath: dir + "/t.tar", contents: Data(bytes.prefix(700)))
         #expect { try TarIndex(path: dir + "/t.tar") } throws: { "\($0)".contains("truncated") }
+        // Cut inside the padding after version.txt's 3 bytes (header at 512, data at 1024).
+        FileManager.default.createFile(atPath: dir + "/p.tar", contents: Data(bytes.prefix(1124)))
+        #expect { try TarIndex(path: dir + "/p.tar") } throws: { "\($0)".contains("truncated") }
+        // Cut exactly after an entry, without the end blocks: what some writers make; read.
+        FileManager.default.createFile(atPath: dir + "/e.tar", contents: Data(bytes.prefix(1536)))
+        #expect(try TarIndex(path: dir + "/e.tar").entries["app/version.txt"]?.size == 3)
         FileManager.default.createFile(atPath: dir + "/n.tar", contents: Data("not a tar at all".utf8 + [UInt8](repeating: 7, count: 600)))
         #expect { try TarIndex(path: dir + "/n.tar") } throws: { "\($0)".contains("not a tar archive") }
     }
