@@ -431,22 +431,3 @@ struct Naming: Sendable {
 }
 
 func utf8Less(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
-
-/// `body(i)` for i in 0..<count on all cores; results in order.
-func parallelMap<T>(count: Int, _ body: @escaping (Int) -> T) -> [T] {
-    let slots = UnsafeMutablePointer<T?>.allocate(capacity: count)
-    slots.initialize(repeating: nil, count: count)
-    defer { slots.deinitialize(count: count); slots.deallocate() }
-    let box = UncheckedBox((slots, body))
-    DispatchQueue.concurrentPerform(iterations: count) { i in
-        let (slots, body) = box.value
-        slots[i] = body(i)
-    }
-    return (0..<count).map { slots[$0]! }
-}
-
-/// Hands values to the workers of `concurrentPerform`, each slot written by one worker only.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

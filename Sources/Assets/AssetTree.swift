@@ -1,5 +1,6 @@
 import Foundation
 import Hashing
+import OCI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -126,39 +127,14 @@ public enum AssetTree {
     /// Writes `files` as a new folder `dest` (which must not exist, or be empty): into a
     /// temporary folder beside it, renamed into place when complete.
     public static func write(_ files: [AssetFile], to dest: String) throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: dest, isDirectory: &isDir) {
-            guard isDir.boolValue, (try fm.contentsOfDirectory(atPath: dest)).isEmpty else {
-                throw AssetError.invalid("\(dest): exists and is not an empty folder")
-            }
-            try fm.removeItem(atPath: dest)
-        }
-        let tmp = dest + ".stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
-        do {
-            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
-            // Each folder once, then each file with one open/write/close, on all cores.
-            var made: Set<String> = [""]
-            for f in files {
-                let dir = f.path.contains("/") ? String(f.path[..<f.path.lastIndex(of: "/")!]) : ""
-                if !made.contains(dir) {
-                    try fm.createDirectory(atPath: tmp + "/" + dir, withIntermediateDirectories: true)
-                    var d = dir
-                    while !d.isEmpty, made.insert(d).inserted { d = d.contains("/") ? String(d[..<d.lastIndex(of: "/")!]) : "" }
-                }
-            }
-            let results = parallelMap(count: files.count) { i in Result { try writeFile(tmp + "/" + files[i].path, try content(files[i])) } }
-            for r in results { try r.get() }
-            try fm.moveItem(atPath: tmp, toPath: dest)
-        } catch {
-            try? fm.removeItem(atPath: tmp)
-            throw AssetError.invalid("\(dest): \(error.localizedDescription)")
-        }
+        let writer = try Writer(to: dest)
+        for f in files { writer.add(f) }
+        try writer.finish()
     }
 
     /// Writes a new folder file by file, on a thread of its own, as files are handed to it
-    /// (`AssetOptions.ready`); `finish` renames it into place. Like `write`, it goes to a temp
-    /// folder beside `dest`, removed if anything fails or `finish` is never reached.
+    /// (`AssetOptions.ready`); `finish` renames it into place. It goes to a temp folder beside
+    /// `dest`, removed if anything fails or `finish` is never reached.
     public final class Writer: @unchecked Sendable {
         let dest: String
         let tmp: String

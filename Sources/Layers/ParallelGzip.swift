@@ -3,6 +3,7 @@ internal import CDeflate
 import Glibc
 #endif
 import Dispatch
+import OCI
 
 /// gzip on all cores, pigz-style, with the same bytes for any number of cores.
 ///
@@ -61,21 +62,12 @@ public final class ParallelGzipSink: ByteSink {
         wroteAny = true
         let data = pending
         let count = max(1, (data.count + Self.blockSize - 1) / Self.blockSize)
-        let results = BlockResults(count)
         let level = self.level
         let pool = compressors
-        DispatchQueue.concurrentPerform(iterations: count) { i in
-            let lo = i * Self.blockSize
-            let hi = min(data.count, lo + Self.blockSize)
-            results.set(i, Self.member(data[lo..<hi], level: level, pool: pool))
+        let results = parallelMap(count: count) { i in
+            Self.member(data[(i * Self.blockSize)..<min(data.count, (i + 1) * Self.blockSize)], level: level, pool: pool)
         }
-        for r in results.values {
-            switch r {
-            case .success(let bytes): try next.write(bytes)
-            case .failure(let e): throw e
-            case nil: throw ArchiveError.libarchive("gzip: a block was not compressed")
-            }
-        }
+        for r in results { try next.write(try r.get()) }
         pending.removeAll(keepingCapacity: true)
     }
 
@@ -138,22 +130,4 @@ extension ParallelGzipSink {
         // 256 * sum(c^2) <= n^2 * (1 + 1/16); n <= 128 KiB keeps it far inside Int.
         return 256 * squares <= n * n + n * n / 16
     }
-}
-
-/// Results of the blocks of one batch: one slot of raw memory per block, each written by
-/// exactly one worker, read after all of them are done.
-private final class BlockResults: @unchecked Sendable {
-    private let slots: UnsafeMutablePointer<Result<[UInt8], Error>?>
-    let count: Int
-    init(_ n: Int) {
-        count = n
-        slots = .allocate(capacity: n)
-        slots.initialize(repeating: nil, count: n)
-    }
-    deinit {
-        slots.deinitialize(count: count)
-        slots.deallocate()
-    }
-    func set(_ i: Int, _ r: Result<[UInt8], Error>) { slots[i] = r }
-    var values: [Result<[UInt8], Error>?] { Array(UnsafeBufferPointer(start: slots, count: count)) }
 }

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import OCI
 
 /// A finished HTTP exchange. `body` holds the response body unless it went to a sink (only
 /// 2xx bodies do), cut at the collector's limit.
@@ -67,17 +68,17 @@ final class BlockingHTTP: @unchecked Sendable {
         case .none: break
         case .bytes(let b): request.body = .bytes(b)
         case let .stream(length, open):
-            let source = try UncheckedBox(open())
+            let source = try UncheckedSendable(open())
             request.body = .stream(contentLength: length) { writer in
                 BlockingHTTP.pump(writer, source, loop)
             }
         }
-        let collector = Collector(sink: sink.map(UncheckedBox.init), limit: limit)
+        let collector = Collector(sink: sink.map(UncheckedSendable.init), limit: limit)
         let task = client.execute(request: request, delegate: collector, eventLoop: .delegate(on: loop))
         return try task.wait()
     }
 
-    private static func pump(_ writer: HTTPClient.Body.StreamWriter, _ source: UncheckedBox<ByteSource>, _ loop: EventLoop) -> EventLoopFuture<Void> {
+    private static func pump(_ writer: HTTPClient.Body.StreamWriter, _ source: UncheckedSendable<ByteSource>, _ loop: EventLoop) -> EventLoopFuture<Void> {
         var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
         let n: Int
         do {
@@ -90,21 +91,15 @@ final class BlockingHTTP: @unchecked Sendable {
     }
 }
 
-/// Carries a non-Sendable value onto the one event loop that uses it.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
 private final class Collector: HTTPClientResponseDelegate, @unchecked Sendable {
     typealias Response = HTTPResult
-    let sink: UncheckedBox<ByteSink>?
+    let sink: UncheckedSendable<ByteSink>?
     let limit: Int
     var status = 0
     var headers = HTTPHeaders()
     var body: [UInt8] = []
 
-    init(sink: UncheckedBox<ByteSink>?, limit: Int) { self.sink = sink; self.limit = limit }
+    init(sink: UncheckedSendable<ByteSink>?, limit: Int) { self.sink = sink; self.limit = limit }
 
     func didReceiveHead(task: HTTPClient.Task<HTTPResult>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
         status = Int(head.status.code)

@@ -209,7 +209,7 @@ public final class ArchiveInProgress: @unchecked Sendable {
         first = Set(unique.map(\.digest))
         guard !unique.isEmpty else { return }
         let state = self.state
-        let work = SendableBox(unique)
+        let work = UncheckedSendable(unique)
         DispatchQueue.global().async(group: group) {
             do {
                 let tar = state.tar

@@ -36,26 +36,20 @@ public final class MergedView {
                              capture: @escaping @Sendable (String) -> Bool = { _ in false },
                              digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
                              progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "") throws -> MergedView {
-        let results = UnsafeMutableBufferPointer<Result<LayerChanges, Error>?>.allocate(capacity: layers.count)
-        results.initialize(repeating: nil)
-        defer { _ = results.deinitialize(); results.deallocate() }
-        let shared = SendableBox((layers, store, results, progress))
-        DispatchQueue.concurrentPerform(iterations: layers.count) { i in
-            let (layers, store, results, progress) = shared.value
+        let results = parallelMap(count: layers.count) { i -> Result<LayerChanges, Error> in
             if let hit = cache?.load(layers[i].digest, filter: filter, layer: i) {
                 progress.add(Int(layers[i].size))
-                results[i] = .success(hit)
-                return
+                return .success(hit)
             }
-            results[i] = Result {
+            return Result {
                 let c = try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
                                       progress: progress)
                 cache?.store(c, layers[i].digest, filter: filter)
                 return c
             }
         }
-        let view = assemble(try results.map { try $0!.get() })
-        view.layersFromCache = results.filter { if case .success(let c)? = $0 { return c.fromCache } else { return false } }.count
+        let view = assemble(try results.map { try $0.get() })
+        view.layersFromCache = results.filter { (try? $0.get())?.fromCache == true }.count
         view.layersRead = layers.count - view.layersFromCache
         return view
     }
@@ -197,12 +191,6 @@ public final class MergedView {
     }
 }
 
-
-/// Hands values that are only read to the workers of `concurrentPerform`.
-struct SendableBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
 
 /// Feeds a `ContentDigester` with what passes (a file whose bytes are not kept).
 final class DigesterSink: ByteSink {

@@ -140,6 +140,11 @@ public struct StampSettings: Sendable, Equatable {
             if let m = v as? [String: Any] { return try m.keys.sorted().map { "\($0)=\(try scalar(k, m[$0]!))" } }
             return [try scalar(k, v)]
         }
+        /// A path, relative paths taken from the settings file's folder.
+        func filePath(_ k: String, _ v: Any) throws -> String {
+            let p = try scalar(k, v)
+            return p.hasPrefix("/") ? p : "\(Path.dirname(path))/\(p)"
+        }
         func int(_ k: String, _ v: Any) throws -> Int {
             guard let n = Int(try scalar(k, v)) else { throw StampError.usage("\(path): \"\(k)\" must be a whole number") }
             return n
@@ -189,24 +194,18 @@ public struct StampSettings: Sendable, Equatable {
             case "public-version": s.publicVersion = try scalar(key, v)
             case "no-public-version": s.noPublicVersion = try bool(key, v)
             case "hash-assets": s.hashAssets = try bool(key, v)
-            case "assets":
-                let a = try scalar(key, v)
-                s.assets = a.hasPrefix("/") ? a : "\(dir)/\(a)"
+            case "assets": s.assets = try filePath(key, v)
             case "asset-root": s.assetRoot = try scalar(key, v)
             case "rewrite": s.rewrite = try list(key, v)
             case "keep": s.keep = try list(key, v)
             case "sri": s.sri = try bool(key, v)
-            case "lock":
-                let l = try scalar(key, v)
-                s.lock = l.hasPrefix("/") ? l : "\(dir)/\(l)"
+            case "lock": s.lock = try filePath(key, v)
             case "locked": s.locked = try bool(key, v)
             case "tls-verify": s.tlsVerify = try bool(key, v)
             case "cert-dir": s.certDir = try scalar(key, v)
             case "authfile": s.authfile = try scalar(key, v)
             case "chunk-size": s.chunkSize = try int(key, v)
-            case "cache-dir":
-                let c = try scalar(key, v)
-                s.cacheDir = c.hasPrefix("/") ? c : "\(dir)/\(c)"
+            case "cache-dir": s.cacheDir = try filePath(key, v)
             case "no-cache": s.noCache = try bool(key, v)
             case "creds":
                 throw StampError.usage("\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE")

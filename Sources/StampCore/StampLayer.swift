@@ -160,15 +160,11 @@ public enum StampLayer {
 /// Copies a `part`, checking that the bytes are still those its digest names (a frontend file
 /// edited while stamp runs fails the build rather than shipping bytes the manifest does not name).
 func copyPart(_ o: AssetFile.OnDisk, to sink: ByteSink) throws {
-    let f = try ReadableFile(o.source)
-    if o.spool != nil {
-        // Bytes stamp wrote to its own (unlinked) spool: nobody else can change them.
-        _ = try copyStream(from: f.section(offset: o.offset, length: Int64(o.size)), to: sink)
-        return
-    }
-    let hashing = DigestingSink(sink)
-    let n = try copyStream(from: f.section(offset: o.offset, length: Int64(o.size)), to: hashing)
-    guard n == Int64(o.size), hashing.digester.finalizeHex() == o.sha256 else {
+    let loc = BlobLocation.file(try ReadableFile(o.source), offset: o.offset, length: Int64(o.size))
+    do {
+        // Bytes in stamp's own (unlinked) spool cannot change; a file from the folder is checked.
+        try ImageWriter.copyChecked(digest: "sha256:" + o.sha256, size: Int64(o.size), from: loc, to: sink, hash: o.spool == nil)
+    } catch StampError.digestMismatch, StampError.sizeMismatch {
         throw StampError.badInput("\(o.source): changed while stamp was reading it")
     }
 }

@@ -220,15 +220,9 @@ public enum Stamper {
         let progress = diagnostics.progress("reading the base's layers", total: images.reduce(0) { $0 + $1.layers.reduce(0) { $0 + $1.size } })
         defer { progress.finish() }
         let cache = plan.scanCache.map(ScanCache.init(directory:))
-        let results = UnsafeMutableBufferPointer<Result<MergedView, Error>?>.allocate(capacity: images.count)
-        results.initialize(repeating: nil)
-        defer { _ = results.deinitialize(); results.deallocate() }
-        let box = SendableBox((images, store, results))
-        DispatchQueue.concurrentPerform(iterations: images.count) { i in
-            let (images, store, results) = box.value
-            results[i] = Result { try scan(plan, image: images[i], store: store, cache: cache, progress: progress) }
-        }
-        return try results.map { try $0!.get() }
+        return try parallelMap(count: images.count) { i in
+            Result { try scan(plan, image: images[i], store: store, cache: cache, progress: progress) }
+        }.map { try $0.get() }
     }
 
     static func scan(_ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, progress: ProgressLine) throws -> MergedView {

@@ -91,18 +91,15 @@ public enum Verifier {
         var unique: [Descriptor] = []
         var seen = Set<String>()
         for img in image.images { for l in img.layers where seen.insert(l.digest).inserted { unique.append(l) } }
-        let partial = UnsafeMutableBufferPointer<(VerifyReport, String?, MergedView.LayerChanges?)>.allocate(capacity: unique.count)
-        defer { _ = partial.deinitialize(); partial.deallocate() }
         let progress = ProgressLine(label: "verifying layers", total: unique.reduce(0) { $0 + $1.size }, enabled: options.showsProgress)
-        let shared = SendableBox((unique, image.store, partial, reference.description, progress, roots))
-        DispatchQueue.concurrentPerform(iterations: unique.count) { i in
-            let (unique, store, partial, name, progress, roots) = shared.value
+        let store = image.store, name = reference.description
+        let partial = parallelMap(count: unique.count) { i -> (VerifyReport, String?, MergedView.LayerChanges?) in
             var r = VerifyReport(reference: name)
             let want = roots[unique[i].digest]
             var (d, changes) = checkLayer(unique[i], index: i, store: store, report: &r, progress: progress, roots: want ?? [])
             // A layer whose frontend is hidden above adds nothing to it: read for its digests only.
             if let want, want.isEmpty, d != nil { changes = MergedView.LayerChanges() }
-            (partial.baseAddress! + i).initialize(to: (r, d, changes))
+            return (r, d, changes)
         }
         progress.finish()
         var layerResults: [String: String?] = [:] // digest -> diff_id (nil when unreadable)
