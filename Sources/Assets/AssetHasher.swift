@@ -183,6 +183,7 @@ public enum AssetHasher {
         var newName: [String: String] = [:] // hashed file → new path
         var output: [String: [UInt8]] = [:]
         var spooled: [String: AssetFile.OnDisk] = [:]
+        var outputSHA256: [String: String] = [:] // of renamed files' bytes in `output`
         /// A renamed file's new bytes: to the spool when there is one (binary files stay where
         /// they are); returns their SHA-256.
         func emit(_ p: String, _ bytes: [UInt8]) throws -> String {
@@ -194,14 +195,15 @@ public enum AssetHasher {
                 return d.sha256
             }
             output[p] = bytes
-            return Digester.hex(bytes)
+            let hex = Digester.hex(bytes)
+            outputSHA256[p] = hex
+            return hex
         }
         func done(_ p: String) {
             guard let ready = options.ready else { return }
             ready((onDisk[p] ?? spooled[p]).map { AssetFile(path: newName[p]!, onDisk: $0) } ?? AssetFile(path: newName[p]!, bytes: output[p]!))
         }
         for group in groups {
-            let members = Set(group)
             let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
             if !cyclic {
                 let p = group[0]
@@ -210,6 +212,7 @@ public enum AssetHasher {
                 done(p)
                 continue
             }
+            let members = Set(group)
             let d = Digester(.sha256)
             for p in group.sorted(by: utf8Less) {
                 let normalized = rewrite(try load(p), refs[p]!, newName, naming, unhashing: members)
@@ -239,31 +242,38 @@ public enum AssetHasher {
         }
 
         for p in paths where !hashed.contains(p) { done(p) }
-        // Digests of the files held in memory, on all cores (the others have theirs).
-        let digests = parallelMap(count: paths.count) { [onDisk, spooled, output] i -> AssetFile.OnDisk? in
-            let p = paths[i]
-            if let d = onDisk[p] ?? spooled[p] { return d }
-            let d = ContentDigester()
-            output[p]!.withUnsafeBytes { d.update($0) }
-            return d.onDisk(source: "")
-        }
-        var manifestFiles: [(String, JSONValue)] = []
-        var files: [AssetFile] = []
-        for (i, p) in paths.enumerated() {
-            let np = newName[p]!
-            let f = (onDisk[p] ?? spooled[p]).map { AssetFile(path: np, onDisk: $0) } ?? AssetFile(path: np, bytes: output[p]!)
-            files.append(f)
-            guard p != "version.json" else { continue }
-            let d = digests[i]!
+        // The output files and their manifest entries (digests of the files held in memory
+        // taken here, the others have theirs), on all cores.
+        let made = parallelMap(count: paths.count) { [onDisk, spooled, output, outputSHA256, newName, hashed] i -> (AssetFile, (String, JSONValue)?) in
+            let p = paths[i], np = newName[p]!
+            let f: AssetFile, d: AssetFile.OnDisk
+            if let known = onDisk[p] ?? spooled[p] {
+                f = AssetFile(path: np, onDisk: known)
+                d = known
+            } else {
+                let bytes = output[p]!
+                f = AssetFile(path: np, bytes: bytes)
+                if let sha256 = outputSHA256[p] {
+                    d = AssetFile.OnDisk(source: "", sha256: sha256, sri: sri(bytes), size: bytes.count)
+                } else {
+                    let c = ContentDigester()
+                    bytes.withUnsafeBytes { c.update($0) }
+                    d = c.onDisk(source: "")
+                }
+            }
+            guard p != "version.json" else { return (f, nil) }
             // Keyed by the unhashed name, so hashing the output again writes the same manifest.
-            manifestFiles.append((hashed.contains(p) ? naming.unhashed(p) : p, .object([
+            return (f, (hashed.contains(p) ? naming.unhashed(p) : p, .object([
                 ("integrity", .string(d.sri)), ("path", .string(np)), ("sha256", .string(d.sha256)), ("size", JSONValue(Int64(d.size))),
             ])))
         }
+        var files = made.map(\.0)
+        let manifestFiles = made.compactMap(\.1)
         let manifest = manifestBytes(manifestFiles, length: options.length)
         files.append(AssetFile(path: options.manifestName, bytes: manifest))
         options.ready?(files.last!)
-        files.sort { utf8Less($0.path, $1.path) }
+        // Sorted by new path (an index sort: the files themselves are large to move).
+        files = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }.map { files[$0] }
 
         let extraScanner = ReferenceScanner(files: Set(paths))
         let rewrittenExtras = extras.map { e in
@@ -337,9 +347,7 @@ public enum AssetHasher {
 
     /// Subresource Integrity value (sha384, base64).
     public static func sri(_ bytes: [UInt8]) -> String {
-        let d = ContentDigester()
-        bytes.withUnsafeBytes { d.update($0) }
-        return d.sri
+        "sha384-" + Base64.encode(Digester.bytes(bytes, .sha384))
     }
 
     /// Tarjan's strongly connected components, dependencies before dependents; deterministic
@@ -430,4 +438,3 @@ struct Naming: Sendable {
     }
 }
 
-func utf8Less(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }

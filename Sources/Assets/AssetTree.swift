@@ -110,10 +110,7 @@ public enum AssetTree {
         return out
     }
 
-    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
         var done = 0
         try bytes.withUnsafeBytes { buf in
             while done < buf.count {
@@ -139,7 +136,14 @@ public enum AssetTree {
         let dest: String
         let tmp: String
         private let queue = DispatchQueue(label: "stamp.assets.writer")
-        private var made: Set<String> = [""]
+        /// Files handed over and not yet taken by the writing thread, which takes them in
+        /// batches (one wake-up per batch, not per file).
+        private let lock = NSLock()
+        private var pending: [AssetFile] = []
+        private var draining = false
+        /// Open folders of the output by relative path ("" is the root): files are created
+        /// relative to them, not by resolving the whole path each time.
+        private var folders: [String: Int32] = [:]
         private var failure: Error?
         private var finished = false
 
@@ -159,23 +163,62 @@ public enum AssetTree {
         }
 
         public func add(_ f: AssetFile) {
-            queue.async { [self] in
-                guard failure == nil else { return }
-                do {
-                    let dir = f.path.contains("/") ? String(f.path[..<f.path.lastIndex(of: "/")!]) : ""
-                    if !made.contains(dir) {
-                        try FileManager.default.createDirectory(atPath: tmp + "/" + dir, withIntermediateDirectories: true)
-                        var d = dir
-                        while !d.isEmpty, made.insert(d).inserted { d = d.contains("/") ? String(d[..<d.lastIndex(of: "/")!]) : "" }
-                    }
-                    try writeFile(tmp + "/" + f.path, try content(f))
-                } catch { failure = error }
+            lock.lock()
+            pending.append(f)
+            let start = !draining
+            draining = true
+            lock.unlock()
+            if start { queue.async { [self] in drain() } }
+        }
+
+        private func drain() {
+            while true {
+                lock.lock()
+                let batch = pending
+                pending = []
+                if batch.isEmpty { draining = false }
+                lock.unlock()
+                if batch.isEmpty { return }
+                for f in batch where failure == nil {
+                    do { try write(f) } catch { failure = error }
+                }
             }
+        }
+
+        private func write(_ f: AssetFile) throws {
+            let slash = f.path.utf8.lastIndex(of: 0x2F)
+            let dir = slash.map { String(f.path[..<$0]) } ?? ""
+            let name = slash.map { String(f.path[f.path.utf8.index(after: $0)...]) } ?? f.path
+            let at = try folder(dir)
+            let fd = openat(at, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw AssetError.invalid("\(tmp)/\(f.path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            try writeAll(fd, try content(f), path: tmp + "/" + f.path)
+        }
+
+        /// The open folder `dir` of the output, made (with its parents) the first time.
+        private func folder(_ dir: String) throws -> Int32 {
+            if let fd = folders[dir] { return fd }
+            let slash = dir.utf8.lastIndex(of: 0x2F)
+            let parent = try dir.isEmpty ? AT_FDCWD : folder(slash.map { String(dir[..<$0]) } ?? "")
+            let path = dir.isEmpty ? tmp : String(slash.map { dir[dir.utf8.index(after: $0)...] } ?? dir[...])
+            if !dir.isEmpty, mkdirat(parent, path, 0o755) != 0, errno != EEXIST {
+                throw AssetError.invalid("\(tmp)/\(dir): \(String(cString: strerror(errno)))")
+            }
+            let fd = openat(parent, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw AssetError.invalid("\(tmp)/\(dir): \(String(cString: strerror(errno)))") }
+            folders[dir] = fd
+            return fd
+        }
+
+        private func closeFolders() {
+            for fd in folders.values { close(fd) }
+            folders = [:]
         }
 
         /// Waits for the files handed over, then renames the folder into place.
         public func finish() throws {
-            let error = queue.sync { failure }
+            let error = queue.sync { closeFolders(); return failure }
             finished = true
             let fm = FileManager.default
             do {
@@ -189,8 +232,8 @@ public enum AssetTree {
         }
 
         deinit {
+            queue.sync { closeFolders() }
             if !finished {
-                queue.sync {}
                 try? FileManager.default.removeItem(atPath: tmp)
             }
         }

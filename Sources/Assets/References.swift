@@ -135,7 +135,7 @@ public struct ReferenceScanner: Sendable {
     public func resolve(_ written: String, from path: String, kind: AssetKind, outsideRoot: Bool, bareOK: Bool) -> String? {
         guard isLocal(written) else { return nil }
         let decoded = percentDecode(written)
-        let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : ""
+        let dir = path.utf8.contains(0x2F) ? String(path[..<path.lastIndex(of: "/")!]) : ""
         var candidates: [String] = []
         if decoded.hasPrefix("/") {
             candidates.append(decoded)
@@ -145,7 +145,7 @@ public struct ReferenceScanner: Sendable {
             candidates.append(dir + "/" + decoded)
         } else if bareOK {
             candidates.append(dir + "/" + decoded)
-        } else if kind == .javascript, decoded.contains("/") {
+        } else if kind == .javascript, decoded.utf8.contains(0x2F) {
             candidates.append(decoded)
             candidates.append(dir + "/" + decoded)
         }
@@ -205,7 +205,7 @@ public struct ReferenceScanner: Sendable {
 }
 
 func percentDecode(_ s: String) -> String {
-    guard s.contains("%") else { return s }
+    guard s.utf8.contains(0x25) else { return s }
     var out: [UInt8] = []
     let b = Array(s.utf8)
     var i = 0

@@ -7,8 +7,13 @@ public enum HashAlgorithm: Sendable {
     public var name: String { self == .sha256 ? "sha256" : "sha384" }
     public var byteCount: Int { self == .sha256 ? 32 : 48 }
 
-    fileprivate var md: OpaquePointer? { self == .sha256 ? EVP_sha256() : EVP_sha384() }
+    /// Fetched once: OpenSSL 3 looks an algorithm up in its provider tables (under a lock) on
+    /// every init given `EVP_sha256()`, which costs more than hashing a small file.
+    fileprivate var md: OpaquePointer? { self == .sha256 ? fetchedSHA256 : fetchedSHA384 }
 }
+
+nonisolated(unsafe) private let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil) ?? EVP_sha256()
+nonisolated(unsafe) private let fetchedSHA384: OpaquePointer? = EVP_MD_fetch(nil, "SHA384", nil) ?? EVP_sha384()
 
 public enum HashingError: Error, Equatable, CustomStringConvertible {
     case openssl(String)
@@ -61,9 +66,19 @@ public final class Digester {
     public func finalizeDigest() -> String { "\(algorithm.name):\(finalizeHex())" }
 
     public static func hex(_ bytes: some Sequence<UInt8>, _ algorithm: HashAlgorithm = .sha256) -> String {
+        Hex.encode(Digester.bytes(bytes, algorithm))
+    }
+
+    /// The digest of bytes in memory, in one call (no context kept).
+    public static func bytes(_ bytes: some Sequence<UInt8>, _ algorithm: HashAlgorithm = .sha256) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: algorithm.byteCount)
+        let done = bytes.withContiguousStorageIfAvailable { buf in
+            EVP_Digest(buf.baseAddress, buf.count, &out, nil, algorithm.md, nil) == 1
+        }
+        if done == true { return out }
         let d = Digester(algorithm)
         d.update(bytes)
-        return d.finalizeHex()
+        return d.finalizeBytes()
     }
 
     public static func digest(_ bytes: some Sequence<UInt8>) -> String {

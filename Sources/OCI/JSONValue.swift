@@ -107,9 +107,9 @@ extension JSONValue {
             out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * level))
         }
         switch value {
-        case .null: out.append(contentsOf: Array("null".utf8))
-        case .bool(let b): out.append(contentsOf: Array((b ? "true" : "false").utf8))
-        case .number(let n): out.append(contentsOf: Array(n.utf8))
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let n): out.append(contentsOf: n.utf8)
         case .string(let s): writeString(s, into: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -125,10 +125,10 @@ extension JSONValue {
             // Sorted by bytes; the last of duplicate keys wins, as in most parsers. Members that
             // come sorted and unique (most do) are written as they are.
             var sorted = members
-            if !zip(members, members.dropFirst()).allSatisfy({ $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) {
+            if !zip(members, members.dropFirst()).allSatisfy({ utf8Less($0.0, $1.0) }) {
                 var seen: [String: JSONValue] = [:]
                 for (k, v) in members { seen[k] = v }
-                sorted = seen.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { ($0.key, $0.value) }
+                sorted = seen.sorted { utf8Less($0.key, $1.key) }.map { ($0.key, $0.value) }
             }
             for (i, (k, v)) in sorted.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -147,6 +147,12 @@ extension JSONValue {
 
     static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Most strings need no escape: their bytes go in one copy.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): out += [92, 34]

@@ -45,7 +45,7 @@ public enum StampLayer {
             entries.append(LayerEntry(path: Path.clean(h.scriptPath)!, content: .bytes(Array(h.script(versionJSON: plan.versionJSON!).render().utf8)), mode: 0o755))
         }
         for a in plan.adds { entries += try walk(a) }
-        entries.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
+        entries.sort { utf8Less($0.path, $1.path) }
         for (a, b) in zip(entries, entries.dropFirst()) where a.path == b.path {
             throw StampError.usage("two files would land at /\(a.path) in the stamp layer")
         }

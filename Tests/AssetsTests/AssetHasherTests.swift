@@ -235,4 +235,36 @@ extension AssetResult {
             #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "-out2/" + f.path)) == Data(contentsOf: URL(fileURLWithPath: dir + "-out/" + f.path)))
         }
     }
+
+    /// The one-call digest of bytes in memory agrees with the published vectors and with the
+    /// streaming digester fed in pieces; a sequence without contiguous storage takes the
+    /// streaming path and agrees too.
+    @Test func oneCallDigestsAgreeWithStreaming() {
+        #expect(Digester.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Digester.hex(Array("abc".utf8), .sha384) == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7")
+        let big = (0..<1_000_003).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 11) }
+        for algorithm in [HashAlgorithm.sha256, .sha384] {
+            let d = Digester(algorithm)
+            for start in stride(from: 0, to: big.count, by: 65_521) { big[start..<min(start + 65_521, big.count)].withUnsafeBytes { d.update($0) } }
+            let streamed = d.finalizeBytes()
+            #expect(Digester.bytes(big, algorithm) == streamed)
+            #expect(Digester.bytes(big.lazy.map { $0 }, algorithm) == streamed)
+        }
+    }
+
+    /// The folder writer makes nested folders as files arrive in any order, and refuses a
+    /// non-empty destination without touching it.
+    @Test func writerMakesNestedFolders() throws {
+        let dir = NSTemporaryDirectory() + "stamp-writer-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let paths = ["z.js", "a/b/c/deep.js", "a/top.js", "a/b/mid.css", "q/r.txt", "a/b/c/d/e/f.js"]
+        try AssetTree.write(paths.map { AssetFile(path: $0, bytes: Array("<\($0)>".utf8)) }, to: dir)
+        for p in paths { #expect(try String(contentsOfFile: dir + "/" + p, encoding: .utf8) == "<\(p)>") }
+        let listed = try AssetTree.read(dir).map(\.path)
+        #expect(listed == paths.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }))
+        #expect(throws: AssetError.self) { try AssetTree.write([AssetFile(path: "x.js", bytes: [])], to: dir) }
+        #expect(try String(contentsOfFile: dir + "/z.js", encoding: .utf8) == "<z.js>")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/..").filter { $0.hasPrefix((dir as NSString).lastPathComponent + ".stamp-") }.isEmpty)
+    }
 }
+
