@@ -180,10 +180,11 @@ public final class WritableFile: ByteSink {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// Flushes, syncs, closes and renames the file to `target`.
-    public func commit(to target: String) throws {
+    /// Flushes, closes and renames the file to `target`; with `sync`, first waits until its
+    /// bytes are on disk (so a power loss cannot leave the new name with missing data).
+    public func commit(to target: String, sync: Bool = true) throws {
         try flush()
-        guard fsync(fd) == 0 else { throw IOError.write(path, IOError.errnoText()) }
+        if sync { guard fsync(fd) == 0 else { throw IOError.write(path, IOError.errnoText()) } }
         close(fd); fd = -1
         guard rename(path, target) == 0 else { throw IOError.write(target, IOError.errnoText()) }
         committed = true

@@ -212,6 +212,9 @@ struct StampFlags: ParsableArguments {
     @Flag(help: "Read every base layer, and keep nothing for the next build.")
     var noCache = false
 
+    @Flag(help: "Put an archive output on disk (fsync) before renaming it into place, so a power loss cannot leave it incomplete under its name. Off by default: the same inputs rebuild the same bytes.")
+    var fsync = false
+
     @Option(help: "A YAML file with the same settings; flags override it.")
     var config: String?
 
@@ -230,6 +233,7 @@ struct StampFlags: ParsableArguments {
         if locked { s.locked = true }
         s.cacheDir = cacheDir
         if noCache { s.noCache = true }
+        if fsync { s.fsync = true }
         if let config { s = s.merged(over: try StampSettings.load(file: config)) }
         return s
     }

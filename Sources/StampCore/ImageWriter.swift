@@ -26,15 +26,18 @@ public enum ImageWriter {
     /// (in a registry: the tag is written last, only after every blob and manifest is there).
     /// Returns what a push did, nil for local outputs.
     @discardableResult
+    /// An archive is put on disk before its rename only with `sync` (`--fsync`): it is one new
+    /// file that the same inputs make again byte for byte. A layout folder, which other images
+    /// may share, is always synced blob by blob before its `index.json` names them.
     public static func write(_ image: OutputImage, to reference: ImageReference, created: Timestamp,
                              registry: RegistryClient? = nil, mountFrom: RegistryReference? = nil,
-                             started: ArchiveInProgress? = nil, diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
+                             started: ArchiveInProgress? = nil, sync: Bool = false, diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
             let rest = image.blobs.filter { !(started?.first.contains($0.key) ?? false) }
             let progress = diagnostics.progress("writing \(p)", total: rest.values.reduce(0) { $0 + $1.size })
             defer { progress.finish() }
-            try writeArchive(image, path: p, created: created, progress: progress, started: started)
+            try writeArchive(image, path: p, created: created, progress: progress, started: started, sync: sync)
         case .ociLayout(let p, _):
             let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.reduce(0) { $0 + $1.size })
             defer { progress.finish() }
@@ -49,10 +52,10 @@ public enum ImageWriter {
     /// For an archive output, starts copying `blobs` into it now (see `ArchiveInProgress`);
     /// nil for other outputs.
     public static func start(_ reference: ImageReference, created: Timestamp,
-                             blobs: [(digest: String, size: Int64, location: BlobLocation)]) throws -> ArchiveInProgress? {
+                             blobs: [(digest: String, size: Int64, location: BlobLocation)], sync: Bool = false) throws -> ArchiveInProgress? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
-            return try ArchiveInProgress(path: p, created: created, first: blobs)
+            return try ArchiveInProgress(path: p, created: created, first: blobs, sync: sync)
         default:
             return nil
         }
@@ -98,8 +101,8 @@ public enum ImageWriter {
     /// copied while the new layer was built), sorted by digest; the other blobs sorted by digest;
     /// then `index.json`, `manifest.json`, `oci-layout`.
     static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off,
-                             started: ArchiveInProgress? = nil) throws {
-        let archive = try started ?? ArchiveInProgress(path: path, created: created, first: [])
+                             started: ArchiveInProgress? = nil, sync: Bool = false) throws {
+        let archive = try started ?? ArchiveInProgress(path: path, created: created, first: [], sync: sync)
         try archive.wait()
         let tar = archive.state.tar
         for digest in image.blobs.keys.sorted() where !archive.first.contains(digest) {
@@ -112,7 +115,7 @@ public enum ImageWriter {
         try tar.addFile("manifest.json", dockerManifest(image))
         try tar.addFile("oci-layout", ociLayoutBytes())
         try tar.finish()
-        try archive.state.out.commit(to: path)
+        try archive.state.out.commit(to: path, sync: archive.sync)
     }
 
     /// Copies a blob, hashing on the way; throws (and so discards the output) on any mismatch.
@@ -189,12 +192,15 @@ public final class ArchiveInProgress: @unchecked Sendable {
 
     let state: State
     let first: Set<String>
+    /// Put on disk before the rename (`--fsync`).
+    let sync: Bool
     private let group = DispatchGroup()
     private var waited = false
 
     /// Starts writing `path`'s temp file with `blobs` (digest, size, where), sorted by digest.
     /// Blobs still in a registry are fetched first (once, however many threads ask).
-    init(path: String, created: Timestamp, first blobs: [(digest: String, size: Int64, location: BlobLocation)]) throws {
+    init(path: String, created: Timestamp, first blobs: [(digest: String, size: Int64, location: BlobLocation)], sync: Bool = false) throws {
+        self.sync = sync
         if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
         let dir = Path.dirname(path)
         guard Path.isDirectory(dir) else { throw StampError.output("\(path): folder \(dir) does not exist") }
@@ -218,10 +224,12 @@ public final class ArchiveInProgress: @unchecked Sendable {
                     try ImageWriter.copyChecked(digest: b.digest, size: b.size, from: b.location, to: TarDataSink(tar),
                                                 cancelled: { state.stopped })
                 }
-                // Put these bytes on disk now, while the new layer is still being built: the
-                // fsync before the rename then has only the rest to wait for.
-                try state.out.flush()
-                _ = fdatasync(state.out.fd)
+                // With --fsync, put these bytes on disk now, while the new layer is still being
+                // built: the fsync before the rename then has only the rest to wait for.
+                if sync {
+                    try state.out.flush()
+                    _ = fdatasync(state.out.fd)
+                }
             } catch { state.error = error }
         }
     }

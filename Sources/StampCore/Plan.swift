@@ -41,6 +41,8 @@ public struct StampPlan: Sendable {
     /// Where what was read from base layers is kept for the next build (`ScanCache`); nil with
     /// `--no-cache` or when no folder can be named.
     public var scanCache: String?
+    /// `--fsync`: an archive output is put on disk before it is renamed into place.
+    public var fsync = false
 
     /// Keys stamp sets itself; users set them through `--version`, `--revision`, ... instead.
     static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
@@ -174,7 +176,8 @@ public struct StampPlan: Sendable {
                          compression: compression, compressionLevel: s.compressionLevel, health: health,
                          publicVersionJSON: publicVersion, assets: assets,
                          registry: try registryOptions(s, environment: environment), lockFile: s.lock.nonEmpty, locked: locked,
-                         scanCache: s.noCache == true ? nil : s.cacheDir.nonEmpty ?? ScanCache.defaultDirectory(environment: environment))
+                         scanCache: s.noCache == true ? nil : s.cacheDir.nonEmpty ?? ScanCache.defaultDirectory(environment: environment),
+                         fsync: s.fsync ?? false)
     }
 
     /// Registry access from settings and the environment (credential files, `$REGISTRY_AUTH_FILE`).

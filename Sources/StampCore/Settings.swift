@@ -49,6 +49,7 @@ public struct StampSettings: Sendable, Equatable {
     public var chunkSize: Int?
     public var cacheDir: String?
     public var noCache: Bool?
+    public var fsync: Bool?
     /// `--creds` only: secrets have no key in a settings file.
     public var creds: String?
 
@@ -60,7 +61,7 @@ public struct StampSettings: Sendable, Equatable {
                               "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
                               "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri",
                               "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size",
-                              "cache-dir", "no-cache"]
+                              "cache-dir", "no-cache", "fsync"]
 
     /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
     /// (later `KEY=` entries win over earlier ones).
@@ -109,6 +110,7 @@ public struct StampSettings: Sendable, Equatable {
         m.chunkSize = chunkSize ?? file.chunkSize
         m.cacheDir = cacheDir ?? file.cacheDir
         m.noCache = noCache ?? file.noCache
+        m.fsync = fsync ?? file.fsync
         m.creds = creds ?? file.creds
         return m
     }
@@ -207,6 +209,7 @@ public struct StampSettings: Sendable, Equatable {
             case "chunk-size": s.chunkSize = try int(key, v)
             case "cache-dir": s.cacheDir = try filePath(key, v)
             case "no-cache": s.noCache = try bool(key, v)
+            case "fsync": s.fsync = try bool(key, v)
             case "creds":
                 throw StampError.usage("\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE")
             default:

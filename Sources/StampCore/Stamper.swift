@@ -100,7 +100,7 @@ public enum Stamper {
         // The base's layers go to an archive output while the stamp layers are built.
         let started = try ImageWriter.start(plan.output, created: plan.created, blobs: try images.flatMap { img in
             try img.layers.map { l in (l.digest, l.size, try base.store.require(l)) }
-        })
+        }, sync: plan.fsync)
 
         // The stamp layer of each platform; platforms whose entries are the same share one blob.
         var layers: [BuiltLayer?] = []
@@ -185,7 +185,7 @@ public enum Stamper {
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: repoTag(plan, baseName))
         output.ownBlobs = Set(layers.compactMap { $0?.descriptor.digest })
         let pushed = try ImageWriter.write(output, to: plan.output, created: plan.created, registry: client,
-                                           mountFrom: plan.base.registry, started: started, diagnostics: diagnostics)
+                                           mountFrom: plan.base.registry, started: started, sync: plan.fsync, diagnostics: diagnostics)
         if let lockPath = plan.lockFile {
             let lock = LockFile(base: .init(reference: plan.base.description, digest: base.digest,
                                             platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
