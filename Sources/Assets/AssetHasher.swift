@@ -275,11 +275,19 @@ public enum AssetHasher {
         // Sorted by new path (an index sort: the files themselves are large to move).
         files = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }.map { files[$0] }
 
-        let extraScanner = ReferenceScanner(files: Set(paths))
-        let rewrittenExtras = extras.map { e in
-            AssetFile(path: e.path, bytes: rewrite(e.bytes, extraScanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true), newName, naming))
+        return AssetResult(files: files, renames: newName, extras: rewriteExtras(extras, renames: newName, length: options.length),
+                           manifest: manifest)
+    }
+
+    /// Files outside the root (server code that writes HTML) with their root-absolute
+    /// references to the hashed tree rewritten: `renames` is `AssetResult.renames`, `length`
+    /// the options' hash length.
+    public static func rewriteExtras(_ extras: [AssetFile], renames: [String: String], length: Int) -> [AssetFile] {
+        guard !extras.isEmpty else { return [] }
+        let scanner = ReferenceScanner(files: Set(renames.keys)), naming = Naming(length: length)
+        return extras.map { e in
+            AssetFile(path: e.path, bytes: rewrite(e.bytes, scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true), renames, naming))
         }
-        return AssetResult(files: files, renames: newName, extras: rewrittenExtras, manifest: manifest)
     }
 
     static func isEntry(_ p: String, _ o: AssetOptions) -> Bool {

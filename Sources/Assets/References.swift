@@ -135,7 +135,7 @@ public struct ReferenceScanner: Sendable {
     public func resolve(_ written: String, from path: String, kind: AssetKind, outsideRoot: Bool, bareOK: Bool) -> String? {
         guard isLocal(written) else { return nil }
         let decoded = percentDecode(written)
-        let dir = path.utf8.contains(0x2F) ? String(path[..<path.lastIndex(of: "/")!]) : ""
+        let dir = path.utf8.contains(0x2F) ? Path.dirname(path) : ""
         var candidates: [String] = []
         if decoded.hasPrefix("/") {
             candidates.append(decoded)

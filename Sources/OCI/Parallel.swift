@@ -21,3 +21,23 @@ public struct UncheckedSendable<T>: @unchecked Sendable {
     public let value: T
     public init(_ value: T) { self.value = value }
 }
+
+/// `body`, started now on another thread; `value` waits for its result.
+public final class Background<T>: @unchecked Sendable {
+    private let done = DispatchGroup()
+    private var result: T?
+
+    public init(_ body: @escaping () -> T) {
+        let work = UncheckedSendable(body)
+        done.enter()
+        DispatchQueue.global().async { [self] in
+            result = work.value()
+            done.leave()
+        }
+    }
+
+    public var value: T {
+        done.wait()
+        return result!
+    }
+}

@@ -6,14 +6,16 @@ import Darwin
 
 /// Paths of files on disk and inside archives and images.
 public enum Path {
+    /// By bytes, not characters: a `/` is a separator even where a combining mark follows it,
+    /// and finding it costs no grapheme breaking (these run once per tar entry).
     public static func dirname(_ p: String) -> String {
-        guard let slash = p.lastIndex(of: "/") else { return "." }
+        guard let slash = p.utf8.lastIndex(of: 0x2F) else { return "." }
         let d = String(p[..<slash])
         return d.isEmpty ? "/" : d
     }
     public static func basename(_ p: String) -> String {
-        guard let slash = p.lastIndex(of: "/") else { return p }
-        return String(p[p.index(after: slash)...])
+        guard let slash = p.utf8.lastIndex(of: 0x2F) else { return p }
+        return String(p[p.utf8.index(after: slash)...])
     }
     public static func exists(_ p: String) -> Bool {
         var st = stat()

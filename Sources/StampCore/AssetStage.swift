@@ -39,16 +39,39 @@ public enum AssetStage {
         return parts.joined(separator: ":")
     }
 
-    public static func run(_ a: AssetPlan, view: MergedView, platform: String, publicVersion: String?) throws -> Output {
+    /// Names under the root the hash leaves out: the manifest, and the public version.json.
+    static func skipped(_ a: AssetPlan, publicVersion: String?) -> Set<String> {
         let root = Path.clean(a.root)!
-        let skip: Set<String> = [manifestName, publicVersion.flatMap { p -> String? in
+        return [manifestName, publicVersion.flatMap { p -> String? in
             guard let c = Path.clean(p), c.hasPrefix(root + "/") else { return nil }
             return String(c.dropFirst(root.count + 1))
         } ?? "version.json"]
-        var inputs: [AssetFile] = []
-        if let local = a.localFolder {
+    }
+
+    /// Hashes a local frontend folder, which needs nothing of the image: a build starts it
+    /// while the base's layers are still being read, and hands it to `run` as `local`.
+    public static func hashLocal(_ a: AssetPlan, publicVersion: String?) -> Result<AssetResult, Error> {
+        Result {
+            guard let local = a.localFolder else { throw StampError.usage("no local frontend folder to hash") }
+            let skip = skipped(a, publicVersion: publicVersion)
             // Scripts and styles stay on disk until hashed, and go to the spool once rewritten.
-            inputs = try AssetTree.read(local, lazyText: true).filter { !skip.contains($0.path) }
+            let inputs = try AssetTree.read(local, lazyText: true).filter { !skip.contains($0.path) }
+            var options = options(a)
+            options.spool = try AssetSpool()
+            do { return try AssetHasher.hash(consume inputs, options: options) } catch let e as AssetError {
+                throw StampError.badInput("assets in \(a.root): \(e)")
+            }
+        }
+    }
+
+    /// `local`: the local folder's hash, when `hashLocal` already made it.
+    public static func run(_ a: AssetPlan, view: MergedView, platform: String, publicVersion: String?,
+                           local: Result<AssetResult, Error>? = nil) throws -> Output {
+        let root = Path.clean(a.root)!
+        let skip = skipped(a, publicVersion: publicVersion)
+        var inputs: [AssetFile] = []
+        if a.localFolder != nil {
+            // Hashed below (or before the scan), with nothing of the image.
         } else {
             guard view.lookup(root)?.entry.type == .directory else {
                 throw StampError.badInput("\(platform): --hash-assets: the image has no folder \(a.root)")
@@ -73,11 +96,16 @@ public enum AssetStage {
         // The image's own files, to leave out of the layer those that come out unchanged (a
         // local build replaces the folder, so there is nothing to compare with).
         let original = a.localFolder != nil ? [:] : Dictionary(inputs.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
-        let result: AssetResult
-        var options = options(a)
-        options.spool = try AssetSpool()
-        do { result = try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e as AssetError {
-            throw StampError.badInput("\(platform): assets in \(a.root): \(e)")
+        var result: AssetResult
+        if a.localFolder != nil {
+            result = try (local ?? hashLocal(a, publicVersion: publicVersion)).get()
+            result.extras = AssetHasher.rewriteExtras(extras, renames: result.renames, length: options(a).length)
+        } else {
+            var options = options(a)
+            options.spool = try AssetSpool()
+            do { result = try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e as AssetError {
+                throw StampError.badInput("\(platform): assets in \(a.root): \(e)")
+            }
         }
 
         var entries: [LayerEntry] = []
@@ -112,7 +140,7 @@ public enum AssetStage {
     }
 
     static func whiteout(_ p: String) -> String {
-        p.contains("/") ? Path.dirname(p) + "/.wh." + Path.basename(p) : ".wh." + p
+        p.utf8.contains(0x2F) ? Path.dirname(p) + "/.wh." + Path.basename(p) : ".wh." + p
     }
 
     /// What the merged view keeps for the asset checks of `stamp verify`: everything under the

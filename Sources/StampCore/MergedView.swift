@@ -132,7 +132,7 @@ public final class MergedView {
             contents[p] = c.captured[p]
             digests[p] = c.digests[p]
             var parent = p
-            while parent.contains("/") {
+            while parent.utf8.contains(0x2F) {
                 parent = Path.dirname(parent)
                 if entries[parent] != nil { break }
                 entries[parent] = Entry(type: .directory, mode: 0o755, size: 0, layer: e.layer)

@@ -1,4 +1,5 @@
 import Foundation
+import Assets
 import Hashing
 import Layers
 import OCI
@@ -106,8 +107,13 @@ public enum Stamper {
         var layers: [BuiltLayer?] = []
         var historyTexts: [String] = []
         var built: [String: BuiltLayer] = [:]
+        // A local frontend needs nothing of the image: it is hashed while the layers are read.
+        let localAssets = plan.assets.flatMap { a in
+            a.localFolder == nil ? nil : Background { AssetStage.hashLocal(a, publicVersion: plan.publicVersionJSON) }
+        }
         let views = try scan(plan, images: images, store: base.store, diagnostics: diagnostics)
         var sharedAssets = SharedAssets()
+        sharedAssets.local = localAssets?.value
         for (img, view) in zip(images, views) {
             let entries = try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: img, view: view,
                                            shared: &sharedAssets, diagnostics: diagnostics)
@@ -249,6 +255,8 @@ public enum Stamper {
     struct SharedAssets {
         var key: [String]?
         var output: AssetStage.Output?
+        /// A local frontend's hash, the same for every platform.
+        var local: Result<AssetResult, Error>?
     }
 
     static func stampEntries(_ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, view: MergedView,
@@ -266,8 +274,11 @@ public enum Stamper {
             if let key, key == shared.key, let o = shared.output {
                 assetOutput = o
             } else {
-                assetOutput = try AssetStage.run(a, view: view, platform: image?.platform.description ?? "assets", publicVersion: plan.publicVersionJSON)
-                shared = SharedAssets(key: key, output: assetOutput)
+                if a.localFolder != nil && shared.local == nil { shared.local = AssetStage.hashLocal(a, publicVersion: plan.publicVersionJSON) }
+                assetOutput = try AssetStage.run(a, view: view, platform: image?.platform.description ?? "assets", publicVersion: plan.publicVersionJSON,
+                                                 local: shared.local)
+                shared.key = key
+                shared.output = assetOutput
             }
         }
         let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
