@@ -138,6 +138,13 @@ public final class LayerReader {
     /// The inflating stage, when it runs on a thread of its own (`pipelined`).
     private var pipeline: PipelinedSource?
 
+    /// A stream stamp sees uncompressed (gzip it inflated, or a plain tar) is parsed here, not
+    /// by libarchive: `tar` for `.tar`, `raw` (served once as one entry) for `.raw`.
+    private var tar: TarStream?
+    private var raw: ByteSource?
+    private var rawServed = false
+    private var plain = false
+
     /// `pipelined`: inflate gzip on a second thread (worth it for large layers).
     public init(source: ByteSource, mode: Mode, label: String, hashTar: Bool = false, pipelined: Bool = false) throws {
         // gzip, by far the most common layer compression, is inflated by ISA-L before
@@ -172,6 +179,14 @@ public final class LayerReader {
         self.source = stream
         self.label = label
         buffer = .allocate(byteCount: 1 << 20, alignment: 16)
+        if inflatesGzip || !compressed {
+            plain = !compressed
+            switch mode {
+            case .tar: tar = TarStream(stream, label: label)
+            case .raw: raw = stream
+            }
+            return
+        }
         guard let a = archive_read_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive reader") }
         archive = a
         try check(a, archive_read_support_filter_all(a), label)
@@ -212,6 +227,7 @@ public final class LayerReader {
     /// The compression libarchive found (after the first `next()`).
     public var detectedCompression: Compression? {
         if inflatesGzip { return .gzip }
+        if plain { return Compression.none }
         guard let archive else { return nil }
         switch archive_filter_code(archive, 0) {
         case ARCHIVE_FILTER_NONE: return Compression.none
@@ -223,12 +239,19 @@ public final class LayerReader {
 
     public var detectedFilterName: String {
         if inflatesGzip { return "gzip" }
+        if plain { return "none" }
         guard let archive, let n = archive_filter_name(archive, 0) else { return "unknown" }
         return String(cString: n)
     }
 
     /// The next entry, or nil at the end.
     public func next() throws -> EntryInfo? {
+        if let tar { return try tar.next().map { EntryInfo(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode) } }
+        if raw != nil {
+            if rawServed { return nil }
+            rawServed = true
+            return EntryInfo(path: "data", type: .file, size: -1, mode: 0o644)
+        }
         guard let a = archive else { return nil }
         var entry: OpaquePointer?
         let status = archive_read_next_header(a, &entry)
@@ -261,6 +284,8 @@ public final class LayerReader {
 
     /// Streams the current entry's data (all of it, for `.raw`) into `sink`.
     public func readData(into sink: ByteSink) throws {
+        if let tar { try tar.readData(into: sink); return }
+        if let raw { _ = try copyStream(from: raw, to: sink); return }
         guard let a = archive else { return }
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { out.deallocate() }

@@ -44,12 +44,12 @@ public final class TarIndex {
         while offset + 512 <= file.size {
             let h = try file.read(at: offset, count: 512)
             if h.allSatisfy({ $0 == 0 }) { sawEnd = true; break }
-            guard checksumOK(h) else {
+            guard TarHeader.checksumOK(h) else {
                 if offset == 0 { throw fail("not a tar archive") }
                 throw fail("corrupt tar header at byte \(offset)")
             }
             let type = h[156]
-            var size = try number(h, 124, 12, at: offset)
+            guard var size = TarHeader.number(h, 124, 12) else { throw fail("corrupt tar header at byte \(offset)") }
             let data = offset + 512
             if let s = paxSize { size = s }
             let next = data + (size + 511) / 512 * 512
@@ -59,7 +59,7 @@ public final class TarIndex {
             switch type {
             case UInt8(ascii: "x"):
                 let body = try file.read(at: data, count: Int(size))
-                for (k, v) in parsePax(body) {
+                for (k, v) in TarHeader.parsePax(body) {
                     switch k {
                     case "path": paxPath = v
                     case "linkpath": paxLink = v
@@ -80,8 +80,8 @@ public final class TarIndex {
                 continue
             default: break
             }
-            var name = paxPath ?? gnuLong ?? headerName(h)
-            let link = paxLink ?? gnuLink ?? cString(h, 157, 100)
+            var name = paxPath ?? gnuLong ?? TarHeader.name(h)
+            let link = paxLink ?? gnuLink ?? TarHeader.string(h, 157, 100)
             paxPath = nil; paxLink = nil; paxSize = nil; gnuLong = nil; gnuLink = nil
 
             guard Path.isSafeEntryName(name) else { throw fail("entry \"\(name)\" escapes the archive root") }
@@ -141,69 +141,5 @@ public final class TarIndex {
     public func section(_ name: String) throws -> FileSection {
         let e = try resolve(name)
         return file.section(offset: e.offset, length: e.size)
-    }
-
-    // MARK: header fields
-
-    private func checksumOK(_ h: [UInt8]) -> Bool {
-        var unsigned: Int64 = 0
-        var signed: Int64 = 0
-        for (i, b) in h.enumerated() {
-            let v = (148..<156).contains(i) ? UInt8(ascii: " ") : b
-            unsigned += Int64(v)
-            signed += Int64(Int8(bitPattern: v))
-        }
-        guard let stored = parseOctal(h, 148, 8) else { return false }
-        return stored == unsigned || stored == signed
-    }
-
-    private func number(_ h: [UInt8], _ at: Int, _ width: Int, at offset: Int64) throws -> Int64 {
-        if h[at] & 0x80 != 0 { // GNU base-256
-            var v: Int64 = Int64(h[at] & 0x7f)
-            for i in 1..<width { v = v << 8 | Int64(h[at + i]) }
-            return v
-        }
-        guard let v = parseOctal(h, at, width) else { throw fail("corrupt tar header at byte \(offset)") }
-        return v
-    }
-
-    private func parseOctal(_ h: [UInt8], _ at: Int, _ width: Int) -> Int64? {
-        var v: Int64 = 0
-        var any = false
-        for i in at..<at + width {
-            let c = h[i]
-            if c == 0 || c == UInt8(ascii: " ") { if any { break } else { continue } }
-            guard (48...55).contains(c) else { return nil }
-            v = v * 8 + Int64(c - 48)
-            any = true
-        }
-        return v
-    }
-
-    private func cString(_ h: [UInt8], _ at: Int, _ width: Int) -> String {
-        String(decoding: h[at..<at + width].prefix { $0 != 0 }, as: UTF8.self)
-    }
-
-    private func headerName(_ h: [UInt8]) -> String {
-        let name = cString(h, 0, 100)
-        let isUstar = h[257..<262].elementsEqual("ustar".utf8)
-        let prefix = isUstar ? cString(h, 345, 155) : ""
-        return prefix.isEmpty ? name : prefix + "/" + name
-    }
-
-    private func parsePax(_ body: [UInt8]) -> [(String, String)] {
-        var out: [(String, String)] = []
-        var i = 0
-        while i < body.count {
-            guard let sp = body[i...].firstIndex(of: UInt8(ascii: " ")),
-                  let len = Int(String(decoding: body[i..<sp], as: UTF8.self)), len > 0, i + len <= body.count else { break }
-            let record = body[(sp + 1)..<(i + len - 1)]
-            if let eq = record.firstIndex(of: UInt8(ascii: "=")) {
-                out.append((String(decoding: record[record.startIndex..<eq], as: UTF8.self),
-                            String(decoding: record[(eq + 1)...], as: UTF8.self)))
-            }
-            i += len
-        }
-        return out
     }
 }
