@@ -113,6 +113,36 @@ public final class FileSection: ByteSource {
     }
 }
 
+/// Writes into an open file from `offset` on (pwrite: several of them, on several threads, can
+/// fill different parts of one file).
+public final class PositionalSink: ByteSink {
+    let fd: Int32
+    let path: String
+    public private(set) var offset: Int64
+    public init(_ file: WritableFile, at offset: Int64) { fd = file.fd; path = file.path; self.offset = offset }
+    public func write(_ buf: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < buf.count {
+            let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset))
+            if n < 0 { if errno == EINTR { continue }; throw IOError.write(path, IOError.errnoText()) }
+            done += n
+            offset += Int64(n)
+        }
+    }
+}
+
+/// A source whose bytes are also written to `sink` as they are read.
+public final class TeeSource: ByteSource {
+    let inner: ByteSource
+    let sink: ByteSink
+    public init(_ inner: ByteSource, _ sink: ByteSink) { self.inner = inner; self.sink = sink }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        if n > 0 { try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+        return n
+    }
+}
+
 /// A file written front to back. Create it with `create` beside its final name and `commit` it
 /// there when complete; `deinit` without `commit` removes it, so nothing half-written stays.
 public final class WritableFile: ByteSink {
@@ -172,6 +202,13 @@ public final class WritableFile: ByteSink {
             if n < 0 { if errno == EINTR { continue }; throw IOError.write(path, IOError.errnoText()) }
             done += n
         }
+    }
+
+    /// Writes what is buffered, then continues at `offset` (the bytes before it may be written
+    /// by `PositionalSink`s meanwhile).
+    public func seek(to offset: Int64) throws {
+        try flush()
+        guard lseek(fd, off_t(offset), SEEK_SET) >= 0 else { throw IOError.write(path, IOError.errnoText()) }
     }
 
     public func flush() throws {

@@ -74,6 +74,9 @@ public final class TarWriter {
 
     private var currentSize: Int64 = 0
 
+    /// Whether the current entry has all its data.
+    public var entryComplete: Bool { pending == 0 }
+
     public func writeData(_ buf: UnsafeRawBufferPointer) throws {
         guard Int64(buf.count) <= pending else { throw IOError.write("tar", "entry data longer than its declared size") }
         try sink.write(buf)

@@ -172,33 +172,79 @@ public enum ImageWriter {
 }
 
 /// An oci-archive or docker-archive being written: its first blobs (the base's layers, whose
-/// bytes and order are known before anything is built) are copied, and checked, on a thread of
-/// their own while the caller builds the new layer; `ImageWriter.writeArchive` then adds the
-/// rest. Dropped before that, it stops the copy and removes the temp file.
+/// sizes and order are known before anything is built) each get their place in the file up
+/// front, so they can be written in any order and by anyone: a build's scan writes the layers
+/// it reads as it reads them (`claim`: one read of each blob, hashed once), and
+/// `copyUnclaimed` copies, and checks, the rest on a thread of its own while the new layer is
+/// built; `ImageWriter.writeArchive` then appends the other blobs. Dropped before that, it
+/// stops the copy and removes the temp file.
 public final class ArchiveInProgress: @unchecked Sendable {
     final class State: @unchecked Sendable {
         let out: WritableFile
         let tar: TarWriter
-        var error: Error?
+        private var firstError: Error?
         private var stop = false
+        private var claimed: Set<String> = []
         private var lock = pthread_mutex_t()
         init(out: WritableFile, tar: TarWriter) { self.out = out; self.tar = tar; pthread_mutex_init(&lock, nil) }
         deinit { pthread_mutex_destroy(&lock) }
+        private func locked<T>(_ body: () -> T) -> T { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return body() }
         var stopped: Bool {
-            get { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return stop }
-            set { pthread_mutex_lock(&lock); stop = newValue; pthread_mutex_unlock(&lock) }
+            get { locked { stop } }
+            set { locked { stop = newValue } }
+        }
+        var error: Error? {
+            get { locked { firstError } }
+            set { locked { if firstError == nil { firstError = newValue } } }
+        }
+        /// True for the first caller only.
+        func claim(_ digest: String) -> Bool { locked { claimed.insert(digest).inserted } }
+    }
+
+    struct Slot {
+        let digest: String
+        let size: Int64
+        let location: BlobLocation
+        /// Where its tar header starts.
+        let offset: Int64
+    }
+
+    /// The first blobs' places and who has taken them; shared with the copying thread (which
+    /// must not keep the archive itself alive: dropping it is what stops the copy).
+    final class Places: @unchecked Sendable {
+        let state: State
+        let slots: [Slot]
+        let index: [String: Int]
+        let mtime: Int64
+        let group = DispatchGroup()
+        init(state: State, slots: [Slot], mtime: Int64) {
+            self.state = state; self.slots = slots; self.mtime = mtime
+            index = Dictionary(uniqueKeysWithValues: slots.enumerated().map { ($1.digest, $0) })
+        }
+
+        func claim(_ digest: String) -> ClaimedBlob? {
+            guard let i = index[digest], state.claim(digest) else { return nil }
+            group.enter()
+            let slot = slots[i]
+            let tar = TarWriter(sink: PositionalSink(state.out, at: slot.offset), mtime: mtime)
+            return ClaimedBlob(tar: tar, entry: ArchiveInProgress.entry(digest, slot.size)) { [state, group] error in
+                if let error { state.error = error }
+                group.leave()
+            }
         }
     }
 
-    let state: State
+    var state: State { places.state }
     let first: Set<String>
     /// Put on disk before the rename (`--fsync`).
     let sync: Bool
-    private let group = DispatchGroup()
+    private let places: Places
     private var waited = false
+    private var copying = false
 
-    /// Starts writing `path`'s temp file with `blobs` (digest, size, where), sorted by digest.
-    /// Blobs still in a registry are fetched first (once, however many threads ask).
+    /// Starts `path`'s temp file, with a place for each of `blobs` (digest, size, where),
+    /// sorted by digest. Blobs still in a registry are fetched when copied (once, however many
+    /// threads ask).
     init(path: String, created: Timestamp, first blobs: [(digest: String, size: Int64, location: BlobLocation)], sync: Bool = false) throws {
         self.sync = sync
         if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
@@ -206,47 +252,108 @@ public final class ArchiveInProgress: @unchecked Sendable {
         guard Path.isDirectory(dir) else { throw StampError.output("\(path): folder \(dir) does not exist") }
         let out: WritableFile
         do { out = try WritableFile.temporary(beside: path) } catch { throw StampError.output("\(path): cannot write here: \(error)") }
-        let tar = TarWriter(sink: out, mtime: created.epoch)
+        let mtime = created.epoch
+        let tar = TarWriter(sink: out, mtime: mtime)
         try tar.begin(.init(path: "blobs", kind: .directory, mode: 0o755))
         try tar.begin(.init(path: "blobs/sha256", kind: .directory, mode: 0o755))
+        try out.flush()
         var seen = Set<String>()
         let unique = blobs.filter { seen.insert($0.digest).inserted }.sorted { $0.digest < $1.digest }
-        state = State(out: out, tar: tar)
+        var at = out.written
+        var slots: [Slot] = []
+        for b in unique {
+            slots.append(Slot(digest: b.digest, size: b.size, location: b.location, offset: at))
+            let header = MemorySink()
+            try TarWriter(sink: header, mtime: mtime).begin(ArchiveInProgress.entry(b.digest, b.size))
+            at += Int64(header.bytes.count) + (b.size + 511) / 512 * 512
+        }
+        // What comes after the first blobs is written front to back from here.
+        try out.seek(to: at)
+        places = Places(state: State(out: out, tar: tar), slots: slots, mtime: mtime)
         first = Set(unique.map(\.digest))
-        guard !unique.isEmpty else { return }
-        let state = self.state
-        let work = UncheckedSendable(unique)
-        DispatchQueue.global().async(group: group) {
-            do {
-                let tar = state.tar
-                for b in work.value {
-                    try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(b.digest))", kind: .file, mode: 0o644, size: b.size))
-                    try ImageWriter.copyChecked(digest: b.digest, size: b.size, from: b.location, to: TarDataSink(tar),
-                                                cancelled: { state.stopped })
+    }
+
+    static func entry(_ digest: String, _ size: Int64) -> TarWriter.Entry {
+        .init(path: "blobs/sha256/\(Digest.hex(digest))", kind: .file, mode: 0o644, size: size)
+    }
+
+    /// The place of first blob `digest`, if nobody has taken it yet: write exactly its bytes
+    /// there, then `finish` it (whatever happens). Nil for other blobs, or when taken.
+    func claim(_ digest: String) -> ClaimedBlob? { places.claim(digest) }
+
+    /// Copies, and checks, every first blob nobody has claimed, on a thread of its own (once;
+    /// `wait` starts it if nobody did).
+    func copyUnclaimed() {
+        guard !copying else { return }
+        copying = true
+        let places = self.places, sync = self.sync
+        DispatchQueue.global().async(group: places.group) {
+            for slot in places.slots {
+                guard !places.state.stopped, let c = places.claim(slot.digest) else { continue }
+                do {
+                    try ImageWriter.copyChecked(digest: slot.digest, size: slot.size, from: slot.location, to: c,
+                                                cancelled: { places.state.stopped })
+                    c.finish(nil)
+                } catch {
+                    c.finish(error)
+                    break
                 }
-                // With --fsync, put these bytes on disk now, while the new layer is still being
-                // built: the fsync before the rename then has only the rest to wait for.
-                if sync {
-                    try state.out.flush()
-                    _ = fdatasync(state.out.fd)
-                }
-            } catch { state.error = error }
+            }
+            // With --fsync, put these bytes on disk now, while the new layer is still being
+            // built: the fsync before the rename then has only the rest to wait for.
+            if sync { _ = fdatasync(places.state.out.fd) }
         }
     }
 
-    /// Waits for the first blobs; throws what went wrong copying them.
+    /// Waits for the first blobs; throws what went wrong writing them.
     func wait() throws {
-        if !waited { group.wait(); waited = true }
+        copyUnclaimed()
+        if !waited { places.group.wait(); waited = true }
         if let e = state.error { throw e }
     }
 
     deinit {
         state.stopped = true
-        group.wait()
+        places.group.wait()
         // The copy's closure may let go of the file a moment later than this; the temp name is
         // removed now (after a commit it no longer exists).
         unlink(state.out.path)
     }
+}
+
+/// A first blob's place in an archive being written, taken by one writer (`ArchiveInProgress.claim`).
+final class ClaimedBlob: ByteSink {
+    private let tar: TarWriter
+    private let entry: TarWriter.Entry
+    private var begun = false
+    private var done: ((Error?) -> Void)?
+
+    init(tar: TarWriter, entry: TarWriter.Entry, done: @escaping (Error?) -> Void) {
+        self.tar = tar
+        self.entry = entry
+        self.done = done
+    }
+
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        if !begun { try tar.begin(entry); begun = true }
+        try tar.writeData(buffer)
+    }
+
+    /// Ends the claim; an error, or data short of the blob's size, fails the archive.
+    func finish(_ error: Error?) {
+        guard let done else { return }
+        self.done = nil
+        if error == nil, !begun {
+            do { try tar.begin(entry); begun = true } catch { done(error); return }
+        }
+        if error == nil, !tar.entryComplete {
+            done(StampError.output("blob \(entry.path): fewer bytes than its \(entry.size)"))
+            return
+        }
+        done(error)
+    }
+
+    deinit { finish(StampError.output("blob \(entry.path): not written")) }
 }
 
 /// Stops a copy when `cancelled` says so (the build it serves has failed).

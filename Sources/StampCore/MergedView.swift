@@ -31,11 +31,14 @@ public final class MergedView {
     /// them bottom-up. Entries are kept for symlinks and for paths `keep` wants (so a big
     /// node_modules costs no memory); the bytes of regular files `capture` wants are kept too.
     /// With a `cache`, a layer read before with the same `filter` (a text that names what
-    /// `keep` and `capture` select) is taken from it instead. The caller finishes `progress`.
+    /// `keep` and `capture` select) is taken from it instead. With an `archive` being written,
+    /// each layer read here is written into it on the way (hashed once, read once). The caller
+    /// finishes `progress`.
     public static func build(layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
                              capture: @escaping @Sendable (String) -> Bool = { _ in false },
                              digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
-                             progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "") throws -> MergedView {
+                             progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "",
+                             archive: ArchiveInProgress? = nil) throws -> MergedView {
         let results = parallelMap(count: layers.count) { i -> Result<LayerChanges, Error> in
             if let hit = cache?.load(layers[i].digest, filter: filter, layer: i) {
                 progress.add(Int(layers[i].size))
@@ -43,7 +46,7 @@ public final class MergedView {
             }
             return Result {
                 let c = try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
-                                      progress: progress)
+                                      progress: progress, archive: archive)
                 cache?.store(c, layers[i].digest, filter: filter)
                 return c
             }
@@ -72,12 +75,29 @@ public final class MergedView {
     }
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
-                                  capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine) throws -> LayerChanges {
+                                  capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine,
+                                  archive: ArchiveInProgress? = nil) throws -> LayerChanges {
         let loc = try store.require(l)
         guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
+        let claimed = archive?.claim(l.digest)
+        do {
+            let changes = try readLayer(l, at: loc, index: i, keep: keep, capture: capture, digestOnly: digestOnly, progress: progress,
+                                        tee: claimed)
+            claimed?.finish(nil)
+            return changes
+        } catch {
+            claimed?.finish(error)
+            throw error
+        }
+    }
+
+    private static func readLayer(_ l: Descriptor, at loc: BlobLocation, index i: Int, keep: (String) -> Bool, capture: (String) -> Bool,
+                                  digestOnly: (String) -> Bool, progress: ProgressLine, tee: ByteSink?) throws -> LayerChanges {
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
-        // not as whatever the decompressor makes of it.
-        let source = HashingSource(ProgressSource(try loc.open(), progress))
+        // not as whatever the decompressor makes of it. `tee` gets its bytes as they pass.
+        var blob: ByteSource = try loc.open()
+        if let tee { blob = TeeSource(blob, tee) }
+        let source = HashingSource(ProgressSource(blob, progress))
         var changes = LayerChanges()
         var failure: Error?
         var reader: LayerReader?

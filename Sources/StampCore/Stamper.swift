@@ -111,7 +111,10 @@ public enum Stamper {
         let localAssets = plan.assets.flatMap { a in
             a.localFolder == nil ? nil : Background { AssetStage.hashLocal(a, publicVersion: plan.publicVersionJSON) }
         }
-        let views = try scan(plan, images: images, store: base.store, diagnostics: diagnostics)
+        let views = try scan(plan, images: images, store: base.store, archive: started, diagnostics: diagnostics)
+        // The base's layers the scan did not read (from its cache, or no scan) are copied now,
+        // while the new layer is built.
+        started?.copyUnclaimed()
         var sharedAssets = SharedAssets()
         sharedAssets.local = localAssets?.value
         for (img, view) in zip(images, views) {
@@ -221,17 +224,19 @@ public enum Stamper {
     /// What the checks need of each image's lower layers (nothing when there is no health check
     /// and no asset hashing): the images are read at the same time, their layers on all cores,
     /// with one progress line.
-    static func scan(_ plan: StampPlan, images: [PlatformImage], store: BlobStore?, diagnostics: Diagnostics) throws -> [MergedView] {
+    static func scan(_ plan: StampPlan, images: [PlatformImage], store: BlobStore?, archive: ArchiveInProgress? = nil,
+                     diagnostics: Diagnostics) throws -> [MergedView] {
         guard let store, plan.health != nil || plan.assets != nil else { return images.map { _ in MergedView() } }
         let progress = diagnostics.progress("reading the base's layers", total: images.reduce(0) { $0 + $1.layers.reduce(0) { $0 + $1.size } })
         defer { progress.finish() }
         let cache = plan.scanCache.map(ScanCache.init(directory:))
         return try parallelMap(count: images.count) { i in
-            Result { try scan(plan, image: images[i], store: store, cache: cache, progress: progress) }
+            Result { try scan(plan, image: images[i], store: store, cache: cache, archive: archive, progress: progress) }
         }.map { try $0.get() }
     }
 
-    static func scan(_ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, progress: ProgressLine) throws -> MergedView {
+    static func scan(_ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, archive: ArchiveInProgress? = nil,
+                     progress: ProgressLine) throws -> MergedView {
         // Only the entries the checks ask about are kept: folders of executables (for the
         // health check) and the frontend (for assets), besides symlinks.
         let env = (image.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -247,7 +252,7 @@ public enum Stamper {
         let filter = ["bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
                       "capture " + AssetStage.captureKey(plan.assets)].joined(separator: "\n")
         return try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress,
-                                    cache: cache, filter: filter)
+                                    cache: cache, filter: filter, archive: archive)
     }
 
     /// The asset stage's output for a local frontend, kept for the next platform whose files to
