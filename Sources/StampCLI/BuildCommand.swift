@@ -40,6 +40,7 @@ struct BuildCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        MemoryPolicy.fewArenas()
         let result = try reportingErrors { () throws -> BuildResult in
             let plan = try StampPlan.resolve(try flags.settings(), environment: ProcessInfo.processInfo.environment)
             return try Stamper.build(plan, diagnostics: quiet ? .silent : .stderr)

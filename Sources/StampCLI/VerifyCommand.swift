@@ -32,6 +32,7 @@ struct VerifyCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        MemoryPolicy.fewArenas()
         let (ref, access) = try reportingErrors { (try imageReference(image), try registry.options()) }
         let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly, registry: access,
                                                                    showsProgress: ProgressLine.stderrIsTerminal))
