@@ -131,15 +131,26 @@ public final class PositionalSink: ByteSink {
     }
 }
 
-/// A source whose bytes are also written to `sink` as they are read.
-public final class TeeSource: ByteSource {
+/// A source that shows each piece read from it to `observe` on the way (a progress count, a
+/// copy to a sink).
+public final class ObservedSource: ByteSource {
     let inner: ByteSource
-    let sink: ByteSink
-    public init(_ inner: ByteSource, _ sink: ByteSink) { self.inner = inner; self.sink = sink }
+    let observe: (UnsafeRawBufferPointer) throws -> Void
+    public init(_ inner: ByteSource, observe: @escaping (UnsafeRawBufferPointer) throws -> Void) {
+        self.inner = inner
+        self.observe = observe
+    }
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try inner.read(into: buffer)
-        if n > 0 { try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+        if n > 0 { try observe(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
         return n
+    }
+}
+
+extension ObservedSource {
+    /// Writes the bytes read to `sink` too.
+    public convenience init(_ inner: ByteSource, tee sink: ByteSink) {
+        self.init(inner) { try sink.write($0) }
     }
 }
 

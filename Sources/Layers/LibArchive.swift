@@ -109,8 +109,9 @@ private func compressedWrite(_ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer
 
 // MARK: - Reading
 
-/// Reads a (possibly compressed) layer through libarchive: either its uncompressed bytes as one
-/// stream (`.raw`, to compute a diff_id) or its tar entries (`.tar`). Read it from a
+/// Reads a (possibly compressed) layer: either its uncompressed bytes as one stream (`.raw`, to
+/// compute a diff_id) or its tar entries (`.tar`). gzip is inflated by ISA-L and a plain or
+/// inflated tar parsed by `TarStream`; other compressions go through libarchive. Read it from a
 /// `HashingSource` to get the blob's digest from the same pass.
 public final class LayerReader {
     public enum Mode { case raw, tar }

@@ -69,14 +69,9 @@ public final class ProgressLine: @unchecked Sendable {
     }
 }
 
-/// A source that reports the bytes read from it.
-public final class ProgressSource: ByteSource {
-    let inner: ByteSource
-    let progress: ProgressLine
-    public init(_ inner: ByteSource, _ progress: ProgressLine) { self.inner = inner; self.progress = progress }
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = try inner.read(into: buffer)
-        progress.add(n)
-        return n
+extension ObservedSource {
+    /// Counts the bytes read on a progress line.
+    public convenience init(_ inner: ByteSource, _ progress: ProgressLine) {
+        self.init(inner) { progress.add($0.count) }
     }
 }

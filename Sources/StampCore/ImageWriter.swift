@@ -25,10 +25,10 @@ public enum ImageWriter {
     /// Writes `image` to `reference`; nothing is left under the target name if this throws
     /// (in a registry: the tag is written last, only after every blob and manifest is there).
     /// Returns what a push did, nil for local outputs.
-    @discardableResult
     /// An archive is put on disk before its rename only with `sync` (`--fsync`): it is one new
     /// file that the same inputs make again byte for byte. A layout folder, which other images
     /// may share, is always synced blob by blob before its `index.json` names them.
+    @discardableResult
     public static func write(_ image: OutputImage, to reference: ImageReference, created: Timestamp,
                              registry: RegistryClient? = nil, mountFrom: RegistryReference? = nil,
                              started: ArchiveInProgress? = nil, sync: Bool = false, diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
@@ -98,8 +98,8 @@ public enum ImageWriter {
     }
 
     /// One tar in a fixed order: `blobs/`; the blobs `started` holds (a build's base layers,
-    /// copied while the new layer was built), sorted by digest; the other blobs sorted by digest;
-    /// then `index.json`, `manifest.json`, `oci-layout`.
+    /// written as the scan read them or copied while the new layer was built), sorted by digest;
+    /// the other blobs sorted by digest; then `index.json`, `manifest.json`, `oci-layout`.
     static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off,
                              started: ArchiveInProgress? = nil, sync: Bool = false) throws {
         let archive = try started ?? ArchiveInProgress(path: path, created: created, first: [], sync: sync)
@@ -124,7 +124,7 @@ public enum ImageWriter {
                             hash: Bool = true, cancelled: (() -> Bool)? = nil) throws {
         guard loc.length == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: loc.length) }
         let hashing = DigestingSink(sink)
-        var source: ByteSource = ProgressSource(try loc.open(), progress)
+        var source: ByteSource = ObservedSource(try loc.open(), progress)
         if let cancelled { source = CancellableSource(source, cancelled) }
         let n = try copyStream(from: source, to: hash ? hashing : sink)
         guard n == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: n) }

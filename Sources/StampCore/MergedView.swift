@@ -96,8 +96,8 @@ public final class MergedView {
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
         // not as whatever the decompressor makes of it. `tee` gets its bytes as they pass.
         var blob: ByteSource = try loc.open()
-        if let tee { blob = TeeSource(blob, tee) }
-        let source = HashingSource(ProgressSource(blob, progress))
+        if let tee { blob = ObservedSource(blob, tee: tee) }
+        let source = HashingSource(ObservedSource(blob, progress))
         var changes = LayerChanges()
         var failure: Error?
         var reader: LayerReader?

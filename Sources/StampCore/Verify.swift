@@ -160,7 +160,7 @@ public enum Verifier {
             report.findings.append("\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)")
         }
         guard let opened = try? loc.open() else { return (nil, nil) } // resolved above: a file section or memory
-        let source = HashingSource(ProgressSource(opened, progress))
+        let source = HashingSource(ObservedSource(opened, progress))
         let diff = DigestingSink(nil)
         var diffID: String?
         var changes: MergedView.LayerChanges?
