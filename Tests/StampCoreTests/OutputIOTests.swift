@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import OCI
 @testable import StampCore
 
 /// An archive output is forced to disk before its rename only with `--fsync`; the bytes are
@@ -34,11 +35,18 @@ import Testing
 /// the archive as they pass, and the copy takes only what the scan did not read. Counted on the
 /// bytes the kernel hands out from the base archive (strace -y names the file of each read).
 @Suite struct SingleReadTests {
+    /// Bytes returned by reads of `base`, summed over strace's per-thread logs `log.TID` (one
+    /// file per thread, so no call is split across lines by another thread's).
     func bytesReadFromBase(_ log: String, base: String) throws -> Int {
-        try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
-            .filter { $0.contains("<\(base)>") }
-            .compactMap { line in line.range(of: " = ", options: .backwards).flatMap { Int(line[$0.upperBound...]) } }
-            .reduce(0, +)
+        let dir = Path.dirname(log), prefix = Path.basename(log) + "."
+        var total = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasPrefix(prefix) {
+            total += try String(contentsOfFile: dir + "/" + name, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains("<\(base)>") }
+                .compactMap { line in line.range(of: " = ", options: .backwards).flatMap { Int(line[$0.upperBound...]) } }
+                .reduce(0, +)
+        }
+        return total
     }
 
     @Test func aBaseBlobIsReadOnce() throws {
@@ -53,7 +61,7 @@ import Testing
             // Cold (nothing cached, every layer read by the scan), then cold filling the cache,
             // then warm (no layer read by the scan, all copied).
             let log = dir + "/reads\(i).txt", out = dir + "/out\(i).tar"
-            let r = try run(["strace", "-f", "-qq", "-y", "-o", log, "-e", "trace=read,pread64", stampBin, "build", "--base", "oci-archive:\(base):1.16.0",
+            let r = try run(["strace", "-ff", "-qq", "-y", "-o", log, "-e", "trace=read,pread64", stampBin, "build", "--base", "oci-archive:\(base):1.16.0",
                              "--version", "v1", "--revision", "r", "--output", out] + extra,
                             env: ["SOURCE_DATE_EPOCH": "1743811200", "STAMP_CACHE_DIR": dir + "/cache"])
             #expect(r.status == 0, "\(r.err)")
