@@ -179,7 +179,8 @@ public final class LayerReader {
         }
         self.source = stream
         self.label = label
-        buffer = .allocate(byteCount: 1 << 20, alignment: 16)
+        // libarchive's read buffer; the streams stamp parses itself need none.
+        buffer = .allocate(byteCount: inflatesGzip || !compressed ? 0 : 1 << 20, alignment: 16)
         if inflatesGzip || !compressed {
             plain = !compressed
             switch mode {
