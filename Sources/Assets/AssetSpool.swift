@@ -1,5 +1,6 @@
 import Foundation
 import Hashing
+import OCI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,13 +34,8 @@ public final class AssetSpool: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let at = end
-        var done = 0
-        try bytes.withUnsafeBytes { buf in
-            while done < buf.count {
-                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(at) + off_t(done))
-                if n < 0 { if errno == EINTR { continue }; throw AssetError.invalid("temp file: \(String(cString: strerror(errno)))") }
-                done += n
-            }
+        if let e = bytes.withUnsafeBytes({ FileDescriptor.writeAll(fd, $0, at: at) }) {
+            throw AssetError.invalid("temp file: \(FileDescriptor.describe(e))")
         }
         end += Int64(bytes.count)
         var o = d.onDisk(source: path)

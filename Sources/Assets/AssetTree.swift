@@ -111,14 +111,7 @@ public enum AssetTree {
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        var done = 0
-        try bytes.withUnsafeBytes { buf in
-            while done < buf.count {
-                let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 { if errno == EINTR { continue }; throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
+        if let e = bytes.withUnsafeBytes({ FileDescriptor.writeAll(fd, $0) }) { throw AssetError.invalid("\(path): \(FileDescriptor.describe(e))") }
     }
 
     /// Writes `files` as a new folder `dest` (which must not exist, or be empty): into a

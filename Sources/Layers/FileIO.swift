@@ -121,13 +121,8 @@ public final class PositionalSink: ByteSink {
     public private(set) var offset: Int64
     public init(_ file: WritableFile, at offset: Int64) { fd = file.fd; path = file.path; self.offset = offset }
     public func write(_ buf: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < buf.count {
-            let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset))
-            if n < 0 { if errno == EINTR { continue }; throw IOError.write(path, IOError.errnoText()) }
-            done += n
-            offset += Int64(n)
-        }
+        if let e = FileDescriptor.writeAll(fd, buf, at: offset) { throw IOError.write(path, FileDescriptor.describe(e)) }
+        offset += Int64(buf.count)
     }
 }
 
@@ -207,12 +202,7 @@ public final class WritableFile: ByteSink {
     }
 
     private func writeDirect(_ buf: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < buf.count {
-            let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
-            if n < 0 { if errno == EINTR { continue }; throw IOError.write(path, IOError.errnoText()) }
-            done += n
-        }
+        if let e = FileDescriptor.writeAll(fd, buf) { throw IOError.write(path, FileDescriptor.describe(e)) }
     }
 
     /// Writes what is buffered, then continues at `offset` (the bytes before it may be written
