@@ -49,18 +49,17 @@ public struct AssetOptions: Sendable {
     public var keep: [Glob] = []
     /// Add `integrity` attributes to `<script src>` and `<link href>` in HTML.
     public var sri = false
-    /// Name of the manifest written at the root.
-    public var manifestName = "asset-manifest.json"
+    /// Name of the manifest written at the root: stamp's own, a name no bundler or server uses
+    /// (an `asset-manifest.json` of create-react-app, or Vite's `.vite/manifest.json`, is a file of
+    /// the frontend like any other: kept and rewritten in place).
+    public var manifestName = AssetOptions.defaultManifest
+    public static let defaultManifest = "stamp-assets.json"
     /// Where renamed files' new bytes go as they are produced; nil keeps them in memory.
     public var spool: AssetSpool?
     /// Called with each output file as soon as its name and bytes are final (dependencies
     /// first, the manifest last), so it can be written while the rest is hashed.
     public var ready: (@Sendable (AssetFile) -> Void)?
     public init() {}
-
-    /// Files that keep their names: documents a browser or crawler asks for by a fixed URL.
-    public static let entryGlobs = ["*.html", "*.htm", "manifest.json", "*.webmanifest", "robots.txt", "favicon.ico",
-                                    "sw.js", "service-worker.js", "**/service-workers/**", "version.json", ".well-known/**"].map(Glob.init)
 }
 
 public enum AssetError: Error, Equatable, CustomStringConvertible {
@@ -80,17 +79,34 @@ public struct AssetResult: Sendable {
     public var extras: [AssetFile]
     /// The manifest's bytes (also in `files`).
     public var manifest: [UInt8]
+    /// Original path → why it keeps its name, for every file that does (bundler-hashed files
+    /// included: "named by its bundler").
+    public var kept: [String: String] = [:]
 }
 
-/// Content-hashed names (`index.js` → `index.1a2b3c4d.js`) with every reference rewritten.
+/// Content-hashed names (`index.js` → `index.1a2b3c4d.js`) with every reference rewritten,
+/// and a working frontend left working.
 ///
-/// **The rule.** A renamed file's hash is the SHA-256 of its final bytes (references already
+/// **What is renamed.** A file is renamed only when stamp has proven that every use of its name
+/// is a reference it rewrites: after the references are found, every text file of the tree (and
+/// the server files given as `extras`) is searched for the name, its percent-encoded form, its
+/// hash part and its AMD module id; any place that is not such a reference (a template literal,
+/// a string compared at run time, a webpack chunk map, a server template), or a literal that may
+/// build the name at run time (`lunr.${lang}.min.js`), keeps the file's name. Pages, favicons,
+/// sitemaps, feeds, service workers and other fixed-URL files keep theirs (`Policy`); so do
+/// files the bundler already named after their content, as long as their bytes stay the same.
+///
+/// **Merkle rule.** A renamed file's hash is the SHA-256 of its final bytes (references already
 /// rewritten), so a name never serves two contents, and a file changes name when a file it
-/// references does. Files are hashed dependencies first. Files that reference each other in a
-/// cycle (a Vite chunk importing its entry, a script and its source map) are hashed together: the
-/// group's digest is the SHA-256 over its members, sorted by path, of `path NUL bytes NUL`, where
-/// each member's references to other members are written in their unhashed form; each member's
-/// hash is then SHA-256 of `group digest NUL path`. A change to any member renames them all.
+/// references does: a bundler-named file whose references change is renamed too
+/// (`x-BjL3nRWm.js` → `x-BjL3nRWm.1a2b3c4d.js`); if its name cannot change, neither can the
+/// names it references. This is iterated to a fixed point. Files are hashed dependencies first.
+/// Files that reference each other in a cycle (a Vite chunk importing its entry, a script and
+/// its source map) are hashed together: the group's digest is the SHA-256 over its members,
+/// sorted by path, of `path NUL bytes NUL`, where each member's references to other members are
+/// written in their unhashed form; each member's hash is then SHA-256 of `group digest NUL path`.
+/// A change to any member renames them all.
+///
 /// SHA-256, SRI (SHA-384, base64) and size of content that passes in pieces: what the manifest
 /// and the hashed name need of a file whose bytes are not kept.
 public final class ContentDigester {
@@ -109,7 +125,7 @@ public final class ContentDigester {
     }
 }
 
-/// Names that already carry a hash of this length (`x.1a2b3c4d.js`) have it replaced, never
+/// Names stamp gave in an earlier run (listed in its manifest) have their hash replaced, never
 /// added to, so hashing its own output changes nothing.
 public enum AssetHasher {
     /// `input` is consumed: each file's bytes are let go once its output exists, so a large
@@ -118,7 +134,7 @@ public enum AssetHasher {
         var byPath: [String: [UInt8]] = [:]
         var onDisk: [String: AssetFile.OnDisk] = [:]
         // Text files left on disk: read to scan, let go, read again to rewrite (and checked to
-        // be the same bytes both times).
+        // be the same bytes each time).
         var textFiles: [String: String] = [:]
         var scannedDigest: [String: String] = [:]
         do {
@@ -133,12 +149,20 @@ public enum AssetHasher {
                 textFiles[p] = f.textFile
             }
         }
-        byPath[options.manifestName] = nil // regenerated
-        onDisk[options.manifestName] = nil
-        textFiles[options.manifestName] = nil
+        // The manifest of an earlier run is made anew; it tells which names stamp gave.
+        var originals: [String: String] = [:]
+        if byPath[options.manifestName] != nil {
+            let m = try textFiles[options.manifestName].map { try AssetTree.readFile($0) } ?? byPath[options.manifestName]!
+            guard onDisk[options.manifestName] == nil, let entries = ManifestReader.entries(m) else {
+                throw AssetError.invalid("\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose another name (--manifest)")
+            }
+            for (orig, e) in entries where e.stampHashed { originals[e.path] = orig }
+            byPath[options.manifestName] = nil
+            onDisk[options.manifestName] = nil
+            textFiles[options.manifestName] = nil
+        }
         let paths = byPath.keys.sorted(by: utf8Less)
-        let scanner = ReferenceScanner(files: Set(paths))
-        let naming = Naming(length: options.length)
+        let naming = Naming(length: options.length, originals: originals)
 
         func load(_ p: String) throws -> [UInt8] {
             guard let source = textFiles[p] else { return byPath[p]! }
@@ -149,30 +173,22 @@ public enum AssetHasher {
             return bytes
         }
 
-        // Which files get new names.
-        var hashed = Set<String>()
-        for p in paths where !isEntry(p, options) && !ext(p).isEmpty { hashed.insert(p) }
-        // Two inputs that would get the same unhashed name (x.js and x.1a2b3c4d.js) collide.
+        var role: [String: Role] = [:]
+        for p in paths { role[p] = Policy.role(p, keep: options.keep, manifestName: options.manifestName, stampHashed: originals[p] != nil) }
+        let analysis = try Analysis(paths: paths, role: role, extras: extras, naming: naming) { [byPath, textFiles] p in
+            let bytes = try textFiles[p].map { try AssetTree.readFile($0) } ?? byPath[p]!
+            return (bytes, textFiles[p] != nil ? Digester.hex(bytes) : nil)
+        }
+        for (p, d) in analysis.digests { scannedDigest[p] = d }
+        let refs = analysis.refs
+        let hashed = analysis.renamed
+
+        // Two inputs that would get the same unhashed name (x.js and an earlier run's x.1a2b3c4d.js) collide.
         var unhashedOwner: [String: String] = [:]
         for p in hashed.sorted(by: utf8Less) {
             let u = naming.unhashed(p)
             if let other = unhashedOwner[u] { throw AssetError.invalid("\(other) and \(p) would both be named after \(u)") }
             unhashedOwner[u] = p
-        }
-
-        // References of every file, files scanned on all cores.
-        var refs: [String: [Reference]] = [:]
-        let scans = parallelMap(count: paths.count) { [byPath, textFiles] i -> Result<([Reference], String?), Error> in
-            Result {
-                let p = paths[i]
-                let bytes = try textFiles[p].map { try AssetTree.readFile($0) } ?? byPath[p]!
-                return (scanner.scan(bytes, path: p, kind: AssetKind.of(p)), textFiles[p] != nil ? Digester.hex(bytes) : nil)
-            }
-        }
-        for (i, p) in paths.enumerated() {
-            let (r, digest) = try scans[i].get()
-            refs[p] = r
-            scannedDigest[p] = digest
         }
 
         // Graph of hashed files → hashed files they reference; groups in dependency order.
@@ -207,7 +223,7 @@ public enum AssetHasher {
             let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
             if !cyclic {
                 let p = group[0]
-                let digest = try emit(p, rewrite(try load(p), refs[p]!, newName, naming))
+                let digest = try emit(p, rewrite(try load(p), (refs[p] ?? []), newName, naming))
                 newName[p] = naming.name(p, hash: digest)
                 done(p)
                 continue
@@ -215,20 +231,25 @@ public enum AssetHasher {
             let members = Set(group)
             let d = Digester(.sha256)
             for p in group.sorted(by: utf8Less) {
-                let normalized = rewrite(try load(p), refs[p]!, newName, naming, unhashing: members)
+                let normalized = rewrite(try load(p), (refs[p] ?? []), newName, naming, unhashing: members)
                 d.update(Array(naming.unhashed(p).utf8) + [0])
                 d.update(normalized)
                 d.update([0])
             }
             let groupDigest = d.finalizeHex()
             for p in group { newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8))) }
-            for p in group { _ = try emit(p, rewrite(try load(p), refs[p]!, newName, naming)); done(p) }
+            for p in group { _ = try emit(p, rewrite(try load(p), (refs[p] ?? []), newName, naming)); done(p) }
         }
-        // Entry documents and unnamed files: rewritten, names kept, in memory (the HTML may
-        // get integrity attributes below).
+        // A new name that an input file already has would overwrite it.
+        let kept = Set(paths.filter { !hashed.contains($0) })
+        for p in hashed where kept.contains(newName[p]!) {
+            throw AssetError.invalid("\(p) would be renamed \(newName[p]!), which is the name of another file")
+        }
+        // Files that keep their names: rewritten (unless verbatim), in memory (the HTML may get
+        // integrity attributes below).
         var integrity: [String: String] = [:]
         for p in paths where !hashed.contains(p) {
-            output[p] = rewrite(try load(p), refs[p]!, newName, naming)
+            if case .verbatim = role[p]! { output[p] = try load(p) } else { output[p] = rewrite(try load(p), refs[p] ?? [], newName, naming) }
             byPath[p] = nil
             newName[p] = p
         }
@@ -244,7 +265,8 @@ public enum AssetHasher {
         for p in paths where !hashed.contains(p) { done(p) }
         // The output files and their manifest entries (digests of the files held in memory
         // taken here, the others have theirs), on all cores.
-        let made = parallelMap(count: paths.count) { [onDisk, spooled, output, outputSHA256, newName, hashed] i -> (AssetFile, (String, JSONValue)?) in
+        let reasons = analysis.kept
+        let made = parallelMap(count: paths.count) { [onDisk, spooled, output, outputSHA256, newName, hashed, role] i -> (AssetFile, (String, JSONValue)?) in
             let p = paths[i], np = newName[p]!
             let f: AssetFile, d: AssetFile.OnDisk
             if let known = onDisk[p] ?? spooled[p] {
@@ -262,10 +284,15 @@ public enum AssetHasher {
                 }
             }
             guard p != "version.json" else { return (f, nil) }
+            var entry: [(String, JSONValue)] = []
+            let immutable = hashed.contains(p) || role[p]! == .bundler
+            entry.append(("cache", .string(immutable ? "immutable" : "revalidate")))
+            if hashed.contains(p) { entry.append(("hash", .string("stamp"))) } else if role[p]! == .bundler { entry.append(("hash", .string("bundler"))) }
+            entry.append(("integrity", .string(d.sri)))
+            if !immutable, let why = reasons[p] { entry.append(("kept", .string(why))) }
+            entry += [("path", .string(np)), ("sha256", .string(d.sha256)), ("size", JSONValue(Int64(d.size)))]
             // Keyed by the unhashed name, so hashing the output again writes the same manifest.
-            return (f, (hashed.contains(p) ? naming.unhashed(p) : p, .object([
-                ("integrity", .string(d.sri)), ("path", .string(np)), ("sha256", .string(d.sha256)), ("size", JSONValue(Int64(d.size))),
-            ])))
+            return (f, (hashed.contains(p) ? naming.unhashed(p) : p, .object(entry)))
         }
         var files = made.map(\.0)
         let manifestFiles = made.compactMap(\.1)
@@ -275,24 +302,41 @@ public enum AssetHasher {
         // Sorted by new path (an index sort: the files themselves are large to move).
         files = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }.map { files[$0] }
 
-        return AssetResult(files: files, renames: newName, extras: rewriteExtras(extras, renames: newName, length: options.length),
-                           manifest: manifest)
+        var keptByOriginal: [String: String] = [:]
+        for (p, why) in reasons where !hashed.contains(p) { keptByOriginal[p] = why }
+        return AssetResult(files: files, renames: newName,
+                           extras: rewriteExtras(extras, renames: newName, length: options.length, originals: originals),
+                           manifest: manifest, kept: keptByOriginal)
     }
 
     /// Files outside the root (server code that writes HTML) with their root-absolute
     /// references to the hashed tree rewritten: `renames` is `AssetResult.renames`, `length`
     /// the options' hash length.
-    public static func rewriteExtras(_ extras: [AssetFile], renames: [String: String], length: Int) -> [AssetFile] {
+    public static func rewriteExtras(_ extras: [AssetFile], renames: [String: String], length: Int, originals: [String: String] = [:]) -> [AssetFile] {
         guard !extras.isEmpty else { return [] }
-        let scanner = ReferenceScanner(files: Set(renames.keys)), naming = Naming(length: length)
+        let scanner = ReferenceScanner(files: Set(renames.keys)), naming = Naming(length: length, originals: originals)
         return extras.map { e in
             AssetFile(path: e.path, bytes: rewrite(e.bytes, scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true), renames, naming))
         }
     }
 
-    static func isEntry(_ p: String, _ o: AssetOptions) -> Bool {
-        let bytes = Array(p.utf8)[...]
-        return p == o.manifestName || AssetOptions.entryGlobs.contains { $0.matches(bytes: bytes) } || o.keep.contains { $0.matches(bytes: bytes) }
+    /// The renames of `result` whose old names `extras` still use where stamp cannot rewrite
+    /// them (a server file read after a local frontend was hashed): non-empty means hash again
+    /// with the extras.
+    public static func unproven(_ result: AssetResult, extras: [AssetFile]) -> [String] {
+        let paths = result.renames.keys.sorted(by: utf8Less)
+        let watched = paths.indices.filter { result.renames[paths[$0]] != paths[$0] }
+        guard !watched.isEmpty, !extras.isEmpty else { return [] }
+        let finder = NameFinder(paths: paths, watched: watched)
+        let scanner = ReferenceScanner(files: Set(paths))
+        var out = Set<String>()
+        for e in extras {
+            let refs = scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true)
+            for h in finder.unaccounted(in: e.bytes, refs: refs, paths: paths, relativeIsModule: true) { out.insert(paths[h.file]) }
+            let fragments = Fragments(e.bytes)
+            for p in watched.map({ paths[$0] }) where Analysis.builtAtRunTime(Path.basename(p), fragments) != nil { out.insert(p) }
+        }
+        return out.sorted(by: utf8Less)
     }
 
     /// Replaces each resolved reference's base name with its target's new one (or, for
@@ -300,7 +344,7 @@ public enum AssetHasher {
     static func rewrite(_ bytes: [UInt8], _ refs: [Reference], _ names: [String: String], _ naming: Naming,
                         unhashing: Set<String> = []) -> [UInt8] {
         // Nothing to replace (images, fonts, most chunks): the same storage, not a copy.
-        if !refs.contains(where: { r in r.target.map { unhashing.contains($0) || names[$0] != nil } ?? false }) { return bytes }
+        if !refs.contains(where: { r in r.target.map { t in unhashing.contains(t) || names[t].map { $0 != t } ?? false } ?? false }) { return bytes }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + refs.count * (naming.length + 1))
         var at = 0
@@ -308,9 +352,9 @@ public enum AssetHasher {
             guard let t = r.target else { continue }
             let replacement: String
             if unhashing.contains(t) {
-                replacement = naming.rebase(r.written, to: naming.unhashed(t))
-            } else if let n = names[t] {
-                replacement = naming.rebase(r.written, to: n)
+                replacement = naming.rebase(r.written, from: t, to: naming.unhashed(t))
+            } else if let n = names[t], n != t {
+                replacement = naming.rebase(r.written, from: t, to: n)
             } else {
                 continue
             }
@@ -350,7 +394,8 @@ public enum AssetHasher {
     }
 
     static func manifestBytes(_ entries: [(String, JSONValue)], length: Int) -> [UInt8] {
-        JSONValue.encodePretty(.object([("algorithm", .string("sha256")), ("files", .object(entries)), ("length", JSONValue(Int64(length)))]))
+        JSONValue.encodePretty(.object([("algorithm", .string("sha256")), ("files", .object(entries)), ("generator", .string("stamp")),
+                                        ("length", JSONValue(Int64(length)))]))
     }
 
     /// Subresource Integrity value (sha384, base64).
@@ -399,18 +444,14 @@ public enum AssetHasher {
 /// `<stem>.<hash>.<ext>` names.
 struct Naming: Sendable {
     let length: Int
+    /// Names stamp gave in an earlier run → the names they replaced (from its manifest).
+    var originals: [String: String] = [:]
 
-    /// `a/b/x.1a2b3c4d.js` → `a/b/x.js`; other names unchanged.
-    func unhashed(_ path: String) -> String {
-        let u = path.utf8
-        let baseStart = u.lastIndex(of: UInt8(ascii: "/")).map { u.index(after: $0) } ?? u.startIndex
-        guard let lastDot = u[baseStart...].lastIndex(of: UInt8(ascii: ".")),
-              let hashDot = u[baseStart..<lastDot].lastIndex(of: UInt8(ascii: ".")),
-              isHash(u[u.index(after: hashDot)..<lastDot]) else { return path }
-        return String(path[..<hashDot]) + String(path[lastDot...])
-    }
+    /// The name a file had before stamp hashed it (`a/b/x.1a2b3c4d.js` → `a/b/x.js`).
+    func unhashed(_ path: String) -> String { originals[path] ?? path }
 
-    /// The new path of `path` for `hash` (a full hex digest).
+    /// The new path of `path` for `hash` (a full hex digest): `.` and its first `length` digits
+    /// before the last extension of the unhashed name.
     func name(_ path: String, hash: String) -> String {
         let u = unhashed(path)
         let (dir, base) = split(u)
@@ -418,26 +459,19 @@ struct Naming: Sendable {
         return dir + base[..<dot] + "." + hash.prefix(length) + base[dot...]
     }
 
-    /// A token as written with its base name replaced by `newPath`'s, encoding kept: the stem
-    /// and extension come from the token, the hash from `newPath`.
-    func rebase(_ written: String, to newPath: String) -> String {
+    /// A token as written, naming `old`, made to name `new` instead; its folder part and
+    /// encoding are kept (only the hash between the stem and the extension changes).
+    func rebase(_ written: String, from old: String, to new: String) -> String {
         let (dir, base) = split(written)
-        let newBase = split(newPath).1
-        let stripped = unhashed(base)
-        guard let dot = stripped.utf8.lastIndex(of: UInt8(ascii: ".")), dot != stripped.startIndex else { return dir + newBase }
-        // The hash of `newBase` (`x.<hash>.js`), if it has one.
-        let n = newBase.utf8
-        if let lastDot = n.lastIndex(of: UInt8(ascii: ".")), let hashDot = n[..<lastDot].lastIndex(of: UInt8(ascii: ".")) {
-            let hash = n[n.index(after: hashDot)..<lastDot]
-            if isHash(hash) { return dir + stripped[..<dot] + "." + Substring(hash) + stripped[dot...] }
-        }
-        return dir + stripped
-    }
-
-    func isHash(_ s: Substring) -> Bool { isHash(s.utf8) }
-
-    func isHash(_ bytes: Substring.UTF8View) -> Bool {
-        bytes.count == length && bytes.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+        guard let dot = base.utf8.lastIndex(of: UInt8(ascii: ".")), dot != base.startIndex else { return dir + split(new).1 }
+        var stem = Substring(base[..<dot])
+        let tail = base[dot...]
+        if originals[old] != nil { stem = stem.dropLast(length + 1) }
+        if new == unhashed(old) { return dir + stem + tail }
+        let nb = split(new).1
+        guard let nd = nb.utf8.lastIndex(of: UInt8(ascii: ".")), nb.utf8.distance(from: nb.startIndex, to: nd) > length else { return written }
+        let hash = nb[nb.utf8.index(nd, offsetBy: -length)..<nd]
+        return dir + stem + "." + hash + tail
     }
 
     func split(_ p: String) -> (String, String) {
@@ -445,4 +479,3 @@ struct Naming: Sendable {
         return (String(p[...slash]), String(p[p.utf8.index(after: slash)...]))
     }
 }
-

@@ -1,34 +1,62 @@
 import Hashing
 import OCI
 
-/// Checks a hashed tree from the files alone: every hashed name matches what the rule in
-/// `AssetHasher` gives for the bytes, every reference resolves, and the manifest agrees.
+/// Checks a hashed tree against its manifest (`AssetOptions.manifestName`): every file listed
+/// with its bytes' size and digests, every name stamp gave matching what the rule in
+/// `AssetHasher` gives for the bytes, every URL the browser fetches resolving, and no renamed
+/// file's old name still in use. Findings are only what would break a page or a cache: a
+/// quoted string that is not a URL is no finding.
 public enum AssetVerifier {
     /// One line per finding, each naming the file.
     public static func verify(_ files: [AssetFile], options: AssetOptions = .init()) -> [String] {
         var findings: [String] = []
-        var byPath: [String: [UInt8]] = [:]
         var file: [String: AssetFile] = [:]
-        for f in files { byPath[f.path] = f.bytes; file[f.path] = f }
-        let paths = byPath.keys.sorted(by: utf8Less)
-        let scanner = ReferenceScanner(files: Set(paths))
-        let naming = Naming(length: options.length)
+        for f in files { file[f.path] = f }
+        guard let mf = file[options.manifestName] else { return ["\(options.manifestName): missing (the folder was not hashed by stamp, or --manifest names another file)"] }
+        guard let m = try? AssetTree.content(mf), let entries = ManifestReader.entries(m) else {
+            return ["\(options.manifestName): not a manifest stamp can read"]
+        }
+        file[options.manifestName] = nil
+        let paths = file.keys.sorted(by: utf8Less)
+        var originals: [String: String] = [:]
+        for (orig, e) in entries where e.stampHashed { originals[e.path] = orig }
+        let naming = Naming(length: options.length, originals: originals)
 
-        var hashed = Set<String>()
-        for p in paths where !AssetHasher.isEntry(p, options) && !ext(p).isEmpty {
-            if naming.unhashed(p) == p {
-                findings.append("\(p): not content-hashed (expected a name like \(naming.name(p, hash: String(repeating: "0", count: 64))))")
-            } else {
-                hashed.insert(p)
+        // The manifest against the files.
+        var listed = Set<String>()
+        for (orig, e) in entries.sorted(by: { utf8Less($0.key, $1.key) }) {
+            listed.insert(e.path)
+            guard let f = file[e.path] else {
+                findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not in the folder")
+                continue
+            }
+            if e.size != f.size { findings.append("\(e.path): has size \(f.size), \(options.manifestName) says \(e.size)") }
+            if e.sha256 != f.sha256Hex { findings.append("\(e.path): has sha256 \(f.sha256Hex), \(options.manifestName) says \(e.sha256)") }
+            else if e.integrity != f.sri { findings.append("\(e.path): integrity differs from \(options.manifestName)'s") }
+            if e.stampHashed, naming.name(orig, hash: String(repeating: "0", count: 64)).count != e.path.count {
+                findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not a hashed name of it")
             }
         }
-        var refs: [String: [Reference]] = [:]
+        for p in paths where !listed.contains(p) && p != "version.json" { findings.append("\(p): not in \(options.manifestName)") }
+
+        // References, read as the hasher reads them.
+        let read: Analysis.Reader = { [file] p in (try AssetTree.content(file[p]!), nil) }
+        guard let refs = try? Analysis.references(paths: paths, read: read).refs else {
+            return findings + ["the folder could not be read again"]
+        }
+        let stampNames = Set(originals.keys)
         for p in paths {
-            refs[p] = scanner.scan(byPath[p]!, path: p, kind: AssetKind.of(p))
-            for r in refs[p]! where r.target == nil {
-                findings.append("\(p): reference \"\(r.written)\" does not resolve to a file")
+            for r in refs[p] ?? [] where r.target == nil {
+                // A URL the browser fetches, or a name stamp gave, that names no file.
+                let base = Path.basename(percentDecode(r.written))
+                if r.context == .url || looksStampHashed(base, naming: naming, names: stampNames) {
+                    findings.append("\(p): reference \"\(r.written)\" does not resolve to a file")
+                }
             }
         }
+
+        // Names stamp gave: recomputed from the bytes (files in a cycle as a group).
+        let hashed = Set(paths.filter { originals[$0] != nil })
         var edges: [String: [String]] = [:]
         for p in hashed { edges[p] = Array(Set((refs[p] ?? []).compactMap(\.target).filter { hashed.contains($0) })).sorted(by: utf8Less) }
         for group in AssetHasher.stronglyConnected(hashed.sorted(by: utf8Less), edges: edges) {
@@ -40,8 +68,8 @@ public enum AssetVerifier {
                 let members = Set(group)
                 let d = Digester(.sha256)
                 for p in group.sorted(by: utf8Less) {
-                    let identity = Dictionary(uniqueKeysWithValues: paths.map { ($0, $0) })
-                    let normalized = AssetHasher.rewrite(byPath[p]!, refs[p]!, identity, naming, unhashing: members)
+                    let bytes = (try? AssetTree.content(file[p]!)) ?? []
+                    let normalized = AssetHasher.rewrite(bytes, refs[p] ?? [], [:], naming, unhashing: members)
                     d.update(Array(naming.unhashed(p).utf8) + [0])
                     d.update(normalized)
                     d.update([0])
@@ -51,51 +79,62 @@ public enum AssetVerifier {
             }
             for p in group {
                 let want = naming.name(p, hash: expected[p]!)
-                if want != p {
-                    findings.append("\(p): name does not match its content (it should be \(Naming(length: options.length).split(want).1))")
+                if want != p { findings.append("\(p): name does not match its content (it should be \(Path.basename(want)))") }
+            }
+        }
+
+        // Old names still in use: a renamed file's former name anywhere outside a reference
+        // that resolves.
+        let renamedFrom = originals.filter { $0.key != $0.value }.map { ($0.value, $0.key) }.sorted { utf8Less($0.0, $1.0) }
+        if !renamedFrom.isEmpty {
+            let old = renamedFrom.map(\.0)
+            let finder = NameFinder(paths: old, watched: Array(old.indices))
+            let matcher = FragmentMatcher(paths: old)
+            for p in paths where AssetKind.of(p) != .binary {
+                guard let bytes = try? AssetTree.content(file[p]!) else { continue }
+                var seen = Set<Int>()
+                for h in finder.unaccounted(in: bytes, refs: refs[p] ?? [], paths: old).sorted(by: { $0.at < $1.at }) where seen.insert(h.file).inserted {
+                    findings.append("\(p): still names \(old[h.file]) at byte \(h.at), but it was renamed \(renamedFrom[h.file].1)")
+                }
+                let kind = AssetKind.of(p)
+                guard kind == .javascript || kind == .html else { continue }
+                for (o, fragment) in matcher.matches(Fragments(bytes)) {
+                    findings.append("\(p): may build the name \(o) at run time (from \"\(fragment)\"), but it was renamed")
                 }
             }
         }
-
-        // The manifest.
-        guard let m = byPath[options.manifestName] else {
-            findings.append("\(options.manifestName): missing")
-            return findings
-        }
-        guard let entries = ManifestReader.entries(m) else {
-            findings.append("\(options.manifestName): not a manifest stamp can read")
-            return findings
-        }
-        var listed = Set<String>()
-        for (orig, e) in entries.sorted(by: { utf8Less($0.key, $1.key) }) {
-            listed.insert(e.path)
-            guard let f = file[e.path] else {
-                findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not in the folder")
-                continue
-            }
-            if e.size != f.size { findings.append("\(options.manifestName): \(e.path) has size \(f.size), the manifest says \(e.size)") }
-            if e.sha256 != f.sha256Hex { findings.append("\(options.manifestName): \(e.path) has sha256 \(f.sha256Hex), the manifest says \(e.sha256)") }
-            if e.integrity != f.sri { findings.append("\(options.manifestName): \(e.path) integrity differs from the manifest's") }
-            if naming.unhashed(e.path) != naming.unhashed(orig) && e.path != orig {
-                findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not a name of it")
-            }
-        }
-        for p in hashed where !listed.contains(p) { findings.append("\(p): not in \(options.manifestName)") }
         return findings
+    }
+
+    /// `x.1a2b3c4d.js` where stamp gave names of this form: a rewritten reference.
+    static func looksStampHashed(_ base: String, naming: Naming, names: Set<String>) -> Bool {
+        guard !names.isEmpty, let dot = base.utf8.lastIndex(of: 0x2E) else { return false }
+        let stem = base[..<dot]
+        guard let hashDot = stem.utf8.lastIndex(of: 0x2E) else { return false }
+        let hash = stem[stem.utf8.index(after: hashDot)...]
+        return hash.utf8.count == naming.length && hash.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 }
 
-/// Reads an asset manifest (JSON: `files` → original path → `path`, `size`, `sha256`, `integrity`).
+/// Reads an asset manifest (JSON: `files` → original path → `path`, `size`, `sha256`,
+/// `integrity`, and since the cache policy: `cache`, `hash`, `kept`).
 enum ManifestReader {
-    struct Entry { var path: String; var size: Int; var sha256: String; var integrity: String }
+    struct Entry {
+        var path: String; var size: Int; var sha256: String; var integrity: String
+        /// Renamed by stamp (`hash: stamp`; in a manifest from before, any entry whose path differs).
+        var stampHashed: Bool
+        var cache: String?
+    }
 
     static func entries(_ bytes: [UInt8]) -> [String: Entry]? {
-        guard let files = (try? JSONValue.parse(bytes))?["files"]?.objectValue else { return nil }
+        guard let root = try? JSONValue.parse(bytes), let files = root["files"]?.objectValue, root["algorithm"]?.stringValue == "sha256" else { return nil }
+        let current = root["generator"]?.stringValue == "stamp"
         var out: [String: Entry] = [:]
         for (k, e) in files {
             guard let path = e["path"]?.stringValue, let size = e["size"]?.int64Value, let sha = e["sha256"]?.stringValue,
-                  let integrity = e["integrity"]?.stringValue else { return nil }
-            out[k] = Entry(path: path, size: Int(size), sha256: sha, integrity: integrity)
+                  let integrity = e["integrity"]?.stringValue, size >= 0, size <= Int64(Int32.max) * 1024 else { return nil }
+            let stamp = current ? e["hash"]?.stringValue == "stamp" : path != k
+            out[k] = Entry(path: path, size: Int(size), sha256: sha, integrity: integrity, stampHashed: stamp, cache: e["cache"]?.stringValue)
         }
         return out
     }

@@ -2,65 +2,109 @@ import OCI
 
 /// How a file's text is searched for references to other files.
 public enum AssetKind: Sendable {
-    case html, css, javascript, json, binary
+    /// HTML and the XML family (SVG): attributes, inline scripts and styles.
+    case html, css, javascript
+    /// JSON data, source maps, web app manifests.
+    case json
+    /// Text stamp never rewrites (server templates, `.txt`, files without an extension): only
+    /// searched for names, which then keep theirs.
+    case text
+    case binary
 
     public static func of(_ path: String) -> AssetKind {
-        switch ext(path).lowercased() {
-        case "html", "htm", "svg", "xml": return .html
+        let e = ext(path).lowercased()
+        switch e {
+        case "html", "htm", "svg", "xml", "xhtml": return .html
         case "css": return .css
         case "js", "mjs", "cjs": return .javascript
         case "json", "map", "webmanifest": return .json
-        default: return .binary
+        case "": return .text
+        default: return textExtensions.contains(e) ? .text : .binary
         }
     }
+
+    static let textExtensions: Set<String> = [
+        "txt", "md", "rst", "csv", "tsv", "yaml", "yml", "toml", "ini", "conf", "j2", "jinja", "jinja2", "ejs", "hbs",
+        "handlebars", "mustache", "njk", "twig", "liquid", "tmpl", "tpl", "py", "rb", "php", "ts", "jsx", "tsx", "vue", "svelte",
+        "less", "scss", "sass", "appcache", "vtt", "srt", "rss", "atom", "xsl", "xslt",
+    ]
 }
 
 /// One reference found in a file: the bytes of its path (without quotes, query or fragment)
 /// and the file of the tree it resolves to.
 public struct Reference: Sendable, Equatable {
+    /// How the browser uses the token.
+    public enum Context: Sendable, Equatable {
+        /// Fetched as a URL: an HTML attribute such as `src`/`href`, CSS `url()` and `@import`,
+        /// a JS `import`, `new URL(…, import.meta.url)`, `importScripts`, a worker, `fetch`,
+        /// `sourceMappingURL`. One that resolves to nothing is a broken link.
+        case url
+        /// A quoted path in a script or in data, used in ways stamp cannot see.
+        case string
+    }
+
     /// Byte range of the path part of the token in the file.
     public var range: Range<Int>
     /// The token's path as written (percent-encoded, relative or root-absolute).
     public var written: String
     /// The path inside the asset root it resolves to, or nil when it resolves to nothing.
     public var target: String?
+    public var context: Context = .string
 }
 
-/// Finds references in HTML, CSS, JavaScript, JSON and source maps, the way the files use them:
-/// HTML attributes (`src`, `href`, `srcset`, `poster`, ...), CSS `url()` and `@import`, JS
-/// `import`/`import()`/`new URL()` and path strings, `sourceMappingURL`, JSON string values.
+/// Finds references in HTML, CSS, JavaScript, JSON and source maps, the way the browser resolves
+/// them:
 ///
-/// A token counts when it is a quoted or `url()` path with no whitespace, and resolves to a file
-/// of the tree: `/x` from the asset root, `./x` and `../x` from the file's folder, a bare `x`
-/// from the file's folder in HTML, CSS and JSON, and from the root in JS when it contains a `/`
-/// (Vite's preload lists). URLs with a scheme, `//host` and `data:` are never touched.
+/// - HTML attributes (`src`, `href`, `srcset`, `poster`, …) and other quoted paths in a page:
+///   from the page's folder; CSS `url()` and `@import`: from the style sheet's folder.
+/// - JS module specifiers (`import`, `import()`, `export … from`), `new URL(x, import.meta.url)`
+///   and `importScripts(x)`: from the script's folder (a bare `logo.svg` too, where the browser
+///   takes it as relative).
+/// - Any other quoted relative path in a script (`"./favicon.png"`, `new Worker("w.js")`,
+///   `fetch("data.json")`) is resolved by the page that runs the script: against the folder of
+///   the pages that load it (`pageDir`), when stamp knows them, else against the script's folder
+///   only where both readings agree. Two readings that name two different files resolve to
+///   nothing: stamp does not guess.
+/// - `require("x")` (a module id inside a bundle) and object keys (`{"./a.js": 1}`) are not URLs.
+/// - JSON string values: from the file's folder, else from the asset root (Vite's
+///   `.vite/manifest.json` lists paths from the root); keys are not paths.
+///
+/// URLs with a scheme, `//host` and `data:` are never touched.
 public struct ReferenceScanner: Sendable {
     /// Every file of the tree, by path relative to the asset root.
     public let files: Set<String>
+    /// Folder of the pages that load a script (script path → folder, "" for the root), when
+    /// all the pages that load it are in one folder.
+    public var pageDir: [String: String] = [:]
 
     public init(files: Set<String>) { self.files = files }
 
     /// References in `bytes` of the file at `path`. `outsideRoot` files (server code that writes
     /// HTML) only count root-absolute references.
     public func scan(_ bytes: [UInt8], path: String, kind: AssetKind, outsideRoot: Bool = false) -> [Reference] {
-        guard kind != .binary else { return [] }
+        guard kind != .binary, kind != .text else { return [] }
         var out: [Reference] = []
         var seen = Set<Int>()
-        func consider(_ start: Int, _ end: Int, bareOK: Bool) {
+        let dir = path.utf8.contains(0x2F) ? Path.dirname(path) : ""
+        let page = pageDir[path]
+        func consider(_ start: Int, _ end: Int, _ how: Resolution, _ context: Reference.Context) {
             guard start < end, !seen.contains(start) else { return }
             var pathEnd = start
             while pathEnd < end, bytes[pathEnd] != UInt8(ascii: "?"), bytes[pathEnd] != UInt8(ascii: "#") { pathEnd += 1 }
             guard pathEnd > start else { return }
-            let written = String(decoding: bytes[start..<pathEnd], as: UTF8.self)
-            guard let target = resolve(written, from: path, kind: kind, outsideRoot: outsideRoot, bareOK: bareOK) else {
-                if looksLikeAssetPath(written, kind: kind, outsideRoot: outsideRoot) {
-                    out.append(Reference(range: start..<pathEnd, written: written, target: nil))
-                    seen.insert(start)
-                }
-                return
+            // Leading and trailing blanks of an attribute value are not part of the URL.
+            var s = start, e = pathEnd
+            while s < e, bytes[s] == 0x20 { s += 1 }
+            while e > s, bytes[e - 1] == 0x20 { e -= 1 }
+            guard s < e else { return }
+            let written = String(decoding: bytes[s..<e], as: UTF8.self)
+            let target = resolve(written, dir: dir, page: page, how: outsideRoot ? .rootOnly : how, kind: kind)
+            if target == nil {
+                // Unresolved: kept only when it looks like a link to a file (for `assets verify`).
+                guard !written.utf8.contains(0x20), looksLikeAssetPath(written, outsideRoot: outsideRoot) else { return }
             }
             seen.insert(start)
-            out.append(Reference(range: start..<pathEnd, written: written, target: target))
+            out.append(Reference(range: s..<e, written: written, target: target, context: context))
         }
 
         let n = bytes.count
@@ -69,14 +113,14 @@ public struct ReferenceScanner: Sendable {
             let c = bytes[i]
             if c == 0x22 || c == 0x27 || c == 0x60 { // " ' `
                 // srcset="a.png 1x, b.png 2x": candidates separated by commas.
-                if isAttribute(bytes, before: i, named: "srcset") || isAttribute(bytes, before: i, named: "imagesrcset") {
+                if kind == .html, isAttribute(bytes, before: i, named: "srcset") || isAttribute(bytes, before: i, named: "imagesrcset") {
                     if let close = bytes[(i + 1)...].firstIndex(of: c) {
                         var j = i + 1
                         while j < close {
                             while j < close, bytes[j] == 0x20 || bytes[j] == 0x2C || bytes[j] == 0x0A || bytes[j] == 0x09 { j += 1 }
                             let s = j
                             while j < close, bytes[j] != 0x20, bytes[j] != 0x0A, bytes[j] != 0x09, bytes[j] != 0x2C { j += 1 }
-                            consider(s, j, bareOK: true)
+                            consider(s, j, .fromFile(bare: true), .url)
                             while j < close, bytes[j] != 0x2C { j += 1 }
                         }
                         i = close + 1
@@ -85,9 +129,13 @@ public struct ReferenceScanner: Sendable {
                 }
                 var j = i + 1
                 let limit = min(n, i + 2048)
-                while j < limit, isTokenByte(bytes[j]) { j += 1 }
+                // Blanks are allowed inside quotes (`src="img/My Logo (1).svg"`); such a token
+                // counts only when it names a file.
+                while j < limit, isTokenByte(bytes[j]) || bytes[j] == 0x20 { j += 1 }
                 if j < limit, bytes[j] == c, j > i + 1 {
-                    consider(i + 1, j, bareOK: kind != .javascript)
+                    if let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind) {
+                        consider(i + 1, j, how, context)
+                    }
                     i = j + 1
                     continue
                 }
@@ -101,7 +149,7 @@ public struct ReferenceScanner: Sendable {
                 if j < n, bytes[j] != 0x22, bytes[j] != 0x27 {
                     let s = j
                     while j < n, isTokenByte(bytes[j]), bytes[j] != UInt8(ascii: ")") { j += 1 }
-                    consider(s, j, bareOK: true)
+                    consider(s, j, .fromFile(bare: true), .url)
                 }
                 i += 1
                 continue
@@ -112,7 +160,7 @@ public struct ReferenceScanner: Sendable {
                     var j = i + 1
                     let s = j
                     while j < n, isTokenByte(bytes[j]), bytes[j] != UInt8(ascii: "*") { j += 1 }
-                    consider(s, j, bareOK: true)
+                    consider(s, j, .fromFile(bare: true), .url)
                     i = j
                     continue
                 }
@@ -121,7 +169,7 @@ public struct ReferenceScanner: Sendable {
                     var j = i + 1
                     let s = j
                     while j < n, isTokenByte(bytes[j]), bytes[j] != UInt8(ascii: ">") { j += 1 }
-                    consider(s, j, bareOK: true)
+                    consider(s, j, .fromFile(bare: true), .url)
                     i = j
                     continue
                 }
@@ -131,41 +179,107 @@ public struct ReferenceScanner: Sendable {
         return out.sorted { $0.range.lowerBound < $1.range.lowerBound }
     }
 
-    /// The file a written path names, if the tree has it.
-    public func resolve(_ written: String, from path: String, kind: AssetKind, outsideRoot: Bool, bareOK: Bool) -> String? {
+    /// How a token is resolved.
+    enum Resolution {
+        /// From the file's folder; `bare` names (`logo.svg`) too.
+        case fromFile(bare: Bool)
+        /// By the page that runs the script (a quoted path in a script).
+        case byPage
+        /// A JS module specifier: `./`, `../` and `/` only (a bare one names a package).
+        case module
+        /// JSON data: the file's folder, else the root.
+        case data
+        /// Server code outside the root: root-absolute paths only.
+        case rootOnly
+    }
+
+    /// What a quoted token is, from the text around it; nil when it is no path at all.
+    func quotedRole(_ b: [UInt8], open: Int, close: Int, kind: AssetKind) -> (Resolution, Reference.Context)? {
+        switch kind {
+        case .html:
+            if let attr = attributeName(b, before: open) {
+                return (.fromFile(bare: true), ReferenceScanner.urlAttributes.contains(attr) ? .url : .string)
+            }
+            return (.fromFile(bare: true), .string)
+        case .css:
+            return (.fromFile(bare: true), .url)
+        case .json:
+            return isObjectKey(b, open: open, close: close) ? nil : (.data, .string)
+        case .javascript:
+            if isObjectKey(b, open: open, close: close) { return nil }
+            var k = open - 1
+            while k >= 0, isBlank(b[k]) { k -= 1 }
+            guard k >= 0 else { return (.byPage, .string) }
+            if b[k] == UInt8(ascii: "(") {
+                var w = k - 1
+                while w >= 0, isBlank(b[w]) { w -= 1 }
+                let word = wordBefore(b, end: w + 1)
+                switch word {
+                case "import": return (.module, .url)
+                case "require": return nil
+                case "importScripts": return (.fromFile(bare: true), .url)
+                case "URL":
+                    // new URL("x", import.meta.url): from the module; new URL("x", base): unknown.
+                    var f = close + 1
+                    while f < b.count, isBlank(b[f]) { f += 1 }
+                    if f < b.count, b[f] == UInt8(ascii: ","), startsWith(b, skippingBlanksFrom: f + 1, "import.meta.url") {
+                        return (.fromFile(bare: true), .url)
+                    }
+                    return (.byPage, .string)
+                case "Worker", "SharedWorker", "register", "fetch": return (.byPage, .url)
+                default: return (.byPage, .string)
+                }
+            }
+            let word = wordBefore(b, end: k + 1)
+            if word == "from" || word == "import" { return (.module, .url) }
+            return (.byPage, .string)
+        case .text, .binary:
+            return nil
+        }
+    }
+
+    /// The file a written path names, if the tree has it (exactly one file).
+    func resolve(_ written: String, dir: String, page: String?, how: Resolution, kind: AssetKind) -> String? {
         guard isLocal(written) else { return nil }
         let decoded = percentDecode(written)
-        let dir = path.utf8.contains(0x2F) ? Path.dirname(path) : ""
-        var candidates: [String] = []
-        if decoded.hasPrefix("/") {
-            candidates.append(decoded)
-        } else if outsideRoot {
+        if decoded.hasPrefix("/") { return existing(decoded) }
+        let relative = decoded.hasPrefix("./") || decoded.hasPrefix("../")
+        func join(_ d: String) -> String { d.isEmpty ? decoded : d + "/" + decoded }
+        switch how {
+        case .rootOnly:
             return nil
-        } else if decoded.hasPrefix("./") || decoded.hasPrefix("../") {
-            candidates.append(dir + "/" + decoded)
-        } else if bareOK {
-            candidates.append(dir + "/" + decoded)
-        } else if kind == .javascript, decoded.utf8.contains(0x2F) {
-            candidates.append(decoded)
-            candidates.append(dir + "/" + decoded)
+        case .fromFile(let bare):
+            return relative || bare ? existing(join(dir)) : nil
+        case .module:
+            return relative ? existing(join(dir)) : nil
+        case .data:
+            return existing(join(dir)) ?? (relative ? nil : existing(decoded))
+        case .byPage:
+            // Vite's preload lists hold root-relative `assets/x.js`; other bare words are no paths.
+            guard relative || decoded.utf8.contains(0x2F) else { return nil }
+            var found = Set<String>()
+            if let page { existing(join(page)).map { found.insert($0) } }
+            if relative { existing(join(dir)).map { found.insert($0) } } else { existing(decoded).map { found.insert($0) } }
+            return found.count == 1 ? found.first : nil
         }
-        for c in candidates {
-            if let p = Path.clean(c), files.contains(p) { return p }
-        }
-        return nil
+    }
+
+    private func existing(_ p: String) -> String? {
+        guard let c = Path.clean(p), files.contains(c) else { return nil }
+        return c
     }
 
     /// A path that should resolve (for `assets verify`): local, with a file extension of the web.
-    func looksLikeAssetPath(_ written: String, kind: AssetKind, outsideRoot: Bool) -> Bool {
+    func looksLikeAssetPath(_ written: String, outsideRoot: Bool) -> Bool {
         guard isLocal(written), !outsideRoot || written.hasPrefix("/") else { return false }
-        if kind == .javascript && !(written.hasPrefix("/") || written.hasPrefix("./") || written.hasPrefix("../")) { return false }
-        if kind == .json && !(written.hasPrefix("/") || written.hasPrefix("./") || written.hasPrefix("../")) { return false }
         let e = ext(written).lowercased()
         return ReferenceScanner.webExtensions.contains(e) && !written.hasSuffix("/")
     }
 
     static let webExtensions: Set<String> = ["js", "mjs", "css", "map", "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico",
                                              "woff", "woff2", "ttf", "otf", "eot", "wasm", "mp4", "webm", "mp3", "ogg", "wav"]
+    static let urlAttributes: Set<String> = ["src", "href", "srcset", "imagesrcset", "poster", "data", "action", "background",
+                                             "manifest", "icon", "xlink:href", "formaction", "cite"]
 
     private func isLocal(_ w: String) -> Bool {
         if w.isEmpty || w.hasPrefix("//") || w.hasPrefix("#") { return false }
@@ -180,7 +294,37 @@ public struct ReferenceScanner: Sendable {
         !(b <= 0x20 || b == 0x22 || b == 0x27 || b == 0x60 || b == 0x3C || b == 0x3E || b == 0x5C || b == 0x7F || b == 0x7B || b == 0x7D || b == 0x2C || b == 0x3B)
     }
 
+    private func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D }
+
     private func lower(_ b: UInt8) -> UInt8 { (65...90).contains(b) ? b + 32 : b }
+
+    /// `{"key": …` or `, key: …`: a quoted token that is an object key.
+    private func isObjectKey(_ b: [UInt8], open: Int, close: Int) -> Bool {
+        var f = close + 1
+        while f < b.count, isBlank(b[f]) { f += 1 }
+        guard f < b.count, b[f] == UInt8(ascii: ":") else { return false }
+        var k = open - 1
+        while k >= 0, isBlank(b[k]) { k -= 1 }
+        return k >= 0 && (b[k] == UInt8(ascii: "{") || b[k] == UInt8(ascii: ","))
+    }
+
+    /// The identifier that ends at `end` (exclusive).
+    private func wordBefore(_ b: [UInt8], end: Int) -> Substring {
+        var s = end
+        while s > 0, isIdentifierByte(b[s - 1]) { s -= 1 }
+        return Substring(String(decoding: b[s..<end], as: UTF8.self))
+    }
+
+    private func isIdentifierByte(_ b: UInt8) -> Bool {
+        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: "$")
+    }
+
+    private func startsWith(_ b: [UInt8], skippingBlanksFrom start: Int, _ word: String) -> Bool {
+        var k = start
+        while k < b.count, isBlank(b[k]) { k += 1 }
+        let w = Array(word.utf8)
+        return k + w.count <= b.count && Array(b[k..<(k + w.count)]) == w
+    }
 
     private func endsWith(_ bytes: [UInt8], at i: Int, _ word: String) -> Bool {
         let w = Array(word.utf8)
@@ -201,6 +345,19 @@ public struct ReferenceScanner: Sendable {
         while k >= 0, bytes[k] == 0x20 { k -= 1 }
         guard k >= 0, bytes[k] == UInt8(ascii: "=") else { return false }
         return endsWith(bytes, at: k, named)
+    }
+
+    /// `name` of `name="…"` when the quote at `q` opens an attribute value (lowercased).
+    private func attributeName(_ b: [UInt8], before q: Int) -> String? {
+        var k = q - 1
+        while k >= 0, b[k] == 0x20 { k -= 1 }
+        guard k >= 0, b[k] == UInt8(ascii: "=") else { return nil }
+        k -= 1
+        while k >= 0, b[k] == 0x20 { k -= 1 }
+        let end = k + 1
+        while k >= 0, isWordByte(b[k]) || b[k] == UInt8(ascii: ":") { k -= 1 }
+        guard k + 1 < end else { return nil }
+        return String(decoding: b[(k + 1)..<end].map { lower($0) }, as: UTF8.self)
     }
 }
 

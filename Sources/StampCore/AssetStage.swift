@@ -14,7 +14,8 @@ public enum AssetStage {
         public var renamed: Int
     }
 
-    static let manifestName = "asset-manifest.json"
+    /// stamp's own manifest, at the root of the frontend (a name no bundler or server uses).
+    static let manifestName = AssetOptions.defaultManifest
 
     static func options(_ a: AssetPlan) -> AssetOptions {
         var o = AssetOptions()
@@ -50,7 +51,9 @@ public enum AssetStage {
 
     /// Hashes a local frontend folder, which needs nothing of the image: a build starts it
     /// while the base's layers are still being read, and hands it to `run` as `local`.
-    public static func hashLocal(_ a: AssetPlan, publicVersion: String?) -> Result<AssetResult, Error> {
+    /// `extras`: server files that name frontend files (when they are known: a name that only
+    /// they use keeps it).
+    public static func hashLocal(_ a: AssetPlan, publicVersion: String?, extras: [AssetFile] = []) -> Result<AssetResult, Error> {
         Result {
             guard let local = a.localFolder else { throw StampError.usage("no local frontend folder to hash") }
             let skip = skipped(a, publicVersion: publicVersion)
@@ -58,7 +61,7 @@ public enum AssetStage {
             let inputs = try AssetTree.read(local, lazyText: true).filter { !skip.contains($0.path) }
             var options = options(a)
             options.spool = try AssetSpool()
-            do { return try AssetHasher.hash(consume inputs, options: options) } catch let e as AssetError {
+            do { return try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e as AssetError {
                 throw StampError.badInput("assets in \(a.root): \(e)")
             }
         }
@@ -98,7 +101,12 @@ public enum AssetStage {
         let original = a.localFolder != nil ? [:] : Dictionary(inputs.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
         var result: AssetResult
         if a.localFolder != nil {
-            result = try (local ?? hashLocal(a, publicVersion: publicVersion)).get()
+            result = try (local ?? hashLocal(a, publicVersion: publicVersion, extras: extras)).get()
+            // Hashed before the server files were read: if they use a renamed file's name where
+            // stamp cannot rewrite it, hash again knowing them.
+            if !AssetHasher.unproven(result, extras: extras).isEmpty {
+                result = try hashLocal(a, publicVersion: publicVersion, extras: extras).get()
+            }
             result.extras = AssetHasher.rewriteExtras(extras, renames: result.renames, length: options(a).length)
         } else {
             var options = options(a)
@@ -161,11 +169,13 @@ public enum AssetStage {
         for (p, b) in view.contents where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b)) }
         for (p, d) in view.digests where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), onDisk: d)) }
         var o = AssetOptions()
-        o.manifestName = manifestName
+        // The manifest version.json names (`asset-manifest.json` in images stamped before stamp
+        // named its own `stamp-assets.json`).
+        o.manifestName = info["manifest"]?.stringValue.flatMap { m in m.hasPrefix(rootPath + "/") ? String(m.dropFirst(rootPath.count + 1)) : nil } ?? manifestName
         o.keep = (info["keep"]?.arrayValue ?? []).compactMap(\.stringValue).map(Glob.init)
         var findings = AssetVerifier.verify(files, options: o).map { "\(platform): \(rootPath)/\($0)" }
-        if let want = info["manifestDigest"]?.stringValue, let m = view.contents[root + "/" + manifestName], Digester.digest(m) != want {
-            findings.append("\(platform): \(rootPath)/\(manifestName) digest is \(Digester.digest(m)), version.json says \(want)")
+        if let want = info["manifestDigest"]?.stringValue, let m = view.contents[root + "/" + o.manifestName], Digester.digest(m) != want {
+            findings.append("\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says \(want)")
         }
         return findings
     }

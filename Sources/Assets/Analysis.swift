@@ -1,0 +1,197 @@
+import Hashing
+import OCI
+
+/// What stamp proves about a tree before it renames anything: the references of every file
+/// (resolved as the browser does), the places where names appear outside them, and from that
+/// the files that may be renamed, iterated to a fixed point (see `AssetHasher`).
+struct Analysis {
+    var refs: [String: [Reference]] = [:]
+    /// SHA-256 of the text files read from disk (to check they do not change before rewrite).
+    var digests: [String: String] = [:]
+    /// The files that get a new name.
+    var renamed = Set<String>()
+    /// Every other file → why it keeps its name.
+    var kept: [String: String] = [:]
+
+    typealias Reader = @Sendable (String) throws -> ([UInt8], String?)
+
+    init(paths: [String], role: [String: Role], extras: [AssetFile], naming: Naming, read: @escaping Reader) throws {
+        let scanned = try Analysis.references(paths: paths, read: read)
+        refs = scanned.refs
+        var pins: [String: String] = [:]
+
+        // Names of files that may change name, searched in every text file.
+        let watched = paths.indices.filter { i in
+            switch role[paths[i]]! { case .candidate, .bundler: return true; default: return false }
+        }
+        let finder = NameFinder(paths: paths, watched: watched)
+        let matcher = FragmentMatcher(paths: watched.map { paths[$0] })
+        let searched = paths.indices.filter { AssetKind.of(paths[$0]) != .binary }
+        let found = parallelMap(count: searched.count) { [refs] k -> Result<([NameFinder.Hit], [(String, String)], String?), Error> in
+            Result {
+                let p = paths[searched[k]]
+                let (bytes, digest) = try read(p)
+                // A verbatim file is not rewritten: no name in it is accounted for.
+                let verbatim: Bool
+                if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }
+                let hits = finder.isEmpty ? [] : finder.unaccounted(in: bytes, refs: verbatim ? [] : refs[p] ?? [], paths: paths)
+                let kind = AssetKind.of(p)
+                let built = kind == .javascript || kind == .html || verbatim ? matcher.matches(Fragments(bytes)) : []
+                return (hits, built, digest)
+            }
+        }
+        for (k, i) in searched.enumerated() {
+            let p = paths[i]
+            let (hits, built, digest) = try found[k].get()
+            if let digest { digests[p] = digest }
+            for h in hits.sorted(by: { $0.at < $1.at }) where pins[paths[h.file]] == nil {
+                pins[paths[h.file]] = "\"\(h.found)\" is in \(p) at byte \(h.at), where stamp cannot rewrite it"
+            }
+            for (target, fragment) in built where pins[target] == nil {
+                pins[target] = "its name may be built at run time in \(p) (from \"\(fragment)\")"
+            }
+        }
+        // Server files outside the root (only their root-absolute references are rewritten).
+        let scanner = ReferenceScanner(files: Set(paths))
+        for e in extras {
+            let r = scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true)
+            for h in finder.unaccounted(in: e.bytes, refs: r, paths: paths, relativeIsModule: true).sorted(by: { $0.at < $1.at })
+            where pins[paths[h.file]] == nil {
+                pins[paths[h.file]] = "\"\(h.found)\" is in \(e.path) at byte \(h.at), where stamp cannot rewrite it"
+            }
+            for (target, fragment) in matcher.matches(Fragments(e.bytes)) where pins[target] == nil {
+                pins[target] = "its name may be built at run time in \(e.path) (from \"\(fragment)\")"
+            }
+        }
+
+        // The fixed point: candidates not pinned are renamed; a bundler-named file whose bytes
+        // change (it references a renamed file) is renamed too; one that cannot be renamed pins
+        // what it references.
+        while true {
+            var renamed = Set(paths.filter { role[$0]! == .candidate && pins[$0] == nil })
+            var grew = true
+            while grew {
+                grew = false
+                for p in paths where role[p]! == .bundler && pins[p] == nil && !renamed.contains(p) {
+                    if refs[p]?.contains(where: { $0.target.map(renamed.contains) ?? false }) == true { renamed.insert(p); grew = true }
+                }
+            }
+            var violated = false
+            for p in paths where role[p]! == .bundler && !renamed.contains(p) {
+                for r in refs[p] ?? [] {
+                    guard let t = r.target, renamed.contains(t), pins[t] == nil else { continue }
+                    pins[t] = "referenced by \(p), which keeps the name its bundler gave it"
+                    violated = true
+                }
+            }
+            if !violated { self.renamed = renamed; break }
+        }
+        for p in paths where !renamed.contains(p) {
+            switch role[p]! {
+            case .fixed(let why), .verbatim(let why): kept[p] = why
+            case .bundler: kept[p] = pins[p].map { "named by its bundler; " + $0 } ?? "named by its bundler"
+            case .candidate: kept[p] = pins[p] ?? "kept"
+            }
+        }
+    }
+
+    /// The references of every text file, resolved as the browser does: pages and scripts
+    /// first, so that the quoted paths of a script can be resolved against the folder of the
+    /// pages that load it; then the rest. Each file is read once here.
+    static func references(paths: [String], read: @escaping Reader) throws -> (refs: [String: [Reference]], scanner: ReferenceScanner) {
+        var scanner = ReferenceScanner(files: Set(paths))
+        let text = paths.filter { let k = AssetKind.of($0); return k != .binary && k != .text }
+        let first = parallelMap(count: text.count) { [scanner] i -> Result<[Reference], Error> in
+            Result { let p = text[i]; return scanner.scan(try read(p).0, path: p, kind: AssetKind.of(p)) }
+        }
+        var refs: [String: [Reference]] = [:]
+        for (i, p) in text.enumerated() { refs[p] = try first[i].get() }
+
+        // Which pages run each script: those that load it, and those that load a script that
+        // imports it.
+        var pages: [String: Set<String>] = [:]
+        var queue: [String] = []
+        for p in text where AssetKind.of(p) == .html {
+            let dir = p.utf8.contains(0x2F) ? Path.dirname(p) : ""
+            for r in refs[p]! {
+                guard let t = r.target, AssetKind.of(t) == .javascript else { continue }
+                if pages[t, default: []].insert(dir).inserted { queue.append(t) }
+            }
+        }
+        while let j = queue.popLast() {
+            for r in refs[j] ?? [] {
+                guard let t = r.target, AssetKind.of(t) == .javascript else { continue }
+                let before = pages[t, default: []].count
+                pages[t, default: []].formUnion(pages[j]!)
+                if pages[t]!.count != before { queue.append(t) }
+            }
+        }
+        for (j, dirs) in pages where dirs.count == 1 {
+            let own = j.utf8.contains(0x2F) ? Path.dirname(j) : ""
+            if dirs.first! != own { scanner.pageDir[j] = dirs.first! }
+        }
+        let again = scanner.pageDir.keys.sorted(by: utf8Less)
+        let second = parallelMap(count: again.count) { [scanner] i -> Result<[Reference], Error> in
+            Result { let p = again[i]; return scanner.scan(try read(p).0, path: p, kind: .javascript) }
+        }
+        for (i, p) in again.enumerated() { refs[p] = try second[i].get() }
+        return (refs, scanner)
+    }
+
+    static func builtAtRunTime(_ base: String, _ f: Fragments) -> String? {
+        FragmentMatcher(paths: [base]).matches(f).first?.1
+    }
+}
+
+/// Which watched files a script's name fragments may build (`Fragments`).
+struct FragmentMatcher {
+    /// Base names, sorted by bytes, with their paths.
+    private let sorted: [([UInt8], String)]
+    private let byExt: [String: [(String, String)]]
+
+    init(paths: [String]) {
+        sorted = paths.map { (Array(Path.basename($0).utf8), $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        var e: [String: [(String, String)]] = [:]
+        for p in paths { let b = Path.basename(p); e[ext(b), default: []].append((b, p)) }
+        byExt = e
+    }
+
+    /// (path, fragment) for each watched file a fragment may be part of the name of.
+    func matches(_ f: Fragments) -> [(String, String)] {
+        var out: [(String, String)] = []
+        for (text, _) in f.prefixes {
+            let n = text.utf8.lastIndex(of: 0x2F).map { String(text[text.utf8.index(after: $0)...]) } ?? text
+            // `lunr.` + lang, `icon-` + name: the start of a name up to a separator (a word alone,
+            // `"page" + n`, is text more often than a name).
+            guard n.utf8.count >= 2, isName(n), n.utf8.contains(where: isLetter), let last = n.utf8.last,
+                  last == 0x2E || last == 0x2D || last == 0x5F else { continue }
+            let key = Array(n.utf8)
+            var lo = 0, hi = sorted.count
+            while lo < hi { let m = (lo + hi) / 2; if sorted[m].0.lexicographicallyPrecedes(key) { lo = m + 1 } else { hi = m } }
+            while lo < sorted.count, sorted[lo].0.starts(with: key) { out.append((sorted[lo].1, text)); lo += 1 }
+        }
+        for (text, _) in f.suffixes {
+            guard !text.hasPrefix("/") else { continue } // a whole base name follows: found as a name
+            let n = String(text.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
+            guard isName(n), let dot = n.utf8.lastIndex(of: 0x2E) else { continue }
+            let e = String(n[n.utf8.index(after: dot)...])
+            guard !e.isEmpty, let files = byExt[e] else { continue }
+            if dot == n.utf8.startIndex {
+                // Only an extension: the stem is a run-time value; the stems this script holds as
+                // strings, and ids made of digits (webpack's `[id].js`), may be it.
+                for (b, p) in files {
+                    let stem = String(b.dropLast(e.count + 1))
+                    if f.quoted.contains(stem) || (!stem.isEmpty && stem.utf8.allSatisfy { (48...57).contains($0) }) { out.append((p, text)) }
+                }
+            } else {
+                for (b, p) in files where b.hasSuffix(n) { out.append((p, text)) }
+            }
+        }
+        return out
+    }
+
+    private func isLetter(_ b: UInt8) -> Bool { (65...90).contains(b) || (97...122).contains(b) }
+    private func isName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.allSatisfy { (48...57).contains($0) || isLetter($0) || $0 == 0x2E || $0 == 0x2D || $0 == 0x5F }
+    }
+}

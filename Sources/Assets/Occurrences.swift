@@ -1,0 +1,202 @@
+import OCI
+
+/// The proof behind every rename: where the names of files appear in text, and which of those
+/// places are references stamp rewrites. A name found anywhere else (a template literal, a
+/// string compared at run time, a map of chunk hashes, a server template) means the browser or
+/// the server may still ask for the old name, so that file keeps it.
+struct NameFinder {
+    /// One place a watched name was found.
+    struct Hit {
+        var file: Int
+        /// Byte offset of the name in the text searched.
+        var at: Int
+        var end: Int
+        var found: String
+    }
+
+    /// Base names (and their percent-encoded form) → watched files.
+    private var byName: [String: [Int]] = [:]
+    /// Extension → the distinct lengths of the names above that end with it.
+    private var lengths: [String: [Int]] = [:]
+    /// Whole quoted strings that name a watched file: the hash part of a name
+    /// (`{12:"abcdef0123456789"}`, a webpack chunk map), a long digit run of a name, and the stem
+    /// of a script (`define(['./workbox-5ffe50d4'], …)`, an AMD module id).
+    private var tokens: [String: [Int]] = [:]
+
+    /// `paths[i]` for every watched `i`.
+    init(paths: [String], watched: [Int]) {
+        for i in watched {
+            let p = paths[i]
+            let base = Path.basename(p)
+            var names = [base]
+            let encoded = percentEncode(base)
+            if encoded != base { names.append(encoded) }
+            for name in names {
+                byName[name, default: []].append(i)
+                let e = ext(name)
+                if !lengths[e, default: []].contains(name.utf8.count) { lengths[e, default: []].append(name.utf8.count) }
+            }
+            if let h = Fingerprint.of(p) { tokens[String(h), default: []].append(i) }
+            for run in digitRuns(base) { tokens[run, default: []].append(i) }
+            let e = ext(base)
+            if e == "js" || e == "mjs" { tokens["./" + base.dropLast(e.count + 1), default: []].append(i) }
+        }
+    }
+
+    var isEmpty: Bool { byName.isEmpty }
+
+    /// Watched names in `bytes` that are not inside one of `refs` (sorted by offset) resolving
+    /// to that file. `relativeIsModule`: in server code, `./x` and `../x` name the server's own
+    /// modules, not frontend files.
+    func unaccounted(in bytes: [UInt8], refs: [Reference], paths: [String], relativeIsModule: Bool = false) -> [Hit] {
+        var hits: [Hit] = []
+        let n = bytes.count
+        var i = 0
+        while i < n {
+            let c = bytes[i]
+            if c == 0x2E { // . then an extension
+                var j = i + 1
+                while j < n, j - i <= 12, isAlnum(bytes[j]) { j += 1 }
+                if j > i + 1, j - i <= 12, j == n || !(isAlnum(bytes[j]) || bytes[j] == 0x5F || (bytes[j] == 0x2E && j + 1 < n && isAlnum(bytes[j + 1]))),
+                   let ls = lengths[String(decoding: bytes[(i + 1)..<j], as: UTF8.self)] {
+                    for l in ls {
+                        let s = j - l
+                        guard s >= 0, s == 0 || !isNameByte(bytes[s - 1]) else { continue }
+                        let name = String(decoding: bytes[s..<j], as: UTF8.self)
+                        for f in byName[name] ?? [] { hits.append(Hit(file: f, at: s, end: j, found: name)) }
+                    }
+                }
+                i += 1
+                continue
+            }
+            if c == 0x22 || c == 0x27 || c == 0x60, !tokens.isEmpty {
+                var j = i + 1
+                while j < n, j - i <= 80, isTokenByte(bytes[j]) { j += 1 }
+                if j < n, bytes[j] == c, j > i + 1 {
+                    let s = String(decoding: bytes[(i + 1)..<j], as: UTF8.self)
+                    for f in tokens[s] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
+                    if s.hasPrefix("../"), let slash = s.utf8.lastIndex(of: 0x2F) {
+                        let stem = "./" + s[s.utf8.index(after: slash)...]
+                        for f in tokens[stem] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
+                    }
+                }
+            }
+            i += 1
+        }
+        return hits.filter { h in
+            if covered(h, refs, paths) { return false }
+            if relativeIsModule, inRelativeToken(bytes, h.at) { return false }
+            return true
+        }
+    }
+
+    /// Inside a reference that resolves to the file (or, for a URL the browser fetches, to a
+    /// file of the same name, which is then what this text names).
+    private func covered(_ h: Hit, _ refs: [Reference], _ paths: [String]) -> Bool {
+        var lo = 0, hi = refs.count
+        while lo < hi { let m = (lo + hi) / 2; if refs[m].range.lowerBound <= h.at { lo = m + 1 } else { hi = m } }
+        guard lo > 0 else { return false }
+        let r = refs[lo - 1]
+        guard r.range.upperBound >= h.end, let t = r.target else { return false }
+        return t == paths[h.file] || (r.context == .url && Path.basename(t) == Path.basename(paths[h.file]))
+    }
+
+    /// The quoted token around `at` starts with `./` or `../`.
+    private func inRelativeToken(_ b: [UInt8], _ at: Int) -> Bool {
+        var k = at - 1
+        while k >= 0, at - k < 512, b[k] != 0x22, b[k] != 0x27, b[k] != 0x60, b[k] > 0x20 { k -= 1 }
+        guard k >= 0, k + 1 < b.count, b[k] == 0x22 || b[k] == 0x27 || b[k] == 0x60 else { return false }
+        return b[k + 1] == 0x2E
+    }
+
+    private func isAlnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }
+    private func isNameByte(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x5F || b == 0x2D || b == 0x2E || b >= 0x80 }
+    private func isTokenByte(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x5F || b == 0x2D || b == 0x2E || b == 0x2F }
+
+    /// Runs of 8 or more decimal digits in a name (`report.20240101.css`): a date or build
+    /// number, looked up as a quoted string of its own.
+    private func digitRuns(_ name: String) -> [String] {
+        var out: [String] = []
+        var run: [UInt8] = []
+        for b in Array(name.utf8) + [0] {
+            if (48...57).contains(b) { run.append(b); continue }
+            if run.count >= 8 { out.append(String(decoding: run, as: UTF8.self)) }
+            run = []
+        }
+        return out
+    }
+}
+
+/// Names built while a script runs: the literal parts of template literals next to `${…}`, and
+/// of string concatenations next to `+`. `lunr.${lang}.min.js` gives the prefix `lunr.` and the
+/// suffix `.min.js`; `""+e+".js"` the suffix `.js`.
+struct Fragments {
+    /// Literal text right before a dynamic part: the start of a name.
+    var prefixes: [(String, Int)] = []
+    /// Literal text right after a dynamic part: the end of a name.
+    var suffixes: [(String, Int)] = []
+    /// Short quoted strings of the file (for a suffix that is only an extension: which stems
+    /// the script may put in front of it).
+    var quoted = Set<String>()
+
+    init(_ b: [UInt8]) {
+        let n = b.count
+        var i = 0
+        func blankBack(_ k: Int) -> Int { var k = k; while k >= 0, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k -= 1 }; return k }
+        func blankFwd(_ k: Int) -> Int { var k = k; while k < n, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k += 1 }; return k }
+        while i < n {
+            let c = b[i]
+            guard c == 0x22 || c == 0x27 || c == 0x60 else { i += 1; continue }
+            // One literal: its parts between `${…}`.
+            var parts: [(Int, Int)] = []
+            var start = i + 1, j = i + 1
+            var closed = false
+            while j < n, j - i < 4096 {
+                let d = b[j]
+                if d == 0x5C { j += 2; continue }
+                if d == c { parts.append((start, j)); closed = true; break }
+                if c != 0x60, d == 0x0A { break }
+                if c == 0x60, d == UInt8(ascii: "$"), j + 1 < n, b[j + 1] == UInt8(ascii: "{") {
+                    parts.append((start, j))
+                    // Skip the expression: braces counted, nested literals skipped roughly.
+                    var depth = 1, k = j + 2
+                    while k < n, depth > 0, k - j < 4096 {
+                        if b[k] == UInt8(ascii: "{") { depth += 1 } else if b[k] == UInt8(ascii: "}") { depth -= 1 }
+                        k += 1
+                    }
+                    start = k; j = k
+                    continue
+                }
+                j += 1
+            }
+            guard closed, j <= n else { i += 1; continue }
+            let text = { (p: (Int, Int)) in String(decoding: b[p.0..<min(p.1, n)], as: UTF8.self) }
+            if parts.count == 1, parts[0].1 - parts[0].0 <= 64 { quoted.insert(text(parts[0])) }
+            // Interpolations inside a template literal.
+            for (k, p) in parts.enumerated() {
+                if k < parts.count - 1 { prefixes.append((text(p), p.0)) }
+                if k > 0 { suffixes.append((text(p), p.0)) }
+            }
+            // Concatenation around the whole literal.
+            let before = blankBack(i - 1), after = blankFwd(j + 1)
+            if before >= 0, b[before] == UInt8(ascii: "+") { suffixes.append((text(parts[0]), parts[0].0)) }
+            if after < n, b[after] == UInt8(ascii: "+"), b.count > after + 1, b[after + 1] != UInt8(ascii: "+") {
+                prefixes.append((text(parts[parts.count - 1]), parts[parts.count - 1].0))
+            }
+            i = j + 1
+        }
+    }
+}
+
+/// `My Logo (1).svg` → `My%20Logo%20(1).svg`: the bytes a URL would hold.
+func percentEncode(_ s: String) -> String {
+    var out = ""
+    for b in s.utf8 {
+        if b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x25 || b == 0x3C || b == 0x3E || b == 0x23 || b == 0x3F {
+            out += "%" + String(b >> 4, radix: 16, uppercase: true) + String(b & 15, radix: 16, uppercase: true)
+        } else {
+            out.unicodeScalars.append(UnicodeScalar(b))
+        }
+    }
+    return out
+}
