@@ -86,7 +86,7 @@ struct NameFinder {
         return hits.filter { h in
             if covered(h, refs, paths) { return false }
             if relativeIsModule, inRelativeToken(bytes, h.at) { return false }
-            return true
+            return !inExternalURL(bytes, h.at)
         }
     }
 
@@ -107,6 +107,17 @@ struct NameFinder {
         while k >= 0, at - k < 512, b[k] != 0x22, b[k] != 0x27, b[k] != 0x60, b[k] > 0x20 { k -= 1 }
         guard k >= 0, k + 1 < b.count, b[k] == 0x22 || b[k] == 0x27 || b[k] == 0x60 else { return false }
         return b[k + 1] == 0x2E
+    }
+
+    /// Part of `https://host/…` or `//host/…`: another site's file of that name.
+    private func inExternalURL(_ b: [UInt8], _ at: Int) -> Bool {
+        var k = at - 1
+        while k >= 0, at - k < 2048, !(b[k] <= 0x20 || b[k] == 0x22 || b[k] == 0x27 || b[k] == 0x60 || b[k] == 0x28 || b[k] == 0x3D
+                                          || b[k] == 0x3C || b[k] == 0x3E || b[k] == 0x2C) { k -= 1 }
+        var s = k + 1
+        if s + 1 < at, b[s] == 0x2F, b[s + 1] == 0x2F { return true }
+        while s < at, (97...122).contains(b[s]) || (65...90).contains(b[s]) || (48...57).contains(b[s]) || b[s] == 0x2B || b[s] == 0x2D || b[s] == 0x2E { s += 1 }
+        return s > k + 1 && s + 2 < at && b[s] == 0x3A && b[s + 1] == 0x2F && b[s + 2] == 0x2F
     }
 
     private func isAlnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }

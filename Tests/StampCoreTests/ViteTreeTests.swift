@@ -35,7 +35,7 @@ enum ViteTree {
             ("assets/page-9f8e7d6c.css", "h1{background:url(../img/bg.png)}"),
             ("index.css", """
             @import "./assets/page-9f8e7d6c.css";
-            @font-face{font-family:Inter;src:url(fonts/Inter%20(Regular).woff2?v=3#iefix) format("woff2")}
+            @font-face{font-family:Inter;src:url("fonts/Inter%20(Regular).woff2?v=3#iefix") format("woff2")}
             body{background:url('/img/bg.png')} i{background:url(data:image/png;base64,AAAA)} b{background:url(https://cdn.example/b.png)}
             """),
             ("manifest.webmanifest", #"{"name":"AnythingLLM","icons":[{"src":"/img/icon-192.png","sizes":"192x192"}]}"#),
@@ -44,7 +44,7 @@ enum ViteTree {
         var out = text.map { AssetFile(path: $0.0, bytes: Array(($0.0 == "assets/deep/util-11111111.js" ? utilBody : $0.1).utf8)) }
         for (i, p) in ["img/hero.png", "img/hero@2x.png", "img/poster.jpg", "img/logo.svg", "img/bg.png", "img/icon-192.png",
                        "fonts/Inter (Regular).woff2", "favicon.ico"].enumerated() {
-            out.append(AssetFile(path: p, bytes: Array("binary \(i) \(p)".utf8)))
+            out.append(AssetFile(path: p, bytes: Array("binary \(i)".utf8)))
         }
         return out
     }
