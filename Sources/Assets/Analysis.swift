@@ -10,15 +10,21 @@ struct Analysis {
     var digests: [String: String] = [:]
     /// The files that get a new name.
     var renamed = Set<String>()
-    /// Every other file → why it keeps its name.
+    /// Every other file → why it keeps its name (with the unhashed names of the files that say
+    /// so: the same words for a folder and for stamp's output of it).
     var kept: [String: String] = [:]
+    /// The same with where in those files (byte offsets), for `--explain`.
+    var detail: [String: String] = [:]
+
+    /// Why a file keeps its name; `at`, where the reason is in the file it names.
+    struct Reason { var text: String; var at: String? = nil }
 
     typealias Reader = @Sendable (String) throws -> ([UInt8], String?)
 
     init(paths: [String], role: [String: Role], extras: [AssetFile], naming: Naming, read: @escaping Reader) throws {
         let scanned = try Analysis.references(paths: paths, read: read)
         refs = scanned.refs
-        var pins: [String: String] = [:]
+        var pins: [String: Reason] = [:]
 
         // Names of files that may change name, searched in every text file.
         let watched = paths.indices.filter { i in
@@ -26,7 +32,9 @@ struct Analysis {
         }
         let finder = NameFinder(paths: paths, watched: watched)
         let matcher = FragmentMatcher(paths: watched.map { paths[$0] })
-        let searched = paths.indices.filter { AssetKind.of(paths[$0]) != .binary }
+        // Source maps are not searched: browsers fetch nothing a map names, and the sources it
+        // embeds mention names of the source tree.
+        let searched = paths.indices.filter { AssetKind.of(paths[$0]) != .binary && ext(paths[$0]) != "map" }
         let found = parallelMap(count: searched.count) { [refs] k -> Result<([NameFinder.Hit], [(String, String)], String?), Error> in
             Result {
                 let p = paths[searched[k]]
@@ -44,24 +52,36 @@ struct Analysis {
             let p = paths[i]
             let (hits, built, digest) = try found[k].get()
             if let digest { digests[p] = digest }
+            let q = naming.unhashed(p)
             for h in hits.sorted(by: { $0.at < $1.at }) where pins[paths[h.file]] == nil {
-                pins[paths[h.file]] = "\"\(h.found)\" is in \(p) at byte \(h.at), where stamp cannot rewrite it"
+                pins[paths[h.file]] = Reason(text: "\"\(h.found)\" is in \(q), where stamp cannot rewrite it", at: "\(q) at byte \(h.at)")
             }
             for (target, fragment) in built where pins[target] == nil {
-                pins[target] = "its name may be built at run time in \(p) (from \"\(fragment)\")"
+                pins[target] = Reason(text: "its name may be built at run time in \(q) (from \"\(fragment)\")")
             }
         }
         // Server files outside the root (only their root-absolute references are rewritten).
         let scanner = ReferenceScanner(files: Set(paths))
+        var referenced = Set<String>()
+        for (p, r) in refs {
+            if case .verbatim = role[p]! { continue }
+            for x in r { if let t = x.target, t != p { referenced.insert(t) } }
+        }
         for e in extras {
             let r = scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true)
+            for x in r { if let t = x.target { referenced.insert(t) } }
             for h in finder.unaccounted(in: e.bytes, refs: r, paths: paths, relativeIsModule: true).sorted(by: { $0.at < $1.at })
             where pins[paths[h.file]] == nil {
-                pins[paths[h.file]] = "\"\(h.found)\" is in \(e.path) at byte \(h.at), where stamp cannot rewrite it"
+                pins[paths[h.file]] = Reason(text: "\"\(h.found)\" is in \(e.path), where stamp cannot rewrite it", at: "\(e.path) at byte \(h.at)")
             }
             for (target, fragment) in matcher.matches(Fragments(e.bytes)) where pins[target] == nil {
-                pins[target] = "its name may be built at run time in \(e.path) (from \"\(fragment)\")"
+                pins[target] = Reason(text: "its name may be built at run time in \(e.path) (from \"\(fragment)\")")
             }
+        }
+        // A file no page, style sheet, script or server file here refers to is asked for by
+        // someone stamp cannot see (a server, another site), by this name.
+        for p in paths where role[p]! == .candidate && pins[p] == nil && !referenced.contains(p) {
+            pins[p] = Reason(text: "no file here refers to it (what asks for it uses this name)")
         }
 
         // The fixed point: candidates not pinned are renamed; a bundler-named file whose bytes
@@ -80,18 +100,20 @@ struct Analysis {
             for p in paths where role[p]! == .bundler && !renamed.contains(p) {
                 for r in refs[p] ?? [] {
                     guard let t = r.target, renamed.contains(t), pins[t] == nil else { continue }
-                    pins[t] = "referenced by \(p), which keeps the name its bundler gave it"
+                    pins[t] = Reason(text: "referenced by \(p), which keeps the name its bundler gave it")
                     violated = true
                 }
             }
             if !violated { self.renamed = renamed; break }
         }
         for p in paths where !renamed.contains(p) {
+            let pin = pins[p]
             switch role[p]! {
             case .fixed(let why), .verbatim(let why): kept[p] = why
-            case .bundler: kept[p] = pins[p].map { "named by its bundler; " + $0 } ?? "named by its bundler"
-            case .candidate: kept[p] = pins[p] ?? "kept"
+            case .bundler: kept[p] = pin.map { "named by its bundler; " + $0.text } ?? "named by its bundler"
+            case .candidate: kept[p] = pin?.text ?? "kept"
             }
+            detail[p] = kept[p]! + (pin?.at.map { " (\($0))" } ?? "")
         }
     }
 

@@ -303,7 +303,7 @@ public enum AssetHasher {
         files = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }.map { files[$0] }
 
         var keptByOriginal: [String: String] = [:]
-        for (p, why) in reasons where !hashed.contains(p) { keptByOriginal[p] = why }
+        for (p, why) in analysis.detail where !hashed.contains(p) { keptByOriginal[p] = why }
         return AssetResult(files: files, renames: newName,
                            extras: rewriteExtras(extras, renames: newName, length: options.length, originals: originals),
                            manifest: manifest, kept: keptByOriginal)

@@ -160,7 +160,8 @@ public struct ReferenceScanner: Sendable {
                     var j = i + 1
                     let s = j
                     while j < n, isTokenByte(bytes[j]), bytes[j] != UInt8(ascii: "*") { j += 1 }
-                    consider(s, j, .fromFile(bare: true), .url)
+                    // Fetched only by developer tools: a map that is missing breaks nothing.
+                    consider(s, j, .fromFile(bare: true), .string)
                     i = j
                     continue
                 }

@@ -15,7 +15,8 @@ extension AssetResult {
 
 @Suite struct AssetHasherTests {
     @Test func namesKeepStemAndLastExtension() throws {
-        let r = try AssetHasher.hash(files([("index.css", "body{}"), ("img/My Logo (1).svg", "<svg/>"), ("a.b.c.js", "x")]))
+        let r = try AssetHasher.hash(files([("index.css", "body{}"), ("img/My Logo (1).svg", "<svg/>"), ("a.b.c.js", "x"),
+                                            ("index.html", #"<link href="index.css"><img src="img/My%20Logo%20(1).svg"><script src="a.b.c.js"></script>"#)]))
         let h = Digester.hex(Array("body{}".utf8)).prefix(8)
         #expect(r.name("index.css") == "index.\(h).css")
         #expect(r.name("img/My Logo (1).svg").hasPrefix("img/My Logo (1)."))
@@ -59,7 +60,8 @@ extension AssetResult {
         ("manifest.json", #"{"icons":[{"src":"/logo.png"},{"src":"logo.png"}]}"#, #"{"icons":[{"src":"/N"},{"src":"N"}]}"#),
     ])
     func rewritesReferences(_ path: String, _ source: String, _ expected: String) throws {
-        let r = try AssetHasher.hash(files([(path, source), ("logo.png", "PNG")]))
+        // ref.html refers to the image in every case: a file nothing refers to keeps its name.
+        let r = try AssetHasher.hash(files([(path, source), ("logo.png", "PNG"), ("ref.html", #"<img src="/logo.png">"#)]))
         let n = r.name("logo.png")
         #expect(n.hasPrefix("logo.") && n != "logo.png")
         #expect(r.text(path) == expected.replacingOccurrences(of: "N", with: n).replacingOccurrences(of: "\(n)", with: n))

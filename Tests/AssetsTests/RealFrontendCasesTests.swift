@@ -34,7 +34,8 @@ import Hashing
         let js = #"a=new URL("logo.svg", import.meta.url);b=new URL(`mcp.svg`, import.meta.url);new Worker(new URL("worker.js", import.meta.url));f=__webpack_require__.p + "b2970adce8797051.woff2";g=__webpack_require__.p + "font.woff2";w=new URL("./app.wasm",import.meta.url)"#
         let r = try AssetHasher.hash(files([("assets/app.js", js), ("assets/logo.svg", "<svg/>"), ("assets/mcp.svg", "<svg>m</svg>"),
                                             ("assets/worker.js", "self.onmessage=1"), ("assets/b2970adce8797051.woff2", "F1"),
-                                            ("assets/font.woff2", "F2"), ("assets/app.wasm", "WASM")]))
+                                            ("assets/font.woff2", "F2"), ("assets/app.wasm", "WASM"),
+                                            ("index.html", #"<script type="module" src="assets/app.js"></script>"#)]))
         let out = js.replacingOccurrences(of: "\"logo.svg\"", with: "\"logo.\(h("<svg/>")).svg\"")
             .replacingOccurrences(of: "`mcp.svg`", with: "`mcp.\(h("<svg>m</svg>")).svg`")
             .replacingOccurrences(of: "\"worker.js\"", with: "\"worker.\(h("self.onmessage=1")).js\"")
@@ -44,7 +45,7 @@ import Hashing
         #expect(r.name("assets/b2970adce8797051.woff2") == "assets/b2970adce8797051.woff2")
         #expect(r.name("assets/font.woff2") == "assets/font.woff2")
         let at = js.utf8.count - String(js[js.range(of: "\"font.woff2\"")!.upperBound...]).utf8.count - "font.woff2\"".count
-        #expect(r.kept["assets/font.woff2"] == "\"font.woff2\" is in assets/app.js at byte \(at), where stamp cannot rewrite it")
+        #expect(r.kept["assets/font.woff2"] == "\"font.woff2\" is in assets/app.js, where stamp cannot rewrite it (assets/app.js at byte \(at))")
         #expect(AssetVerifier.verify(r.files).isEmpty, "\(AssetVerifier.verify(r.files))")
     }
 
@@ -69,12 +70,13 @@ import Hashing
         let worker = "importScripts(`${base}/min/lunr.${lang}.min.js`);"
         let ui = #"if(el.src.substr(-9)==="minus.png"){el.src=el.src.slice(0,-9)+"plus.png"};s=`${rootPath}/static/js/x.js`"#
         let r = try AssetHasher.hash(files([("search/worker.js", worker), ("search/min/lunr.de.min.js", "de"), ("search/min/lunr.fr.min.js", "fr"),
-                                            ("ui.js", ui), ("minus.png", "-"), ("plus.png", "+"), ("static/js/x.js", "x"), ("other.js", "o")]))
+                                            ("ui.js", ui), ("minus.png", "-"), ("plus.png", "+"), ("static/js/x.js", "x"), ("other.js", "o"),
+                                            ("index.html", #"<script src="other.js"></script><script src="ui.js"></script>"#)]))
         for kept in ["search/min/lunr.de.min.js", "search/min/lunr.fr.min.js", "minus.png", "plus.png", "static/js/x.js"] {
             #expect(r.name(kept) == kept, "\(kept)")
         }
         #expect(r.kept["search/min/lunr.de.min.js"] == "its name may be built at run time in search/worker.js (from \"/min/lunr.\")")
-        #expect(r.kept["minus.png"]?.hasPrefix("\"minus.png\" is in ui.js at byte") == true)
+        #expect(r.kept["minus.png"]?.hasPrefix("\"minus.png\" is in ui.js, where stamp cannot rewrite it (ui.js at byte ") == true)
         #expect(r.name("other.js") == "other.\(h("o")).js")
         #expect(r.text("ui.js") == ui && r.text("search/worker.js") == worker)
     }
@@ -86,7 +88,8 @@ import Hashing
                      "feed.xml", "llms.txt", "ads.txt", "robots.txt", ".well-known/security.txt", "site.webmanifest", "sw.js"]
         let j2 = #"<script src="/app.js"></script>"#, pkg = #"{"name":"x","main":"server.js"}"#
         let r = try AssetHasher.hash(files(fixed.map { ($0, "data") } + [("templates/index.j2", j2), ("package.json", pkg),
-                                                                         ("app.js", "a"), ("server.js", "s"), ("page.js", "p")]))
+                                                                         ("app.js", "a"), ("server.js", "s"), ("page.js", "p"),
+                                                                         ("index.html", #"<script src="page.js"></script>"#)]))
         for f in fixed { #expect(r.name(f) == f, "\(f)") }
         #expect(r.name("templates/index.j2") == "templates/index.j2" && r.text("templates/index.j2") == j2)
         #expect(r.name("package.json") == "package.json" && r.text("package.json") == pkg)
@@ -141,7 +144,8 @@ import Hashing
 
     /// 9. A date in a name is not a hash: two reports are two files.
     @Test func datesAreNotHashes() throws {
-        let r = try AssetHasher.hash(files([("report.20240101.css", "a{}"), ("report.20231231.css", "b{}")]))
+        let r = try AssetHasher.hash(files([("report.20240101.css", "a{}"), ("report.20231231.css", "b{}"),
+                                            ("index.html", #"<link href="report.20240101.css"><link href="report.20231231.css">"#)]))
         #expect(r.name("report.20240101.css") == "report.20240101.\(h("a{}")).css")
         #expect(r.name("report.20231231.css") == "report.20231231.\(h("b{}")).css")
         #expect(try AssetHasher.hash(r.files).renames.allSatisfy { $0.key == $0.value })
