@@ -34,6 +34,8 @@ PACKAGES = ["playwright==1.65.2", "gradio==6.31.0", "mkdocs-material==9.8.2", "m
             "sphinx_rtd_theme==3.1.0", "swagger-ui-bundle==1.1.0", "django==5.2.19"]
 CHROMIUM = "/usr/lib/chromium/chromium"
 NAMES = ["gradio", "mkdocs-material", "sphinx-rtd", "swagger-ui", "django-admin"]
+# stamp build --hash-assets on an anything-llm-shaped image whose frontend is a real Vite build.
+IMAGE = "anything-llm-image"
 
 
 def log(*a):
@@ -325,21 +327,124 @@ def check(cache, bin_, name, browser):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def sh(*args, cwd=None):
+    r = subprocess.run(list(args), capture_output=True, text=True, cwd=cwd)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: exit {r.returncode}: {r.stderr.strip()[-1500:]}")
+    return r.stdout
+
+
+def add_layer(layout, folder, dest):
+    """Adds `folder` as `dest` to the one image of an OCI layout, in a layer of its own written by
+    Python's tarfile (an opaque whiteout first, so it replaces what the base had there; files
+    owned by 1000:1000 as anything-llm's are)."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    def blob(d):
+        return os.path.join(layout, "blobs", "sha256", d.split(":")[1])
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+        def add(name, path=None):
+            info = t.gettarinfo(path, name) if path else tarfile.TarInfo(name)
+            info.uid = info.gid = 1000
+            info.uname = info.gname = ""
+            info.mtime = 1700000000
+            if path and os.path.isfile(path):
+                with open(path, "rb") as f:
+                    t.addfile(info, f)
+            else:
+                t.addfile(info)
+        d = dest.strip("/")
+        add(d, folder)
+        add(d + "/.wh..wh..opq")
+        for top, dirs, files in os.walk(folder):
+            dirs.sort()
+            for n in sorted(dirs) + sorted(files):
+                full = os.path.join(top, n)
+                add(d + "/" + os.path.relpath(full, folder), full)
+    tar = raw.getvalue()
+    gz = gzip.compress(tar, mtime=0)
+    diff_id = "sha256:" + hashlib.sha256(tar).hexdigest()
+    digest = "sha256:" + hashlib.sha256(gz).hexdigest()
+    open(blob(digest), "wb").write(gz)
+
+    def put(doc):
+        b = json.dumps(doc, separators=(",", ":")).encode()
+        d = "sha256:" + hashlib.sha256(b).hexdigest()
+        open(blob(d), "wb").write(b)
+        return d, len(b)
+    index = json.load(open(os.path.join(layout, "index.json")))
+    desc = index["manifests"][0]
+    manifest = json.load(open(blob(desc["digest"])))
+    config = json.load(open(blob(manifest["config"]["digest"])))
+    config["rootfs"]["diff_ids"].append(diff_id)
+    config.setdefault("history", []).append({"created_by": f"frontend_corpus.py: {dest} from a wheel"})
+    manifest["config"]["digest"], manifest["config"]["size"] = put(config)
+    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": len(gz)})
+    desc["digest"], desc["size"] = put(manifest)
+    json.dump(index, open(os.path.join(layout, "index.json"), "w"))
+
+
+def check_image(cache, bin_, browser):
+    """The sample anything-llm image with gradio's Vite frontend as /app/server/public (added
+    as its own layer), stamped with --hash-assets, unpacked by umoci, and served from
+    the unpacked folder by the real server of that frontend."""
+    vite = build_frontend(cache, "gradio")
+    work = tempfile.mkdtemp(prefix="stamp-corpus-image-")
+    res = {"name": IMAGE}
+    try:
+        sh(bin_, "sample", "--output", f"{work}/sample.tar")
+        sh("skopeo", "copy", "--override-arch", "amd64", "--override-os", "linux", f"oci-archive:{work}/sample.tar:1.16.0", f"oci:{work}/base:1.16.0")
+        # (Debian 12's umoci insert writes this layer truncated: stamp, bsdtar and Python's tarfile
+        # all refuse it; so the layer is written here.)
+        add_layer(f"{work}/base", vite, "/app/server/public")
+        env = dict(os.environ, SOURCE_DATE_EPOCH="1743811200")
+        r = subprocess.run([bin_, "build", "--base", f"oci:{work}/base:1.16.0", "--version", "v2.1-canary", "--revision", "0" * 40,
+                            "--hash-assets", "--output", f"oci-archive:{work}/out.tar"], capture_output=True, text=True, env=env)
+        res["build_exit"] = r.returncode
+        if r.returncode != 0:
+            res["build_error"] = r.stderr.strip()[-800:]
+            return res
+        res["verify_exit"] = subprocess.run([bin_, "verify", f"{work}/out.tar"], capture_output=True, text=True).returncode
+        sh("skopeo", "copy", f"oci-archive:{work}/out.tar", f"oci:{work}/stamped:x")
+        sh("umoci", "unpack", "--rootless", "--image", f"{work}/stamped:x", f"{work}/bundle")
+        public = f"{work}/bundle/rootfs/app/server/public"
+        manifest = json.load(open(os.path.join(public, "stamp-assets.json")))
+        renamed = {e["path"] for e in manifest["files"].values() if e.get("hash") == "stamp"}
+        res["renamed"] = len(renamed)
+        with gradio_server(cache, vite) as base:
+            before = load_pages(browser, base, ["/"])[0]
+        with gradio_server(cache, public) as base:
+            after = load_pages(browser, base, ["/"])[0]
+        res["pages"] = [{"page": "/", "input_failed": before["failed"], "failed": after["failed"],
+                         "new_failures": sorted(set(after["failed"]) - set(before["failed"])), "same_text": after["text"] == before["text"],
+                         "text_chars": len(after["text"]), "requests": after["requests"], "new_errors": after["errors"],
+                         "renamed_requests": len([q for q in after["paths"] if q.lstrip("/") in renamed])}]
+        return res
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stamp", required=True)
     ap.add_argument("--cache", default=os.environ.get("STAMP_TEST_CACHE") or os.path.expanduser("~/.cache/stamp-test"))
-    ap.add_argument("--only", action="append", choices=NAMES)
+    ap.add_argument("--only", action="append", choices=NAMES + [IMAGE])
     ap.add_argument("--prepare", action="store_true", help="set the corpus up and stop")
     a = ap.parse_args()
     os.makedirs(a.cache, exist_ok=True)
     ensure_venv(a.cache)
-    names = a.only or NAMES
+    names = a.only or NAMES + [IMAGE]
     for n in names:
-        build_frontend(a.cache, n)
+        build_frontend(a.cache, "gradio" if n == IMAGE else n)
     if a.prepare:
         for n in names:
-            print(os.path.join(a.cache, "frontends", n))
+            if n != IMAGE:
+                print(os.path.join(a.cache, "frontends", n))
         return
     if os.environ.get("STAMP_CORPUS_CHILD") != "1":
         # Playwright lives in the venv: run again there.
@@ -349,7 +454,7 @@ def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         for n in names:
-            print(json.dumps(check(a.cache, a.stamp, n, browser)), flush=True)
+            print(json.dumps(check_image(a.cache, a.stamp, browser) if n == IMAGE else check(a.cache, a.stamp, n, browser)), flush=True)
         browser.close()
 
 

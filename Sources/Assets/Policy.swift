@@ -82,7 +82,8 @@ public enum Fingerprint {
     }
 
     /// Rollup's 8 characters of base64url (and a digit or two that Rollup appends on a clash),
-    /// mixing cases or letters and digits the way a hash does and a word does not.
+    /// mixing cases or letters and digits the way a hash does and a word does not; esbuild's
+    /// 8 upper-case base32 characters.
     static func isBase64URLHash(_ s: Substring) -> Bool {
         let u = Array(s.utf8)
         guard (8...10).contains(u.count) else { return false }
@@ -92,20 +93,26 @@ public enum Fingerprint {
         else { return false }
         let upper = hash.contains { (65...90).contains($0) }, lower = hash.contains { (97...122).contains($0) }
         let digits = hash.filter { (48...57).contains($0) }.count
-        // `SemiBold`, `DemiBold`: capitalised words, as font and component names are.
-        if digits == 0, isCapitalisedWords(hash) { return false }
-        return (upper && (lower || digits > 0)) || (lower && digits >= 2 && 8 - digits >= 2)
+        let separators = hash.contains { $0 == 0x2D || $0 == 0x5F }
+        if upper {
+            // `SemiBold`, `DemiBold`: capitalised words, as font weights are; a hash's capitals
+            // rarely start syllables (`BkDuYnFs`, `DoNndRsn`).
+            return digits > 0 || separators || !isCapitalisedWords(hash)
+        }
+        // Lower case only: a word unless digits (or base64url's `-`/`_` with one) say otherwise.
+        return lower && (digits >= 2 || (digits == 1 && separators))
     }
 
-    /// `([A-Z][a-z]+)+`.
+    /// `([A-Z][a-z]+)+` with every word of three letters or more and a vowel.
     private static func isCapitalisedWords(_ u: ArraySlice<UInt8>) -> Bool {
         var i = u.startIndex
         while i < u.endIndex {
             guard (65...90).contains(u[i]) else { return false }
+            var vowel = "AEIOUY".utf8.contains(u[i])
             i += 1
             let start = i
-            while i < u.endIndex, (97...122).contains(u[i]) { i += 1 }
-            if i == start { return false }
+            while i < u.endIndex, (97...122).contains(u[i]) { vowel = vowel || "aeiouy".utf8.contains(u[i]); i += 1 }
+            if i - start < 2 || !vowel { return false }
         }
         return true
     }

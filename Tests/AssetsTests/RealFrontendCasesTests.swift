@@ -189,13 +189,16 @@ import Hashing
         ("index-BjL3nRWm.js", "BjL3nRWm"), ("AltairPlot-Bu-jdMIA.js", "Bu-jdMIA"), ("Index-Akn07EZk2.js", "Akn07EZk2"),
         ("main.3f9a1c0b.js", "3f9a1c0b"), ("12.abcdef0123456789.js", "abcdef0123456789"), ("b2970adce8797051.woff2", "b2970adce8797051"),
         ("bundle.a5f9d56c.min.js", "a5f9d56c"), ("chunk-5QXTLRVB.js", "5QXTLRVB"), ("workbox-5ffe50d4.js", "5ffe50d4"),
+        ("KHR_animation_pointer-BkDuYnFs.js", "BkDuYnFs"), ("flowGraphBinaryOperationBlock-DoNndRsn.js", "DoNndRsn"),
+        ("shadowMap.fragment-v2-atneh.js", "v2-atneh"), ("postProcessRenderPipelineManagerSceneComponent-CYCNTPEO.js", "CYCNTPEO"),
     ])
     func bundlerHashesAreRecognised(_ name: String, _ hash: String) {
         #expect(Fingerprint.of(name).map(String.init) == hash)
     }
 
     @Test(arguments: ["report.20240101.css", "Inter-SemiBold.woff2", "lunr.stemmer.support.js", "jquery-3.6.0.min.js",
-                      "sphinx_highlight.js", "swagger-ui-bundle.js", "fontawesome-webfont.woff2", "index.js", "deadbeef.js"])
+                      "sphinx_highlight.js", "swagger-ui-bundle.js", "fontawesome-webfont.woff2", "index.js", "deadbeef.js",
+                      "book-chapter1.js", "Roboto-DemiBold.ttf", "select2-zh-TW.js"])
     func wordsAndDatesAreNotHashes(_ name: String) {
         #expect(Fingerprint.of(name) == nil)
     }
