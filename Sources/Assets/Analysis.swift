@@ -178,7 +178,7 @@ struct FragmentMatcher {
         byExt = e
     }
 
-    /// (path, fragment) for each watched file a fragment may be part of the name of.
+    /// (path, the part of a fragment that may start or end its name) for each watched file.
     func matches(_ f: Fragments) -> [(String, String)] {
         var out: [(String, String)] = []
         for (text, _) in f.prefixes {
@@ -190,7 +190,7 @@ struct FragmentMatcher {
             let key = Array(n.utf8)
             var lo = 0, hi = sorted.count
             while lo < hi { let m = (lo + hi) / 2; if sorted[m].0.lexicographicallyPrecedes(key) { lo = m + 1 } else { hi = m } }
-            while lo < sorted.count, sorted[lo].0.starts(with: key) { out.append((sorted[lo].1, text)); lo += 1 }
+            while lo < sorted.count, sorted[lo].0.starts(with: key) { out.append((sorted[lo].1, n)); lo += 1 }
         }
         for (text, _) in f.suffixes {
             guard !text.hasPrefix("/") else { continue } // a whole base name follows: found as a name
@@ -203,10 +203,10 @@ struct FragmentMatcher {
                 // strings, and ids made of digits (webpack's `[id].js`), may be it.
                 for (b, p) in files {
                     let stem = String(b.dropLast(e.count + 1))
-                    if f.quoted.contains(stem) || (!stem.isEmpty && stem.utf8.allSatisfy { (48...57).contains($0) }) { out.append((p, text)) }
+                    if f.quoted.contains(stem) || (!stem.isEmpty && stem.utf8.allSatisfy { (48...57).contains($0) }) { out.append((p, n)) }
                 }
             } else {
-                for (b, p) in files where b.hasSuffix(n) { out.append((p, text)) }
+                for (b, p) in files where b.hasSuffix(n) { out.append((p, n)) }
             }
         }
         return out

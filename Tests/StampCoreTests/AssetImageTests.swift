@@ -136,6 +136,69 @@ import OCI
     }
 }
 
+/// `stamp assets hash` as a user runs it: where the manifest goes, server files rewritten
+/// beside the folder, the reasons a file kept its name.
+@Suite struct AssetsCommandTests {
+    func frontend(_ dir: String) throws -> String {
+        let src = dir + "/in"
+        try FileManager.default.createDirectory(atPath: src + "/assets", withIntermediateDirectories: true)
+        try Data(#"<link href="/index.css"><script src="/index.js"></script>"#.utf8).write(to: URL(fileURLWithPath: src + "/index.html"))
+        try Data("a{}".utf8).write(to: URL(fileURLWithPath: src + "/index.css"))
+        try Data("console.log(1)".utf8).write(to: URL(fileURLWithPath: src + "/index.js"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: src + "/assets/late.js"))
+        return src
+    }
+
+    /// 8. `--manifest` names a file inside the output folder; a path outside it is refused and
+    /// nothing is written anywhere.
+    @Test func manifestStaysInsideTheOutput() throws {
+        let dir = try tempDir()
+        let src = try frontend(dir)
+        let before = try run(["sh", "-c", "cd '\(dir)' && find . | sort"]).out
+        for bad in ["../in/m.json", "/etc/m.json", "a/../../m.json"] {
+            let r = try stamp(["assets", "hash", src, "--output", dir + "/out", "--manifest", bad])
+            #expect(r.status == 64 || r.status == 2, "\(bad): \(r.status)")
+            #expect(r.err.contains("--manifest \(bad): must be a path inside the folder"), "\(r.err)")
+            #expect(try run(["sh", "-c", "cd '\(dir)' && find . | sort"]).out == before)
+        }
+        // The output folder's own name in front is understood, not doubled.
+        let r = try stamp(["assets", "hash", src, "--output", dir + "/out", "--manifest", dir + "/out/meta/assets.json"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/out/meta/assets.json"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out/out") && !FileManager.default.fileExists(atPath: dir + "/out/stamp-assets.json"))
+        #expect(try stamp(["assets", "verify", dir + "/out", "--manifest", "meta/assets.json"]).status == 0)
+        #expect(try stamp(["assets", "verify", dir + "/out"]).status == 1)
+    }
+
+    /// A server file that writes the page (anything-llm's MetaGenerator.js) is searched and
+    /// rewritten to DEST; a name it builds at run time keeps that file's name; --explain says so.
+    @Test func rewriteAndExplain() throws {
+        let dir = try tempDir()
+        let src = try frontend(dir)
+        let server = dir + "/MetaGenerator.js"
+        let text = #"module.exports=(v)=>`<script src="/index.js"></script><link href="/index.css"><script src="/assets/chunk-${v}.js">`;const late="/assets/late.js";"#
+        try Data("c".utf8).write(to: URL(fileURLWithPath: src + "/assets/chunk-a.js"))
+        try Data(#"<script src="/assets/chunk-a.js"></script>"#.utf8).write(to: URL(fileURLWithPath: src + "/other.html"))
+        try Data(text.utf8).write(to: URL(fileURLWithPath: server))
+        let r = try stamp(["assets", "hash", src, "--output", dir + "/out", "--rewrite", "\(server):\(dir)/Meta.out.js", "--explain", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let j = try jsonOf(r.out)
+        let js = try #require(j["renamed"]?["index.js"]?.stringValue), css = try #require(j["renamed"]?["index.css"]?.stringValue)
+        let rewritten = try String(contentsOfFile: dir + "/Meta.out.js", encoding: .utf8)
+        let late = try #require(j["renamed"]?["assets/late.js"]?.stringValue)
+        #expect(rewritten == text.replacingOccurrences(of: "/index.js", with: "/" + js).replacingOccurrences(of: "/index.css", with: "/" + css)
+            .replacingOccurrences(of: "/assets/late.js", with: "/" + late))
+        #expect(try String(contentsOfFile: server, encoding: .utf8) == text)
+        // A name the server builds at run time keeps its name.
+        #expect(j["kept"]?["assets/chunk-a.js"]?.stringValue == "its name may be built at run time in \(server) (from \"chunk-\")")
+        #expect(j["kept"]?["index.html"]?.stringValue == "a page")
+        #expect(r.err.contains("kept index.html: a page"))
+        #expect(j["rewritten"]?[server]?.stringValue == dir + "/Meta.out.js")
+        let refused = try stamp(["assets", "hash", src, "--output", dir + "/out2", "--rewrite", server])
+        #expect(refused.status != 0 && refused.err.contains("expected SRC:DEST"))
+    }
+}
+
 /// Platforms of one base share the asset stage's work only when what it reads of each image
 /// (the server files it rewrites) is the same.
 @Suite struct SharedAssetStageTests {
