@@ -228,6 +228,20 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then A=/dev/shm/stamp-bench; rm -rf "$A";
 time_row "stamp assets hash (20,000 files)" "rm -rf $A/a20k-out" "$STAMP assets hash $A/assets20k --output $A/a20k-out" "$A/a20k-out"
 time_row "cp -r of the same 20,000 files" "rm -rf $A/a20k-cp" "cp -r $A/assets20k $A/a20k-cp" "$A/a20k-cp"
 time_row "cat of the same 20,000 files" "" "find $A/assets20k -type f -print0 | xargs -0 cat > /dev/null" ""
+# Real built frontends from PyPI wheels (the test corpus, cached outside the clone): assets hash
+# against its floor, sha256sum of the same files (every byte must be read and hashed).
+REAL=()
+if CORPUS=$(python3 "$(dirname "$0")/../scripts/frontend_corpus.py" --stamp "$STAMP" --prepare --only gradio --only sphinx-rtd --only django-admin 2>/dev/null); then
+  for dir in $CORPUS; do
+    n=$(basename "$dir"); rm -rf "$A/real-$n"; cp -r "$dir" "$A/real-$n"
+    files=$(find "$A/real-$n" -type f | wc -l); mb=$(du -sm --apparent-size "$A/real-$n" | cut -f1)
+    time_row "stamp assets hash: $n ($files files, $mb MB)" "rm -rf $A/real-$n-out" "$STAMP assets hash $A/real-$n --output $A/real-$n-out" "$A/real-$n-out"
+    time_row "sha256sum of the same files ($n)" "" "find $A/real-$n -type f -print0 | xargs -0 sha256sum > /dev/null" ""
+    REAL+=("$n")
+  done
+else
+  echo "bench: the real frontends need PyPI once (scripts/frontend_corpus.py --prepare); their rows are left out" >&2
+fi
 
 ref=$(echo "${ROWS[0]}" | cut -d'|' -f2)
 {
@@ -248,5 +262,11 @@ ref=$(echo "${ROWS[0]}" | cut -d'|' -f2)
   mb=$(du -sm --apparent-size "$A/assets20k" | cut -f1)
   echo
   echo "stamp assets hash: $(echo "20000 / $ah" | bc) files/s, $(echo "scale=1; $mb / $ah" | bc) MB/s ($mb MB in 20,000 files; folder in $([ "$A" = "$WORK" ] && echo "the work folder" || echo "a tmpfs"))."
+  for n in "${REAL[@]}"; do
+    h=$(printf '%s\n' "${ROWS[@]}" | grep "^stamp assets hash: $n " | cut -d'|' -f2,4)
+    f=$(printf '%s\n' "${ROWS[@]}" | grep "^sha256sum of the same files ($n)" | cut -d'|' -f2)
+    echo "stamp assets hash of $n: $(echo "scale=2; ${h%%|*} / $f" | bc) x sha256sum of its files (target <= 2), peak RSS $(echo "scale=1; ${h##*|} / 1024" | bc) MB (target <= 64)."
+  done
 } | tee "$OUT"
 if [ "$A" != "$WORK" ]; then rm -rf "$A"; fi
+rm -rf "$WORK"/real-*

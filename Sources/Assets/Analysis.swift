@@ -22,46 +22,57 @@ struct Analysis {
     typealias Reader = @Sendable (String) throws -> ([UInt8], String?)
 
     init(paths: [String], role: [String: Role], extras: [AssetFile], naming: Naming, read: @escaping Reader) throws {
-        let scanned = try Analysis.references(paths: paths, read: read)
-        refs = scanned.refs
         var pins: [String: Reason] = [:]
-
         // Names of files that may change name, searched in every text file.
         let watched = paths.indices.filter { i in
             switch role[paths[i]]! { case .candidate, .bundler: return true; default: return false }
         }
         let finder = NameFinder(paths: paths, watched: watched)
         let matcher = FragmentMatcher(paths: watched.map { paths[$0] })
-        // Source maps are not searched: browsers fetch nothing a map names, and the sources it
-        // embeds mention names of the source tree.
-        let searched = paths.indices.filter { AssetKind.of(paths[$0]) != .binary && ext(paths[$0]) != "map" }
-        let found = parallelMap(count: searched.count) { [refs] k -> Result<([NameFinder.Hit], [(String, String)], String?), Error> in
+        var scanner = ReferenceScanner(files: Set(paths))
+
+        // One read of every text file, on all cores: its references, the names found in it, the
+        // names it may build. Source maps are not searched for names: browsers fetch nothing a
+        // map names, and the sources it embeds mention names of the source tree.
+        let text = paths.filter { AssetKind.of($0) != .binary }
+        let found = parallelMap(count: text.count) { [scanner] k -> Result<([Reference], [NameFinder.Hit], [(String, String)], String?), Error> in
             Result {
-                let p = paths[searched[k]]
+                let p = text[k], kind = AssetKind.of(p)
                 let (bytes, digest) = try read(p)
-                // A verbatim file is not rewritten: no name in it is accounted for.
+                let refs = scanner.scan(bytes, path: p, kind: kind)
                 let verbatim: Bool
                 if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }
-                let hits = finder.isEmpty ? [] : finder.unaccounted(in: bytes, refs: verbatim ? [] : refs[p] ?? [], paths: paths)
-                let kind = AssetKind.of(p)
+                let searched = !finder.isEmpty && ext(p) != "map"
+                let hits = searched ? finder.candidates(in: bytes) : []
                 let built = kind == .javascript || kind == .html || verbatim ? matcher.matches(Fragments(bytes)) : []
-                return (hits, built, digest)
+                return (refs, hits, built, digest)
             }
         }
-        for (k, i) in searched.enumerated() {
-            let p = paths[i]
-            let (hits, built, digest) = try found[k].get()
+        var hitsOf: [String: [NameFinder.Hit]] = [:]
+        var builtIn: [String: [(String, String)]] = [:]
+        for (k, p) in text.enumerated() {
+            let (r, hits, built, digest) = try found[k].get()
+            refs[p] = r
+            hitsOf[p] = hits
+            builtIn[p] = built
             if let digest { digests[p] = digest }
+        }
+        Analysis.resolveByPage(&refs, scanner: &scanner, text: text)
+
+        for p in text {
+            // A verbatim file is not rewritten: no name in it is accounted for.
+            let verbatim: Bool
+            if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }
             let q = naming.unhashed(p)
+            let hits = finder.notCovered(hitsOf[p] ?? [], refs: verbatim ? [] : refs[p] ?? [], paths: paths)
             for h in hits.sorted(by: { $0.at < $1.at }) where pins[paths[h.file]] == nil {
                 pins[paths[h.file]] = Reason(text: "\"\(h.found)\" is in \(q), where stamp cannot rewrite it", at: "\(q) at byte \(h.at)")
             }
-            for (target, fragment) in built where pins[target] == nil {
+            for (target, fragment) in builtIn[p] ?? [] where pins[target] == nil {
                 pins[target] = Reason(text: "its name may be built at run time in \(q) (from \"\(fragment)\")")
             }
         }
         // Server files outside the root (only their root-absolute references are rewritten).
-        let scanner = ReferenceScanner(files: Set(paths))
         var referenced = Set<String>()
         for (p, r) in refs {
             if case .verbatim = role[p]! { continue }
@@ -129,13 +140,18 @@ struct Analysis {
         var refs: [String: [Reference]] = [:]
         for (i, p) in text.enumerated() { refs[p] = try first[i].get() }
 
-        // Which pages run each script: those that load it, and those that load a script that
-        // imports it.
+        resolveByPage(&refs, scanner: &scanner, text: text)
+        return (refs, scanner)
+    }
+
+    /// Which pages run each script (those that load it, and those that load a script that
+    /// imports it); where that is one folder, the script's quoted paths are resolved from it.
+    static func resolveByPage(_ refs: inout [String: [Reference]], scanner: inout ReferenceScanner, text: [String]) {
         var pages: [String: Set<String>] = [:]
         var queue: [String] = []
         for p in text where AssetKind.of(p) == .html {
             let dir = p.utf8.contains(0x2F) ? Path.dirname(p) : ""
-            for r in refs[p]! {
+            for r in refs[p] ?? [] {
                 guard let t = r.target, AssetKind.of(t) == .javascript else { continue }
                 if pages[t, default: []].insert(dir).inserted { queue.append(t) }
             }
@@ -152,12 +168,8 @@ struct Analysis {
             let own = j.utf8.contains(0x2F) ? Path.dirname(j) : ""
             if dirs.first! != own { scanner.pageDir[j] = dirs.first! }
         }
-        let again = scanner.pageDir.keys.sorted(by: utf8Less)
-        let second = parallelMap(count: again.count) { [scanner] i -> Result<[Reference], Error> in
-            Result { let p = again[i]; return scanner.scan(try read(p).0, path: p, kind: .javascript) }
-        }
-        for (i, p) in again.enumerated() { refs[p] = try second[i].get() }
-        return (refs, scanner)
+        // Unresolved quoted paths that look like no file are dropped.
+        for p in text where AssetKind.of(p) == .javascript { refs[p] = scanner.resolveAgain(refs[p] ?? [], path: p) }
     }
 
     static func builtAtRunTime(_ base: String, _ f: Fragments) -> String? {

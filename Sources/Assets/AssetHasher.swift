@@ -18,6 +18,8 @@ public struct AssetFile: Sendable, Equatable {
         public var size: Int
         /// The spool `source` names, kept open while the range is in use.
         public var spool: AssetSpool?
+        /// The source's identity when its digests were taken (`AssetTree.identity`).
+        public var identity: String?
         public init(source: String, sha256: String, sri: String, size: Int) {
             self.source = source; self.sha256 = sha256; self.sri = sri; self.size = size
         }
@@ -167,7 +169,7 @@ public enum AssetHasher {
         func load(_ p: String) throws -> [UInt8] {
             guard let source = textFiles[p] else { return byPath[p]! }
             let bytes = try AssetTree.readFile(source)
-            if let want = scannedDigest[p], Digester.hex(bytes) != want {
+            if let want = scannedDigest[p], AssetTree.identity(source) != want {
                 throw AssetError.invalid("\(source): changed while stamp was reading the folder")
             }
             return bytes
@@ -177,7 +179,7 @@ public enum AssetHasher {
         for p in paths { role[p] = Policy.role(p, keep: options.keep, manifestName: options.manifestName, stampHashed: originals[p] != nil) }
         let analysis = try Analysis(paths: paths, role: role, extras: extras, naming: naming) { [byPath, textFiles] p in
             let bytes = try textFiles[p].map { try AssetTree.readFile($0) } ?? byPath[p]!
-            return (bytes, textFiles[p] != nil ? Digester.hex(bytes) : nil)
+            return (bytes, textFiles[p].flatMap { AssetTree.identity($0) })
         }
         for (p, d) in analysis.digests { scannedDigest[p] = d }
         let refs = analysis.refs
@@ -219,6 +221,14 @@ public enum AssetHasher {
             guard let ready = options.ready else { return }
             ready((onDisk[p] ?? spooled[p]).map { AssetFile(path: newName[p]!, onDisk: $0) } ?? AssetFile(path: newName[p]!, bytes: output[p]!))
         }
+        // Binary files that keep their names are final now: the writer copies them while the
+        // rest is hashed.
+        var handedOver = Set<String>()
+        for p in paths where !hashed.contains(p) && onDisk[p] != nil {
+            newName[p] = p
+            done(p)
+            handedOver.insert(p)
+        }
         for group in groups {
             let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
             if !cyclic {
@@ -248,10 +258,44 @@ public enum AssetHasher {
         // Files that keep their names: rewritten (unless verbatim), in memory (the HTML may get
         // integrity attributes below).
         var integrity: [String: String] = [:]
-        for p in paths where !hashed.contains(p) {
-            if case .verbatim = role[p]! { output[p] = try load(p) } else { output[p] = rewrite(try load(p), refs[p] ?? [], newName, naming) }
+        // Files that keep their names, on all cores: rewritten (unless verbatim); pages stay in
+        // memory (integrity attributes may be added); other text read from a folder is copied
+        // from there when unchanged and spooled when rewritten, so a large frontend is not held
+        // in memory.
+        let keptPaths = paths.filter { !hashed.contains($0) }
+        for p in keptPaths { newName[p] = p }
+        enum Kept { case bytes([UInt8]), stored(AssetFile.OnDisk) }
+        let keptOut = parallelMap(count: keptPaths.count) { [byPath, textFiles, onDisk, scannedDigest, refs, newName, role, spool = options.spool] i -> Result<Kept, Error> in
+            Result {
+                let p = keptPaths[i]
+                var original = byPath[p]!
+                if let source = textFiles[p] {
+                    original = try AssetTree.readFile(source)
+                    if let want = scannedDigest[p], AssetTree.identity(source) != want {
+                        throw AssetError.invalid("\(source): changed while stamp was reading the folder")
+                    }
+                }
+                var bytes = original
+                if case .verbatim = role[p]! {} else { bytes = rewrite(original, refs[p] ?? [], newName, naming) }
+                guard onDisk[p] == nil, AssetKind.of(p) != .html else { return .bytes(bytes) }
+                let same = bytes == original
+                if same, let source = textFiles[p] {
+                    let c = ContentDigester()
+                    bytes.withUnsafeBytes { c.update($0) }
+                    var d = c.onDisk(source: source)
+                    d.identity = scannedDigest[p]
+                    return .stored(d)
+                }
+                if !same, let spool { return .stored(try spool.append(bytes)) }
+                return .bytes(bytes)
+            }
+        }
+        for (i, p) in keptPaths.enumerated() {
+            switch try keptOut[i].get() {
+            case .bytes(let b): output[p] = b
+            case .stored(let d): spooled[p] = d
+            }
             byPath[p] = nil
-            newName[p] = p
         }
         if options.sri {
             for (q, b) in output where AssetKind.of(q) != .html { integrity[newName[q]!] = onDisk[q]?.sri ?? sri(b) }
@@ -262,7 +306,7 @@ public enum AssetHasher {
             }
         }
 
-        for p in paths where !hashed.contains(p) { done(p) }
+        for p in paths where !hashed.contains(p) && !handedOver.contains(p) { done(p) }
         // The output files and their manifest entries (digests of the files held in memory
         // taken here, the others have theirs), on all cores.
         let reasons = analysis.kept

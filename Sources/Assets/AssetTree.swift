@@ -74,17 +74,39 @@ public enum AssetTree {
             if n == 0 { break }
             buf.withUnsafeBytes { d.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
-        return d.onDisk(source: path)
+        var o = d.onDisk(source: path)
+        o.identity = identity(fd: fd)
+        return o
     }
 
-    /// A file's bytes as written to an output: from memory, or copied from where they are.
+    /// What tells that a file has not changed since it was read: size, modification and change
+    /// times, inode (each rewrite of a file changes its ctime). Cheaper than hashing it again.
+    public static func identity(fd: Int32) -> String? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return identity(st)
+    }
+
+    static func identity(_ st: stat) -> String {
+        "\(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_ino)"
+    }
+
+    public static func identity(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return identity(st)
+    }
+
+    /// A file's bytes as written to an output: from memory, or copied from where they are
+    /// (checked to be what was hashed: by the file's identity where it has one, else by digest;
+    /// the spool is stamp's own).
     static func content(_ f: AssetFile) throws -> [UInt8] {
         if let t = f.textFile { return try readFile(t) }
         guard let d = f.onDisk else { return f.bytes }
         let bytes = try readFile(d.source, offset: d.offset, count: d.size)
-        guard bytes.count == d.size, Digester.hex(bytes) == d.sha256 else {
-            throw AssetError.invalid("\(d.source): changed while stamp was reading the folder")
-        }
+        let same = bytes.count == d.size
+            && (d.spool != nil || (d.identity.map { $0 == identity(d.source) } ?? (Digester.hex(bytes) == d.sha256)))
+        guard same else { throw AssetError.invalid("\(d.source): changed while stamp was reading the folder") }
         return bytes
     }
 
@@ -96,18 +118,18 @@ public enum AssetTree {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
         let n = count ?? max(0, Int(st.st_size) - Int(offset))
-        var out = [UInt8](repeating: 0, count: n)
-        var done = 0
-        try out.withUnsafeMutableBytes { buf in
+        var failure: Int32 = 0
+        // Not zero-filled first: every byte kept is one pread wrote.
+        return try [UInt8](unsafeUninitializedCapacity: n) { buf, count in
+            var done = 0
             while done < n {
                 let r = pread(fd, buf.baseAddress! + done, n - done, off_t(offset) + off_t(done))
-                if r < 0 { if errno == EINTR { continue }; throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+                if r < 0 { if errno == EINTR { continue }; failure = errno; break }
                 if r == 0 { break }
                 done += r
             }
-        }
-        if done < n { out.removeLast(n - done) }
-        return out
+            count = done
+        }.withFailure(failure, path)
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
@@ -186,7 +208,29 @@ public enum AssetTree {
             let fd = openat(at, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw AssetError.invalid("\(tmp)/\(f.path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
+            if let d = f.onDisk, d.spool == nil, d.offset == 0, let id = d.identity, try copyFile(d.source, to: fd, size: d.size, identity: id) { return }
             try writeAll(fd, try content(f), path: tmp + "/" + f.path)
+        }
+
+        /// A file copied in the kernel (no bytes through this process), when it is still the
+        /// file that was hashed; false when it is not (the caller reads and checks it).
+        private func copyFile(_ source: String, to out: Int32, size: Int, identity: String) throws -> Bool {
+            let src = open(source, O_RDONLY | O_CLOEXEC)
+            guard src >= 0 else { return false }
+            defer { close(src) }
+            guard AssetTree.identity(fd: src) == identity else { return false }
+            var left = size
+            while left > 0 {
+                let n = sendfile(out, src, nil, left)
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 {
+                    // Not supported here (or nothing more to copy): start over with read and write.
+                    guard lseek(out, 0, SEEK_SET) == 0, ftruncate(out, 0) == 0 else { throw AssetError.invalid("\(source): \(String(cString: strerror(errno)))") }
+                    return false
+                }
+                left -= n
+            }
+            return true
         }
 
         /// The open folder `dir` of the output, made (with its parents) the first time.
@@ -230,5 +274,13 @@ public enum AssetTree {
                 try? FileManager.default.removeItem(atPath: tmp)
             }
         }
+    }
+}
+
+private extension Array where Element == UInt8 {
+    /// Self, or the error of a read that failed (`errno`).
+    func withFailure(_ errno: Int32, _ path: String) throws -> [UInt8] {
+        if errno != 0 { throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+        return self
     }
 }

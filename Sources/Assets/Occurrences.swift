@@ -22,6 +22,10 @@ struct NameFinder {
     /// (`{12:"abcdef0123456789"}`, a webpack chunk map), a long digit run of a name, and the stem
     /// of a script (`define(['./workbox-5ffe50d4'], …)`, an AMD module id).
     private var tokens: [String: [Int]] = [:]
+    /// First bytes of the extensions above, and lengths of the tokens: most dots and quotes of
+    /// a script are neither, and are passed over without making a string.
+    private var extensionStart = [Bool](repeating: false, count: 256)
+    private var tokenLengths = Set<Int>()
 
     /// `paths[i]` for every watched `i`.
     init(paths: [String], watched: [Int]) {
@@ -41,6 +45,8 @@ struct NameFinder {
             let e = ext(base)
             if e == "js" || e == "mjs" { tokens["./" + base.dropLast(e.count + 1), default: []].append(i) }
         }
+        for e in lengths.keys { if let f = e.utf8.first { extensionStart[Int(f)] = true } }
+        tokenLengths = Set(tokens.keys.map(\.utf8.count))
     }
 
     var isEmpty: Bool { byName.isEmpty }
@@ -49,42 +55,54 @@ struct NameFinder {
     /// to that file. `relativeIsModule`: in server code, `./x` and `../x` name the server's own
     /// modules, not frontend files.
     func unaccounted(in bytes: [UInt8], refs: [Reference], paths: [String], relativeIsModule: Bool = false) -> [Hit] {
+        notCovered(candidates(in: bytes, relativeIsModule: relativeIsModule), refs: refs, paths: paths)
+    }
+
+    /// The hits of `candidates` outside the references (`refs` sorted by offset) to their file.
+    func notCovered(_ hits: [Hit], refs: [Reference], paths: [String]) -> [Hit] {
+        hits.filter { !covered($0, refs, paths) }
+    }
+
+    /// Watched names in `bytes`, but for those in another site's URL (and, `relativeIsModule`,
+    /// in a `./` or `../` path: a server's own modules).
+    func candidates(in bytes: [UInt8], relativeIsModule: Bool = false) -> [Hit] {
         var hits: [Hit] = []
-        let n = bytes.count
-        var i = 0
-        while i < n {
-            let c = bytes[i]
-            if c == 0x2E { // . then an extension
-                var j = i + 1
-                while j < n, j - i <= 12, isAlnum(bytes[j]) { j += 1 }
-                if j > i + 1, j - i <= 12, j == n || !(isAlnum(bytes[j]) || bytes[j] == 0x5F || (bytes[j] == 0x2E && j + 1 < n && isAlnum(bytes[j + 1]))),
-                   let ls = lengths[String(decoding: bytes[(i + 1)..<j], as: UTF8.self)] {
-                    for l in ls {
-                        let s = j - l
-                        guard s >= 0, s == 0 || !isNameByte(bytes[s - 1]) else { continue }
-                        let name = String(decoding: bytes[s..<j], as: UTF8.self)
-                        for f in byName[name] ?? [] { hits.append(Hit(file: f, at: s, end: j, found: name)) }
+        bytes.withUnsafeBufferPointer { b in
+            let n = bytes.count
+            var i = 0
+            while i < n {
+                let c = b[i]
+                if c == 0x2E, i + 1 < n, extensionStart[Int(b[i + 1])] { // . then an extension
+                    var j = i + 1
+                    while j < n, j - i <= 12, isAlnum(b[j]) { j += 1 }
+                    if j > i + 1, j - i <= 12, j == n || !(isAlnum(b[j]) || b[j] == 0x5F || (b[j] == 0x2E && j + 1 < n && isAlnum(b[j + 1]))),
+                       let ls = lengths[String(decoding: b[(i + 1)..<j], as: UTF8.self)] {
+                        for l in ls {
+                            let s = j - l
+                            guard s >= 0, s == 0 || !isNameByte(b[s - 1]) else { continue }
+                            let name = String(decoding: b[s..<j], as: UTF8.self)
+                            for f in byName[name] ?? [] { hits.append(Hit(file: f, at: s, end: j, found: name)) }
+                        }
+                    }
+                    i += 1
+                    continue
+                }
+                if c == 0x22 || c == 0x27 || c == 0x60, !tokens.isEmpty {
+                    var j = i + 1
+                    while j < n, j - i <= 80, isTokenByte(b[j]) { j += 1 }
+                    if j < n, b[j] == c, j > i + 1, tokenLengths.contains(j - i - 1) || b[i + 1] == 0x2E {
+                        let s = String(decoding: b[(i + 1)..<j], as: UTF8.self)
+                        for f in tokens[s] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
+                        if s.hasPrefix("../"), let slash = s.utf8.lastIndex(of: 0x2F) {
+                            let stem = "./" + s[s.utf8.index(after: slash)...]
+                            for f in tokens[stem] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
+                        }
                     }
                 }
                 i += 1
-                continue
             }
-            if c == 0x22 || c == 0x27 || c == 0x60, !tokens.isEmpty {
-                var j = i + 1
-                while j < n, j - i <= 80, isTokenByte(bytes[j]) { j += 1 }
-                if j < n, bytes[j] == c, j > i + 1 {
-                    let s = String(decoding: bytes[(i + 1)..<j], as: UTF8.self)
-                    for f in tokens[s] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
-                    if s.hasPrefix("../"), let slash = s.utf8.lastIndex(of: 0x2F) {
-                        let stem = "./" + s[s.utf8.index(after: slash)...]
-                        for f in tokens[stem] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
-                    }
-                }
-            }
-            i += 1
         }
         return hits.filter { h in
-            if covered(h, refs, paths) { return false }
             if relativeIsModule, inRelativeToken(bytes, h.at) { return false }
             return !inExternalURL(bytes, h.at)
         }
@@ -142,15 +160,20 @@ struct NameFinder {
 /// of string concatenations next to `+`. `lunr.${lang}.min.js` gives the prefix `lunr.` and the
 /// suffix `.min.js`; `""+e+".js"` the suffix `.js`.
 struct Fragments {
-    /// Literal text right before a dynamic part: the start of a name.
+    /// Literal text right before a dynamic part: the start of a name (its last path segment).
     var prefixes: [(String, Int)] = []
-    /// Literal text right after a dynamic part: the end of a name.
+    /// Literal text right after a dynamic part: the end of a name (its first path segment).
     var suffixes: [(String, Int)] = []
     /// Short quoted strings of the file (for a suffix that is only an extension: which stems
-    /// the script may put in front of it).
+    /// the script may put in front of it), made only when there is such a suffix.
     var quoted = Set<String>()
+    private var shortNames: [Range<Int>] = []
 
-    init(_ b: [UInt8]) {
+    init(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { b in scan(b) }
+    }
+
+    private mutating func scan(_ b: UnsafeBufferPointer<UInt8>) {
         let n = b.count
         var i = 0
         func blankBack(_ k: Int) -> Int { var k = k; while k >= 0, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k -= 1 }; return k }
@@ -181,21 +204,57 @@ struct Fragments {
                 j += 1
             }
             guard closed, j <= n else { i += 1; continue }
-            let text = { (p: (Int, Int)) in String(decoding: b[p.0..<min(p.1, n)], as: UTF8.self) }
-            if parts.count == 1, parts[0].1 - parts[0].0 <= 64 { quoted.insert(text(parts[0])) }
+            if parts.count == 1, parts[0].1 - parts[0].0 <= 64, Fragments.isName(b, parts[0].0, parts[0].1) { shortNames.append(parts[0].0..<parts[0].1) }
             // Interpolations inside a template literal.
             for (k, p) in parts.enumerated() {
-                if k < parts.count - 1 { prefixes.append((text(p), p.0)) }
-                if k > 0 { suffixes.append((text(p), p.0)) }
+                if k < parts.count - 1 { addPrefix(b, p.0, p.1) }
+                if k > 0 { addSuffix(b, p.0, p.1) }
             }
             // Concatenation around the whole literal.
             let before = blankBack(i - 1), after = blankFwd(j + 1)
-            if before >= 0, b[before] == UInt8(ascii: "+") { suffixes.append((text(parts[0]), parts[0].0)) }
+            if before >= 0, b[before] == UInt8(ascii: "+") { addSuffix(b, parts[0].0, parts[0].1) }
             if after < n, b[after] == UInt8(ascii: "+"), b.count > after + 1, b[after + 1] != UInt8(ascii: "+") {
-                prefixes.append((text(parts[parts.count - 1]), parts[parts.count - 1].0))
+                addPrefix(b, parts[parts.count - 1].0, parts[parts.count - 1].1)
             }
             i = j + 1
         }
+        // The stems a script holds as strings matter only next to a bare extension.
+        if suffixes.contains(where: { $0.0.utf8.first == 0x2E && !$0.0.utf8.dropFirst().contains(0x2E) }) {
+            for r in shortNames { quoted.insert(String(decoding: b[r], as: UTF8.self)) }
+        }
+    }
+
+    /// The last path segment of a literal that ends where a run-time value starts, when it may
+    /// be the start of a name: two name characters or more, ending in `.`, `-` or `_`.
+    private mutating func addPrefix(_ b: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) {
+        var k = e
+        while k > s, b[k - 1] != 0x2F { k -= 1 }
+        guard e - k >= 2, let last = Optional(b[e - 1]), last == 0x2E || last == 0x2D || last == 0x5F, Fragments.isName(b, k, e),
+              (k..<e).contains(where: { Fragments.isLetter(b[$0]) }) else { return }
+        prefixes.append((String(decoding: b[k..<e], as: UTF8.self), k))
+    }
+
+    /// The first segment of a literal that starts where a run-time value ends, when it may be
+    /// the end of a name (it holds an extension); one that starts with `/` is followed by a
+    /// whole name, which is found as such.
+    private mutating func addSuffix(_ b: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) {
+        guard s < e, b[s] != 0x2F else { return }
+        var k = s
+        while k < e, b[k] != 0x2F, b[k] != 0x3F, b[k] != 0x23 { k += 1 }
+        guard k - s >= 2, Fragments.isName(b, s, k), let dot = (s..<k).last(where: { b[$0] == 0x2E }), dot < k - 1 else { return }
+        suffixes.append((String(decoding: b[s..<k], as: UTF8.self), s))
+    }
+
+    static func isLetter(_ c: UInt8) -> Bool { (65...90).contains(c) || (97...122).contains(c) }
+
+    /// Letters, digits, `.`, `-`, `_` only.
+    static func isName(_ b: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
+        guard s < e else { return false }
+        for k in s..<e {
+            let c = b[k]
+            guard (48...57).contains(c) || isLetter(c) || c == 0x2E || c == 0x2D || c == 0x5F else { return false }
+        }
+        return true
     }
 }
 

@@ -50,6 +50,9 @@ public struct Reference: Sendable, Equatable {
     /// The path inside the asset root it resolves to, or nil when it resolves to nothing.
     public var target: String?
     public var context: Context = .string
+    /// A quoted path in a script, resolved by the page that runs it: resolved again once the
+    /// pages that load the script are known (`ReferenceScanner.pageDir`).
+    var byPage = false
 }
 
 /// Finds references in HTML, CSS, JavaScript, JSON and source maps, the way the browser resolves
@@ -96,88 +99,119 @@ public struct ReferenceScanner: Sendable {
             var s = start, e = pathEnd
             while s < e, bytes[s] == 0x20 { s += 1 }
             while e > s, bytes[e - 1] == 0x20 { e -= 1 }
-            guard s < e else { return }
+            guard s < e, mayName(bytes, s, e) else { return }
             let written = String(decoding: bytes[s..<e], as: UTF8.self)
-            let target = resolve(written, dir: dir, page: page, how: outsideRoot ? .rootOnly : how, kind: kind)
-            if target == nil {
+            let how = outsideRoot ? .rootOnly : how
+            let target = resolve(written, dir: dir, page: page, how: how, kind: kind)
+            // A script's path that the pages loading it may resolve: kept for `resolveAgain`.
+            let pending: Bool
+            if case .byPage = how, page == nil, target == nil, !written.utf8.contains(0x20) { pending = true } else { pending = false }
+            if target == nil, !pending {
                 // Unresolved: kept only when it looks like a link to a file (for `assets verify`).
                 guard !written.utf8.contains(0x20), looksLikeAssetPath(written, outsideRoot: outsideRoot) else { return }
             }
             seen.insert(start)
-            out.append(Reference(range: s..<e, written: written, target: target, context: context))
+            var r = Reference(range: s..<e, written: written, target: target, context: context)
+            if case .byPage = how { r.byPage = true }
+            out.append(r)
         }
 
-        let n = bytes.count
-        var i = 0
-        while i < n {
-            let c = bytes[i]
-            if c == 0x22 || c == 0x27 || c == 0x60 { // " ' `
-                // srcset="a.png 1x, b.png 2x": candidates separated by commas.
-                if kind == .html, isAttribute(bytes, before: i, named: "srcset") || isAttribute(bytes, before: i, named: "imagesrcset") {
-                    if let close = bytes[(i + 1)...].firstIndex(of: c) {
-                        var j = i + 1
-                        while j < close {
-                            while j < close, bytes[j] == 0x20 || bytes[j] == 0x2C || bytes[j] == 0x0A || bytes[j] == 0x09 { j += 1 }
-                            let s = j
-                            while j < close, bytes[j] != 0x20, bytes[j] != 0x0A, bytes[j] != 0x09, bytes[j] != 0x2C { j += 1 }
-                            consider(s, j, .fromFile(bare: true), .url)
-                            while j < close, bytes[j] != 0x2C { j += 1 }
+        bytes.withUnsafeBufferPointer { b in
+            let n = bytes.count
+            var i = 0
+            while i < n {
+                let c = b[i]
+                if c == 0x22 || c == 0x27 || c == 0x60 { // " ' `
+                    // srcset="a.png 1x, b.png 2x": candidates separated by commas.
+                    if kind == .html, isAttribute(bytes, before: i, named: "srcset") || isAttribute(bytes, before: i, named: "imagesrcset") {
+                        if let close = bytes[(i + 1)...].firstIndex(of: c) {
+                            var j = i + 1
+                            while j < close {
+                                while j < close, b[j] == 0x20 || b[j] == 0x2C || b[j] == 0x0A || b[j] == 0x09 { j += 1 }
+                                let s = j
+                                while j < close, b[j] != 0x20, b[j] != 0x0A, b[j] != 0x09, b[j] != 0x2C { j += 1 }
+                                consider(s, j, .fromFile(bare: true), .url)
+                                while j < close, b[j] != 0x2C { j += 1 }
+                            }
+                            i = close + 1
+                            continue
                         }
-                        i = close + 1
+                    }
+                    var j = i + 1
+                    let limit = min(n, i + 2048)
+                    // Blanks are allowed inside quotes (`src="img/My Logo (1).svg"`); such a token
+                    // counts only when it names a file.
+                    while j < limit, isTokenByte(b[j]) || b[j] == 0x20 { j += 1 }
+                    if j < limit, b[j] == c, j > i + 1 {
+                        if let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind) {
+                            consider(i + 1, j, how, context)
+                        }
+                        i = j + 1
+                        continue
+                    }
+                    i += 1
+                    continue
+                }
+                if (kind == .css || kind == .html) && c == UInt8(ascii: "(") && i >= 3 && lower(b[i - 3]) == UInt8(ascii: "u")
+                    && lower(b[i - 2]) == UInt8(ascii: "r") && lower(b[i - 1]) == UInt8(ascii: "l") {
+                    var j = i + 1
+                    while j < n, b[j] == 0x20 { j += 1 }
+                    if j < n, b[j] != 0x22, b[j] != 0x27 {
+                        let s = j
+                        while j < n, isTokenByte(b[j]), b[j] != UInt8(ascii: ")") { j += 1 }
+                        consider(s, j, .fromFile(bare: true), .url)
+                    }
+                    i += 1
+                    continue
+                }
+                if c == UInt8(ascii: "=") {
+                    // sourceMappingURL=x.map, and unquoted HTML attributes src=x.js.
+                    if endsWith(bytes, at: i, "sourceMappingURL") {
+                        var j = i + 1
+                        let s = j
+                        while j < n, isTokenByte(b[j]), b[j] != UInt8(ascii: "*") { j += 1 }
+                        // Fetched only by developer tools: a map that is missing breaks nothing.
+                        consider(s, j, .fromFile(bare: true), .string)
+                        i = j
+                        continue
+                    }
+                    if kind == .html, i + 1 < n, b[i + 1] != 0x22, b[i + 1] != 0x27,
+                       ["src", "href", "poster"].contains(where: { endsWith(bytes, at: i, $0) }) {
+                        var j = i + 1
+                        let s = j
+                        while j < n, isTokenByte(b[j]), b[j] != UInt8(ascii: ">") { j += 1 }
+                        consider(s, j, .fromFile(bare: true), .url)
+                        i = j
                         continue
                     }
                 }
-                var j = i + 1
-                let limit = min(n, i + 2048)
-                // Blanks are allowed inside quotes (`src="img/My Logo (1).svg"`); such a token
-                // counts only when it names a file.
-                while j < limit, isTokenByte(bytes[j]) || bytes[j] == 0x20 { j += 1 }
-                if j < limit, bytes[j] == c, j > i + 1 {
-                    if let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind) {
-                        consider(i + 1, j, how, context)
-                    }
-                    i = j + 1
-                    continue
-                }
                 i += 1
-                continue
             }
-            if (kind == .css || kind == .html) && c == UInt8(ascii: "(") && i >= 3 && lower(bytes[i - 3]) == UInt8(ascii: "u")
-                && lower(bytes[i - 2]) == UInt8(ascii: "r") && lower(bytes[i - 1]) == UInt8(ascii: "l") {
-                var j = i + 1
-                while j < n, bytes[j] == 0x20 { j += 1 }
-                if j < n, bytes[j] != 0x22, bytes[j] != 0x27 {
-                    let s = j
-                    while j < n, isTokenByte(bytes[j]), bytes[j] != UInt8(ascii: ")") { j += 1 }
-                    consider(s, j, .fromFile(bare: true), .url)
-                }
-                i += 1
-                continue
-            }
-            if c == UInt8(ascii: "=") {
-                // sourceMappingURL=x.map, and unquoted HTML attributes src=x.js.
-                if endsWith(bytes, at: i, "sourceMappingURL") {
-                    var j = i + 1
-                    let s = j
-                    while j < n, isTokenByte(bytes[j]), bytes[j] != UInt8(ascii: "*") { j += 1 }
-                    // Fetched only by developer tools: a map that is missing breaks nothing.
-                    consider(s, j, .fromFile(bare: true), .string)
-                    i = j
-                    continue
-                }
-                if kind == .html, i + 1 < n, bytes[i + 1] != 0x22, bytes[i + 1] != 0x27,
-                   ["src", "href", "poster"].contains(where: { endsWith(bytes, at: i, $0) }) {
-                    var j = i + 1
-                    let s = j
-                    while j < n, isTokenByte(bytes[j]), bytes[j] != UInt8(ascii: ">") { j += 1 }
-                    consider(s, j, .fromFile(bare: true), .url)
-                    i = j
-                    continue
-                }
-            }
-            i += 1
         }
         return out.sorted { $0.range.lowerBound < $1.range.lowerBound }
+    }
+
+    /// The references of a script scanned before the pages that load it were known, with its
+    /// quoted paths resolved again from `pageDir` (the rest is as scanned).
+    func resolveAgain(_ refs: [Reference], path: String) -> [Reference] {
+        let dir = path.utf8.contains(0x2F) ? Path.dirname(path) : ""
+        return refs.compactMap { r in
+            guard r.byPage else { return r }
+            var r = r
+            r.target = resolve(r.written, dir: dir, page: pageDir[path], how: .byPage, kind: .javascript)
+            return r.target != nil || looksLikeAssetPath(r.written, outsideRoot: false) ? r : nil
+        }
+    }
+
+    /// Whether the bytes of a token can name a file at all: the last part of a path has a dot
+    /// (every file stamp renames has an extension). Most quoted strings of a script are words.
+    private func mayName(_ b: [UInt8], _ s: Int, _ e: Int) -> Bool {
+        var k = e - 1
+        while k >= s, b[k] != 0x2F {
+            if b[k] == 0x2E { return true }
+            k -= 1
+        }
+        return false
     }
 
     /// How a token is resolved.
@@ -283,10 +317,13 @@ public struct ReferenceScanner: Sendable {
                                              "manifest", "icon", "xlink:href", "formaction", "cite"]
 
     private func isLocal(_ w: String) -> Bool {
-        if w.isEmpty || w.hasPrefix("//") || w.hasPrefix("#") { return false }
-        if let colon = w.firstIndex(of: ":") {
-            let slash = w.firstIndex(of: "/") ?? w.endIndex
-            if colon < slash { return false } // scheme: http:, data:, mailto:, ...
+        let u = w.utf8
+        guard let first = u.first, first != 0x23 else { return false } // empty, #fragment
+        if first == 0x2F, u.dropFirst().first == 0x2F { return false }  // //host
+        // A scheme (http:, data:, mailto:) is letters before a colon that comes before any slash.
+        for b in u {
+            if b == 0x3A { return false }
+            if b == 0x2F { return true }
         }
         return true
     }

@@ -77,7 +77,9 @@ struct AssetsHashCommand: ParsableCommand {
                 extras.append(AssetFile(path: src, bytes: try AssetTree.readFile(src)))
                 rewrites.append((src, dest))
             }
-            let files = try AssetTree.read(source)
+            // Scripts and styles stay on disk until hashed; renamed ones go to an unlinked spool.
+            let files = try AssetTree.read(source, lazyText: true)
+            o.spool = try AssetSpool()
             // Files are written as they are hashed, on a second core.
             let writer = try AssetTree.Writer(to: output)
             o.ready = { writer.add($0) }
