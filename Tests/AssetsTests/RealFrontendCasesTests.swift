@@ -81,6 +81,18 @@ import Hashing
         #expect(r.text("ui.js") == ui && r.text("search/worker.js") == worker)
     }
 
+    /// 4. A file nothing in the tree names is asked for by someone stamp cannot see (gradio's
+    /// server sends its theme's font URLs): it keeps its name.
+    @Test func unreferencedFilesKeepTheirNames() throws {
+        let r = try AssetHasher.hash(files([("static/fonts/SourceSansPro-Regular.woff2", "F"), ("static/img/used.png", "U"),
+                                            ("index.html", #"<img src="static/img/used.png">"#)]))
+        #expect(r.name("static/fonts/SourceSansPro-Regular.woff2") == "static/fonts/SourceSansPro-Regular.woff2")
+        #expect(r.kept["static/fonts/SourceSansPro-Regular.woff2"] == "no file here refers to it (what asks for it uses this name)")
+        #expect(r.name("static/img/used.png") == "static/img/used.\(h("U")).png")
+        let e = try entry(r, "static/fonts/SourceSansPro-Regular.woff2")
+        #expect(e["cache"] as? String == "revalidate")
+    }
+
     /// 5. Files other clients fetch by a fixed URL, and files a server reads, keep their names;
     /// server templates and package.json keep their bytes too.
     @Test func fixedNamesAreKept() throws {
