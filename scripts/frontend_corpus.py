@@ -389,14 +389,35 @@ def add_layer(layout, folder, dest):
     json.dump(index, open(os.path.join(layout, "index.json"), "w"))
 
 
+def anything_llm_shape(vite, dest):
+    """gradio's Vite build as anything-llm builds its own (Vite's `entryFileNames: "index.js"`):
+    the entry script and style sheet unhashed, every chunk importing the entry by that name."""
+    import re
+    shutil.copytree(vite, dest)
+    html = open(os.path.join(dest, "index.html")).read()
+    js = re.search(r'assets/(index-[A-Za-z0-9_-]{8}\.js)', html).group(1)
+    css = re.search(r'assets/(index-[A-Za-z0-9_-]{8}\.css)', html).group(1)
+    os.rename(os.path.join(dest, "assets", js), os.path.join(dest, "assets", "index.js"))
+    os.rename(os.path.join(dest, "assets", css), os.path.join(dest, "assets", "index.css"))
+    for top, _, files in os.walk(dest):
+        for n in files:
+            if n.endswith((".js", ".css", ".html", ".json")):
+                p = os.path.join(top, n)
+                t = open(p, encoding="utf-8", errors="surrogateescape").read()
+                u = t.replace(js, "index.js").replace(css, "index.css")
+                if u != t:
+                    open(p, "w", encoding="utf-8", errors="surrogateescape").write(u)
+
+
 def check_image(cache, bin_, browser):
-    """The sample anything-llm image with gradio's Vite frontend as /app/server/public (added
-    as its own layer), stamped with --hash-assets, unpacked by umoci, and served from
+    """The sample anything-llm image with gradio's Vite frontend, shaped as anything-llm's
+    (`anything_llm_shape`), as /app/server/public (added as its own layer), stamped with --hash-assets, unpacked by umoci, and served from
     the unpacked folder by the real server of that frontend."""
-    vite = build_frontend(cache, "gradio")
     work = tempfile.mkdtemp(prefix="stamp-corpus-image-")
     res = {"name": IMAGE}
     try:
+        vite = f"{work}/frontend"
+        anything_llm_shape(build_frontend(cache, "gradio"), vite)
         sh(bin_, "sample", "--output", f"{work}/sample.tar")
         sh("skopeo", "copy", "--override-arch", "amd64", "--override-os", "linux", f"oci-archive:{work}/sample.tar:1.16.0", f"oci:{work}/base:1.16.0")
         # (Debian 12's umoci insert writes this layer truncated: stamp, bsdtar and Python's tarfile

@@ -43,7 +43,7 @@ struct Analysis {
                 let verbatim: Bool
                 if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }
                 let searched = !finder.isEmpty && ext(p) != "map"
-                let hits = searched ? finder.candidates(in: bytes) : []
+                let hits = searched ? finder.candidates(in: bytes, script: kind == .javascript || kind == .json) : []
                 let built = kind == .javascript || kind == .html || verbatim ? matcher.matches(Fragments(bytes)) : []
                 return (refs, hits, built, digest)
             }

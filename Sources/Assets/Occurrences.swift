@@ -65,7 +65,7 @@ struct NameFinder {
 
     /// Watched names in `bytes`, but for those in another site's URL (and, `relativeIsModule`,
     /// in a `./` or `../` path: a server's own modules).
-    func candidates(in bytes: [UInt8], relativeIsModule: Bool = false) -> [Hit] {
+    func candidates(in bytes: [UInt8], relativeIsModule: Bool = false, script: Bool = false) -> [Hit] {
         var hits: [Hit] = []
         bytes.withUnsafeBufferPointer { b in
             let n = bytes.count
@@ -104,6 +104,7 @@ struct NameFinder {
         }
         return hits.filter { h in
             if relativeIsModule, inRelativeToken(bytes, h.at) { return false }
+            if script, inProse(bytes, h.at, h.end) { return false }
             return !inExternalURL(bytes, h.at)
         }
     }
@@ -117,6 +118,30 @@ struct NameFinder {
         let r = refs[lo - 1]
         guard r.range.upperBound >= h.end, let t = r.target else { return false }
         return t == paths[h.file] || (r.context == .url && Path.basename(t) == Path.basename(paths[h.file]))
+    }
+
+    /// A name in a sentence: inside a string of a script that holds words (four blanks or
+    /// more) and no markup (`<`, `=`, `url(`), after a blank or `(` — "bare labels (index.js)"
+    /// in a grammar's documentation. Nothing fetches what a sentence names.
+    private func inProse(_ b: [UInt8], _ at: Int, _ end: Int) -> Bool {
+        guard at > 0, b[at - 1] == 0x20 || b[at - 1] == 0x28 else { return false }
+        var blanks = 0, k = at - 1
+        while k >= 0, at - k < 4096, b[k] != 0x22, b[k] != 0x27, b[k] != 0x60 {
+            if b[k] == 0x0A || b[k] == 0x3C || b[k] == 0x3D { return false }
+            if b[k] == 0x20 { blanks += 1 }
+            k -= 1
+        }
+        guard k >= 0, b[k] == 0x22 || b[k] == 0x27 || b[k] == 0x60 else { return false }
+        let quote = b[k]
+        var e = end
+        while e < b.count, e - end < 4096, b[e] != quote {
+            if b[e] == 0x0A || b[e] == 0x3C || b[e] == 0x3D { return false }
+            if b[e] == 0x20 { blanks += 1 }
+            e += 1
+        }
+        guard e < b.count, b[e] == quote, blanks >= 4 else { return false }
+        // `url(` right before: a style in a string, not a sentence.
+        return !(at >= 4 && b[at - 4] == 0x75 && b[at - 3] == 0x72 && b[at - 2] == 0x6C && b[at - 1] == 0x28)
     }
 
     /// The quoted token around `at` starts with `./` or `../`.

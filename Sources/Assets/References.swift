@@ -143,10 +143,14 @@ public struct ReferenceScanner: Sendable {
                     // counts only when it names a file.
                     while j < limit, isTokenByte(b[j]) || b[j] == 0x20 { j += 1 }
                     if j < limit, b[j] == c, j > i + 1 {
+                        let before = out.count
                         if let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind) {
                             consider(i + 1, j, how, context)
                         }
-                        i = j + 1
+                        // No path between these quotes: the second may open the next string
+                        // (the first closed one that held other characters), so it is looked at
+                        // again; a pairing gone wrong mends itself at the next quote.
+                        i = out.count > before ? j + 1 : j
                         continue
                     }
                     i += 1
@@ -166,22 +170,21 @@ public struct ReferenceScanner: Sendable {
                 }
                 if c == UInt8(ascii: "=") {
                     // sourceMappingURL=x.map, and unquoted HTML attributes src=x.js.
-                    if endsWith(bytes, at: i, "sourceMappingURL") {
+                    /// The unquoted value after `=`, up to `stop`.
+                    func value(until stop: UInt8, _ context: Reference.Context) {
                         var j = i + 1
-                        let s = j
-                        while j < n, isTokenByte(b[j]), b[j] != UInt8(ascii: "*") { j += 1 }
-                        // Fetched only by developer tools: a map that is missing breaks nothing.
-                        consider(s, j, .fromFile(bare: true), .string)
+                        while j < n, isTokenByte(b[j]), b[j] != stop { j += 1 }
+                        consider(i + 1, j, .fromFile(bare: true), context)
                         i = j
+                    }
+                    if endsWith(bytes, at: i, "sourceMappingURL") {
+                        // Fetched only by developer tools: a map that is missing breaks nothing.
+                        value(until: UInt8(ascii: "*"), .string)
                         continue
                     }
                     if kind == .html, i + 1 < n, b[i + 1] != 0x22, b[i + 1] != 0x27,
                        ["src", "href", "poster"].contains(where: { endsWith(bytes, at: i, $0) }) {
-                        var j = i + 1
-                        let s = j
-                        while j < n, isTokenByte(b[j]), b[j] != UInt8(ascii: ">") { j += 1 }
-                        consider(s, j, .fromFile(bare: true), .url)
-                        i = j
+                        value(until: UInt8(ascii: ">"), .url)
                         continue
                     }
                 }

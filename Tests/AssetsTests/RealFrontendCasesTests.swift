@@ -93,6 +93,16 @@ import Hashing
         #expect(e["cache"] as? String == "revalidate")
     }
 
+    /// A name in a sentence of a library's documentation is not a use of the file; a template
+    /// literal with markup before a `new URL(…)` does not hide it (quotes paired again).
+    @Test func sentencesAndMarkupInScripts() throws {
+        let js = #"var doc="Supports quoted labels and bare labels (index.js) in a tree";var h=`<b>${x}</b>`;var u=``+new URL(`mcp.svg`,import.meta.url).href;"#
+        let r = try AssetHasher.hash(files([("lib.js", js), ("index.js", "I"), ("mcp.svg", "<svg/>"),
+                                            ("index.html", #"<script src="index.js"></script><script src="lib.js"></script>"#)]))
+        #expect(r.name("index.js") == "index.\(h("I")).js")
+        #expect(r.text("lib.js") == js.replacingOccurrences(of: "`mcp.svg`", with: "`mcp.\(h("<svg/>")).svg`"))
+    }
+
     /// 5. Files other clients fetch by a fixed URL, and files a server reads, keep their names;
     /// server templates and package.json keep their bytes too.
     @Test func fixedNamesAreKept() throws {
