@@ -128,9 +128,9 @@ struct Analysis {
         }
     }
 
-    /// The references of every text file, resolved as the browser does: pages and scripts
-    /// first, so that the quoted paths of a script can be resolved against the folder of the
-    /// pages that load it; then the rest. Each file is read once here.
+    /// The references of every text file, resolved as the browser does (a script's quoted paths
+    /// from the folder of the pages that load it), for `assets verify`; the hasher's own pass
+    /// does the same with the rest of its reading.
     static func references(paths: [String], read: @escaping Reader) throws -> (refs: [String: [Reference]], scanner: ReferenceScanner) {
         var scanner = ReferenceScanner(files: Set(paths))
         let text = paths.filter { let k = AssetKind.of($0); return k != .binary && k != .text }

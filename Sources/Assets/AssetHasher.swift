@@ -176,7 +176,7 @@ public enum AssetHasher {
         }
 
         var role: [String: Role] = [:]
-        for p in paths { role[p] = Policy.role(p, keep: options.keep, manifestName: options.manifestName, stampHashed: originals[p] != nil) }
+        for p in paths { role[p] = Policy.role(p, keep: options.keep, stampHashed: originals[p] != nil) }
         let analysis = try Analysis(paths: paths, role: role, extras: extras, naming: naming) { [byPath, textFiles] p in
             let bytes = try textFiles[p].map { try AssetTree.readFile($0) } ?? byPath[p]!
             return (bytes, textFiles[p].flatMap { AssetTree.identity($0) })

@@ -42,7 +42,7 @@ enum Policy {
         ("*.tpl", "server template"), ("package.json", "read by the app"),
     ].map { (Glob($0.0), $0.1) }
 
-    static func role(_ path: String, keep: [Glob], manifestName: String, stampHashed: Bool) -> Role {
+    static func role(_ path: String, keep: [Glob], stampHashed: Bool) -> Role {
         let bytes = Array(path.utf8)[...]
         if let (_, why) = verbatim.first(where: { $0.0.matches(bytes: bytes) }) { return .verbatim(why) }
         if stampHashed { return .candidate }
