@@ -258,7 +258,7 @@ ref=$(echo "${ROWS[0]}" | cut -d'|' -f2)
     size=-; [ "$s" != - ] && size=$(echo "scale=1; $s / 1048576" | bc)
     echo "| $n | $w | $c | $(echo "scale=1; $m / 1024" | bc) | $size | $(echo "scale=2; $w / $ref" | bc) |"
   done
-  ah=$(printf '%s\n' "${ROWS[@]}" | grep '^stamp assets hash' | cut -d'|' -f2)
+  ah=$(printf '%s\n' "${ROWS[@]}" | grep '^stamp assets hash (20,000' | cut -d'|' -f2)
   mb=$(du -sm --apparent-size "$A/assets20k" | cut -f1)
   echo
   echo "stamp assets hash: $(echo "20000 / $ah" | bc) files/s, $(echo "scale=1; $mb / $ah" | bc) MB/s ($mb MB in 20,000 files; folder in $([ "$A" = "$WORK" ] && echo "the work folder" || echo "a tmpfs"))."

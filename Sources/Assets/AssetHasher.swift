@@ -207,7 +207,7 @@ public enum AssetHasher {
         func emit(_ p: String, _ bytes: [UInt8]) throws -> String {
             byPath[p] = nil
             if let d = onDisk[p] { output[p] = bytes; return d.sha256 }
-            if let spool = options.spool {
+            if let spool = options.spool, bytes.count >= AssetTree.largeFile {
                 let d = try spool.append(bytes)
                 spooled[p] = d
                 return d.sha256
@@ -286,7 +286,7 @@ public enum AssetHasher {
                     d.identity = scannedDigest[p]
                     return .stored(d)
                 }
-                if !same, let spool { return .stored(try spool.append(bytes)) }
+                if !same, let spool, bytes.count >= AssetTree.largeFile { return .stored(try spool.append(bytes)) }
                 return .bytes(bytes)
             }
         }

@@ -7,11 +7,17 @@ import Glibc
 
 /// Reading and writing asset folders on disk.
 public enum AssetTree {
+    /// Files of this size or more are worth leaving on disk (and spooling once rewritten) to
+    /// keep memory flat; smaller ones are cheaper to hold than to read or write twice.
+    public static let largeFile = 64 << 10
+
     /// Every regular file under `dir`, paths relative to it, sorted. Symlinks and special files
     /// are refused: a content hash of a link means nothing.
     /// Binary files (by extension: nothing in them is rewritten) stay on disk, their digests
     /// taken here; the rest is read into memory.
-    /// `lazyText`: text files are left on disk too (`AssetFile.textFile`), read when hashed.
+    /// `lazyText`: text files of `AssetTree.largeFile` bytes or more are left on disk too
+    /// (`AssetFile.textFile`), read when hashed; smaller ones cost less in memory than the
+    /// system calls of reading them again.
     public static func read(_ dir: String, lazyText: Bool = false) throws -> [AssetFile] {
         var st = stat()
         guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw AssetError.invalid("\(dir): not a folder") }
@@ -30,7 +36,10 @@ public enum AssetTree {
             Result {
                 let r = names[i], path = dir + "/" + r
                 if AssetKind.of(r) == .binary { return AssetFile(path: r, onDisk: try digests(path)) }
-                if lazyText { return AssetFile(path: r, textFile: path) }
+                if lazyText {
+                    var st = stat()
+                    if stat(path, &st) == 0, st.st_size >= largeFile { return AssetFile(path: r, textFile: path) }
+                }
                 return AssetFile(path: r, bytes: try readFile(path))
             }
         }

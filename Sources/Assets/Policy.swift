@@ -42,12 +42,39 @@ enum Policy {
         ("*.tpl", "server template"), ("package.json", "read by the app"),
     ].map { (Glob($0.0), $0.1) }
 
+    /// The globs above by what they need: a whole base name, an extension (`*.ext`), or a
+    /// real match (most files are decided by two dictionary look-ups).
+    private struct Index {
+        var names: [String: String] = [:], extensions: [String: String] = [:], globs: [(Glob, String)] = []
+        init(_ list: [(Glob, String)]) {
+            for (g, why) in list {
+                let p = g.pattern
+                let wild = p.contains { "*?[/".contains($0) }
+                if !wild { names[p] = names[p] ?? why; continue }
+                if p.hasPrefix("*."), !p.dropFirst(2).contains(where: { "*?[/.".contains($0) }) {
+                    extensions[String(p.dropFirst(2))] = extensions[String(p.dropFirst(2))] ?? why
+                    continue
+                }
+                globs.append((g, why))
+            }
+        }
+        /// The reason of the first glob of the list that matches (names and extensions first:
+        /// the lists have no pattern that a later one of another kind would contradict).
+        func match(_ path: String, base: String, bytes: ArraySlice<UInt8>) -> String? {
+            if let why = names[base] { return why }
+            if let why = extensions[ext(base)] { return why }
+            return globs.first { $0.0.matches(bytes: bytes) }?.1
+        }
+    }
+    private static let fixedIndex = Index(fixed), verbatimIndex = Index(verbatim)
+
     static func role(_ path: String, keep: [Glob], stampHashed: Bool) -> Role {
         let bytes = Array(path.utf8)[...]
-        if let (_, why) = verbatim.first(where: { $0.0.matches(bytes: bytes) }) { return .verbatim(why) }
+        let base = Path.basename(path)
+        if let why = verbatimIndex.match(path, base: base, bytes: bytes) { return .verbatim(why) }
         if stampHashed { return .candidate }
         if keep.contains(where: { $0.matches(bytes: bytes) }) { return .fixed("--keep") }
-        if let (_, why) = fixed.first(where: { $0.0.matches(bytes: bytes) }) { return .fixed(why) }
+        if let why = fixedIndex.match(path, base: base, bytes: bytes) { return .fixed(why) }
         if ext(path).isEmpty { return .fixed("no extension") }
         if AssetKind.of(path) == .text { return .fixed("text read by name") }
         if Fingerprint.of(path) != nil { return .bundler }

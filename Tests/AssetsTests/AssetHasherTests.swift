@@ -217,7 +217,9 @@ extension AssetResult {
         try FileManager.default.createDirectory(atPath: dir + "/img", withIntermediateDirectories: true)
         let png = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }
         try Data(png).write(to: URL(fileURLWithPath: dir + "/img/logo.png"))
-        try Data(#"a{background:url(./img/logo.png)}"#.utf8).write(to: URL(fileURLWithPath: dir + "/index.css"))
+        // Large enough to be left on disk and spooled once rewritten (AssetTree.largeFile).
+        try Data((#"a{background:url(./img/logo.png)}/*"# + String(repeating: "x", count: AssetTree.largeFile) + "*/").utf8)
+            .write(to: URL(fileURLWithPath: dir + "/index.css"))
         try Data(#"<link rel="stylesheet" href="/index.css">"#.utf8).write(to: URL(fileURLWithPath: dir + "/index.html"))
 
         let read = try AssetTree.read(dir)
