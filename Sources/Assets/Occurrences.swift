@@ -285,6 +285,8 @@ struct Fragments {
 
 /// `My Logo (1).svg` → `My%20Logo%20(1).svg`: the bytes a URL would hold.
 func percentEncode(_ s: String) -> String {
+    func plain(_ b: UInt8) -> Bool { !(b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x25 || b == 0x3C || b == 0x3E || b == 0x23 || b == 0x3F) }
+    if s.utf8.allSatisfy(plain) { return s }
     var out = ""
     for b in s.utf8 {
         if b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x25 || b == 0x3C || b == 0x3E || b == 0x23 || b == 0x3F {

@@ -63,7 +63,12 @@ enum Policy {
         func match(_ path: String, base: String, bytes: ArraySlice<UInt8>) -> String? {
             if let why = names[base] { return why }
             if let why = extensions[ext(base)] { return why }
-            return globs.first { $0.0.matches(bytes: bytes) }?.1
+            // A glob of a base name that starts with a letter cannot match a name that does not.
+            let first = base.utf8.first
+            return globs.first { g in
+                if let f = g.0.pattern.utf8.first, !g.0.pattern.utf8.contains(0x2F), f != 0x2A, f != 0x3F, f != 0x5B, f != first { return false }
+                return g.0.matches(bytes: bytes)
+            }?.1
         }
     }
     private static let fixedIndex = Index(fixed), verbatimIndex = Index(verbatim)
