@@ -6,8 +6,9 @@ import OCI
 /// the files that may be renamed, iterated to a fixed point (see `AssetHasher`).
 struct Analysis {
     var refs: [String: [Reference]] = [:]
-    /// SHA-256 of the text files read from disk (to check they do not change before rewrite).
-    var digests: [String: String] = [:]
+    /// Identities (`AssetTree.identity`) of the text files read from disk, to see they do not
+    /// change before they are rewritten.
+    var identities: [String: String] = [:]
     /// The files that get a new name.
     var renamed = Set<String>()
     /// Every other file → why it keeps its name (with the unhashed names of the files that say
@@ -51,11 +52,11 @@ struct Analysis {
         var hitsOf: [String: [NameFinder.Hit]] = [:]
         var builtIn: [String: [(String, String)]] = [:]
         for (k, p) in text.enumerated() {
-            let (r, hits, built, digest) = try found[k].get()
+            let (r, hits, built, identity) = try found[k].get()
             refs[p] = r
             hitsOf[p] = hits
             builtIn[p] = built
-            if let digest { digests[p] = digest }
+            if let identity { identities[p] = identity }
         }
         Analysis.resolveByPage(&refs, scanner: &scanner, text: text)
 

@@ -136,9 +136,9 @@ public enum AssetHasher {
         var byPath: [String: [UInt8]] = [:]
         var onDisk: [String: AssetFile.OnDisk] = [:]
         // Text files left on disk: read to scan, let go, read again to rewrite (and checked to
-        // be the same bytes each time).
+        // be the same file each time, by its identity).
         var textFiles: [String: String] = [:]
-        var scannedDigest: [String: String] = [:]
+        var scannedIdentity: [String: String] = [:]
         do {
             // The array goes when this block ends: `byPath` then holds the only reference.
             let files = consume input
@@ -169,7 +169,7 @@ public enum AssetHasher {
         func load(_ p: String) throws -> [UInt8] {
             guard let source = textFiles[p] else { return byPath[p]! }
             let bytes = try AssetTree.readFile(source)
-            if let want = scannedDigest[p], AssetTree.identity(source) != want {
+            if let want = scannedIdentity[p], AssetTree.identity(source) != want {
                 throw AssetError.invalid("\(source): changed while stamp was reading the folder")
             }
             return bytes
@@ -181,7 +181,7 @@ public enum AssetHasher {
             let bytes = try textFiles[p].map { try AssetTree.readFile($0) } ?? byPath[p]!
             return (bytes, textFiles[p].flatMap { AssetTree.identity($0) })
         }
-        for (p, d) in analysis.digests { scannedDigest[p] = d }
+        for (p, d) in analysis.identities { scannedIdentity[p] = d }
         let refs = analysis.refs
         let hashed = analysis.renamed
 
@@ -265,13 +265,13 @@ public enum AssetHasher {
         let keptPaths = paths.filter { !hashed.contains($0) }
         for p in keptPaths { newName[p] = p }
         enum Kept { case bytes([UInt8]), stored(AssetFile.OnDisk) }
-        let keptOut = parallelMap(count: keptPaths.count) { [byPath, textFiles, onDisk, scannedDigest, refs, newName, role, spool = options.spool] i -> Result<Kept, Error> in
+        let keptOut = parallelMap(count: keptPaths.count) { [byPath, textFiles, onDisk, scannedIdentity, refs, newName, role, spool = options.spool] i -> Result<Kept, Error> in
             Result {
                 let p = keptPaths[i]
                 var original = byPath[p]!
                 if let source = textFiles[p] {
                     original = try AssetTree.readFile(source)
-                    if let want = scannedDigest[p], AssetTree.identity(source) != want {
+                    if let want = scannedIdentity[p], AssetTree.identity(source) != want {
                         throw AssetError.invalid("\(source): changed while stamp was reading the folder")
                     }
                 }
@@ -283,7 +283,7 @@ public enum AssetHasher {
                     let c = ContentDigester()
                     bytes.withUnsafeBytes { c.update($0) }
                     var d = c.onDisk(source: source)
-                    d.identity = scannedDigest[p]
+                    d.identity = scannedIdentity[p]
                     return .stored(d)
                 }
                 if !same, let spool, bytes.count >= AssetTree.largeFile { return .stored(try spool.append(bytes)) }
