@@ -22,7 +22,8 @@ struct AssetsHashCommand: ParsableCommand {
         every use of its name is such a reference: if its name also appears where stamp cannot \
         rewrite it (a template literal, a string a script compares, a webpack chunk map, a server \
         template, a --rewrite file), or a script may build it at run time (`lunr.${lang}.min.js`), \
-        it keeps its name. Pages, favicons and touch icons, sitemaps, feeds, robots.txt, llms.txt, \
+        or nothing in the folder refers to it (a server asks for it by name), it keeps its name. \
+        Pages, favicons and touch icons, sitemaps, feeds, robots.txt, llms.txt, \
         .well-known/, web app manifests, service workers, server templates and package.json keep \
         theirs; --keep adds globs. Files the bundler already named after their content \
         (index-BjL3nRWm.js, main.3f9a1c0b.js) keep their names unless their bytes change. \
@@ -37,7 +38,7 @@ struct AssetsHashCommand: ParsableCommand {
 
         Example:
           stamp assets hash dist --output dist-hashed --keep 'embed/**' --explain
-          stamp assets hash public --output out --rewrite server/MetaGenerator.js:out-server/MetaGenerator.js
+          stamp assets hash public --output out --rewrite srv/Meta.js:srv-out/Meta.js
           stamp assets verify dist-hashed
         """
     )
