@@ -60,7 +60,7 @@ struct Analysis {
         }
         Analysis.resolveByPage(&refs, scanner: &scanner, text: text)
 
-        for p in text {
+        for p in text where !(hitsOf[p]?.isEmpty ?? true) || !(builtIn[p]?.isEmpty ?? true) {
             // A verbatim file is not rewritten: no name in it is accounted for.
             let verbatim: Bool
             if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }

@@ -197,6 +197,7 @@ public struct ReferenceScanner: Sendable {
     /// The references of a script scanned before the pages that load it were known, with its
     /// quoted paths resolved again from `pageDir` (the rest is as scanned).
     func resolveAgain(_ refs: [Reference], path: String) -> [Reference] {
+        guard refs.contains(where: \.byPage) else { return refs }
         let dir = path.utf8.contains(0x2F) ? Path.dirname(path) : ""
         return refs.compactMap { r in
             guard r.byPage else { return r }
