@@ -73,23 +73,14 @@ struct Analysis {
                 pins[target] = Reason(text: "its name may be built at run time in \(q) (from \"\(fragment)\")")
             }
         }
-        // Server files outside the root (only their root-absolute references are rewritten).
         var referenced = Set<String>()
         for (p, r) in refs {
             if case .verbatim = role[p]! { continue }
             for x in r { if let t = x.target, t != p { referenced.insert(t) } }
         }
-        for e in extras {
-            let r = scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true)
-            for x in r { if let t = x.target { referenced.insert(t) } }
-            for h in finder.unaccounted(in: e.bytes, refs: r, paths: paths, relativeIsModule: true).sorted(by: { $0.at < $1.at })
-            where pins[paths[h.file]] == nil {
-                pins[paths[h.file]] = Reason(text: "\"\(h.found)\" is in \(e.path), where stamp cannot rewrite it", at: "\(e.path) at byte \(h.at)")
-            }
-            for (target, fragment) in matcher.matches(Fragments(e.bytes)) where pins[target] == nil {
-                pins[target] = Reason(text: "its name may be built at run time in \(e.path) (from \"\(fragment)\")")
-            }
-        }
+        let server = Analysis.serverFiles(extras, finder: finder, matcher: matcher, scanner: scanner, paths: paths)
+        referenced.formUnion(server.referenced)
+        for (p, why) in server.pins where pins[p] == nil { pins[p] = why }
         // A file no page, style sheet, script or server file here refers to is asked for by
         // someone stamp cannot see (a server, another site), by this name.
         for p in paths where role[p]! == .candidate && pins[p] == nil && !referenced.contains(p) {
@@ -173,8 +164,23 @@ struct Analysis {
         for p in text where AssetKind.of(p) == .javascript { refs[p] = scanner.resolveAgain(refs[p] ?? [], path: p) }
     }
 
-    static func builtAtRunTime(_ base: String, _ f: Fragments) -> String? {
-        FragmentMatcher(paths: [base]).matches(f).first?.1
+    /// Server files outside the root (only their root-absolute references are rewritten): the
+    /// files they refer to, and the watched files whose names they use where stamp cannot
+    /// rewrite them or may build at run time (first reason of each, in the order given).
+    static func serverFiles(_ extras: [AssetFile], finder: NameFinder, matcher: FragmentMatcher, scanner: ReferenceScanner,
+                            paths: [String]) -> (referenced: Set<String>, pins: [(String, Reason)]) {
+        var referenced = Set<String>(), pins: [(String, Reason)] = []
+        for e in extras {
+            let r = scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true)
+            for x in r { if let t = x.target { referenced.insert(t) } }
+            for h in finder.unaccounted(in: e.bytes, refs: r, paths: paths, relativeIsModule: true).sorted(by: { $0.at < $1.at }) {
+                pins.append((paths[h.file], Reason(text: "\"\(h.found)\" is in \(e.path), where stamp cannot rewrite it", at: "\(e.path) at byte \(h.at)")))
+            }
+            for (target, fragment) in matcher.matches(Fragments(e.bytes)) {
+                pins.append((target, Reason(text: "its name may be built at run time in \(e.path) (from \"\(fragment)\")")))
+            }
+        }
+        return (referenced, pins)
     }
 }
 

@@ -371,15 +371,10 @@ public enum AssetHasher {
         let paths = result.renames.keys.sorted(by: utf8Less)
         let watched = paths.indices.filter { result.renames[paths[$0]] != paths[$0] }
         guard !watched.isEmpty, !extras.isEmpty else { return [] }
-        let finder = NameFinder(paths: paths, watched: watched)
-        let scanner = ReferenceScanner(files: Set(paths))
-        var out = Set<String>()
-        for e in extras {
-            let refs = scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true)
-            for h in finder.unaccounted(in: e.bytes, refs: refs, paths: paths, relativeIsModule: true) { out.insert(paths[h.file]) }
-            let fragments = Fragments(e.bytes)
-            for p in watched.map({ paths[$0] }) where Analysis.builtAtRunTime(Path.basename(p), fragments) != nil { out.insert(p) }
-        }
+        let renamed = watched.map { paths[$0] }
+        let server = Analysis.serverFiles(extras, finder: NameFinder(paths: paths, watched: watched), matcher: FragmentMatcher(paths: renamed),
+                                          scanner: ReferenceScanner(files: Set(paths)), paths: paths)
+        let out = Set(server.pins.map(\.0))
         return out.sorted(by: utf8Less)
     }
 
