@@ -33,7 +33,7 @@ public enum AssetVerifier {
             if e.size != f.size { findings.append("\(e.path): has size \(f.size), \(options.manifestName) says \(e.size)") }
             if e.sha256 != f.sha256Hex { findings.append("\(e.path): has sha256 \(f.sha256Hex), \(options.manifestName) says \(e.sha256)") }
             else if e.integrity != f.sri { findings.append("\(e.path): integrity differs from \(options.manifestName)'s") }
-            if e.stampHashed, naming.name(orig, hash: String(repeating: "0", count: 64)).count != e.path.count {
+            if e.stampHashed, !isHashedName(e.path, of: orig, naming) {
                 findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not a hashed name of it")
             }
         }
@@ -104,6 +104,15 @@ public enum AssetVerifier {
             }
         }
         return findings
+    }
+
+    /// `path` is `orig` with `.` and `length` hex digits before its extension.
+    static func isHashedName(_ path: String, of orig: String, _ naming: Naming) -> Bool {
+        let shape = Array(naming.name(orig, hash: String(repeating: "0", count: 64)).utf8), p = Array(path.utf8)
+        guard shape.count == p.count, let dot = shape.lastIndex(of: 0x2E), dot >= naming.length else { return false }
+        let hash = (dot - naming.length)..<dot
+        for i in p.indices where !hash.contains(i) && p[i] != shape[i] { return false }
+        return p[hash].allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     /// `x.1a2b3c4d.js` where stamp gave names of this form: a rewritten reference.

@@ -187,6 +187,14 @@ extension AssetResult {
         #expect(findings.contains { $0.hasPrefix("\(f[png].path): has sha256 ") && $0.hasSuffix("stamp-assets.json says \(Digester.hex(Array("P".utf8)))") })
     }
 
+    @Test func aManifestNameMustBeAHashedNameOfItsOriginal() {
+        let n = Naming(length: 8)
+        #expect(AssetVerifier.isHashedName("img/My Logo.1a2b3c4d.svg", of: "img/My Logo.svg", n))
+        #expect(!AssetVerifier.isHashedName("img/Other.1a2b3c4d.svg", of: "img/Logo.svg", n))
+        #expect(!AssetVerifier.isHashedName("img/Logo.1a2b3c4z.svg", of: "img/Logo.svg", n))
+        #expect(!AssetVerifier.isHashedName("img/Logo.svg", of: "img/Logo.svg", n))
+    }
+
     @Test func cycleMembersAreCheckedAsAGroup() throws {
         var f = try hashed()
         let c = f.firstIndex { $0.path.hasPrefix("c.") }!
