@@ -121,6 +121,8 @@ public final class LayerReader {
         public let type: TarIndex.EntryType
         public let size: Int64
         public let mode: UInt32
+        public var uid: Int = 0
+        public var gid: Int = 0
     }
 
     private var archive: OpaquePointer?
@@ -248,7 +250,7 @@ public final class LayerReader {
 
     /// The next entry, or nil at the end.
     public func next() throws -> EntryInfo? {
-        if let tar { return try tar.next().map { EntryInfo(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode) } }
+        if let tar { return try tar.next().map { EntryInfo(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode, uid: $0.uid, gid: $0.gid) } }
         if raw != nil {
             if rawServed { return nil }
             rawServed = true
@@ -280,8 +282,10 @@ public final class LayerReader {
         } else {
             type = .other
         }
+        let uid = archive_entry_uid(entry), gid = archive_entry_gid(entry)
         return EntryInfo(path: path, type: type, size: archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : -1,
-                         mode: UInt32(archive_entry_perm(entry)))
+                         mode: UInt32(archive_entry_perm(entry)),
+                         uid: (0...Int64(UInt32.max)).contains(uid) ? Int(uid) : 0, gid: (0...Int64(UInt32.max)).contains(gid) ? Int(gid) : 0)
     }
 
     /// Streams the current entry's data (all of it, for `.raw`) into `sink`.

@@ -12,6 +12,9 @@ public final class TarStream {
         public let size: Int64
         /// Permission bits (`mode & 0o7777`).
         public let mode: UInt32
+        /// Numeric owner (pax `uid`/`gid` over the header fields; names are never used).
+        public let uid: Int
+        public let gid: Int
     }
 
     private let source: ByteSource
@@ -103,6 +106,7 @@ public final class TarStream {
         guard !finished else { return nil }
         try skipRest()
         var paxPath: String?, paxLink: String?, paxSize: Int64?, gnuLong: String?, gnuLink: String?
+        var paxUID: Int?, paxGID: Int?
         while true {
             let at = offset
             let h = try take(512)
@@ -121,6 +125,8 @@ public final class TarStream {
                     case "path": paxPath = v
                     case "linkpath": paxLink = v
                     case "size": paxSize = Int64(v)
+                    case "uid": paxUID = Int(v)
+                    case "gid": paxGID = Int(v)
                     default: break
                     }
                 }
@@ -152,8 +158,9 @@ public final class TarStream {
             let data = (49...54).contains(type) ? 0 : size
             dataLeft = data
             padding = TarHeader.padding(data)
-            let mode = UInt32(TarHeader.number(h, 100, 8) ?? 0) & 0o7777
-            return Entry(path: name, type: et, size: et == .file ? size : 0, mode: mode)
+            let mode = UInt32(truncatingIfNeeded: TarHeader.number(h, 100, 8) ?? 0) & 0o7777
+            let uid = paxUID ?? TarHeader.id(h, 108), gid = paxGID ?? TarHeader.id(h, 116)
+            return Entry(path: name, type: et, size: et == .file ? size : 0, mode: mode, uid: uid, gid: gid)
         }
     }
 
@@ -198,6 +205,12 @@ enum TarHeader {
             return v
         }
         return octal(h, at, width)
+    }
+
+    /// A uid or gid field; 0 when malformed or out of range (an owner is metadata, never a size).
+    static func id<H: RandomAccessCollection>(_ h: H, _ at: Int) -> Int where H.Element == UInt8, H.Index == Int {
+        guard let v = number(h, at, 8), v >= 0, v <= Int64(UInt32.max) else { return 0 }
+        return Int(v)
     }
 
     static func octal<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> Int64? where H.Element == UInt8, H.Index == Int {

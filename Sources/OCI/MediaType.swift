@@ -78,3 +78,38 @@ public enum AnnotationKey {
     /// stamp's own: where the stamp's version.json lives in the image.
     public static let stampVersionJSON = "dev.stamp.version-json"
 }
+
+/// The two spellings of an image: OCI's media types, or Docker's v2 schema 2 (which podman and
+/// buildah need to read a config's `Healthcheck`; dockerd reads it in both).
+public enum ImageFormat: String, Sendable, CaseIterable {
+    case oci, docker
+
+    /// The format a manifest or index media type is written in.
+    public init(mediaType: String) {
+        self = mediaType == MediaType.dockerManifest || mediaType == MediaType.dockerManifestList ? .docker : .oci
+    }
+
+    public var index: String { self == .docker ? MediaType.dockerManifestList : MediaType.ociIndex }
+    public var manifest: String { self == .docker ? MediaType.dockerManifest : MediaType.ociManifest }
+    public var config: String { self == .docker ? MediaType.dockerConfig : MediaType.ociConfig }
+
+    /// A layer type in this format (the compression kept).
+    public func layer(_ t: String) -> String {
+        switch self {
+        case .oci: return MediaType.ociLayerType(for: t)
+        case .docker:
+            switch t {
+            case MediaType.ociLayer: return MediaType.dockerLayer
+            case MediaType.ociLayerGzip: return MediaType.dockerLayerGzip
+            case MediaType.ociLayerZstd: return MediaType.dockerLayerZstd
+            case MediaType.ociLayerNondistributableGzip: return MediaType.dockerForeignLayerGzip
+            default: return t
+            }
+        }
+    }
+
+    public func layer(_ c: Compression) -> String { layer(MediaType.ociLayerType(c)) }
+
+    /// Docker's manifests and lists have no annotations.
+    public var hasAnnotations: Bool { self == .oci }
+}

@@ -186,6 +186,10 @@ struct StampFlags: ParsableArguments {
     @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
     var compressionLevel: Int?
 
+    @Option(help: ArgumentHelp("Image format: oci or docker (default: the base's; docker-archive: output is docker).",
+                               discussion: "podman and buildah read Healthcheck only from a Docker-format config; dockerd reads it from both."))
+    var format: String?
+
     @OptionGroup(title: "Health check")
     var health: HealthOptions
 
@@ -224,7 +228,7 @@ struct StampFlags: ParsableArguments {
         s.base = base; s.output = output; s.version = version; s.revision = revision; s.source = source
         s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tag = tag
         s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
-        s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel
+        s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel; s.format = format
         health.apply(to: &s)
         assets.apply(to: &s)
         s.publicVersion = publicVersion

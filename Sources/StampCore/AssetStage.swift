@@ -131,11 +131,15 @@ public enum AssetStage {
             let old = newToOld[f.path]
             let unchanged = a.localFolder == nil && old == f.path && original[f.path].map { Digester.hex($0) == f.sha256Hex } == true
             if unchanged { continue }
-            let mode = old.flatMap { view.entries[root + "/" + $0]?.mode } ?? 0o644
-            entries.append(LayerEntry(path: root + "/" + f.path, content: f.onDisk.map { .part($0) } ?? .bytes(f.bytes), mode: mode & 0o777))
+            // A replaced file keeps its owner and mode.
+            let was = old.flatMap { view.entries[root + "/" + $0] }
+            entries.append(LayerEntry(path: root + "/" + f.path, content: f.onDisk.map { .part($0) } ?? .bytes(f.bytes),
+                                      mode: (was?.mode ?? 0o644) & 0o777, uid: was?.uid ?? 0, gid: was?.gid ?? 0))
         }
         for (e, before) in zip(result.extras, extras) where e.bytes != before.bytes {
-            entries.append(LayerEntry(path: e.path, content: .bytes(e.bytes), mode: (modes[e.path] ?? 0o644) & 0o777))
+            let was = view.entries[e.path]
+            entries.append(LayerEntry(path: e.path, content: .bytes(e.bytes), mode: (modes[e.path] ?? 0o644) & 0o777,
+                                      uid: was?.uid ?? 0, gid: was?.gid ?? 0))
         }
         var info: JSONValue = .object([
             ("root", .string(a.root)),

@@ -52,7 +52,12 @@ public enum ImageCopy {
         let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: name.flatMap(repoTag))
         let pushed = try ImageWriter.write(output, to: destination, created: created, registry: client,
                                            mountFrom: source.registry, diagnostics: diagnostics)
-        return Result(source: source.description, destination: destination.description, digest: top.digest,
+        var digest = top.digest
+        if case .dockerArchive = destination, let img = image.images.first {
+            // The file stores no manifest: name the one it implies (what reading it gives).
+            digest = Digester.digest(JSONValue.encode(Patch.dockerArchiveManifest(config: img.configDescriptor, layers: img.layers)))
+        }
+        return Result(source: source.description, destination: destination.description, digest: digest,
                       platforms: image.images.map { $0.platform.description }, pushed: pushed)
     }
 

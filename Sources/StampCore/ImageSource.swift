@@ -208,7 +208,7 @@ public enum ImageSource {
     // MARK: docker save
 
     /// Reads `manifest.json` of a `docker save` archive (legacy `<id>/layer.tar` or the newer
-    /// `blobs/sha256` layout) and presents it as an OCI manifest.
+    /// `blobs/sha256` layout) and presents it as the Docker manifest it implies.
     private static func openDockerArchive(_ r: ImageReference, _ idx: TarIndex) throws -> LoadedImage {
         let store = TarBlobStore(index: idx, name: r.description)
         guard idx.contains("manifest.json") else { throw StampError.badInput("\(r): no manifest.json in the archive (not a docker-archive)") }
@@ -243,7 +243,7 @@ public enum ImageSource {
         guard layerPaths.count == diffIDs.count else {
             throw StampError.badInput("\(r): manifest.json lists \(layerPaths.count) layers but the config has \(diffIDs.count) diff_ids")
         }
-        var layers: [JSONValue] = []
+        var layers: [Descriptor] = []
         for (i, p) in layerPaths.enumerated() {
             let e: TarIndex.Entry
             do { e = try idx.resolve(p) } catch { throw StampError.badInput("\(r): layer \(p): \(error)") }
@@ -260,16 +260,12 @@ public enum ImageSource {
                 digest = sink.digester.finalizeDigest()
             }
             store.paths[digest] = p
-            layers.append(Descriptor(mediaType: MediaType.ociLayerType(compression), digest: digest, size: e.size).json)
+            layers.append(Descriptor(mediaType: MediaType.ociLayerType(compression), digest: digest, size: e.size))
         }
-        let manifest: JSONValue = .object([
-            ("schemaVersion", JSONValue(2)),
-            ("mediaType", .string(MediaType.ociManifest)),
-            ("config", Descriptor(mediaType: MediaType.ociConfig, digest: configDigest, size: Int64(configBytes.count)).json),
-            ("layers", .array(layers)),
-        ])
+        let manifest = Patch.dockerArchiveManifest(config: Descriptor(mediaType: MediaType.dockerConfig, digest: configDigest,
+                                                                      size: Int64(configBytes.count)), layers: layers)
         let mbytes = JSONValue.encode(manifest)
-        let md = Descriptor(mediaType: MediaType.ociManifest, digest: Digester.digest(mbytes), size: Int64(mbytes.count))
+        let md = Descriptor(mediaType: MediaType.dockerManifest, digest: Digester.digest(mbytes), size: Int64(mbytes.count))
         store.memory[md.digest] = mbytes
         var image = try loadManifest(md, store: store, what: r.description)
         image.descriptor.platform = image.platform

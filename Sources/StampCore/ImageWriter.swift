@@ -34,10 +34,12 @@ public enum ImageWriter {
                              started: ArchiveInProgress? = nil, sync: Bool = false, diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
+            var docker = false
+            if case .dockerArchive = reference { docker = true }
             let rest = image.blobs.filter { !(started?.first.contains($0.key) ?? false) }
             let progress = diagnostics.progress("writing \(p)", total: rest.values.reduce(0) { $0 + $1.size })
             defer { progress.finish() }
-            try writeArchive(image, path: p, created: created, progress: progress, started: started, sync: sync)
+            try writeArchive(image, path: p, created: created, progress: progress, started: started, sync: sync, docker: docker)
         case .ociLayout(let p, _):
             let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.reduce(0) { $0 + $1.size })
             defer { progress.finish() }
@@ -100,20 +102,23 @@ public enum ImageWriter {
     /// One tar in a fixed order: `blobs/`; the blobs `started` holds (a build's base layers,
     /// written as the scan read them or copied while the new layer was built), sorted by digest;
     /// the other blobs sorted by digest; then `index.json`, `manifest.json`, `oci-layout`.
+    /// `docker`: a `docker save` archive only (configs, layers and `manifest.json`, no OCI
+    /// layout), so that podman and skopeo read it as Docker's and keep its format.
     static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off,
-                             started: ArchiveInProgress? = nil, sync: Bool = false) throws {
+                             started: ArchiveInProgress? = nil, sync: Bool = false, docker: Bool = false) throws {
         let archive = try started ?? ArchiveInProgress(path: path, created: created, first: [], sync: sync)
         try archive.wait()
         let tar = archive.state.tar
-        for digest in image.blobs.keys.sorted() where !archive.first.contains(digest) {
+        let wanted = docker ? Set(image.dockerImages.flatMap { [$0.config] + $0.layers }) : nil
+        for digest in image.blobs.keys.sorted() where !archive.first.contains(digest) && wanted?.contains(digest) != false {
             let (size, loc) = image.blobs[digest]!
             try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(digest))", kind: .file, mode: 0o644, size: size))
             try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress,
                             hash: !image.ownBlobs.contains(digest))
         }
-        try tar.addFile("index.json", JSONValue.encode(layoutIndex(image.top)))
+        if !docker { try tar.addFile("index.json", JSONValue.encode(layoutIndex(image.top))) }
         try tar.addFile("manifest.json", dockerManifest(image))
-        try tar.addFile("oci-layout", ociLayoutBytes())
+        if !docker { try tar.addFile("oci-layout", ociLayoutBytes()) }
         try tar.finish()
         try archive.state.out.commit(to: path, sync: archive.sync)
     }

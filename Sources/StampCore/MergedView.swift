@@ -14,6 +14,9 @@ public final class MergedView {
         public var size: Int64
         /// Index of the layer the entry comes from.
         public var layer: Int
+        /// Numeric owner, as the tar header gives it.
+        public var uid: Int = 0
+        public var gid: Int = 0
     }
 
     public private(set) var entries: [String: Entry] = [:]
@@ -130,7 +133,7 @@ public final class MergedView {
             var isLink = false
             if case .symlink = e.type { isLink = true }
             guard isLink || keep(p) else { continue }
-            changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i)))
+            changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i, uid: e.uid, gid: e.gid)))
             if e.type == .file, capture(p) {
                 if digestOnly(p) {
                     let sink = DigesterSink()
@@ -155,6 +158,7 @@ public final class MergedView {
             while parent.utf8.contains(0x2F) {
                 parent = Path.dirname(parent)
                 if entries[parent] != nil { break }
+                // What overlay runtimes make of a folder no entry names: root's, 0755.
                 entries[parent] = Entry(type: .directory, mode: 0o755, size: 0, layer: e.layer)
             }
         }

@@ -59,32 +59,51 @@ public enum Patch {
 
     /// The new manifest: OCI media types (a Docker v2 manifest becomes OCI), new config, the stamp
     /// layer appended, annotations merged.
-    public static func manifest(_ base: JSONValue, config: Descriptor, layer: BuiltLayer?, annotations: [(String, String)]) -> JSONValue {
+    public static func manifest(_ base: JSONValue, config: Descriptor, layer: BuiltLayer?, annotations: [(String, String)],
+                                format: ImageFormat = .oci) -> JSONValue {
         var m = base
-        m["mediaType"] = .string(MediaType.ociManifest)
+        m["mediaType"] = .string(format.manifest)
         var cd = Descriptor(json: m["config"] ?? .object([]))
-        cd.mediaType = MediaType.ociConfig
+        cd.mediaType = format.config
         cd.digest = config.digest
         cd.size = config.size
         m["config"] = cd.json
         var layers = (m["layers"]?.arrayValue ?? []).map { j -> JSONValue in
             var d = Descriptor(json: j)
-            d.mediaType = MediaType.ociLayerType(for: d.mediaType)
+            d.mediaType = format.layer(d.mediaType)
             return d.json
         }
-        if let layer { layers.append(layer.descriptor.json) }
+        if let layer {
+            var d = layer.descriptor
+            d.mediaType = format.layer(d.mediaType)
+            layers.append(d.json)
+        }
         m["layers"] = .array(layers)
-        m["annotations"] = merge(m["annotations"], annotations)
+        // Docker's schema 2 has no annotations: the stamp is in the config's labels.
+        if format.hasAnnotations { m["annotations"] = merge(m["annotations"], annotations) }
         return m
     }
 
+    /// The manifest a `docker save` archive implies (it stores none): how stamp reads such an
+    /// archive and what it writes one for, so the digest a build reports for it is the one
+    /// `stamp verify` and `stamp push` of that file find.
+    public static func dockerArchiveManifest(config: Descriptor, layers: [Descriptor]) -> JSONValue {
+        .object([
+            ("schemaVersion", JSONValue(2)),
+            ("mediaType", .string(MediaType.dockerManifest)),
+            ("config", Descriptor(mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size).json),
+            ("layers", .array(layers.map { Descriptor(mediaType: ImageFormat.docker.layer($0.mediaType), digest: $0.digest, size: $0.size).json })),
+        ])
+    }
+
     /// The new index: the stamped manifests in the base's order, attestations dropped.
-    public static func index(_ base: JSONValue, manifests: [Descriptor], annotations: [(String, String)]) -> JSONValue {
+    public static func index(_ base: JSONValue, manifests: [Descriptor], annotations: [(String, String)],
+                             format: ImageFormat = .oci) -> JSONValue {
         var i = base
-        i["mediaType"] = .string(MediaType.ociIndex)
+        i["mediaType"] = .string(format.index)
         i["schemaVersion"] = JSONValue(2)
         i["manifests"] = .array(manifests.map(\.json))
-        i["annotations"] = merge(i["annotations"], annotations)
+        if format.hasAnnotations { i["annotations"] = merge(i["annotations"], annotations) }
         return i
     }
 }

@@ -26,6 +26,8 @@ public struct StampPlan: Sendable {
     public var baseName: String?
     public var compression: Compression
     public var compressionLevel: Int?
+    /// nil: the base's format (a docker-archive output is always Docker's).
+    public var format: ImageFormat?
     /// The enhanced health check, nil when off.
     public var health: HealthPlan?
     /// Where a copy of version.json is served from (the app's static folder), nil when off.
@@ -168,12 +170,22 @@ public struct StampPlan: Sendable {
                                required: Set(s.rewrite), keep: profile.assetKeep + s.keep, sri: s.sri ?? false)
         }
 
+        var format: ImageFormat?
+        if let f = s.format {
+            guard let v = ImageFormat(rawValue: f) else { throw StampError.usage("--format: \"\(f)\" is not oci or docker") }
+            format = v
+        }
+        if case .dockerArchive = output {
+            if format == .oci { throw StampError.usage("--format oci: a docker-archive holds Docker-format images; write oci-archive:PATH or oci:DIR") }
+            format = .docker
+        }
+
         let locked = s.locked ?? false
         if locked && s.lock.nonEmpty == nil { throw StampError.usage("--locked needs --lock FILE (the lock file to check the base against)") }
         return StampPlan(base: base, output: output, version: version, revision: revision, source: source, created: created,
                          labels: labels, annotations: annotations, env: env, adds: adds, tag: tag, platforms: platforms,
                          profile: profile, versionFile: versionFile, versionJSON: versionJSON, baseName: s.baseName.nonEmpty,
-                         compression: compression, compressionLevel: s.compressionLevel, health: health,
+                         compression: compression, compressionLevel: s.compressionLevel, format: format, health: health,
                          publicVersionJSON: publicVersion, assets: assets,
                          registry: try registryOptions(s, environment: environment), lockFile: s.lock.nonEmpty, locked: locked,
                          scanCache: s.noCache == true ? nil : s.cacheDir.nonEmpty ?? ScanCache.defaultDirectory(environment: environment),

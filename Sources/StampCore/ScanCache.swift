@@ -17,7 +17,7 @@ public struct ScanCache: Sendable {
     public let directory: String
     /// Layers whose captured files are larger are not kept (their bytes are the point).
     static let maxCaptured = 1 << 20
-    static let format = "stamp-scan-1"
+    static let format = "stamp-scan-2"
 
     public init(directory: String) { self.directory = directory }
 
@@ -45,9 +45,11 @@ public struct ScanCache: Sendable {
         var c = MergedView.LayerChanges()
         c.fromCache = true
         for item in json["items"]?.arrayValue ?? [] {
-            guard let a = item.arrayValue, a.count == 4, let p = a[0].stringValue, let t = a[1].stringValue,
-                  let mode = a[2].int64Value, let size = a[3].int64Value, let type = Self.type(t) else { return nil }
-            c.items.append((p, MergedView.Entry(type: type, mode: UInt32(truncatingIfNeeded: mode), size: size, layer: layer)))
+            guard let a = item.arrayValue, a.count == 6, let p = a[0].stringValue, let t = a[1].stringValue,
+                  let mode = a[2].int64Value, let size = a[3].int64Value, let uid = a[4].int64Value, let gid = a[5].int64Value,
+                  let type = Self.type(t) else { return nil }
+            c.items.append((p, MergedView.Entry(type: type, mode: UInt32(truncatingIfNeeded: mode), size: size, layer: layer,
+                                                uid: Int(truncatingIfNeeded: uid), gid: Int(truncatingIfNeeded: gid))))
         }
         c.whiteouts = (json["whiteouts"]?.arrayValue ?? []).compactMap(\.stringValue)
         c.opaque = (json["opaque"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -66,7 +68,8 @@ public struct ScanCache: Sendable {
         let json: JSONValue = .object([
             ("format", .string(Self.format)), ("layer", .string(layerDigest)), ("filter", .string(filter)),
             ("items", .array(changes.items.map { p, e in
-                .array([.string(p), .string(Self.code(e.type)), JSONValue(Int64(e.mode)), JSONValue(e.size)])
+                .array([.string(p), .string(Self.code(e.type)), JSONValue(Int64(e.mode)), JSONValue(e.size),
+                        JSONValue(Int64(e.uid)), JSONValue(Int64(e.gid))])
             })),
             ("whiteouts", .array(changes.whiteouts.map(JSONValue.string))),
             ("opaque", .array(changes.opaque.map(JSONValue.string))),

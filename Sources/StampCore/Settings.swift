@@ -24,6 +24,7 @@ public struct StampSettings: Sendable, Equatable {
     public var baseName: String?
     public var compression: String?
     public var compressionLevel: Int?
+    public var format: String?
     public var healthScript: String?
     public var healthPort: Int?
     public var healthPath: String?
@@ -57,7 +58,7 @@ public struct StampSettings: Sendable, Equatable {
 
     public static let keys = ["base", "output", "version", "revision", "source", "created", "label", "annotation", "env", "add",
                               "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
-                              "compression-level", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
+                              "compression-level", "format", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
                               "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
                               "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri",
                               "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size",
@@ -85,6 +86,7 @@ public struct StampSettings: Sendable, Equatable {
         m.baseName = baseName ?? file.baseName
         m.compression = compression ?? file.compression
         m.compressionLevel = compressionLevel ?? file.compressionLevel
+        m.format = format ?? file.format
         m.healthScript = healthScript ?? file.healthScript
         m.healthPort = healthPort ?? file.healthPort
         m.healthPath = healthPath ?? file.healthPath
@@ -184,6 +186,7 @@ public struct StampSettings: Sendable, Equatable {
             case "base-name": s.baseName = try scalar(key, v)
             case "compression": s.compression = try scalar(key, v)
             case "compression-level": s.compressionLevel = try int(key, v)
+            case "format": s.format = try scalar(key, v)
             case "health-script": s.healthScript = try scalar(key, v)
             case "health-port": s.healthPort = try int(key, v)
             case "health-path": s.healthPath = try scalar(key, v)

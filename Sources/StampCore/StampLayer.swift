@@ -14,6 +14,9 @@ public struct LayerEntry: Sendable {
     public var path: String
     public var content: Content
     public var mode: UInt32
+    /// Numeric owner; stamp's own files are root's, a replaced or parent entry keeps the base's.
+    public var uid: Int = 0
+    public var gid: Int = 0
 }
 
 /// A layer written to a temporary file, with both of its digests.
@@ -105,12 +108,68 @@ public enum StampLayer {
         return out
     }
 
+    /// `entries` with an entry for each parent folder that has none, carrying the owner and mode
+    /// the base's merged layers give that folder (0755 root for a folder the base lacks, or one
+    /// below a folder this layer makes opaque). Overlay runtimes (containers-storage, docker's
+    /// overlay2) create a parent missing from a layer as root 0755, and the top layer's folder
+    /// wins: without these entries the base's `/app` would turn root-owned. A folder `--add`
+    /// brings that the base has keeps the base's owner and mode too. A parent that the base has
+    /// as a symlink or a file is refused: writing through it would replace it.
+    public static func withParents(_ entries: [LayerEntry], view: MergedView) throws -> [LayerEntry] {
+        guard !entries.isEmpty else { return entries }
+        var out = entries
+        var index: [String: Int] = [:]
+        for (i, e) in out.enumerated() { index[e.path] = i }
+        let opaque = entries.filter { Path.basename($0.path) == ".wh..wh..opq" }.map { Path.dirname($0.path) }
+        func hidden(_ p: String) -> Bool { opaque.contains { p.hasPrefix($0 + "/") } }
+        func base(_ p: String) throws -> MergedView.Entry? {
+            guard !hidden(p), let b = view.entries[p] else { return nil }
+            switch b.type {
+            case .directory: return b
+            case .symlink(let t):
+                throw StampError.badInput("/\(p) is a symlink in the base (to \(t)): stamp would replace it with a folder; give the path it points to")
+            default:
+                throw StampError.badInput("/\(p) is a file in the base, not a folder: stamp cannot put files under it")
+            }
+        }
+        for e in entries {
+            // A folder the layer itself brings (`--add`) keeps the base's owner and mode.
+            if case .directory = e.content, let b = try base(e.path), let i = index[e.path] {
+                out[i].mode = b.mode; out[i].uid = b.uid; out[i].gid = b.gid
+            }
+            var p = e.path
+            while p.utf8.contains(0x2F) {
+                p = Path.dirname(p)
+                if index[p] != nil { break }
+                let b = try base(p)
+                index[p] = out.count
+                out.append(LayerEntry(path: p, content: .directory, mode: b?.mode ?? 0o755, uid: b?.uid ?? 0, gid: b?.gid ?? 0))
+            }
+        }
+        out.sort { utf8Less($0.path, $1.path) }
+        return out
+    }
+
+    /// Every folder above `paths` (`app`, `app/server` for `app/server/x`): what the scan of the
+    /// base must keep for `withParents`.
+    public static func ancestors(of paths: [String]) -> Set<String> {
+        var out = Set<String>()
+        for path in paths {
+            guard var p = Path.clean(path) else { continue }
+            while p.utf8.contains(0x2F) {
+                p = Path.dirname(p)
+                guard out.insert(p).inserted else { break }
+            }
+        }
+        return out
+    }
+
     /// Identifies a list of entries by what they would write, so platforms with the same stamp
     /// share one layer.
     static func fingerprint(_ entries: [LayerEntry]) -> String {
         let d = Digester(.sha256)
         for e in entries {
-            d.update(Array("\(e.path)\0\(e.mode)\0".utf8))
+            d.update(Array("\(e.path)\0\(e.mode)\0\(e.uid):\(e.gid)\0".utf8))
             switch e.content {
             case .bytes(let b): d.update(Array("b\(b.count)\0".utf8)); d.update(b)
             case .file(let p): d.update(Array("f\(p)\0".utf8))
@@ -134,17 +193,17 @@ public enum StampLayer {
         for e in entries {
             switch e.content {
             case .bytes(let b):
-                try tar.addFile(e.path, b, mode: e.mode)
+                try tar.addFile(e.path, b, mode: e.mode, uid: e.uid, gid: e.gid)
             case .directory:
-                try tar.begin(.init(path: e.path, kind: .directory, mode: e.mode))
+                try tar.begin(.init(path: e.path, kind: .directory, mode: e.mode, uid: e.uid, gid: e.gid))
             case .symlink(let t):
-                try tar.begin(.init(path: e.path, kind: .symlink(t), mode: 0o777))
+                try tar.begin(.init(path: e.path, kind: .symlink(t), mode: 0o777, uid: e.uid, gid: e.gid))
             case .file(let src):
                 let f = try ReadableFile(src)
-                try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: f.size))
+                try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: f.size, uid: e.uid, gid: e.gid))
                 _ = try copyStream(from: f.section(offset: 0, length: f.size), to: TarDataSink(tar))
             case .part(let o):
-                try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: Int64(o.size)))
+                try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: Int64(o.size), uid: e.uid, gid: e.gid))
                 try copyPart(o, to: TarDataSink(tar))
             }
         }

@@ -118,8 +118,8 @@ public enum Stamper {
         var sharedAssets = SharedAssets()
         sharedAssets.local = localAssets?.value
         for (img, view) in zip(images, views) {
-            let entries = try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: img, view: view,
-                                           shared: &sharedAssets, diagnostics: diagnostics)
+            let entries = try StampLayer.withParents(try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: img, view: view,
+                                                                      shared: &sharedAssets, diagnostics: diagnostics), view: view)
             let fingerprint = StampLayer.fingerprint(entries)
             let layer: BuiltLayer?
             if entries.isEmpty {
@@ -153,21 +153,28 @@ public enum Stamper {
         var docker: [(platform: String, config: String, layers: [String])] = []
         var platformResults: [(platform: String, manifest: String, config: String)] = []
         let annotations = keys + plan.annotations
+        // Docker in, Docker out (podman reads Healthcheck only there), unless --format says.
+        let format = plan.format ?? ImageFormat(mediaType: base.top.mediaType)
+        var isDockerArchive = false
+        if case .dockerArchive = plan.output { isDockerArchive = true }
         for (n, img) in images.enumerated() {
             let layer = layers[n]
             let config = Patch.config(img.config, plan: plan, stampKeys: keys, layer: layer, historyText: historyTexts[n])
             let cbytes = JSONValue.encode(config)
-            let cd = Descriptor(mediaType: MediaType.ociConfig, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
+            let cd = Descriptor(mediaType: format.config, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
             blobs[cd.digest] = (cd.size, .memory(cbytes))
             for l in img.layers {
                 let loc = try base.store.require(l)
                 blobs[l.digest] = (l.size, loc)
             }
             if let layer { blobs[layer.descriptor.digest] = (layer.descriptor.size, .file(try ReadableFile(layer.file.path), offset: 0, length: layer.descriptor.size)) }
-            let manifest = Patch.manifest(img.manifest, config: cd, layer: layer, annotations: annotations)
+            // A docker-archive stores no manifest: its digest is that of the one it implies.
+            let manifest = isDockerArchive
+                ? Patch.dockerArchiveManifest(config: cd, layers: img.layers + (layer.map { [$0.descriptor] } ?? []))
+                : Patch.manifest(img.manifest, config: cd, layer: layer, annotations: annotations, format: format)
             let mbytes = JSONValue.encode(manifest)
             var md = img.descriptor
-            md.mediaType = MediaType.ociManifest
+            md.mediaType = format.manifest
             md.digest = Digester.digest(mbytes)
             md.size = Int64(mbytes.count)
             md.platform = img.platform
@@ -179,12 +186,12 @@ public enum Stamper {
 
         var top: Descriptor
         if manifests.count == 1 {
-            top = Descriptor(mediaType: MediaType.ociManifest, digest: manifests[0].digest, size: manifests[0].size,
+            top = Descriptor(mediaType: format.manifest, digest: manifests[0].digest, size: manifests[0].size,
                              platform: manifests[0].platform)
         } else {
-            let index = Patch.index(base.index ?? .object([]), manifests: manifests, annotations: annotations)
+            let index = Patch.index(base.index ?? .object([]), manifests: manifests, annotations: annotations, format: format)
             let ibytes = JSONValue.encode(index)
-            top = Descriptor(mediaType: MediaType.ociIndex, digest: Digester.digest(ibytes), size: Int64(ibytes.count))
+            top = Descriptor(mediaType: format.index, digest: Digester.digest(ibytes), size: Int64(ibytes.count))
             blobs[top.digest] = (top.size, .memory(ibytes))
         }
         var topAnnotations: [String: String] = [AnnotationKey.version: plan.version, AnnotationKey.created: plan.created.rfc3339]
@@ -226,7 +233,7 @@ public enum Stamper {
     /// with one progress line.
     static func scan(_ plan: StampPlan, images: [PlatformImage], store: BlobStore?, archive: ArchiveInProgress? = nil,
                      diagnostics: Diagnostics) throws -> [MergedView] {
-        guard let store, plan.health != nil || plan.assets != nil else { return images.map { _ in MergedView() } }
+        guard let store, plan.health != nil || plan.assets != nil || !stampFolders(plan).isEmpty else { return images.map { _ in MergedView() } }
         let progress = diagnostics.progress("reading the base's layers", total: images.reduce(0) { $0 + $1.layers.reduce(0) { $0 + $1.size } })
         defer { progress.finish() }
         let cache = plan.scanCache.map(ScanCache.init(directory:))
@@ -245,14 +252,28 @@ public enum Stamper {
         let bins = Set(["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin"] + pathDirs)
         let root = plan.assets.flatMap { Path.clean($0.root) }
         let capture = AssetStage.capture(plan.assets)
+        // The folders the stamp layer writes into, and what `--add` may bring, for their owners.
+        let folders = stampFolders(plan)
+        let added = plan.adds.compactMap { Path.clean($0.destination) }
         let keep: @Sendable (String) -> Bool = { p in
             bins.contains(p.utf8.contains(0x2F) ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
+                || folders.contains(p) || added.contains { p == $0 || p.hasPrefix($0 + "/") }
         }
         // What keep and capture select, for the scan cache's key.
         let filter = ["bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
-                      "capture " + AssetStage.captureKey(plan.assets)].joined(separator: "\n")
+                      "capture " + AssetStage.captureKey(plan.assets), "folders " + folders.sorted().joined(separator: ":"),
+                      "added " + added.joined(separator: ":")].joined(separator: "\n")
         return try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress,
                                     cache: cache, filter: filter, archive: archive)
+    }
+
+    /// The folders above every path the stamp layer may write (version files, health script,
+    /// `--add` targets, the frontend and the server files it rewrites).
+    static func stampFolders(_ plan: StampPlan) -> Set<String> {
+        var paths = [plan.versionFile, plan.versionJSON, plan.publicVersionJSON, plan.health?.scriptPath].compactMap { $0 }
+        paths += plan.adds.map { $0.destination + "/x" }
+        if let a = plan.assets { paths += [a.root + "/x"] + a.rewrite }
+        return StampLayer.ancestors(of: paths)
     }
 
     /// The asset stage's output for a local frontend, kept for the next platform whose files to

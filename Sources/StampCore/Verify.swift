@@ -212,7 +212,8 @@ public enum Verifier {
     static func checkStamp(_ image: LoadedImage, stampLayers: [String: Result<[String: LayerFile], Error>],
                            layerChanges: [String: MergedView.LayerChanges], report: inout VerifyReport) -> StampFacts? {
         var facts: StampFacts?
-        let indexAnnotations = image.index?["annotations"]?.stringMap
+        // Docker's manifests and lists carry no annotations: the labels hold the stamp there.
+        let indexAnnotations = ImageFormat(mediaType: image.top.mediaType).hasAnnotations ? image.index?["annotations"]?.stringMap : nil
         for img in image.images {
             let where_ = "\(img.platform)"
             let labels = img.labels
@@ -247,7 +248,8 @@ public enum Verifier {
             }, uniquingKeysWith: { _, b in b })
 
             func same(_ name: String, _ expected: String?, _ key: String, _ envKey: String?) {
-                var sources: [(String, String?)] = [("label \(key)", labels[key]), ("manifest annotation \(key)", img.annotations[key])]
+                var sources: [(String, String?)] = [("label \(key)", labels[key])]
+                if ImageFormat(mediaType: img.descriptor.mediaType).hasAnnotations { sources.append(("manifest annotation \(key)", img.annotations[key])) }
                 if let ia = indexAnnotations { sources.append(("index annotation \(key)", ia[key])) }
                 if let envKey { sources.append(("env \(envKey)", env[envKey])) }
                 for (what, value) in sources where value != expected {
