@@ -180,9 +180,8 @@ public enum AssetTree {
                 }
             }
             self.dest = dest
-            tmp = dest + ".stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
-            do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false) } catch {
-                throw AssetError.invalid("\(dest): \(error.localizedDescription)")
+            do { tmp = try Path.makeTemporaryDirectory(beside: dest) } catch {
+                throw AssetError.invalid("\(error)")
             }
         }
 

@@ -176,10 +176,8 @@ public final class WritableFile: ByteSink {
 
     /// A temp file in the folder of `target`, named after it.
     public static func temporary(beside target: String) throws -> WritableFile {
-        let dir = Path.dirname(target)
-        let base = Path.basename(target)
         for _ in 0..<100 {
-            let name = "\(dir)/.\(base).stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
+            let name = Path.temporaryName(beside: target)
             do { return try WritableFile(path: name) } catch IOError.open(_, let m) where m.contains("exists") { continue }
         }
         throw IOError.open(target, "cannot create a temporary file beside it")

@@ -6,6 +6,29 @@ import Darwin
 
 /// Paths of files on disk and inside archives and images.
 public enum Path {
+    /// A name for a temporary file or folder beside `target`: hidden, with this process's id and
+    /// a random part, so processes sharing a folder (parallel CI jobs in /tmp) never pick the
+    /// same one. Create it exclusively all the same (`O_EXCL`, `mkdir`).
+    public static func temporaryName(beside target: String) -> String {
+        "\(dirname(target))/.\(basename(target)).stamp-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).tmp"
+    }
+
+    /// Creates a new folder beside `target` (never one that exists) and returns its path.
+    public static func makeTemporaryDirectory(beside target: String) throws -> String {
+        for _ in 0..<100 {
+            let name = temporaryName(beside: target)
+            if mkdir(name, 0o755) == 0 { return name }
+            guard errno == EEXIST else { break }
+        }
+        throw POSIXError(errno: errno, path: target)
+    }
+
+    public struct POSIXError: Error, CustomStringConvertible {
+        public let errno: Int32
+        public let path: String
+        public var description: String { "\(path): cannot create a temporary folder beside it: \(String(cString: strerror(errno)))" }
+    }
+
     /// By bytes, not characters: a `/` is a separator even where a combining mark follows it,
     /// and finding it costs no grapheme breaking (these run once per tar entry).
     public static func dirname(_ p: String) -> String {

@@ -54,7 +54,6 @@ public enum DockerfileRenderer {
         entries.removeAll { Path.basename($0.path).hasPrefix(".wh.") }
 
         // The context: every file under stamp/ at its image path, with its mode.
-        let tmp = output + ".stamp-\(UInt32.random(in: 0...UInt32.max)).tmp"
         let fm = FileManager.default
         if fm.fileExists(atPath: output) {
             guard Path.isDirectory(output), (try fm.contentsOfDirectory(atPath: output)).isEmpty else {
@@ -62,6 +61,8 @@ public enum DockerfileRenderer {
             }
         }
         guard Path.isDirectory(Path.dirname(output)) else { throw StampError.output("\(output): folder \(Path.dirname(output)) does not exist") }
+        let tmp: String
+        do { tmp = try Path.makeTemporaryDirectory(beside: output) } catch { throw StampError.output("\(error)") }
         defer { try? fm.removeItem(atPath: tmp) }
         var written: [String] = []
         var copies: [[String: TemplateValue]] = []

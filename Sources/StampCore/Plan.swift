@@ -324,7 +324,7 @@ public struct HealthPlan: Sendable, Equatable {
         try StampPlan.checkValue(path, "--health-path", max: 1024)
         let interval = try duration(s.healthInterval, "--health-interval") ?? defaultInterval
         let timeout = try duration(s.healthTimeout, "--health-timeout") ?? defaultTimeout
-        let start = try duration(s.healthStartPeriod, "--health-start-period") ?? defaultStartPeriod
+        let start = try duration(s.healthStartPeriod, "--health-start-period", zero: true) ?? defaultStartPeriod
         let retries = s.healthRetries ?? 3
         guard retries >= 0 else { throw StampError.usage("--health-retries: must be 0 or more") }
         guard timeout >= 1_000_000_000 else { throw StampError.usage("--health-timeout: at least 1s") }
@@ -333,10 +333,21 @@ public struct HealthPlan: Sendable, Equatable {
                           serviceID: profile.name == "generic" ? nil : profile.name)
     }
 
-    /// Go-style durations as Docker takes them: `30s`, `1m30s`, `500ms`, `2h`; a bare number is seconds.
-    static func duration(_ text: String?, _ flag: String) throws -> Int64? {
+    /// Go-style durations as Docker takes them: `30s`, `1m30s`, `500ms`, `2h`; a bare number is
+    /// seconds. Nanoseconds in an Int64 (about 292 years): a longer one is refused, never wrapped.
+    /// `zero`: 0 is a value (a start period), not Docker's "inherit".
+    static func duration(_ text: String?, _ flag: String, zero: Bool = false) throws -> Int64? {
         guard let text, !text.isEmpty else { return nil }
-        if let n = Int64(text) { return n * 1_000_000_000 }
+        let bad = StampError.usage("\(flag): \"\(text)\" is not a duration like 30s, 1m30s or 500ms")
+        func times(_ a: Int64, _ b: Int64) throws -> Int64 {
+            let (v, o) = a.multipliedReportingOverflow(by: b)
+            guard !o else { throw StampError.usage("\(flag): \"\(text)\" is too long a duration") }
+            return v
+        }
+        if let n = Int64(text) {
+            guard n > 0 || (zero && n == 0) else { throw bad }
+            return try times(n, 1_000_000_000)
+        }
         var total: Int64 = 0
         var number = ""
         var chars = Array(text)
@@ -347,12 +358,14 @@ public struct HealthPlan: Sendable, Equatable {
             guard let n = Int64(number), let unit = units.first(where: { u in
                 let us = Array(u.0)
                 return i + us.count <= chars.count && Array(chars[i..<i + us.count]) == us
-            }) else { throw StampError.usage("\(flag): \"\(text)\" is not a duration like 30s, 1m30s or 500ms") }
-            total += n * unit.1
+            }) else { throw bad }
+            let (sum, o) = total.addingReportingOverflow(try times(n, unit.1))
+            guard !o else { throw StampError.usage("\(flag): \"\(text)\" is too long a duration") }
+            total = sum
             i += unit.0.count
             number = ""
         }
-        guard number.isEmpty, total > 0 else { throw StampError.usage("\(flag): \"\(text)\" is not a duration like 30s, 1m30s or 500ms") }
+        guard number.isEmpty, total > 0 || (zero && total == 0) else { throw bad }
         chars.removeAll()
         return total
     }

@@ -212,7 +212,9 @@ public enum StampLayer {
         try file.finish()
         let d = Descriptor(mediaType: MediaType.ociLayerType(compression), digest: compressed.digester.finalizeDigest(),
                            size: compressed.count)
-        return BuiltLayer(file: file, descriptor: d, diffID: uncompressed.digester.finalizeDigest(), paths: entries.map(\.path))
+        // What the layer brings (its folders are there for their owners and modes).
+        let paths = entries.filter { if case .directory = $0.content { return false }; return true }.map(\.path)
+        return BuiltLayer(file: file, descriptor: d, diffID: uncompressed.digester.finalizeDigest(), paths: paths)
     }
 }
 

@@ -319,7 +319,12 @@ public enum Stamper {
         var problems: [String] = []
         if !view.isFile("bin/sh") { problems.append("no /bin/sh") }
         if view.which(["curl", "wget", "node"], searchPath: search) == nil {
-            problems.append("no curl, wget or node on PATH (\(pathVar))")
+            if let bb = view.which(["busybox"], searchPath: search) {
+                // busybox ash runs its applets without links; the script calls `busybox wget`.
+                diagnostics.notice("warning: \(img.platform): no curl, wget or node on PATH; the health check will use /\(bb) wget")
+            } else {
+                problems.append("no curl, wget or node on PATH (\(pathVar))")
+            }
         }
         guard !problems.isEmpty else { return }
         let message = "\(img.platform): the health check cannot run in this image: \(problems.joined(separator: "; "))"

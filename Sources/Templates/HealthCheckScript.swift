@@ -44,7 +44,7 @@ public struct HealthCheckScript: Sendable, Equatable {
     # Exit status: 0 when the app answers 2xx, 1 otherwise.
     # Overrides: STAMP_HEALTH_URL (full URL), STAMP_HEALTH_TIMEOUT (seconds),
     #            STAMP_VERSION_JSON (path of version.json); SERVER_PORT, else the app's .env.
-    # POSIX sh (dash, bash, busybox ash); uses curl, else wget (GNU or busybox), else node.
+    # POSIX sh (dash, bash, busybox ash); uses curl, else wget (GNU or busybox, linked or not), else node.
 
     @SETTINGS@
 
@@ -131,13 +131,16 @@ public struct HealthCheckScript: Sendable, Equatable {
       code=${last%% *}
       latency=$(secs_to_ms "${last#* }")
       error=$(printf '%s\n' "$out" | sed '$d' | head -n 1)
-    elif command -v wget >/dev/null 2>&1; then
-      if wget --version >/dev/null 2>&1; then
+    elif command -v wget >/dev/null 2>&1 || command -v busybox >/dev/null 2>&1; then
+      # wget, or busybox's applet where the image has busybox without a wget link. Run in the
+      # background by `bounded`: exec makes the client the process the watchdog kills.
+      fetch() { if command -v wget >/dev/null 2>&1; then exec wget "$@"; else exec busybox wget "$@"; fi; }
+      if (fetch --version) >/dev/null 2>&1; then
         # GNU wget: one try (it retries read timeouts otherwise).
-        out=$(bounded wget -S -O /dev/null -t 1 -T "$timeout" "$url" 2>/dev/null)
+        out=$(bounded fetch -S -O /dev/null -t 1 -T "$timeout" "$url" 2>/dev/null)
       else
         # busybox wget has no -t/-T here: the watchdog bounds it.
-        out=$(bounded wget -S -O /dev/null "$url" 2>/dev/null)
+        out=$(bounded fetch -S -O /dev/null "$url" 2>/dev/null)
       fi
       latency=$(( $(now_ms) - start ))
       code=$(printf '%s\n' "$out" | sed -n 's/.*HTTP\/[0-9.]* \([0-9][0-9][0-9]\).*/\1/p' | tail -n 1)

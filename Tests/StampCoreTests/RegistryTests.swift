@@ -160,6 +160,38 @@ struct RegistryTests {
         #expect(verify.status == 0, "\(verify.out)\(verify.err)")
     }
 
+    /// A docker-archive output is a `docker save` archive (no OCI layout): its digest is that of
+    /// the manifest it implies, and build, inspect, verify and push all name that one digest.
+    @Test func dockerArchiveOutputIsTheSameImageInEveryForm() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let out = dir + "/save.tar"
+        let b = try stamp(["build", "--base", base, "--version", "v4", "--output", "docker-archive:" + out, "--tag", "ai/app:v4",
+                           "--platform", "linux/amd64", "--json"], env: env)
+        #expect(b.status == 0, "\(b.err)")
+        let built = try #require(try jsonOf(b.out)["digest"]?.stringValue)
+        let names = try run(["bsdtar", "-tf", out]).out.split(separator: "\n")
+        #expect(names.contains("manifest.json") && !names.contains("index.json") && !names.contains("oci-layout"))
+        for form in ["docker-archive:" + out, out] {
+            let v = try stamp(["verify", form])
+            #expect(v.status == 0, "verify \(form): \(v.out)\(v.err)")
+            #expect(try jsonOf(try stamp(["inspect", "--json", form]).out)["digest"]?.stringValue == built, "\(form)")
+        }
+        let target = "docker://\(reg.host)/ai/app:v4"
+        let push = try stamp(["push", "docker-archive:" + out, target, "--json"] + insecure)
+        #expect(push.status == 0, "\(push.err)")
+        #expect(try jsonOf(push.out)["digest"]?.stringValue == built)
+        #expect(try skopeoDigest(target, ["--tls-verify=false"]) == built)
+        let raw = try jsonOf(try run(["skopeo", "inspect", "--raw", "--tls-verify=false", target]).out)
+        #expect(raw["mediaType"]?.stringValue == MediaType.dockerManifest)
+        let pulled = try stamp(["verify", target] + insecure)
+        #expect(pulled.status == 0, "\(pulled.out)\(pulled.err)")
+        // docker load's reader in skopeo takes it as Docker's.
+        let info = try jsonOf(try run(["skopeo", "inspect", "docker-archive:" + out]).out)
+        #expect(info["Labels"]?["org.opencontainers.image.version"]?.stringValue == "v4")
+    }
+
     @Test func stampsWhatSkopeoPushedAndMountsTheBaseLayers() throws {
         let reg = try TestRegistry()
         let dir = try tempDir()
