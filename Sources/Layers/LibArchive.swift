@@ -123,6 +123,7 @@ public final class LayerReader {
         public let mode: UInt32
         public var uid: Int = 0
         public var gid: Int = 0
+        public var xattrs: [Xattr] = []
     }
 
     private var archive: OpaquePointer?
@@ -250,7 +251,7 @@ public final class LayerReader {
 
     /// The next entry, or nil at the end.
     public func next() throws -> EntryInfo? {
-        if let tar { return try tar.next().map { EntryInfo(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode, uid: $0.uid, gid: $0.gid) } }
+        if let tar { return try tar.next().map { EntryInfo(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode, uid: $0.uid, gid: $0.gid, xattrs: $0.xattrs) } }
         if raw != nil {
             if rawServed { return nil }
             rawServed = true
@@ -283,9 +284,19 @@ public final class LayerReader {
             type = .other
         }
         let uid = archive_entry_uid(entry), gid = archive_entry_gid(entry)
+        var xattrs: [Xattr] = []
+        if archive_entry_xattr_reset(entry) > 0 {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            while xattrs.count < 128, archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK, let name {
+                xattrs.append(Xattr(name: String(cString: name), value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+            }
+        }
         return EntryInfo(path: path, type: type, size: archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : -1,
                          mode: UInt32(archive_entry_perm(entry)),
-                         uid: (0...Int64(UInt32.max)).contains(uid) ? Int(uid) : 0, gid: (0...Int64(UInt32.max)).contains(gid) ? Int(gid) : 0)
+                         uid: (0...Int64(UInt32.max)).contains(uid) ? Int(uid) : 0, gid: (0...Int64(UInt32.max)).contains(gid) ? Int(gid) : 0,
+                         xattrs: xattrs)
     }
 
     /// Streams the current entry's data (all of it, for `.raw`) into `sink`.

@@ -15,6 +15,8 @@ public final class TarStream {
         /// Numeric owner (pax `uid`/`gid` over the header fields; names are never used).
         public let uid: Int
         public let gid: Int
+        /// Extended attributes (pax `SCHILY.xattr.NAME`), in the order written.
+        public var xattrs: [Xattr] = []
     }
 
     private let source: ByteSource
@@ -107,6 +109,7 @@ public final class TarStream {
         try skipRest()
         var paxPath: String?, paxLink: String?, paxSize: Int64?, gnuLong: String?, gnuLink: String?
         var paxUID: Int?, paxGID: Int?
+        var xattrs: [Xattr] = []
         while true {
             let at = offset
             let h = try take(512)
@@ -120,7 +123,12 @@ public final class TarStream {
             guard var size = TarHeader.number(h, 124, 12) else { throw fail("corrupt tar header at byte \(at)") }
             switch type {
             case UInt8(ascii: "x"):
-                for (k, v) in TarHeader.parsePax(try body(size)) {
+                for (k, raw) in TarHeader.parsePaxRecords(try body(size)) {
+                    if k.hasPrefix("SCHILY.xattr.") {
+                        if xattrs.count < 128 { xattrs.append(Xattr(name: String(k.dropFirst(13)), value: raw)) }
+                        continue
+                    }
+                    let v = String(decoding: raw, as: UTF8.self)
                     switch k {
                     case "path": paxPath = v
                     case "linkpath": paxLink = v
@@ -160,7 +168,7 @@ public final class TarStream {
             padding = TarHeader.padding(data)
             let mode = UInt32(truncatingIfNeeded: TarHeader.number(h, 100, 8) ?? 0) & 0o7777
             let uid = paxUID ?? TarHeader.id(h, 108), gid = paxGID ?? TarHeader.id(h, 116)
-            return Entry(path: name, type: et, size: et == .file ? size : 0, mode: mode, uid: uid, gid: gid)
+            return Entry(path: name, type: et, size: et == .file ? size : 0, mode: mode, uid: uid, gid: gid, xattrs: xattrs)
         }
     }
 
@@ -175,6 +183,13 @@ public final class TarStream {
             dataLeft -= Int64(n)
         }
     }
+}
+
+/// An extended attribute of a tar entry.
+public struct Xattr: Sendable, Equatable {
+    public var name: String
+    public var value: [UInt8]
+    public init(name: String, value: [UInt8]) { self.name = name; self.value = value }
 }
 
 /// Fields of a 512-byte tar header, for `TarIndex` and `TarStream`.
@@ -246,15 +261,19 @@ enum TarHeader {
 
     /// `LEN KEY=VALUE\n` records of a pax extended header.
     static func parsePax(_ body: [UInt8]) -> [(String, String)] {
-        var out: [(String, String)] = []
+        parsePaxRecords(body).map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
+    }
+
+    /// The records with their values as bytes (an xattr value need not be text).
+    static func parsePaxRecords(_ body: [UInt8]) -> [(String, [UInt8])] {
+        var out: [(String, [UInt8])] = []
         var i = 0
         while i < body.count {
             guard let sp = body[i...].firstIndex(of: UInt8(ascii: " ")),
                   let len = Int(String(decoding: body[i..<sp], as: UTF8.self)), len > 0, i + len <= body.count else { break }
             let record = body[(sp + 1)..<(i + len - 1)]
             if let eq = record.firstIndex(of: UInt8(ascii: "=")) {
-                out.append((String(decoding: record[record.startIndex..<eq], as: UTF8.self),
-                            String(decoding: record[(eq + 1)...], as: UTF8.self)))
+                out.append((String(decoding: record[record.startIndex..<eq], as: UTF8.self), Array(record[(eq + 1)...])))
             }
             i += len
         }

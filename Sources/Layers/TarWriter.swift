@@ -17,8 +17,10 @@ public final class TarWriter {
         public var size: Int64
         public var uid: Int
         public var gid: Int
-        public init(path: String, kind: Kind, mode: UInt32, size: Int64 = 0, uid: Int = 0, gid: Int = 0) {
-            self.path = path; self.kind = kind; self.mode = mode; self.size = size; self.uid = uid; self.gid = gid
+        /// Written as pax `SCHILY.xattr.NAME` records, in this order.
+        public var xattrs: [Xattr]
+        public init(path: String, kind: Kind, mode: UInt32, size: Int64 = 0, uid: Int = 0, gid: Int = 0, xattrs: [Xattr] = []) {
+            self.path = path; self.kind = kind; self.mode = mode; self.size = size; self.uid = uid; self.gid = gid; self.xattrs = xattrs
         }
     }
 
@@ -45,20 +47,21 @@ public final class TarWriter {
         case .symlink(let target): typeflag = UInt8(ascii: "2"); linkName = target; size = 0
         }
 
-        var pax: [(String, String)] = []
+        var pax: [(String, [UInt8])] = []
         let nameBytes = Array(name.utf8)
-        if nameBytes.count > 100 || !nameBytes.allSatisfy({ $0 < 0x80 }) { pax.append(("path", name)) }
+        if nameBytes.count > 100 || !nameBytes.allSatisfy({ $0 < 0x80 }) { pax.append(("path", nameBytes)) }
         let linkBytes = Array(linkName.utf8)
-        if linkBytes.count > 100 || !linkBytes.allSatisfy({ $0 < 0x80 }) { pax.append(("linkpath", linkName)) }
-        if size > 0o77777777777 { pax.append(("size", String(size))) }
+        if linkBytes.count > 100 || !linkBytes.allSatisfy({ $0 < 0x80 }) { pax.append(("linkpath", linkBytes)) }
+        if size > 0o77777777777 { pax.append(("size", Array(String(size).utf8))) }
+        for x in entry.xattrs { pax.append(("SCHILY.xattr." + x.name, x.value)) }
 
         if !pax.isEmpty {
             var body: [UInt8] = []
             for (k, v) in pax {
-                let rest = " \(k)=\(v)\n".utf8.count
+                let rest = 1 + k.utf8.count + 1 + v.count + 1 // " k=v\n"
                 var len = rest + 1
                 while String(len).utf8.count + rest != len { len = String(len).utf8.count + rest }
-                body += Array("\(len) \(k)=\(v)\n".utf8)
+                body += Array("\(len) \(k)=".utf8) + v + [0x0A]
             }
             let paxName = "PaxHeaders/" + String(decoding: Array(Path.basename(entry.path).utf8.filter { $0 < 0x80 }.prefix(80)), as: UTF8.self)
             try sink.write(header(name: Array(paxName.utf8), mode: 0o644, uid: 0, gid: 0, size: Int64(body.count),

@@ -17,6 +17,8 @@ public final class MergedView {
         /// Numeric owner, as the tar header gives it.
         public var uid: Int = 0
         public var gid: Int = 0
+        /// A folder's extended attributes (kept for folders only: the stamp layer repeats them).
+        public var xattrs: [Xattr] = []
     }
 
     public private(set) var entries: [String: Entry] = [:]
@@ -133,7 +135,8 @@ public final class MergedView {
             var isLink = false
             if case .symlink = e.type { isLink = true }
             guard isLink || keep(p) else { continue }
-            changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i, uid: e.uid, gid: e.gid)))
+            changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i, uid: e.uid, gid: e.gid,
+                                           xattrs: e.type == .directory ? e.xattrs : [])))
             if e.type == .file, capture(p) {
                 if digestOnly(p) {
                     let sink = DigesterSink()

@@ -45,11 +45,17 @@ public struct ScanCache: Sendable {
         var c = MergedView.LayerChanges()
         c.fromCache = true
         for item in json["items"]?.arrayValue ?? [] {
-            guard let a = item.arrayValue, a.count == 6, let p = a[0].stringValue, let t = a[1].stringValue,
+            guard let a = item.arrayValue, a.count == 6 || a.count == 7, let p = a[0].stringValue, let t = a[1].stringValue,
                   let mode = a[2].int64Value, let size = a[3].int64Value, let uid = a[4].int64Value, let gid = a[5].int64Value,
                   let type = Self.type(t) else { return nil }
+            var xattrs: [Xattr] = []
+            if a.count == 7 {
+                guard let x = Self.xattrs(a[6]) else { return nil }
+                xattrs = x
+            }
             c.items.append((p, MergedView.Entry(type: type, mode: UInt32(truncatingIfNeeded: mode), size: size, layer: layer,
-                                                uid: Int(truncatingIfNeeded: uid), gid: Int(truncatingIfNeeded: gid))))
+                                                uid: Int(truncatingIfNeeded: uid), gid: Int(truncatingIfNeeded: gid),
+                                                xattrs: xattrs)))
         }
         c.whiteouts = (json["whiteouts"]?.arrayValue ?? []).compactMap(\.stringValue)
         c.opaque = (json["opaque"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -69,7 +75,8 @@ public struct ScanCache: Sendable {
             ("format", .string(Self.format)), ("layer", .string(layerDigest)), ("filter", .string(filter)),
             ("items", .array(changes.items.map { p, e in
                 .array([.string(p), .string(Self.code(e.type)), JSONValue(Int64(e.mode)), JSONValue(e.size),
-                        JSONValue(Int64(e.uid)), JSONValue(Int64(e.gid))])
+                        JSONValue(Int64(e.uid)), JSONValue(Int64(e.gid))]
+                       + (e.xattrs.isEmpty ? [] : [.array(e.xattrs.map { .array([.string($0.name), .string(Base64.encode($0.value))]) })]))
             })),
             ("whiteouts", .array(changes.whiteouts.map(JSONValue.string))),
             ("opaque", .array(changes.opaque.map(JSONValue.string))),
@@ -83,6 +90,16 @@ public struct ScanCache: Sendable {
             try f.finish()
             if rename(f.path, path) == 0 { f.keep() }
         } catch {}
+    }
+
+    /// `[[name, base64 value], …]`; nil when malformed.
+    static func xattrs(_ j: JSONValue) -> [Xattr]? {
+        var out: [Xattr] = []
+        for x in j.arrayValue ?? [] {
+            guard let pair = x.arrayValue, pair.count == 2, let n = pair[0].stringValue, let v = pair[1].stringValue.flatMap(Base64.decode) else { return nil }
+            out.append(Xattr(name: n, value: v))
+        }
+        return out
     }
 
     static func code(_ t: TarIndex.EntryType) -> String {

@@ -17,6 +17,8 @@ public struct LayerEntry: Sendable {
     /// Numeric owner; stamp's own files are root's, a replaced or parent entry keeps the base's.
     public var uid: Int = 0
     public var gid: Int = 0
+    /// A parent folder repeats the base's extended attributes.
+    public var xattrs: [Xattr] = []
 }
 
 /// A layer written to a temporary file, with both of its digests.
@@ -135,7 +137,7 @@ public enum StampLayer {
         for e in entries {
             // A folder the layer itself brings (`--add`) keeps the base's owner and mode.
             if case .directory = e.content, let b = try base(e.path), let i = index[e.path] {
-                out[i].mode = b.mode; out[i].uid = b.uid; out[i].gid = b.gid
+                out[i].mode = b.mode; out[i].uid = b.uid; out[i].gid = b.gid; out[i].xattrs = b.xattrs
             }
             var p = e.path
             while p.utf8.contains(0x2F) {
@@ -143,7 +145,8 @@ public enum StampLayer {
                 if index[p] != nil { break }
                 let b = try base(p)
                 index[p] = out.count
-                out.append(LayerEntry(path: p, content: .directory, mode: b?.mode ?? 0o755, uid: b?.uid ?? 0, gid: b?.gid ?? 0))
+                out.append(LayerEntry(path: p, content: .directory, mode: b?.mode ?? 0o755, uid: b?.uid ?? 0, gid: b?.gid ?? 0,
+                                      xattrs: b?.xattrs ?? []))
             }
         }
         out.sort { utf8Less($0.path, $1.path) }
@@ -170,6 +173,7 @@ public enum StampLayer {
         let d = Digester(.sha256)
         for e in entries {
             d.update(Array("\(e.path)\0\(e.mode)\0\(e.uid):\(e.gid)\0".utf8))
+            for x in e.xattrs { d.update(Array("x\(x.name)\0\(x.value.count)\0".utf8)); d.update(x.value) }
             switch e.content {
             case .bytes(let b): d.update(Array("b\(b.count)\0".utf8)); d.update(b)
             case .file(let p): d.update(Array("f\(p)\0".utf8))
@@ -195,7 +199,7 @@ public enum StampLayer {
             case .bytes(let b):
                 try tar.addFile(e.path, b, mode: e.mode, uid: e.uid, gid: e.gid)
             case .directory:
-                try tar.begin(.init(path: e.path, kind: .directory, mode: e.mode, uid: e.uid, gid: e.gid))
+                try tar.begin(.init(path: e.path, kind: .directory, mode: e.mode, uid: e.uid, gid: e.gid, xattrs: e.xattrs))
             case .symlink(let t):
                 try tar.begin(.init(path: e.path, kind: .symlink(t), mode: 0o777, uid: e.uid, gid: e.gid))
             case .file(let src):

@@ -200,3 +200,90 @@ import OCI
         #expect(Verifier.verify(.ociArchive(path: dir + "/o.tar", ref: nil)).findings.isEmpty)
     }
 }
+
+/// The stamp layer's parent folders against Python's tarfile, on a base whose folders have an
+/// owner, a mode and extended attributes of their own (pax `SCHILY.xattr`), on a cold build and
+/// on one that takes the base from the scan cache.
+@Suite struct ParentFolderTests {
+    static let makeBase = """
+    import io, json, hashlib, sys, tarfile
+    def tar(entries):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name, kind, mode, uid, pax, data in entries:
+                t = tarfile.TarInfo(name); t.type = kind; t.mode = mode; t.uid = t.gid = uid; t.mtime = 1700000000
+                t.pax_headers = pax
+                if kind == L: t.linkname = data; data = None
+                if data is not None: t.size = len(data)
+                tf.addfile(t, io.BytesIO(data) if data is not None else None)
+        return buf.getvalue()
+    D, F, L = tarfile.DIRTYPE, tarfile.REGTYPE, tarfile.SYMTYPE
+    l1 = tar([("bin", D, 0o755, 0, {}, None), ("bin/sh", F, 0o755, 0, {}, b"#!"), ("bin/curl", F, 0o755, 0, {}, b"x"),
+              ("app", D, 0o755, 0, {}, None)])
+    l2 = tar([("app", D, 0o2770, 1000, {"SCHILY.xattr.user.note": "team ai"}, None),
+              ("app/server", D, 0o750, 1001, {}, None), ("app/server/public", D, 0o755, 1001, {}, None),
+              ("app/server/public/index.html", F, 0o644, 1001, {}, b"<html></html>"),
+              ("srv", L, 0o777, 0, {}, "app/server")])
+    layers = [l1, l2]
+    ids = ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+                      "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
+    with tarfile.open(sys.argv[1], "w") as out:
+        def put(name, data):
+            t = tarfile.TarInfo(name); t.size = len(data); out.addfile(t, io.BytesIO(data))
+        for i, l in enumerate(layers): put("l%d.tar" % i, l)
+        put("config.json", cfg)
+        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/base:1"], "Layers": ["l0.tar", "l1.tar"]}]).encode())
+    """
+
+    static let listLayer = """
+    import sys, tarfile, json
+    with tarfile.open(sys.argv[1]) as t:
+        for m in t.getmembers():
+            print(json.dumps([m.name, "%o" % m.mode, m.uid, m.gid, m.isdir(), {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}]))
+    """
+
+    @Test func parentsCarryOwnerModeAndXattrsFromTheMergedBase() throws {
+        let dir = try tempDir()
+        #expect(try run(["python3", "-c", Self.makeBase, dir + "/base.tar"]).status == 0)
+        var seen: [[String]] = []
+        for round in 0..<2 {
+            let out = dir + "/o\(round).tar"
+            let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--output", out, "--version", "v1",
+                               "--created", "2025-04-05T00:00:00Z", "--hash-assets", "--json"])
+            try #require(r.status == 0, "\(r.err)")
+            let layer = try #require(try jsonOf(r.out)["layer"]?["digest"]?.stringValue)
+            #expect(try run(["sh", "-c", "bsdtar -xOf '\(out)' blobs/sha256/\(Digest.hex(layer)) | gzip -dc > '\(dir)/layer\(round).tar'"]).status == 0)
+            let list = try run(["python3", "-c", Self.listLayer, dir + "/layer\(round).tar"])
+            let lines = list.out.split(separator: "\n").map(String.init)
+            seen.append(lines)
+            func entry(_ name: String) throws -> [JSONValue] {
+                let line = try #require(lines.first { $0.hasPrefix("[\"\(name)\"") }, "no \(name) in \(lines)")
+                return try #require(try JSONValue.parse(Array(line.utf8)).arrayValue)
+            }
+            // The top layer's /app (1000, setgid 2770, its xattr), not the lower one's.
+            let app = try entry("app")
+            #expect(app[1].stringValue == "2770" && app[2].int64Value == 1000 && app[3].int64Value == 1000, "\(app)")
+            #expect(app[5]["SCHILY.xattr.user.note"]?.stringValue == "team ai", "\(app)")
+            let server = try entry("app/server")
+            #expect(server[1].stringValue == "750" && server[2].int64Value == 1001, "\(server)")
+            let public_ = try entry("app/server/public")
+            #expect(public_[1].stringValue == "755" && public_[2].int64Value == 1001, "\(public_)")
+            // A file stamp rewrote keeps its owner; stamp's own files are root's.
+            #expect(lines.contains { $0.hasPrefix("[\"app/version.txt\", \"644\", 0, 0") }, "\(lines)")
+        }
+        #expect(seen[0] == seen[1], "a build from the scan cache writes the same parents")
+        #expect(try bytes(dir + "/layer0.tar") == bytes(dir + "/layer1.tar"))
+    }
+
+    /// A stamp path under a folder the base has as a symlink would replace the link: refused.
+    @Test func aSymlinkParentIsRefusedWithOneLine() throws {
+        let dir = try tempDir()
+        #expect(try run(["python3", "-c", Self.makeBase, dir + "/base.tar"]).status == 0)
+        let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--output", dir + "/o.tar", "--version", "v1",
+                           "--version-file", "/srv/version.txt"])
+        #expect(r.status != 0)
+        #expect(r.err.contains("/srv is a symlink in the base (to app/server)"), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/o.tar"))
+    }
+}
