@@ -382,6 +382,11 @@ public final class RegistryClient: @unchecked Sendable {
         }
         let what = "\(ref.host): token from \(realm)"
         let cred = try credential(for: ref)
+        // Credentials go over plain HTTP only where the user allowed the registry itself to be
+        // insecure: a verified registry naming an http:// realm would leak them to the network.
+        if cred != nil, realm.hasPrefix("http://"), options.tlsVerify {
+            throw RegistryError.failed("\(ref.host): refusing to send credentials to \(realm) over plain HTTP (the registry's token realm is not HTTPS; --tls-verify=false allows it for an insecure registry)")
+        }
         var res: HTTPResult
         var attempt = 0
         while true {

@@ -105,6 +105,25 @@ final class TestProxy {
     var requests: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 }
 
+/// A CA in `dir/certs/ca.crt` (a --cert-dir) and `dir/server.crt`/`.key` for 127.0.0.1 signed by it.
+func makeTestCertificates(_ dir: String) throws -> String {
+        let certs = dir + "/certs"
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        // A CA and a server certificate for 127.0.0.1 signed by it.
+        let steps: [[String]] = [
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stamp test CA",
+             "-keyout", dir + "/ca.key", "-out", certs + "/ca.crt"],
+            ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", dir + "/server.key",
+             "-out", dir + "/server.csr"],
+        ]
+        for s in steps { let r = try run(s); #expect(r.status == 0, "\(r.err)") }
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/san.ext", atomically: true, encoding: .utf8)
+        let sign = try run(["openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", certs + "/ca.crt", "-CAkey", dir + "/ca.key",
+                            "-CAcreateserial", "-days", "2", "-extfile", dir + "/san.ext", "-out", dir + "/server.crt"])
+        #expect(sign.status == 0, "\(sign.err)")
+        return certs
+}
+
 /// A sample base written once per test.
 func sampleBase(_ dir: String) throws -> String {
     let base = dir + "/base.tar"
@@ -282,20 +301,7 @@ struct RegistryTests {
 
     @Test func tlsWithAPrivateCAFromCertDir() throws {
         let dir = try tempDir()
-        let certs = dir + "/certs"
-        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
-        // A CA and a server certificate for 127.0.0.1 signed by it.
-        let steps: [[String]] = [
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stamp test CA",
-             "-keyout", dir + "/ca.key", "-out", certs + "/ca.crt"],
-            ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", dir + "/server.key",
-             "-out", dir + "/server.csr"],
-        ]
-        for s in steps { let r = try run(s); #expect(r.status == 0, "\(r.err)") }
-        try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/san.ext", atomically: true, encoding: .utf8)
-        let sign = try run(["openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", certs + "/ca.crt", "-CAkey", dir + "/ca.key",
-                            "-CAcreateserial", "-days", "2", "-extfile", dir + "/san.ext", "-out", dir + "/server.crt"])
-        #expect(sign.status == 0, "\(sign.err)")
+        let certs = try makeTestCertificates(dir)
         let reg = try TestRegistry(tls: (dir + "/server.crt", dir + "/server.key"))
         let base = try sampleBase(dir)
         let target = "docker://\(reg.host)/ai/app:tls"
@@ -319,6 +325,21 @@ struct RegistryTests {
                                env: ["HTTPS_PROXY": "http://\(proxy.host)", "NO_PROXY": "localhost,127.0.0.1"])
         #expect(bypass.status == 0, "\(bypass.err)")
         #expect(proxy.requests == before)
+    }
+
+    /// A registry reached over verified TLS whose token realm is plain HTTP: the credentials
+    /// are never sent there.
+    @Test func credentialsNeverGoToAPlainHTTPRealm() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let certs = try makeTestCertificates(dir)
+        let proxy = try TestProxy(upstream: reg, ["--bearer", "robot:t0ken-pass", "--tls", dir + "/server.crt:" + dir + "/server.key"])
+        let base = try sampleBase(dir)
+        let r = try stamp(["push", base, "docker://\(proxy.host)/ai/app:leak", "--creds", "robot:t0ken-pass", "--cert-dir", certs])
+        #expect(r.status != 0)
+        #expect(r.err.contains("refusing to send credentials to http://\(proxy.host)/token over plain HTTP"), "\(r.err)")
+        #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
+        #expect(!proxy.requests.contains("TOKEN"), "\(proxy.requests)")
     }
 
     @Test func bearerTokenFlow() throws {

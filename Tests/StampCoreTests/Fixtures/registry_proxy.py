@@ -8,6 +8,7 @@ Prints its port on the first line of stdout, then serves until killed. Modes:
   --bearer U:P    require Bearer tokens; /token issues them for Basic U:P (GET)
   --refresh T     /token also issues them for an OAuth2 refresh_token T (POST form)
   --log FILE      append one line per request (method, path, auth scheme)
+  --tls CERT:KEY  serve HTTPS (the Bearer realm stays http://, as a hostile or careless registry's)
 """
 import argparse, base64, http.client, http.server, json, secrets, select, socket, sys, threading, urllib.parse
 
@@ -19,6 +20,7 @@ p.add_argument("--corrupt", action="store_true")
 p.add_argument("--bearer")
 p.add_argument("--refresh")
 p.add_argument("--log")
+p.add_argument("--tls")
 args = p.parse_args()
 up = urllib.parse.urlparse(args.upstream)
 lock = threading.Lock()
@@ -157,5 +159,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if args.tls:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert, key = args.tls.split(":")
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
