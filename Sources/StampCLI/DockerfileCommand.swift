@@ -8,7 +8,7 @@ struct DockerfileCommand: ParsableCommand {
         commandName: "dockerfile",
         abstract: "Render a Dockerfile and build context that give the same stamp as stamp build.",
         discussion: """
-        Writes --output as a folder: a Dockerfile from a template in dockerfiles/ (anything-llm \
+        Writes --output as a folder: a Dockerfile from a built-in template (anything-llm \
         or generic; --template NAME or PATH), a .dockerignore, and under stamp/ the files the \
         stamp layer holds, byte for byte. The Dockerfile pins the base by digest (from a local \
         --base, from --base-digest or from NAME@sha256:...), sets the same labels, env and \
@@ -28,7 +28,7 @@ struct DockerfileCommand: ParsableCommand {
     @Option(help: "The base's digest (sha256:...) when --base names a registry image.")
     var baseDigest: String?
 
-    @Option(help: "A template: a name in dockerfiles/ (anything-llm, generic) or a file path.")
+    @Option(help: "A template: a built-in name (anything-llm, generic) or a file path.")
     var template: String?
 
     func run() throws {

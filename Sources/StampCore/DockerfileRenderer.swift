@@ -46,6 +46,14 @@ public enum DockerfileRenderer {
         if !pinned {
             diagnostics.notice("warning: the base cannot be pinned: \(base) is not a local image and no --base-digest was given; the Dockerfile builds from whatever the tag points to")
         }
+        // The name lands in ARG and FROM: BuildKit splits ARG on any Unicode space, so a name that
+        // is not an image reference could drop the digest pin. Only the reference grammar passes.
+        do {
+            let r = try RegistryReference.parse(name)
+            guard r.digest == nil else { throw OCIError.invalidReference("a digest belongs in --base-digest") }
+        } catch {
+            throw StampError.badInput("the base's name \(String(reflecting: name)) is not an image reference (HOST/REPO[:TAG]): \(error); name it with --base-name")
+        }
         // stamp build names the base by its tag; the Dockerfile pins it by digest too.
         let baseImage = name + (pinned ? "@" + digest : "")
 
@@ -141,14 +149,14 @@ public enum DockerfileRenderer {
         return Result(folder: output, dockerfile: dockerfile, files: written, pinned: pinned)
     }
 
-    /// `--template`: a file path, a name in `./dockerfiles/`, or a built-in name.
+    /// `--template`: a file path, or a built-in name. Without `--template`, the profile's
+    /// built-in template, whatever files the working folder holds (a `dockerfiles/` folder there
+    /// is not a template source: it could add a RUN step nobody asked for).
     static func loadTemplate(_ t: String?, profile: Profile) throws -> (String, String) {
         let name = t ?? profile.name
-        if Path.exists(name), !Path.isDirectory(name) {
+        if t != nil, Path.exists(name), !Path.isDirectory(name) {
             return (name, String(decoding: try ReadableFile(name).readAll(limit: 1 << 20), as: UTF8.self))
         }
-        let local = "dockerfiles/\(name).Dockerfile"
-        if Path.exists(local) { return (local, String(decoding: try ReadableFile(local).readAll(limit: 1 << 20), as: UTF8.self)) }
         if let builtin = BuiltinTemplates.all[name] { return ("dockerfiles/\(name).Dockerfile", builtin) }
         throw StampError.usage("--template: no file \(name) and no template named \(name) (built in: \(BuiltinTemplates.all.keys.sorted().joined(separator: ", ")))")
     }
