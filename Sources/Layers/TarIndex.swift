@@ -49,7 +49,9 @@ public final class TarIndex {
                 throw fail("corrupt tar header at byte \(offset)")
             }
             let type = h[156]
-            guard var size = TarHeader.number(h, 124, 12) else { throw fail("corrupt tar header at byte \(offset)") }
+            guard var size = TarHeader.validSize(TarHeader.number(h, 124, 12)) else {
+                throw fail("corrupt tar header at byte \(offset): the size field is not a size")
+            }
             let data = offset + 512
             if let s = paxSize { size = s }
             let next = data + (size + 511) / 512 * 512
@@ -63,7 +65,9 @@ public final class TarIndex {
                     switch k {
                     case "path": paxPath = v
                     case "linkpath": paxLink = v
-                    case "size": paxSize = Int64(v)
+                    case "size":
+                        guard let s = TarHeader.paxSize(v) else { throw fail("pax header at byte \(offset): size \"\(v.prefix(40))\" is not a size") }
+                        paxSize = s
                     default: break
                     }
                 }

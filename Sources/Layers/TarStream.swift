@@ -120,7 +120,9 @@ public final class TarStream {
                 throw fail(at == 0 ? "not a tar archive" : "corrupt tar header at byte \(at)")
             }
             let type = h[156]
-            guard var size = TarHeader.number(h, 124, 12) else { throw fail("corrupt tar header at byte \(at)") }
+            guard var size = TarHeader.validSize(TarHeader.number(h, 124, 12)) else {
+                throw fail("corrupt tar header at byte \(at): the size field is not a size")
+            }
             switch type {
             case UInt8(ascii: "x"):
                 for (k, raw) in TarHeader.parsePaxRecords(try body(size)) {
@@ -132,7 +134,9 @@ public final class TarStream {
                     switch k {
                     case "path": paxPath = v
                     case "linkpath": paxLink = v
-                    case "size": paxSize = Int64(v)
+                    case "size":
+                        guard let s = TarHeader.paxSize(v) else { throw fail("pax header before byte \(offset): size \"\(v.prefix(40))\" is not a size") }
+                        paxSize = s
                     case "uid": paxUID = Int(v)
                     case "gid": paxGID = Int(v)
                     default: break
@@ -211,15 +215,36 @@ enum TarHeader {
 
     static func checksumOK(_ h: [UInt8]) -> Bool { h.withUnsafeBytes { checksumOK($0) } }
 
-    /// An octal field, or GNU's base-256 form (high bit set); nil when malformed.
+    /// An octal field, or GNU's base-256 form (high bit set); nil when malformed, negative
+    /// (GNU's 0xff form) or past Int64.
     static func number<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> Int64? where H.Element == UInt8, H.Index == Int {
         let base = h.startIndex
         if h[base + at] & 0x80 != 0 {
-            var v: Int64 = Int64(h[base + at] & 0x7f)
-            for i in 1..<width { v = v << 8 | Int64(h[base + at + i]) }
+            guard h[base + at] & 0x40 == 0 else { return nil } // a negative number
+            var v: Int64 = Int64(h[base + at] & 0x3f)
+            for i in 1..<width {
+                guard v <= Int64.max >> 8 else { return nil }
+                v = v << 8 | Int64(h[base + at + i])
+            }
             return v
         }
         return octal(h, at, width)
+    }
+
+    /// The largest entry size stamp takes (2^56 bytes): sizes are added to offsets and rounded
+    /// up to blocks, which a size near Int64.max would overflow.
+    static let maxSize: Int64 = 1 << 56
+
+    /// A size from a header field or a pax record, if it is one a real archive can have.
+    static func validSize(_ v: Int64?) -> Int64? {
+        guard let v, v >= 0, v <= maxSize else { return nil }
+        return v
+    }
+
+    /// A pax `size` value: decimal digits only.
+    static func paxSize(_ s: String) -> Int64? {
+        guard !s.isEmpty, s.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
+        return validSize(Int64(s))
     }
 
     /// A uid or gid field; 0 when malformed or out of range (an owner is metadata, never a size).

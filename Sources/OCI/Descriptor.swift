@@ -33,11 +33,15 @@ public struct Descriptor: Hashable, Sendable {
         set { json["annotations"] = newValue.isEmpty ? nil : .strings(newValue) }
     }
 
+    public static let maxSize: Int64 = 1 << 50
+
     /// Checks the fields every descriptor needs; `what` names it in the message.
     public func validate(_ what: String) throws {
         guard !mediaType.isEmpty else { throw OCIError.invalidDocument("\(what): descriptor has no mediaType") }
         guard Digest.isValid(digest) else { throw OCIError.invalidDocument("\(what): descriptor digest \"\(digest)\" is not a sha256 digest") }
         guard size >= 0 else { throw OCIError.invalidDocument("\(what): descriptor \(digest) has no valid size") }
+        // Sizes are summed (progress, archive offsets): one past a pebibyte is a lie, not a blob.
+        guard size <= Descriptor.maxSize else { throw OCIError.invalidDocument("\(what): descriptor \(digest) claims \(size) bytes (more than 1 PiB)") }
     }
 }
 
@@ -93,6 +97,17 @@ public enum OCIError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidDocument(let m): return m
         case .invalidReference(let m): return m
+        }
+    }
+}
+
+extension Sequence {
+    /// The sum of sizes, stopping at Int64.max: sizes come from documents, and a lie must not
+    /// trap where they are only added up (progress totals, summaries).
+    public func sizeSum(_ size: (Element) throws -> Int64) rethrows -> Int64 {
+        try reduce(Int64(0)) { total, e in
+            let (v, o) = total.addingReportingOverflow(Swift.max(0, try size(e)))
+            return o ? Int64.max : v
         }
     }
 }

@@ -37,11 +37,11 @@ public enum ImageWriter {
             var docker = false
             if case .dockerArchive = reference { docker = true }
             let rest = image.blobs.filter { !(started?.first.contains($0.key) ?? false) }
-            let progress = diagnostics.progress("writing \(p)", total: rest.values.reduce(0) { $0 + $1.size })
+            let progress = diagnostics.progress("writing \(p)", total: rest.values.sizeSum(\.size))
             defer { progress.finish() }
             try writeArchive(image, path: p, created: created, progress: progress, started: started, sync: sync, docker: docker)
         case .ociLayout(let p, _):
-            let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.reduce(0) { $0 + $1.size })
+            let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.sizeSum(\.size))
             defer { progress.finish() }
             try writeLayout(image, path: p, progress: progress)
         case .registry(let r):

@@ -29,7 +29,7 @@ public enum Inspector {
                 ("env", img.config["config"]?["Env"] ?? .array([])),
                 ("layers", .array(layers)),
                 ("history", .array(history)),
-                ("size", JSONValue(img.layers.reduce(0) { $0 + $1.size })),
+                ("size", JSONValue(img.layers.sizeSum(\.size))),
             ])
             if let hc = img.config["config"]?["Healthcheck"] { p["healthcheck"] = hc }
             platforms.append(p)

@@ -234,7 +234,7 @@ public enum Stamper {
     static func scan(_ plan: StampPlan, images: [PlatformImage], store: BlobStore?, archive: ArchiveInProgress? = nil,
                      diagnostics: Diagnostics) throws -> [MergedView] {
         guard let store, plan.health != nil || plan.assets != nil || !stampFolders(plan).isEmpty else { return images.map { _ in MergedView() } }
-        let progress = diagnostics.progress("reading the base's layers", total: images.reduce(0) { $0 + $1.layers.reduce(0) { $0 + $1.size } })
+        let progress = diagnostics.progress("reading the base's layers", total: images.sizeSum { $0.layers.sizeSum(\.size) })
         defer { progress.finish() }
         let cache = plan.scanCache.map(ScanCache.init(directory:))
         return try parallelMap(count: images.count) { i in

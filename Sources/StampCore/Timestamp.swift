@@ -5,6 +5,10 @@ public struct Timestamp: Hashable, Sendable, CustomStringConvertible {
 
     public init(epoch: Int64) { self.epoch = epoch }
 
+    /// What a build time can be: 1970 to the end of year 9999 (a tar mtime is never negative, and
+    /// RFC 3339 has four-digit years).
+    public static let valid: ClosedRange<Int64> = 0...253_402_300_799
+
     public var description: String { rfc3339 }
 
     public var rfc3339: String {
@@ -20,7 +24,7 @@ public struct Timestamp: Hashable, Sendable, CustomStringConvertible {
     /// Accepts seconds since the epoch, or RFC 3339 (`2025-04-05T10:00:00Z`, `+02:00` offsets,
     /// fractional seconds dropped).
     public static func parse(_ s: String) -> Timestamp? {
-        if let n = Int64(s) { return Timestamp(epoch: n) }
+        if let n = Int64(s) { return valid.contains(n) ? Timestamp(epoch: n) : nil }
         let b = Array(s.utf8)
         func num(_ from: Int, _ len: Int) -> Int64? {
             guard from + len <= b.count else { return nil }
@@ -42,7 +46,8 @@ public struct Timestamp: Hashable, Sendable, CustomStringConvertible {
         } else { return nil }
         guard i == b.count else { return nil }
         let days = days(fromCivil: y, mo, d)
-        return Timestamp(epoch: days * 86400 + h * 3600 + mi * 60 + se - offset)
+        let epoch = days * 86400 + h * 3600 + mi * 60 + se - offset
+        return valid.contains(epoch) ? Timestamp(epoch: epoch) : nil
     }
 
     // Howard Hinnant's civil-calendar algorithms.

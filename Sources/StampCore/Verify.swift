@@ -91,7 +91,7 @@ public enum Verifier {
         var unique: [Descriptor] = []
         var seen = Set<String>()
         for img in image.images { for l in img.layers where seen.insert(l.digest).inserted { unique.append(l) } }
-        let progress = ProgressLine(label: "verifying layers", total: unique.reduce(0) { $0 + $1.size }, enabled: options.showsProgress)
+        let progress = ProgressLine(label: "verifying layers", total: unique.sizeSum(\.size), enabled: options.showsProgress)
         let store = image.store, name = reference.description
         let partial = parallelMap(count: unique.count) { i -> (VerifyReport, String?, MergedView.LayerChanges?) in
             var r = VerifyReport(reference: name)

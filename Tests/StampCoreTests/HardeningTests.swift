@@ -56,4 +56,89 @@ import OCI
         #expect(named.status == 0, "\(named.err)")
         #expect(try String(contentsOfFile: dir + "/ctx2/Dockerfile", encoding: .utf8).contains("RUN curl"))
     }
+
+    // MARK: Unbounded work and traps on small inputs (#4, #5)
+
+    /// A tar whose `index.json` header says `size`: GNU base-256 (`b256`), or through a pax
+    /// record (`pax`), padded with 8 KB of zeros.
+    static let badTar = #"""
+    import struct, sys
+    out, how, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    def header(name, size_field, typeflag=b"0"):
+        h = bytearray(512)
+        h[0:len(name)] = name
+        h[100:108] = b"0000644\0"; h[108:116] = b"0000000\0"; h[116:124] = b"0000000\0"
+        h[124:136] = size_field
+        h[136:148] = b"00000000000\0"; h[156:157] = typeflag; h[257:263] = b"ustar\0"; h[263:265] = b"00"
+        h[148:156] = b"        "
+        h[148:156] = b"%06o\0 " % sum(h)
+        return bytes(h)
+    def octal(n): return b"%011o\0" % n
+    def b256(n):
+        return bytes([0xff if n < 0 else 0x80]) + (n % (1 << 88)).to_bytes(11, "big")
+    data = b""
+    if how == "pax":
+        rec = b"size=%d\n" % value
+        rec = b"%d " % (len(rec) + 3) + rec
+        data += header(b"PaxHeaders/index.json", octal(len(rec)), b"x") + rec + b"\0" * (512 - len(rec))
+        data += header(b"index.json", octal(0))
+    else:
+        data += header(b"index.json", b256(value))
+    open(out, "wb").write(data + b"\0" * 8192)
+    """#
+
+    @Test(arguments: [("b256", "-1023"), ("pax", "-2048"), ("b256", "9223372036854775707")])
+    func impossibleTarSizesAreOneClearError(_ how: String, _ value: String) throws {
+        let dir = try tempDir()
+        let tar = dir + "/bad.tar"
+        let made = try run(["python3", "-c", Self.badTar, tar, how, value])
+        try #require(made.status == 0, "\(made.err)")
+        for args in [["inspect", tar], ["verify", tar], ["build", "--base", tar, "--version", "v1", "--output", dir + "/o.tar"],
+                     ["push", tar, "docker://127.0.0.1:9/x:y"]] {
+            let r = try run(["timeout", "20", stampBin] + args, env: ["STAMP_CACHE_DIR": testCacheDir])
+            #expect(r.status != 124, "\(args[0]) still running after 20 s")
+            #expect(r.status != 132 && !r.err.contains("Fatal error"), "\(args[0]) trapped: \(r.err.prefix(300))")
+            if args[0] == "verify" {
+                // verify names what it could not read as its one finding.
+                #expect(r.status == 2 || r.status == 1, "verify: exit \(r.status)")
+                #expect((r.out + r.err).contains("size"), "\(r.out)\(r.err)")
+            } else {
+                oneLine(r, "size")
+            }
+        }
+        #expect(listing(dir) == ["bad.tar"], "left behind: \(listing(dir))")
+    }
+
+    @Test func numbersPastInt64AreUsageErrors() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        for (flag, value, cause) in [("--health-interval", "9999999999999", "too long a duration"),
+                                     ("--health-timeout", "99999999999h", "too long a duration"),
+                                     ("--created", "-9223372036854775808", "--created"),
+                                     ("--created", "9999999999999", "--created")] {
+            let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/o.tar", "\(flag)=\(value)"])
+            #expect(r.status == 64 || r.status == 2, "\(flag) \(value): exit \(r.status)")
+            #expect(r.status != 132 && !r.err.contains("Fatal error"), "\(flag) \(value) trapped")
+            oneLine(r, cause)
+        }
+        #expect(listing(dir) == ["base.tar"], "left behind: \(listing(dir))")
+    }
+
+    /// A layer descriptor claiming more than a pebibyte is a lie (sizes are summed for totals).
+    @Test func hugeDescriptorSizesAreRefused() throws {
+        let dir = try tempDir()
+        let layout = try simpleLayout(dir)
+        try editLayout(layout, manifest: { m in
+            var layers = m["layers"]!.arrayValue!
+            var d = Descriptor(json: layers[0])
+            d.size = Int64.max - 100
+            layers[0] = d.json
+            m["layers"] = .array(layers)
+        })
+        for args in [["inspect", "oci:" + layout], ["verify", "oci:" + layout], ["build", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/o.tar"]] {
+            let r = try stamp(args)
+            #expect(r.status != 132 && !r.err.contains("Fatal error"), "\(args[0]) trapped")
+            #expect(r.status != 0 && (r.err + r.out).contains("more than 1 PiB"), "\(args[0]): \(r.out) \(r.err)")
+        }
+    }
 }
