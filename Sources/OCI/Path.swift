@@ -13,6 +13,27 @@ public enum Path {
         "\(dirname(target))/.\(basename(target)).stamp-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).tmp"
     }
 
+    /// Whether two paths name the same file (device and inode, links followed).
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
+    /// What a file type is called in messages.
+    public static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: return "a regular file"
+        case S_IFDIR: return "a folder"
+        case S_IFLNK: return "a symlink"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "a special file"
+        }
+    }
+
     /// Creates a new folder beside `target` (never one that exists) and returns its path.
     public static func makeTemporaryDirectory(beside target: String) throws -> String {
         for _ in 0..<100 {

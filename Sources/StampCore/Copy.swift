@@ -28,7 +28,7 @@ public enum ImageCopy {
             destination = Path.isDirectory(p) ? .ociLayout(path: p, ref: r) : .ociArchive(path: p, ref: r)
         }
         guard source != destination else { throw StampError.usage("source and destination are the same (\(source))") }
-        try ImageWriter.preflight(destination)
+        try ImageWriter.preflight(destination, source: source)
         var o = options
         o.notice = diagnostics.notice
         let client = RegistryClient(options: o)

@@ -56,6 +56,11 @@ public enum ImageSource {
         }
         let path = reference.path
         guard Path.exists(path) else { throw StampError.badInput("\(reference): no such file or directory") }
+        // A FIFO or a device would block or never end: only files and folders are read.
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG, (st.st_mode & S_IFMT) != S_IFDIR {
+            throw StampError.badInput("\(reference): is \(Path.kind(st.st_mode)), not a regular file or an image folder")
+        }
         switch reference {
         case .ociLayout:
             guard Path.isDirectory(path) else { throw StampError.badInput("\(reference): not a directory (an oci: layout is a folder)") }

@@ -63,8 +63,10 @@ public enum ImageWriter {
         }
     }
 
-    /// Checks that the output can be written before any work is done.
-    public static func preflight(_ reference: ImageReference) throws {
+    /// Checks that the output can be written before any work is done: an archive replaces only
+    /// a regular file (never a FIFO, a device or a symlink's target), and never the file it
+    /// reads (`source`), however the two paths are spelled.
+    public static func preflight(_ reference: ImageReference, source: ImageReference? = nil) throws {
         if case .registry = reference { return }
         let path = reference.path.hasSuffix("/") && reference.path.count > 1 ? String(reference.path.dropLast()) : reference.path
         let parent = Path.dirname(path)
@@ -73,6 +75,13 @@ public enum ImageWriter {
             if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder (oci: writes a layout folder)") }
         default:
             if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
+            var st = stat()
+            if lstat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+                throw StampError.output("\(path): exists and is not a regular file (\(Path.kind(st.st_mode))); stamp replaces only a regular file or writes a new path")
+            }
+            if let source, source.registry == nil, Path.sameFile(path, source.path) {
+                throw StampError.usage("\(path): is the file the image is read from (\(source)); write the output elsewhere")
+            }
         }
         guard Path.isDirectory(parent) else { throw StampError.output("\(path): folder \(parent) does not exist") }
         guard access(parent, W_OK) == 0 else { throw StampError.output("\(path): folder \(parent) is not writable") }

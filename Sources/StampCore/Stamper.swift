@@ -49,9 +49,9 @@ public enum Stamper {
     /// Stamps every selected platform of `plan.base` and writes the result to `plan.output`.
     public static func build(_ plan: StampPlan, diagnostics: Diagnostics = .stderr) throws -> BuildResult {
         if plan.base == plan.output || (plan.base.path == plan.output.path && plan.output.transport != "oci") {
-            throw StampError.usage("--output must differ from --base (\(plan.output.path))")
+            throw StampError.usage("\(plan.output.path): is the file the image is read from (\(plan.base)); write the output elsewhere")
         }
-        try ImageWriter.preflight(plan.output)
+        try ImageWriter.preflight(plan.output, source: plan.base)
         var registryOptions = plan.registry
         registryOptions.notice = diagnostics.notice
         let client = RegistryClient(options: registryOptions)

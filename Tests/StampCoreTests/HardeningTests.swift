@@ -141,4 +141,47 @@ import OCI
             #expect(r.status != 0 && (r.err + r.out).contains("more than 1 PiB"), "\(args[0]): \(r.out) \(r.err)")
         }
     }
+
+    // MARK: FIFOs, devices and the base itself as targets (#12, #13, #14)
+
+    @Test func aFIFOBaseIsRefusedNotWaitedOn() throws {
+        let dir = try tempDir()
+        #expect(mkfifo(dir + "/base.tar", 0o600) == 0)
+        for base in [dir + "/base.tar", "oci-archive:" + dir + "/base.tar", "docker-archive:" + dir + "/base.tar"] {
+            let r = try run(["timeout", "20", stampBin, "build", "--base", base, "--version", "v1", "--output", dir + "/o.tar"])
+            #expect(r.status != 124, "still waiting on the FIFO after 20 s")
+            oneLine(r, "is a FIFO, not a regular file")
+        }
+        #expect(listing(dir) == ["base.tar"])
+    }
+
+    @Test func outputsReplaceOnlyRegularFiles() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        #expect(mkfifo(dir + "/fifo.tar", 0o600) == 0)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.tar", withDestinationPath: base)
+        for out in ["fifo.tar", "link.tar"] {
+            let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/" + out])
+            oneLine(r, "exists and is not a regular file")
+        }
+        var st = stat()
+        #expect(lstat(dir + "/fifo.tar", &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO, "the FIFO is still a FIFO")
+        #expect(lstat(dir + "/link.tar", &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK, "the symlink is still a symlink")
+        #expect(listing(dir) == ["base.tar", "fifo.tar", "link.tar"])
+    }
+
+    @Test func theBaseIsNeverTheOutputHoweverSpelled() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let before = try bytes(base)
+        link(base, dir + "/hard.tar")
+        for (b, o) in [("oci-archive:" + base, "./base.tar"), ("oci-archive:" + base, base), (base, dir + "/./base.tar"),
+                       (dir + "/hard.tar", "oci-archive:" + base)] {
+            let r = try run(["sh", "-c", "cd \"$0\" && exec \"$@\"", dir, stampBin, "build", "--base", b, "--version", "v1", "--output", o])
+            oneLine(r, "is the file the image is read from")
+        }
+        #expect(try bytes(base) == before)
+        #expect(listing(dir) == ["base.tar", "hard.tar"])
+    }
 }
+
