@@ -3,18 +3,21 @@ import Foundation
 internal import CIsal
 
 /// The uncompressed bytes of a gzip stream, inflated with ISA-L (2-3x zlib on x86-64). Each
-/// member's CRC-32 and size are checked; concatenated members are read one after another;
-/// bytes after the last member that are not another member are read (so that a hashing source
-/// below sees the whole blob) and ignored, as gzip does.
+/// member's CRC-32 and size are checked; concatenated members are read one after another.
+/// After the last member, zero padding is read and ignored (as gzip and Python do); anything
+/// else is an error, as Python, `gzip -t` and umoci find it: nothing hides behind a layer's
+/// stream. Errors name `label` (the layer).
 public final class GzipInflateSource: ByteSource {
     private let inner: ByteSource
+    private let label: String
     private let state: UnsafeMutablePointer<inflate_state>
     private let input: UnsafeMutableRawBufferPointer
     private var inputEnd = false
     private var finished = false
 
-    public init(_ inner: ByteSource) {
+    public init(_ inner: ByteSource, label: String = "gzip stream") {
         self.inner = inner
+        self.label = label
         state = .allocate(capacity: 1)
         isal_inflate_init(state)
         state.pointee.crc_flag = UInt32(ISAL_GZIP)
@@ -44,7 +47,7 @@ public final class GzipInflateSource: ByteSource {
             let before = state.pointee.avail_in
             let rc = isal_inflate(state)
             guard rc == ISAL_DECOMP_OK || rc == ISAL_END_INPUT || rc == ISAL_OUT_OVERFLOW else {
-                throw ArchiveError.format(Self.describe(rc))
+                throw ArchiveError.format("\(label): " + Self.describe(rc))
             }
             let produced = buffer.count - Int(state.pointee.avail_out)
             if state.pointee.block_state == ISAL_BLOCK_FINISH {
@@ -66,18 +69,23 @@ public final class GzipInflateSource: ByteSource {
                     state.pointee.avail_in = avail
                 } else {
                     finished = true
+                    let padding = ZeroCheckingSink()
+                    try padding.write(UnsafeRawBufferPointer(start: state.pointee.next_in, count: Int(state.pointee.avail_in)))
                     state.pointee.avail_in = 0
-                    _ = try copyStream(from: inner, to: NullSink())
+                    _ = try copyStream(from: inner, to: padding)
+                    if let at = padding.firstNonZero {
+                        throw ArchiveError.format("\(label): trailing garbage after the gzip stream (\(padding.count) bytes, not zero padding from byte \(at))")
+                    }
                 }
                 if produced > 0 || finished { return produced }
                 continue
             }
             if produced > 0 { return produced }
             if inputEnd && state.pointee.avail_in == 0 {
-                throw ArchiveError.format("gzip: the stream ends before its last block (truncated)")
+                throw ArchiveError.format("\(label): gzip: the stream ends before its last block (truncated)")
             }
             if before == 0 && state.pointee.avail_in == 0 && inputEnd {
-                throw ArchiveError.format("gzip: truncated")
+                throw ArchiveError.format("\(label): gzip: truncated")
             }
         }
     }
@@ -92,6 +100,16 @@ public final class GzipInflateSource: ByteSource {
         case ISAL_INCORRECT_CHECKSUM: return "gzip: CRC-32 mismatch"
         default: return "gzip: inflate error \(rc)"
         }
+    }
+}
+
+/// Counts what passes and where the first non-zero byte was.
+final class ZeroCheckingSink: ByteSink {
+    var count: Int64 = 0
+    var firstNonZero: Int64?
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        if firstNonZero == nil, let i = buffer.firstIndex(where: { $0 != 0 }) { firstNonZero = count + Int64(i) }
+        count += Int64(buffer.count)
     }
 }
 

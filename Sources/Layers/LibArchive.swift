@@ -168,7 +168,7 @@ public final class LayerReader {
             || (got == 4 && head == [0xfd, 0x37, 0x7a, 0x58])
         var stream: ByteSource = prefixed
         if inflatesGzip {
-            stream = GzipInflateSource(prefixed)
+            stream = GzipInflateSource(prefixed, label: label)
             if pipelined {
                 let p = PipelinedSource(stream)
                 pipeline = p

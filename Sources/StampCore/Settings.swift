@@ -117,6 +117,20 @@ public struct StampSettings: Sendable, Equatable {
         return m
     }
 
+    /// Whether `node` has at most `budget` values (mapping keys and values, sequence items).
+    private static func fits(_ node: Node, _ budget: inout Int) -> Bool {
+        budget -= 1
+        guard budget >= 0 else { return false }
+        switch node {
+        case .mapping(let m):
+            for (k, v) in m { guard fits(k, &budget), fits(v, &budget) else { return false } }
+        case .sequence(let s):
+            for v in s { guard fits(v, &budget) else { return false } }
+        default: break
+        }
+        return true
+    }
+
     /// Reads a `stamp.yaml`. Relative `add` sources are taken relative to the file's folder.
     public static func load(file path: String) throws -> StampSettings {
         let text: String
@@ -124,7 +138,17 @@ public struct StampSettings: Sendable, Equatable {
             throw StampError.usage("--config: \(error)")
         }
         let node: Any?
-        do { node = try Yams.load(yaml: text) } catch { throw StampError.usage("\(path): not valid YAML: \(firstLine("\(error)"))") }
+        do {
+            // Aliases let a few hundred bytes stand for billions of values: count what the
+            // document means (stopping early) before building it.
+            if let composed = try Yams.compose(yaml: text) {
+                var budget = 10_000
+                guard fits(composed, &budget) else {
+                    throw StampError.usage("\(path): more than 10000 values once YAML aliases are expanded; a settings file needs no aliases")
+                }
+            }
+            node = try Yams.load(yaml: text)
+        } catch let e as StampError { throw e } catch { throw StampError.usage("\(path): not valid YAML: \(firstLine("\(error)"))") }
         guard let root = node as? [String: Any] else {
             if node == nil { return StampSettings() }
             throw StampError.usage("\(path): expected a mapping of settings at the top level")

@@ -172,6 +172,9 @@ import Hashing
         _ = try copyStream(from: GzipInflateSource(hashed), to: out)
         #expect(out.bytes == a)
         #expect(try hashed.finish() == Digester.digest(ga + [UInt8](repeating: 0, count: 512)))
+        // Anything else after the last member is refused (Python and gzip -t refuse it too).
+        #expect { try self.inflate(ga + Array("garbage".utf8)) } throws: { "\($0)".contains("trailing garbage after the gzip stream") }
+        #expect { try self.inflate(ga + [0, 0, 0, 7]) } throws: { "\($0)".contains("not zero padding from byte 3") }
         // Truncated, or a flipped byte in the trailer's CRC: clear errors.
         #expect { try self.inflate(Array(ga.dropLast(100))) } throws: { "\($0)".contains("truncated") }
         var bad = ga

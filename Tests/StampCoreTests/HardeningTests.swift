@@ -183,5 +183,50 @@ import OCI
         #expect(try bytes(base) == before)
         #expect(listing(dir) == ["base.tar", "hard.tar"])
     }
+
+    // MARK: YAML and gzip (#11, #17)
+
+    @Test func aYAMLAliasBombIsRefusedSmall() throws {
+        let dir = try tempDir()
+        var yaml = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+        for (prev, name) in zip(names, names.dropFirst()) {
+            yaml += "\(name): &\(name) [" + Array(repeating: "*" + prev, count: 9).joined(separator: ", ") + "]\n"
+        }
+        yaml += "label: *i\n"
+        try yaml.write(toFile: dir + "/stamp.yaml", atomically: true, encoding: .utf8)
+        let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--config", dir + "/stamp.yaml"])
+        let lines = r.err.split(separator: "\n")
+        #expect(r.status != 0)
+        #expect(lines.count == 2 && lines[0].contains("more than 10000 values once YAML aliases are expanded"), "\(r.err)")
+        let peakKB = Int(lines.last ?? "") ?? .max
+        #expect(peakKB < 100_000, "peak RSS \(peakKB) KB")
+        #expect(listing(dir) == ["stamp.yaml"])
+    }
+
+    /// Bytes after a layer's gzip stream (not zero padding): build and verify refuse the layer,
+    /// naming it.
+    @Test func trailingGarbageAfterALayersGzipIsRefused() throws {
+        let dir = try tempDir()
+        let layout = try simpleLayout(dir)
+        let first = try firstLayerPath(layout)
+        let bad = try bytes(first) + Array("trailing garbage".utf8)
+        let digest = Digester.digest(bad)
+        try Data(bad).write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + Digest.hex(digest)))
+        try editLayout(layout, manifest: { m in
+            var layers = m["layers"]!.arrayValue!
+            var d = Descriptor(json: layers[0])
+            d.digest = digest
+            d.size = Int64(bad.count)
+            layers[0] = d.json
+            m["layers"] = .array(layers)
+        })
+        let b = try stamp(["build", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/o.tar"])
+        oneLine(b, "layer \(digest): trailing garbage after the gzip stream")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/o.tar"))
+        let v = try stamp(["verify", "oci:" + layout, "--integrity-only"])
+        #expect(v.status == 1, "verify: \(v.status) \(v.out) \(v.err)")
+        #expect(v.out.contains("trailing garbage after the gzip stream") && v.out.contains(Digest.short(digest)), "\(v.out)")
+    }
 }
 

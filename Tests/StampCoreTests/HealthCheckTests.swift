@@ -144,7 +144,7 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         var seconds: Double
     }
 
-    func probe(_ s: StampedScript, shell: Shell, client: ClientPath, port: Int, timeout: Int = 2,
+    func probe(_ s: StampedScript, shell: Shell, client: ClientPath, port: Int, timeout: Int = 5,
                extraEnv: [String: String] = [:]) throws -> Probe {
         let path = try client.folder(s.dir + "/" + UUID().uuidString)
         var env = ["PATH": path, "STAMP_VERSION_JSON": s.versionJSON, "SERVER_PORT": String(port), "STAMP_HEALTH_TIMEOUT": String(timeout)]
