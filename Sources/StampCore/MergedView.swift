@@ -22,6 +22,13 @@ public final class MergedView {
     }
 
     public private(set) var entries: [String: Entry] = [:]
+    /// The paths directly inside each folder ("" for the root): a whiteout removes a subtree in
+    /// time proportional to it, not to the whole tree.
+    private var children: [String: Set<String>] = [:]
+
+    /// The longest entry name taken (Linux's PATH_MAX): a longer one cannot be opened by a
+    /// runtime, and a 100,000-deep name would make as many folders here.
+    public static let maxPathBytes = 4096
     /// Contents of the regular files `capture` asked for, as the merged tree has them.
     public private(set) var contents: [String: [UInt8]] = [:]
     /// For captured files `digestOnly` names: SHA-256, SRI and size instead of the bytes.
@@ -124,6 +131,9 @@ public final class MergedView {
     static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
                                     _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges) throws {
         while let e = try reader.next() {
+            guard e.path.utf8.count <= maxPathBytes else {
+                throw StampError.badInput("layer \(l.digest): an entry name of \(e.path.utf8.count) bytes (longer than \(maxPathBytes)): \(e.path.prefix(60))…")
+            }
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {
                 if Path.clean(e.path) == "" { continue }
                 throw StampError.badInput("layer \(l.digest): entry \"\(e.path)\" escapes the root")
@@ -151,9 +161,10 @@ public final class MergedView {
 
     func apply(_ c: LayerChanges) {
         for d in c.opaque { removeChildren(of: d) }
-        for w in c.whiteouts { entries[w] = nil; contents[w] = nil; digests[w] = nil; removeChildren(of: w) }
+        for w in c.whiteouts { remove(w) }
         for (p, e) in c.items {
             if let old = entries[p], old.type == .directory, e.type != .directory { removeChildren(of: p) }
+            if entries[p] == nil { children[Self.parent(p), default: []].insert(p) }
             entries[p] = e
             contents[p] = c.captured[p]
             digests[p] = c.digests[p]
@@ -163,13 +174,30 @@ public final class MergedView {
                 if entries[parent] != nil { break }
                 // What overlay runtimes make of a folder no entry names: root's, 0755.
                 entries[parent] = Entry(type: .directory, mode: 0o755, size: 0, layer: e.layer)
+                children[Self.parent(parent), default: []].insert(parent)
             }
         }
     }
 
+    static func parent(_ p: String) -> String { p.utf8.contains(0x2F) ? Path.dirname(p) : "" }
+
+    /// Removes `p` and everything under it.
+    private func remove(_ p: String) {
+        guard entries.removeValue(forKey: p) != nil else { return }
+        contents[p] = nil
+        digests[p] = nil
+        children[Self.parent(p)]?.remove(p)
+        removeChildren(of: p)
+    }
+
     private func removeChildren(of dir: String) {
-        let prefix = dir.isEmpty ? "" : dir + "/"
-        for k in entries.keys where k.hasPrefix(prefix) && k != dir { entries[k] = nil; contents[k] = nil; digests[k] = nil }
+        guard let kids = children.removeValue(forKey: dir) else { return }
+        for k in kids {
+            entries[k] = nil
+            contents[k] = nil
+            digests[k] = nil
+            removeChildren(of: k)
+        }
     }
 
     /// The entry a path names, following symlinks (also in its folders) inside the tree.

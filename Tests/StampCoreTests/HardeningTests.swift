@@ -228,5 +228,68 @@ import OCI
         #expect(v.status == 1, "verify: \(v.status) \(v.out) \(v.err)")
         #expect(v.out.contains("trailing garbage after the gzip stream") && v.out.contains(Digest.short(digest)), "\(v.out)")
     }
+
+    // MARK: Bounded merges (#6)
+
+    /// A docker-archive base: layer 0 has /bin/sh and /bin/curl; `kind` adds the hostile part.
+    static let hostileTree = #"""
+    import io, json, hashlib, sys, tarfile
+    out, kind = sys.argv[1], sys.argv[2]
+    def tar(entries):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name, kind_, data in entries:
+                t = tarfile.TarInfo(name); t.type = kind_; t.mode = 0o755
+                if kind_ == tarfile.SYMTYPE: t.linkname = data; data = None
+                if data is not None: t.size = len(data)
+                tf.addfile(t, io.BytesIO(data) if data is not None else None)
+        return buf.getvalue()
+    F, L = tarfile.REGTYPE, tarfile.SYMTYPE
+    layers = [tar([("bin/sh", F, b"#!"), ("bin/curl", F, b"x")])]
+    if kind == "deep-symlink":
+        layers.append(tar([("a/" * 100000 + "link", L, "x")]))
+    elif kind == "whiteouts":
+        layers.append(tar([("s/%05d" % i, L, "t") for i in range(30000)]))
+        layers.append(tar([("s/.wh.%05d" % i, F, b"") for i in range(30000)]))
+    ids = ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+                      "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
+    with tarfile.open(out, "w") as o:
+        def put(name, data):
+            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
+        for i, l in enumerate(layers): put("l%d.tar" % i, l)
+        put("config.json", cfg)
+        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/x:1"], "Layers": ["l%d.tar" % i for i in range(len(layers))]}]).encode())
+    """#
+
+    /// Builds with a 30 s limit under GNU time; returns the result and the peak RSS in KB.
+    func timedBuild(_ base: String, _ out: String) throws -> (RunResult, Int) {
+        let r = try run(["timeout", "30", "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", "docker-archive:" + base,
+                         "--version", "v1", "--output", out], env: ["STAMP_CACHE_DIR": testCacheDir])
+        let last = r.err.split(separator: "\n").last.map(String.init) ?? ""
+        var result = r
+        result.err = r.err.split(separator: "\n").dropLast().joined(separator: "\n")
+        return (result, Int(last) ?? .max)
+    }
+
+    @Test func aHundredThousandDeepNameIsRefusedCheaply() throws {
+        let dir = try tempDir()
+        #expect(try run(["python3", "-c", Self.hostileTree, dir + "/base.tar", "deep-symlink"]).status == 0)
+        let (r, peak) = try timedBuild(dir + "/base.tar", dir + "/o.tar")
+        oneLine(r, "longer than 4096")
+        #expect(peak < 150_000, "peak RSS \(peak) KB")
+        #expect(listing(dir) == ["base.tar"])
+    }
+
+    @Test func thirtyThousandWhiteoutsOverSymlinksMergeInLinearTime() throws {
+        let dir = try tempDir()
+        #expect(try run(["python3", "-c", Self.hostileTree, dir + "/base.tar", "whiteouts"]).status == 0)
+        let start = Date()
+        let (r, peak) = try timedBuild(dir + "/base.tar", dir + "/o.tar")
+        #expect(r.status == 0, "\(r.err)")
+        // Quadratic, it took 16 s; linear, well under a second of merging.
+        #expect(Date().timeIntervalSince(start) < 8, "took \(Date().timeIntervalSince(start)) s")
+        #expect(peak < 200_000, "peak RSS \(peak) KB")
+    }
 }
 
