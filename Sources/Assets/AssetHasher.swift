@@ -410,8 +410,20 @@ public enum AssetHasher {
         var out: [UInt8] = []
         var i = 0
         let n = html.count
+        // The next ">" at or after i, found once per stretch (linear however many "<" there are).
+        var gt = -1
+        func startsTag(_ at: Int, _ name: String) -> Bool {
+            let u = Array(name.utf8)
+            guard at + 1 + u.count <= n else { return false }
+            for (k, c) in u.enumerated() where html[at + 1 + k] | 0x20 != c { return false }
+            return true
+        }
         while i < n {
-            if html[i] == UInt8(ascii: "<"), let tagEnd = html[i...].firstIndex(of: UInt8(ascii: ">")) {
+            if html[i] == UInt8(ascii: "<"), startsTag(i, "script") || startsTag(i, "link") {
+                if gt < i { gt = html[i...].firstIndex(of: UInt8(ascii: ">")) ?? n }
+            }
+            if html[i] == UInt8(ascii: "<"), gt >= i, gt < n, startsTag(i, "script") || startsTag(i, "link") {
+                let tagEnd = gt
                 let tag = String(decoding: html[i...tagEnd], as: UTF8.self)
                 let lower = tag.lowercased()
                 if (lower.hasPrefix("<script") || lower.hasPrefix("<link")) && !lower.contains("integrity=") {

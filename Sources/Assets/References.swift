@@ -84,6 +84,10 @@ public struct ReferenceScanner: Sendable {
 
     /// References in `bytes` of the file at `path`. `outsideRoot` files (server code that writes
     /// HTML) only count root-absolute references.
+    /// The longest path a reference may have: every scan looks at most this far ahead, so a
+    /// file is scanned in linear time whatever it holds.
+    static let maxToken = 2048
+
     public func scan(_ bytes: [UInt8], path: String, kind: AssetKind, outsideRoot: Bool = false) -> [Reference] {
         guard kind != .binary, kind != .text else { return [] }
         var out: [Reference] = []
@@ -124,7 +128,8 @@ public struct ReferenceScanner: Sendable {
                 if c == 0x22 || c == 0x27 || c == 0x60 { // " ' `
                     // srcset="a.png 1x, b.png 2x": candidates separated by commas.
                     if kind == .html, isAttribute(bytes, before: i, named: "srcset") || isAttribute(bytes, before: i, named: "imagesrcset") {
-                        if let close = bytes[(i + 1)...].firstIndex(of: c) {
+                        // Bounded: a quote that never closes must not make every later one scan to the end.
+                        if let close = bytes[(i + 1)..<min(n, i + 1 + Self.maxToken * 8)].firstIndex(of: c) {
                             var j = i + 1
                             while j < close {
                                 while j < close, b[j] == 0x20 || b[j] == 0x2C || b[j] == 0x0A || b[j] == 0x09 { j += 1 }
@@ -138,7 +143,7 @@ public struct ReferenceScanner: Sendable {
                         }
                     }
                     var j = i + 1
-                    let limit = min(n, i + 2048)
+                    let limit = min(n, i + Self.maxToken)
                     // Blanks are allowed inside quotes (`src="img/My Logo (1).svg"`); such a token
                     // counts only when it names a file.
                     while j < limit, isTokenByte(b[j]) || b[j] == 0x20 { j += 1 }
@@ -159,11 +164,12 @@ public struct ReferenceScanner: Sendable {
                 if (kind == .css || kind == .html) && c == UInt8(ascii: "(") && i >= 3 && lower(b[i - 3]) == UInt8(ascii: "u")
                     && lower(b[i - 2]) == UInt8(ascii: "r") && lower(b[i - 1]) == UInt8(ascii: "l") {
                     var j = i + 1
-                    while j < n, b[j] == 0x20 { j += 1 }
+                    while j < n, j < i + Self.maxToken, b[j] == 0x20 { j += 1 }
                     if j < n, b[j] != 0x22, b[j] != 0x27 {
-                        let s = j
-                        while j < n, isTokenByte(b[j]), b[j] != UInt8(ascii: ")") { j += 1 }
-                        consider(s, j, .fromFile(bare: true), .url)
+                        // An unquoted url() holds no unescaped "(" and no URL is longer than a token.
+                        let s = j, limit = min(n, j + Self.maxToken)
+                        while j < limit, isTokenByte(b[j]), b[j] != UInt8(ascii: ")"), b[j] != UInt8(ascii: "(") { j += 1 }
+                        if j < limit { consider(s, j, .fromFile(bare: true), .url) }
                     }
                     i += 1
                     continue
@@ -173,8 +179,9 @@ public struct ReferenceScanner: Sendable {
                     /// The unquoted value after `=`, up to `stop`.
                     func value(until stop: UInt8, _ context: Reference.Context) {
                         var j = i + 1
-                        while j < n, isTokenByte(b[j]), b[j] != stop { j += 1 }
-                        consider(i + 1, j, .fromFile(bare: true), context)
+                        let limit = min(n, j + Self.maxToken)
+                        while j < limit, isTokenByte(b[j]), b[j] != stop { j += 1 }
+                        if j < limit { consider(i + 1, j, .fromFile(bare: true), context) }
                         i = j
                     }
                     if endsWith(bytes, at: i, "sourceMappingURL") {

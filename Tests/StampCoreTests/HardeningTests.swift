@@ -291,5 +291,25 @@ import OCI
         #expect(Date().timeIntervalSince(start) < 8, "took \(Date().timeIntervalSince(start)) s")
         #expect(peak < 200_000, "peak RSS \(peak) KB")
     }
+
+    // MARK: Linear scanners (#9)
+
+    /// 200 KB of `url(` and 400 KB of `<` (and the other openers a scanner looks for) once took
+    /// minutes; every scanner now looks a bounded distance ahead.
+    @Test(arguments: ["url(", "<", "\"", "${", "srcset=\"", "src=", "sourceMappingURL="])
+    func scannersAreLinearOnRepeatedOpeners(_ opener: String) throws {
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        let body = String(repeating: opener, count: 200_000 / opener.utf8.count)
+        try body.write(toFile: dir + "/in/a.css", atomically: true, encoding: .utf8)
+        try body.write(toFile: dir + "/in/a.js", atomically: true, encoding: .utf8)
+        try ("<link rel=stylesheet href=a.css><script src=a.js></script>" + body + body).write(toFile: dir + "/in/index.html", atomically: true, encoding: .utf8)
+        let start = Date()
+        let r = try run(["timeout", "60", stampBin, "assets", "hash", dir + "/in", "--output", dir + "/out", "--sri"])
+        #expect(r.status == 0, "\(r.err)")
+        let v = try run(["timeout", "60", stampBin, "assets", "verify", dir + "/out"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(Date().timeIntervalSince(start) < 20, "\(opener): hash and verify took \(Date().timeIntervalSince(start)) s")
+    }
 }
 
