@@ -169,7 +169,7 @@ public struct ReferenceScanner: Sendable {
                         // An unquoted url() holds no unescaped "(" and no URL is longer than a token.
                         let s = j, limit = min(n, j + Self.maxToken)
                         while j < limit, isTokenByte(b[j]), b[j] != UInt8(ascii: ")"), b[j] != UInt8(ascii: "(") { j += 1 }
-                        if j < limit { consider(s, j, .fromFile(bare: true), .url) }
+                        if j < limit || limit == n { consider(s, j, .fromFile(bare: true), .url) }
                     }
                     i += 1
                     continue
@@ -181,7 +181,7 @@ public struct ReferenceScanner: Sendable {
                         var j = i + 1
                         let limit = min(n, j + Self.maxToken)
                         while j < limit, isTokenByte(b[j]), b[j] != stop { j += 1 }
-                        if j < limit { consider(i + 1, j, .fromFile(bare: true), context) }
+                        if j < limit || limit == n { consider(i + 1, j, .fromFile(bare: true), context) }
                         i = j
                     }
                     if endsWith(bytes, at: i, "sourceMappingURL") {
