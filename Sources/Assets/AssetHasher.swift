@@ -144,7 +144,15 @@ public enum AssetHasher {
             let files = consume input
             for f in files {
                 guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
-                guard byPath[p] == nil else { throw AssetError.invalid("\(p): given twice") }
+                if let i = byPath.index(forKey: p) {
+                    // Swift's String equality is canonical: an NFC and an NFD spelling of a name
+                    // are one key. They are two files to a file system and a browser: refused.
+                    let other = byPath[i].key
+                    if !other.utf8.elementsEqual(p.utf8) {
+                        throw AssetError.invalid("\(String(reflecting: other)) and \(String(reflecting: p)): two file names that differ only in Unicode normalisation (NFC/NFD); rename one")
+                    }
+                    throw AssetError.invalid("\(p): given twice")
+                }
                 guard f.onDisk == nil || AssetKind.of(p) == .binary else { throw AssetError.invalid("\(p): only binary files may stay on disk") }
                 byPath[p] = f.bytes
                 onDisk[p] = f.onDisk

@@ -266,6 +266,7 @@ public enum AssetTree {
             let error = queue.sync { closeFolders(); return failure }
             finished = true
             let fm = FileManager.default
+            defer { TemporaryFolders.done(tmp) }
             do {
                 if let error { throw error }
                 if fm.fileExists(atPath: dest) { try fm.removeItem(atPath: dest) }
@@ -280,6 +281,7 @@ public enum AssetTree {
             queue.sync { closeFolders() }
             if !finished {
                 try? FileManager.default.removeItem(atPath: tmp)
+                TemporaryFolders.done(tmp)
             }
         }
     }

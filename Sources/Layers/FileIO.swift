@@ -176,6 +176,7 @@ public final class WritableFile: ByteSink {
 
     /// A temp file in the folder of `target`, named after it.
     public static func temporary(beside target: String) throws -> WritableFile {
+        StaleTemporaries.sweep(Path.dirname(target))
         for _ in 0..<100 {
             let name = Path.temporaryName(beside: target)
             do { return try WritableFile(path: name) } catch IOError.open(_, let m) where m.contains("exists") { continue }
@@ -244,7 +245,8 @@ public final class WritableFile: ByteSink {
     }
 }
 
-/// Files being written and not yet committed, so that an interrupted run can remove them.
+/// Files being written and not yet committed, so that an interrupted run can remove them (and
+/// the temporary folders `TemporaryFolders` knows).
 public final class PendingFiles: @unchecked Sendable {
     public static let shared = PendingFiles()
     private var paths: Set<String> = []
@@ -254,12 +256,14 @@ public final class PendingFiles: @unchecked Sendable {
     func add(_ p: String) { pthread_mutex_lock(&lock); paths.insert(p); pthread_mutex_unlock(&lock) }
     func remove(_ p: String) { pthread_mutex_lock(&lock); paths.remove(p); pthread_mutex_unlock(&lock) }
 
-    /// Unlinks every pending file; called when the process is interrupted.
+    /// Unlinks every pending file and removes every pending folder; called when the process is
+    /// interrupted.
     public func removeAll() {
         pthread_mutex_lock(&lock)
         for p in paths { unlink(p) }
         paths.removeAll()
         pthread_mutex_unlock(&lock)
+        TemporaryFolders.removeAll()
     }
 }
 

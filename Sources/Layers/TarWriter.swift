@@ -36,6 +36,9 @@ public final class TarWriter {
     /// Writes a header; follow with exactly `entry.size` bytes of `writeData` for files.
     public func begin(_ entry: Entry) throws {
         guard pending == 0 else { throw IOError.write("tar", "previous entry is incomplete") }
+        // Readers stop a name at NUL: such a name would land as another file.
+        if entry.path.utf8.contains(0) { throw IOError.write("tar", "entry name \(String(reflecting: entry.path)) holds a NUL byte") }
+        if case .symlink(let t) = entry.kind, t.utf8.contains(0) { throw IOError.write("tar", "link target of \(entry.path) holds a NUL byte") }
         var name = entry.path
         if case .directory = entry.kind, !name.hasSuffix("/") { name += "/" }
         var linkName = ""

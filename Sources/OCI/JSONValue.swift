@@ -320,7 +320,8 @@ extension JSONValue {
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         } else { throw fail("bad surrogate pair") }
                     }
-                    let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                    // A lone surrogate has no UTF-8 form: replacing it would change the document.
+                    guard let u = Unicode.Scalar(scalar) else { throw fail("lone surrogate \\u\(String(scalar, radix: 16))") }
                     out.append(contentsOf: Array(String(Character(u)).utf8))
                 default: throw fail("bad escape")
                 }

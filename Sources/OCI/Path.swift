@@ -34,11 +34,15 @@ public enum Path {
         }
     }
 
-    /// Creates a new folder beside `target` (never one that exists) and returns its path.
+    /// Creates a new folder beside `target` (never one that exists) and returns its path; it is
+    /// removed if the process is interrupted until `TemporaryFolders.done` is called for it.
     public static func makeTemporaryDirectory(beside target: String) throws -> String {
+        StaleTemporaries.sweep(dirname(target))
         for _ in 0..<100 {
             let name = temporaryName(beside: target)
+            TemporaryFolders.add(name)
             if mkdir(name, 0o755) == 0 { return name }
+            TemporaryFolders.done(name)
             guard errno == EEXIST else { break }
         }
         throw POSIXError(errno: errno, path: target)
@@ -142,4 +146,85 @@ public func utf8Less(_ a: String, _ b: String) -> Bool {
     }
     if let fast, let less = fast { return less }
     return a.utf8.lexicographicallyPrecedes(b.utf8)
+}
+
+/// Temporary files and folders that killed runs left (`.NAME.stamp-PID-RANDOM.tmp`, PID no
+/// longer running): removed the first time this process makes a temporary name in that folder.
+/// A live process's are never touched, whatever it is.
+public enum StaleTemporaries {
+    nonisolated(unsafe) private static var swept: Set<String> = []
+    nonisolated(unsafe) private static var lock = pthread_mutex_t()
+    private static let ready: Bool = { pthread_mutex_init(&lock, nil); return true }()
+
+    private static func first(_ dir: String) -> Bool {
+        _ = ready
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        return swept.insert(dir).inserted
+    }
+
+    public static func sweep(_ dir: String) {
+        guard first(dir), let d = opendir(dir.isEmpty ? "." : dir) else { return }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            names.append(withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        }
+        for n in names where n.hasPrefix(".") && n.hasSuffix(".tmp") {
+            guard let pid = ownerPID(n), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            removeTree(dir + "/" + n)
+        }
+    }
+
+    /// The PID in `.NAME.stamp-PID-RANDOM.tmp`.
+    static func ownerPID(_ name: String) -> pid_t? {
+        let u = Array(name.utf8), marker = Array(".stamp-".utf8)
+        guard u.count > marker.count + 4 else { return nil }
+        var at = -1
+        for k in stride(from: u.count - marker.count, through: 0, by: -1) where Array(u[k..<k + marker.count]) == marker { at = k; break }
+        guard at >= 0 else { return nil }
+        let rest = String(decoding: u[(at + marker.count)..<(u.count - 4)], as: UTF8.self) // without ".tmp"
+        let parts = rest.split(separator: "-")
+        guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0 else { return nil }
+        return pid
+    }
+}
+
+
+/// Temporary folders this process is filling; removed if it is interrupted.
+public enum TemporaryFolders {
+    nonisolated(unsafe) private static var folders: Set<String> = []
+    nonisolated(unsafe) private static var lock = pthread_mutex_t()
+    private static let ready: Bool = { pthread_mutex_init(&lock, nil); return true }()
+
+    static func add(_ p: String) { _ = ready; pthread_mutex_lock(&lock); folders.insert(p); pthread_mutex_unlock(&lock) }
+    /// The folder was renamed into place or removed: no longer this process's to clean.
+    public static func done(_ p: String) { _ = ready; pthread_mutex_lock(&lock); folders.remove(p); pthread_mutex_unlock(&lock) }
+
+    public static func removeAll() {
+        _ = ready
+        pthread_mutex_lock(&lock)
+        for f in folders { removeTree(f) }
+        folders.removeAll()
+        pthread_mutex_unlock(&lock)
+    }
+}
+
+/// Removes a file or a folder and everything in it, without following symlinks.
+func removeTree(_ path: String) {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        if let d = opendir(path) {
+            var names: [String] = []
+            while let e = readdir(d) {
+                let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if n != "." && n != ".." { names.append(n) }
+            }
+            closedir(d)
+            for n in names { removeTree(path + "/" + n) }
+        }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
 }

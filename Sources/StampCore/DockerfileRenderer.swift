@@ -71,7 +71,7 @@ public enum DockerfileRenderer {
         guard Path.isDirectory(Path.dirname(output)) else { throw StampError.output("\(output): folder \(Path.dirname(output)) does not exist") }
         let tmp: String
         do { tmp = try Path.makeTemporaryDirectory(beside: output) } catch { throw StampError.output("\(error)") }
-        defer { try? fm.removeItem(atPath: tmp) }
+        defer { try? fm.removeItem(atPath: tmp); TemporaryFolders.done(tmp) }
         var written: [String] = []
         var copies: [[String: TemplateValue]] = []
         let assetRoot = plan.assets.map { Path.clean($0.root)! }

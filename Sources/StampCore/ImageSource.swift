@@ -200,12 +200,18 @@ public enum ImageSource {
         try cd.validate("\(what): manifest \(d.digest) config")
         guard MediaType.isConfig(cd.mediaType) else { throw StampError.unknownMediaType(cd.mediaType, in: "\(what): manifest \(d.digest) config") }
         let config = try store.json(cd)
+        // The rules `stamp verify` holds an image to hold for a base too.
+        guard config.isObject else { throw StampError.badInput("\(what): config \(Digest.short(cd.digest)) is not a JSON object") }
         let layers = (manifest["layers"]?.arrayValue ?? []).map(Descriptor.init(json:))
         for (i, l) in layers.enumerated() {
             try l.validate("\(what): manifest \(d.digest) layers[\(i)]")
             guard MediaType.layerCompression(l.mediaType) != nil else {
                 throw StampError.unknownMediaType(l.mediaType, in: "\(what): manifest \(Digest.short(d.digest)) layers[\(i)] \(l.digest)")
             }
+        }
+        let diffIDs = config["rootfs"]?["diff_ids"]?.arrayValue ?? []
+        guard diffIDs.count == layers.count else {
+            throw StampError.badInput("\(what): manifest \(Digest.short(d.digest)) has \(layers.count) layers but its config lists \(diffIDs.count) rootfs.diff_ids")
         }
         return PlatformImage(descriptor: d, manifest: manifest, configDescriptor: cd, config: config, layers: layers)
     }

@@ -33,6 +33,9 @@ public final class MergedView {
     public private(set) var contents: [String: [UInt8]] = [:]
     /// For captured files `digestOnly` names: SHA-256, SRI and size instead of the bytes.
     public private(set) var digests: [String: AssetFile.OnDisk] = [:]
+    /// Two paths that Swift's (canonical) String equality takes for one: NFC and NFD spellings.
+    private(set) var unicodeClash: (String, String)?
+
     /// Layers `build` took from the scan cache, and layers it read.
     public private(set) var layersFromCache = 0
     public private(set) var layersRead = 0
@@ -64,6 +67,9 @@ public final class MergedView {
             }
         }
         let view = assemble(try results.map { try $0.get() })
+        if let (a, b) = view.unicodeClash {
+            throw StampError.badInput("the base has \(String(reflecting: a)) and \(String(reflecting: b)), two paths that differ only in Unicode normalisation (NFC/NFD); stamp cannot keep them apart")
+        }
         view.layersFromCache = results.filter { (try? $0.get())?.fromCache == true }.count
         view.layersRead = layers.count - view.layersFromCache
         return view
@@ -117,6 +123,10 @@ public final class MergedView {
             // A large layer is inflated on a second thread while this one parses the tar.
             reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)", pipelined: l.size > pipelineThreshold)
             try readEntries(reader!, l, i, keep, capture, digestOnly, &changes)
+            // What `stamp verify` reports of an image, a build refuses in its base.
+            if let declared = MediaType.layerCompression(l.mediaType), let found = reader!.detectedCompression, found != declared {
+                throw StampError.badInput("layer \(l.digest): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
+            }
         } catch { failure = error }
         reader?.drain()
         let found = try source.finish()
@@ -131,6 +141,9 @@ public final class MergedView {
     static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
                                     _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges) throws {
         while let e = try reader.next() {
+            guard !e.path.utf8.contains(0) else {
+                throw StampError.badInput("layer \(l.digest): an entry name holds a NUL byte: \(String(reflecting: e.path))")
+            }
             guard e.path.utf8.count <= maxPathBytes else {
                 throw StampError.badInput("layer \(l.digest): an entry name of \(e.path.utf8.count) bytes (longer than \(maxPathBytes)): \(e.path.prefix(60))…")
             }
@@ -145,6 +158,15 @@ public final class MergedView {
             var isLink = false
             if case .symlink = e.type { isLink = true }
             guard isLink || keep(p) else { continue }
+            // A hard link is the file it links to (earlier in the same layer): a frontend file
+            // stored as one is read as that file's bytes, not dropped.
+            if case .hardlink(let t) = e.type, capture(p), let target = Path.clean(t),
+               let b = changes.captured[target] ?? changes.digests[target].map({ _ in [UInt8]() }) {
+                let size = changes.digests[target].map { Int64($0.size) } ?? Int64(b.count)
+                changes.items.append((p, Entry(type: .file, mode: e.mode, size: size, layer: i, uid: e.uid, gid: e.gid)))
+                if let d = changes.digests[target] { changes.digests[p] = d } else { changes.captured[p] = b }
+                continue
+            }
             changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i, uid: e.uid, gid: e.gid,
                                            xattrs: e.type == .directory ? e.xattrs : [])))
             if e.type == .file, capture(p) {
@@ -164,7 +186,12 @@ public final class MergedView {
         for w in c.whiteouts { remove(w) }
         for (p, e) in c.items {
             if let old = entries[p], old.type == .directory, e.type != .directory { removeChildren(of: p) }
-            if entries[p] == nil { children[Self.parent(p), default: []].insert(p) }
+            if let i = entries.index(forKey: p) {
+                let kept = entries[i].key
+                if unicodeClash == nil, !kept.utf8.elementsEqual(p.utf8) { unicodeClash = (kept, p) }
+            } else {
+                children[Self.parent(p), default: []].insert(p)
+            }
             entries[p] = e
             contents[p] = c.captured[p]
             digests[p] = c.digests[p]

@@ -149,7 +149,7 @@ public struct StampPlan: Sendable {
             } else if s.publicVersion == nil, let root = profile.assetRoot {
                 publicVersion = root + "/version.json"
             }
-            if let p = publicVersion, !p.hasPrefix("/") || Path.clean(p) == nil {
+            if let p = publicVersion, !p.hasPrefix("/") || Path.clean(p) == nil || Path.clean(p) == "" {
                 throw StampError.usage("--public-version: \"\(p)\" must be an absolute file path in the image")
             }
         }

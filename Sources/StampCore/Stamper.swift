@@ -52,6 +52,16 @@ public enum Stamper {
             throw StampError.usage("\(plan.output.path): is the file the image is read from (\(plan.base)); write the output elsewhere")
         }
         try ImageWriter.preflight(plan.output, source: plan.base)
+        if let lockPath = plan.lockFile {
+            // Found unwritable before the image is, not after.
+            let dir = Path.dirname(lockPath)
+            var st = stat()
+            if lstat(lockPath, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+                throw StampError.output("--lock: \(lockPath): exists and is not a regular file (\(Path.kind(st.st_mode)))")
+            }
+            guard Path.isDirectory(dir) else { throw StampError.output("--lock: \(lockPath): folder \(dir) does not exist") }
+            guard access(dir, W_OK) == 0 else { throw StampError.output("--lock: \(lockPath): folder \(dir) is not writable") }
+        }
         var registryOptions = plan.registry
         registryOptions.notice = diagnostics.notice
         let client = RegistryClient(options: registryOptions)
@@ -207,7 +217,9 @@ public enum Stamper {
                                             platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
                                 output: .init(reference: plan.output.description, digest: top.digest,
                                               platforms: platformResults.map { ($0.platform, $0.manifest) }))
-            try lock.write(lockPath)
+            do { try lock.write(lockPath) } catch {
+                throw StampError.output("the image was written (\(plan.output), \(top.digest)) but the lock file was not: \(error)")
+            }
         }
 
         return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, version: plan.version,

@@ -168,17 +168,20 @@ public enum Verifier {
         let inRoots: @Sendable (String) -> Bool = { p in roots.contains { p.hasPrefix($0 + "/") } }
         let binary: @Sendable (String) -> Bool = { AssetKind.of($0) == .binary }
         var layerReader: LayerReader?
+        // Entries are read (and held to build's rules: no `..`, no absolute names, no NUL) where
+        // stamp sees the tar itself (gzip, uncompressed); a zstd layer is hashed as one stream.
+        let entriesToo = !roots.isEmpty || MediaType.layerCompression(l.mediaType) != .zstd
         do {
-            let reader = try LayerReader(source: source, mode: roots.isEmpty ? .raw : .tar, label: what, hashTar: !roots.isEmpty,
+            let reader = try LayerReader(source: source, mode: entriesToo ? .tar : .raw, label: what, hashTar: entriesToo,
                                          pipelined: l.size > MergedView.pipelineThreshold)
             layerReader = reader
-            if roots.isEmpty {
+            if !entriesToo {
                 if try reader.next() != nil { try reader.readData(into: diff) }
                 diffID = diff.digester.finalizeDigest()
             } else {
                 var c = MergedView.LayerChanges()
                 try MergedView.readEntries(reader, l, index, inRoots, inRoots, binary, &c)
-                changes = c
+                if !roots.isEmpty { changes = c }
                 diffID = try reader.finishTarDigest()
             }
             let declared = MediaType.layerCompression(l.mediaType)

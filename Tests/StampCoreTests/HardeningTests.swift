@@ -311,5 +311,102 @@ import OCI
         #expect(v.status == 0, "\(v.out)\(v.err)")
         #expect(Date().timeIntervalSince(start) < 20, "\(opener): hash and verify took \(Date().timeIntervalSince(start)) s")
     }
+
+    // MARK: Nothing lost, nothing left (#16)
+
+    @Test func anInterruptedAssetsHashLeavesNoFolder() throws {
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: dir + "/in/js", withIntermediateDirectories: true)
+        var html = "<!doctype html>"
+        for i in 0..<6000 {
+            try "console.log(\(i))\n".write(toFile: dir + "/in/js/f\(i).js", atomically: false, encoding: .utf8)
+            html += "<script src=\"js/f\(i).js\"></script>"
+        }
+        try html.write(toFile: dir + "/in/index.html", atomically: false, encoding: .utf8)
+        let pid = try spawn([stampBin, "assets", "hash", dir + "/in", "--output", dir + "/out"])
+        usleep(150_000)
+        kill(pid, SIGINT)
+        let status = exitStatus(pid)
+        #expect(status == 130 || status == 0, "exit \(status.map(String.init) ?? "?")")
+        #expect(listing(dir).allSatisfy { !$0.hasSuffix(".tmp") }, "left behind: \(listing(dir))")
+        if status == 130 { #expect(!FileManager.default.fileExists(atPath: dir + "/out")) }
+    }
+
+    /// A temporary file of a run that was killed (its process gone) is removed by the next run
+    /// writing beside it; one of a live process is not.
+    @Test func staleTemporariesOfDeadRunsAreRemoved() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let dead = try spawn(["true"])
+        _ = exitStatus(dead)
+        let stale = dir + "/.out.tar.stamp-\(dead)-abc.tmp"
+        let live = dir + "/.out.tar.stamp-\(getpid())-def.tmp"
+        let staleDir = dir + "/.ctx.stamp-\(dead)-ghi.tmp"
+        for f in [stale, live] { try "x".write(toFile: f, atomically: false, encoding: .utf8) }
+        try FileManager.default.createDirectory(atPath: staleDir + "/stamp", withIntermediateDirectories: true)
+        let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/out.tar"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: stale) && !FileManager.default.fileExists(atPath: staleDir))
+        #expect(FileManager.default.fileExists(atPath: live), "a live process's temporary file is not touched")
+    }
+
+    @Test func anUnwritableLockFailsBeforeTheImageIsWritten() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/out.tar", "--lock", dir + "/nope/stamp.lock"])
+        oneLine(r, "--lock: \(dir)/nope/stamp.lock: folder \(dir)/nope does not exist")
+        #expect(listing(dir) == ["base.tar"])
+    }
+
+    // MARK: Corrupt input accepted (#18-#21)
+
+    @Test func namesEqualOnlyAfterUnicodeNormalisationAreRefused() throws {
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        try "nfc".write(toFile: dir + "/in/caf\u{E9}.css", atomically: false, encoding: .utf8)
+        try "nfd".write(toFile: dir + "/in/cafe\u{301}.css", atomically: false, encoding: .utf8)
+        #expect(listing(dir + "/in").count == 2)
+        let r = try stamp(["assets", "hash", dir + "/in", "--output", dir + "/out"])
+        oneLine(r, "differ only in Unicode normalisation")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
+    }
+
+    @Test func loneSurrogatesInJSONAreRefusedNotReplaced() throws {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(#"{"a":"\ud800"}"#.utf8)) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(#"{"a":"\udc00x"}"#.utf8)) }
+        #expect(try JSONValue.parse(Array(#"{"a":"\ud83d\ude00"}"#.utf8))["a"]?.stringValue == "\u{1F600}")
+    }
+
+    @Test func aRootPublicVersionPathIsAUsageError() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/o.tar", "--public-version", "/"])
+        oneLine(r, "--public-version: \"/\" must be an absolute file path")
+    }
+
+    /// A base that `stamp verify` rejects is not built on: diff_ids out of step with the layers,
+    /// a config that is not an object, a layer whose media type lies about its compression.
+    @Test func buildHoldsTheBaseToVerifysRules() throws {
+        let dir = try tempDir()
+        let a = try simpleLayout(dir + "/a")
+        try editLayout(a, config: { c in
+            var rootfs = c["rootfs"]!
+            rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()))
+            c["rootfs"] = rootfs
+        })
+        oneLine(try stamp(["build", "--base", "oci:" + a, "--version", "v1", "--output", dir + "/a.tar"]), "rootfs.diff_ids")
+        let b = try simpleLayout(dir + "/b")
+        try editLayout(b, manifest: { m in
+            var layers = m["layers"]!.arrayValue!
+            var d = Descriptor(json: layers[0])
+            d.mediaType = MediaType.ociLayerZstd
+            layers[0] = d.json
+            m["layers"] = .array(layers)
+        })
+        oneLine(try stamp(["build", "--base", "oci:" + b, "--version", "v1", "--output", dir + "/b.tar"]), "says zstd, content is gzip")
+        let v = try stamp(["verify", "--integrity-only", "oci:" + b])
+        #expect(v.status == 1 && v.out.contains("says zstd, content is gzip"), "\(v.out)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/a.tar") && !FileManager.default.fileExists(atPath: dir + "/b.tar"))
+    }
 }
 
