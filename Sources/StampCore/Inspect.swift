@@ -34,7 +34,7 @@ public enum Inspector {
             if let hc = img.config["config"]?["Healthcheck"] { p["healthcheck"] = hc }
             platforms.append(p)
             if stampDoc == nil, let path = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last,
-               let files = try? StampReader.files(in: top, store: image.store), let b = files[Path.clean(path) ?? ""]?.bytes {
+               let files = try? StampReader.files(in: top, store: image.store, budget: 0, wanted: [Path.clean(path) ?? ""]), let b = files[Path.clean(path) ?? ""]?.bytes {
                 stampDoc = try? JSONValue.parse(b)
             }
         }

@@ -77,7 +77,9 @@ public enum Verifier {
         if !options.integrityOnly {
             for img in image.images {
                 guard let jsonPath = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last else { continue }
-                if stampLayers[top.digest] == nil { stampLayers[top.digest] = Result { try StampReader.files(in: top, store: image.store) } }
+                if stampLayers[top.digest] == nil {
+                    stampLayers[top.digest] = Result { try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""]) }
+                }
                 if case .success(let files)? = stampLayers[top.digest], let b = files[Path.clean(jsonPath) ?? ""]?.bytes,
                    let assets = (try? JSONValue.parse(b))?["assets"], let root = AssetStage.verifyRoot(assets) {
                     let hidden = files[root + "/.wh..wh..opq"] != nil
@@ -230,7 +232,9 @@ public enum Verifier {
             }
             guard let top = img.layers.last else { report.findings.append("\(where_): no layers"); continue }
             let files: [String: LayerFile]
-            do { files = try (stampLayers[top.digest] ?? Result { try StampReader.files(in: top, store: image.store) }).get() } catch {
+            do {
+                files = try (stampLayers[top.digest] ?? Result { try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""]) }).get()
+            } catch {
                 report.findings.append("\(where_): cannot read the stamp layer \(top.digest): \(error)")
                 continue
             }
@@ -270,7 +274,7 @@ public enum Verifier {
                 report.findings.append("\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)")
             }
             if let vf = versionFile {
-                if let txt = files[Path.clean(vf) ?? ""]?.bytes {
+                if let txt = StampReader.get(Path.clean(vf) ?? "", files, layer: top, store: image.store)?.bytes {
                     let text = String(decoding: txt, as: UTF8.self)
                     if text != v + "\n" {
                         report.findings.append("\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) says \"\(v)\"")
@@ -288,9 +292,10 @@ public enum Verifier {
                 }
             }
             if let script = doc["stamp"]?["healthScript"]?.stringValue {
-                checkHealth(script: script, files: files, config: img.config, where_: where_, report: &report)
+                checkHealth(script: script, file: StampReader.get(Path.clean(script) ?? "", files, layer: top, store: image.store),
+                            config: img.config, where_: where_, report: &report)
             }
-            if let pub = doc["stamp"]?["publicVersionJson"]?.stringValue, files[Path.clean(pub) ?? ""]?.bytes != jsonBytes {
+            if let pub = doc["stamp"]?["publicVersionJson"]?.stringValue, StampReader.get(Path.clean(pub) ?? "", files, layer: top, store: image.store)?.bytes != jsonBytes {
                 report.findings.append("\(where_): \(pub) (named by \(jsonPath)) is missing or differs from \(jsonPath)")
             }
         }
@@ -298,8 +303,8 @@ public enum Verifier {
     }
 
     /// The script version.json names is in the stamp layer, executable, and what Healthcheck runs.
-    static func checkHealth(script: String, files: [String: LayerFile], config: JSONValue, where_: String, report: inout VerifyReport) {
-        if let f = files[Path.clean(script) ?? ""] {
+    static func checkHealth(script: String, file: LayerFile?, config: JSONValue, where_: String, report: inout VerifyReport) {
+        if let f = file {
             if f.mode & 0o111 == 0 { report.findings.append("\(where_): health check \(script) is not executable (mode \(String(f.mode, radix: 8)))") }
             if !f.bytes.starts(with: Array("#!/bin/sh\n".utf8)) { report.findings.append("\(where_): health check \(script) does not start with #!/bin/sh") }
         } else {
@@ -317,22 +322,43 @@ public enum Verifier {
 public struct LayerFile: Sendable {
     public var bytes: [UInt8]
     public var mode: UInt32
+    /// Its bytes were not kept (`StampReader.budget`); `StampReader.get` reads them.
+    public var skipped = false
 }
 
 /// Reads the small regular files of a layer (the stamp layer), with paths cleaned. Stamp's own
 /// files (version.json, version.txt, the health check) are a few KB; `limit` leaves out the
-/// frontend's images and bundles, which the asset checks read on their own.
+/// frontend's images and bundles, which the asset checks read on their own. At most `budget`
+/// bytes are kept in all (a hostile top layer of 20,000 × 64 KB files is not read into memory);
+/// `wanted` paths are read whatever the budget, and `get` reads a file that the budget left out.
 public enum StampReader {
-    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 64 << 10) throws -> [String: LayerFile] {
+    public static let budget = 16 << 20
+
+    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 64 << 10, budget: Int = StampReader.budget,
+                             wanted: Set<String> = []) throws -> [String: LayerFile] {
         let loc = try store.require(layer)
         let reader = try LayerReader(source: loc.open(), mode: .tar, label: "layer \(layer.digest)")
         var out: [String: LayerFile] = [:]
+        var kept = 0
         while let e = try reader.next() {
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path) else {
                 throw StampError.badInput("layer \(layer.digest): entry \"\(e.path)\" escapes the root")
             }
-            if e.type == .file, e.size <= limit { out[p] = LayerFile(bytes: try reader.readData(limit: limit), mode: e.mode) }
+            guard e.type == .file, e.size <= limit else { continue }
+            if wanted.contains(p) || e.size == 0 || kept + Int(e.size) <= budget {
+                out[p] = LayerFile(bytes: try reader.readData(limit: limit), mode: e.mode)
+                kept += Int(e.size)
+            } else {
+                out[p] = LayerFile(bytes: [], mode: e.mode, skipped: true)
+            }
         }
         return out
+    }
+
+    /// `files[path]`, read again from the layer when the budget left its bytes out.
+    static func get(_ path: String, _ files: [String: LayerFile], layer: Descriptor, store: BlobStore) -> LayerFile? {
+        guard let f = files[path] else { return nil }
+        guard f.skipped else { return f }
+        return (try? Self.files(in: layer, store: store, budget: 0, wanted: [path]))?[path]
     }
 }

@@ -408,5 +408,46 @@ import OCI
         #expect(v.status == 1 && v.out.contains("says zstd, content is gzip"), "\(v.out)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/a.tar") && !FileManager.default.fileExists(atPath: dir + "/b.tar"))
     }
+
+    // MARK: Bounded memory in verify and inspect (#7)
+
+    /// A stamped-looking image whose top layer holds 5,000 files of 64 KB (320 MB, a few MB
+    /// gzipped) before its version.json.
+    static let wideTopLayer = #"""
+    import gzip, io, json, hashlib, sys, tarfile
+    out = sys.argv[1]
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        zero = bytes(65536)
+        for i in range(5000):
+            t = tarfile.TarInfo("app/a/%05d.txt" % i); t.size = len(zero); tf.addfile(t, io.BytesIO(zero))
+        doc = json.dumps({"version": "v1", "created": "2025-04-05T00:00:00Z"}).encode()
+        t = tarfile.TarInfo("app/version.json"); t.size = len(doc); tf.addfile(t, io.BytesIO(doc))
+    layer = raw.getvalue()
+    gz = gzip.compress(layer, compresslevel=1, mtime=0)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "created": "2025-04-05T00:00:00Z",
+                      "config": {"Labels": {"org.opencontainers.image.version": "v1", "dev.stamp.version-json": "/app/version.json"}},
+                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+    with tarfile.open(out, "w") as o:
+        def put(name, data):
+            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
+        put("layer.tar.gz", gz); put("config.json", cfg)
+        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/w:1"], "Layers": ["layer.tar.gz"]}]).encode())
+    """#
+
+    @Test func verifyAndInspectKeepLittleOfAWideTopLayer() throws {
+        let dir = try tempDir()
+        let made = try run(["python3", "-c", Self.wideTopLayer, dir + "/wide.tar"])
+        try #require(made.status == 0, "\(made.err)")
+        for args in [["verify", dir + "/wide.tar"], ["inspect", dir + "/wide.tar"]] {
+            let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin] + args)
+            let peak = Int(r.err.split(separator: "\n").last ?? "") ?? .max
+            #expect(peak < 120_000, "\(args[0]): peak RSS \(peak) KB")
+            #expect(r.status == 0 || r.status == 1, "\(args[0]): \(r.out)\(r.err)")
+        }
+        // What verify finds is about the stamp, read in spite of the budget.
+        let v = try stamp(["verify", dir + "/wide.tar"])
+        #expect(!v.out.contains("is not in the top layer"), "\(v.out)")
+    }
 }
 
