@@ -120,7 +120,12 @@ struct AssetFlags: ParsableArguments {
     @Flag(help: "Add integrity attributes to <script> and <link> tags in HTML.")
     var sri = false
 
+    @Option(help: ArgumentHelp("Most bytes the image's frontend may expand to (default 1G; K, M, G suffixes): a larger one is refused as a decompression bomb.",
+                               valueName: "size"))
+    var maxFrontendSize: String?
+
     func apply(to s: inout StampSettings) {
+        s.maxFrontendSize = maxFrontendSize
         if hashAssets { s.hashAssets = true }
         s.assets = assetsFolder
         s.assetRoot = assetRoot

@@ -3,6 +3,7 @@ import Dispatch
 import Hashing
 import Layers
 import OCI
+import Synchronization
 
 /// The file tree the lower layers make together (OCI image-layer spec "Applying changesets"):
 /// later layers replace earlier entries, `.wh.NAME` removes NAME, `.wh..wh..opq` hides what
@@ -53,7 +54,7 @@ public final class MergedView {
                              capture: @escaping @Sendable (String) -> Bool = { _ in false },
                              digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
                              progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "",
-                             archive: ArchiveInProgress? = nil) throws -> MergedView {
+                             archive: ArchiveInProgress? = nil, budget: CaptureBudget = CaptureBudget()) throws -> MergedView {
         let results = parallelMap(count: layers.count) { i -> Result<LayerChanges, Error> in
             if let hit = cache?.load(layers[i].digest, filter: filter, layer: i) {
                 progress.add(Int(layers[i].size))
@@ -61,7 +62,7 @@ public final class MergedView {
             }
             return Result {
                 let c = try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
-                                      progress: progress, archive: archive)
+                                      progress: progress, archive: archive, budget: budget)
                 cache?.store(c, layers[i].digest, filter: filter)
                 return c
             }
@@ -94,13 +95,13 @@ public final class MergedView {
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
                                   capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine,
-                                  archive: ArchiveInProgress? = nil) throws -> LayerChanges {
+                                  archive: ArchiveInProgress? = nil, budget: CaptureBudget) throws -> LayerChanges {
         let loc = try store.require(l)
         guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
         let claimed = archive?.claim(l.digest)
         do {
             let changes = try readLayer(l, at: loc, index: i, keep: keep, capture: capture, digestOnly: digestOnly, progress: progress,
-                                        tee: claimed)
+                                        tee: claimed, budget: budget)
             claimed?.finish(nil)
             return changes
         } catch {
@@ -110,7 +111,7 @@ public final class MergedView {
     }
 
     private static func readLayer(_ l: Descriptor, at loc: BlobLocation, index i: Int, keep: (String) -> Bool, capture: (String) -> Bool,
-                                  digestOnly: (String) -> Bool, progress: ProgressLine, tee: ByteSink?) throws -> LayerChanges {
+                                  digestOnly: (String) -> Bool, progress: ProgressLine, tee: ByteSink?, budget: CaptureBudget) throws -> LayerChanges {
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
         // not as whatever the decompressor makes of it. `tee` gets its bytes as they pass.
         var blob: ByteSource = try loc.open()
@@ -122,7 +123,7 @@ public final class MergedView {
         do {
             // A large layer is inflated on a second thread while this one parses the tar.
             reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)", pipelined: l.size > pipelineThreshold)
-            try readEntries(reader!, l, i, keep, capture, digestOnly, &changes)
+            try readEntries(reader!, l, i, keep, capture, digestOnly, &changes, budget: budget)
             // What `stamp verify` reports of an image, a build refuses in its base.
             if let declared = MediaType.layerCompression(l.mediaType), let found = reader!.detectedCompression, found != declared {
                 throw StampError.badInput("layer \(l.digest): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
@@ -139,7 +140,8 @@ public final class MergedView {
     static let pipelineThreshold: Int64 = 8 << 20
 
     static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
-                                    _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges) throws {
+                            _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges,
+                            budget: CaptureBudget = CaptureBudget()) throws {
         while let e = try reader.next() {
             guard !e.path.utf8.contains(0) else {
                 throw StampError.badInput("layer \(l.digest): an entry name holds a NUL byte: \(String(reflecting: e.path))")
@@ -175,6 +177,8 @@ public final class MergedView {
                     try reader.readData(into: sink)
                     changes.digests[p] = sink.digester.onDisk(source: "/" + p)
                 } else {
+                    // Counted before it is read: a decompression bomb fails here, not in malloc.
+                    try budget.take(max(0, e.size), what: "layer \(l.digest): /\(p)")
                     changes.captured[p] = try reader.readData(limit: 256 << 20)
                 }
             }
@@ -273,6 +277,24 @@ public final class MergedView {
     }
 }
 
+
+/// How many bytes a build (or a verify) may keep of the files it captures, across all layers
+/// and threads: a frontend that inflates past it is refused with the flag that raises it.
+public final class CaptureBudget: Sendable {
+    public let limit: Int64
+    private let used = Mutex<Int64>(0)
+    public init(limit: Int64 = AssetPlan.defaultMaxBytes) { self.limit = limit }
+
+    func take(_ n: Int64, what: String) throws {
+        let over: Bool = used.withLock { used in
+            used += n
+            return used > limit
+        }
+        if over {
+            throw StampError.badInput("\(what): the frontend inflates to more than \(limit >> 20) MiB (a decompression bomb?); --max-frontend-size raises the limit")
+        }
+    }
+}
 
 /// Feeds a `ContentDigester` with what passes (a file whose bytes are not kept).
 final class DigesterSink: ByteSink {

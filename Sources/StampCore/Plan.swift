@@ -168,6 +168,7 @@ public struct StampPlan: Sendable {
             }
             assets = AssetPlan(root: "/" + clean, localFolder: s.assets, rewrite: profile.rewriteFiles + s.rewrite,
                                required: Set(s.rewrite), keep: profile.assetKeep + s.keep, sri: s.sri ?? false)
+            if let m = s.maxFrontendSize { assets?.maxBytes = try AssetPlan.size(m, "--max-frontend-size") }
         }
 
         var format: ImageFormat?
@@ -383,4 +384,23 @@ public struct AssetPlan: Sendable, Equatable {
     public var required: Set<String>
     public var keep: [String]
     public var sri: Bool
+    /// Most bytes the image's frontend (and the server files rewritten) may hold once inflated.
+    public var maxBytes: Int64 = AssetPlan.defaultMaxBytes
+    public static let defaultMaxBytes: Int64 = 1 << 30
+
+    /// `1G`, `512M`, `4096`: bytes.
+    static func size(_ text: String, _ flag: String) throws -> Int64 {
+        var digits = Substring(text)
+        var unit: Int64 = 1
+        switch text.last.map({ Character($0.uppercased()) }) {
+        case "K": unit = 1 << 10; digits = digits.dropLast()
+        case "M": unit = 1 << 20; digits = digits.dropLast()
+        case "G": unit = 1 << 30; digits = digits.dropLast()
+        default: break
+        }
+        guard let n = Int64(digits), n > 0 else { throw StampError.usage("\(flag): \"\(text)\" is not a size like 1G, 512M or 4096") }
+        let (v, o) = n.multipliedReportingOverflow(by: unit)
+        guard !o, v <= Descriptor.maxSize else { throw StampError.usage("\(flag): \"\(text)\" is too large") }
+        return v
+    }
 }

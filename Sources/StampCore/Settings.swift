@@ -42,6 +42,7 @@ public struct StampSettings: Sendable, Equatable {
     public var rewrite: [String] = []
     public var keep: [String] = []
     public var sri: Bool?
+    public var maxFrontendSize: String?
     public var lock: String?
     public var locked: Bool?
     public var tlsVerify: Bool?
@@ -60,7 +61,7 @@ public struct StampSettings: Sendable, Equatable {
                               "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
                               "compression-level", "format", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
                               "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
-                              "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri",
+                              "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri", "max-frontend-size",
                               "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size",
                               "cache-dir", "no-cache", "fsync"]
 
@@ -104,6 +105,7 @@ public struct StampSettings: Sendable, Equatable {
         m.rewrite = file.rewrite + rewrite
         m.keep = file.keep + keep
         m.sri = sri ?? file.sri
+        m.maxFrontendSize = maxFrontendSize ?? file.maxFrontendSize
         m.lock = lock ?? file.lock
         m.locked = locked ?? file.locked
         m.tlsVerify = tlsVerify ?? file.tlsVerify
@@ -228,6 +230,7 @@ public struct StampSettings: Sendable, Equatable {
             case "rewrite": s.rewrite = try list(key, v)
             case "keep": s.keep = try list(key, v)
             case "sri": s.sri = try bool(key, v)
+            case "max-frontend-size": s.maxFrontendSize = try scalar(key, v)
             case "lock": s.lock = try filePath(key, v)
             case "locked": s.locked = try bool(key, v)
             case "tls-verify": s.tlsVerify = try bool(key, v)

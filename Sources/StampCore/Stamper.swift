@@ -276,7 +276,8 @@ public enum Stamper {
                       "capture " + AssetStage.captureKey(plan.assets), "folders " + folders.sorted().joined(separator: ":"),
                       "added " + added.joined(separator: ":")].joined(separator: "\n")
         return try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress,
-                                    cache: cache, filter: filter, archive: archive)
+                                    cache: cache, filter: filter, archive: archive,
+                                    budget: CaptureBudget(limit: plan.assets?.maxBytes ?? AssetPlan.defaultMaxBytes))
     }
 
     /// The folders above every path the stamp layer may write (version files, health script,

@@ -449,5 +449,51 @@ import OCI
         let v = try stamp(["verify", dir + "/wide.tar"])
         #expect(!v.out.contains("is not in the top layer"), "\(v.out)")
     }
+
+    // MARK: Frontend expansion (#8)
+
+    /// Three 40 MB script files of zeros, one per layer (a few hundred KB gzipped), under the
+    /// anything-llm frontend folder.
+    static let frontendBomb = #"""
+    import gzip, io, json, hashlib, sys, tarfile
+    out = sys.argv[1]
+    layers, ids = [], []
+    for i in range(3):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tf:
+            data = bytes(40 << 20)
+            t = tarfile.TarInfo("app/server/public/bomb-%d.js" % i); t.size = len(data); tf.addfile(t, io.BytesIO(data))
+            if i == 0:
+                t = tarfile.TarInfo("app/server/public/index.html"); page = b"<script src=bomb-0.js></script>"; t.size = len(page)
+                tf.addfile(t, io.BytesIO(page))
+        ids.append("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
+        layers.append(gzip.compress(raw.getvalue(), compresslevel=1, mtime=0))
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
+    with tarfile.open(out, "w") as o:
+        def put(name, data):
+            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
+        for i, l in enumerate(layers): put("l%d.tar.gz" % i, l)
+        put("config.json", cfg)
+        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/b:1"], "Layers": ["l%d.tar.gz" % i for i in range(3)]}]).encode())
+    """#
+
+    @Test func aFrontendThatInflatesPastTheLimitIsRefused() throws {
+        let dir = try tempDir()
+        let made = try run(["python3", "-c", Self.frontendBomb, dir + "/bomb.tar"])
+        try #require(made.status == 0, "\(made.err)")
+        let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/bomb.tar", "--version", "v1",
+                         "--no-healthcheck", "--hash-assets", "--max-frontend-size", "64M", "--output", dir + "/o.tar"],
+                        env: ["STAMP_CACHE_DIR": testCacheDir])
+        var lines = r.err.split(separator: "\n").map(String.init)
+        let peak = Int(lines.popLast() ?? "") ?? .max
+        #expect(r.status != 0)
+        #expect(lines.count == 1 && lines[0].contains("inflates to more than 64 MiB") && lines[0].contains("--max-frontend-size"), "\(lines)")
+        #expect(peak < 250_000, "peak RSS \(peak) KB")
+        #expect(listing(dir) == ["bomb.tar"])
+        // Raised, it builds.
+        let ok = try stamp(["build", "--base", dir + "/bomb.tar", "--version", "v1", "--no-healthcheck", "--hash-assets",
+                            "--max-frontend-size", "1G", "--output", dir + "/o.tar"])
+        #expect(ok.status == 0, "\(ok.err)")
+    }
 }
 
