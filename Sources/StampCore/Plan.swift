@@ -86,7 +86,7 @@ public struct StampPlan: Sendable {
 
         let created: Timestamp
         if let c = s.created.nonEmpty {
-            guard let t = Timestamp.parse(c) else { throw StampError.usage("--created: \"\(c)\" is neither RFC 3339 (2025-04-05T10:00:00Z) nor seconds since 1970, within 1970...9999") }
+            guard let t = Timestamp.parse(c) else { throw StampError.usage("--created: \"\(c)\" is neither RFC 3339 (2025-04-05T10:00:00Z) nor seconds since 1970, within the years 1 to 9999") }
             created = t
         } else if let e = environment["SOURCE_DATE_EPOCH"].nonEmpty {
             guard let n = Int64(e), n >= 0 else { throw StampError.usage("SOURCE_DATE_EPOCH: \"\(e)\" is not a number of seconds") }

@@ -5,9 +5,9 @@ public struct Timestamp: Hashable, Sendable, CustomStringConvertible {
 
     public init(epoch: Int64) { self.epoch = epoch }
 
-    /// What a build time can be: 1970 to the end of year 9999 (a tar mtime is never negative, and
-    /// RFC 3339 has four-digit years).
-    public static let valid: ClosedRange<Int64> = 0...253_402_300_799
+    /// What a build time can be: years 0001 to 9999, as RFC 3339 writes them (arithmetic on
+    /// anything beyond could overflow).
+    public static let valid: ClosedRange<Int64> = -62_135_596_800...253_402_300_799
 
     public var description: String { rfc3339 }
 

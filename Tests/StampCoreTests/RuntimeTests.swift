@@ -20,7 +20,7 @@ enum Runtime {
             if r.status == 77 { return .failure(Unavailable(reason: "runtime base images cannot be made here: \(r.err.trimmingCharacters(in: .whitespacesAndNewlines))")) }
             guard r.status == 0 else { return .failure(Unavailable(reason: "runtime_images.py exited \(r.status): \(r.err.suffix(2000))")) }
             let j = try JSONValue.parse(Array(r.out.utf8))
-            return .success(j.stringMap ?? [:])
+            return .success(j.stringMap)
         } catch {
             return .failure(Unavailable(reason: "\(error)"))
         }
