@@ -18,11 +18,25 @@ struct HTTPResult {
     func header(_ name: String) -> String? { headers.first(name: name) }
 }
 
+/// A response body past the size kept for its kind of object.
+struct BodyTooLarge: Error { let limit: Int }
+
+/// A request that did not finish within its deadline.
+struct Deadline: Error { let seconds: Int64 }
+
 /// What a request sends: nothing, bytes, or a stream re-opened for every attempt.
 enum RequestBody {
     case none
     case bytes([UInt8])
     case stream(length: Int64, open: () throws -> ByteSource)
+
+    var length: Int64? {
+        switch self {
+        case .none: return nil
+        case .bytes(let b): return Int64(b.count)
+        case .stream(let n, _): return n
+        }
+    }
 }
 
 /// Blocking HTTP over AsyncHTTPClient: stamp's pipeline is synchronous and runs on its own
@@ -46,7 +60,9 @@ final class BlockingHTTP: @unchecked Sendable {
             if let c = clients[key] { return c }
             var config = HTTPClient.Configuration()
             config.redirectConfiguration = .disallow
-            config.timeout = .init(connect: .seconds(10), read: .seconds(300))
+            // Idle: no byte for a minute ends the request (a stalled registry); the whole
+            // request has its own deadline (`send`), so a drip of bytes cannot hold it open.
+            config.timeout = .init(connect: .seconds(10), read: .seconds(60))
             config.decompression = .disabled
             config.httpVersion = .automatic
             if let proxy {
@@ -59,8 +75,11 @@ final class BlockingHTTP: @unchecked Sendable {
         }
     }
 
+    /// A request to completion. `limit`: the most bytes of a body kept in memory (a document, an
+    /// error page); more is an error (`BodyTooLarge`), never a silent cut. `seconds`: the whole
+    /// request's deadline.
     func send(method: HTTPMethod, url: String, headers: HTTPHeaders, body: RequestBody, tls: TLSConfiguration?,
-              sink: ByteSink?, limit: Int = 4 << 20) throws -> HTTPResult {
+              sink: ByteSink?, limit: Int = 4 << 20, seconds: Int64 = 120) throws -> HTTPResult {
         let client = client(for: url)
         let loop = client.eventLoopGroup.next()
         var request = try HTTPClient.Request(url: url, method: method, headers: headers, body: nil, tlsConfiguration: tls)
@@ -74,8 +93,11 @@ final class BlockingHTTP: @unchecked Sendable {
             }
         }
         let collector = Collector(sink: sink.map(UncheckedSendable.init), limit: limit)
-        let task = client.execute(request: request, delegate: collector, eventLoop: .delegate(on: loop))
-        return try task.wait()
+        let task = client.execute(request: request, delegate: collector, eventLoop: .delegate(on: loop),
+                                  deadline: .now() + .seconds(seconds))
+        do { return try task.wait() } catch let e as HTTPClientError where e == .deadlineExceeded {
+            throw Deadline(seconds: seconds)
+        }
     }
 
     private static func pump(_ writer: HTTPClient.Body.StreamWriter, _ source: UncheckedSendable<ByteSource>, _ loop: EventLoop) -> EventLoopFuture<Void> {
@@ -110,6 +132,9 @@ private final class Collector: HTTPClientResponseDelegate, @unchecked Sendable {
     func didReceiveBodyPart(task: HTTPClient.Task<HTTPResult>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         if let sink, (200..<300).contains(status) {
             do { try buffer.withUnsafeReadableBytes { try sink.value.write($0) } } catch { return task.eventLoop.makeFailedFuture(error) }
+        } else if sink == nil, (200..<300).contains(status), body.count + buffer.readableBytes > limit {
+            // A document larger than any stamp reads (an endless manifest): stop now.
+            return task.eventLoop.makeFailedFuture(BodyTooLarge(limit: limit))
         } else if body.count < limit {
             body.append(contentsOf: buffer.readableBytesView.prefix(limit - body.count))
         }

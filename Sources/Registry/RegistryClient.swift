@@ -237,7 +237,12 @@ public final class RegistryClient: @unchecked Sendable {
             let res: HTTPResult
             do {
                 try sink?.reset()
-                res = try BlockingHTTP.shared.send(method: method, url: url, headers: h, body: body, tls: host.tls, sink: sink)
+                res = try BlockingHTTP.shared.send(method: method, url: url, headers: h, body: body, tls: host.tls, sink: sink,
+                                                   seconds: Self.deadline(for: sink?.limit ?? body.length))
+            } catch let e as BodyTooLarge {
+                throw RegistryError.failed("\(what): the registry sent more than \(e.limit >> 20) MiB, the most stamp reads of a manifest or index")
+            } catch let e as Deadline {
+                throw RegistryError.failed("\(what): no complete answer within \(e.seconds) s (the registry is too slow, or stalls)")
             } catch {
                 if let tls = tlsProblem(error) {
                     if tls == "WRONG_VERSION_NUMBER" {
@@ -283,6 +288,17 @@ public final class RegistryClient: @unchecked Sendable {
             return res
         }
     }
+
+    /// A request's deadline: two minutes (`$STAMP_REGISTRY_DEADLINE` seconds), plus a second for
+    /// every 256 KiB it moves (a blob arriving slower than that is stalled, not large).
+    static func deadline(for bytes: Int64?) -> Int64 {
+        baseDeadline + max(0, bytes ?? 0) / (256 << 10)
+    }
+
+    static let baseDeadline: Int64 = {
+        if let s = ProcessInfo.processInfo.environment["STAMP_REGISTRY_DEADLINE"], let n = Int64(s), n > 0 { return n }
+        return 120
+    }()
 
     private func backoff(_ attempt: Int) -> Double { min(10, options.backoff * pow(2, Double(attempt - 1))) }
     private func format(_ s: Double) -> String { s < 1 ? "\(Int(s * 1000)) ms" : "\(Int(s.rounded())) s" }
@@ -397,7 +413,8 @@ public final class RegistryClient: @unchecked Sendable {
                     for s in scopes { form += "&scope=\(queryEscape(s))" }
                     var h = HTTPHeaders()
                     h.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-                    res = try BlockingHTTP.shared.send(method: .POST, url: realm, headers: h, body: .bytes(Array(form.utf8)), tls: host.tls, sink: nil)
+                    res = try BlockingHTTP.shared.send(method: .POST, url: realm, headers: h, body: .bytes(Array(form.utf8)), tls: host.tls, sink: nil,
+                                                       seconds: Self.baseDeadline)
                 } else {
                     var q: [String] = []
                     if let s = c.params["service"] { q.append("service=\(queryEscape(s))") }
@@ -405,10 +422,12 @@ public final class RegistryClient: @unchecked Sendable {
                     var h = HTTPHeaders()
                     if let cred { h.add(name: "Authorization", value: cred.basicHeader) }
                     res = try BlockingHTTP.shared.send(method: .GET, url: appendQuery(realm, q.joined(separator: "&")), headers: h,
-                                                       body: .none, tls: host.tls, sink: nil)
+                                                       body: .none, tls: host.tls, sink: nil, seconds: Self.baseDeadline)
                 }
             } catch {
                 if let tls = tlsProblem(error) { throw RegistryError.failed("\(what): TLS failed: \(tls)") }
+                if let e = error as? BodyTooLarge { throw RegistryError.failed("\(what): the token service sent more than \(e.limit >> 20) MiB") }
+                if let e = error as? Deadline { throw RegistryError.failed("\(what): no complete answer within \(e.seconds) s") }
                 guard attempt < options.retries else { throw RegistryError.failed("\(what): \(describe(error))") }
                 attempt += 1
                 Thread.sleep(forTimeInterval: backoff(attempt))

@@ -495,5 +495,27 @@ import OCI
                             "--max-frontend-size", "1G", "--output", dir + "/o.tar"])
         #expect(ok.status == 0, "\(ok.err)")
     }
+
+    // MARK: Registries that never finish (#10)
+
+    @Test(arguments: [("endless", "more than 4 MiB"), ("drip", "no complete answer within 5 s")])
+    func aRegistryThatNeverFinishesIsCut(_ mode: String, _ cause: String) throws {
+        let dir = try tempDir()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/hostile_registry.py"
+        let server = try Background(["python3", script, mode], log: dir + "/server.log", stdout: dir + "/port")
+        var port = 0
+        for _ in 0..<100 where port == 0 {
+            port = Int((try? String(contentsOfFile: dir + "/port", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            if port == 0 { usleep(100_000) }
+        }
+        try #require(port > 0)
+        let start = Date()
+        let r = try run(["timeout", "60", stampBin, "inspect", "docker://127.0.0.1:\(port)/ai/app:v1", "--tls-verify=false"],
+                        env: ["STAMP_REGISTRY_DEADLINE": "5"])
+        #expect(r.status != 124, "still waiting after 60 s")
+        oneLine(r, cause)
+        #expect(Date().timeIntervalSince(start) < 30, "took \(Date().timeIntervalSince(start)) s")
+        withExtendedLifetime(server) {}
+    }
 }
 

@@ -69,20 +69,6 @@ enum Runtime {
 
     static var canRun: Bool { refusal == nil }
 
-    /// A port nobody listens on (the apps use the host's network).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: a.sin_port))
-    }
-
     /// Waits until `url` answers 200 (the app is up), at most `seconds`.
     static func waitFor(_ url: String, seconds: Int = 30) -> Bool {
         for _ in 0..<(seconds * 5) {
@@ -122,7 +108,7 @@ extension RuntimeTests {
     func withContainer(_ archive: String, image: String, _ body: (String, Int) throws -> Void) throws {
         let load = try podman(["load", "-q", "-i", archive])
         try #require(load.status == 0, "podman load: \(load.err)")
-        let port = Runtime.freePort()
+        let port = freePort()
         let r = try podman(["run", "-d", "-e", "SERVER_PORT=\(port)"] + Runtime.runFlags + [image])
         try #require(r.status == 0, "podman run: \(r.err)")
         let id = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -270,7 +256,7 @@ extension RuntimeTests {
             let load = try run(docker + ["load", "-i", archive])
             try #require(load.status == 0, "docker load \(archive): \(load.err)")
             #expect(load.out.contains(image), "docker load names \(image): \(load.out)")
-            let port = Runtime.freePort()
+            let port = freePort()
             let r = try run(docker + ["run", "-d", "--network", "host", "-e", "SERVER_PORT=\(port)", image])
             try #require(r.status == 0, "docker run: \(r.err)")
             let id = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
