@@ -73,6 +73,7 @@ public enum ImageWriter {
         switch reference {
         case .ociLayout:
             if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder (oci: writes a layout folder)") }
+            if Path.exists(path + "/index.json") { _ = try existingIndex(path) }
         default:
             if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
             var st = stat()
@@ -85,6 +86,18 @@ public enum ImageWriter {
         }
         guard Path.isDirectory(parent) else { throw StampError.output("\(path): folder \(parent) does not exist") }
         guard access(parent, W_OK) == 0 else { throw StampError.output("\(path): folder \(parent) is not writable") }
+    }
+
+    /// A layout's `index.json`, which must parse: it names the layout's other images.
+    static func existingIndex(_ path: String) throws -> JSONValue {
+        let old: JSONValue
+        do { old = try JSONValue.parse(try ReadableFile(path + "/index.json").readAll(limit: 64 << 20)) } catch {
+            throw StampError.badInput("\(path)/index.json: cannot be read (\(error)); it names the layout's images, so stamp will not replace it")
+        }
+        guard old["manifests"]?.arrayValue != nil else {
+            throw StampError.badInput("\(path)/index.json: has no manifests list; it names the layout's images, so stamp will not replace it")
+        }
+        return old
     }
 
     static func ociLayoutBytes() -> [UInt8] { JSONValue.encode(.object([("imageLayoutVersion", .string("1.0.0"))])) }
@@ -148,17 +161,31 @@ public enum ImageWriter {
     }
 
     /// An OCI layout folder: new blobs written under temp names and renamed, `index.json` last.
-    /// An existing layout keeps its other images; one with the same `ref.name` is replaced.
+    /// An existing layout keeps its other images (tagged or not); one with the same `ref.name`
+    /// is replaced. Other writers are kept out for the read-merge-write of `index.json` by an
+    /// exclusive lock on `index.json.lock` (flock, as containers/image does for layouts); a
+    /// blob already there is used only when its bytes are what its name says; an `index.json`
+    /// that does not parse is an error, never replaced (it names other images).
     static func writeLayout(_ image: OutputImage, path: String, progress: ProgressLine = .off) throws {
         if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder") }
         let blobsDir = path + "/blobs/sha256"
         do { try FileManager.default.createDirectory(atPath: blobsDir, withIntermediateDirectories: true) } catch {
             throw StampError.output("\(path): cannot create the layout folder: \(error.localizedDescription)")
         }
+        let lockFD = open(path + "/index.json.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0 else { throw StampError.output("\(path)/index.json.lock: \(String(cString: strerror(errno)))") }
+        defer { close(lockFD) }
+        while flock(lockFD, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw StampError.output("\(path)/index.json.lock: \(String(cString: strerror(errno)))") }
+        }
+        let old = Path.exists(path + "/index.json") ? try existingIndex(path) : nil
         for digest in image.blobs.keys.sorted() {
             let (size, loc) = image.blobs[digest]!
             let target = blobsDir + "/" + Digest.hex(digest)
-            if let existing = try? ReadableFile(target), existing.size == size { continue }
+            if let existing = try? ReadableFile(target), existing.size == size,
+               (try? copyChecked(digest: digest, size: size, from: .file(existing, offset: 0, length: size), to: DigestingSink(nil))) != nil {
+                continue
+            }
             let tmp = try WritableFile.temporary(beside: target)
             try copyChecked(digest: digest, size: size, from: loc, to: tmp, progress: progress)
             try tmp.commit(to: target)
@@ -169,12 +196,14 @@ public enum ImageWriter {
             try f.commit(to: path + "/oci-layout")
         }
         var index = layoutIndex(image.top)
-        if let old = try? JSONValue.parse(try ReadableFile(path + "/index.json").readAll()) {
+        if let old {
             let name = image.top.annotations[AnnotationKey.refName]
             let kept = (old["manifests"]?.arrayValue ?? []).filter { j in
                 let d = Descriptor(json: j)
-                if d.digest == image.top.digest { return false }
-                return name == nil ? d.annotations[AnnotationKey.refName] != nil : d.annotations[AnnotationKey.refName] != name
+                let dn = d.annotations[AnnotationKey.refName]
+                // A tag moves to the new image; an untagged image replaces only its own entry.
+                if let name { return dn != name }
+                return !(dn == nil && d.digest == image.top.digest)
             }
             index = old
             index["manifests"] = .array(kept + [image.top.json])

@@ -517,5 +517,52 @@ import OCI
         #expect(Date().timeIntervalSince(start) < 30, "took \(Date().timeIntervalSince(start)) s")
         withExtendedLifetime(server) {}
     }
+
+    // MARK: Shared OCI layout folders (#15)
+
+    @Test func concurrentBuildsIntoOneLayoutKeepEveryTag() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let pids = try (1...4).map { i in
+            try spawn([stampBin, "build", "--base", base, "--version", "v\(i)", "--output", "oci:\(dir)/layout:t\(i)"],
+                      env: ["STAMP_CACHE_DIR": testCacheDir], stderr: dir + "/err\(i)")
+        }
+        for p in pids { #expect(exitStatus(p) == 0) }
+        let names = Set((try readJSON(dir + "/layout/index.json"))["manifests"]!.arrayValue!.compactMap {
+            Descriptor(json: $0).annotations[AnnotationKey.refName]
+        })
+        #expect(names == ["t1", "t2", "t3", "t4"], "\(names)")
+        #expect(try stamp(["verify", "oci:\(dir)/layout:t3"]).status == 0)
+    }
+
+    @Test func untaggedImagesShareALayoutAndADamagedIndexIsNeverReplaced() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        for v in ["v1", "v2"] {
+            #expect(try stamp(["build", "--base", base, "--version", v, "--output", "oci:\(dir)/layout"]).status == 0)
+        }
+        #expect((try readJSON(dir + "/layout/index.json"))["manifests"]?.arrayValue?.count == 2, "an untagged build keeps the other untagged image")
+        try "{ not json".write(toFile: dir + "/layout/index.json", atomically: false, encoding: .utf8)
+        let r = try stamp(["build", "--base", base, "--version", "v3", "--output", "oci:\(dir)/layout"])
+        oneLine(r, "stamp will not replace it")
+        #expect(try String(contentsOfFile: dir + "/layout/index.json", encoding: .utf8) == "{ not json")
+    }
+
+    @Test func aBlobOfTheRightSizeButWrongBytesIsRewritten() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        #expect(try stamp(["build", "--base", base, "--version", "v1", "--output", "oci:\(dir)/layout:a"]).status == 0)
+        // Damage every blob in place, keeping its size.
+        let blobs = dir + "/layout/blobs/sha256"
+        for name in listing(blobs) {
+            var b = try bytes(blobs + "/" + name)
+            b[b.count / 2] ^= 0xff
+            try Data(b).write(to: URL(fileURLWithPath: blobs + "/" + name))
+        }
+        #expect(try stamp(["verify", "--integrity-only", "oci:\(dir)/layout:a"]).status == 1)
+        #expect(try stamp(["build", "--base", base, "--version", "v1", "--output", "oci:\(dir)/layout:a"]).status == 0)
+        let v = try stamp(["verify", "oci:\(dir)/layout:a"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+    }
 }
 
