@@ -256,6 +256,12 @@ public final class PendingFiles: @unchecked Sendable {
     func add(_ p: String) { pthread_mutex_lock(&lock); paths.insert(p); pthread_mutex_unlock(&lock) }
     func remove(_ p: String) { pthread_mutex_lock(&lock); paths.remove(p); pthread_mutex_unlock(&lock) }
 
+    /// From a crash handler: unlinks what it can without taking the lock (the crashed thread may
+    /// hold it; a torn read of the set is better than a hang).
+    public func unlinkAllUnlocked() {
+        for p in paths { unlink(p) }
+    }
+
     /// Unlinks every pending file and removes every pending folder; called when the process is
     /// interrupted.
     public func removeAll() {

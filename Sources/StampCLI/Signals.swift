@@ -23,6 +23,27 @@ public enum InterruptCleanup {
     }
 }
 
+/// A crash (a trap, a bad access) ends the run with one line on stderr and exit 70, after its
+/// temporary files are removed, instead of a runtime backtrace (`STAMP_BACKTRACE=1` keeps the
+/// runtime's, for a developer). Only async-signal-safe calls run in the handler.
+public enum CrashReport {
+    nonisolated(unsafe) private static var message: [UInt8] = []
+
+    public static func install() {
+        if let v = getenv("STAMP_BACKTRACE"), String(cString: v) == "1" { return }
+        message = Array("stamp: internal error (a crash; please report it with the command that caused it)\n".utf8)
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { sig in
+            CrashReport.message.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+            PendingFiles.shared.unlinkAllUnlocked()
+            _exit(70)
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = Int32(bitPattern: UInt32(truncatingIfNeeded: SA_RESETHAND))
+        for sig in [SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE] { sigaction(sig, &action, nil) }
+    }
+}
+
 /// glibc's malloc keeps an arena per thread that allocates at the same time as another; each
 /// keeps what its thread freed. A build's worker threads (layer readers, compressors, the copy)
 /// then hold 4-8 MB more at their peak than two arenas do, for no speed. `stamp assets hash`,

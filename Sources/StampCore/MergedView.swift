@@ -56,14 +56,17 @@ public final class MergedView {
                              progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "",
                              archive: ArchiveInProgress? = nil, budget: CaptureBudget = CaptureBudget()) throws -> MergedView {
         let results = parallelMap(count: layers.count) { i -> Result<LayerChanges, Error> in
-            if let hit = cache?.load(layers[i].digest, filter: filter, layer: i) {
+            // Keyed by the media type too: a blob read (and its compression checked) under one
+            // type says nothing of another manifest's claim for it.
+            let key = filter + "\nmedia " + layers[i].mediaType
+            if let hit = cache?.load(layers[i].digest, filter: key, layer: i) {
                 progress.add(Int(layers[i].size))
                 return .success(hit)
             }
             return Result {
                 let c = try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
                                       progress: progress, archive: archive, budget: budget)
-                cache?.store(c, layers[i].digest, filter: filter)
+                cache?.store(c, layers[i].digest, filter: key)
                 return c
             }
         }

@@ -6,4 +6,5 @@ import Glibc
 // Non-ASCII names must reach libarchive as UTF-8 (it reads the locale).
 _ = setlocale(LC_CTYPE, "C.UTF-8")
 InterruptCleanup.install()
+CrashReport.install()
 StampCommand.main()

@@ -564,5 +564,25 @@ import OCI
         let v = try stamp(["verify", "oci:\(dir)/layout:a"])
         #expect(v.status == 0, "\(v.out)\(v.err)")
     }
+
+    /// A crash ends the run with one line and exit 70, not a runtime backtrace (a SIGSEGV is
+    /// sent to a stamp waiting on a registry that drips).
+    @Test func aCrashIsOneLine() throws {
+        let dir = try tempDir()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/hostile_registry.py"
+        let server = try Background(["python3", script, "drip"], log: dir + "/server.log", stdout: dir + "/port")
+        var port = 0
+        for _ in 0..<100 where port == 0 {
+            port = Int((try? String(contentsOfFile: dir + "/port", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            if port == 0 { usleep(100_000) }
+        }
+        let pid = try spawn([stampBin, "inspect", "docker://127.0.0.1:\(port)/ai/app:v1", "--tls-verify=false"], stderr: dir + "/err")
+        usleep(1_500_000)
+        kill(pid, SIGSEGV)
+        #expect(exitStatus(pid) == 70)
+        let err = try String(contentsOfFile: dir + "/err", encoding: .utf8)
+        #expect(err == "stamp: internal error (a crash; please report it with the command that caused it)\n", "\(err)")
+        withExtendedLifetime(server) {}
+    }
 }
 
