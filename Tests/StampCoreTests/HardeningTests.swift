@@ -233,33 +233,16 @@ import OCI
 
     /// A docker-archive base: layer 0 has /bin/sh and /bin/curl; `kind` adds the hostile part.
     static let hostileTree = #"""
-    import io, json, hashlib, sys, tarfile
+    import sys
+    from image_kit import layer, docker_archive, F, L
     out, kind = sys.argv[1], sys.argv[2]
-    def tar(entries):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-            for name, kind_, data in entries:
-                t = tarfile.TarInfo(name); t.type = kind_; t.mode = 0o755
-                if kind_ == tarfile.SYMTYPE: t.linkname = data; data = None
-                if data is not None: t.size = len(data)
-                tf.addfile(t, io.BytesIO(data) if data is not None else None)
-        return buf.getvalue()
-    F, L = tarfile.REGTYPE, tarfile.SYMTYPE
-    layers = [tar([("bin/sh", F, b"#!"), ("bin/curl", F, b"x")])]
+    layers = [layer([("bin/sh", F, b"#!"), ("bin/curl", F, b"x")])]
     if kind == "deep-symlink":
-        layers.append(tar([("a/" * 100000 + "link", L, "x")]))
+        layers.append(layer([("a/" * 100000 + "link", L, "x")]))
     elif kind == "whiteouts":
-        layers.append(tar([("s/%05d" % i, L, "t") for i in range(30000)]))
-        layers.append(tar([("s/.wh.%05d" % i, F, b"") for i in range(30000)]))
-    ids = ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
-                      "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
-    with tarfile.open(out, "w") as o:
-        def put(name, data):
-            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
-        for i, l in enumerate(layers): put("l%d.tar" % i, l)
-        put("config.json", cfg)
-        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/x:1"], "Layers": ["l%d.tar" % i for i in range(len(layers))]}]).encode())
+        layers.append(layer([("s/%05d" % i, L, "t") for i in range(30000)]))
+        layers.append(layer([("s/.wh.%05d" % i, F, b"") for i in range(30000)]))
+    docker_archive(out, layers, {"config": {"Env": ["PATH=/bin"]}})
     """#
 
     /// Builds with a 30 s limit under GNU time; returns the result and the peak RSS in KB.
@@ -274,7 +257,7 @@ import OCI
 
     @Test func aHundredThousandDeepNameIsRefusedCheaply() throws {
         let dir = try tempDir()
-        #expect(try run(["python3", "-c", Self.hostileTree, dir + "/base.tar", "deep-symlink"]).status == 0)
+        #expect(try python(Self.hostileTree, [dir + "/base.tar", "deep-symlink"]).status == 0)
         let (r, peak) = try timedBuild(dir + "/base.tar", dir + "/o.tar")
         oneLine(r, "longer than 4096")
         #expect(peak < 150_000, "peak RSS \(peak) KB")
@@ -283,7 +266,7 @@ import OCI
 
     @Test func thirtyThousandWhiteoutsOverSymlinksMergeInLinearTime() throws {
         let dir = try tempDir()
-        #expect(try run(["python3", "-c", Self.hostileTree, dir + "/base.tar", "whiteouts"]).status == 0)
+        #expect(try python(Self.hostileTree, [dir + "/base.tar", "whiteouts"]).status == 0)
         let start = Date()
         let (r, peak) = try timedBuild(dir + "/base.tar", dir + "/o.tar")
         #expect(r.status == 0, "\(r.err)")
@@ -414,30 +397,18 @@ import OCI
     /// A stamped-looking image whose top layer holds 5,000 files of 64 KB (320 MB, a few MB
     /// gzipped) before its version.json.
     static let wideTopLayer = #"""
-    import gzip, io, json, hashlib, sys, tarfile
-    out = sys.argv[1]
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tf:
-        zero = bytes(65536)
-        for i in range(5000):
-            t = tarfile.TarInfo("app/a/%05d.txt" % i); t.size = len(zero); tf.addfile(t, io.BytesIO(zero))
-        doc = json.dumps({"version": "v1", "created": "2025-04-05T00:00:00Z"}).encode()
-        t = tarfile.TarInfo("app/version.json"); t.size = len(doc); tf.addfile(t, io.BytesIO(doc))
-    layer = raw.getvalue()
-    gz = gzip.compress(layer, compresslevel=1, mtime=0)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "created": "2025-04-05T00:00:00Z",
-                      "config": {"Labels": {"org.opencontainers.image.version": "v1", "dev.stamp.version-json": "/app/version.json"}},
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
-    with tarfile.open(out, "w") as o:
-        def put(name, data):
-            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
-        put("layer.tar.gz", gz); put("config.json", cfg)
-        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/w:1"], "Layers": ["layer.tar.gz"]}]).encode())
+    import gzip, json, sys
+    from image_kit import layer, docker_archive, F
+    doc = json.dumps({"version": "v1", "created": "2025-04-05T00:00:00Z"}).encode()
+    top = layer([("app/a/%05d.txt" % i, F, bytes(65536)) for i in range(5000)] + [("app/version.json", F, doc)])
+    docker_archive(sys.argv[1], [gzip.compress(top, compresslevel=1, mtime=0)],
+                   {"created": "2025-04-05T00:00:00Z",
+                    "config": {"Labels": {"org.opencontainers.image.version": "v1", "dev.stamp.version-json": "/app/version.json"}}})
     """#
 
     @Test func verifyAndInspectKeepLittleOfAWideTopLayer() throws {
         let dir = try tempDir()
-        let made = try run(["python3", "-c", Self.wideTopLayer, dir + "/wide.tar"])
+        let made = try python(Self.wideTopLayer, [dir + "/wide.tar"])
         try #require(made.status == 0, "\(made.err)")
         for args in [["verify", dir + "/wide.tar"], ["inspect", dir + "/wide.tar"]] {
             let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin] + args)
@@ -455,31 +426,20 @@ import OCI
     /// Three 40 MB script files of zeros, one per layer (a few hundred KB gzipped), under the
     /// anything-llm frontend folder.
     static let frontendBomb = #"""
-    import gzip, io, json, hashlib, sys, tarfile
-    out = sys.argv[1]
-    layers, ids = [], []
+    import gzip, sys
+    from image_kit import layer, docker_archive, F
+    layers = []
     for i in range(3):
-        raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w") as tf:
-            data = bytes(40 << 20)
-            t = tarfile.TarInfo("app/server/public/bomb-%d.js" % i); t.size = len(data); tf.addfile(t, io.BytesIO(data))
-            if i == 0:
-                t = tarfile.TarInfo("app/server/public/index.html"); page = b"<script src=bomb-0.js></script>"; t.size = len(page)
-                tf.addfile(t, io.BytesIO(page))
-        ids.append("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
-        layers.append(gzip.compress(raw.getvalue(), compresslevel=1, mtime=0))
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
-    with tarfile.open(out, "w") as o:
-        def put(name, data):
-            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
-        for i, l in enumerate(layers): put("l%d.tar.gz" % i, l)
-        put("config.json", cfg)
-        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/b:1"], "Layers": ["l%d.tar.gz" % i for i in range(3)]}]).encode())
+        files = [("app/server/public/bomb-%d.js" % i, F, bytes(40 << 20))]
+        if i == 0:
+            files.append(("app/server/public/index.html", F, b"<script src=bomb-0.js></script>"))
+        layers.append(gzip.compress(layer(files), compresslevel=1, mtime=0))
+    docker_archive(sys.argv[1], layers, {})
     """#
 
     @Test func aFrontendThatInflatesPastTheLimitIsRefused() throws {
         let dir = try tempDir()
-        let made = try run(["python3", "-c", Self.frontendBomb, dir + "/bomb.tar"])
+        let made = try python(Self.frontendBomb, [dir + "/bomb.tar"])
         try #require(made.status == 0, "\(made.err)")
         let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/bomb.tar", "--version", "v1",
                          "--no-healthcheck", "--hash-assets", "--max-frontend-size", "64M", "--output", dir + "/o.tar"],
@@ -588,35 +548,25 @@ import OCI
     /// A frontend file stored as a hard link (to a file earlier in its layer) is hashed as that
     /// file, not dropped; a NUL in a frontend name is refused, never written truncated.
     static let linkedFrontend = #"""
-    import io, json, hashlib, sys, tarfile
+    import sys
+    from image_kit import layer, docker_archive, F, H
     out, kind = sys.argv[1], sys.argv[2]
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        def put(name, data, link=None):
-            t = tarfile.TarInfo(name)
-            if link: t.type = tarfile.LNKTYPE; t.linkname = link; tf.addfile(t)
-            else: t.size = len(data); tf.addfile(t, io.BytesIO(data))
-        put("bin/sh", b"#!"); put("bin/curl", b"x")
-        put("app/server/public/index.html", b'<script src="a.js"></script><script src="b.js"></script>')
-        put("app/server/public/b.js", b"console.log('b')")
-        if kind == "hardlink": put("app/server/public/a.js", None, link="app/server/public/b.js")
-        else:
-            t = tarfile.TarInfo("app/server/public/ax.js"); t.size = 3
-            t.pax_headers = {"path": "app/server/public/a\0x.js"}  # only a pax record can hold the NUL
-            tf.addfile(t, io.BytesIO(b"nul"))
-    layer = raw.getvalue()
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
-                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
-    with tarfile.open(out, "w") as o:
-        def put2(name, data):
-            t = tarfile.TarInfo(name); t.size = len(data); o.addfile(t, io.BytesIO(data))
-        put2("l.tar", layer); put2("config.json", cfg)
-        put2("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/l:1"], "Layers": ["l.tar"]}]).encode())
+    files = [("bin/sh", F, b"#!"), ("bin/curl", F, b"x"),
+             ("app/server/public/index.html", F, b'<script src="a.js"></script><script src="b.js"></script>'),
+             ("app/server/public/b.js", F, b"console.log('b')")]
+    pax = {}
+    if kind == "hardlink":
+        files.append(("app/server/public/a.js", H, "app/server/public/b.js"))
+    else:
+        # Only a pax record can hold the NUL.
+        files.append(("app/server/public/ax.js", F, b"nul"))
+        pax = {"app/server/public/ax.js": {"path": "app/server/public/a\0x.js"}}
+    docker_archive(out, [layer(files, pax=pax)], {"config": {"Env": ["PATH=/bin"]}})
     """#
 
     @Test func aHardLinkedFrontendFileIsHashedAsItsTarget() throws {
         let dir = try tempDir()
-        let made = try run(["python3", "-c", Self.linkedFrontend, dir + "/base.tar", "hardlink"])
+        let made = try python(Self.linkedFrontend, [dir + "/base.tar", "hardlink"])
         try #require(made.status == 0, "\(made.err)")
         let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output", dir + "/o.tar", "--json"])
         #expect(r.status == 0, "\(r.err)")
@@ -630,7 +580,7 @@ import OCI
 
     @Test func aNULInAFrontendNameIsRefused() throws {
         let dir = try tempDir()
-        let made = try run(["python3", "-c", Self.linkedFrontend, dir + "/base.tar", "nul"])
+        let made = try python(Self.linkedFrontend, [dir + "/base.tar", "nul"])
         try #require(made.status == 0, "\(made.err)")
         let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output", dir + "/o.tar"])
         oneLine(r, "holds a NUL byte")

@@ -205,36 +205,17 @@ import OCI
 /// owner, a mode and extended attributes of their own (pax `SCHILY.xattr`), on a cold build and
 /// on one that takes the base from the scan cache.
 @Suite struct ParentFolderTests {
-    static let makeBase = """
-    import io, json, hashlib, sys, tarfile
-    def tar(entries):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-            for name, kind, mode, uid, pax, data in entries:
-                t = tarfile.TarInfo(name); t.type = kind; t.mode = mode; t.uid = t.gid = uid; t.mtime = 1700000000
-                t.pax_headers = pax
-                if kind == L: t.linkname = data; data = None
-                if data is not None: t.size = len(data)
-                tf.addfile(t, io.BytesIO(data) if data is not None else None)
-        return buf.getvalue()
-    D, F, L = tarfile.DIRTYPE, tarfile.REGTYPE, tarfile.SYMTYPE
-    l1 = tar([("bin", D, 0o755, 0, {}, None), ("bin/sh", F, 0o755, 0, {}, b"#!"), ("bin/curl", F, 0o755, 0, {}, b"x"),
-              ("app", D, 0o755, 0, {}, None)])
-    l2 = tar([("app", D, 0o2770, 1000, {"SCHILY.xattr.user.note": "team ai"}, None),
-              ("app/server", D, 0o750, 1001, {}, None), ("app/server/public", D, 0o755, 1001, {}, None),
-              ("app/server/public/index.html", F, 0o644, 1001, {}, b"<html></html>"),
-              ("srv", L, 0o777, 0, {}, "app/server")])
-    layers = [l1, l2]
-    ids = ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
-                      "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
-    with tarfile.open(sys.argv[1], "w") as out:
-        def put(name, data):
-            t = tarfile.TarInfo(name); t.size = len(data); out.addfile(t, io.BytesIO(data))
-        for i, l in enumerate(layers): put("l%d.tar" % i, l)
-        put("config.json", cfg)
-        put("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t/base:1"], "Layers": ["l0.tar", "l1.tar"]}]).encode())
-    """
+    static let makeBase = #"""
+    import sys
+    from image_kit import layer, docker_archive, D, F, L
+    l1 = layer([("bin", D, None), ("bin/sh", F, b"#!"), ("bin/curl", F, b"x"), ("app", D, None)])
+    l2 = layer([("app", D, None), ("app/server", D, None), ("app/server/public", D, None),
+                ("app/server/public/index.html", F, b"<html></html>"), ("srv", L, "app/server")],
+               owners={"app": (0o2770, 1000), "app/server": (0o750, 1001), "app/server/public": (0o755, 1001),
+                       "app/server/public/index.html": (0o644, 1001)},
+               pax={"app": {"SCHILY.xattr.user.note": "team ai"}})
+    docker_archive(sys.argv[1], [l1, l2], {"config": {"Env": ["PATH=/bin"]}}, tag="t/base:1")
+    """#
 
     static let listLayer = """
     import sys, tarfile, json
@@ -245,7 +226,7 @@ import OCI
 
     @Test func parentsCarryOwnerModeAndXattrsFromTheMergedBase() throws {
         let dir = try tempDir()
-        #expect(try run(["python3", "-c", Self.makeBase, dir + "/base.tar"]).status == 0)
+        #expect(try python(Self.makeBase, [dir + "/base.tar"]).status == 0)
         var seen: [[String]] = []
         for round in 0..<2 {
             let out = dir + "/o\(round).tar"
@@ -279,7 +260,7 @@ import OCI
     /// A stamp path under a folder the base has as a symlink would replace the link: refused.
     @Test func aSymlinkParentIsRefusedWithOneLine() throws {
         let dir = try tempDir()
-        #expect(try run(["python3", "-c", Self.makeBase, dir + "/base.tar"]).status == 0)
+        #expect(try python(Self.makeBase, [dir + "/base.tar"]).status == 0)
         let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--output", dir + "/o.tar", "--version", "v1",
                            "--version-file", "/srv/version.txt"])
         #expect(r.status != 0)

@@ -156,3 +156,9 @@ func firstLayerPath(_ dir: String) throws -> String {
     let layer = Descriptor(json: manifest["layers"]!.arrayValue![0])
     return dir + "/blobs/sha256/" + Digest.hex(layer.digest)
 }
+
+/// Runs a Python program given as text, with `Fixtures/` (image_kit.py) importable.
+func python(_ code: String, _ args: [String]) throws -> RunResult {
+    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures"
+    return try run(["python3", "-c", code] + args, env: ["PYTHONPATH": fixtures])
+}
