@@ -27,6 +27,28 @@ public final class AssetSpool: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// Appends what `produce` emits, piece by piece (a file streamed out of a layer, never whole
+    /// in memory); returns where it is, with its digests. Other appends wait meanwhile.
+    public func append(streaming produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> AssetFile.OnDisk {
+        let d = ContentDigester()
+        lock.lock()
+        defer { lock.unlock() }
+        let at = end
+        var written: Int64 = 0
+        try produce { piece in
+            d.update(piece)
+            if let e = FileDescriptor.writeAll(fd, piece, at: at + written) {
+                throw AssetError.invalid("temp file: \(FileDescriptor.describe(e))")
+            }
+            written += Int64(piece.count)
+        }
+        end += written
+        var o = d.onDisk(source: path)
+        o.offset = at
+        o.spool = self
+        return o
+    }
+
     /// Appends `bytes`; returns where they are, with their digests.
     public func append(_ bytes: [UInt8]) throws -> AssetFile.OnDisk {
         let d = ContentDigester()

@@ -83,6 +83,11 @@ public enum AssetStage {
                 let rel = String(p.dropFirst(root.count + 1))
                 if !skip.contains(rel) { inputs.append(AssetFile(path: rel, bytes: bytes)) }
             }
+            // Binaries the scan spooled to disk.
+            for (p, d) in view.digests where p.hasPrefix(root + "/") {
+                let rel = String(p.dropFirst(root.count + 1))
+                if !skip.contains(rel) { inputs.append(AssetFile(path: rel, onDisk: d)) }
+            }
             guard !inputs.isEmpty else { throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files") }
         }
         var extras: [AssetFile] = []
@@ -98,7 +103,8 @@ public enum AssetStage {
         }
         // The image's own files, to leave out of the layer those that come out unchanged (a
         // local build replaces the folder, so there is nothing to compare with).
-        let original = a.localFolder != nil ? [:] : Dictionary(inputs.map { ($0.path, $0.bytes) }, uniquingKeysWith: { a, _ in a })
+        let original = a.localFolder != nil ? [:] : Dictionary(inputs.map { ($0.path, $0.onDisk?.sha256 ?? Digester.hex($0.bytes)) },
+                                                               uniquingKeysWith: { a, _ in a })
         var result: AssetResult
         if a.localFolder != nil {
             result = try (local ?? hashLocal(a, publicVersion: publicVersion, extras: extras)).get()
@@ -129,7 +135,7 @@ public enum AssetStage {
         let newToOld = Dictionary(result.renames.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         for f in result.files {
             let old = newToOld[f.path]
-            let unchanged = a.localFolder == nil && old == f.path && original[f.path].map { Digester.hex($0) == f.sha256Hex } == true
+            let unchanged = a.localFolder == nil && old == f.path && original[f.path] == f.sha256Hex
             if unchanged { continue }
             // A replaced file keeps its owner and mode.
             let was = old.flatMap { view.entries[root + "/" + $0] }

@@ -54,7 +54,8 @@ public final class MergedView {
                              capture: @escaping @Sendable (String) -> Bool = { _ in false },
                              digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
                              progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "",
-                             archive: ArchiveInProgress? = nil, budget: CaptureBudget = CaptureBudget()) throws -> MergedView {
+                             archive: ArchiveInProgress? = nil, budget: CaptureBudget = CaptureBudget(),
+                             spool: Bool = false) throws -> MergedView {
         let results = parallelMap(count: layers.count) { i -> Result<LayerChanges, Error> in
             // Keyed by the media type too: a blob read (and its compression checked) under one
             // type says nothing of another manifest's claim for it.
@@ -65,7 +66,7 @@ public final class MergedView {
             }
             return Result {
                 let c = try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
-                                      progress: progress, archive: archive, budget: budget)
+                                      progress: progress, archive: archive, budget: budget, spool: spool)
                 cache?.store(c, layers[i].digest, filter: key)
                 return c
             }
@@ -98,13 +99,13 @@ public final class MergedView {
 
     private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
                                   capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine,
-                                  archive: ArchiveInProgress? = nil, budget: CaptureBudget) throws -> LayerChanges {
+                                  archive: ArchiveInProgress? = nil, budget: CaptureBudget, spool: Bool) throws -> LayerChanges {
         let loc = try store.require(l)
         guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
         let claimed = archive?.claim(l.digest)
         do {
             let changes = try readLayer(l, at: loc, index: i, keep: keep, capture: capture, digestOnly: digestOnly, progress: progress,
-                                        tee: claimed, budget: budget)
+                                        tee: claimed, budget: budget, spool: spool)
             claimed?.finish(nil)
             return changes
         } catch {
@@ -114,7 +115,8 @@ public final class MergedView {
     }
 
     private static func readLayer(_ l: Descriptor, at loc: BlobLocation, index i: Int, keep: (String) -> Bool, capture: (String) -> Bool,
-                                  digestOnly: (String) -> Bool, progress: ProgressLine, tee: ByteSink?, budget: CaptureBudget) throws -> LayerChanges {
+                                  digestOnly: (String) -> Bool, progress: ProgressLine, tee: ByteSink?, budget: CaptureBudget,
+                                  spool: Bool) throws -> LayerChanges {
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
         // not as whatever the decompressor makes of it. `tee` gets its bytes as they pass.
         var blob: ByteSource = try loc.open()
@@ -126,7 +128,8 @@ public final class MergedView {
         do {
             // A large layer is inflated on a second thread while this one parses the tar.
             reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)", pipelined: l.size > pipelineThreshold)
-            try readEntries(reader!, l, i, keep, capture, digestOnly, &changes, budget: budget)
+            try readEntries(reader!, l, i, keep, capture, digestOnly, &changes, budget: budget,
+                            spool: spool ? { try AssetSpool() } : nil)
             // What `stamp verify` reports of an image, a build refuses in its base.
             if let declared = MediaType.layerCompression(l.mediaType), let found = reader!.detectedCompression, found != declared {
                 throw StampError.badInput("layer \(l.digest): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
@@ -144,7 +147,10 @@ public final class MergedView {
 
     static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
                             _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges,
-                            budget: CaptureBudget = CaptureBudget()) throws {
+                            budget: CaptureBudget = CaptureBudget(), spool makeSpool: (() throws -> AssetSpool)? = nil) throws {
+        // `digestOnly` files go to a spool of this layer's when there is one (their bytes are
+        // needed later, not in memory), else only their digests are kept.
+        var spool: AssetSpool?
         while let e = try reader.next() {
             guard !e.path.utf8.contains(0) else {
                 throw StampError.badInput("layer \(l.digest): an entry name holds a NUL byte: \(String(reflecting: e.path))")
@@ -175,7 +181,14 @@ public final class MergedView {
             changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i, uid: e.uid, gid: e.gid,
                                            xattrs: e.type == .directory ? e.xattrs : [])))
             if e.type == .file, capture(p) {
-                if digestOnly(p) {
+                if digestOnly(p), let makeSpool, e.size >= AssetTree.largeFile {
+                    // Small ones stay in memory (and in the scan cache) like text files.
+                    try budget.take(max(0, e.size), what: "layer \(l.digest): /\(p)")
+                    if spool == nil { spool = try makeSpool() }
+                    changes.digests[p] = try spool!.append { emit in
+                        try withoutActuallyEscaping(emit) { try reader.readData(into: EmitSink($0)) }
+                    }
+                } else if digestOnly(p), makeSpool == nil {
                     let sink = DigesterSink()
                     try reader.readData(into: sink)
                     changes.digests[p] = sink.digester.onDisk(source: "/" + p)
@@ -297,6 +310,13 @@ public final class CaptureBudget: Sendable {
             throw StampError.badInput("\(what): the frontend inflates to more than \(limit >> 20) MiB (a decompression bomb?); --max-frontend-size raises the limit")
         }
     }
+}
+
+/// Hands what passes to a closure (a spool's append).
+final class EmitSink: ByteSink {
+    let emit: (UnsafeRawBufferPointer) throws -> Void
+    init(_ emit: @escaping (UnsafeRawBufferPointer) throws -> Void) { self.emit = emit }
+    func write(_ buffer: UnsafeRawBufferPointer) throws { try emit(buffer) }
 }
 
 /// Feeds a `ContentDigester` with what passes (a file whose bytes are not kept).

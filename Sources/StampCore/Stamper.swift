@@ -275,9 +275,11 @@ public enum Stamper {
         let filter = ["bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
                       "capture " + AssetStage.captureKey(plan.assets), "folders " + folders.sorted().joined(separator: ":"),
                       "added " + added.joined(separator: ":")].joined(separator: "\n")
-        return try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, progress: progress,
+        // The frontend's images, fonts and other binaries go to a spool on disk, not to memory.
+        let binary: @Sendable (String) -> Bool = { p in (root.map { p.hasPrefix($0 + "/") } ?? false) && AssetKind.of(p) == .binary }
+        return try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, digestOnly: binary, progress: progress,
                                     cache: cache, filter: filter, archive: archive,
-                                    budget: CaptureBudget(limit: plan.assets?.maxBytes ?? AssetPlan.defaultMaxBytes))
+                                    budget: CaptureBudget(limit: plan.assets?.maxBytes ?? AssetPlan.defaultMaxBytes), spool: true)
     }
 
     /// The folders above every path the stamp layer may write (version files, health script,

@@ -428,14 +428,29 @@ import OCI
     static let frontendBomb = #"""
     import gzip, sys
     from image_kit import layer, docker_archive, F
+    ext = sys.argv[2] if len(sys.argv) > 2 else "js"
     layers = []
     for i in range(3):
-        files = [("app/server/public/bomb-%d.js" % i, F, bytes(40 << 20))]
+        files = [("app/server/public/bomb-%d.%s" % (i, ext), F, bytes(40 << 20))]
         if i == 0:
-            files.append(("app/server/public/index.html", F, b"<script src=bomb-0.js></script>"))
+            files.append(("app/server/public/index.html", F, ("<script src=bomb-0.%s></script>" % ext).encode()))
         layers.append(gzip.compress(layer(files), compresslevel=1, mtime=0))
     docker_archive(sys.argv[1], layers, {})
     """#
+
+    /// The same size in images: spooled to disk as the layers are read, not held in memory.
+    @Test func largeFrontendBinariesAreSpooledNotHeld() throws {
+        let dir = try tempDir()
+        let made = try python(Self.frontendBomb, [dir + "/big.tar", "png"])
+        try #require(made.status == 0, "\(made.err)")
+        let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/big.tar", "--version", "v1",
+                         "--no-healthcheck", "--hash-assets", "--output", dir + "/o.tar"], env: ["STAMP_CACHE_DIR": testCacheDir])
+        let peak = Int(r.err.split(separator: "\n").last ?? "") ?? .max
+        #expect(r.status == 0, "\(r.err)")
+        #expect(peak < 80_000, "peak RSS \(peak) KB for 120 MB of images")
+        let v = try stamp(["verify", dir + "/o.tar"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+    }
 
     @Test func aFrontendThatInflatesPastTheLimitIsRefused() throws {
         let dir = try tempDir()
