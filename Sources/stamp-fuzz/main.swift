@@ -178,7 +178,7 @@ for target in targets {
         // build on a busy machine: 20 times that); quadratic does not.
         if Date().timeIntervalSince(start) > 2 + Double(input.count) * slow / 1_000_000 {
             let path = "\(outDir)/slow-\(target)"
-            FileManager.default.createFile(atPath: path, contents: Data(input))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(input))
             FileHandle.standardError.write(Data("stamp-fuzz: \(target): an input of \(input.count) bytes took \(Date().timeIntervalSince(start)) s; it is in \(path)\n".utf8))
             exit(1)
         }
