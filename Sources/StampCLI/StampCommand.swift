@@ -16,6 +16,10 @@ public struct StampCommand: ParsableCommand {
         docker-archive:TAR, docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry), or a plain path \
         whose kind is detected.
 
+        Exit status: 0 done; 1 `verify` or `assets verify` found something; 2 bad input or a \
+        failure (one line on stderr says which); 3 `--locked` and the base moved; 64 a usage \
+        error in the command line; 70 an internal error.
+
         Example:
           stamp sample --output base.tar
           stamp build --base oci-archive:base.tar --version v2.1-canary --output out.tar --tag v2.1-canary
@@ -32,6 +36,7 @@ public struct StampCommand: ParsableCommand {
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch {
         printError("stamp: error: \(error)")
+        if case StampError.moved = error { throw ExitCode(3) }
         throw ExitCode(2)
     }
 }

@@ -38,6 +38,8 @@ struct VerifyCommand: ParsableCommand {
                                                                    showsProgress: ProgressLine.stderrIsTerminal))
         if json {
             printOut(JSONValue.encodeString(report.json))
+        } else if let failure = report.failure {
+            printError("stamp: error: \(failure)")
         } else {
             for f in report.findings { printOut(f) }
             if report.ok {
@@ -47,6 +49,7 @@ struct VerifyCommand: ParsableCommand {
                 printError("\(report.findings.count) finding(s) in \(report.reference)")
             }
         }
+        if report.failure != nil { throw ExitCode(2) }
         if !report.ok { throw ExitCode(1) }
     }
 }

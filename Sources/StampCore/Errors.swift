@@ -8,10 +8,12 @@ public enum StampError: Error, Equatable, CustomStringConvertible {
     case missingBlob(String, in: String)
     case unknownMediaType(String, in: String)
     case output(String)
+    /// `--locked`: the base is not the one the lock file names (exit status 3).
+    case moved(String)
 
     public var description: String {
         switch self {
-        case .usage(let m), .badInput(let m), .output(let m): return m
+        case .usage(let m), .badInput(let m), .output(let m), .moved(let m): return m
         case let .digestMismatch(what, e, f): return "\(what): digest mismatch: expected \(e), found \(f)"
         case let .sizeMismatch(what, e, f): return "\(what): size mismatch: expected \(e) bytes, found \(f)"
         case let .missingBlob(d, src): return "\(src): missing blob \(d)"

@@ -76,7 +76,7 @@ public enum Stamper {
             if let r = plan.base.registry {
                 let now = try client.manifestDigest(r)
                 guard now == lock.base.digest else {
-                    throw StampError.badInput("--locked: \(r) moved: locked at \(lock.base.digest), now \(now ?? "gone")")
+                    throw StampError.moved("--locked: \(r) moved: locked at \(lock.base.digest), now \(now ?? "gone")")
                 }
                 // Build from exactly the locked digest, whatever the tag does meanwhile.
                 baseReference = .registry(r.with(tag: r.tag, digest: lock.base.digest))
@@ -84,7 +84,7 @@ public enum Stamper {
         }
         let base = try ImageSource.open(baseReference, registry: client)
         if let lockedDigest, base.digest != lockedDigest {
-            throw StampError.badInput("--locked: \(plan.base) moved: locked at \(lockedDigest), now \(base.digest)")
+            throw StampError.moved("--locked: \(plan.base) moved: locked at \(lockedDigest), now \(base.digest)")
         }
         if !base.attestations.isEmpty {
             diagnostics.notice("notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the base's digests, not the stamped image)")

@@ -14,13 +14,17 @@ public struct VerifyReport: Sendable {
     public var bytesChecked: Int64 = 0
     public var platforms: [String] = []
     public var stamp: StampFacts?
+    /// Why the image could not be checked at all (no such file, registry unreachable): exit 2,
+    /// not a finding.
+    public var failure: String?
 
-    public var ok: Bool { findings.isEmpty }
+    public var ok: Bool { findings.isEmpty && failure == nil }
 
     public var json: JSONValue {
         var j: JSONValue = .object([
             ("reference", .string(reference)), ("ok", .bool(ok)), ("findings", .array(findings.map { .string($0) })),
             ("blobsChecked", JSONValue(Int64(blobsChecked))), ("bytesChecked", JSONValue(bytesChecked)),
+            ("error", failure.map { .string($0) } ?? .null),
             ("platforms", .array(platforms.map { .string($0) })),
         ])
         if let s = stamp { j["stamp"] = s.json }
@@ -63,8 +67,13 @@ public enum Verifier {
     public static func verify(_ reference: ImageReference, options: Options = .init()) -> VerifyReport {
         var report = VerifyReport(reference: reference.description)
         let image: LoadedImage
+        if reference.registry == nil, !Path.exists(reference.path) {
+            report.failure = "\(reference): no such file or directory"
+            return report
+        }
         do { image = try ImageSource.open(reference, registry: options.registry.map(RegistryClient.init(options:))) } catch {
-            report.findings.append("\(error)")
+            // A registry that cannot be reached (or refuses us) says nothing about the image.
+            if let e = error as? RegistryError, case .failed = e { report.failure = "\(error)" } else { report.findings.append("\(error)") }
             return report
         }
         report.platforms = image.images.map { $0.platform.description }

@@ -439,7 +439,7 @@ struct RegistryTests {
         // Moved: another image under the same tag.
         #expect(try stamp(["push", dir + "/out.tar", baseRef] + insecure).status == 0)
         let moved = try stamp(args + ["--locked"], env: env)
-        #expect(moved.status != 0)
+        #expect(moved.status == 3, "exit 3 is 'the locked base moved'")
         #expect(moved.err.contains("moved: locked at \(locked["base"]!["digest"]!.stringValue!), now sha256:"), "\(moved.err)")
     }
 

@@ -156,10 +156,21 @@ import OCI
         #expect(i.status == 0, "\(i.out)")
     }
 
-    @Test func unreadableImageIsAFinding() throws {
+    @Test func aUsageErrorIsExit64() throws {
+        let r = try stamp(["build", "--no-such-flag"])
+        #expect(r.status == 64, "\(r.err)")
+        #expect(try stamp(["verify"]).status == 64)
+    }
+
+    /// Exit 2, one line on stderr: verify could not run (it says so in `--help`); findings are 1.
+    @Test func aMissingImageOrAnUnreachableRegistryIsExit2() throws {
         let dir = try tempDir()
         let r = try verifyCLI(dir + "/missing.tar")
-        #expect(r.status == 1)
-        #expect(r.out.contains("missing.tar: no such file"))
+        #expect(r.status == 2)
+        #expect(r.out.isEmpty && r.err == "stamp: error: \(dir)/missing.tar: no such file or directory\n", "\(r.out)|\(r.err)")
+        let port = freePort()
+        let unreachable = try stamp(["verify", "docker://127.0.0.1:\(port)/x:y", "--tls-verify=false"], env: ["STAMP_REGISTRY_DEADLINE": "5"])
+        #expect(unreachable.status == 2, "\(unreachable.out)\(unreachable.err)")
+        #expect(unreachable.err.split(separator: "\n").last?.hasPrefix("stamp: error: ") == true, "\(unreachable.err)")
     }
 }
