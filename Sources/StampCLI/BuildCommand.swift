@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Layers
 import OCI
 import StampCore
 
@@ -39,11 +40,29 @@ struct BuildCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print nothing but errors.")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Write the result's digest and descriptor here as JSON, with the keys docker buildx's --metadata-file uses (containerimage.digest, containerimage.descriptor, image.name) and stamp's own (stamp.version, stamp.platforms, ...).",
+                               valueName: "file"))
+    var metadataFile: String?
+
+    @Option(help: ArgumentHelp("Write the result's digest here (as skopeo --digestfile does).", valueName: "file"))
+    var digestfile: String?
+
     func run() throws {
         MemoryPolicy.fewArenas()
         let result = try reportingErrors { () throws -> BuildResult in
             let plan = try StampPlan.resolve(try flags.settings(), environment: ProcessInfo.processInfo.environment)
             return try Stamper.build(plan, diagnostics: quiet ? .silent : .stderr)
+        }
+        try reportingErrors {
+            if let f = metadataFile { try writeAtomically(f, JSONValue.encodePretty(result.metadata)) }
+            if let f = digestfile { try writeAtomically(f, Array(result.digest.utf8)) }
+            // In a GitHub Actions step, its outputs for the next steps.
+            if let gh = ProcessInfo.processInfo.environment["GITHUB_OUTPUT"], !gh.isEmpty {
+                var lines = "digest=\(result.digest)\nversion=\(result.version)\n"
+                if let n = result.imageName { lines += "image=\(n)\n" }
+                lines += "metadata=\(JSONValue.encodeString(result.metadata))\n"
+                try appendLine(gh, lines)
+            }
         }
         if json {
             printOut(JSONValue.encodeString(result.json))
@@ -60,6 +79,24 @@ struct BuildCommand: ParsableCommand {
                          : "  pushed   \(p.uploaded) blobs uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")
             }
         }
+    }
+}
+
+/// A small file written whole under a temporary name and renamed into place.
+func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    let f = try WritableFile.temporary(beside: path)
+    try f.write(bytes)
+    try f.commit(to: path, sync: false)
+}
+
+/// Appends to a file that others append to too (`$GITHUB_OUTPUT`).
+func appendLine(_ path: String, _ text: String) throws {
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw StampError.output("\(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+        throw StampError.output("\(path): \(String(cString: strerror(errno)))")
     }
 }
 

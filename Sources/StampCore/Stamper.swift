@@ -10,6 +10,10 @@ public struct BuildResult: Sendable {
     public var output: String
     public var digest: String
     public var mediaType: String
+    /// Size of the top manifest or index, for a descriptor of the result.
+    public var size: Int64 = 0
+    /// The image's name where it was written (registry `HOST/REPO:TAG`, or the archive's tag).
+    public var imageName: String?
     public var version: String
     public var revision: String?
     public var created: String
@@ -22,6 +26,22 @@ public struct BuildResult: Sendable {
     public var pushed: PushSummary?
     /// Base layers the health check and asset stage took from the scan cache, and read.
     public var scan: (fromCache: Int, read: Int) = (0, 0)
+
+    /// What `--metadata-file` writes: the keys `docker buildx build --metadata-file` writes
+    /// (`containerimage.digest`, `containerimage.descriptor`, `image.name`), then stamp's own.
+    public var metadata: JSONValue {
+        var j: JSONValue = .object([
+            ("containerimage.descriptor", .object([("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size))])),
+            ("containerimage.digest", .string(digest)),
+        ])
+        if let n = imageName { j["image.name"] = .string(n) }
+        j["stamp.version"] = .string(version)
+        if let r = revision { j["stamp.revision"] = .string(r) }
+        j["stamp.created"] = .string(created)
+        j["stamp.output"] = .string(output)
+        j["stamp.platforms"] = .object(platforms.map { ($0.platform, .string($0.manifest)) })
+        return j
+    }
 
     public var json: JSONValue {
         var j: JSONValue = .object([
@@ -222,7 +242,9 @@ public enum Stamper {
             }
         }
 
-        return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, version: plan.version,
+        let imageName: String? = plan.output.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? repoTag(plan, baseName)
+        return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, size: top.size, imageName: imageName,
+                           version: plan.version,
                            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
                            platforms: platformResults,
                            layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },

@@ -177,3 +177,29 @@ import OCI
         #expect(r.err.contains("dropped 2 attestation manifest(s)"))
     }
 }
+
+/// The handoff to the next CI step: `--metadata-file` (buildx's keys), `--digestfile`
+/// (skopeo's) and `$GITHUB_OUTPUT`, each naming the digest skopeo finds in the output.
+@Suite struct CIHandoffTests {
+    @Test func metadataDigestfileAndGitHubOutputNameTheImage() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        try "earlier=1\n".write(toFile: dir + "/gh-output", atomically: false, encoding: .utf8)
+        let r = try stamp(["build", "--base", base, "--version", "v9", "--tag", "ai/app:v9", "--output", dir + "/o.tar",
+                           "--metadata-file", dir + "/meta.json", "--digestfile", dir + "/digest"],
+                          env: ["GITHUB_OUTPUT": dir + "/gh-output"])
+        #expect(r.status == 0, "\(r.err)")
+        let raw = try run(["skopeo", "inspect", "--raw", "oci-archive:" + dir + "/o.tar"]).out
+        let digest = "sha256:" + Hashing.Digester.digest(Array(raw.utf8)).dropFirst(7)
+        let meta = try readJSON(dir + "/meta.json")
+        #expect(meta["containerimage.digest"]?.stringValue == digest)
+        #expect(meta["containerimage.descriptor"]?["digest"]?.stringValue == digest)
+        #expect(meta["containerimage.descriptor"]?["size"]?.int64Value == Int64(raw.utf8.count))
+        #expect(meta["image.name"]?.stringValue == "ai/app:v9")
+        #expect(meta["stamp.version"]?.stringValue == "v9")
+        #expect(meta["stamp.platforms"]?["linux/arm64/v8"]?.stringValue?.hasPrefix("sha256:") == true, "\(meta)")
+        #expect(try String(contentsOfFile: dir + "/digest", encoding: .utf8) == digest)
+        let gh = try String(contentsOfFile: dir + "/gh-output", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(gh.first == "earlier=1" && gh.contains("digest=\(digest)") && gh.contains("version=v9") && gh.contains("image=ai/app:v9"), "\(gh)")
+    }
+}
