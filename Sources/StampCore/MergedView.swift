@@ -36,6 +36,10 @@ public final class MergedView {
     public private(set) var digests: [String: AssetFile.OnDisk] = [:]
     /// Two paths that Swift's (canonical) String equality takes for one: NFC and NFD spellings.
     private(set) var unicodeClash: (String, String)?
+    /// Bytes of the paths kept (entries and the folders they imply): bounded, since thousands of
+    /// distinct deep chains would each make their folders.
+    private(set) var pathBytes = 0
+    public static let maxPathBytesKept = 64 << 20
 
     /// Layers `build` took from the scan cache, and layers it read.
     public private(set) var layersFromCache = 0
@@ -72,6 +76,9 @@ public final class MergedView {
             }
         }
         let view = assemble(try results.map { try $0.get() })
+        if view.pathBytes > maxPathBytesKept {
+            throw StampError.badInput("the base's paths that stamp must keep (its frontend, its folders of executables) come to more than \(maxPathBytesKept >> 20) MiB: thousands of deep distinct folders, not a real tree")
+        }
         if let (a, b) = view.unicodeClash {
             throw StampError.badInput("the base has \(String(reflecting: a)) and \(String(reflecting: b)), two paths that differ only in Unicode normalisation (NFC/NFD); stamp cannot keep them apart")
         }
@@ -211,6 +218,7 @@ public final class MergedView {
                 if unicodeClash == nil, !kept.utf8.elementsEqual(p.utf8) { unicodeClash = (kept, p) }
             } else {
                 children[Self.parent(p), default: []].insert(p)
+                pathBytes += p.utf8.count
             }
             entries[p] = e
             contents[p] = c.captured[p]
@@ -222,7 +230,10 @@ public final class MergedView {
                 // What overlay runtimes make of a folder no entry names: root's, 0755.
                 entries[parent] = Entry(type: .directory, mode: 0o755, size: 0, layer: e.layer)
                 children[Self.parent(parent), default: []].insert(parent)
+                pathBytes += parent.utf8.count
             }
+            // `build` reports it; nothing more is worth keeping.
+            if pathBytes > Self.maxPathBytesKept { return }
         }
     }
 

@@ -239,6 +239,9 @@ import OCI
     layers = [layer([("bin/sh", F, b"#!"), ("bin/curl", F, b"x")])]
     if kind == "deep-symlink":
         layers.append(layer([("a/" * 100000 + "link", L, "x")]))
+    elif kind == "deep-files":
+        # 4,000 files under the frontend, each at the end of its own 1,000-folder chain.
+        layers.append(layer([("app/server/public/%04d/" % i + "d/" * 1000 + "f.js", F, b"x") for i in range(4000)]))
     elif kind == "whiteouts":
         layers.append(layer([("s/%05d" % i, L, "t") for i in range(30000)]))
         layers.append(layer([("s/.wh.%05d" % i, F, b"") for i in range(30000)]))
@@ -261,6 +264,18 @@ import OCI
         let (r, peak) = try timedBuild(dir + "/base.tar", dir + "/o.tar")
         oneLine(r, "longer than 4096")
         #expect(peak < 150_000, "peak RSS \(peak) KB")
+        #expect(listing(dir) == ["base.tar"])
+    }
+
+    @Test func thousandsOfDeepDistinctChainsAreRefusedBounded() throws {
+        let dir = try tempDir()
+        #expect(try python(Self.hostileTree, [dir + "/base.tar", "deep-files"]).status == 0)
+        let r = try run(["timeout", "60", "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar",
+                         "--version", "v1", "--hash-assets", "--output", dir + "/o.tar"], env: ["STAMP_CACHE_DIR": testCacheDir])
+        var lines = r.err.split(separator: "\n").map(String.init)
+        let peak = Int(lines.popLast() ?? "") ?? .max
+        #expect(r.status == 2 && lines.count == 1 && lines[0].contains("more than 64 MiB"), "\(r.status) \(lines)")
+        #expect(peak < 300_000, "peak RSS \(peak) KB")
         #expect(listing(dir) == ["base.tar"])
     }
 
