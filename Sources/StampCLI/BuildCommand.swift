@@ -204,8 +204,10 @@ struct StampFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Add a file or folder: SRC:DEST, DEST absolute; DEST ending in / keeps the name (repeatable).", valueName: "src:dest"))
     var add: [String] = []
 
-    @Option(help: "Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags).")
-    var tag: String?
+    @Option(name: [.customLong("tag"), .customShort("t")],
+            help: ArgumentHelp("Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags; repeatable, every one is written or pushed).",
+                               valueName: "tag"))
+    var tag: [String] = []
 
     @Option(name: .customLong("platform"), help: ArgumentHelp("Stamp only this platform OS/ARCH[/VARIANT] (repeatable). Default: all.", valueName: "os/arch"))
     var platforms: [String] = []
@@ -268,7 +270,7 @@ struct StampFlags: ParsableArguments {
     func settings() throws -> StampSettings {
         var s = StampSettings()
         s.base = base; s.output = output; s.version = version; s.revision = revision; s.source = source
-        s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tag = tag
+        s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tags = tag
         s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
         s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel; s.format = format
         health.apply(to: &s)

@@ -49,7 +49,8 @@ public enum ImageCopy {
             try forEachConcurrently(remote, width: o.parallel) { _ = try $0.resolved() }
         }
         let docker = image.images.map { ($0.platform.description, $0.configDescriptor.digest, $0.layers.map(\.digest)) }
-        let output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: name.flatMap(repoTag))
+        var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)
+        output.repoTags = name.flatMap(repoTag).map { [$0] } ?? []
         let pushed = try ImageWriter.write(output, to: destination, created: created, registry: client,
                                            mountFrom: source.registry, diagnostics: diagnostics)
         var digest = top.digest

@@ -15,7 +15,13 @@ public struct OutputImage {
     public var blobs: [String: (size: Int64, location: BlobLocation)]
     /// For Docker's `manifest.json`: config and layer digests of every platform image, in order.
     public var dockerImages: [(platform: String, config: String, layers: [String])]
-    public var repoTag: String?
+    /// Docker's `RepoTags` (`NAME:TAG`), one per `--tag`.
+    public var repoTags: [String] = []
+    /// More `ref.name`s for the top descriptor than the one it carries (`--tag` given again):
+    /// each gets an `index.json` entry of its own.
+    public var moreRefNames: [String] = []
+    /// More tags a registry output is pushed to, beyond its own.
+    public var morePushTags: [String] = []
     /// Blobs this run wrote itself, their digests taken as they were written: copied without
     /// hashing them a second time.
     public var ownBlobs: Set<String> = []
@@ -102,8 +108,23 @@ public enum ImageWriter {
 
     static func ociLayoutBytes() -> [UInt8] { JSONValue.encode(.object([("imageLayoutVersion", .string("1.0.0"))])) }
 
+    static func layoutIndex(_ image: OutputImage) -> JSONValue {
+        .object([("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)), ("manifests", .array(topEntries(image).map(\.json)))])
+    }
+
     static func layoutIndex(_ top: Descriptor) -> JSONValue {
         .object([("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)), ("manifests", .array([top.json]))])
+    }
+
+    /// The top descriptor once per name (`--tag` repeated), or once unnamed.
+    static func topEntries(_ image: OutputImage) -> [Descriptor] {
+        [image.top] + image.moreRefNames.map { name in
+            var d = image.top
+            var a = d.annotations
+            a[AnnotationKey.refName] = name
+            d.annotations = a
+            return d
+        }
     }
 
     /// Docker's `manifest.json` names one image: `docker load` before Docker 25 and skopeo's
@@ -115,7 +136,7 @@ public enum ImageWriter {
         }
         let e: JSONValue = .object([
             ("Config", .string("blobs/sha256/\(Digest.hex(d.config))")),
-            ("RepoTags", .array(image.repoTag.map { [.string($0)] } ?? [])),
+            ("RepoTags", .array(image.repoTags.map { .string($0) })),
             ("Layers", .array(d.layers.map { .string("blobs/sha256/\(Digest.hex($0))") })),
         ])
         return JSONValue.encode(.array([e]))
@@ -138,7 +159,7 @@ public enum ImageWriter {
             try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress,
                             hash: !image.ownBlobs.contains(digest))
         }
-        if !docker { try tar.addFile("index.json", JSONValue.encode(layoutIndex(image.top))) }
+        if !docker { try tar.addFile("index.json", JSONValue.encode(layoutIndex(image))) }
         try tar.addFile("manifest.json", dockerManifest(image))
         if !docker { try tar.addFile("oci-layout", ociLayoutBytes()) }
         try tar.finish()
@@ -195,18 +216,18 @@ public enum ImageWriter {
             try f.write(ociLayoutBytes())
             try f.commit(to: path + "/oci-layout")
         }
-        var index = layoutIndex(image.top)
+        var index = layoutIndex(image)
         if let old {
-            let name = image.top.annotations[AnnotationKey.refName]
+            let names = Set(topEntries(image).compactMap { $0.annotations[AnnotationKey.refName] })
             let kept = (old["manifests"]?.arrayValue ?? []).filter { j in
                 let d = Descriptor(json: j)
                 let dn = d.annotations[AnnotationKey.refName]
                 // A tag moves to the new image; an untagged image replaces only its own entry.
-                if let name { return dn != name }
+                if !names.isEmpty { return dn.map { !names.contains($0) } ?? true }
                 return !(dn == nil && d.digest == image.top.digest)
             }
             index = old
-            index["manifests"] = .array(kept + [image.top.json])
+            index["manifests"] = .array(kept + topEntries(image).map(\.json))
         }
         let f = try WritableFile.temporary(beside: path + "/index.json")
         try f.write(JSONValue.encode(index))

@@ -18,7 +18,9 @@ public struct StampPlan: Sendable {
     public var annotations: [(String, String)]
     public var env: [(String, String)]
     public var adds: [AddSpec]
-    public var tag: String?
+    /// Names of the result: the first is the image's `ref.name`, each is a RepoTag.
+    public var tags: [String]
+    public var tag: String? { tags.first }
     public var platforms: [Platform]
     public var profile: Profile
     public var versionFile: String?
@@ -130,8 +132,17 @@ public struct StampPlan: Sendable {
             guard range.contains(l) else { throw StampError.usage("--compression-level: \(l) is outside \(range.lowerBound)...\(range.upperBound) for \(compression.rawValue)") }
         }
 
-        var tag = s.tag.nonEmpty ?? output.ref
-        if let t = tag { try checkTag(t) } else { tag = nil }
+        var tags: [String] = []
+        for t in s.tags.isEmpty ? output.ref.map { [$0] } ?? [] : s.tags where !tags.contains(t) {
+            try checkTag(t)
+            tags.append(t)
+        }
+        if let r = output.registry {
+            // Every tag goes to the output's repository.
+            for t in tags where t.contains(":") || t.contains("/") {
+                throw StampError.usage("--tag \(t): with a registry output (\(r)) a tag is a bare TAG, pushed to the same repository")
+            }
+        }
 
         let versionFile = s.versionFile.map { $0 == "" ? nil : $0 } ?? profile.versionFile
         let versionJSON = s.versionJSON.map { $0 == "" ? nil : $0 } ?? profile.versionJSON
@@ -184,7 +195,7 @@ public struct StampPlan: Sendable {
         let locked = s.locked ?? false
         if locked && s.lock.nonEmpty == nil { throw StampError.usage("--locked needs --lock FILE (the lock file to check the base against)") }
         return StampPlan(base: base, output: output, version: version, revision: revision, source: source, created: created,
-                         labels: labels, annotations: annotations, env: env, adds: adds, tag: tag, platforms: platforms,
+                         labels: labels, annotations: annotations, env: env, adds: adds, tags: tags, platforms: platforms,
                          profile: profile, versionFile: versionFile, versionJSON: versionJSON, baseName: s.baseName.nonEmpty,
                          compression: compression, compressionLevel: s.compressionLevel, format: format, health: health,
                          publicVersionJSON: publicVersion, assets: assets,

@@ -87,7 +87,8 @@ public enum RegistryImages {
         if let want = target.digest, want != image.top.digest {
             throw StampError.usage("\(target): the image's digest is \(image.top.digest); push to a tag instead")
         }
-        if let tag, try client.manifestDigest(target, reference: tag) == image.top.digest {
+        if let tag, try client.manifestDigest(target, reference: tag) == image.top.digest,
+           try image.morePushTags.allSatisfy({ try client.manifestDigest(target, reference: $0) == image.top.digest }) {
             summary.unchanged = true
             return summary
         }
@@ -114,6 +115,10 @@ public enum RegistryImages {
         }
         let (top, topBytes) = manifests.first { $0.0.digest == image.top.digest }!
         try client.putManifest(target, reference: tag ?? top.digest, bytes: topBytes, mediaType: top.mediaType)
+        // The other tags: the same manifest, blobs already there.
+        for t in image.morePushTags where t != tag {
+            try client.putManifest(target, reference: t, bytes: topBytes, mediaType: top.mediaType)
+        }
         return summary
     }
 

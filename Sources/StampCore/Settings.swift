@@ -16,7 +16,8 @@ public struct StampSettings: Sendable, Equatable {
     public var annotations: [String] = []
     public var env: [String] = []
     public var add: [String] = []
-    public var tag: String?
+    /// `--tag` (repeatable; a list in stamp.yaml).
+    public var tags: [String] = []
     public var platforms: [String] = []
     public var profile: String?
     public var versionFile: String?
@@ -79,7 +80,7 @@ public struct StampSettings: Sendable, Equatable {
         m.annotations = file.annotations + annotations
         m.env = file.env + env
         m.add = file.add + add
-        m.tag = tag ?? file.tag
+        m.tags = tags.isEmpty ? file.tags : tags
         m.platforms = platforms.isEmpty ? file.platforms : platforms
         m.profile = profile ?? file.profile
         m.versionFile = versionFile ?? file.versionFile
@@ -204,7 +205,7 @@ public struct StampSettings: Sendable, Equatable {
                     guard let c = spec.firstIndex(of: ":"), !spec.hasPrefix("/") else { return spec }
                     return "\(dir)/\(spec[..<c]):\(spec[spec.index(after: c)...])"
                 }
-            case "tag": s.tag = try scalar(key, v)
+            case "tag", "tags": s.tags = try list(key, v)
             case "platform", "platforms": s.platforms = try list(key, v)
             case "profile": s.profile = try scalar(key, v)
             case "version-file": s.versionFile = try scalar(key, v)

@@ -228,7 +228,9 @@ public enum Stamper {
         if let tag = plan.tag { topAnnotations[AnnotationKey.refName] = tag }
         top.annotations = topAnnotations
 
-        var output = OutputImage(top: top, blobs: blobs, dockerImages: docker, repoTag: repoTag(plan, baseName))
+        var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)
+        output.repoTags = plan.tags.compactMap { repoTag($0, baseName) }
+        if plan.output.registry != nil { output.morePushTags = plan.tags } else { output.moreRefNames = Array(plan.tags.dropFirst()) }
         output.ownBlobs = Set(layers.compactMap { $0?.descriptor.digest })
         let pushed = try ImageWriter.write(output, to: plan.output, created: plan.created, registry: client,
                                            mountFrom: plan.base.registry, started: started, sync: plan.fsync, diagnostics: diagnostics)
@@ -242,7 +244,7 @@ public enum Stamper {
             }
         }
 
-        let imageName: String? = plan.output.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? repoTag(plan, baseName)
+        let imageName: String? = plan.output.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? plan.tag.flatMap { repoTag($0, baseName) }
         return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, size: top.size, imageName: imageName,
                            version: plan.version,
                            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
@@ -385,8 +387,7 @@ public enum Stamper {
     }
 
     /// `NAME:TAG` for Docker's RepoTags: a bare `--tag` is joined to the base's repository.
-    static func repoTag(_ plan: StampPlan, _ baseName: String?) -> String? {
-        guard let tag = plan.tag else { return nil }
+    static func repoTag(_ tag: String, _ baseName: String?) -> String? {
         let last = tag.split(separator: "/").last.map(String.init) ?? tag
         if last.contains(":") { return tag }
         var repo = baseName ?? "stamp"

@@ -22,7 +22,7 @@ import OCI
         s.labels = ["team=ai"]
         s.annotations = ["org.example.ticket=REL-42"]
         s.env = ["FEATURE_X=1", "NODE_ENV=staging"]
-        s.tag = "v2.1-canary"
+        s.tags = ["v2.1-canary"]
         result = try build(s)
     }
 
@@ -155,7 +155,7 @@ import OCI
         s.labels = ["team=ai"]
         s.annotations = ["org.example.ticket=REL-42"]
         s.env = ["FEATURE_X=1", "NODE_ENV=staging"]
-        s.tag = "v2.1-canary"
+        s.tags = ["v2.1-canary"]
         _ = try build(s)
         #expect(try bytes(out) == bytes(dir + "/again.tar"))
         // And through the CLI with SOURCE_DATE_EPOCH instead of --created.
@@ -201,5 +201,47 @@ import OCI
         #expect(try String(contentsOfFile: dir + "/digest", encoding: .utf8) == digest)
         let gh = try String(contentsOfFile: dir + "/gh-output", encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(gh.first == "earlier=1" && gh.contains("digest=\(digest)") && gh.contains("version=v9") && gh.contains("image=ai/app:v9"), "\(gh)")
+    }
+}
+
+/// `--tag/-t` repeated (and a list in stamp.yaml): every name reaches the output.
+@Suite struct TagTests {
+    @Test func everyTagIsWrittenAndReadBack() throws {
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let r = try stamp(["build", "--base", base, "--version", "v7", "--output", dir + "/o.tar", "--platform", "linux/amd64",
+                           "--tag", "v7", "-t", "latest", "--tag", "ai/app:canary"])
+        #expect(r.status == 0, "\(r.err)")
+        // skopeo finds the image under each ref.name; docker load sees every RepoTag.
+        let digest = try skopeoDigest("oci-archive:\(dir)/o.tar:v7")
+        #expect(digest != nil)
+        for t in ["latest", "ai/app:canary"] { #expect(try skopeoDigest("oci-archive:\(dir)/o.tar:\(t)") == digest, "\(t)") }
+        let tags = try run(["sh", "-c", "bsdtar -xOf '\(dir)/o.tar' manifest.json | jq -c '.[0].RepoTags'"]).out
+        #expect(tags.trimmingCharacters(in: .whitespacesAndNewlines) == #"["docker.io/mintplexlabs/anything-llm:v7","docker.io/mintplexlabs/anything-llm:latest","ai/app:canary"]"#, "\(tags)")
+
+        // A layout keeps one entry per tag, and a later build moves only the tags it names.
+        try "base: \(base)\nversion: v8\nplatform: [linux/amd64]\ntag: [v8, latest]\n".write(toFile: dir + "/stamp.yaml", atomically: true, encoding: .utf8)
+        #expect(try stamp(["build", "--base", base, "--version", "v7", "--platform", "linux/amd64", "--output", "oci:\(dir)/layout", "-t", "v7", "-t", "latest"]).status == 0)
+        #expect(try stamp(["build", "--config", dir + "/stamp.yaml", "--output", "oci:\(dir)/layout"]).status == 0)
+        let names = (try readJSON(dir + "/layout/index.json"))["manifests"]!.arrayValue!.map { Descriptor(json: $0) }
+        let byName = Dictionary(names.compactMap { d in d.annotations[AnnotationKey.refName].map { ($0, d.digest) } }, uniquingKeysWith: { a, _ in a })
+        #expect(Set(byName.keys) == ["v7", "v8", "latest"])
+        #expect(byName["latest"] == byName["v8"] && byName["v7"] != byName["v8"])
+    }
+
+    @Test func everyTagIsPushed() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let r = try stamp(["build", "--base", base, "--version", "v7", "--output", "docker://\(reg.host)/ai/app:v7", "-t", "latest", "-t", "stable",
+                           "--tls-verify=false", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let digest = try jsonOf(r.out)["digest"]?.stringValue
+        for t in ["v7", "latest", "stable"] {
+            #expect(try skopeoDigest("docker://\(reg.host)/ai/app:\(t)", ["--tls-verify=false"]) == digest, "\(t)")
+        }
+        let bad = try stamp(["build", "--base", base, "--version", "v7", "--output", "docker://\(reg.host)/ai/app:v7", "-t", "other/repo:x",
+                             "--tls-verify=false"])
+        #expect(bad.status != 0 && bad.err.contains("a tag is a bare TAG"), "\(bad.err)")
     }
 }

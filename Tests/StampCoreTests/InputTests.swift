@@ -112,7 +112,7 @@ import OCI
         #expect { try build(settings(dir + "/b.tar", "docker-archive:\(dir)/d.tar")) } throws: { "\($0)".contains("--platform") }
         var s = settings(dir + "/b.tar", "docker-archive:\(dir)/d.tar")
         s.platforms = ["linux/amd64"]
-        s.tag = "registry.example/ai/anything-llm:canary"
+        s.tags = ["registry.example/ai/anything-llm:canary"]
         _ = try build(s)
         let r = try run(["skopeo", "inspect", "docker-archive:\(dir)/d.tar"])
         #expect(r.status == 0, "\(r.err)")
