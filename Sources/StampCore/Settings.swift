@@ -1,3 +1,4 @@
+import Foundation
 import Layers
 import OCI
 import Yams
@@ -120,6 +121,34 @@ public struct StampSettings: Sendable, Equatable {
         return m
     }
 
+    /// `${NAME}` and `${NAME:-default}` replaced; other `$` left as they are.
+    static func expand(_ text: String, key: String, file: String, environment: [String: String]) throws -> String {
+        guard text.contains("${") else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                throw StampError.usage("\(file): \"\(key)\": \"${\" without a closing \"}\"")
+            }
+            let inner = rest[open.upperBound..<close]
+            let name: Substring, fallback: Substring?
+            if let d = inner.range(of: ":-") { name = inner[..<d.lowerBound]; fallback = inner[d.upperBound...] } else { name = inner; fallback = nil }
+            guard let f = name.first, f == "_" || f.isLetter, name.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }), name.allSatisfy(\.isASCII) else {
+                throw StampError.usage("\(file): \"\(key)\": \"${\(inner)}\" does not name a variable")
+            }
+            if let v = environment[String(name)], !(v.isEmpty && fallback != nil) {
+                out += v
+            } else if let fallback {
+                out += fallback
+            } else {
+                throw StampError.usage("\(file): \"\(key)\": ${\(name)} is not set (give it a value, or a default: ${\(name):-value})")
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
     /// Whether `node` has at most `budget` values (mapping keys and values, sequence items).
     private static func fits(_ node: Node, _ budget: inout Int) -> Bool {
         budget -= 1
@@ -135,7 +164,9 @@ public struct StampSettings: Sendable, Equatable {
     }
 
     /// Reads a `stamp.yaml`. Relative `add` sources are taken relative to the file's folder.
-    public static func load(file path: String) throws -> StampSettings {
+    /// `${NAME}` and `${NAME:-default}` in the values are taken from `environment` (a CI's
+    /// variables); a variable that is unset, with no default, is an error, never an empty value.
+    public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StampSettings {
         let text: String
         do { text = String(decoding: try ReadableFile(path).readAll(limit: 1 << 20), as: UTF8.self) } catch {
             throw StampError.usage("--config: \(error)")
@@ -159,7 +190,7 @@ public struct StampSettings: Sendable, Equatable {
         var s = StampSettings()
         func scalar(_ k: String, _ v: Any) throws -> String {
             switch v {
-            case let x as String: return x
+            case let x as String: return try expand(x, key: k, file: path, environment: environment)
             case let x as Int: return String(x)
             case let x as Double: return String(x)
             case let x as Bool: return String(x)

@@ -101,6 +101,30 @@ import OCI
         #expect { try StampSettings.load(file: dir + "/bad.yaml") } throws: { "\($0)".contains("not valid YAML") }
     }
 
+    /// `${VAR}` and `${VAR:-default}` in stamp.yaml come from the environment; an unset one with
+    /// no default is an error naming it, never an empty version.
+    @Test func configValuesExpandVariables() throws {
+        let dir = try tempDir()
+        try "version: ${VERSION}\nrevision: ${GITHUB_SHA:-unknown}\nlabel: {built-by: \"ci ${RUNNER:-local}\", price: $5}\n"
+            .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
+        let s = try StampSettings.load(file: dir + "/s.yaml", environment: ["VERSION": "v2.1-canary", "RUNNER": "gha"])
+        #expect(s.version == "v2.1-canary")
+        #expect(s.revision == "unknown")
+        #expect(s.labels.sorted() == ["built-by=ci gha", "price=$5"])
+        #expect { try StampSettings.load(file: dir + "/s.yaml", environment: [:]) } throws: {
+            "\($0)".contains("\"version\": ${VERSION} is not set")
+        }
+        try "version: ${VER\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        #expect { try StampSettings.load(file: dir + "/bad.yaml", environment: [:]) } throws: { "\($0)".contains("without a closing") }
+        // Through the command line too.
+        let base = try sampleBase(dir)
+        try "base: \(base)\nversion: ${VERSION}\noutput: \(dir)/o.tar\n".write(toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+        let r = try stamp(["build", "--config", dir + "/b.yaml", "--json"], env: ["VERSION": "v3-from-env"])
+        #expect(r.status == 0, "\(r.err)")
+        let version = try jsonOf(r.out)["version"]?.stringValue
+        #expect(version == "v3-from-env")
+    }
+
     @Test func everyFlagHasAConfigKey() throws {
         let help = try stamp(["build", "--help"]).out
         let flags = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }
