@@ -153,3 +153,8 @@ public enum Base64 {
         return out
     }
 }
+
+/// The OpenSSL that hashes (its version at run time), for `stamp version`.
+public enum CryptoLibrary {
+    public static var version: String { String(cString: OpenSSL_version(Int32(OPENSSL_VERSION_STRING))) }
+}

@@ -26,7 +26,7 @@ public struct StampCommand: ParsableCommand {
           stamp verify out.tar
         """,
         version: StampVersion.current,
-        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, PullCommand.self, AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self]
+        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, PullCommand.self, AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self, VersionCommand.self]
     )
 
     public init() {}

@@ -174,3 +174,17 @@ import OCI
         #expect(unreachable.err.split(separator: "\n").last?.hasPrefix("stamp: error: ") == true, "\(unreachable.err)")
     }
 }
+
+/// `stamp version`: the versions it prints are those of the Debian packages installed.
+@Suite struct VersionTests {
+    @Test func librariesMatchTheInstalledPackages() throws {
+        let j = try jsonOf(try stamp(["version", "--json"]).out)
+        #expect(j["stamp"]?.stringValue?.isEmpty == false)
+        for (key, package) in [("libdeflate", "libdeflate0"), ("isa-l", "libisal2"), ("libarchive", "libarchive13"), ("openssl", "libssl3")] {
+            let installed = try run(["dpkg-query", "-W", "-f", "${Version}", package]).out
+            // Debian's version is the upstream one, a dash, and Debian's revision.
+            let upstream = String(installed.split(separator: "-").first ?? "")
+            #expect(!upstream.isEmpty && j[key]?.stringValue == upstream, "\(key): \(j[key]?.stringValue ?? "-") vs \(package) \(installed)")
+        }
+    }
+}
