@@ -251,6 +251,12 @@ public final class RegistryClient: @unchecked Sendable {
                     throw RegistryError.failed("\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)")
                 }
                 if error is RegistryError || error is Layers.IOError { throw error }
+                // A name that does not exist will not exist in a few seconds either (a temporary
+                // resolver failure, EAI_AGAIN, is retried).
+                let text = "\(error)"
+                if text.contains("Name or service not known") || text.contains("No address associated with hostname") {
+                    throw RegistryError.failed("\(what): cannot resolve the host name \(ref.host) (it does not exist, or is mistyped)")
+                }
                 guard attempt < options.retries else {
                     throw RegistryError.failed("\(what): \(describe(error)) (gave up after \(attempt + 1) attempts)")
                 }
@@ -287,6 +293,20 @@ public final class RegistryClient: @unchecked Sendable {
             }
             return res
         }
+    }
+
+    /// Whether `host[:port]` is a name the resolver says does not exist (EAI_NONAME, EAI_NODATA;
+    /// a temporary failure is not an answer).
+    static func doesNotResolve(_ hostPort: String) -> Bool {
+        var host = hostPort
+        if host.hasPrefix("[") { return false } // an IPv6 literal
+        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &result)
+        if let result { freeaddrinfo(result) }
+        return rc == EAI_NONAME || rc == -5 // EAI_NODATA
     }
 
     /// A request's deadline: two minutes (`$STAMP_REGISTRY_DEADLINE` seconds), plus a second for
@@ -458,6 +478,11 @@ public final class RegistryClient: @unchecked Sendable {
     private func host(for ref: RegistryReference) throws -> Host {
         let name = ref.apiHost
         if let h = lock.withLock({ hosts[name] }) { return h }
+        // A mistyped host fails now, not after the HTTP client's connect timeouts and retries
+        // (through a proxy, the proxy resolves it).
+        if BlockingHTTP.shared.proxies.proxy(for: "https://\(name)/") == nil, Self.doesNotResolve(name) {
+            throw RegistryError.failed("\(ref.host): cannot resolve the host name (it does not exist, or is mistyped)")
+        }
         let tls = try tlsConfiguration(for: ref.host)
         var base = "https://\(name)"
         // Through a proxy the raw probe would ask the wrong server: HTTPS is assumed there.

@@ -156,6 +156,15 @@ import OCI
         #expect(i.status == 0, "\(i.out)")
     }
 
+    /// A registry host that does not exist fails at once (it took 68 s of retries).
+    @Test func anUnknownRegistryHostFailsAtOnce() throws {
+        let start = Date()
+        let r = try stamp(["inspect", "docker://no-such-host.invalid/ai/app:v1"])
+        #expect(r.status == 2)
+        #expect(r.err == "stamp: error: no-such-host.invalid: cannot resolve the host name (it does not exist, or is mistyped)\n", "\(r.err)")
+        #expect(Date().timeIntervalSince(start) < 5, "took \(Date().timeIntervalSince(start)) s")
+    }
+
     @Test func aUsageErrorIsExit64() throws {
         let r = try stamp(["build", "--no-such-flag"])
         #expect(r.status == 64, "\(r.err)")
