@@ -66,6 +66,14 @@ struct CopyFlags: ParsableArguments {
     }
 }
 
+/// Where a registry is meant (pull's source, push's destination), a name without a transport
+/// is a registry name: docker:// may be left out (`localhost:5000/ai/app:v1`).
+func registryImageReference(_ text: String) throws -> ImageReference {
+    let transports = ["docker://", "oci:", "oci-archive:", "docker-archive:"]
+    if transports.contains(where: text.hasPrefix) { return try imageReference(text) }
+    do { return .registry(try RegistryReference.parse(text)) } catch { throw StampError.usage("\(error)") }
+}
+
 struct PushCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
@@ -85,14 +93,14 @@ struct PushCommand: ParsableCommand {
     @Argument(help: "The image: oci-archive:TAR[:REF], oci:DIR[:REF], docker-archive:TAR, a path, or docker://…")
     var source: String
 
-    @Argument(help: "Where to: docker://HOST[:PORT]/REPO[:TAG]")
+    @Argument(help: "Where to: docker://HOST[:PORT]/REPO[:TAG] (docker:// may be left out).")
     var destination: String
 
     @OptionGroup var copy: CopyFlags
 
     func run() throws {
         try copy.run({ try imageReference(source) }, to: {
-            let dest = try imageReference(destination)
+            let dest = try registryImageReference(destination)
             guard dest.registry != nil else { throw StampError.usage("push writes to a registry: docker://HOST/REPO:TAG (to write a file, use stamp pull or build)") }
             return dest
         }, created: Timestamp(epoch: 0), verb: "pushed")
@@ -125,11 +133,7 @@ struct PullCommand: ParsableCommand {
 
     func run() throws {
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) } ?? 0
-        try copy.run({
-            // A name without a transport is a registry name here (docker:// may be left out).
-            let transports = ["docker://", "oci:", "oci-archive:", "docker-archive:"]
-            return transports.contains(where: source.hasPrefix) ? try imageReference(source)
-                : ImageReference.registry(try RegistryReference.parse(source))
-        }, to: { try imageReference(destination) }, created: Timestamp(epoch: epoch), verb: "saved")
+        try copy.run({ try registryImageReference(source) }, to: { try imageReference(destination) },
+                     created: Timestamp(epoch: epoch), verb: "saved")
     }
 }

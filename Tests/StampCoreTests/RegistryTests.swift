@@ -177,6 +177,11 @@ struct RegistryTests {
         #expect(try skopeoDigest("docker://\(reg.host)/ai/anything-llm:v3", ["--tls-verify=false"]) == localDigest)
         let verify = try stamp(["verify", "docker://\(reg.host)/ai/anything-llm:v3"] + insecure)
         #expect(verify.status == 0, "\(verify.out)\(verify.err)")
+
+        // push takes a bare HOST:PORT/REPO:TAG as pull does.
+        let bare = try stamp(["push", archive, "\(reg.host)/ai/anything-llm:bare", "--json"] + insecure)
+        #expect(bare.status == 0, "\(bare.err)")
+        #expect(try skopeoDigest("docker://\(reg.host)/ai/anything-llm:bare", ["--tls-verify=false"]) == localDigest)
     }
 
     /// A docker-archive output is a `docker save` archive (no OCI layout): its digest is that of
