@@ -204,7 +204,7 @@ public enum ImageWriter {
             let (size, loc) = image.blobs[digest]!
             let target = blobsDir + "/" + Digest.hex(digest)
             if let existing = try? ReadableFile(target), existing.size == size,
-               (try? copyChecked(digest: digest, size: size, from: .file(existing, offset: 0, length: size), to: DigestingSink(nil))) != nil {
+               (try? copyChecked(digest: digest, size: size, from: .file(existing, offset: 0, length: size), to: NullSink())) != nil {
                 continue
             }
             let tmp = try WritableFile.temporary(beside: target)

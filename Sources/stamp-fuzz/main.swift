@@ -80,7 +80,6 @@ func mutate(_ input: [UInt8], _ rng: inout SplitMix64, corpus: [[UInt8]]) -> [UI
     return b
 }
 
-final class NullSink: ByteSink { func write(_ buffer: UnsafeRawBufferPointer) throws {} }
 
 /// One input to one target; errors are the expected outcome of most inputs.
 func run(_ target: String, _ input: [UInt8], scratch: String) {
