@@ -7,14 +7,17 @@ import OCI
 /// file's old name still in use. Findings are only what would break a page or a cache: a
 /// quoted string that is not a URL is no finding.
 public enum AssetVerifier {
-    /// One line per finding, each naming the file.
-    public static func verify(_ files: [AssetFile], options: AssetOptions = .init()) -> [String] {
-        var findings: [String] = []
+    /// One finding per problem, each naming the file (`path`, relative to the folder).
+    public static func verify(_ files: [AssetFile], options: AssetOptions = .init()) -> [Finding] {
+        var findings: [Finding] = []
+        let manifest = options.manifestName
         var file: [String: AssetFile] = [:]
         for f in files { file[f.path] = f }
-        guard let mf = file[options.manifestName] else { return ["\(options.manifestName): missing (the folder was not hashed by stamp, or --manifest names another file)"] }
+        guard let mf = file[manifest] else {
+            return [Finding(.assetsManifestMissing, "\(manifest): missing (the folder was not hashed by stamp, or --manifest names another file)", path: manifest)]
+        }
         guard let m = try? AssetTree.content(mf), let entries = ManifestReader.entries(m) else {
-            return ["\(options.manifestName): not a manifest stamp can read"]
+            return [Finding(.assetsManifestInvalid, "\(manifest): not a manifest stamp can read", path: manifest)]
         }
         file[options.manifestName] = nil
         let paths = file.keys.sorted(by: utf8Less)
@@ -27,22 +30,32 @@ public enum AssetVerifier {
         for (orig, e) in entries.sorted(by: { utf8Less($0.key, $1.key) }) {
             listed.insert(e.path)
             guard let f = file[e.path] else {
-                findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not in the folder")
+                findings.append(Finding(.assetsTargetMissing, "\(manifest): \(orig) maps to \(e.path), which is not in the folder", path: e.path))
                 continue
             }
-            if e.size != f.size { findings.append("\(e.path): has size \(f.size), \(options.manifestName) says \(e.size)") }
-            if e.sha256 != f.sha256Hex { findings.append("\(e.path): has sha256 \(f.sha256Hex), \(options.manifestName) says \(e.sha256)") }
-            else if e.integrity != f.sri { findings.append("\(e.path): integrity differs from \(options.manifestName)'s") }
+            if e.size != f.size {
+                findings.append(Finding(.assetsSizeMismatch, "\(e.path): has size \(f.size), \(manifest) says \(e.size)", path: e.path,
+                                        expected: "\(e.size)", found: "\(f.size)"))
+            }
+            if e.sha256 != f.sha256Hex {
+                findings.append(Finding(.assetsSHA256Mismatch, "\(e.path): has sha256 \(f.sha256Hex), \(manifest) says \(e.sha256)", path: e.path,
+                                        expected: e.sha256, found: f.sha256Hex))
+            } else if e.integrity != f.sri {
+                findings.append(Finding(.assetsIntegrityMismatch, "\(e.path): integrity differs from \(manifest)'s", path: e.path,
+                                        expected: e.integrity, found: f.sri))
+            }
             if e.stampHashed, !isHashedName(e.path, of: orig, naming) {
-                findings.append("\(options.manifestName): \(orig) maps to \(e.path), which is not a hashed name of it")
+                findings.append(Finding(.assetsNotHashedName, "\(manifest): \(orig) maps to \(e.path), which is not a hashed name of it", path: e.path))
             }
         }
-        for p in paths where !listed.contains(p) && p != "version.json" { findings.append("\(p): not in \(options.manifestName)") }
+        for p in paths where !listed.contains(p) && p != "version.json" {
+            findings.append(Finding(.assetsUnlisted, "\(p): not in \(manifest)", path: p))
+        }
 
         // References, read as the hasher reads them.
         let read: Analysis.Reader = { [file] p in (try AssetTree.content(file[p]!), nil) }
         guard let refs = try? Analysis.references(paths: paths, read: read).refs else {
-            return findings + ["the folder could not be read again"]
+            return findings + [Finding(.assetsUnreadable, "the folder could not be read again")]
         }
         let stampNames = Set(originals.keys)
         for p in paths {
@@ -50,7 +63,7 @@ public enum AssetVerifier {
                 // A URL the browser fetches, or a name stamp gave, that names no file.
                 let base = Path.basename(percentDecode(r.written))
                 if r.context == .url || looksStampHashed(base, naming: naming, names: stampNames) {
-                    findings.append("\(p): reference \"\(r.written)\" does not resolve to a file")
+                    findings.append(Finding(.assetsUnresolvedReference, "\(p): reference \"\(r.written)\" does not resolve to a file", path: p, found: r.written))
                 }
             }
         }
@@ -79,7 +92,10 @@ public enum AssetVerifier {
             }
             for p in group {
                 let want = naming.name(p, hash: expected[p]!)
-                if want != p { findings.append("\(p): name does not match its content (it should be \(Path.basename(want)))") }
+                if want != p {
+                    findings.append(Finding(.assetsNameMismatch, "\(p): name does not match its content (it should be \(Path.basename(want)))", path: p,
+                                            expected: want, found: p))
+                }
             }
         }
 
@@ -94,12 +110,14 @@ public enum AssetVerifier {
                 guard let bytes = try? AssetTree.content(file[p]!) else { continue }
                 var seen = Set<Int>()
                 for h in finder.unaccounted(in: bytes, refs: refs[p] ?? [], paths: old).sorted(by: { $0.at < $1.at }) where seen.insert(h.file).inserted {
-                    findings.append("\(p): still names \(old[h.file]) at byte \(h.at), but it was renamed \(renamedFrom[h.file].1)")
+                    findings.append(Finding(.assetsStaleName, "\(p): still names \(old[h.file]) at byte \(h.at), but it was renamed \(renamedFrom[h.file].1)",
+                                            path: p, expected: renamedFrom[h.file].1, found: old[h.file]))
                 }
                 let kind = AssetKind.of(p)
                 guard kind == .javascript || kind == .html else { continue }
                 for (o, fragment) in matcher.matches(Fragments(bytes)) {
-                    findings.append("\(p): may build the name \(o) at run time (from \"\(fragment)\"), but it was renamed")
+                    findings.append(Finding(.assetsRuntimeName, "\(p): may build the name \(o) at run time (from \"\(fragment)\"), but it was renamed",
+                                            path: p, found: o))
                 }
             }
         }

@@ -98,6 +98,7 @@ struct AssetsHashCommand: ParsableCommand {
         }
         if json {
             printOut(JSONValue.encodeString(.object([
+                ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
                 ("kept", .strings(result.kept)),
                 ("manifest", .string(naming.manifestPath(output: output))),
                 ("renamed", .strings(result.renames.filter { $0.key != $0.value })),
@@ -134,12 +135,23 @@ struct AssetsVerifyCommand: ParsableCommand {
 
     @OptionGroup var naming: AssetNamingOptions
 
+    @Flag(help: "Print one JSON document with the findings (code, path, expected, found, message).")
+    var json = false
+
     func run() throws {
-        let findings = try reportingErrors { () throws -> [String] in
+        let findings = try reportingErrors { () throws -> [Finding] in
             AssetVerifier.verify(try AssetTree.read(folder), options: try naming.options(output: folder))
         }
-        for f in findings { printOut(f) }
-        if findings.isEmpty { printError("ok: \(folder)") } else { printError("\(findings.count) finding(s) in \(folder)"); throw ExitCode(1) }
+        if json {
+            printOut(JSONValue.encodeString(.object([
+                ("schemaVersion", JSONValue(Int64(OutputSchema.version))), ("folder", .string(folder)),
+                ("ok", .bool(findings.isEmpty)), ("findings", .array(findings.map(\.json))),
+            ])))
+        } else {
+            for f in findings { printOut(f.message) }
+            if findings.isEmpty { printError("ok: \(folder)") } else { printError("\(findings.count) finding(s) in \(folder)") }
+        }
+        if !findings.isEmpty { throw ExitCode(1) }
     }
 }
 

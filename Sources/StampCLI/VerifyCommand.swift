@@ -41,10 +41,10 @@ struct VerifyCommand: ParsableCommand {
         } else if let failure = report.failure {
             printError("stamp: error: \(failure)")
         } else {
-            for f in report.findings { printOut(f) }
+            for f in report.findings { printOut(f.message) }
             if report.ok {
                 let v = report.stamp?.version.map { ", stamp \($0)" } ?? ""
-                printError("ok: \(report.reference): \(report.platforms.joined(separator: ", ")), \(report.blobsChecked) blobs, \(report.bytesChecked) layer bytes checked\(v)")
+                printError("ok: \(report.reference): \(report.platforms.map(\.platform).joined(separator: ", ")), \(report.blobsChecked) blobs, \(report.bytesChecked) layer bytes checked\(v)")
             } else {
                 printError("\(report.findings.count) finding(s) in \(report.reference)")
             }

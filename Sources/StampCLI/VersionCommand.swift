@@ -23,7 +23,7 @@ struct VersionCommand: ParsableCommand {
                                         ("isa-l", LibraryVersions.isal), ("libarchive", LibraryVersions.libarchive),
                                         ("openssl", CryptoLibrary.version)]
         if json {
-            printOut(JSONValue.encodeString(.object(rows.map { ($0.0, .string($0.1)) })))
+            printOut(JSONValue.encodeString(.object([("schemaVersion", JSONValue(Int64(OutputSchema.version)))] + rows.map { ($0.0, .string($0.1)) })))
         } else {
             for (k, v) in rows { printOut("\(k.padding(toLength: 11, withPad: " ", startingAt: 0)) \(v)") }
         }

@@ -173,8 +173,10 @@ public enum AssetStage {
 
     /// The asset checks of `stamp verify`: the frontend as the whole image has it (`view`, built
     /// with `verifyPredicates`).
-    static func verify(_ info: JSONValue, view: MergedView, platform: String) -> [String] {
-        guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else { return ["\(platform): version.json assets has no root"] }
+    static func verify(_ info: JSONValue, view: MergedView, platform: String) -> [Finding] {
+        guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else {
+            return [Finding(.assetsNoRoot, "\(platform): version.json assets has no root", platform: platform)]
+        }
         var files: [AssetFile] = []
         for (p, b) in view.contents where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b)) }
         for (p, d) in view.digests where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), onDisk: d)) }
@@ -183,9 +185,16 @@ public enum AssetStage {
         // named its own `stamp-assets.json`).
         o.manifestName = info["manifest"]?.stringValue.flatMap { m in m.hasPrefix(rootPath + "/") ? String(m.dropFirst(rootPath.count + 1)) : nil } ?? manifestName
         o.keep = (info["keep"]?.arrayValue ?? []).compactMap(\.stringValue).map(Glob.init)
-        var findings = AssetVerifier.verify(files, options: o).map { "\(platform): \(rootPath)/\($0)" }
+        var findings = AssetVerifier.verify(files, options: o).map { f in
+            var f = f
+            f.platform = platform
+            f.path = rootPath + "/" + (f.path ?? "")
+            f.message = "\(platform): \(rootPath)/\(f.message)"
+            return f
+        }
         if let want = info["manifestDigest"]?.stringValue, let m = view.contents[root + "/" + o.manifestName], Digester.digest(m) != want {
-            findings.append("\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says \(want)")
+            findings.append(Finding(.assetsManifestDigestMismatch, "\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says \(want)",
+                                    platform: platform, path: rootPath + "/" + o.manifestName, expected: want, found: Digester.digest(m)))
         }
         return findings
     }

@@ -10,12 +10,13 @@ public enum ImageCopy {
         public var source: String
         public var destination: String
         public var digest: String
-        public var platforms: [String]
+        public var platforms: [PlatformEntry]
         public var pushed: PushSummary?
 
         public var json: JSONValue {
-            var j: JSONValue = .object([("source", .string(source)), ("destination", .string(destination)), ("digest", .string(digest)),
-                                        ("platforms", .array(platforms.map { .string($0) }))])
+            var j: JSONValue = .object([("schemaVersion", JSONValue(Int64(OutputSchema.version))),
+                                        ("source", .string(source)), ("destination", .string(destination)), ("digest", .string(digest)),
+                                        ("platforms", .array(platforms.map(\.json)))])
             if let p = pushed { j["push"] = p.json }
             return j
         }
@@ -59,7 +60,7 @@ public enum ImageCopy {
             digest = Digester.digest(JSONValue.encode(Patch.dockerArchiveManifest(config: img.configDescriptor, layers: img.layers)))
         }
         return Result(source: source.description, destination: destination.description, digest: digest,
-                      platforms: image.images.map { $0.platform.description }, pushed: pushed)
+                      platforms: image.images.map { PlatformEntry($0) }, pushed: pushed)
     }
 
     /// Every blob a descriptor reaches: index children, manifest config and layers.

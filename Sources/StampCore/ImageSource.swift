@@ -26,6 +26,26 @@ public struct PlatformImage: Sendable {
     public var annotations: [String: String] { manifest["annotations"]?.stringMap ?? [:] }
 }
 
+/// How every `--json` output names a platform's image: the platform, its manifest's digest and
+/// its config's digest (`inspect` adds more keys to the same object).
+public struct PlatformEntry: Sendable, Equatable {
+    public var platform: String
+    public var manifest: String
+    public var config: String
+
+    public init(platform: String, manifest: String, config: String) {
+        self.platform = platform; self.manifest = manifest; self.config = config
+    }
+
+    public init(_ image: PlatformImage) {
+        self.init(platform: image.platform.description, manifest: image.descriptor.digest, config: image.configDescriptor.digest)
+    }
+
+    public var json: JSONValue {
+        .object([("platform", .string(platform)), ("manifest", .string(manifest)), ("config", .string(config))])
+    }
+}
+
 /// An image read from a source, documents checked against their digests.
 public struct LoadedImage: @unchecked Sendable {
     public let reference: ImageReference

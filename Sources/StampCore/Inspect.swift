@@ -19,10 +19,8 @@ public enum Inspector {
                 if i < img.diffIDs.count { j["diffID"] = .string(img.diffIDs[i]) }
                 return j
             }
-            var p: JSONValue = .object([
-                ("platform", .string(img.platform.description)),
-                ("manifest", .string(img.descriptor.digest)),
-                ("config", .string(img.configDescriptor.digest)),
+            var p = PlatformEntry(img).json
+            for (k, v) in [
                 ("created", img.config["created"] ?? .null),
                 ("labels", .strings(img.labels)),
                 ("annotations", .strings(img.annotations)),
@@ -30,7 +28,7 @@ public enum Inspector {
                 ("layers", .array(layers)),
                 ("history", .array(history)),
                 ("size", JSONValue(img.layers.sizeSum(\.size))),
-            ])
+            ] { p[k] = v }
             if let hc = img.config["config"]?["Healthcheck"] { p["healthcheck"] = hc }
             platforms.append(p)
             if stampDoc == nil, let path = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last,
@@ -39,6 +37,7 @@ public enum Inspector {
             }
         }
         var j: JSONValue = .object([
+            ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
             ("reference", .string(reference.description)),
             ("transport", .string(image.kind)),
             ("digest", .string(image.digest)),

@@ -19,7 +19,7 @@ public struct BuildResult: Sendable {
     public var created: String
     public var baseName: String?
     public var baseDigest: String
-    public var platforms: [(platform: String, manifest: String, config: String)]
+    public var platforms: [PlatformEntry]
     public var layer: (digest: String, diffID: String, size: Int64, files: [String])?
     public var droppedAttestations: Int
     /// What the push did, when the output is a registry.
@@ -45,11 +45,11 @@ public struct BuildResult: Sendable {
 
     public var json: JSONValue {
         var j: JSONValue = .object([
+            ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
             ("output", .string(output)), ("digest", .string(digest)), ("mediaType", .string(mediaType)),
             ("version", .string(version)), ("created", .string(created)),
             ("base", .object([("digest", .string(baseDigest))] + (baseName.map { [("name", JSONValue.string($0))] } ?? []))),
-            ("platforms", .array(platforms.map { .object([("platform", .string($0.platform)), ("manifest", .string($0.manifest)),
-                                                          ("config", .string($0.config))]) })),
+            ("platforms", .array(platforms.map(\.json))),
             ("droppedAttestations", JSONValue(Int64(droppedAttestations))),
         ])
         if let r = revision { j["revision"] = .string(r) }
@@ -181,7 +181,7 @@ public enum Stamper {
         var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
         var manifests: [Descriptor] = []
         var docker: [(platform: String, config: String, layers: [String])] = []
-        var platformResults: [(platform: String, manifest: String, config: String)] = []
+        var platformResults: [PlatformEntry] = []
         let annotations = keys + plan.annotations
         // Docker in, Docker out (podman reads Healthcheck only there), unless --format says.
         let format = plan.format ?? ImageFormat(mediaType: base.top.mediaType)
@@ -211,7 +211,7 @@ public enum Stamper {
             blobs[md.digest] = (md.size, .memory(mbytes))
             manifests.append(md)
             docker.append((img.platform.description, cd.digest, img.layers.map(\.digest) + (layer.map { [$0.descriptor.digest] } ?? [])))
-            platformResults.append((img.platform.description, md.digest, cd.digest))
+            platformResults.append(PlatformEntry(platform: img.platform.description, manifest: md.digest, config: cd.digest))
         }
 
         var top: Descriptor

@@ -9,10 +9,10 @@ import Registry
 /// What `stamp verify` found.
 public struct VerifyReport: Sendable {
     public var reference: String
-    public var findings: [String] = []
+    public var findings: [Finding] = []
     public var blobsChecked = 0
     public var bytesChecked: Int64 = 0
-    public var platforms: [String] = []
+    public var platforms: [PlatformEntry] = []
     public var stamp: StampFacts?
     /// Why the image could not be checked at all (no such file, registry unreachable): exit 2,
     /// not a finding.
@@ -20,12 +20,17 @@ public struct VerifyReport: Sendable {
 
     public var ok: Bool { findings.isEmpty && failure == nil }
 
+    /// The digest of what was verified: the index, or the manifest of a single-platform image.
+    public var digest: String?
+
     public var json: JSONValue {
         var j: JSONValue = .object([
-            ("reference", .string(reference)), ("ok", .bool(ok)), ("findings", .array(findings.map { .string($0) })),
+            ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
+            ("reference", .string(reference)), ("digest", digest.map { .string($0) } ?? .null), ("ok", .bool(ok)),
+            ("findings", .array(findings.map(\.json))),
             ("blobsChecked", JSONValue(Int64(blobsChecked))), ("bytesChecked", JSONValue(bytesChecked)),
             ("error", failure.map { .string($0) } ?? .null),
-            ("platforms", .array(platforms.map { .string($0) })),
+            ("platforms", .array(platforms.map(\.json))),
         ])
         if let s = stamp { j["stamp"] = s.json }
         return j
@@ -73,10 +78,15 @@ public enum Verifier {
         }
         do { image = try ImageSource.open(reference, registry: options.registry.map(RegistryClient.init(options:))) } catch {
             // A registry that cannot be reached (or refuses us) says nothing about the image.
-            if let e = error as? RegistryError, case .failed = e { report.failure = "\(error)" } else { report.findings.append("\(error)") }
+            if let e = error as? RegistryError, case .failed = e {
+                report.failure = "\(error)"
+            } else {
+                report.findings.append(Finding(.imageUnreadable, "\(error)"))
+            }
             return report
         }
-        report.platforms = image.images.map { $0.platform.description }
+        report.platforms = image.images.map { PlatformEntry($0) }
+        report.digest = image.top.digest
         // The stamp layer of each platform first: its version.json says whether the asset checks
         // need the frontend, and where it is, so that the pass below collects it on the way.
         var stampLayers: [String: Result<[String: LayerFile], Error>] = [:]
@@ -124,20 +134,23 @@ public enum Verifier {
             layerChanges[l.digest] = c
         }
         for img in image.images {
-            let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))"
+            let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))", platform = img.platform.description
             let diffIDs = img.diffIDs
             if diffIDs.count != img.layers.count {
-                report.findings.append("\(where_): \(img.layers.count) layers but \(diffIDs.count) rootfs.diff_ids in config \(Digest.short(img.configDescriptor.digest))")
+                report.findings.append(Finding(.configDiffIDCount, "\(where_): \(img.layers.count) layers but \(diffIDs.count) rootfs.diff_ids in config \(Digest.short(img.configDescriptor.digest))",
+                                               platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)", found: "\(diffIDs.count)"))
             }
             if let history = img.config["history"]?.arrayValue {
                 let nonEmpty = history.filter { $0["empty_layer"]?.boolValue != true }.count
                 if nonEmpty != img.layers.count {
-                    report.findings.append("\(where_): history has \(nonEmpty) entries that make layers, the manifest has \(img.layers.count) layers")
+                    report.findings.append(Finding(.configHistoryCount, "\(where_): history has \(nonEmpty) entries that make layers, the manifest has \(img.layers.count) layers",
+                                                   platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)", found: "\(nonEmpty)"))
                 }
             }
             for (i, l) in img.layers.enumerated() {
                 if let found = layerResults[l.digest] ?? nil, i < diffIDs.count, found != diffIDs[i] {
-                    report.findings.append("\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content is \(found)")
+                    report.findings.append(Finding(.layerDiffIDMismatch, "\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content is \(found)",
+                                                   platform: platform, digest: l.digest, expected: diffIDs[i], found: found))
                 }
             }
         }
@@ -159,16 +172,17 @@ public enum Verifier {
         let loc: BlobLocation
         do {
             guard let found = try store.locate(l) else {
-                report.findings.append("\(store.name): missing blob \(l.digest)")
+                report.findings.append(Finding(.blobMissing, "\(store.name): missing blob \(l.digest)", digest: l.digest))
                 return (nil, nil)
             }
             loc = try found.resolved()
         } catch {
-            report.findings.append("\(what): \(error)")
+            report.findings.append(Finding(.blobUnreadable, "\(what): \(error)", digest: l.digest))
             return (nil, nil)
         }
         if loc.length != l.size {
-            report.findings.append("\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)")
+            report.findings.append(Finding(.blobSizeMismatch, "\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)",
+                                           digest: l.digest, expected: "\(l.size)", found: "\(loc.length)"))
         }
         guard let opened = try? loc.open() else { return (nil, nil) } // resolved above: a file section or memory
         let source = HashingSource(ObservedSource(opened, progress))
@@ -197,22 +211,23 @@ public enum Verifier {
             }
             let declared = MediaType.layerCompression(l.mediaType)
             if let found = reader.detectedCompression, let declared, found != declared {
-                report.findings.append("\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
+                report.findings.append(Finding(.layerCompressionMismatch, "\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)",
+                                               digest: l.digest, expected: declared.rawValue, found: found.rawValue))
             }
         } catch { failure = "\(what): cannot decompress: \(error)" }
         layerReader?.drain()
         let found: String
         do { found = try source.finish() } catch {
-            report.findings.append("\(what): \(error)")
+            report.findings.append(Finding(.blobUnreadable, "\(what): \(error)", digest: l.digest))
             return (nil, nil)
         }
         report.bytesChecked += source.count
         report.blobsChecked += 1
         if found != l.digest {
-            report.findings.append("\(what): digest mismatch: content is \(found)")
+            report.findings.append(Finding(.blobDigestMismatch, "\(what): digest mismatch: content is \(found)", digest: l.digest, expected: l.digest, found: found))
             return (nil, nil)
         }
-        if let failure { report.findings.append(failure); return (nil, nil) }
+        if let failure { report.findings.append(Finding(.layerUndecompressable, failure, digest: l.digest)); return (nil, nil) }
         if diffID == nil {
             // libarchive decompressed the tar itself: the diff_id takes a raw pass of its own.
             var again = VerifyReport(reference: report.reference)
@@ -233,26 +248,29 @@ public enum Verifier {
             let labels = img.labels
             guard let jsonPath = labels[AnnotationKey.stampVersionJSON] else {
                 if labels[AnnotationKey.version] == nil {
-                    report.findings.append("\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to check blobs alone")
+                    report.findings.append(Finding(.stampMissing, "\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to check blobs alone",
+                                                   platform: where_))
                 } else {
-                    report.findings.append("\(where_): label \(AnnotationKey.stampVersionJSON) is missing, so version.json cannot be found")
+                    report.findings.append(Finding(.stampLabelMissing, "\(where_): label \(AnnotationKey.stampVersionJSON) is missing, so version.json cannot be found",
+                                                   platform: where_))
                 }
                 continue
             }
-            guard let top = img.layers.last else { report.findings.append("\(where_): no layers"); continue }
+            guard let top = img.layers.last else { report.findings.append(Finding(.stampNoLayers, "\(where_): no layers", platform: where_)); continue }
             let files: [String: LayerFile]
             do {
                 files = try (stampLayers[top.digest] ?? Result { try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""]) }).get()
             } catch {
-                report.findings.append("\(where_): cannot read the stamp layer \(top.digest): \(error)")
+                report.findings.append(Finding(.stampLayerUnreadable, "\(where_): cannot read the stamp layer \(top.digest): \(error)", platform: where_, digest: top.digest))
                 continue
             }
             guard let jsonBytes = files[Path.clean(jsonPath) ?? ""]?.bytes else {
-                report.findings.append("\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top layer \(Digest.short(top.digest))")
+                report.findings.append(Finding(.stampVersionJSONMissing, "\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top layer \(Digest.short(top.digest))",
+                                               platform: where_, path: jsonPath, digest: top.digest))
                 continue
             }
             guard let doc = try? JSONValue.parse(jsonBytes), doc.isObject else {
-                report.findings.append("\(where_): \(jsonPath) is not a JSON object")
+                report.findings.append(Finding(.stampVersionJSONInvalid, "\(where_): \(jsonPath) is not a JSON object", platform: where_, path: jsonPath))
                 continue
             }
             let v = doc["version"]?.stringValue, r = doc["revision"]?.stringValue, c = doc["created"]?.stringValue
@@ -269,27 +287,32 @@ public enum Verifier {
                 if let ia = indexAnnotations { sources.append(("index annotation \(key)", ia[key])) }
                 if let envKey { sources.append(("env \(envKey)", env[envKey])) }
                 for (what, value) in sources where value != expected {
-                    report.findings.append("\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says \(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))")
+                    report.findings.append(Finding(.stampValueMismatch,
+                                                   "\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says \(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))",
+                                                   platform: where_, path: jsonPath, expected: expected, found: value))
                 }
             }
-            guard let v else { report.findings.append("\(where_): \(jsonPath) has no version"); continue }
+            guard let v else { report.findings.append(Finding(.stampNoVersion, "\(where_): \(jsonPath) has no version", platform: where_, path: jsonPath)); continue }
             same("version", v, AnnotationKey.version, "IMAGE_VERSION")
             same("revision", r, AnnotationKey.revision, "IMAGE_REVISION")
             same("created", c, AnnotationKey.created, "IMAGE_CREATED")
             if let bd = doc["base"]?["digest"]?.stringValue, labels[AnnotationKey.baseDigest] != bd {
-                report.findings.append("\(where_): label \(AnnotationKey.baseDigest) is \(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)")
+                report.findings.append(Finding(.stampBaseDigestMismatch, "\(where_): label \(AnnotationKey.baseDigest) is \(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)",
+                                               platform: where_, path: jsonPath, expected: bd, found: labels[AnnotationKey.baseDigest]))
             }
             if let c, img.config["created"]?.stringValue != c {
-                report.findings.append("\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)")
+                report.findings.append(Finding(.stampCreatedMismatch, "\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)",
+                                               platform: where_, path: jsonPath, expected: c, found: img.config["created"]?.stringValue))
             }
             if let vf = versionFile {
                 if let txt = StampReader.get(Path.clean(vf) ?? "", files, layer: top, store: image.store)?.bytes {
                     let text = String(decoding: txt, as: UTF8.self)
                     if text != v + "\n" {
-                        report.findings.append("\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) says \"\(v)\"")
+                        report.findings.append(Finding(.stampVersionFileMismatch, "\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) says \"\(v)\"",
+                                                       platform: where_, path: vf, expected: v, found: text.trimmingCharacters(in: .newlines)))
                     }
                 } else {
-                    report.findings.append("\(where_): \(vf) (named by \(jsonPath)) is not in the top layer")
+                    report.findings.append(Finding(.stampVersionFileMissing, "\(where_): \(vf) (named by \(jsonPath)) is not in the top layer", platform: where_, path: vf))
                 }
             }
             if let assets = doc["assets"], assets.isObject {
@@ -297,7 +320,7 @@ public enum Verifier {
                 if changes.count == img.layers.count {
                     report.findings += AssetStage.verify(assets, view: MergedView.assemble(changes), platform: where_)
                 } else {
-                    report.findings.append("\(where_): the frontend cannot be checked: a layer could not be read")
+                    report.findings.append(Finding(.assetsUnreadable, "\(where_): the frontend cannot be checked: a layer could not be read", platform: where_))
                 }
             }
             if let script = doc["stamp"]?["healthScript"]?.stringValue {
@@ -305,7 +328,8 @@ public enum Verifier {
                             config: img.config, where_: where_, report: &report)
             }
             if let pub = doc["stamp"]?["publicVersionJson"]?.stringValue, StampReader.get(Path.clean(pub) ?? "", files, layer: top, store: image.store)?.bytes != jsonBytes {
-                report.findings.append("\(where_): \(pub) (named by \(jsonPath)) is missing or differs from \(jsonPath)")
+                report.findings.append(Finding(.stampPublicVersionJSONMismatch, "\(where_): \(pub) (named by \(jsonPath)) is missing or differs from \(jsonPath)",
+                                               platform: where_, path: pub))
             }
         }
         return facts
@@ -314,15 +338,22 @@ public enum Verifier {
     /// The script version.json names is in the stamp layer, executable, and what Healthcheck runs.
     static func checkHealth(script: String, file: LayerFile?, config: JSONValue, where_: String, report: inout VerifyReport) {
         if let f = file {
-            if f.mode & 0o111 == 0 { report.findings.append("\(where_): health check \(script) is not executable (mode \(String(f.mode, radix: 8)))") }
-            if !f.bytes.starts(with: Array("#!/bin/sh\n".utf8)) { report.findings.append("\(where_): health check \(script) does not start with #!/bin/sh") }
+            if f.mode & 0o111 == 0 {
+                report.findings.append(Finding(.healthNotExecutable, "\(where_): health check \(script) is not executable (mode \(String(f.mode, radix: 8)))",
+                                               platform: where_, path: script, found: String(f.mode, radix: 8)))
+            }
+            if !f.bytes.starts(with: Array("#!/bin/sh\n".utf8)) {
+                report.findings.append(Finding(.healthNoShebang, "\(where_): health check \(script) does not start with #!/bin/sh", platform: where_, path: script))
+            }
         } else {
-            report.findings.append("\(where_): health check \(script) is not in the stamp layer")
+            report.findings.append(Finding(.healthScriptMissing, "\(where_): health check \(script) is not in the stamp layer", platform: where_, path: script))
         }
         let test = config["config"]?["Healthcheck"]?["Test"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let named = test.first == "CMD" ? test.dropFirst().first == script : (test.first == "CMD-SHELL" && test.dropFirst().first?.contains(script) == true)
         if !named {
-            report.findings.append("\(where_): Healthcheck runs \(test.isEmpty ? "nothing" : JSONValue.encodeString(.array(test.map { .string($0) }))), not \(script)")
+            let runs = test.isEmpty ? "nothing" : JSONValue.encodeString(.array(test.map { .string($0) }))
+            report.findings.append(Finding(.healthNotConfigured, "\(where_): Healthcheck runs \(runs), not \(script)", platform: where_, path: script,
+                                           expected: script, found: runs))
         }
     }
 }

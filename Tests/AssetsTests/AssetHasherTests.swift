@@ -180,7 +180,7 @@ extension AssetResult {
         let css = f.firstIndex { $0.path.hasSuffix(".css") }!
         f[css].bytes += Array("z{w:url(./missing.png)}".utf8)  // dangling reference (and a changed name)
         f.append(AssetFile(path: "plain.js", bytes: [1]))      // not in the manifest
-        let findings = AssetVerifier.verify(f)
+        let findings = AssetVerifier.verify(f).map(\.message)
         #expect(findings.contains { $0.hasPrefix(f[png].path + ": name does not match its content") })
         #expect(findings.contains { $0.hasPrefix(f[css].path + ": reference \"./missing.png\" does not resolve") })
         #expect(findings.contains { $0 == "plain.js: not in stamp-assets.json" })
@@ -199,7 +199,7 @@ extension AssetResult {
         var f = try hashed()
         let c = f.firstIndex { $0.path.hasPrefix("c.") }!
         f[c].bytes += Array(";".utf8)
-        let findings = AssetVerifier.verify(f)
+        let findings = AssetVerifier.verify(f).map(\.message)
         #expect(findings.contains { $0.hasPrefix(f[c].path + ": name does not match") })
         #expect(findings.contains { $0.contains("app.") && $0.contains("name does not match") })
     }

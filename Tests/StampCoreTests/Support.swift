@@ -162,3 +162,40 @@ func python(_ code: String, _ args: [String]) throws -> RunResult {
     let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures"
     return try run(["python3", "-c", code] + args, env: ["PYTHONPATH": fixtures])
 }
+
+/// The cache the slow real-consumer tests keep outside the clone (`$STAMP_TEST_CACHE`, else
+/// ~/.cache/stamp-test): PyPI wheels, root file systems.
+var testCache: String {
+    if let c = ProcessInfo.processInfo.environment["STAMP_TEST_CACHE"], !c.isEmpty { return c }
+    return NSHomeDirectory() + "/.cache/stamp-test"
+}
+
+/// A command from a PyPI package (check-jsonschema), installed once into a venv in the test
+/// cache. Throws with the reason when PyPI cannot be reached.
+func pypiCommand(_ package: String, _ command: String) throws -> String {
+    let venv = testCache + "/tools-venv"
+    let exe = venv + "/bin/" + command
+    if FileManager.default.isExecutableFile(atPath: exe) { return exe }
+    try FileManager.default.createDirectory(atPath: testCache, withIntermediateDirectories: true)
+    let r = try run(["flock", testCache + "/tools-venv.lock", "sh", "-c",
+                     "[ -x \"$1/bin/$3\" ] || { python3 -m venv \"$1\" && \"$1/bin/pip\" install -q --disable-pip-version-check \"$2\"; }",
+                     "sh", venv, package, command])
+    guard r.status == 0, FileManager.default.isExecutableFile(atPath: exe) else {
+        throw StampError.badInput("pip install \(package) failed (PyPI unreachable?): \(r.err.split(separator: "\n").last ?? "")")
+    }
+    return exe
+}
+
+/// The repository's root folder (schemas/, action.yml).
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// Validates a JSON document (text) against `schemas/NAME.schema.json` with check-jsonschema;
+/// returns its complaint, or nil when the document is valid.
+func schemaComplaint(_ json: String, schema name: String) throws -> String? {
+    let checker = try pypiCommand("check-jsonschema", "check-jsonschema")
+    let dir = try tempDir()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try json.write(toFile: dir + "/doc.json", atomically: true, encoding: .utf8)
+    let r = try run([checker, "--schemafile", repoRoot + "/schemas/\(name).schema.json", dir + "/doc.json"])
+    return r.status == 0 ? nil : r.out + r.err
+}

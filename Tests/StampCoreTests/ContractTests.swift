@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+import Hashing
+import OCI
+@testable import StampCore
+
+/// The machine contract (issue 14, item 4): every `--json` output carries `schemaVersion`, names
+/// platforms one way, and validates against its JSON Schema in `schemas/` — checked by
+/// check-jsonschema (PyPI), not by stamp's own reader; verify's findings are objects with
+/// stable codes.
+@Suite struct ContractTests {
+    /// Runs stamp, returns stdout after checking the exit status.
+    func json(_ args: [String], status: Int32 = 0, env: [String: String] = [:]) throws -> String {
+        let r = try stamp(args, env: env)
+        #expect(r.status == status, "stamp \(args.joined(separator: " ")): \(r.err)")
+        return r.out
+    }
+
+    func expectValid(_ text: String, _ schema: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try schemaComplaint(text, schema: schema) == nil, "\(schema): \(text.prefix(300))", sourceLocation: sourceLocation)
+        #expect(try jsonOf(text)["schemaVersion"]?.int64Value == 1, "\(schema) output has no schemaVersion 1", sourceLocation: sourceLocation)
+    }
+
+    @Test func everyJSONOutputValidatesAgainstItsSchema() throws {
+        do { _ = try pypiCommand("check-jsonschema", "check-jsonschema") } catch {
+            print("skipped: \(error)")
+            return
+        }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try stamp(["sample", "--output", dir + "/base.tar"])
+        let env = ["SOURCE_DATE_EPOCH": "1743811200"]
+        let built = try json(["build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v2.1", "--revision", "abc123",
+                              "--output", dir + "/out.tar", "--json", "--metadata-file", dir + "/meta.json"], env: env)
+        try expectValid(built, "build")
+        let verified = try json(["verify", "--json", dir + "/out.tar"])
+        try expectValid(verified, "verify")
+        let inspected = try json(["inspect", "--json", dir + "/out.tar"])
+        try expectValid(inspected, "inspect")
+        try expectValid(try json(["version", "--json"]), "version")
+
+        // One shape for platforms: build, verify and inspect name the same three digests.
+        let shape = { (t: String) throws -> [String] in
+            (try jsonOf(t)["platforms"]?.arrayValue ?? []).map { p in ["platform", "manifest", "config"].map { p[$0]?.stringValue ?? "-" }.joined(separator: " ") }
+        }
+        #expect(try shape(built) == shape(verified))
+        #expect(try shape(built) == shape(inspected))
+        #expect(try shape(built).count == 2)
+        #expect(try jsonOf(verified)["digest"] == jsonOf(built)["digest"])
+
+        // Findings as objects: an unstamped image, and a folder that cannot be read (exit 2).
+        let unstamped = try json(["verify", "--json", dir + "/base.tar"], status: 1)
+        try expectValid(unstamped, "verify")
+        #expect(try jsonOf(unstamped)["findings"]?.arrayValue?.first?["code"]?.stringValue == "stamp.missing")
+        let missing = try json(["verify", "--json", dir + "/nope.tar"], status: 2)
+        try expectValid(missing, "verify")
+        #expect(try jsonOf(missing)["error"]?.stringValue?.contains("no such file") == true)
+
+        // Assets: hash, verify clean, verify with findings.
+        try FileManager.default.createDirectory(atPath: dir + "/site/assets", withIntermediateDirectories: true)
+        try #"<link rel="stylesheet" href="assets/app.css"><img src="assets/logo.png">"#.write(toFile: dir + "/site/index.html", atomically: true, encoding: .utf8)
+        try "body{background:url(logo.png)}".write(toFile: dir + "/site/assets/app.css", atomically: true, encoding: .utf8)
+        try "PNG".write(toFile: dir + "/site/assets/logo.png", atomically: true, encoding: .utf8)
+        try expectValid(try json(["assets", "hash", dir + "/site", "--output", dir + "/hashed", "--json"]), "assets-hash")
+        try expectValid(try json(["assets", "verify", dir + "/hashed", "--json"]), "assets-verify")
+        let logo = try #require(listing(dir + "/hashed/assets").first { $0.hasPrefix("logo.") })
+        try "GIF".write(toFile: dir + "/hashed/assets/" + logo, atomically: true, encoding: .utf8)
+        let broken = try json(["assets", "verify", dir + "/hashed", "--json"], status: 1)
+        try expectValid(broken, "assets-verify")
+        let codes = Set((try jsonOf(broken)["findings"]?.arrayValue ?? []).compactMap { $0["code"]?.stringValue })
+        #expect(codes.contains("assets.sha256-mismatch") && codes.contains("assets.name-mismatch"), "\(codes)")
+    }
+
+    @Test func metadataFileValidatesAgainstItsSchema() throws {
+        do { _ = try pypiCommand("check-jsonschema", "check-jsonschema") } catch {
+            print("skipped: \(error)")
+            return
+        }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try stamp(["sample", "--output", dir + "/base.tar"])
+        try stamp(["build", "--base", dir + "/base.tar", "--version", "v1", "--output", dir + "/out.tar", "--tag", "v1",
+                   "--metadata-file", dir + "/meta.json"])
+        let meta = String(decoding: try bytes(dir + "/meta.json"), as: UTF8.self)
+        #expect(try schemaComplaint(meta, schema: "metadata") == nil, "\(meta)")
+    }
+
+    @Test func pushAndPullJSONValidateAgainstTheirSchema() throws {
+        do { _ = try pypiCommand("check-jsonschema", "check-jsonschema") } catch {
+            print("skipped: \(error)")
+            return
+        }
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try stamp(["sample", "--output", dir + "/base.tar"])
+        let pushed = try json(["push", dir + "/base.tar", "\(reg.host)/ai/app:v1", "--tls-verify=false", "--json"])
+        try expectValid(pushed, "copy")
+        #expect(try jsonOf(pushed)["push"]?["blobs"]?["uploaded"]?.int64Value ?? 0 > 0)
+        let pulled = try json(["pull", "docker://\(reg.host)/ai/app:v1", "oci-archive:\(dir)/pulled.tar", "--tls-verify=false", "--json"])
+        try expectValid(pulled, "copy")
+        #expect(try jsonOf(pulled)["digest"] == jsonOf(pushed)["digest"])
+    }
+
+    /// The codes the schema lists are exactly the codes stamp can emit.
+    @Test func findingCodesInTheSchemaAreStampsCodes() throws {
+        let schema = try readJSON(repoRoot + "/schemas/common.schema.json")
+        let listed = (schema["$defs"]?["finding"]?["properties"]?["code"]?["enum"]?.arrayValue ?? []).compactMap(\.stringValue)
+        #expect(listed == Finding.Code.allCases.map(\.rawValue))
+    }
+
+    /// A tampered layer and a tampered label each give a finding with the facts in fields, not
+    /// only in the sentence.
+    @Test func verifyFindingsCarryTheirFacts() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = try simpleLayout(dir)
+        var s = settings("oci:" + base, "oci:\(dir)/out")
+        s.noHealthcheck = true
+        _ = try build(s)
+        // A label edited after the build (digests fixed up the chain, as a careless tool would).
+        try FileManager.default.copyItem(atPath: dir + "/out", toPath: dir + "/edited")
+        try editLayout(dir + "/edited", config: { c in
+            var inner = c["config"]!, labels = inner["Labels"]!
+            labels[AnnotationKey.version] = .string("v9")
+            inner["Labels"] = labels
+            c["config"] = inner
+        })
+        let edited = Verifier.verify(.ociLayout(path: dir + "/edited", ref: nil))
+        let label = try #require(edited.findings.first { $0.code == .stampValueMismatch && $0.message.contains("label") })
+        #expect(label.expected == "v2.1-canary" && label.found == "v9" && label.platform == "linux/amd64" && label.path == "/app/version.json")
+
+        // A layer whose bytes changed but not its size.
+        let layer = try firstLayerPath(dir + "/out")
+        var b = try bytes(layer)
+        b[b.count / 2] ^= 0xff
+        try Data(b).write(to: URL(fileURLWithPath: layer))
+        let report = Verifier.verify(.ociLayout(path: dir + "/out", ref: nil))
+        let digest = "sha256:" + Path.basename(layer)
+        let f = try #require(report.findings.first { $0.code == .blobDigestMismatch || $0.code == .layerUndecompressable })
+        #expect(f.digest == digest)
+        if f.code == .blobDigestMismatch { #expect(f.expected == digest && f.found == Digester.digest(b)) }
+        #expect(report.json["findings"]?.arrayValue?.first?["code"]?.stringValue == f.code.rawValue)
+    }
+}
