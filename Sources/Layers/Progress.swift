@@ -3,15 +3,29 @@ import Dispatch
 import Glibc
 #endif
 
+/// How progress is shown (`--progress`, as `docker buildx build` has it): `tty` redraws one
+/// line on a terminal, `plain` prints lines a CI log keeps (one per step and per blob, and one
+/// every 10 s of a long transfer), `quiet` nothing; `auto` is `tty` on a terminal, else `plain`.
+public enum ProgressMode: String, Sendable, CaseIterable {
+    case auto, tty, plain, quiet
+
+    /// `auto` made concrete for the stderr this process has.
+    public func resolved(stderrIsTerminal: Bool = ProgressLine.stderrIsTerminal) -> ProgressMode {
+        self == .auto ? (stderrIsTerminal ? .tty : .plain) : self
+    }
+}
+
 /// One line on stderr for a step that takes more than a second: bytes done of the total and
-/// the rate, redrawn at most five times a second and erased when the step ends. Only on a
-/// terminal; `ProgressLine.off` does nothing, for pipes, logs and `--quiet`.
+/// the rate, redrawn at most five times a second and erased when the step ends (`tty`), or in
+/// `plain` mode written as a new line every 10 s (a log keeps every line). `ProgressLine.off`
+/// does nothing, for `--progress quiet`.
 public final class ProgressLine: @unchecked Sendable {
     public static let off = ProgressLine(label: "", total: 0, enabled: false)
 
     private let label: String
     private let total: Int64
     private let enabled: Bool
+    private let plain: Bool
     private let after: UInt64
     private let fd: Int32
     private let start = DispatchTime.now().uptimeNanoseconds
@@ -21,8 +35,10 @@ public final class ProgressLine: @unchecked Sendable {
     private var lock = pthread_mutex_t()
 
     /// `after`: nanoseconds before the first draw (a step shorter than that draws nothing).
-    public init(label: String, total: Int64, enabled: Bool, after: UInt64 = 1_000_000_000, fd: Int32 = 2) {
-        self.label = label; self.total = total; self.enabled = enabled; self.after = after; self.fd = fd
+    /// `plain`: lines for a log instead of one redrawn line.
+    public init(label: String, total: Int64, enabled: Bool, after: UInt64 = 1_000_000_000, fd: Int32 = 2, plain: Bool = false) {
+        self.label = label; self.total = total; self.enabled = enabled; self.fd = fd; self.plain = plain
+        self.after = plain ? max(after, 10_000_000_000) : after
         pthread_mutex_init(&lock, nil)
     }
 
@@ -37,15 +53,15 @@ public final class ProgressLine: @unchecked Sendable {
         defer { pthread_mutex_unlock(&lock) }
         done += Int64(n)
         let now = DispatchTime.now().uptimeNanoseconds
-        guard now - start >= after, lastDraw == 0 || now - lastDraw >= 200_000_000 else { return }
+        guard now - start >= after, lastDraw == 0 || now - lastDraw >= (plain ? 10_000_000_000 : 200_000_000) else { return }
         lastDraw = now
         let seconds = Double(now - start) / 1e9
         let rate = Double(done) / seconds
-        var line = "\r\u{1b}[K\(label)  \(Self.mb(done))"
+        var line = plain ? "stamp: \(label): \(Self.mb(done))" : "\r\u{1b}[K\(label)  \(Self.mb(done))"
         if total > 0 { line += " / \(Self.mb(total))" }
-        line += "  \(Self.mb(Int64(rate)))/s"
+        line += plain ? ", \(Self.mb(Int64(rate)))/s\n" : "  \(Self.mb(Int64(rate)))/s"
         emit(line)
-        drawn = true
+        drawn = !plain
     }
 
     /// Erases the line, if one was drawn.
@@ -62,7 +78,14 @@ public final class ProgressLine: @unchecked Sendable {
         s.withUTF8 { b in _ = write(fd, b.baseAddress, b.count) }
     }
 
-    static func mb(_ n: Int64) -> String {
+    /// A size as a person reads it: bytes, kB or MB (decimal, one decimal place).
+    public static func size(_ n: Int64) -> String {
+        if n < 10_000 { return "\(n) bytes" }
+        if n < 1_000_000 { return "\(Int((Double(n) / 1000).rounded())) kB" }
+        return mb(n)
+    }
+
+    public static func mb(_ n: Int64) -> String {
         let v = Double(n) / 1_000_000
         let tenths = Int((v * 10).rounded())
         return "\(tenths / 10).\(tenths % 10) MB"

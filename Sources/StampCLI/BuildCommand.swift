@@ -40,6 +40,8 @@ struct BuildCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print nothing but errors.")
     var quiet = false
 
+    @OptionGroup var progress: ProgressFlag
+
     @Option(help: ArgumentHelp("Write the result's digest and descriptor here as JSON, with the keys docker buildx's --metadata-file uses (containerimage.digest, containerimage.descriptor, image.name) and stamp's own (stamp.version, stamp.platforms, ...).",
                                valueName: "file"))
     var metadataFile: String?
@@ -51,7 +53,7 @@ struct BuildCommand: ParsableCommand {
         MemoryPolicy.fewArenas()
         let result = try reportingErrors { () throws -> BuildResult in
             let plan = try StampPlan.resolve(try flags.settings(), environment: ProcessInfo.processInfo.environment)
-            return try Stamper.build(plan, diagnostics: quiet ? .silent : .stderr)
+            return try Stamper.build(plan, diagnostics: progress.diagnostics(quiet: quiet))
         }
         try reportingErrors {
             if let f = metadataFile { try writeAtomically(f, JSONValue.encodePretty(result.metadata)) }
@@ -60,6 +62,7 @@ struct BuildCommand: ParsableCommand {
             if let gh = ProcessInfo.processInfo.environment["GITHUB_OUTPUT"], !gh.isEmpty {
                 var lines = "digest=\(result.digest)\nversion=\(result.version)\n"
                 if let n = result.imageName { lines += "image=\(n)\n" }
+                lines += "tags=\(result.names.joined(separator: ","))\n"
                 lines += "metadata=\(JSONValue.encodeString(result.metadata))\n"
                 try appendLine(gh, lines)
             }

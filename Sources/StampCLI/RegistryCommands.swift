@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Layers
 import OCI
 import Registry
 import StampCore
@@ -32,6 +33,25 @@ struct RegistryFlags: ParsableArguments {
     }
 }
 
+extension ProgressMode: ExpressibleByArgument {}
+
+/// `--progress`, as `docker buildx build` has it; shared by the commands that do long work.
+struct ProgressFlag: ParsableArguments {
+    @Option(help: ArgumentHelp("How to show progress on stderr: auto (tty on a terminal, else plain), tty (one redrawn line), plain (a line per step and per blob, for CI logs) or quiet. Default: $STAMP_PROGRESS, else auto.",
+                               valueName: "mode"))
+    var progress: ProgressMode?
+
+    /// The flag, else `$STAMP_PROGRESS` (as buildx reads BUILDKIT_PROGRESS), else `auto`.
+    var mode: ProgressMode {
+        if let progress { return progress }
+        if let e = ProcessInfo.processInfo.environment["STAMP_PROGRESS"], let m = ProgressMode(rawValue: e) { return m }
+        return .auto
+    }
+
+    /// Notices and progress on stderr; nothing but errors with `--quiet`.
+    func diagnostics(quiet: Bool = false) -> Diagnostics { quiet ? .silent : .stderr(progress: mode) }
+}
+
 /// What `push` and `pull` share: registry access and how to report.
 struct CopyFlags: ParsableArguments {
     @OptionGroup(title: "Registry")
@@ -43,11 +63,13 @@ struct CopyFlags: ParsableArguments {
     @Flag(name: [.short, .long], help: "Print nothing but errors.")
     var quiet = false
 
+    @OptionGroup var progress: ProgressFlag
+
     /// Copies and reports; `verb` says what happened ("pushed", "saved").
     func run(_ source: () throws -> ImageReference, to destination: () throws -> ImageReference, created: Timestamp, verb: String) throws {
         let r = try reportingErrors {
             try ImageCopy.copy(from: try source(), to: try destination(), options: try registry.options(),
-                               created: created, diagnostics: quiet ? .silent : .stderr)
+                               created: created, diagnostics: progress.diagnostics(quiet: quiet))
         }
         if json {
             printOut(JSONValue.encodeString(r.json))

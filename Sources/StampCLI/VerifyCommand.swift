@@ -31,11 +31,13 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print one JSON document with the findings.")
     var json = false
 
+    @OptionGroup var progress: ProgressFlag
+
     func run() throws {
         MemoryPolicy.fewArenas()
         let (ref, access) = try reportingErrors { (try imageReference(image), try registry.options()) }
         let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly, registry: access,
-                                                                   showsProgress: ProgressLine.stderrIsTerminal))
+                                                                   progress: progress.mode))
         if json {
             printOut(JSONValue.encodeString(report.json))
         } else if let failure = report.failure {

@@ -46,8 +46,14 @@ public enum ImageCopy {
         // Remote blobs bound for a local output are fetched several at a time (a registry
         // destination mounts or streams them instead).
         if destination.registry == nil {
-            let remote = blobs.filter { $0.value.location.remote }.map(\.value.location)
-            try forEachConcurrently(remote, width: o.parallel) { _ = try $0.resolved() }
+            let remote = blobs.filter { $0.value.location.remote }.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }
+            let step = diagnostics.step("pulling \(remote.count) blobs from \(source)")
+            try forEachConcurrently(remote, width: o.parallel) { digest, blob in
+                let start = Diagnostics.now()
+                _ = try blob.location.resolved()
+                diagnostics.blob("pulled", digest: digest, size: blob.size, seconds: Diagnostics.now() - start)
+            }
+            step.done()
         }
         let docker = image.images.map { ($0.platform.description, $0.configDescriptor.digest, $0.layers.map(\.digest)) }
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)

@@ -1,3 +1,4 @@
+import Dispatch
 import Layers
 /// Errors of the stamping pipeline; each prints as one line naming what is wrong.
 public enum StampError: Error, Equatable, CustomStringConvertible {
@@ -25,22 +26,66 @@ public enum StampError: Error, Equatable, CustomStringConvertible {
 /// Where diagnostics go: stderr, one line each. Tests pass their own.
 public struct Diagnostics: Sendable {
     public var notice: @Sendable (String) -> Void
-    /// Whether long steps draw a progress line (stderr is a terminal, not --quiet).
-    public var showsProgress = false
+    /// How progress shows (already resolved: `tty`, `plain` or `quiet`).
+    public var progressMode: ProgressMode = .quiet
     public init(notice: @escaping @Sendable (String) -> Void) { self.notice = notice }
-    public static let stderr: Diagnostics = {
+    public static let stderr = Diagnostics.stderr(progress: .auto)
+    public static let silent = Diagnostics { _ in }
+
+    /// Notices on stderr, progress as `mode` says (`auto`: by whether stderr is a terminal).
+    public static func stderr(progress mode: ProgressMode) -> Diagnostics {
         var d = Diagnostics { line in
             var s = line + "\n"
             s.withUTF8 { buf in _ = fwriteStderr(buf) }
         }
-        d.showsProgress = ProgressLine.stderrIsTerminal
+        d.progressMode = mode.resolved()
         return d
-    }()
-    public static let silent = Diagnostics { _ in }
+    }
 
-    /// A progress line for a step over `total` bytes (a no-op unless `showsProgress`).
+    /// Whether long steps draw a redrawn progress line (a terminal).
+    public var showsProgress: Bool { progressMode == .tty }
+
+    /// A progress line for a step over `total` bytes (a no-op under `quiet`).
     public func progress(_ label: String, total: Int64) -> ProgressLine {
-        showsProgress ? ProgressLine(label: label, total: total, enabled: true) : .off
+        switch progressMode {
+        case .tty, .auto: return ProgressLine(label: label, total: total, enabled: true)
+        case .plain: return ProgressLine(label: label, total: total, enabled: true, plain: true)
+        case .quiet: return .off
+        }
+    }
+
+    /// A step of the job: in `plain` mode a line when it starts and one with its time when it
+    /// ends (`done()`); nothing otherwise.
+    public func step(_ text: String) -> Step { Step(text: text, notice: progressMode == .plain ? notice : nil) }
+
+    /// A blob written, pushed, mounted or pulled: one line in `plain` mode (verb, digest, size, time).
+    public func blob(_ verb: String, digest: String, size: Int64, seconds: Double?) {
+        guard progressMode == .plain else { return }
+        notice("stamp:   \(verb) \(digest) (\(ProgressLine.size(size))\(seconds.map { ", " + Step.seconds($0) } ?? ""))")
+    }
+
+    /// The clock `blob` lines are timed with, in seconds.
+    public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    public struct Step: Sendable {
+        let text: String
+        let notice: (@Sendable (String) -> Void)?
+        let start = DispatchTime.now().uptimeNanoseconds
+
+        init(text: String, notice: (@Sendable (String) -> Void)?) {
+            self.text = text; self.notice = notice
+            notice?("stamp: \(text)")
+        }
+
+        /// The step's end: `stamp: TEXT: done in 0.42 s`, and `detail` when given.
+        public func done(_ detail: String? = nil) {
+            notice?("stamp: \(text): done in \(Self.seconds(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))" + (detail.map { ", " + $0 } ?? ""))
+        }
+
+        static func seconds(_ s: Double) -> String {
+            let hundredths = Int((s * 100).rounded())
+            return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100) s"
+        }
     }
 }
 

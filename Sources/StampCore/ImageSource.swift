@@ -155,7 +155,8 @@ public enum ImageSource {
             }
             top = m
             sourceName = m.annotations[AnnotationKey.refName]
-        } else if entries.count == 1 {
+        } else if entries.count == 1 || Set(entries.map(\.digest)).count == 1 {
+            // One image, under one name or several (`--tag a --tag b` writes an entry for each).
             top = entries[0]
             sourceName = top.annotations[AnnotationKey.refName]
         } else if entries.allSatisfy({ $0.platform != nil && MediaType.isManifest($0.mediaType) }) {

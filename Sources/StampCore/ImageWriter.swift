@@ -43,16 +43,25 @@ public enum ImageWriter {
             var docker = false
             if case .dockerArchive = reference { docker = true }
             let rest = image.blobs.filter { !(started?.first.contains($0.key) ?? false) }
+            let step = diagnostics.step("writing \(reference)")
             let progress = diagnostics.progress("writing \(p)", total: rest.values.sizeSum(\.size))
             defer { progress.finish() }
-            try writeArchive(image, path: p, created: created, progress: progress, started: started, sync: sync, docker: docker)
+            try writeArchive(image, path: p, created: created, progress: progress, started: started, sync: sync, docker: docker,
+                             blobDone: { diagnostics.blob("wrote", digest: $0, size: $1, seconds: $2) })
+            step.done()
         case .ociLayout(let p, _):
+            let step = diagnostics.step("writing \(reference)")
             let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.sizeSum(\.size))
             defer { progress.finish() }
-            try writeLayout(image, path: p, progress: progress)
+            try writeLayout(image, path: p, progress: progress, blobDone: { diagnostics.blob($3 ? "wrote" : "kept", digest: $0, size: $1, seconds: $2) })
+            step.done()
         case .registry(let r):
             let client = registry ?? RegistryClient.fromEnvironment()
-            return try RegistryImages.push(image, to: r, client: client, mountFrom: mountFrom, diagnostics: diagnostics)
+            let step = diagnostics.step("pushing to \(r)")
+            let summary = try RegistryImages.push(image, to: r, client: client, mountFrom: mountFrom, diagnostics: diagnostics)
+            step.done(summary.unchanged ? "the tag already names \(summary.digest)"
+                      : "\(summary.uploaded) blobs uploaded (\(ProgressLine.size(summary.uploadedBytes))), \(summary.mounted) mounted, \(summary.existed) already there")
+            return summary
         }
         return nil
     }
@@ -148,16 +157,21 @@ public enum ImageWriter {
     /// `docker`: a `docker save` archive only (configs, layers and `manifest.json`, no OCI
     /// layout), so that podman and skopeo read it as Docker's and keep its format.
     static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off,
-                             started: ArchiveInProgress? = nil, sync: Bool = false, docker: Bool = false) throws {
+                             started: ArchiveInProgress? = nil, sync: Bool = false, docker: Bool = false,
+                             blobDone: ((String, Int64, Double?) -> Void)? = nil) throws {
         let archive = try started ?? ArchiveInProgress(path: path, created: created, first: [], sync: sync)
         try archive.wait()
+        // The base's layers went in while the base was read (no time of their own).
+        for digest in archive.first.sorted() { blobDone?(digest, image.blobs[digest]?.size ?? 0, nil) }
         let tar = archive.state.tar
         let wanted = docker ? Set(image.dockerImages.flatMap { [$0.config] + $0.layers }) : nil
         for digest in image.blobs.keys.sorted() where !archive.first.contains(digest) && wanted?.contains(digest) != false {
             let (size, loc) = image.blobs[digest]!
+            let start = Diagnostics.now()
             try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(digest))", kind: .file, mode: 0o644, size: size))
             try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress,
                             hash: !image.ownBlobs.contains(digest))
+            blobDone?(digest, size, Diagnostics.now() - start)
         }
         if !docker { try tar.addFile("index.json", JSONValue.encode(layoutIndex(image))) }
         try tar.addFile("manifest.json", dockerManifest(image))
@@ -187,7 +201,8 @@ public enum ImageWriter {
     /// exclusive lock on `index.json.lock` (flock, as containers/image does for layouts); a
     /// blob already there is used only when its bytes are what its name says; an `index.json`
     /// that does not parse is an error, never replaced (it names other images).
-    static func writeLayout(_ image: OutputImage, path: String, progress: ProgressLine = .off) throws {
+    static func writeLayout(_ image: OutputImage, path: String, progress: ProgressLine = .off,
+                            blobDone: ((String, Int64, Double, Bool) -> Void)? = nil) throws {
         if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder") }
         let blobsDir = path + "/blobs/sha256"
         do { try FileManager.default.createDirectory(atPath: blobsDir, withIntermediateDirectories: true) } catch {
@@ -203,13 +218,16 @@ public enum ImageWriter {
         for digest in image.blobs.keys.sorted() {
             let (size, loc) = image.blobs[digest]!
             let target = blobsDir + "/" + Digest.hex(digest)
+            let start = Diagnostics.now()
             if let existing = try? ReadableFile(target), existing.size == size,
                (try? copyChecked(digest: digest, size: size, from: .file(existing, offset: 0, length: size), to: NullSink())) != nil {
+                blobDone?(digest, size, Diagnostics.now() - start, false)
                 continue
             }
             let tmp = try WritableFile.temporary(beside: target)
             try copyChecked(digest: digest, size: size, from: loc, to: tmp, progress: progress)
             try tmp.commit(to: target)
+            blobDone?(digest, size, Diagnostics.now() - start, true)
         }
         if !Path.exists(path + "/oci-layout") {
             let f = try WritableFile.temporary(beside: path + "/oci-layout")

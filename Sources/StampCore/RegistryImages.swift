@@ -100,13 +100,17 @@ public enum RegistryImages {
         for digest in image.blobs.keys.sorted() where !documentDigests.contains(digest) { blobDigests.append(digest) }
 
         let counts = Counts()
+        let progress = diagnostics.progress("pushing to \(target)", total: blobDigests.sizeSum { image.blobs[$0]!.size })
+        defer { progress.finish() }
         try forEachConcurrently(blobDigests, width: client.options.parallel) { digest in
             let (size, loc) = image.blobs[digest]!
+            let start = Diagnostics.now()
             let outcome = try client.pushBlob(target, digest: digest, size: size, mountFrom: loc.remote ? mountFrom : nil) { offset, length in
-                let source = try loc.open(offset: offset, length: length)
+                let source = ObservedSource(try loc.open(offset: offset, length: length), progress)
                 return offset == 0 && length == size ? CheckedSource(source, digest: digest, size: size) : source
             }
             counts.add(outcome, size)
+            diagnostics.blob(outcome.verb, digest: digest, size: size, seconds: Diagnostics.now() - start)
         }
         summary.existed = counts.existed; summary.mounted = counts.mounted
         summary.uploaded = counts.uploaded; summary.uploadedBytes = counts.bytes
@@ -153,6 +157,17 @@ public enum RegistryImages {
                 case .uploaded: uploaded += 1; bytes += size
                 }
             }
+        }
+    }
+}
+
+extension PushOutcome {
+    /// How a `--progress plain` line says it.
+    var verb: String {
+        switch self {
+        case .existed: return "already there"
+        case .mounted: return "mounted"
+        case .uploaded: return "pushed"
         }
     }
 }

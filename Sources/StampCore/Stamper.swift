@@ -22,6 +22,9 @@ public struct BuildResult: Sendable {
     public var platforms: [PlatformEntry]
     public var layer: (digest: String, diffID: String, size: Int64, files: [String])?
     public var droppedAttestations: Int
+    /// Every name the image was written under: `HOST/REPO:TAG` pushed, or `NAME:TAG` in the
+    /// archive's RepoTags.
+    public var names: [String] = []
     /// What the push did, when the output is a registry.
     public var pushed: PushSummary?
     /// Base layers the health check and asset stage took from the scan cache, and read.
@@ -102,7 +105,9 @@ public enum Stamper {
                 baseReference = .registry(r.with(tag: r.tag, digest: lock.base.digest))
             }
         }
+        let opening = diagnostics.step("reading the base \(baseReference)")
         let base = try ImageSource.open(baseReference, registry: client)
+        opening.done("\(base.digest), \(base.images.count) platform(s)")
         if let lockedDigest, base.digest != lockedDigest {
             throw StampError.moved("--locked: \(plan.base) moved: locked at \(lockedDigest), now \(base.digest)")
         }
@@ -157,8 +162,10 @@ public enum Stamper {
             } else if let b = built[fingerprint] {
                 layer = b
             } else {
+                let step = diagnostics.step("building the stamp layer for \(img.platform) (\(entries.count) entries)")
                 let b = try StampLayer.write(entries, created: plan.created, compression: plan.compression,
                                              level: plan.compressionLevel, beside: near)
+                step.done("\(b.descriptor.digest), \(ProgressLine.size(b.descriptor.size))")
                 built[fingerprint] = b
                 layer = b
             }
@@ -245,13 +252,22 @@ public enum Stamper {
         }
 
         let imageName: String? = plan.output.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? plan.tag.flatMap { repoTag($0, baseName) }
-        return BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, size: top.size, imageName: imageName,
+        var names = output.repoTags
+        if let r = plan.output.registry {
+            names = []
+            for t in (r.tag.map { [$0] } ?? []) + plan.tags where !names.contains(r.host + "/" + r.repository + ":" + t) {
+                names.append(r.host + "/" + r.repository + ":" + t)
+            }
+        }
+        var result = BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, size: top.size, imageName: imageName,
                            version: plan.version,
                            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
                            platforms: platformResults,
                            layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
                            droppedAttestations: base.attestations.count, pushed: pushed,
                            scan: (views.reduce(0) { $0 + $1.layersFromCache }, views.reduce(0) { $0 + $1.layersRead }))
+        result.names = names
+        return result
     }
 
     /// Everything the stamp layer of one platform holds: version files, health check, assets,
@@ -270,12 +286,15 @@ public enum Stamper {
     static func scan(_ plan: StampPlan, images: [PlatformImage], store: BlobStore?, archive: ArchiveInProgress? = nil,
                      diagnostics: Diagnostics) throws -> [MergedView] {
         guard let store, plan.health != nil || plan.assets != nil || !stampFolders(plan).isEmpty else { return images.map { _ in MergedView() } }
+        let step = diagnostics.step("reading the base's layers (health-check preflight, parent folders\(plan.assets == nil ? "" : ", frontend"))")
         let progress = diagnostics.progress("reading the base's layers", total: images.sizeSum { $0.layers.sizeSum(\.size) })
         defer { progress.finish() }
         let cache = plan.scanCache.map(ScanCache.init(directory:))
-        return try parallelMap(count: images.count) { i in
+        let views = try parallelMap(count: images.count) { i in
             Result { try scan(plan, image: images[i], store: store, cache: cache, archive: archive, progress: progress) }
         }.map { try $0.get() }
+        step.done()
+        return views
     }
 
     static func scan(_ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, archive: ArchiveInProgress? = nil,

@@ -62,10 +62,10 @@ public enum Verifier {
         public var integrityOnly = false
         /// How to reach a registry image.
         public var registry: RegistryOptions?
-        /// Draw a progress line on stderr while layers are read.
-        public var showsProgress: Bool
-        public init(integrityOnly: Bool = false, registry: RegistryOptions? = nil, showsProgress: Bool = false) {
-            self.integrityOnly = integrityOnly; self.registry = registry; self.showsProgress = showsProgress
+        /// Progress on stderr while layers are read (`tty`, `plain` or `quiet`).
+        public var progress: ProgressMode
+        public init(integrityOnly: Bool = false, registry: RegistryOptions? = nil, progress: ProgressMode = .quiet) {
+            self.integrityOnly = integrityOnly; self.registry = registry; self.progress = progress
         }
     }
 
@@ -112,17 +112,23 @@ public enum Verifier {
         var unique: [Descriptor] = []
         var seen = Set<String>()
         for img in image.images { for l in img.layers where seen.insert(l.digest).inserted { unique.append(l) } }
-        let progress = ProgressLine(label: "verifying layers", total: unique.sizeSum(\.size), enabled: options.showsProgress)
+        let diagnostics = Diagnostics.stderr(progress: options.progress)
+        let step = diagnostics.step("verifying \(unique.count) layers of \(reference)")
+        let progress = diagnostics.progress("verifying layers", total: unique.sizeSum(\.size))
         let store = image.store, name = reference.description
         let partial = parallelMap(count: unique.count) { i -> (VerifyReport, String?, MergedView.LayerChanges?) in
             var r = VerifyReport(reference: name)
             let want = roots[unique[i].digest]
+            let start = Diagnostics.now()
             var (d, changes) = checkLayer(unique[i], index: i, store: store, report: &r, progress: progress, roots: want ?? [])
+            diagnostics.blob(r.findings.isEmpty ? "checked" : "found \(r.findings.count) problem(s) in", digest: unique[i].digest,
+                             size: unique[i].size, seconds: Diagnostics.now() - start)
             // A layer whose frontend is hidden above adds nothing to it: read for its digests only.
             if let want, want.isEmpty, d != nil { changes = MergedView.LayerChanges() }
             return (r, d, changes)
         }
         progress.finish()
+        step.done()
         var layerResults: [String: String?] = [:] // digest -> diff_id (nil when unreadable)
         var layerChanges: [String: MergedView.LayerChanges] = [:]
         for (i, l) in unique.enumerated() {

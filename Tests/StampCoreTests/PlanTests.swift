@@ -130,7 +130,7 @@ import OCI
         let flags = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }
             .map { String($0.dropFirst(2).prefix { $0.isLetter || $0 == "-" }) }.filter { !$0.isEmpty })
         // What the run hands on (like --json) is for the command line, not the settings file.
-        let cliOnly: Set<String> = ["config", "json", "quiet", "help", "version", "creds", "metadata-file", "digestfile"]
+        let cliOnly: Set<String> = ["config", "json", "quiet", "help", "version", "creds", "metadata-file", "digestfile", "progress"]
         for f in flags.subtracting(cliOnly) {
             #expect(StampSettings.keys.contains(f), "--\(f) has no key in stamp.yaml")
         }
