@@ -486,7 +486,10 @@ public final class RegistryClient: @unchecked Sendable {
         let tls = try tlsConfiguration(for: ref.host)
         var base = "https://\(name)"
         // Through a proxy the raw probe would ask the wrong server: HTTPS is assumed there.
-        if !options.tlsVerify && BlockingHTTP.shared.proxies.proxy(for: "http://\(name)/") == nil && speaksPlainHTTP(name) {
+        // A TLS server may answer a plain request with an HTTP 400 of its own (Go's and nginx's
+        // do): then HTTPS, unverified, is tried before plain HTTP is believed.
+        if !options.tlsVerify && BlockingHTTP.shared.proxies.proxy(for: "http://\(name)/") == nil,
+           let status = plainHTTPStatus(name), status != 400 || !speaksHTTPS(name, tls: tls) {
             base = "http://\(name)"
         }
         let h = Host(base: base, tls: tls)
@@ -494,19 +497,26 @@ public final class RegistryClient: @unchecked Sendable {
         return h
     }
 
-    /// Whether `host[:port]` answers a plain HTTP request with an HTTP status line (a TLS
-    /// server answers with an alert or closes). A raw socket, so that a wrong guess costs one
-    /// round trip rather than the HTTP client's connect retries.
-    private func speaksPlainHTTP(_ hostPort: String) -> Bool {
-        for attempt in 0...options.retries {
-            if let answer = probePlainHTTP(hostPort) { return answer }
-            if attempt < options.retries { Thread.sleep(forTimeInterval: backoff(attempt + 1)) }
-        }
-        return false
+    /// Whether `host[:port]` completes a TLS handshake and answers `/v2/` over HTTPS (any
+    /// status: 401 is an answer), certificates unverified (this is `--tls-verify=false` only).
+    private func speaksHTTPS(_ hostPort: String, tls: TLSConfiguration) -> Bool {
+        (try? BlockingHTTP.shared.send(method: .GET, url: "https://\(hostPort)/v2/", headers: HTTPHeaders(), body: .none, tls: tls,
+                                       sink: nil, limit: 64 << 10, seconds: 10)) != nil
     }
 
-    /// One probe: true for an HTTP status line, false for anything else, nil for no answer.
-    private func probePlainHTTP(_ hostPort: String) -> Bool? {
+    /// The status `host[:port]` answers a plain HTTP request with, or nil when the answer is
+    /// no HTTP status line (a TLS server's alert, or a close). A raw socket, so that a wrong
+    /// guess costs one round trip rather than the HTTP client's connect retries.
+    private func plainHTTPStatus(_ hostPort: String) -> Int? {
+        for attempt in 0...options.retries {
+            if let answer = probePlainHTTP(hostPort) { return answer >= 0 ? answer : nil }
+            if attempt < options.retries { Thread.sleep(forTimeInterval: backoff(attempt + 1)) }
+        }
+        return nil
+    }
+
+    /// One probe: the status of an HTTP answer, -1 for anything else, nil for no answer.
+    private func probePlainHTTP(_ hostPort: String) -> Int? {
         let (host, explicitPort) = splitHostPort(Substring(hostPort))
         let port = String(explicitPort ?? 443)
         var hints = addrinfo()
@@ -523,10 +533,12 @@ public final class RegistryClient: @unchecked Sendable {
         guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else { return nil }
         let request = "GET /v2/ HTTP/1.0\r\nHost: \(hostPort)\r\nUser-Agent: stamp\r\n\r\n"
         guard request.withCString({ send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }) > 0 else { return nil }
-        var buf = [UInt8](repeating: 0, count: 5)
-        let n = recv(fd, &buf, 5, Int32(MSG_WAITALL))
+        // "HTTP/1.1 200": the status is bytes 9-11.
+        var buf = [UInt8](repeating: 0, count: 12)
+        let n = recv(fd, &buf, 12, Int32(MSG_WAITALL))
         guard n > 0 else { return nil } // closed or reset without an answer: ask again
-        return n == 5 && buf == Array("HTTP/".utf8)
+        guard n == 12, buf.starts(with: Array("HTTP/".utf8)), let status = Int(String(decoding: buf[9..<12], as: UTF8.self)) else { return -1 }
+        return status
     }
 
     private func tlsConfiguration(for host: String) throws -> TLSConfiguration {

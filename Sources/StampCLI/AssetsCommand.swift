@@ -65,6 +65,7 @@ struct AssetsHashCommand: ParsableCommand {
 
     func run() throws {
         let (result, rewrites) = try reportingErrors { () throws -> (AssetResult, [(String, String)]) in
+            try refuseTransport(output, "--output", what: "the hashed folder")
             var o = try naming.options(output: output)
             o.sri = sri
             var extras: [AssetFile] = []

@@ -32,6 +32,8 @@ struct BuildCommand: ParsableCommand {
         """
     )
 
+    @OptionGroup var output: OutputFlags
+
     @OptionGroup var flags: StampFlags
 
     @Flag(help: "Print the result as one JSON document on stdout.")
@@ -52,7 +54,7 @@ struct BuildCommand: ParsableCommand {
     func run() throws {
         MemoryPolicy.fewArenas()
         let result = try reportingErrors { () throws -> BuildResult in
-            let plan = try StampPlan.resolve(try flags.settings(), environment: ProcessInfo.processInfo.environment)
+            let plan = try StampPlan.resolve(try flags.settings { output.apply(to: &$0) }, environment: ProcessInfo.processInfo.environment)
             return try Stamper.build(plan, diagnostics: progress.diagnostics(quiet: quiet))
         }
         try reportingErrors {
@@ -175,13 +177,49 @@ struct AssetFlags: ParsableArguments {
     }
 }
 
+/// What only `build` does with its output (a Dockerfile leaves these to BuildKit); each has a
+/// key in --config.
+struct OutputFlags: ParsableArguments {
+    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR, docker://HOST/REPO:TAG.")
+    var output: String?
+
+    @Option(name: [.customLong("tag"), .customShort("t")],
+            help: ArgumentHelp("Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags; repeatable, every one is written or pushed).",
+                               valueName: "tag"))
+    var tag: [String] = []
+
+    @Option(help: "Compression of the new layer: gzip (default), zstd or none.")
+    var compression: String?
+
+    @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
+    var compressionLevel: Int?
+
+    @Option(help: ArgumentHelp("Image format: oci or docker (default: the base's; docker-archive: output is docker).",
+                               discussion: "podman and buildah read Healthcheck only from a Docker-format config; dockerd reads it from both."))
+    var format: String?
+
+    @Option(help: ArgumentHelp("Record the base's and the output's digests in this JSON lock file.", valueName: "file"))
+    var lock: String?
+
+    @Flag(help: "Refuse to build when the base now resolves to another digest than --lock FILE records.")
+    var locked = false
+
+    @Flag(help: "Put an archive output on disk (fsync) before renaming it into place, so a power loss cannot leave it incomplete under its name. Off by default: the same inputs rebuild the same bytes.")
+    var fsync = false
+
+    func apply(to s: inout StampSettings) {
+        s.output = output; s.tags = tag; s.compression = compression; s.compressionLevel = compressionLevel; s.format = format
+        s.lock = lock
+        if locked { s.locked = true }
+        if fsync { s.fsync = true }
+    }
+}
+
 /// The settings of a stamp, shared by `build` and `dockerfile`; each has a key in --config.
 struct StampFlags: ParsableArguments {
     @Option(help: "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path.")
     var base: String?
 
-    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR, docker://HOST/REPO:TAG.")
-    var output: String?
 
     @Option(help: "The version to stamp (e.g. v2.1-canary-build-20250405).")
     var version: String?
@@ -207,11 +245,6 @@ struct StampFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Add a file or folder: SRC:DEST, DEST absolute; DEST ending in / keeps the name (repeatable).", valueName: "src:dest"))
     var add: [String] = []
 
-    @Option(name: [.customLong("tag"), .customShort("t")],
-            help: ArgumentHelp("Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags; repeatable, every one is written or pushed).",
-                               valueName: "tag"))
-    var tag: [String] = []
-
     @Option(name: .customLong("platform"), help: ArgumentHelp("Stamp only this platform OS/ARCH[/VARIANT] (repeatable). Default: all.", valueName: "os/arch"))
     var platforms: [String] = []
 
@@ -226,16 +259,6 @@ struct StampFlags: ParsableArguments {
 
     @Option(help: "Name of the base for org.opencontainers.image.base.name (default: what the source calls it).")
     var baseName: String?
-
-    @Option(help: "Compression of the new layer: gzip (default), zstd or none.")
-    var compression: String?
-
-    @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
-    var compressionLevel: Int?
-
-    @Option(help: ArgumentHelp("Image format: oci or docker (default: the base's; docker-archive: output is docker).",
-                               discussion: "podman and buildah read Healthcheck only from a Docker-format config; dockerd reads it from both."))
-    var format: String?
 
     @OptionGroup(title: "Health check")
     var health: HealthOptions
@@ -252,41 +275,38 @@ struct StampFlags: ParsableArguments {
     @OptionGroup(title: "Registry")
     var registry: RegistryFlags
 
-    @Option(help: ArgumentHelp("Record the base's and the output's digests in this JSON lock file.", valueName: "file"))
-    var lock: String?
-
-    @Flag(help: "Refuse to build when the base now resolves to another digest than --lock FILE records.")
-    var locked = false
-
     @Option(help: ArgumentHelp("Keep what was read from base layers here, by layer digest, so the next build on the same base skips decompressing them (default: $STAMP_CACHE_DIR, $XDG_CACHE_HOME/stamp or ~/.cache/stamp).", valueName: "dir"))
     var cacheDir: String?
 
     @Flag(help: "Read every base layer, and keep nothing for the next build.")
     var noCache = false
 
-    @Flag(help: "Put an archive output on disk (fsync) before renaming it into place, so a power loss cannot leave it incomplete under its name. Off by default: the same inputs rebuild the same bytes.")
-    var fsync = false
-
-    @Option(help: "A YAML file with the same settings; flags override it.")
+    @Option(help: "A YAML file with the same settings; flags override it. Default: ./stamp.yaml when there is one.")
     var config: String?
 
-    func settings() throws -> StampSettings {
+    /// The flags over the config file (`--config`, else `./stamp.yaml` when there is one);
+    /// `more` adds a command's own flags first.
+    func settings(adding more: (inout StampSettings) -> Void = { _ in }) throws -> StampSettings {
         var s = StampSettings()
-        s.base = base; s.output = output; s.version = version; s.revision = revision; s.source = source
-        s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add; s.tags = tag
+        s.base = base; s.version = version; s.revision = revision; s.source = source
+        s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add
         s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
-        s.baseName = baseName; s.compression = compression; s.compressionLevel = compressionLevel; s.format = format
+        s.baseName = baseName
         health.apply(to: &s)
         assets.apply(to: &s)
         s.publicVersion = publicVersion
         if noPublicVersion { s.noPublicVersion = true }
         registry.apply(to: &s)
-        s.lock = lock
-        if locked { s.locked = true }
         s.cacheDir = cacheDir
         if noCache { s.noCache = true }
-        if fsync { s.fsync = true }
-        if let config { s = s.merged(over: try StampSettings.load(file: config)) }
+        more(&s)
+        if let file = config ?? (Path.exists(Self.defaultConfig) && !Path.isDirectory(Self.defaultConfig) ? Self.defaultConfig : nil) {
+            if config == nil { printError("stamp: reading ./\(Self.defaultConfig) (found in the working folder; --config FILE names another)") }
+            s = s.merged(over: try StampSettings.load(file: file))
+        }
         return s
     }
+
+    /// The config file read when `--config` is not given and the working folder has one.
+    static let defaultConfig = "stamp.yaml"
 }

@@ -23,6 +23,10 @@ struct DockerfileCommand: ParsableCommand {
         """
     )
 
+    @Option(help: ArgumentHelp("The build context folder to write (Dockerfile, .dockerignore, stamp/). Not from --config: there output names an image.",
+                               valueName: "dir"))
+    var output: String?
+
     @OptionGroup var flags: StampFlags
 
     @Option(help: "The base's digest (sha256:...) when --base names a registry image.")
@@ -34,12 +38,21 @@ struct DockerfileCommand: ParsableCommand {
     func run() throws {
         let result = try reportingErrors { () throws -> DockerfileRenderer.Result in
             var s = try flags.settings()
-            guard let out = s.output, !out.isEmpty else { throw StampError.usage("missing --output (the build context folder to write)") }
+            guard let out = output, !out.isEmpty else { throw StampError.usage("missing --output (the build context folder to write)") }
+            try refuseTransport(out, "--output", what: "the build context folder")
             guard let base = s.base else { throw StampError.usage("missing --base") }
             s.output = "oci-archive:" + out + ".unused"
             let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment)
             return try DockerfileRenderer.render(plan, base: base, baseDigest: baseDigest, template: template, output: out)
         }
         printError("wrote \(result.folder)/Dockerfile and \(result.files.count) file(s) under \(result.folder)/stamp\(result.pinned ? "" : " (base not pinned)")")
+    }
+}
+
+/// Where a folder is meant, an image reference is an error, not a folder named after it
+/// (`--output oci-archive:x.tar` would otherwise make a folder `oci-archive:x.tar`).
+func refuseTransport(_ path: String, _ flag: String, what: String) throws {
+    for t in ["oci:", "oci-archive:", "docker-archive:", "docker://", "docker-daemon:", "containers-storage:", "dir:"] where path.hasPrefix(t) {
+        throw StampError.usage("\(flag) \(path): \(what) is a plain path, not an image reference (\(t)...)")
     }
 }

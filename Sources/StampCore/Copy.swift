@@ -54,6 +54,11 @@ public enum ImageCopy {
                 diagnostics.blob("pulled", digest: digest, size: blob.size, seconds: Diagnostics.now() - start)
             }
             step.done()
+            if let r = source.registry, !remote.isEmpty {
+                let locations = BlobLocations.standard()
+                for (digest, _) in remote { locations.record(digest, in: r) }
+                locations.save()
+            }
         }
         let docker = image.images.map { ($0.platform.description, $0.configDescriptor.digest, $0.layers.map(\.digest)) }
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)

@@ -21,6 +21,9 @@ public enum DockerfileRenderer {
     public static func render(_ plan: StampPlan, base: String, baseDigest: String?, template: String?, output: String,
                               diagnostics: Diagnostics = .stderr) throws -> Result {
         var name = base
+        // What base.name records: what `stamp build` records for the same base (nil for a base
+        // that names itself only by a tag), while FROM needs a repository either way.
+        var recordedName: String?
         var digest = baseDigest ?? ""
         var image: PlatformImage?
         var store: BlobStore?
@@ -33,13 +36,19 @@ public enum DockerfileRenderer {
             image = first
             store = loaded.store
             if digest.isEmpty { digest = loaded.digest }
-            name = Stamper.resolveBaseName(plan, loaded) ?? "base"
+            // FROM needs a repository: a base that names itself only by a tag is taken to be
+            // the profile's image (anything-llm's), which the Dockerfile then pins by digest.
+            recordedName = Stamper.resolveBaseName(plan, loaded)
+            name = recordedName
+                ?? loaded.sourceName.flatMap { n in n.contains(":") ? n : plan.profile.imageName.map { $0 + ":" + n } }
+                ?? plan.profile.imageName ?? "base"
         } else {
             if let at = base.range(of: "@sha256:") {
                 if digest.isEmpty { digest = String(base[base.index(after: at.lowerBound)...]) }
                 name = String(base[..<at.lowerBound])
             }
             name = plan.baseName ?? name
+            recordedName = name
         }
         if !digest.isEmpty, !Digest.isValid(digest) { throw StampError.usage("--base-digest: \"\(digest)\" is not sha256:<64 hex>") }
         let pinned = !digest.isEmpty
@@ -57,7 +66,7 @@ public enum DockerfileRenderer {
         // stamp build names the base by its tag; the Dockerfile pins it by digest too.
         let baseImage = name + (pinned ? "@" + digest : "")
 
-        var entries = try Stamper.stampEntries(plan, baseName: name, baseDigest: digest, image: image, store: store, diagnostics: diagnostics)
+        var entries = try Stamper.stampEntries(plan, baseName: recordedName, baseDigest: digest, image: image, store: store, diagnostics: diagnostics)
         let hidden = entries.filter { Path.basename($0.path).hasPrefix(".wh.") }.count
         entries.removeAll { Path.basename($0.path).hasPrefix(".wh.") }
 
@@ -106,7 +115,7 @@ public enum DockerfileRenderer {
         }
 
         var labels: [[String: TemplateValue]] = []
-        var kv = Patch.stampKeys(plan: plan, baseName: name, baseDigest: digest) + plan.labels
+        var kv = Patch.stampKeys(plan: plan, baseName: recordedName, baseDigest: digest) + plan.labels
         if let p = plan.versionJSON { kv.append((AnnotationKey.stampVersionJSON, p)) }
         for (k, v) in kv { labels.append(["key": .text(try Quote.dockerfile(k)), "value": .text(try Quote.dockerfile(v))]) }
         var env: [[String: TemplateValue]] = []

@@ -12,24 +12,35 @@ public enum Patch {
         return kv
     }
 
-    static func merge(_ obj: JSONValue?, _ kv: [(String, String)]) -> JSONValue {
+    /// `kv` set on `obj`; every key stamp owns that `kv` does not set is removed (a re-stamp
+    /// without a revision must not keep the previous build's).
+    static func merge(_ obj: JSONValue?, _ kv: [(String, String)], removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
         var o: JSONValue = (obj?.isObject ?? false) ? obj! : .object([])
+        let setting = Set(kv.map(\.0))
+        if case .object(let pairs) = o, pairs.contains(where: { owned.contains($0.0) && !setting.contains($0.0) }) {
+            o = .object(pairs.filter { !owned.contains($0.0) || setting.contains($0.0) })
+        }
         for (k, v) in kv { o[k] = .string(v) }
         return o
     }
 
     /// The new config: labels, env, `created`, history and `rootfs.diff_ids`.
     public static func config(_ base: JSONValue, plan: StampPlan, stampKeys: [(String, String)], layer: BuiltLayer?,
-                              historyText: String) -> JSONValue {
+                              historyText: String, removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
         var c = base
         var inner: JSONValue = (c["config"]?.isObject ?? false) ? c["config"]! : .object([])
         var labels = stampKeys + plan.labels
         if let p = plan.versionJSON { labels.append((AnnotationKey.stampVersionJSON, p)) }
-        inner["Labels"] = merge(inner["Labels"], labels)
+        inner["Labels"] = merge(inner["Labels"], labels, removing: owned)
 
         var env = (inner["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }
         var stampEnv: [(String, String)] = [("IMAGE_VERSION", plan.version), ("IMAGE_CREATED", plan.created.rfc3339)]
         if let r = plan.revision { stampEnv.append(("IMAGE_REVISION", r)) }
+        let setting = Set(stampEnv.map(\.0))
+        env.removeAll { e in
+            let k = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
+            return StampPlan.ownedEnv.contains(k) && !setting.contains(k)
+        }
         for (k, v) in stampEnv + plan.env {
             let entry = "\(k)=\(v)"
             if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) { env[i] = entry } else { env.append(entry) }
@@ -60,7 +71,7 @@ public enum Patch {
     /// The new manifest: OCI media types (a Docker v2 manifest becomes OCI), new config, the stamp
     /// layer appended, annotations merged.
     public static func manifest(_ base: JSONValue, config: Descriptor, layer: BuiltLayer?, annotations: [(String, String)],
-                                format: ImageFormat = .oci) -> JSONValue {
+                                format: ImageFormat = .oci, removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
         var m = base
         m["mediaType"] = .string(format.manifest)
         var cd = Descriptor(json: m["config"] ?? .object([]))
@@ -80,7 +91,7 @@ public enum Patch {
         }
         m["layers"] = .array(layers)
         // Docker's schema 2 has no annotations: the stamp is in the config's labels.
-        if format.hasAnnotations { m["annotations"] = merge(m["annotations"], annotations) }
+        if format.hasAnnotations { m["annotations"] = merge(m["annotations"], annotations, removing: owned) }
         return m
     }
 
@@ -98,12 +109,12 @@ public enum Patch {
 
     /// The new index: the stamped manifests in the base's order, attestations dropped.
     public static func index(_ base: JSONValue, manifests: [Descriptor], annotations: [(String, String)],
-                             format: ImageFormat = .oci) -> JSONValue {
+                             format: ImageFormat = .oci, removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
         var i = base
         i["mediaType"] = .string(format.index)
         i["schemaVersion"] = JSONValue(2)
         i["manifests"] = .array(manifests.map(\.json))
-        if format.hasAnnotations { i["annotations"] = merge(i["annotations"], annotations) }
+        if format.hasAnnotations { i["annotations"] = merge(i["annotations"], annotations, removing: owned) }
         return i
     }
 }

@@ -15,7 +15,10 @@ public struct StampPlan: Sendable {
     public var source: String?
     public var created: Timestamp
     public var labels: [(String, String)]
+    /// Annotations without a level: the index and every manifest (stamp's default).
     public var annotations: [(String, String)]
+    /// Annotations with a buildx level prefix (`index:`, `manifest[linux/amd64]:`, ...).
+    public var leveledAnnotations: [LeveledAnnotation] = []
     public var env: [(String, String)]
     public var adds: [AddSpec]
     /// Names of the result: the first is the image's `ref.name`, each is a RepoTag.
@@ -49,14 +52,14 @@ public struct StampPlan: Sendable {
     public var fsync = false
 
     /// Keys stamp sets itself; users set them through `--version`, `--revision`, ... instead.
-    static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
+    public static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
                                         AnnotationKey.baseName, AnnotationKey.baseDigest, AnnotationKey.stampVersionJSON]
-    static let ownedEnv: Set<String> = ["IMAGE_VERSION", "IMAGE_REVISION", "IMAGE_CREATED"]
+    public static let ownedEnv: Set<String> = ["IMAGE_VERSION", "IMAGE_REVISION", "IMAGE_CREATED"]
 
     /// Resolves settings. `environment` supplies `SOURCE_DATE_EPOCH`, `GITHUB_SHA`, ... ;
     /// `gitRevision` is asked only when neither flag nor CI variable names a revision.
     public static func resolve(_ s: StampSettings, environment: [String: String],
-                               gitRevision: () -> String? = StampPlan.gitHead,
+                               gitRevision: () -> String? = StampPlan.gitHead, gitSource: () -> String? = StampPlan.gitSource,
                                now: () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws -> StampPlan {
         let exists: (String) -> Bool = { Path.exists($0) }
         guard let baseText = s.base, !baseText.isEmpty else { throw StampError.usage("missing --base (the image to stamp, e.g. oci-archive:anything-llm.tar)") }
@@ -84,6 +87,8 @@ public struct StampPlan: Sendable {
             source = "\(server)/\(repo)"
         }
         if source == nil { source = environment["CI_PROJECT_URL"].nonEmpty }
+        // A checkout without CI variables: its own remote, never the upstream image's source.
+        if source == nil { source = gitSource() }
         if let v = source { try checkValue(v, "--source", max: 2048) }
 
         let created: Timestamp
@@ -98,7 +103,14 @@ public struct StampPlan: Sendable {
         }
 
         let labels = try pairs(s.labels, "--label", reserved: ownedKeys)
-        let annotations = try pairs(s.annotations, "--annotation", reserved: ownedKeys.union([AnnotationKey.refName]))
+        var annotations: [(String, String)] = [], leveled: [LeveledAnnotation] = []
+        for (k, v) in try pairs(s.annotations, "--annotation", reserved: []) {
+            let a = try LeveledAnnotation.parse(k, v)
+            if ownedKeys.union([AnnotationKey.refName]).contains(a.key) {
+                throw StampError.usage("--annotation: \(a.key) is set by stamp itself (use --version, --revision, --created, --source or --base-name)")
+            }
+            if a.level == nil { annotations.append((a.key, a.value)) } else { leveled.append(a) }
+        }
         let env = try pairs(s.env, "--env", reserved: ownedEnv)
         for (k, _) in env where k.contains(where: { $0 == "=" || $0 == " " }) || k.isEmpty {
             throw StampError.usage("--env: \"\(k)\" is not a valid variable name")
@@ -194,7 +206,7 @@ public struct StampPlan: Sendable {
 
         let locked = s.locked ?? false
         if locked && s.lock.nonEmpty == nil { throw StampError.usage("--locked needs --lock FILE (the lock file to check the base against)") }
-        return StampPlan(base: base, output: output, version: version, revision: revision, source: source, created: created,
+        var plan = StampPlan(base: base, output: output, version: version, revision: revision, source: source, created: created,
                          labels: labels, annotations: annotations, env: env, adds: adds, tags: tags, platforms: platforms,
                          profile: profile, versionFile: versionFile, versionJSON: versionJSON, baseName: s.baseName.nonEmpty,
                          compression: compression, compressionLevel: s.compressionLevel, format: format, health: health,
@@ -202,6 +214,8 @@ public struct StampPlan: Sendable {
                          registry: try registryOptions(s, environment: environment), lockFile: s.lock.nonEmpty, locked: locked,
                          scanCache: s.noCache == true ? nil : s.cacheDir.nonEmpty ?? ScanCache.defaultDirectory(environment: environment),
                          fsync: s.fsync ?? false)
+        plan.leveledAnnotations = leveled
+        return plan
     }
 
     /// Registry access from settings and the environment (credential files, `$REGISTRY_AUTH_FILE`).
@@ -266,10 +280,40 @@ public struct StampPlan: Sendable {
     }
 
     /// `git rev-parse HEAD` in the current directory, or nil.
-    public static func gitHead() -> String? {
+    public static func gitHead() -> String? { git(["rev-parse", "--verify", "-q", "HEAD"]) }
+
+    /// The web address of the current directory's `origin` remote, or nil (no remote, or a
+    /// local path): `git@host:org/app.git` and `ssh://git@host/org/app.git` become
+    /// `https://host/org/app`; credentials in an https URL are dropped.
+    public static func gitSource() -> String? { git(["config", "--get", "remote.origin.url"]).flatMap(webAddress) }
+
+    static func webAddress(_ remote: String) -> String? {
+        var r = remote.trimmingCharacters(in: .whitespacesAndNewlines)
+        if r.hasSuffix("/") { r.removeLast() }
+        if r.hasSuffix(".git") { r.removeLast(4) }
+        for scheme in ["https://", "http://", "ssh://", "git://"] where r.hasPrefix(scheme) {
+            var rest = r.dropFirst(scheme.count)
+            if let at = rest.firstIndex(of: "@"), rest[..<at].firstIndex(of: "/") == nil { rest = rest[rest.index(after: at)...] }
+            // ssh://host:22/org/app: the port is ssh's, not the web server's.
+            if scheme == "ssh://", let colon = rest.firstIndex(of: ":"), let slash = rest.firstIndex(of: "/"), colon < slash {
+                rest = rest[..<colon] + rest[slash...]
+            }
+            guard let slash = rest.firstIndex(of: "/"), slash != rest.startIndex else { return nil }
+            return (scheme == "http://" ? "http://" : "https://") + rest
+        }
+        // scp-like: [user@]host:org/app
+        guard !r.hasPrefix("/"), !r.hasPrefix("."), let colon = r.firstIndex(of: ":") else { return nil }
+        var host = r[..<colon]
+        if let at = host.firstIndex(of: "@") { host = host[host.index(after: at)...] }
+        let path = r[r.index(after: colon)...]
+        guard !host.isEmpty, !host.contains("/"), !path.isEmpty, !path.hasPrefix("/") else { return nil }
+        return "https://\(host)/\(path)"
+    }
+
+    private static func git(_ args: [String]) -> String? {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "rev-parse", "--verify", "-q", "HEAD"]
+        p.arguments = ["git"] + args
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = FileHandle.nullDevice
@@ -413,5 +457,53 @@ public struct AssetPlan: Sendable, Equatable {
         let (v, o) = n.multipliedReportingOverflow(by: unit)
         guard !o, v <= Descriptor.maxSize else { throw StampError.usage("\(flag): \"\(text)\" is too large") }
         return v
+    }
+}
+
+/// An annotation with docker buildx's level prefix: `index:`, `manifest:`,
+/// `manifest[linux/amd64]:`, `index-descriptor:`, `manifest-descriptor:` (and
+/// `manifest-descriptor[PLATFORM]:`); levels may be joined with commas (`index,manifest:`).
+public struct LeveledAnnotation: Sendable, Equatable {
+    public enum Level: String, Sendable, CaseIterable { case index, manifest, indexDescriptor = "index-descriptor", manifestDescriptor = "manifest-descriptor" }
+    public var levels: [Level]
+    /// For `manifest` and `manifest-descriptor`: only this platform's.
+    public var platform: Platform?
+    public var key: String
+    public var value: String
+
+    /// nil `levels`' first means no prefix.
+    public var level: Level? { levels.first }
+
+    /// `KEY` of `KEY=VALUE` with its prefix, if any. A `:` in the key that is not a known
+    /// level is an error (buildx would refuse it too), not a key with a colon in it.
+    static func parse(_ key: String, _ value: String) throws -> LeveledAnnotation {
+        guard let colon = key.firstIndex(of: ":") else { return LeveledAnnotation(levels: [], platform: nil, key: key, value: value) }
+        var prefix = String(key[..<colon])
+        let rest = String(key[key.index(after: colon)...])
+        var platform: Platform?
+        if let open = prefix.firstIndex(of: "["), prefix.hasSuffix("]") {
+            let text = String(prefix[prefix.index(after: open)..<prefix.index(before: prefix.endIndex)])
+            guard let p = Platform.parse(text) else { throw StampError.usage("--annotation: \"\(text)\" in \(key) is not OS/ARCH[/VARIANT]") }
+            platform = p
+            prefix = String(prefix[..<open])
+        }
+        var levels: [Level] = []
+        for name in prefix.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let l = Level(rawValue: String(name)) else {
+                throw StampError.usage("--annotation: unknown level \"\(name)\" in \(key) (index, manifest, manifest[OS/ARCH], index-descriptor, manifest-descriptor)")
+            }
+            levels.append(l)
+        }
+        if platform != nil, levels.contains(where: { $0 == .index || $0 == .indexDescriptor }) {
+            throw StampError.usage("--annotation: \(key): a platform applies to manifest and manifest-descriptor only")
+        }
+        guard !rest.isEmpty else { throw StampError.usage("--annotation: \(key) has a level but no key") }
+        return LeveledAnnotation(levels: levels, platform: platform, key: rest, value: value)
+    }
+
+    /// The pairs for `level`, for an image of `platform` where that matters.
+    static func pairs(_ all: [LeveledAnnotation], _ level: Level, platform: Platform? = nil) -> [(String, String)] {
+        all.filter { a in a.levels.contains(level) && (a.platform == nil || platform.map { $0.matches(a.platform!) } == true) }
+            .map { ($0.key, $0.value) }
     }
 }

@@ -102,14 +102,19 @@ public enum RegistryImages {
         let counts = Counts()
         let progress = diagnostics.progress("pushing to \(target)", total: blobDigests.sizeSum { image.blobs[$0]!.size })
         defer { progress.finish() }
+        // Blobs seen in another repository of this registry are mounted from there.
+        let locations = BlobLocations.standard()
+        defer { locations.save() }
         try forEachConcurrently(blobDigests, width: client.options.parallel) { digest in
             let (size, loc) = image.blobs[digest]!
             let start = Diagnostics.now()
-            let outcome = try client.pushBlob(target, digest: digest, size: size, mountFrom: loc.remote ? mountFrom : nil) { offset, length in
+            let from = (loc.remote ? mountFrom : nil) ?? locations.source(of: digest, for: target)
+            let outcome = try client.pushBlob(target, digest: digest, size: size, mountFrom: from) { offset, length in
                 let source = ObservedSource(try loc.open(offset: offset, length: length), progress)
                 return offset == 0 && length == size ? CheckedSource(source, digest: digest, size: size) : source
             }
             counts.add(outcome, size)
+            locations.record(digest, in: target)
             diagnostics.blob(outcome.verb, digest: digest, size: size, seconds: Diagnostics.now() - start)
         }
         summary.existed = counts.existed; summary.mounted = counts.mounted

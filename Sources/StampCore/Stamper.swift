@@ -125,7 +125,10 @@ public enum Stamper {
             throw StampError.usage("docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))")
         }
 
+        try checkLevels(plan, platforms: images.count, format: plan.format ?? ImageFormat(mediaType: base.top.mediaType))
         let baseName = resolveBaseName(plan, base)
+        warnDropped(plan, images: images, diagnostics: diagnostics)
+        let removable = removable(plan, images: images)
         let baseDigest = base.digest
         let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
         // The new layer is written beside the output (same file system, renamed into place), or
@@ -196,7 +199,7 @@ public enum Stamper {
         if case .dockerArchive = plan.output { isDockerArchive = true }
         for (n, img) in images.enumerated() {
             let layer = layers[n]
-            let config = Patch.config(img.config, plan: plan, stampKeys: keys, layer: layer, historyText: historyTexts[n])
+            let config = Patch.config(img.config, plan: plan, stampKeys: keys, layer: layer, historyText: historyTexts[n], removing: removable)
             let cbytes = JSONValue.encode(config)
             let cd = Descriptor(mediaType: format.config, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
             blobs[cd.digest] = (cd.size, .memory(cbytes))
@@ -208,13 +211,18 @@ public enum Stamper {
             // A docker-archive stores no manifest: its digest is that of the one it implies.
             let manifest = isDockerArchive
                 ? Patch.dockerArchiveManifest(config: cd, layers: img.layers + (layer.map { [$0.descriptor] } ?? []))
-                : Patch.manifest(img.manifest, config: cd, layer: layer, annotations: annotations, format: format)
+                : Patch.manifest(img.manifest, config: cd, layer: layer,
+                                 annotations: annotations + LeveledAnnotation.pairs(plan.leveledAnnotations, .manifest, platform: img.platform),
+                                 format: format, removing: removable)
             let mbytes = JSONValue.encode(manifest)
             var md = img.descriptor
             md.mediaType = format.manifest
             md.digest = Digester.digest(mbytes)
             md.size = Int64(mbytes.count)
             md.platform = img.platform
+            for (k, v) in LeveledAnnotation.pairs(plan.leveledAnnotations, .manifestDescriptor, platform: img.platform) {
+                md.annotations[k] = v
+            }
             blobs[md.digest] = (md.size, .memory(mbytes))
             manifests.append(md)
             docker.append((img.platform.description, cd.digest, img.layers.map(\.digest) + (layer.map { [$0.descriptor.digest] } ?? [])))
@@ -226,17 +234,20 @@ public enum Stamper {
             top = Descriptor(mediaType: format.manifest, digest: manifests[0].digest, size: manifests[0].size,
                              platform: manifests[0].platform)
         } else {
-            let index = Patch.index(base.index ?? .object([]), manifests: manifests, annotations: annotations, format: format)
+            let index = Patch.index(base.index ?? .object([]), manifests: manifests,
+                                    annotations: annotations + LeveledAnnotation.pairs(plan.leveledAnnotations, .index), format: format,
+                                    removing: removable)
             let ibytes = JSONValue.encode(index)
             top = Descriptor(mediaType: format.index, digest: Digester.digest(ibytes), size: Int64(ibytes.count))
             blobs[top.digest] = (top.size, .memory(ibytes))
         }
         var topAnnotations: [String: String] = [AnnotationKey.version: plan.version, AnnotationKey.created: plan.created.rfc3339]
+        for (k, v) in LeveledAnnotation.pairs(plan.leveledAnnotations, .indexDescriptor) { topAnnotations[k] = v }
         if let tag = plan.tag { topAnnotations[AnnotationKey.refName] = tag }
         top.annotations = topAnnotations
 
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)
-        output.repoTags = plan.tags.compactMap { repoTag($0, baseName) }
+        output.repoTags = plan.tags.compactMap { repoTag($0, baseName ?? plan.profile.imageName) }
         if plan.output.registry != nil { output.morePushTags = plan.tags } else { output.moreRefNames = Array(plan.tags.dropFirst()) }
         output.ownBlobs = Set(layers.compactMap { $0?.descriptor.digest })
         let pushed = try ImageWriter.write(output, to: plan.output, created: plan.created, registry: client,
@@ -251,7 +262,7 @@ public enum Stamper {
             }
         }
 
-        let imageName: String? = plan.output.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? plan.tag.flatMap { repoTag($0, baseName) }
+        let imageName: String? = plan.output.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? plan.tag.flatMap { repoTag($0, baseName ?? plan.profile.imageName) }
         var names = output.repoTags
         if let r = plan.output.registry {
             names = []
@@ -395,14 +406,54 @@ public enum Stamper {
 
     /// The base's name for `org.opencontainers.image.base.name`: `--base-name`, else what the
     /// source calls it (a bare tag is joined to the profile's repository).
+    /// `org.opencontainers.image.base.name`: `--base-name`, else the name the base gives itself
+    /// when it is a full reference (a registry reference, a docker-archive's RepoTags, a layout
+    /// `ref.name` such as `docker.io/org/app:1.0`). A bare tag (`1.16.0`) names no repository:
+    /// then there is no base name rather than a guess.
     static func resolveBaseName(_ plan: StampPlan, _ base: LoadedImage) -> String? {
         if let b = plan.baseName { return b }
-        if let n = base.sourceName, !n.isEmpty {
-            if n.contains("/") || plan.profile.imageName == nil { return n }
-            if n.contains(":") { return n }
-            return plan.profile.imageName! + ":" + n
+        if let n = base.sourceName, n.contains("/") { return n }
+        return nil
+    }
+
+    /// Each annotation level names a document this output has: `index` and `manifest-descriptor`
+    /// an index (two platforms or more), `index-descriptor` a layout's or archive's index.json,
+    /// and Docker's format none at all.
+    static func checkLevels(_ plan: StampPlan, platforms: Int, format: ImageFormat) throws {
+        let levels = Set(plan.leveledAnnotations.flatMap(\.levels))
+        guard !levels.isEmpty else { return }
+        if !format.hasAnnotations {
+            throw StampError.usage("--annotation: a Docker-format image has no annotations; use --label, or --format oci")
         }
-        return plan.profile.imageName
+        if platforms < 2, let l = levels.first(where: { $0 == .index || $0 == .manifestDescriptor }) {
+            throw StampError.usage("--annotation \(l.rawValue):…: the output is one manifest with no index (one platform); use manifest: or index-descriptor:")
+        }
+        if plan.output.registry != nil, levels.contains(.indexDescriptor) {
+            throw StampError.usage("--annotation index-descriptor:…: a registry keeps no descriptor of the top document; it is for oci: and oci-archive: outputs")
+        }
+    }
+
+    /// Identity keys the base carries that this build does not set, said once each: a revision
+    /// (upstream's or an earlier stamp's: version.json would contradict it), and the source an
+    /// earlier stamp recorded. `Patch.merge` removes them. An unstamped base keeps its own
+    /// source (the app's repository) when this build names none.
+    static func warnDropped(_ plan: StampPlan, images: [PlatformImage], diagnostics: Diagnostics) {
+        let stamped = images.contains { $0.labels[AnnotationKey.stampVersionJSON] != nil }
+        var unset: [(String, String)] = []
+        if plan.revision == nil { unset.append((AnnotationKey.revision, "a revision (--revision, $GITHUB_SHA, $CI_COMMIT_SHA or a git checkout)")) }
+        if plan.source == nil && stamped { unset.append((AnnotationKey.source, "a source (--source, the CI's repository variables or the checkout's origin remote)")) }
+        for (key, what) in unset {
+            if let old = images.lazy.compactMap({ $0.labels[key] ?? $0.annotations[key] }).first {
+                diagnostics.notice("warning: the base's \(key) (\(old)) is removed: this build has no \(what)")
+            }
+        }
+    }
+
+    /// The keys `Patch.merge` may remove from this base: all stamp owns, except an unstamped
+    /// base's own source when this build names none.
+    static func removable(_ plan: StampPlan, images: [PlatformImage]) -> Set<String> {
+        let stamped = images.contains { $0.labels[AnnotationKey.stampVersionJSON] != nil }
+        return plan.source == nil && !stamped ? StampPlan.ownedKeys.subtracting([AnnotationKey.source]) : StampPlan.ownedKeys
     }
 
     /// `NAME:TAG` for Docker's RepoTags: a bare `--tag` is joined to the base's repository.

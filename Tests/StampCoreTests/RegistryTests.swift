@@ -304,6 +304,41 @@ struct RegistryTests {
         #expect(!wrong.err.contains("wrong"))
     }
 
+    /// The blob-location cache: blobs pushed to or pulled from one repository are mounted into
+    /// another repository of the same registry, not uploaded again (as skopeo does).
+    @Test func blobsSeenInAnotherRepositoryAreMounted() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let cache = dir + "/cache"
+        let base = try sampleBase(dir)
+        func push(_ source: String, _ repo: String) throws -> JSONValue {
+            let r = try stamp(["push", source, "\(reg.host)/\(repo):v1", "--tls-verify=false", "--json"], env: ["STAMP_CACHE_DIR": cache])
+            #expect(r.status == 0, "\(r.err)")
+            return try jsonOf(r.out)["push"]?["blobs"] ?? .null
+        }
+        let first = try push(base, "ai/one")
+        let blobs = try #require(first["uploaded"]?.int64Value)
+        #expect(blobs > 0 && first["mounted"]?.int64Value == 0)
+        let second = try push(base, "ai/two")
+        #expect(second["mounted"]?.int64Value == blobs && second["uploaded"]?.int64Value == 0, "\(JSONValue.encodeString(second))")
+        #expect(try skopeoDigest("docker://\(reg.host)/ai/two:v1", ["--tls-verify=false"]) == skopeoDigest("oci-archive:" + base))
+
+        // Pulled from one repository, then stamped and pushed to a third: the base's layers are
+        // mounted, only the stamp layer and the new documents are uploaded.
+        let pulled = try stamp(["pull", "\(reg.host)/ai/one:v1", "oci-archive:\(dir)/pulled.tar", "--tls-verify=false"],
+                               env: ["STAMP_CACHE_DIR": dir + "/cache2"])
+        #expect(pulled.status == 0, "\(pulled.err)")
+        let built = try stamp(["build", "--base", dir + "/pulled.tar", "--version", "v2", "--output", "docker://\(reg.host)/ai/three:v2",
+                               "--tls-verify=false", "--json"], env: ["STAMP_CACHE_DIR": dir + "/cache2"])
+        #expect(built.status == 0, "\(built.err)")
+        let pushed = try jsonOf(built.out)["push"]?["blobs"]
+        let baseLayers = Set(try (jsonOf(try stamp(["inspect", "--json", dir + "/pulled.tar"]).out)["platforms"]?.arrayValue ?? [])
+            .flatMap { ($0["layers"]?.arrayValue ?? []).compactMap { $0["digest"]?.stringValue } })
+        #expect(pushed?["mounted"]?.int64Value == Int64(baseLayers.count), "\(pushed.map { JSONValue.encodeString($0) } ?? "")")
+        // Uploaded: the stamp layer and each platform's config, nothing of the base.
+        #expect(pushed?["uploaded"]?.int64Value == 3, "\(pushed.map { JSONValue.encodeString($0) } ?? "")")
+    }
+
     @Test func tlsWithAPrivateCAFromCertDir() throws {
         let dir = try tempDir()
         let certs = try makeTestCertificates(dir)
@@ -318,6 +353,16 @@ struct RegistryTests {
         let trusted = try stamp(["push", base, target, "--cert-dir", certs])
         #expect(trusted.status == 0, "\(trusted.err)")
         #expect(try skopeoDigest(target, ["--cert-dir", certs]) != nil)
+
+        // --tls-verify=false speaks HTTPS without verifying (as skopeo does), not plain HTTP to
+        // a TLS port: push, inspect and pull all work against the self-signed certificate.
+        let insecureTarget = "docker://\(reg.host)/ai/app:insecure"
+        let push = try stamp(["push", base, insecureTarget, "--tls-verify=false", "--json"])
+        #expect(push.status == 0, "\(push.err)")
+        #expect(try skopeoDigest(insecureTarget, ["--cert-dir", certs]) == jsonOf(push.out)["digest"]?.stringValue)
+        #expect(try stamp(["inspect", insecureTarget, "--tls-verify=false"]).status == 0)
+        let pulled = try stamp(["pull", insecureTarget, "oci-archive:\(dir)/insecure.tar", "--tls-verify=false"])
+        #expect(pulled.status == 0, "\(pulled.err)")
 
         // Through a forward proxy (HTTPS_PROXY, CONNECT), with proxy credentials; NO_PROXY wins.
         let proxy = try TestProxy(upstream: reg, [])

@@ -101,7 +101,7 @@ func settings(_ base: String, _ output: String, version: String = "v2.1-canary")
 }
 
 func build(_ s: StampSettings, env: [String: String] = [:]) throws -> BuildResult {
-    let plan = try StampPlan.resolve(s, environment: env, gitRevision: { nil })
+    let plan = try StampPlan.resolve(s, environment: env, gitRevision: { nil }, gitSource: { nil })
     return try Stamper.build(plan, diagnostics: .silent)
 }
 
