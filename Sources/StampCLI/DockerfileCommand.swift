@@ -17,8 +17,8 @@ struct DockerfileCommand: ParsableCommand {
         stay in the base (a Dockerfile cannot delete without RUN).
 
         Example:
-          stamp dockerfile --base docker.io/mintplexlabs/anything-llm:1.16.0 --version v2.1-canary \\
-                           --base-digest sha256:… --output ./ctx
+          stamp dockerfile --base docker.io/mintplexlabs/anything-llm:1.16.0 \\
+                           --version v2.1-canary --base-digest sha256:… --output ./ctx
           docker buildx build ./ctx -t registry.example/ai/anything-llm:v2.1-canary
         """
     )

@@ -12,8 +12,8 @@ struct HealthcheckCommand: ParsableCommand {
 
         Example:
           stamp healthcheck > health-check-enhanced.sh
-          stamp healthcheck --profile generic --health-port 8080 --health-path /healthz \\
-                            --version-json /srv/version.json
+          stamp healthcheck --profile generic --health-port 8080 \\
+                            --health-path /healthz --version-json /srv/version.json
         """
     )
 

@@ -22,7 +22,8 @@ public struct StampCommand: ParsableCommand {
 
         Example:
           stamp sample --output base.tar
-          stamp build --base oci-archive:base.tar --version v2.1-canary --output out.tar --tag v2.1-canary
+          stamp build --base oci-archive:base.tar --version v2.1-canary \\
+                      --output out.tar --tag v2.1-canary
           stamp verify out.tar
         """,
         version: StampVersion.current,

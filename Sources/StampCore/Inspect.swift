@@ -76,7 +76,7 @@ public enum Inspector {
                 out.append("  labels")
                 for (k, v) in labels.sorted(by: { $0.0 < $1.0 }) { out.append("    \(k)=\(s(v))") }
             }
-            if let hc = p["healthcheck"] { out.append("  healthcheck \(JSONValue.encodeString(hc))") }
+            if let hc = p["healthcheck"] { out.append("  healthcheck \(healthcheck(hc))") }
             let layers = p["layers"]?.arrayValue ?? []
             out.append("  layers (\(layers.count), \(human(p["size"]?.int64Value ?? 0)))")
             for (i, l) in layers.enumerated() {
@@ -94,6 +94,26 @@ public enum Inspector {
             }
         }
         return out.joined(separator: "\n")
+    }
+
+    /// A config's Healthcheck as a person reads it: the command, then durations as Docker's
+    /// flags take them (`every 30s, timeout 10s, start period 1m, 3 retries`); `--json` keeps
+    /// the config's nanoseconds.
+    static func healthcheck(_ hc: JSONValue) -> String {
+        let test = (hc["Test"]?.arrayValue ?? []).compactMap(\.stringValue)
+        var text: String
+        switch test.first {
+        case "NONE": return "disabled (NONE)"
+        case "CMD-SHELL": text = "CMD-SHELL " + test.dropFirst().joined(separator: " ")
+        case "CMD": text = "CMD " + test.dropFirst().joined(separator: " ")
+        default: text = test.isEmpty ? "inherited" : test.joined(separator: " ")
+        }
+        var parts: [String] = []
+        for (key, what) in [("Interval", "every"), ("Timeout", "timeout"), ("StartPeriod", "start period"), ("StartInterval", "start interval")] {
+            if let ns = hc[key]?.int64Value, ns > 0 { parts.append("\(what) \(DockerfileRenderer.duration(ns))") }
+        }
+        if let r = hc["Retries"]?.int64Value, r > 0 { parts.append("\(r) retries") }
+        return parts.isEmpty ? text : text + "  (" + parts.joined(separator: ", ") + ")"
     }
 
     static func shortType(_ t: String) -> String {

@@ -61,3 +61,33 @@ import OCI
         #expect(lines(pull.err, "stamp:   pulled sha256:").count >= 5, "\(pull.err)")
     }
 }
+
+/// `--help` that teaches (issue 14, item 11): examples paste as they are at 80 columns, and
+/// inspect shows durations as Docker's flags take them.
+@Suite struct HelpTests {
+    static let commands = [[], ["build"], ["inspect"], ["verify"], ["push"], ["pull"], ["assets", "hash"], ["assets", "verify"],
+                           ["dockerfile"], ["healthcheck"], ["sample"], ["version"]]
+
+    @Test(arguments: HelpTests.commands)
+    func examplesFitEightyColumnsUnwrapped(_ command: [String]) throws {
+        let help = try stamp(command + ["--help"]).out
+        let lines = help.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("Example") }) else { return }
+        for line in lines[(start + 1)...].prefix(while: { !$0.isEmpty }) {
+            // A wrapped example line would continue at column 0.
+            #expect(line.hasPrefix("  ") && line.count <= 80, "stamp \(command.joined(separator: " ")): \(line)")
+        }
+    }
+
+    @Test func inspectShowsDurationsAsDockerFlagsTakeThem() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try stamp(["sample", "--output", dir + "/base.tar"])
+        try stamp(["build", "--base", dir + "/base.tar", "--version", "v1", "--output", dir + "/out.tar", "--health-start-period", "90s"])
+        let text = try stamp(["inspect", dir + "/out.tar"]).out
+        #expect(text.contains("healthcheck CMD /app/health-check-enhanced.sh  (every 30s, timeout 10s, start period 1m30s, 3 retries)"), "\(text)")
+        #expect(!text.contains("30000000000"))
+        // --json keeps the config's own nanoseconds.
+        #expect(try jsonOf(try stamp(["inspect", "--json", dir + "/out.tar"]).out)["platforms"]?.arrayValue?.first?["healthcheck"]?["Interval"]?.int64Value == 30_000_000_000)
+    }
+}
