@@ -128,6 +128,16 @@ struct HealthOptions: ParsableArguments {
     @Option(help: "Healthcheck retries (default 3).")
     var healthRetries: Int?
 
+    func apply(to s: inout StampSettings) {
+        s.healthScript = healthScript; s.healthPort = healthPort; s.healthPath = healthPath
+        s.healthInterval = healthInterval; s.healthTimeout = healthTimeout; s.healthStartPeriod = healthStartPeriod
+        s.healthRetries = healthRetries
+    }
+}
+
+/// Whether an image gets the health check at all; `build` and `dockerfile` only (`healthcheck`
+/// prints the script, whatever the image has).
+struct HealthSwitches: ParsableArguments {
     @Flag(help: "Keep the base's Healthcheck and add no script.")
     var noHealthcheck = false
 
@@ -135,9 +145,6 @@ struct HealthOptions: ParsableArguments {
     var allowMissingClient = false
 
     func apply(to s: inout StampSettings) {
-        s.healthScript = healthScript; s.healthPort = healthPort; s.healthPath = healthPath
-        s.healthInterval = healthInterval; s.healthTimeout = healthTimeout; s.healthStartPeriod = healthStartPeriod
-        s.healthRetries = healthRetries
         if noHealthcheck { s.noHealthcheck = true }
         if allowMissingClient { s.allowMissingClient = true }
     }
@@ -263,6 +270,9 @@ struct StampFlags: ParsableArguments {
     @OptionGroup(title: "Health check")
     var health: HealthOptions
 
+    @OptionGroup(title: "Health check")
+    var healthSwitches: HealthSwitches
+
     @OptionGroup(title: "Frontend assets")
     var assets: AssetFlags
 
@@ -293,6 +303,7 @@ struct StampFlags: ParsableArguments {
         s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
         s.baseName = baseName
         health.apply(to: &s)
+        healthSwitches.apply(to: &s)
         assets.apply(to: &s)
         s.publicVersion = publicVersion
         if noPublicVersion { s.noPublicVersion = true }

@@ -15,6 +15,9 @@ public enum InterruptCleanup {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
                 PendingFiles.shared.removeAll()
+                // A progress line half drawn on a terminal is erased, so the shell's prompt
+                // starts clean.
+                if isatty(2) == 1 { _ = write(2, "\r\u{1b}[K", 4) }
                 _exit(128 + sig)
             }
             s.resume()

@@ -93,6 +93,10 @@ import OCI
         let help = try stamp(["dockerfile", "--help"]).out
         for flag in ["--lock ", "--fsync", "--compression", "--format", "--tag", "--locked"] { #expect(!help.contains(flag), "dockerfile --help lists \(flag)") }
         #expect(try stamp(["build", "--help"]).out.contains("--fsync"))
+        // healthcheck prints the script whatever the image has: no switches about the image.
+        let hc = try stamp(["healthcheck", "--help"]).out
+        #expect(!hc.contains("--no-healthcheck") && !hc.contains("--allow-missing-client"))
+        #expect(try stamp(["healthcheck", "--no-healthcheck"]).status == 64)
     }
 
     @Test(arguments: ["oci-archive:x.tar", "oci:layout", "docker://localhost:5000/a:b", "docker-archive:x.tar"])
