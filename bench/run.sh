@@ -258,7 +258,10 @@ if command -v docker-registry >/dev/null; then
   for _ in $(seq 50); do curl -s -o /dev/null "http://$REG/v2/" && break; sleep 0.1; done
   export STAMP_CACHE_DIR="$WORK/stamp-cache"
   N="$WORK/registry/n"; echo 0 > "$N"
-  next='echo $(( $(cat '"$N"') + 1 )) > '"$N"
+  # A first push knows of no other copy: stamp's blob-location cache and skopeo's blob-info
+  # cache (root's) are emptied before each run, so neither can mount from an earlier run.
+  SKOPEO_CACHE=/var/lib/containers/cache/blob-info-cache-v1.boltdb
+  next='echo $(( $(cat '"$N"') + 1 )) > '"$N"'; rm -rf '"$STAMP_CACHE_DIR"'; rm -f '"$SKOPEO_CACHE"
   time_row "stamp push (a new repository)" "$next" "$STAMP push $B $REG/bench/s\$(cat $N):v1 --tls-verify=false -q" ""
   time_row "skopeo copy to the registry (a new repository)" "$next" "skopeo copy -q oci-archive:$B docker://$REG/bench/k\$(cat $N):v1 --dest-tls-verify=false" ""
   time_row "stamp push to a second repository (blobs mounted)" "$next; $STAMP push $B $REG/bench/sa\$(cat $N):v1 --tls-verify=false -q" \

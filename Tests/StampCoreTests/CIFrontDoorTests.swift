@@ -11,9 +11,8 @@ import OCI
     var fixtures: String { URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures" }
 
     /// The python of the tools venv (it has ruamel.yaml, which check-jsonschema brings).
-    func toolsPython() throws -> String {
-        let checker = try pypiCommand("check-jsonschema", "check-jsonschema")
-        return URL(fileURLWithPath: checker).deletingLastPathComponent().path + "/python"
+    func toolsPython() -> String? {
+        jsonSchemaCheckerOrSkip().map { URL(fileURLWithPath: $0).deletingLastPathComponent().path + "/python" }
     }
 
     /// The folder holding the stamp under test first on PATH, as an installed stamp would be.
@@ -22,8 +21,7 @@ import OCI
     }
 
     @Test func actionAndTemplateMatchThePlatformsSchemas() throws {
-        let checker: String
-        do { checker = try pypiCommand("check-jsonschema", "check-jsonschema") } catch { print("skipped: \(error)"); return }
+        guard let checker = jsonSchemaCheckerOrSkip() else { return }
         let a = try run([checker, "--builtin-schema", "vendor.github-actions", repoRoot + "/action.yml"])
         #expect(a.status == 0, "\(a.out)\(a.err)")
         let g = try run([checker, "--builtin-schema", "vendor.gitlab-ci", repoRoot + "/ci/gitlab/stamp.gitlab-ci.yml"])
@@ -34,8 +32,7 @@ import OCI
     }
 
     @Test func theActionsStepsPublishDigestTagsVersionAndMetadata() throws {
-        let py: String
-        do { py = try toolsPython() } catch { print("skipped: \(error)"); return }
+        guard let py = toolsPython() else { return }
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])
@@ -68,8 +65,7 @@ import OCI
     }
 
     @Test func theGitLabTemplateWritesItsDotenvReportAndArtifacts() throws {
-        let py: String
-        do { py = try toolsPython() } catch { print("skipped: \(error)"); return }
+        guard let py = toolsPython() else { return }
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])

@@ -189,6 +189,14 @@ func pypiCommand(_ package: String, _ command: String) throws -> String {
     return exe
 }
 
+/// check-jsonschema's path, or nil after printing why the test skips (PyPI unreachable).
+func jsonSchemaCheckerOrSkip() -> String? {
+    do { return try pypiCommand("check-jsonschema", "check-jsonschema") } catch {
+        print("skipped: \(error)")
+        return nil
+    }
+}
+
 /// The repository's root folder (schemas/, action.yml).
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
