@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "stamp",
-    platforms: [.macOS(.v13)],
+    // Linux only (glibc, /proc, Debian's C libraries); no platforms to claim.
     products: [
         .executable(name: "stamp", targets: ["stamp"]),
         .library(name: "StampCore", targets: ["StampCore"]),
@@ -32,7 +32,7 @@ let package = Package(
         // SHA-256/384 over OpenSSL; the only importer of CCrypto.
         .target(name: "Hashing", dependencies: ["CCrypto"]),
         // OCI documents, lossless JSON, references, layouts. No C.
-        .target(name: "OCI", dependencies: ["Hashing"]),
+        .target(name: "OCI", dependencies: []),
         // Tar reading/writing, compression; the only importer of CArchive.
         .target(name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Hashing", "OCI"]),
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
@@ -55,7 +55,7 @@ let package = Package(
         ]),
         // Commands; thin.
         .target(name: "StampCLI", dependencies: [
-            "StampCore", "Assets", "OCI", "Registry",
+            "StampCore", "Assets", "OCI", "Registry", "Layers", "Hashing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
