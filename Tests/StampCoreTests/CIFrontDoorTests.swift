@@ -24,6 +24,9 @@ import OCI
         guard let checker = jsonSchemaCheckerOrSkip() else { return }
         let a = try run([checker, "--builtin-schema", "vendor.github-actions", repoRoot + "/action.yml"])
         #expect(a.status == 0, "\(a.out)\(a.err)")
+        // And the interface the README promises, pinned by a schema kept here.
+        let own = try run([checker, "--schemafile", repoRoot + "/schemas/action.schema.json", repoRoot + "/action.yml"])
+        #expect(own.status == 0, "\(own.out)\(own.err)")
         let g = try run([checker, "--builtin-schema", "vendor.gitlab-ci", repoRoot + "/ci/gitlab/stamp.gitlab-ci.yml"])
         #expect(g.status == 0, "\(g.out)\(g.err)")
         // The shell the two run is clean.
