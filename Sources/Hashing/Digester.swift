@@ -15,13 +15,6 @@ public enum HashAlgorithm: Sendable {
 nonisolated(unsafe) private let fetchedSHA256: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil) ?? EVP_sha256()
 nonisolated(unsafe) private let fetchedSHA384: OpaquePointer? = EVP_MD_fetch(nil, "SHA384", nil) ?? EVP_sha384()
 
-public enum HashingError: Error, Equatable, CustomStringConvertible {
-    case openssl(String)
-    public var description: String {
-        switch self { case .openssl(let m): return "OpenSSL: \(m)" }
-    }
-}
-
 /// A streaming digest over OpenSSL's EVP interface (SHA-NI when the CPU has it).
 /// Not thread-safe: create one per task.
 public final class Digester {

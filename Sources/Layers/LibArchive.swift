@@ -51,10 +51,8 @@ public final class CompressingSink: ByteSink {
         archive = a
         try check(a, archive_write_set_format_raw(a), "raw format")
         switch compression {
-        case .gzip:
-            try check(a, archive_write_add_filter_gzip(a), "gzip filter")
-            try check(a, archive_write_set_filter_option(a, "gzip", "timestamp", nil), "gzip timestamp")
-            try check(a, archive_write_set_filter_option(a, "gzip", "compression-level", String(level ?? 6)), "gzip level")
+        case .gzip, .none:
+            break // returned above: ParallelGzipSink, or no filter at all
         case .zstd:
             try check(a, archive_write_add_filter_zstd(a), "zstd filter")
             try check(a, archive_write_set_filter_option(a, "zstd", "compression-level", String(level ?? 3)), "zstd level")
@@ -240,13 +238,6 @@ public final class LayerReader {
         case ARCHIVE_FILTER_ZSTD: return .zstd
         default: return nil
         }
-    }
-
-    public var detectedFilterName: String {
-        if inflatesGzip { return "gzip" }
-        if plain { return "none" }
-        guard let archive, let n = archive_filter_name(archive, 0) else { return "unknown" }
-        return String(cString: n)
     }
 
     /// The next entry, or nil at the end.

@@ -161,18 +161,11 @@ public enum AssetStage {
         p.utf8.contains(0x2F) ? Path.dirname(p) + "/.wh." + Path.basename(p) : ".wh." + p
     }
 
-    /// What the merged view keeps for the asset checks of `stamp verify`: everything under the
-    /// root, binary files (nothing in them is rewritten) by their digests alone.
-    static func verifyPredicates(root: String) -> (capture: @Sendable (String) -> Bool, digestOnly: @Sendable (String) -> Bool) {
-        let prefix = root + "/"
-        return ({ $0.hasPrefix(prefix) }, { AssetKind.of($0) == .binary })
-    }
-
     /// The root the asset checks look at, from version.json's `assets` object.
     static func verifyRoot(_ info: JSONValue) -> String? { info["root"]?.stringValue.flatMap { Path.clean($0) } }
 
-    /// The asset checks of `stamp verify`: the frontend as the whole image has it (`view`, built
-    /// with `verifyPredicates`).
+    /// The asset checks of `stamp verify`: the frontend as the whole image has it (`view`: every
+    /// file under the root, binary ones by their digests alone, as `Verifier.checkLayer` reads them).
     static func verify(_ info: JSONValue, view: MergedView, platform: String) -> [Finding] {
         guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else {
             return [Finding(.assetsNoRoot, "\(platform): version.json assets has no root", platform: platform)]

@@ -12,7 +12,6 @@ public struct Profile: Sendable, Equatable {
     public var port: Int?
     public var healthPath: String?
     public var assetRoot: String?
-    public var runtimeUID: Int?
     /// Where the enhanced health check goes; nil for none.
     public var healthScript: String?
     /// The app's dotenv file, read by the health check when SERVER_PORT is not set.
@@ -25,7 +24,7 @@ public struct Profile: Sendable, Equatable {
     public static let anythingLLM = Profile(
         name: "anything-llm", versionFile: "/app/version.txt", versionJSON: "/app/version.json",
         imageName: "docker.io/mintplexlabs/anything-llm", port: 3001, healthPath: "/api/ping",
-        assetRoot: "/app/server/public", runtimeUID: 1000,
+        assetRoot: "/app/server/public",
         healthScript: "/app/health-check-enhanced.sh", envFile: "/app/server/.env",
         // The chat widget is embedded by other sites under a fixed URL.
         assetKeep: ["embed/**"],
