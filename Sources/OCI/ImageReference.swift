@@ -43,6 +43,16 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The transports stamp reads and writes, as their prefixes are spelled.
+    public static let transportPrefixes = ["docker://", "oci:", "oci-archive:", "docker-archive:"]
+    /// Transports of other tools that stamp names in its errors instead of taking them for paths.
+    public static let foreignTransportPrefixes = ["docker-daemon:", "containers-storage:", "dir:"]
+
+    /// The transport prefix `s` starts with (stamp's or another tool's), if any.
+    public static func transportPrefix(of s: String) -> String? {
+        (transportPrefixes + foreignTransportPrefixes).first { s.hasPrefix($0) }
+    }
+
     /// Parses `transport:path[:ref]` or a plain path. `exists` tells whether a path is on disk,
     /// so that `oci:dir:with:colons` still works when the whole rest is an existing path.
     public static func parse(_ s: String, exists: (String) -> Bool = { _ in false }) throws -> ImageReference {
@@ -61,7 +71,7 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
             }
         }
         if s.hasPrefix("docker://") { return .registry(try RegistryReference.parse(s)) }
-        if s.hasPrefix("docker-daemon:") || s.hasPrefix("containers-storage:") {
+        if let t = transportPrefix(of: s), foreignTransportPrefixes.contains(t), !exists(s) {
             throw OCIError.invalidReference("\(s): transport not supported (use docker://, oci:, oci-archive: or docker-archive:)")
         }
         if let colon = s.firstIndex(of: ":"), !s[..<colon].contains("/"), !s[..<colon].contains("."), !exists(s) {

@@ -52,7 +52,7 @@ struct DockerfileCommand: ParsableCommand {
 /// Where a folder is meant, an image reference is an error, not a folder named after it
 /// (`--output oci-archive:x.tar` would otherwise make a folder `oci-archive:x.tar`).
 func refuseTransport(_ path: String, _ flag: String, what: String) throws {
-    for t in ["oci:", "oci-archive:", "docker-archive:", "docker://", "docker-daemon:", "containers-storage:", "dir:"] where path.hasPrefix(t) {
+    if let t = ImageReference.transportPrefix(of: path) {
         throw StampError.usage("\(flag) \(path): \(what) is a plain path, not an image reference (\(t)...)")
     }
 }

@@ -91,8 +91,7 @@ struct CopyFlags: ParsableArguments {
 /// Where a registry is meant (pull's source, push's destination), a name without a transport
 /// is a registry name: docker:// may be left out (`localhost:5000/ai/app:v1`).
 func registryImageReference(_ text: String) throws -> ImageReference {
-    let transports = ["docker://", "oci:", "oci-archive:", "docker-archive:"]
-    if transports.contains(where: text.hasPrefix) { return try imageReference(text) }
+    if ImageReference.transportPrefix(of: text) != nil { return try imageReference(text) }
     do { return .registry(try RegistryReference.parse(text)) } catch { throw StampError.usage("\(error)") }
 }
 

@@ -127,8 +127,7 @@ public enum Stamper {
 
         try checkLevels(plan, platforms: images.count, format: plan.format ?? ImageFormat(mediaType: base.top.mediaType))
         let baseName = resolveBaseName(plan, base)
-        warnDropped(plan, images: images, diagnostics: diagnostics)
-        let removable = removable(plan, images: images)
+        let removable = removableKeys(plan, images: images, diagnostics: diagnostics)
         let baseDigest = base.digest
         let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
         // The new layer is written beside the output (same file system, renamed into place), or
@@ -433,11 +432,11 @@ public enum Stamper {
         }
     }
 
-    /// Identity keys the base carries that this build does not set, said once each: a revision
-    /// (upstream's or an earlier stamp's: version.json would contradict it), and the source an
-    /// earlier stamp recorded. `Patch.merge` removes them. An unstamped base keeps its own
-    /// source (the app's repository) when this build names none.
-    static func warnDropped(_ plan: StampPlan, images: [PlatformImage], diagnostics: Diagnostics) {
+    /// The keys `Patch.merge` may remove from this base: every key stamp owns that this build
+    /// does not set, except an unstamped base's own source (the app's repository) when this
+    /// build names none. A revision (upstream's or an earlier stamp's: version.json would
+    /// contradict it) or an earlier stamp's source that goes is said once each.
+    static func removableKeys(_ plan: StampPlan, images: [PlatformImage], diagnostics: Diagnostics) -> Set<String> {
         let stamped = images.contains { $0.labels[AnnotationKey.stampVersionJSON] != nil }
         var unset: [(String, String)] = []
         if plan.revision == nil { unset.append((AnnotationKey.revision, "a revision (--revision, $GITHUB_SHA, $CI_COMMIT_SHA or a git checkout)")) }
@@ -447,12 +446,6 @@ public enum Stamper {
                 diagnostics.notice("warning: the base's \(key) (\(old)) is removed: this build has no \(what)")
             }
         }
-    }
-
-    /// The keys `Patch.merge` may remove from this base: all stamp owns, except an unstamped
-    /// base's own source when this build names none.
-    static func removable(_ plan: StampPlan, images: [PlatformImage]) -> Set<String> {
-        let stamped = images.contains { $0.labels[AnnotationKey.stampVersionJSON] != nil }
         return plan.source == nil && !stamped ? StampPlan.ownedKeys.subtracting([AnnotationKey.source]) : StampPlan.ownedKeys
     }
 
