@@ -43,10 +43,10 @@ demo: build
 	$(BIN_DIR)/stamp inspect oci-archive:$(DEMO_DIR)/anything-llm-v2.1-canary.tar
 
 # stamp against umoci, buildah, skopeo and the floor (cat + pigz) on a ~600 MB base; writes bench/RESULTS.md.
+# The binary measured is the one `make dist` packages (release, Swift's runtime linked in).
 bench: deps
 	command -v pigz >/dev/null || $(SUDO) apt-get install -y -qq pigz bc
-	$(SWIFT) build -c release
-	STAMP_BIN=$$($(SWIFT) build -c release --show-bin-path)/stamp bench/run.sh
+	STAMP_BIN=$$(scripts/dist.sh build) bench/run.sh
 
 # The seeded mutation fuzzer, release build, for FUZZ_SECONDS (default 600); what it finds lands
 # in fuzz-out/ (crash-TARGET or slow-TARGET), each to become a test.

@@ -26,6 +26,8 @@ struct NameFinder {
     /// a script are neither, and are passed over without making a string.
     private var extensionStart = [Bool](repeating: false, count: 256)
     private var tokenLengths = Set<Int>()
+    private static let dots = ByteSkip([0x2E])
+    private static let dotsAndQuotes = ByteSkip([0x2E, 0x22, 0x27, 0x60])
 
     /// `paths[i]` for every watched `i`.
     init(paths: [String], watched: [Int]) {
@@ -67,10 +69,14 @@ struct NameFinder {
     /// in a `./` or `../` path: a server's own modules).
     func candidates(in bytes: [UInt8], relativeIsModule: Bool = false, script: Bool = false) -> [Hit] {
         var hits: [Hit] = []
+        // The loop acts only at dots and, when there are tokens to look for, quotes.
+        let skip = tokens.isEmpty ? NameFinder.dots : NameFinder.dotsAndQuotes
         bytes.withUnsafeBufferPointer { b in
             let n = bytes.count
             var i = 0
-            while i < n {
+            while true {
+                i = skip.next(b, from: i)
+                guard i < n else { break }
                 let c = b[i]
                 if c == 0x2E, i + 1 < n, extensionStart[Int(b[i + 1])] { // . then an extension
                     var j = i + 1
@@ -185,6 +191,7 @@ struct NameFinder {
 /// of string concatenations next to `+`. `lunr.${lang}.min.js` gives the prefix `lunr.` and the
 /// suffix `.min.js`; `""+e+".js"` the suffix `.js`.
 struct Fragments {
+    private static let quotes = ByteSkip([0x22, 0x27, 0x60])
     /// Literal text right before a dynamic part: the start of a name (its last path segment).
     var prefixes: [(String, Int)] = []
     /// Literal text right after a dynamic part: the end of a name (its first path segment).
@@ -203,11 +210,14 @@ struct Fragments {
         var i = 0
         func blankBack(_ k: Int) -> Int { var k = k; while k >= 0, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k -= 1 }; return k }
         func blankFwd(_ k: Int) -> Int { var k = k; while k < n, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k += 1 }; return k }
-        while i < n {
+        // One literal's parts between `${…}`: one buffer for every literal of the file.
+        var parts: [(Int, Int)] = []
+        parts.reserveCapacity(8)
+        while true {
+            i = Fragments.quotes.next(b, from: i)
+            guard i < n else { break }
             let c = b[i]
-            guard c == 0x22 || c == 0x27 || c == 0x60 else { i += 1; continue }
-            // One literal: its parts between `${…}`.
-            var parts: [(Int, Int)] = []
+            parts.removeAll(keepingCapacity: true)
             var start = i + 1, j = i + 1
             var closed = false
             while j < n, j - i < 4096 {

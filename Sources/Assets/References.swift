@@ -88,6 +88,9 @@ public struct ReferenceScanner: Sendable {
     /// file is scanned in linear time whatever it holds.
     static let maxToken = 2048
 
+    private static let skipScript = ByteSkip([0x22, 0x27, 0x60, 0x3D])
+    private static let skipMarkup = ByteSkip([0x22, 0x27, 0x60, 0x3D, 0x28])
+
     public func scan(_ bytes: [UInt8], path: String, kind: AssetKind, outsideRoot: Bool = false) -> [Reference] {
         guard kind != .binary, kind != .text else { return [] }
         var out: [Reference] = []
@@ -120,10 +123,14 @@ public struct ReferenceScanner: Sendable {
             out.append(r)
         }
 
+        // The loop below acts only at quotes, `=`, and in CSS and HTML at `(`.
+        let skip = kind == .css || kind == .html ? Self.skipMarkup : Self.skipScript
         bytes.withUnsafeBufferPointer { b in
             let n = bytes.count
             var i = 0
-            while i < n {
+            while true {
+                i = skip.next(b, from: i)
+                guard i < n else { break }
                 let c = b[i]
                 if c == 0x22 || c == 0x27 || c == 0x60 { // " ' `
                     // srcset="a.png 1x, b.png 2x": candidates separated by commas.
@@ -149,7 +156,10 @@ public struct ReferenceScanner: Sendable {
                     while j < limit, isTokenByte(b[j]) || b[j] == 0x20 { j += 1 }
                     if j < limit, b[j] == c, j > i + 1 {
                         let before = out.count
-                        if let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind) {
+                        // A path names a file with an extension: a token without a dot is passed
+                        // over before its role (which reads the words around it) is looked up.
+                        if UnsafeBufferPointer(rebasing: b[(i + 1)..<j]).contains(0x2E),
+                           let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind) {
                             consider(i + 1, j, how, context)
                         }
                         // No path between these quotes: the second may open the next string
@@ -376,12 +386,17 @@ public struct ReferenceScanner: Sendable {
     }
 
     private func endsWith(_ bytes: [UInt8], at i: Int, _ word: String) -> Bool {
-        let w = Array(word.utf8)
+        // Called at every `=` of a script: compared in place, nothing allocated.
+        let w = word.utf8, count = w.count
         var k = i - 1
         while k >= 0, bytes[k] == 0x20 { k -= 1 }
-        guard k + 1 >= w.count else { return false }
-        for (o, b) in w.reversed().enumerated() where lower(bytes[k - o]) != lower(b) { return false }
-        let before = k - w.count
+        guard k + 1 >= count else { return false }
+        var o = 0
+        for b in w.reversed() {
+            if lower(bytes[k - o]) != lower(b) { return false }
+            o += 1
+        }
+        let before = k - count
         return before < 0 || !(isWordByte(bytes[before]))
     }
 

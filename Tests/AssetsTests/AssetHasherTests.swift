@@ -296,3 +296,27 @@ extension AssetResult {
     }
 }
 
+
+/// The scanners pass over bytes sixteen at a time: every index a byte-by-byte search finds must
+/// still be found, at chunk edges, in the tail shorter than a chunk, and in empty input.
+@Suite struct ByteSkipTests {
+    @Test func findsWhatAByteByByteSearchFinds() {
+        let wanted: [UInt8] = [0x22, 0x27, 0x60, 0x3D]
+        let skip = ByteSkip(wanted)
+        var rng = SystemRandomNumberGenerator()
+        for length in [0, 1, 15, 16, 17, 31, 32, 33, 100, 1000] {
+            for _ in 0..<50 {
+                // Sparse wanted bytes among others, as in a minified script.
+                let bytes = (0..<length).map { _ in Int.random(in: 0..<40, using: &rng) == 0 ? wanted.randomElement(using: &rng)! : UInt8.random(in: 0x61...0x7A, using: &rng) }
+                var expected: [Int] = [], found: [Int] = []
+                for (k, b) in bytes.enumerated() where wanted.contains(b) { expected.append(k) }
+                bytes.withUnsafeBufferPointer { b in
+                    var i = skip.next(b, from: 0)
+                    while i < b.count { found.append(i); i = skip.next(b, from: i + 1) }
+                    #expect(i == b.count)
+                }
+                #expect(found == expected, "length \(length)")
+            }
+        }
+    }
+}
