@@ -31,15 +31,18 @@ let package = Package(
 
         // SHA-256/384 over OpenSSL; the only importer of CCrypto.
         .target(name: "Hashing", dependencies: ["CCrypto"]),
-        // OCI documents, lossless JSON, references, layouts. No C.
+        // Bytes and files: byte sources and sinks, files written atomically, paths, temporary
+        // files removed on interrupt, the parallel map. No C library.
+        .target(name: "IO", dependencies: ["Hashing"]),
+        // The OCI spec: descriptors, media types, references, lossless JSON. No files, no C.
         .target(name: "OCI", dependencies: []),
         // Tar reading/writing, compression; the only importer of CArchive.
-        .target(name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Hashing", "OCI"]),
+        .target(name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Hashing", "IO", "OCI"]),
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
-        .target(name: "Assets", dependencies: ["Hashing", "OCI"]),
+        .target(name: "Assets", dependencies: ["Hashing", "IO", "OCI"]),
         // The OCI Distribution API: pull, push, auth, retries. The only importer of the HTTP stack.
         .target(name: "Registry", dependencies: [
-            "OCI", "Hashing", "Layers",
+            "OCI", "Hashing", "IO",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -50,22 +53,22 @@ let package = Package(
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
         .target(name: "StampCore", dependencies: [
-            "OCI", "Layers", "Hashing", "Templates", "Assets", "Registry",
+            "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Commands; thin.
         .target(name: "StampCLI", dependencies: [
-            "StampCore", "Assets", "OCI", "Registry", "Layers", "Hashing",
+            "StampCore", "Assets", "OCI", "IO", "Registry", "Layers", "Hashing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
         // A seeded mutation fuzzer of the parsers of untrusted input (`make fuzz`).
-        .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "Layers", "OCI"]),
+        .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "IO", "Layers", "OCI"]),
 
-        .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing"]),
-        .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "OCI"]),
-        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "Layers", "Hashing", "Templates", "Assets", "Registry"],
+        .testTarget(name: "OCITests", dependencies: ["OCI", "IO"]),
+        .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI"]),
+        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry"],
                     exclude: ["Fixtures"]),
     ]
 )

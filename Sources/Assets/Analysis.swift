@@ -1,4 +1,5 @@
 import Hashing
+import IO
 import OCI
 
 /// What stamp proves about a tree before it renames anything: the references of every file

@@ -1,5 +1,6 @@
 import Dispatch
 import Hashing
+import IO
 import OCI
 
 /// A file of a frontend tree, its path relative to the asset root (no leading `/`). Its bytes

@@ -1,19 +1,19 @@
 import Foundation
 import Hashing
-import OCI
-#if canImport(Glibc)
+import IO
 import Glibc
-#endif
+import OCI
+import Synchronization
 
 /// Rewritten frontend files, appended to one temp file as they are produced, so a large
 /// frontend is never held in memory: each becomes an `AssetFile.OnDisk` range of it. The file
 /// is unlinked as soon as it is created (nothing is left behind, whatever ends the process) and
 /// read back through `/proc/self/fd/N` while this object lives; every range keeps it alive.
-public final class AssetSpool: @unchecked Sendable {
+public final class AssetSpool: Sendable {
     public let path: String
     private let fd: Int32
-    private var end: Int64 = 0
-    private let lock = NSLock()
+    /// Where the next append goes; held while a file is appended, so appends do not interleave.
+    private let end = Mutex<Int64>(0)
 
     public init(directory: String = NSTemporaryDirectory()) throws {
         var template = Array((directory.hasSuffix("/") ? directory : directory + "/").utf8CString.dropLast()) + Array("stamp-assets-XXXXXX".utf8CString)
@@ -31,18 +31,19 @@ public final class AssetSpool: @unchecked Sendable {
     /// in memory); returns where it is, with its digests. Other appends wait meanwhile.
     public func append(streaming produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> AssetFile.OnDisk {
         let d = ContentDigester()
-        lock.lock()
-        defer { lock.unlock() }
-        let at = end
-        var written: Int64 = 0
-        try produce { piece in
-            d.update(piece)
-            if let e = FileDescriptor.writeAll(fd, piece, at: at + written) {
-                throw AssetError.invalid("temp file: \(FileDescriptor.describe(e))")
+        let at = try end.withLock { end in
+            let at = end
+            var written: Int64 = 0
+            try produce { piece in
+                d.update(piece)
+                if let e = FileDescriptor.writeAll(fd, piece, at: at + written) {
+                    throw AssetError.invalid("temp file: \(FileDescriptor.describe(e))")
+                }
+                written += Int64(piece.count)
             }
-            written += Int64(piece.count)
+            end += written
+            return at
         }
-        end += written
         var o = d.onDisk(source: path)
         o.offset = at
         o.spool = self
@@ -53,13 +54,14 @@ public final class AssetSpool: @unchecked Sendable {
     public func append(_ bytes: [UInt8]) throws -> AssetFile.OnDisk {
         let d = ContentDigester()
         bytes.withUnsafeBytes { d.update($0) }
-        lock.lock()
-        defer { lock.unlock() }
-        let at = end
-        if let e = bytes.withUnsafeBytes({ FileDescriptor.writeAll(fd, $0, at: at) }) {
-            throw AssetError.invalid("temp file: \(FileDescriptor.describe(e))")
+        let at = try end.withLock { end in
+            let at = end
+            if let e = bytes.withUnsafeBytes({ FileDescriptor.writeAll(fd, $0, at: at) }) {
+                throw AssetError.invalid("temp file: \(FileDescriptor.describe(e))")
+            }
+            end += Int64(bytes.count)
+            return at
         }
-        end += Int64(bytes.count)
         var o = d.onDisk(source: path)
         o.offset = at
         o.spool = self

@@ -1,9 +1,9 @@
 import Foundation
 import Hashing
-import OCI
-#if canImport(Glibc)
+import IO
 import Glibc
-#endif
+import OCI
+import Synchronization
 
 /// Reading and writing asset folders on disk.
 public enum AssetTree {
@@ -32,7 +32,7 @@ public enum AssetTree {
         }
         try walk("")
         names.sort(by: utf8Less)
-        let files = parallelMap(count: names.count) { i -> Result<AssetFile, Error> in
+        let files = parallelMap(count: names.count) { [names] i -> Result<AssetFile, Error> in
             Result {
                 let r = names[i], path = dir + "/" + r
                 if AssetKind.of(r) == .binary { return AssetFile(path: r, onDisk: try digests(path)) }
@@ -156,15 +156,17 @@ public enum AssetTree {
     /// Writes a new folder file by file, on a thread of its own, as files are handed to it
     /// (`AssetOptions.ready`); `finish` renames it into place. It goes to a temp folder beside
     /// `dest`, removed if anything fails or `finish` is never reached.
+    ///
+    /// `folders`, `failure` and `finished` are used by the writing queue only, and by `finish`
+    /// after it has waited for that queue; what is handed over is under a `Mutex`: the unchecked
+    /// conformance is safe.
     public final class Writer: @unchecked Sendable {
         let dest: String
         let tmp: String
         private let queue = DispatchQueue(label: "stamp.assets.writer")
         /// Files handed over and not yet taken by the writing thread, which takes them in
-        /// batches (one wake-up per batch, not per file).
-        private let lock = NSLock()
-        private var pending: [AssetFile] = []
-        private var draining = false
+        /// batches (one wake-up per batch, not per file); whether it is taking them.
+        private let handed = Mutex<(pending: [AssetFile], draining: Bool)>(([], false))
         /// Open folders of the output by relative path ("" is the root): files are created
         /// relative to them, not by resolving the whole path each time.
         private var folders: [String: Int32] = [:]
@@ -186,21 +188,22 @@ public enum AssetTree {
         }
 
         public func add(_ f: AssetFile) {
-            lock.lock()
-            pending.append(f)
-            let start = !draining
-            draining = true
-            lock.unlock()
+            let start = handed.withLock { h in
+                h.pending.append(f)
+                defer { h.draining = true }
+                return !h.draining
+            }
             if start { queue.async { [self] in drain() } }
         }
 
         private func drain() {
             while true {
-                lock.lock()
-                let batch = pending
-                pending = []
-                if batch.isEmpty { draining = false }
-                lock.unlock()
+                let batch = handed.withLock { h in
+                    let batch = h.pending
+                    h.pending = []
+                    if batch.isEmpty { h.draining = false }
+                    return batch
+                }
                 if batch.isEmpty { return }
                 for f in batch where failure == nil {
                     do { try write(f) } catch { failure = error }

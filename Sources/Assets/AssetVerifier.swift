@@ -1,4 +1,5 @@
 import Hashing
+import IO
 import OCI
 
 /// Checks a hashed tree against its manifest (`AssetOptions.manifestName`): every file listed

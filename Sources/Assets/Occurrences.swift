@@ -1,3 +1,4 @@
+import IO
 import OCI
 
 /// The proof behind every rename: where the names of files appear in text, and which of those

@@ -1,3 +1,4 @@
+import IO
 import OCI
 
 /// What a file of a frontend is to stamp before anything is proven about its references.

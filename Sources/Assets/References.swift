@@ -1,3 +1,4 @@
+import IO
 import OCI
 
 /// How a file's text is searched for references to other files.

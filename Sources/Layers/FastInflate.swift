@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import IO
 internal import CIsal
 
 /// The uncompressed bytes of a gzip stream, inflated with ISA-L (2-3x zlib on x86-64). Each
@@ -131,6 +132,10 @@ final class PrefixedSource: ByteSource {
 /// work below (reading the blob, hashing it, inflating it) and the work above (parsing the
 /// tar, hashing it again) run on two cores. The consumer must read to the end (or call
 /// `drain()`) before it touches the sources below again.
+///
+/// Each slot is written by the producer thread only between `free.wait()` and
+/// `filled.signal()`, and read by the consumer only between `filled.wait()` and `free.signal()`:
+/// the semaphores order every access, which is why the unchecked conformance is safe.
 public final class PipelinedSource: ByteSource, @unchecked Sendable {
     private static let depth = 4
     private static let chunk = 256 << 10

@@ -1,4 +1,5 @@
 import Foundation
+import IO
 internal import CArchive
 import Hashing
 import OCI

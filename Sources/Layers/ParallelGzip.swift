@@ -3,7 +3,9 @@ internal import CDeflate
 import Glibc
 #endif
 import Dispatch
+import IO
 import OCI
+import Synchronization
 
 /// gzip on all cores, pigz-style, with the same bytes for any number of cores.
 ///
@@ -90,24 +92,21 @@ public final class ParallelGzipSink: ByteSink {
 
 /// libdeflate compressors by level, reused across blocks (each takes a few hundred KB to set
 /// up); one per thread at a time.
-final class CompressorPool: @unchecked Sendable {
-    private var free: [Int32: [OpaquePointer]] = [:]
-    private var lock = pthread_mutex_t()
-    init() { pthread_mutex_init(&lock, nil) }
+final class CompressorPool: Sendable {
+    /// Compressors not in use, by level, as addresses (a pointer is not `Sendable`; an address
+    /// is). A compressor is used by one thread at a time: the one that took it, until it gives
+    /// it back.
+    private let free = Mutex<[Int32: [Int]]>([:])
+    init() {}
     deinit {
-        for list in free.values { for c in list { libdeflate_free_compressor(c) } }
-        pthread_mutex_destroy(&lock)
+        free.withLock { for list in $0.values { for c in list { libdeflate_free_compressor(OpaquePointer(bitPattern: c)) } } }
     }
     func take(level: Int32) -> OpaquePointer? {
-        pthread_mutex_lock(&lock)
-        let c = free[level]?.popLast()
-        pthread_mutex_unlock(&lock)
-        return c ?? libdeflate_alloc_compressor(level)
+        let kept = free.withLock { $0[level]?.popLast() }
+        return kept.flatMap { OpaquePointer(bitPattern: $0) } ?? libdeflate_alloc_compressor(level)
     }
     func give(_ c: OpaquePointer, level: Int32) {
-        pthread_mutex_lock(&lock)
-        free[level, default: []].append(c)
-        pthread_mutex_unlock(&lock)
+        free.withLock { $0[level, default: []].append(Int(bitPattern: c)) }
     }
 }
 

@@ -1,7 +1,7 @@
 import Dispatch
-#if canImport(Glibc)
 import Glibc
-#endif
+import IO
+import Synchronization
 
 /// How progress is shown (`--progress`, as `docker buildx build` has it): `tty` redraws one
 /// line on a terminal, `plain` prints lines a CI log keeps (one per step and per blob, and one
@@ -19,7 +19,7 @@ public enum ProgressMode: String, Sendable, CaseIterable {
 /// the rate, redrawn at most five times a second and erased when the step ends (`tty`), or in
 /// `plain` mode written as a new line every 10 s (a log keeps every line). `ProgressLine.off`
 /// does nothing, for `--progress quiet`.
-public final class ProgressLine: @unchecked Sendable {
+public final class ProgressLine: Sendable {
     public static let off = ProgressLine(label: "", total: 0, enabled: false)
 
     private let label: String
@@ -29,48 +29,43 @@ public final class ProgressLine: @unchecked Sendable {
     private let after: UInt64
     private let fd: Int32
     private let start = DispatchTime.now().uptimeNanoseconds
-    private var done: Int64 = 0
-    private var lastDraw: UInt64 = 0
-    private var drawn = false
-    private var lock = pthread_mutex_t()
+    private struct Drawn { var done: Int64 = 0, lastDraw: UInt64 = 0, drawn = false }
+    private let state = Mutex(Drawn())
 
     /// `after`: nanoseconds before the first draw (a step shorter than that draws nothing).
     /// `plain`: lines for a log instead of one redrawn line.
     public init(label: String, total: Int64, enabled: Bool, after: UInt64 = 1_000_000_000, fd: Int32 = 2, plain: Bool = false) {
         self.label = label; self.total = total; self.enabled = enabled; self.fd = fd; self.plain = plain
         self.after = plain ? max(after, 10_000_000_000) : after
-        pthread_mutex_init(&lock, nil)
     }
-
-    deinit { pthread_mutex_destroy(&lock) }
 
     /// Whether stderr is a terminal (where a redrawn line makes sense).
     public static var stderrIsTerminal: Bool { isatty(2) == 1 }
 
     public func add(_ n: Int) {
         guard enabled else { return }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        done += Int64(n)
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard now - start >= after, lastDraw == 0 || now - lastDraw >= (plain ? 10_000_000_000 : 200_000_000) else { return }
-        lastDraw = now
-        let seconds = Double(now - start) / 1e9
-        let rate = Double(done) / seconds
-        var line = plain ? "stamp: \(label): \(Self.mb(done))" : "\r\u{1b}[K\(label)  \(Self.mb(done))"
-        if total > 0 { line += " / \(Self.mb(total))" }
-        line += plain ? ", \(Self.mb(Int64(rate)))/s\n" : "  \(Self.mb(Int64(rate)))/s"
-        emit(line)
-        drawn = !plain
+        state.withLock { s in
+            s.done += Int64(n)
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now - start >= after, s.lastDraw == 0 || now - s.lastDraw >= (plain ? 10_000_000_000 : 200_000_000) else { return }
+            s.lastDraw = now
+            let seconds = Double(now - start) / 1e9
+            let rate = Double(s.done) / seconds
+            var line = plain ? "stamp: \(label): \(Self.mb(s.done))" : "\r\u{1b}[K\(label)  \(Self.mb(s.done))"
+            if total > 0 { line += " / \(Self.mb(total))" }
+            line += plain ? ", \(Self.mb(Int64(rate)))/s\n" : "  \(Self.mb(Int64(rate)))/s"
+            emit(line)
+            s.drawn = !plain
+        }
     }
 
     /// Erases the line, if one was drawn.
     public func finish() {
         guard enabled else { return }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if drawn { emit("\r\u{1b}[K") }
-        drawn = false
+        state.withLock { s in
+            if s.drawn { emit("\r\u{1b}[K") }
+            s.drawn = false
+        }
     }
 
     private func emit(_ s: String) {

@@ -1,3 +1,4 @@
+import IO
 import OCI
 
 /// An index of an uncompressed tar file (an oci-archive or a `docker save` file): every entry's
@@ -5,7 +6,10 @@ import OCI
 ///
 /// Reads ustar, pax (`x`, `g`) and GNU (`L`, `K`, base-256 sizes) headers. Rejects names that
 /// escape the root and data that runs past the end of the file.
-public final class TarIndex {
+///
+/// `entries` and `names` are filled by `init`'s scan and never changed after: shared read-only,
+/// which is why the unchecked conformance is safe.
+public final class TarIndex: @unchecked Sendable {
     public enum EntryType: Equatable, Sendable { case file, directory, symlink(String), hardlink(String), other }
 
     public struct Entry: Sendable {

@@ -1,3 +1,5 @@
+import IO
+
 /// A tar read front to back from a stream (an inflated layer): each entry's raw name, type,
 /// size and permission bits, and its data on request; what the caller does not read is skipped.
 /// The same header rules as `TarIndex` (ustar, pax `x`/`g`, GNU `L`/`K`, base-256 sizes),

@@ -1,3 +1,4 @@
+import IO
 import OCI
 
 /// Writes a tar stream whose bytes depend only on the entries given: ustar headers, a pax extended

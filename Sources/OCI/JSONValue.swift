@@ -1,3 +1,5 @@
+import Glibc
+
 /// A JSON document kept exactly as data: numbers keep their source text, objects keep every key.
 ///
 /// Image configs carry fields the OCI spec does not model (Docker's `Healthcheck`, `Shell`,
@@ -330,4 +332,18 @@ extension JSONValue {
             return s
         }
     }
+}
+
+/// Byte order of UTF-8, the order stamp sorts paths and JSON keys in (Swift's `<` on strings
+/// follows Unicode instead): a `memcmp` where the bytes are contiguous, as native strings' are.
+public func utf8Less(_ a: String, _ b: String) -> Bool {
+    let fast = a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y in
+            let n = min(x.count, y.count)
+            let r = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+            return r != 0 ? r < 0 : x.count < y.count
+        }
+    }
+    if let fast, let less = fast { return less }
+    return a.utf8.lexicographicallyPrecedes(b.utf8)
 }

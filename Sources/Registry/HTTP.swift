@@ -1,11 +1,12 @@
 import AsyncHTTPClient
 import Foundation
 import Hashing
-import Layers
+import IO
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 import OCI
 
 /// A finished HTTP exchange. `body` holds the response body unless it went to a sink (only
@@ -43,20 +44,19 @@ enum RequestBody {
 /// threads, never on the event loops, so waiting on a future here is safe. Redirects are not
 /// followed by the client: the registry client follows them itself, dropping credentials when
 /// the host changes (blob storage behind a redirect must not see registry tokens).
-final class BlockingHTTP: @unchecked Sendable {
+final class BlockingHTTP: Sendable {
     static let shared = BlockingHTTP(proxies: ProxySettings(environment: ProcessInfo.processInfo.environment))
 
     let proxies: ProxySettings
-    private let lock = NSLock()
     /// One client per proxy (AsyncHTTPClient sets the proxy per client); "" is direct.
-    private var clients: [String: HTTPClient] = [:]
+    private let clients = Mutex<[String: HTTPClient]>([:])
 
     init(proxies: ProxySettings) { self.proxies = proxies }
 
     private func client(for url: String) -> HTTPClient {
         let proxy = proxies.proxy(for: url)
         let key = proxy.map { "\($0.host):\($0.port)" } ?? ""
-        return lock.withLock {
+        return clients.withLock { clients in
             if let c = clients[key] { return c }
             var config = HTTPClient.Configuration()
             config.redirectConfiguration = .disallow
@@ -113,6 +113,9 @@ final class BlockingHTTP: @unchecked Sendable {
     }
 }
 
+/// AsyncHTTPClient calls a delegate on its task's event loop only, one call at a time, and the
+/// waiting thread reads the result after the task's future completes: its state is never touched
+/// by two threads at once, which is why the unchecked conformance is safe.
 private final class Collector: HTTPClientResponseDelegate, @unchecked Sendable {
     typealias Response = HTTPResult
     let sink: UncheckedSendable<ByteSink>?

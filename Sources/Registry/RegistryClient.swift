@@ -3,11 +3,12 @@ import Foundation
 import Glibc
 #endif
 import Hashing
-import Layers
+import IO
 import NIOCore
 import NIOHTTP1
 import NIOSSL
 import OCI
+import Synchronization
 import AsyncHTTPClient
 
 public enum RegistryError: Error, CustomStringConvertible {
@@ -57,11 +58,10 @@ public struct FetchedManifest: Sendable {
 
 /// The OCI Distribution API over HTTP(S): manifests and blobs, with the registry's auth flow
 /// (anonymous, Basic, Bearer tokens), retries with backoff, and redirects.
-public final class RegistryClient: @unchecked Sendable {
+public final class RegistryClient: Sendable {
     public let options: RegistryOptions
-    private let lock = NSLock()
-    private var hosts: [String: Host] = [:]
-    private var credentials: [String: Credential?] = [:]
+    private let hosts = Mutex<[String: Host]>([:])
+    private let credentials = Mutex<[String: Credential?]>([:])
 
     public init(options: RegistryOptions) { self.options = options }
 
@@ -250,7 +250,7 @@ public final class RegistryClient: @unchecked Sendable {
                     }
                     throw RegistryError.failed("\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)")
                 }
-                if error is RegistryError || error is Layers.IOError { throw error }
+                if error is RegistryError || error is IO.IOError { throw error }
                 // A name that does not exist will not exist in a few seconds either (a temporary
                 // resolver failure, EAI_AGAIN, is retried).
                 let text = "\(error)"
@@ -371,26 +371,25 @@ public final class RegistryClient: @unchecked Sendable {
 
     // MARK: Hosts and auth
 
-    final class Host: @unchecked Sendable {
+    final class Host: Sendable {
         let base: String
         let tls: TLSConfiguration?
-        private let lock = NSLock()
-        private var challenge: Challenge?
-        private var tokens: [String: String] = [:]
+        private let challenge = Mutex<Challenge?>(nil)
+        private let tokens = Mutex<[String: String]>([:])
 
         init(base: String, tls: TLSConfiguration?) { self.base = base; self.tls = tls }
 
-        func learn(_ c: Challenge) { lock.withLock { challenge = c } }
-        func forget(_ scopes: [String]) { _ = lock.withLock { tokens.removeValue(forKey: scopes.joined(separator: " ")) } }
-        var currentChallenge: Challenge? { lock.withLock { challenge } }
-        func token(_ key: String) -> String? { lock.withLock { tokens[key] } }
-        func store(_ key: String, _ t: String) { lock.withLock { tokens[key] = t } }
+        func learn(_ c: Challenge) { challenge.withLock { $0 = c } }
+        func forget(_ scopes: [String]) { _ = tokens.withLock { $0.removeValue(forKey: scopes.joined(separator: " ")) } }
+        var currentChallenge: Challenge? { challenge.withLock { $0 } }
+        func token(_ key: String) -> String? { tokens.withLock { $0[key] } }
+        func store(_ key: String, _ t: String) { tokens.withLock { $0[key] = t } }
     }
 
     func credential(for ref: RegistryReference) throws -> Credential? {
-        if let c = lock.withLock({ credentials[ref.name] }) { return c }
+        if let c = credentials.withLock({ $0[ref.name] }) { return c }
         let c = try options.credentials.credential(for: ref)
-        lock.withLock { credentials[ref.name] = .some(c) }
+        credentials.withLock { $0[ref.name] = .some(c) }
         return c
     }
 
@@ -477,7 +476,7 @@ public final class RegistryClient: @unchecked Sendable {
     /// first and plain HTTP after it.
     private func host(for ref: RegistryReference) throws -> Host {
         let name = ref.apiHost
-        if let h = lock.withLock({ hosts[name] }) { return h }
+        if let h = hosts.withLock({ $0[name] }) { return h }
         // A mistyped host fails now, not after the HTTP client's connect timeouts and retries
         // (through a proxy, the proxy resolves it).
         if BlockingHTTP.shared.proxies.proxy(for: "https://\(name)/") == nil, Self.doesNotResolve(name) {
@@ -493,7 +492,7 @@ public final class RegistryClient: @unchecked Sendable {
             base = "http://\(name)"
         }
         let h = Host(base: base, tls: tls)
-        lock.withLock { hosts[name] = h }
+        hosts.withLock { $0[name] = h }
         return h
     }
 
@@ -602,7 +601,7 @@ final class CheckedDownload: ByteSink {
 
 /// Runs `body` on each item with at most `width` at once; the first error is rethrown after
 /// all started work ends, and no new item starts after an error.
-public func forEachConcurrently<T>(_ items: [T], width: Int, _ body: @escaping (T) throws -> Void) throws {
+public func forEachConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) throws -> Void) throws {
     guard items.count > 1, width > 1 else { for i in items { try body(i) }; return }
     let work = ConcurrentWork(items, body)
     let group = DispatchGroup()
@@ -617,24 +616,25 @@ public func forEachConcurrently<T>(_ items: [T], width: Int, _ body: @escaping (
     if let failure = work.failure { throw failure }
 }
 
-private final class ConcurrentWork<T>: @unchecked Sendable {
+private final class ConcurrentWork<T: Sendable>: Sendable {
     let items: [T]
-    let body: (T) throws -> Void
-    let lock = NSLock()
-    var next = 0
-    var failure: Error?
+    let body: @Sendable (T) throws -> Void
+    /// The next item to hand out, and the first error (which stops handing out).
+    private let state = Mutex<(next: Int, failure: Error?)>((0, nil))
 
-    init(_ items: [T], _ body: @escaping (T) throws -> Void) { self.items = items; self.body = body }
+    init(_ items: [T], _ body: @escaping @Sendable (T) throws -> Void) { self.items = items; self.body = body }
+
+    var failure: Error? { state.withLock { $0.failure } }
 
     func drain() {
         while true {
-            let i: Int? = lock.withLock {
-                guard failure == nil, next < items.count else { return nil }
-                next += 1
-                return next - 1
+            let i: Int? = state.withLock { s in
+                guard s.failure == nil, s.next < items.count else { return nil }
+                s.next += 1
+                return s.next - 1
             }
             guard let i else { return }
-            do { try body(items[i]) } catch { lock.withLock { if failure == nil { failure = error } } }
+            do { try body(items[i]) } catch { state.withLock { if $0.failure == nil { $0.failure = error } } }
         }
     }
 }

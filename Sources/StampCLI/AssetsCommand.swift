@@ -1,6 +1,7 @@
 import ArgumentParser
 import Assets
 import Foundation
+import IO
 import OCI
 import StampCore
 

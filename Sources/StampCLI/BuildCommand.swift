@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IO
 import Layers
 import OCI
 import StampCore

@@ -1,4 +1,5 @@
 import Dispatch
+import IO
 import Layers
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IO
 import StampCore
 
 public struct StampCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import Assets
 import Hashing
+import IO
 import Layers
 import OCI
 

@@ -1,4 +1,5 @@
 import Hashing
+import IO
 import Layers
 import OCI
 
@@ -6,10 +7,10 @@ import OCI
 /// memory (documents stamp made, or synthesised from a `docker save` manifest).
 /// or a remote blob fetched on first use (a registry layer: pushing it to the same registry
 /// may never need its bytes).
-public enum BlobLocation {
+public enum BlobLocation: Sendable {
     case file(ReadableFile, offset: Int64, length: Int64)
     case memory([UInt8])
-    case lazy(length: Int64, fetch: () throws -> BlobLocation)
+    case lazy(length: Int64, fetch: @Sendable () throws -> BlobLocation)
 
     public var length: Int64 {
         switch self {
@@ -47,7 +48,7 @@ public enum BlobLocation {
 }
 
 /// Content-addressed blobs of one image source.
-public protocol BlobStore: AnyObject {
+public protocol BlobStore: AnyObject, Sendable {
     /// A human name of the store, for messages ("oci-archive:base.tar").
     var name: String { get }
     /// Where the blob is, or nil when the source does not have it.
@@ -109,8 +110,10 @@ final class DirectoryBlobStore: BlobStore {
     }
 }
 
-/// Blobs inside a tar file, read in place; plus documents held in memory.
-final class TarBlobStore: BlobStore {
+/// Blobs inside a tar file, read in place; plus documents held in memory. `paths` and `memory`
+/// are filled while the archive is opened, before the store is shared, and only read after:
+/// the unchecked conformance is safe.
+final class TarBlobStore: BlobStore, @unchecked Sendable {
     let index: TarIndex
     let name: String
     /// digest → path inside the tar, for `docker save` files whose blobs are not content-named.

@@ -1,5 +1,6 @@
 import Foundation
 import Hashing
+import IO
 import OCI
 import Registry
 

@@ -1,5 +1,6 @@
 import Foundation
 import Hashing
+import IO
 import Layers
 import OCI
 import Registry
@@ -47,7 +48,7 @@ public struct PlatformEntry: Sendable, Equatable {
 }
 
 /// An image read from a source, documents checked against their digests.
-public struct LoadedImage: @unchecked Sendable {
+public struct LoadedImage: Sendable {
     public let reference: ImageReference
     public let store: BlobStore
     /// What the layout's `index.json` (or the `docker save` manifest) selects.

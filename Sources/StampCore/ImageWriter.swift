@@ -4,13 +4,15 @@ import Foundation
 import Glibc
 #endif
 import Hashing
+import IO
 import Layers
 import OCI
 import Registry
+import Synchronization
 
 /// An image ready to be written: the descriptor `index.json` points at, and every blob it
 /// reaches, each either in the source (copied as it is, digest-checked on the way) or new.
-public struct OutputImage {
+public struct OutputImage: Sendable {
     public var top: Descriptor
     public var blobs: [String: (size: Int64, location: BlobLocation)]
     /// For Docker's `manifest.json`: config and layer digests of every platform image, in order.
@@ -260,27 +262,33 @@ public enum ImageWriter {
 /// `copyUnclaimed` copies, and checks, the rest on a thread of its own while the new layer is
 /// built; `ImageWriter.writeArchive` then appends the other blobs. Dropped before that, it
 /// stops the copy and removes the temp file.
+/// One owner at a time (the build hands it from the scan to the writer; `waited`, `copying` are
+/// the owner's), the shared parts in `State` and `Places`: the unchecked conformance is safe.
 public final class ArchiveInProgress: @unchecked Sendable {
+    /// Shared by the scan's threads and the copying thread. `out` is written only with
+    /// positional writes (`PositionalSink`, pwrite) to places no two writers share, and `tar`
+    /// appends only after every claimed blob is written (`Places.group`); the rest is under a
+    /// `Mutex`: that is why the unchecked conformance is safe.
     final class State: @unchecked Sendable {
         let out: WritableFile
         let tar: TarWriter
-        private var firstError: Error?
-        private var stop = false
-        private var claimed: Set<String> = []
-        private var lock = pthread_mutex_t()
-        init(out: WritableFile, tar: TarWriter) { self.out = out; self.tar = tar; pthread_mutex_init(&lock, nil) }
-        deinit { pthread_mutex_destroy(&lock) }
-        private func locked<T>(_ body: () -> T) -> T { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return body() }
+        private struct Shared {
+            var firstError: Error?
+            var stop = false
+            var claimed: Set<String> = []
+        }
+        private let shared = Mutex(Shared())
+        init(out: WritableFile, tar: TarWriter) { self.out = out; self.tar = tar }
         var stopped: Bool {
-            get { locked { stop } }
-            set { locked { stop = newValue } }
+            get { shared.withLock { $0.stop } }
+            set { shared.withLock { $0.stop = newValue } }
         }
         var error: Error? {
-            get { locked { firstError } }
-            set { locked { if firstError == nil { firstError = newValue } } }
+            get { shared.withLock { $0.firstError } }
+            set { shared.withLock { if $0.firstError == nil { $0.firstError = newValue } } }
         }
         /// True for the first caller only.
-        func claim(_ digest: String) -> Bool { locked { claimed.insert(digest).inserted } }
+        func claim(_ digest: String) -> Bool { shared.withLock { $0.claimed.insert(digest).inserted } }
     }
 
     struct Slot {
@@ -293,6 +301,7 @@ public final class ArchiveInProgress: @unchecked Sendable {
 
     /// The first blobs' places and who has taken them; shared with the copying thread (which
     /// must not keep the archive itself alive: dropping it is what stops the copy).
+    /// Immutable but for `state` (see there) and the group: the unchecked conformance is safe.
     final class Places: @unchecked Sendable {
         let state: State
         let slots: [Slot]

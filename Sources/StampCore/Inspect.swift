@@ -1,3 +1,4 @@
+import IO
 import Layers
 import OCI
 import Registry

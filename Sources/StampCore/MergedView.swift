@@ -1,6 +1,7 @@
 import Assets
 import Dispatch
 import Hashing
+import IO
 import Layers
 import OCI
 import Synchronization
@@ -8,7 +9,10 @@ import Synchronization
 /// The file tree the lower layers make together (OCI image-layer spec "Applying changesets"):
 /// later layers replace earlier entries, `.wh.NAME` removes NAME, `.wh..wh..opq` hides what
 /// lower layers put in its folder. Only names and types are kept, never file contents.
-public final class MergedView {
+///
+/// Built by one thread (a worker of the scan), then handed to the caller and used by one
+/// thread at a time: the unchecked conformance is safe.
+public final class MergedView: @unchecked Sendable {
     public struct Entry: Sendable {
         public var type: TarIndex.EntryType
         public var mode: UInt32

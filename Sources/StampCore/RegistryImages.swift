@@ -1,38 +1,47 @@
 import Foundation
 import Hashing
+import IO
 import Layers
 import OCI
 import Registry
+import Synchronization
 
 /// Blobs of one repository in a registry. Manifests and configs are fetched when asked for;
 /// layers are fetched on first use into `$TMPDIR`, digest-checked, and removed with the store
 /// (or by the interrupt handler), so a layer that is only mounted or skipped is never downloaded.
+/// The unchecked conformance is for the `WritableFile`s of finished downloads, kept (under the
+/// `Mutex`) only so that the temp file lives as long as the store, and never written again.
 final class RegistryBlobStore: BlobStore, @unchecked Sendable {
     let client: RegistryClient
     let reference: RegistryReference
     var name: String { reference.with(tag: nil, digest: nil).description }
-    private let lock = NSLock()
-    private var memory: [String: [UInt8]]
-    private var spooled: [String: (WritableFile, ReadableFile)] = [:]
-    private var inFlight: [String: NSLock] = [:]
+    private struct State {
+        var memory: [String: [UInt8]]
+        var spooled: [String: (WritableFile, ReadableFile)] = [:]
+        /// One gate per blob being downloaded: the threads asking for the same blob wait for
+        /// the first.
+        var inFlight: [String: Gate] = [:]
+    }
+    private final class Gate: Sendable { let mutex = Mutex(()) }
+    private let state: Mutex<State>
 
     init(client: RegistryClient, reference: RegistryReference, documents: [String: [UInt8]]) {
-        self.client = client; self.reference = reference; self.memory = documents
+        self.client = client; self.reference = reference; self.state = Mutex(State(memory: documents))
     }
 
     func locate(_ digest: String) throws -> BlobLocation? {
-        lock.withLock {
-            if let m = memory[digest] { return .memory(m) }
-            if let (_, f) = spooled[digest] { return .file(f, offset: 0, length: f.size) }
+        state.withLock { s in
+            if let m = s.memory[digest] { return .memory(m) }
+            if let (_, f) = s.spooled[digest] { return .file(f, offset: 0, length: f.size) }
             return nil
         }
     }
 
     func locate(_ d: Descriptor) throws -> BlobLocation? {
-        if let m = lock.withLock({ memory[d.digest] }) { return .memory(m) }
+        if let m = state.withLock({ $0.memory[d.digest] }) { return .memory(m) }
         if MediaType.isManifest(d.mediaType) || MediaType.isIndex(d.mediaType) {
             let m = try client.manifest(reference, reference: d.digest)
-            lock.withLock { memory[d.digest] = m.bytes }
+            state.withLock { $0.memory[d.digest] = m.bytes }
             return .memory(m.bytes)
         }
         if MediaType.isConfig(d.mediaType) { return try fetch(d) }
@@ -43,20 +52,21 @@ final class RegistryBlobStore: BlobStore, @unchecked Sendable {
 
     /// Downloads a blob once, however many threads ask for it.
     private func fetch(_ d: Descriptor) throws -> BlobLocation {
-        let gate = lock.withLock { () -> NSLock in
-            if let g = inFlight[d.digest] { return g }
-            let g = NSLock()
-            inFlight[d.digest] = g
+        let gate = state.withLock { s in
+            if let g = s.inFlight[d.digest] { return g }
+            let g = Gate()
+            s.inFlight[d.digest] = g
             return g
         }
-        return try gate.withLock {
+        return try gate.mutex.withLock { _ throws -> BlobLocation in
             if let l = try locate(d.digest) { return l }
             let tmp = FileManager.default.temporaryDirectory.path
             let file = try WritableFile.temporary(beside: "\(tmp)/stamp-blob-\(Digest.hex(d.digest).prefix(16))")
             try client.fetchBlob(reference, digest: d.digest, size: d.size, into: file)
             try file.finish()
             let readable = try ReadableFile(file.path)
-            lock.withLock { spooled[d.digest] = (file, readable) }
+            let kept = UncheckedSendable(file)
+            state.withLock { $0.spooled[d.digest] = (kept.value, readable) }
             return .file(readable, offset: 0, length: readable.size)
         }
     }
@@ -117,8 +127,9 @@ public enum RegistryImages {
             locations.record(digest, in: target)
             diagnostics.blob(outcome.verb, digest: digest, size: size, seconds: Diagnostics.now() - start)
         }
-        summary.existed = counts.existed; summary.mounted = counts.mounted
-        summary.uploaded = counts.uploaded; summary.uploadedBytes = counts.bytes
+        let tally = counts.value
+        summary.existed = tally.existed; summary.mounted = tally.mounted
+        summary.uploaded = tally.uploaded; summary.uploadedBytes = tally.bytes
         for (d, bytes) in manifests where d.digest != image.top.digest {
             try client.putManifest(target, reference: d.digest, bytes: bytes, mediaType: d.mediaType)
         }
@@ -150,16 +161,16 @@ public enum RegistryImages {
         list.append((plain, bytes))
     }
 
-    private final class Counts: @unchecked Sendable {
-        let lock = NSLock()
-        var existed = 0, mounted = 0, uploaded = 0
-        var bytes: Int64 = 0
+    private final class Counts: Sendable {
+        struct Tally { var existed = 0, mounted = 0, uploaded = 0, bytes: Int64 = 0 }
+        private let tally = Mutex(Tally())
+        var value: Tally { tally.withLock { $0 } }
         func add(_ o: PushOutcome, _ size: Int64) {
-            lock.withLock {
+            tally.withLock { t in
                 switch o {
-                case .existed: existed += 1
-                case .mounted: mounted += 1
-                case .uploaded: uploaded += 1; bytes += size
+                case .existed: t.existed += 1
+                case .mounted: t.mounted += 1
+                case .uploaded: t.uploaded += 1; t.bytes += size
                 }
             }
         }

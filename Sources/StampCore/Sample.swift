@@ -1,5 +1,6 @@
 import Foundation
 import Hashing
+import IO
 import Layers
 import OCI
 

@@ -1,6 +1,7 @@
 import Assets
 import Foundation
 import Hashing
+import IO
 import Layers
 import OCI
 import Templates
@@ -21,7 +22,9 @@ public struct LayerEntry: Sendable {
     public var xattrs: [Xattr] = []
 }
 
-/// A layer written to a temporary file, with both of its digests.
+/// A layer written to a temporary file, with both of its digests. Handed from the thread that
+/// built it to the one that writes the image once the file is finished, and never written
+/// again: the unchecked conformance (for `file`) is safe.
 public final class BuiltLayer: @unchecked Sendable {
     public let file: WritableFile
     public let descriptor: Descriptor

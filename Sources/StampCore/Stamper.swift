@@ -1,6 +1,7 @@
 import Foundation
 import Assets
 import Hashing
+import IO
 import Layers
 import OCI
 import Registry

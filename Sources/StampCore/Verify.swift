@@ -2,6 +2,7 @@ import Assets
 import Dispatch
 import Foundation
 import Hashing
+import IO
 import Layers
 import OCI
 import Registry
@@ -116,7 +117,7 @@ public enum Verifier {
         let step = diagnostics.step("verifying \(unique.count) layers of \(reference)")
         let progress = diagnostics.progress("verifying layers", total: unique.sizeSum(\.size))
         let store = image.store, name = reference.description
-        let partial = parallelMap(count: unique.count) { i -> (VerifyReport, String?, MergedView.LayerChanges?) in
+        let partial = parallelMap(count: unique.count) { [roots, unique] i -> (VerifyReport, String?, MergedView.LayerChanges?) in
             var r = VerifyReport(reference: name)
             let want = roots[unique[i].digest]
             let start = Diagnostics.now()

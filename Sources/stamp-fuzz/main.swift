@@ -12,6 +12,7 @@
 // file belongs in a test. Exit 0: nothing found in the time given.
 import Assets
 import Foundation
+import IO
 import Layers
 import OCI
 import StampCore

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Hashing
+import IO
 @testable import Layers
 
 /// The streaming tar reader against Python's tarfile (an independent reader) on archives GNU

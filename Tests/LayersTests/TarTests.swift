@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Hashing
+import IO
 import OCI
 @testable import Layers
 

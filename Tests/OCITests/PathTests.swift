@@ -1,4 +1,5 @@
 import Testing
+import IO
 @testable import OCI
 
 struct PathTests {

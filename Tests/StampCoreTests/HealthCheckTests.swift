@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Hashing
+import IO
 import Layers
 import OCI
 import Templates

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import IO
 import OCI
 @testable import StampCore
 

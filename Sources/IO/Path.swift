@@ -1,8 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Synchronization
 
 /// Paths of files on disk and inside archives and images.
 public enum Path {
@@ -133,33 +130,14 @@ public enum Path {
     }
 }
 
-
-/// Byte order of UTF-8, the order stamp sorts paths and JSON keys in (Swift's `<` on strings
-/// follows Unicode instead): a `memcmp` where the bytes are contiguous, as native strings' are.
-public func utf8Less(_ a: String, _ b: String) -> Bool {
-    let fast = a.utf8.withContiguousStorageIfAvailable { x in
-        b.utf8.withContiguousStorageIfAvailable { y in
-            let n = min(x.count, y.count)
-            let r = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
-            return r != 0 ? r < 0 : x.count < y.count
-        }
-    }
-    if let fast, let less = fast { return less }
-    return a.utf8.lexicographicallyPrecedes(b.utf8)
-}
-
 /// Temporary files and folders that killed runs left (`.NAME.stamp-PID-RANDOM.tmp`, PID no
 /// longer running): removed the first time this process makes a temporary name in that folder.
 /// A live process's are never touched, whatever it is.
 public enum StaleTemporaries {
-    nonisolated(unsafe) private static var swept: Set<String> = []
-    nonisolated(unsafe) private static var lock = pthread_mutex_t()
-    private static let ready: Bool = { pthread_mutex_init(&lock, nil); return true }()
+    private static let swept = Mutex<Set<String>>([])
 
     private static func first(_ dir: String) -> Bool {
-        _ = ready
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        return swept.insert(dir).inserted
+        swept.withLock { $0.insert(dir).inserted }
     }
 
     public static func sweep(_ dir: String) {
@@ -189,23 +167,19 @@ public enum StaleTemporaries {
     }
 }
 
-
 /// Temporary folders this process is filling; removed if it is interrupted.
 public enum TemporaryFolders {
-    nonisolated(unsafe) private static var folders: Set<String> = []
-    nonisolated(unsafe) private static var lock = pthread_mutex_t()
-    private static let ready: Bool = { pthread_mutex_init(&lock, nil); return true }()
+    private static let folders = Mutex<Set<String>>([])
 
-    static func add(_ p: String) { _ = ready; pthread_mutex_lock(&lock); folders.insert(p); pthread_mutex_unlock(&lock) }
+    static func add(_ p: String) { folders.withLock { _ = $0.insert(p) } }
     /// The folder was renamed into place or removed: no longer this process's to clean.
-    public static func done(_ p: String) { _ = ready; pthread_mutex_lock(&lock); folders.remove(p); pthread_mutex_unlock(&lock) }
+    public static func done(_ p: String) { folders.withLock { _ = $0.remove(p) } }
 
     public static func removeAll() {
-        _ = ready
-        pthread_mutex_lock(&lock)
-        for f in folders { removeTree(f) }
-        folders.removeAll()
-        pthread_mutex_unlock(&lock)
+        folders.withLock { folders in
+            for f in folders { removeTree(f) }
+            folders.removeAll()
+        }
     }
 }
 

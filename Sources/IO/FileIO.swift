@@ -1,10 +1,6 @@
-import OCI
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Hashing
+import Synchronization
 
 public enum IOError: Error, Equatable, CustomStringConvertible {
     case open(String, String)
@@ -40,7 +36,7 @@ public protocol ByteSource: AnyObject {
 }
 
 /// A file open for reading; positional reads, so several readers can share it.
-public final class ReadableFile: @unchecked Sendable {
+public final class ReadableFile: Sendable {
     public let path: String
     public let fd: Int32
     public let size: Int64
@@ -247,28 +243,27 @@ public final class WritableFile: ByteSink {
 
 /// Files being written and not yet committed, so that an interrupted run can remove them (and
 /// the temporary folders `TemporaryFolders` knows).
-public final class PendingFiles: @unchecked Sendable {
+public final class PendingFiles: Sendable {
     public static let shared = PendingFiles()
-    private var paths: Set<String> = []
-    private var lock = pthread_mutex_t()
-    init() { pthread_mutex_init(&lock, nil) }
+    private let paths = Mutex<Set<String>>([])
+    init() {}
 
-    func add(_ p: String) { pthread_mutex_lock(&lock); paths.insert(p); pthread_mutex_unlock(&lock) }
-    func remove(_ p: String) { pthread_mutex_lock(&lock); paths.remove(p); pthread_mutex_unlock(&lock) }
+    func add(_ p: String) { paths.withLock { _ = $0.insert(p) } }
+    func remove(_ p: String) { paths.withLock { _ = $0.remove(p) } }
 
-    /// From a crash handler: unlinks what it can without taking the lock (the crashed thread may
-    /// hold it; a torn read of the set is better than a hang).
+    /// From a crash handler: unlinks what it can without waiting for the lock (the crashed
+    /// thread may hold it, and waiting would hang; it is held only to add or remove a name).
     public func unlinkAllUnlocked() {
-        for p in paths { unlink(p) }
+        _ = paths.withLockIfAvailable { for p in $0 { unlink(p) } }
     }
 
     /// Unlinks every pending file and removes every pending folder; called when the process is
     /// interrupted.
     public func removeAll() {
-        pthread_mutex_lock(&lock)
-        for p in paths { unlink(p) }
-        paths.removeAll()
-        pthread_mutex_unlock(&lock)
+        paths.withLock { paths in
+            for p in paths { unlink(p) }
+            paths.removeAll()
+        }
         TemporaryFolders.removeAll()
     }
 }
