@@ -29,20 +29,22 @@ let package = Package(
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev"])]),
 
+        // What kind of failure an error is (retry and exit status are decided from it). No deps.
+        .target(name: "Failures", dependencies: []),
         // SHA-256/384 over OpenSSL; the only importer of CCrypto.
         .target(name: "Hashing", dependencies: ["CCrypto"]),
         // Bytes and files: byte sources and sinks, files written atomically, paths, temporary
         // files removed on interrupt, the parallel map. No C library.
-        .target(name: "IO", dependencies: ["Hashing"]),
+        .target(name: "IO", dependencies: ["Failures", "Hashing"]),
         // The OCI spec: descriptors, media types, references, lossless JSON. No files, no C.
-        .target(name: "OCI", dependencies: []),
+        .target(name: "OCI", dependencies: ["Failures"]),
         // Tar reading/writing, compression; the only importer of CArchive.
-        .target(name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Hashing", "IO", "OCI"]),
+        .target(name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Failures", "Hashing", "IO", "OCI"]),
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
-        .target(name: "Assets", dependencies: ["Hashing", "IO", "OCI"]),
+        .target(name: "Assets", dependencies: ["Failures", "Hashing", "IO", "OCI"]),
         // The OCI Distribution API: pull, push, auth, retries. The only importer of the HTTP stack.
         .target(name: "Registry", dependencies: [
-            "OCI", "Hashing", "IO",
+            "Failures", "OCI", "Hashing", "IO",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -53,12 +55,12 @@ let package = Package(
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
         .target(name: "StampCore", dependencies: [
-            "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
+            "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Commands; thin.
         .target(name: "StampCLI", dependencies: [
-            "StampCore", "Assets", "OCI", "IO", "Registry", "Layers", "Hashing",
+            "StampCore", "Assets", "Failures", "OCI", "IO", "Registry", "Layers", "Hashing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
@@ -68,7 +70,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI", "IO"]),
         .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI"]),
-        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry"],
+        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry"],
                     exclude: ["Fixtures"]),
     ]
 )

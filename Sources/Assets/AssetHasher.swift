@@ -1,4 +1,5 @@
 import Dispatch
+import Failures
 import Hashing
 import IO
 import OCI
@@ -65,11 +66,12 @@ public struct AssetOptions: Sendable {
     public init() {}
 }
 
-public enum AssetError: Error, Equatable, CustomStringConvertible {
+public enum AssetError: KindedError, Equatable {
     case invalid(String)
     public var description: String {
         switch self { case .invalid(let m): return m }
     }
+    public var kind: ErrorKind { .badInput }
 }
 
 /// What hashing a tree produced.

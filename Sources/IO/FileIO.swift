@@ -1,8 +1,9 @@
 import Glibc
+import Failures
 import Hashing
 import Synchronization
 
-public enum IOError: Error, Equatable, CustomStringConvertible {
+public enum IOError: KindedError, Equatable {
     case open(String, String)
     case read(String, String)
     case write(String, String)
@@ -14,6 +15,13 @@ public enum IOError: Error, Equatable, CustomStringConvertible {
         case let .read(p, m): return "\(p): read failed: \(m)"
         case let .write(p, m): return "\(p): write failed: \(m)"
         case let .truncated(p, e, f): return "\(p): truncated: expected \(e) bytes, found \(f)"
+        }
+    }
+
+    public var kind: ErrorKind {
+        switch self {
+        case .open, .read, .write: return .io
+        case .truncated: return .badInput
         }
     }
 

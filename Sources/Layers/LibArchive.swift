@@ -1,16 +1,27 @@
 import Foundation
+import Failures
 import IO
 internal import CArchive
 import Hashing
 import OCI
 
-public enum ArchiveError: Error, Equatable, CustomStringConvertible {
-    case libarchive(String)
+public enum ArchiveError: KindedError, Equatable {
+    /// A C library (`libarchive`, `libdeflate`, `isa-l`) failed; its name, and the message.
+    case library(String, String)
+    /// The bytes are not a valid tar or gzip stream.
     case format(String)
+    /// A setting out of range.
+    case usage(String)
     public var description: String {
         switch self {
-        case .libarchive(let m): return m
-        case .format(let m): return m
+        case .library(_, let m), .format(let m), .usage(let m): return m
+        }
+    }
+    public var kind: ErrorKind {
+        switch self {
+        case .library: return .library
+        case .format: return .badInput
+        case .usage: return .usage
         }
     }
 }
@@ -20,7 +31,7 @@ public enum ArchiveError: Error, Equatable, CustomStringConvertible {
 private func check(_ a: OpaquePointer?, _ status: CInt, _ what: String) throws -> CInt {
     if status >= ARCHIVE_WARN { return status }
     let msg = archive_error_string(a).map { String(cString: $0) } ?? "error \(status)"
-    throw ArchiveError.libarchive("\(what): \(msg)")
+    throw ArchiveError.library("libarchive", "\(what): \(msg)")
 }
 
 // MARK: - Compression
@@ -48,7 +59,7 @@ public final class CompressingSink: ByteSink {
             gzip = try ParallelGzipSink(level: level ?? 6, next: next)
             return
         }
-        guard let a = archive_write_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive writer") }
+        guard let a = archive_write_new() else { throw ArchiveError.library("libarchive", "cannot allocate a libarchive writer") }
         archive = a
         try check(a, archive_write_set_format_raw(a), "raw format")
         switch compression {
@@ -191,7 +202,7 @@ public final class LayerReader {
             }
             return
         }
-        guard let a = archive_read_new() else { throw ArchiveError.libarchive("cannot allocate a libarchive reader") }
+        guard let a = archive_read_new() else { throw ArchiveError.library("libarchive", "cannot allocate a libarchive reader") }
         archive = a
         try check(a, archive_read_support_filter_all(a), label)
         switch mode {

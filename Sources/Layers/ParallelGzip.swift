@@ -34,7 +34,7 @@ public final class ParallelGzipSink: ByteSink {
     private let compressors: CompressorPool
 
     public init(level: Int = 6, next: ByteSink) throws {
-        guard (1...9).contains(level) else { throw ArchiveError.libarchive("gzip level \(level) is not 1-9") }
+        guard (1...9).contains(level) else { throw ArchiveError.usage("gzip level \(level) is not 1-9") }
         self.level = Int32(level)
         self.next = next
         compressors = CompressorPool()
@@ -77,13 +77,13 @@ public final class ParallelGzipSink: ByteSink {
     /// bytes look compressed already.
     static func member(_ input: ArraySlice<UInt8>, level: Int32, pool: CompressorPool) -> Result<[UInt8], Error> {
         let use = looksIncompressible(input) ? 0 : level
-        guard let c = pool.take(level: use) else { return .failure(ArchiveError.libarchive("libdeflate: cannot allocate a compressor")) }
+        guard let c = pool.take(level: use) else { return .failure(ArchiveError.library("libdeflate", "libdeflate: cannot allocate a compressor")) }
         defer { pool.give(c, level: use) }
         var out = [UInt8](repeating: 0, count: libdeflate_gzip_compress_bound(c, input.count))
         let n = input.withUnsafeBufferPointer { inp in
             out.withUnsafeMutableBufferPointer { o in libdeflate_gzip_compress(c, inp.baseAddress, inp.count, o.baseAddress, o.count) }
         }
-        guard n > 18 else { return .failure(ArchiveError.libarchive("libdeflate: a block did not fit its bound")) }
+        guard n > 18 else { return .failure(ArchiveError.library("libdeflate", "libdeflate: a block did not fit its bound")) }
         out.removeLast(out.count - n)
         out[9] = 3 // OS: Unix, as gzip writes it (libdeflate says "unknown")
         return .success(out)

@@ -1,3 +1,4 @@
+import Failures
 /// A content descriptor (image-spec descriptor.md), read from and written back into raw JSON so
 /// fields stamp does not know (`artifactType`, `data`, `urls`, vendor keys) survive.
 public struct Descriptor: Hashable, Sendable {
@@ -90,13 +91,19 @@ public enum Digest {
     public static func short(_ d: String) -> String { String(hex(d).prefix(12)) }
 }
 
-public enum OCIError: Error, Equatable, CustomStringConvertible {
+public enum OCIError: KindedError, Equatable {
     case invalidDocument(String)
     case invalidReference(String)
     public var description: String {
         switch self {
         case .invalidDocument(let m): return m
         case .invalidReference(let m): return m
+        }
+    }
+    public var kind: ErrorKind {
+        switch self {
+        case .invalidDocument: return .badInput
+        case .invalidReference: return .usage
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Failures
 import Hashing
 import IO
 import NIOCore
@@ -11,19 +12,24 @@ import OCI
 import Synchronization
 import AsyncHTTPClient
 
-public enum RegistryError: Error, CustomStringConvertible {
-    /// A flag or file the user gave is wrong.
-    case usage(String)
-    /// The registry or the network said no.
-    case failed(String)
-    /// Bytes that do not match their digest.
-    case corrupt(String)
+/// A registry operation that failed, with its kind (`RegistryClient` retries `network` ones).
+public struct RegistryError: KindedError {
+    public let kind: ErrorKind
+    public let message: String
+    public var description: String { message }
 
-    public var description: String {
-        switch self {
-        case .usage(let m), .failed(let m), .corrupt(let m): return m
-        }
-    }
+    /// A flag or file the user gave is wrong.
+    public static func usage(_ m: String) -> RegistryError { .init(kind: .usage, message: m) }
+    /// The registry answered no (an HTTP error, a broken protocol step).
+    public static func failed(_ m: String) -> RegistryError { .init(kind: .refused, message: m) }
+    /// The manifest, tag or blob does not exist there.
+    public static func notFound(_ m: String) -> RegistryError { .init(kind: .notFound, message: m) }
+    /// No credentials, refused credentials, or no access.
+    public static func denied(_ m: String) -> RegistryError { .init(kind: .denied, message: m) }
+    /// The network or the registry failed, for good or after the retries.
+    public static func network(_ m: String) -> RegistryError { .init(kind: .network, message: m) }
+    /// Bytes that do not match their digest.
+    public static func corrupt(_ m: String) -> RegistryError { .init(kind: .corrupt, message: m) }
 }
 
 public struct RegistryOptions: Sendable {
@@ -210,11 +216,11 @@ public final class RegistryClient: Sendable {
         switch res.status {
         case 401:
             let had = (try? credential(for: ref)) ?? nil
-            throw RegistryError.failed(had == nil
+            throw RegistryError.denied(had == nil
                 ? "\(what): authentication required (pass --creds USER:PASSWORD, or log in so that a docker config or --authfile has \(ref.host))"
                 : "\(what): the registry refused the credentials of \(had!.username)\(suffix)")
-        case 403: throw RegistryError.failed("\(what): access denied\(suffix)")
-        case 404: throw RegistryError.failed("\(what): not found\(suffix)")
+        case 403: throw RegistryError.denied("\(what): access denied\(suffix)")
+        case 404: throw RegistryError.notFound("\(what): not found\(suffix)")
         default: throw RegistryError.failed("\(what): HTTP \(res.status)\(suffix)")
         }
     }
@@ -242,23 +248,26 @@ public final class RegistryClient: Sendable {
             } catch let e as BodyTooLarge {
                 throw RegistryError.failed("\(what): the registry sent more than \(e.limit >> 20) MiB, the most stamp reads of a manifest or index")
             } catch let e as Deadline {
-                throw RegistryError.failed("\(what): no complete answer within \(e.seconds) s (the registry is too slow, or stalls)")
+                throw RegistryError.network("\(what): no complete answer within \(e.seconds) s (the registry is too slow, or stalls)")
             } catch {
                 if let tls = tlsProblem(error) {
                     if tls == "WRONG_VERSION_NUMBER" {
-                        throw RegistryError.failed("\(what): \(ref.host) does not speak TLS (for a plain-HTTP registry pass --tls-verify=false)")
+                        throw RegistryError.network("\(what): \(ref.host) does not speak TLS (for a plain-HTTP registry pass --tls-verify=false)")
                     }
-                    throw RegistryError.failed("\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)")
+                    throw RegistryError.network("\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)")
                 }
-                if error is RegistryError || error is IO.IOError { throw error }
+                // Only what may pass is retried: an error of stamp's own says what it is (a
+                // digest mismatch of a download, a file that cannot be read); the HTTP stack's
+                // (a reset connection, a refused connect) are the network's.
+                if !ErrorKind.of(error, unknown: .network).isTransient { throw error }
                 // A name that does not exist will not exist in a few seconds either (a temporary
                 // resolver failure, EAI_AGAIN, is retried).
                 let text = "\(error)"
                 if text.contains("Name or service not known") || text.contains("No address associated with hostname") {
-                    throw RegistryError.failed("\(what): cannot resolve the host name \(ref.host) (it does not exist, or is mistyped)")
+                    throw RegistryError.network("\(what): cannot resolve the host name \(ref.host) (it does not exist, or is mistyped)")
                 }
                 guard attempt < options.retries else {
-                    throw RegistryError.failed("\(what): \(describe(error)) (gave up after \(attempt + 1) attempts)")
+                    throw RegistryError.network("\(what): \(describe(error)) (gave up after \(attempt + 1) attempts)")
                 }
                 attempt += 1
                 let delay = backoff(attempt)
@@ -420,7 +429,7 @@ public final class RegistryClient: Sendable {
         // Credentials go over plain HTTP only where the user allowed the registry itself to be
         // insecure: a verified registry naming an http:// realm would leak them to the network.
         if cred != nil, realm.hasPrefix("http://"), options.tlsVerify {
-            throw RegistryError.failed("\(ref.host): refusing to send credentials to \(realm) over plain HTTP (the registry's token realm is not HTTPS; --tls-verify=false allows it for an insecure registry)")
+            throw RegistryError.denied("\(ref.host): refusing to send credentials to \(realm) over plain HTTP (the registry's token realm is not HTTPS; --tls-verify=false allows it for an insecure registry)")
         }
         var res: HTTPResult
         var attempt = 0
@@ -444,10 +453,10 @@ public final class RegistryClient: Sendable {
                                                        body: .none, tls: host.tls, sink: nil, seconds: Self.baseDeadline)
                 }
             } catch {
-                if let tls = tlsProblem(error) { throw RegistryError.failed("\(what): TLS failed: \(tls)") }
+                if let tls = tlsProblem(error) { throw RegistryError.network("\(what): TLS failed: \(tls)") }
                 if let e = error as? BodyTooLarge { throw RegistryError.failed("\(what): the token service sent more than \(e.limit >> 20) MiB") }
-                if let e = error as? Deadline { throw RegistryError.failed("\(what): no complete answer within \(e.seconds) s") }
-                guard attempt < options.retries else { throw RegistryError.failed("\(what): \(describe(error))") }
+                if let e = error as? Deadline { throw RegistryError.network("\(what): no complete answer within \(e.seconds) s") }
+                guard attempt < options.retries else { throw RegistryError.network("\(what): \(describe(error))") }
                 attempt += 1
                 Thread.sleep(forTimeInterval: backoff(attempt))
                 continue
@@ -460,7 +469,7 @@ public final class RegistryClient: Sendable {
             break
         }
         if res.status == 401 || res.status == 403 {
-            throw RegistryError.failed(cred == nil
+            throw RegistryError.denied(cred == nil
                 ? "\(ref.host): the token service wants credentials (pass --creds USER:PASSWORD or use a docker config)"
                 : "\(ref.host): the token service refused the credentials of \(cred!.username)")
         }
@@ -480,7 +489,7 @@ public final class RegistryClient: Sendable {
         // A mistyped host fails now, not after the HTTP client's connect timeouts and retries
         // (through a proxy, the proxy resolves it).
         if BlockingHTTP.shared.proxies.proxy(for: "https://\(name)/") == nil, Self.doesNotResolve(name) {
-            throw RegistryError.failed("\(ref.host): cannot resolve the host name (it does not exist, or is mistyped)")
+            throw RegistryError.network("\(ref.host): cannot resolve the host name (it does not exist, or is mistyped)")
         }
         let tls = try tlsConfiguration(for: ref.host)
         var base = "https://\(name)"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Failures
 import Foundation
 import IO
 import StampCore
@@ -38,8 +39,7 @@ public struct StampCommand: ParsableCommand {
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch {
         printError("stamp: error: \(error)")
-        if case StampError.moved = error { throw ExitCode(3) }
-        throw ExitCode(2)
+        throw ExitCode(ErrorKind.of(error, unknown: .library).exitStatus)
     }
 }
 

@@ -1,7 +1,8 @@
 import Dispatch
+import Failures
 import Layers
 /// Errors of the stamping pipeline; each prints as one line naming what is wrong.
-public enum StampError: Error, Equatable, CustomStringConvertible {
+public enum StampError: KindedError, Equatable {
     case usage(String)
     case badInput(String)
     case digestMismatch(what: String, expected: String, found: String)
@@ -19,6 +20,17 @@ public enum StampError: Error, Equatable, CustomStringConvertible {
         case let .sizeMismatch(what, e, f): return "\(what): size mismatch: expected \(e) bytes, found \(f)"
         case let .missingBlob(d, src): return "\(src): missing blob \(d)"
         case let .unknownMediaType(t, w): return "\(w): unknown media type \"\(t)\""
+        }
+    }
+
+    public var kind: ErrorKind {
+        switch self {
+        case .usage: return .usage
+        case .badInput, .unknownMediaType: return .badInput
+        case .digestMismatch, .sizeMismatch: return .corrupt
+        case .missingBlob: return .notFound
+        case .output: return .io
+        case .moved: return .moved
         }
     }
 }

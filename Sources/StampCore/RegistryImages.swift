@@ -219,8 +219,8 @@ final class CheckedSource: ByteSource {
             checked = true
             let found = hashing.digester.finalizeDigest()
             guard hashing.count == size, found == digest else {
-                // A registry error, so that the upload fails at once instead of being retried.
-                throw RegistryError.corrupt(StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found).description)
+                // Corrupt, not transient: the upload fails at once instead of being retried.
+                throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found)
             }
         }
         return n

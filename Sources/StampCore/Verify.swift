@@ -1,6 +1,7 @@
 import Assets
 import Dispatch
 import Foundation
+import Failures
 import Hashing
 import IO
 import Layers
@@ -79,7 +80,7 @@ public enum Verifier {
         }
         do { image = try ImageSource.open(reference, registry: options.registry.map(RegistryClient.init(options:))) } catch {
             // A registry that cannot be reached (or refuses us) says nothing about the image.
-            if let e = error as? RegistryError, case .failed = e {
+            if [.network, .denied, .refused, .notFound].contains(ErrorKind.of(error, unknown: .badInput)), error is RegistryError {
                 report.failure = "\(error)"
             } else {
                 report.findings.append(Finding(.imageUnreadable, "\(error)"))

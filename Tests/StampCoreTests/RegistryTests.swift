@@ -1,3 +1,4 @@
+import Failures
 import Foundation
 import Testing
 import IO
@@ -469,6 +470,25 @@ struct RegistryTests {
         #expect(b.status != 0)
         #expect(b.err.contains("digest mismatch"), "\(b.err)")
         #expect(try skopeoDigest(target, ["--tls-verify=false"]) == nil)
+    }
+
+    /// What is retried is decided by the error's kind: a corrupt blob and a missing tag fail at
+    /// once (no "retrying"), with the exit status of their kind; a 503 is retried (above).
+    @Test func onlyTransientFailuresAreRetried() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        #expect(try stamp(["push", base, "docker://\(reg.host)/lib/base:1"] + insecure).status == 0)
+        let corrupt = try TestProxy(upstream: reg, ["--corrupt"])
+        let c = try stamp(["pull", "docker://\(corrupt.host)/lib/base:1", dir + "/c.tar"] + insecure)
+        #expect(c.status == ErrorKind.corrupt.exitStatus && c.err.contains("digest mismatch"), "\(c.err)")
+        #expect(!c.err.contains("retrying"), "\(c.err)")
+        #expect(corrupt.requests.components(separatedBy: "GET /v2/lib/base/blobs/").count <= 7, "\(corrupt.requests)")
+
+        let missing = try stamp(["pull", "docker://\(reg.host)/lib/base:nope", dir + "/m.tar"] + insecure)
+        #expect(missing.status == ErrorKind.notFound.exitStatus && missing.err.contains("not found"), "\(missing.err)")
+        #expect(!missing.err.contains("retrying"), "\(missing.err)")
+        #expect(listing(dir) == ["base.tar"])
     }
 
     @Test func lockedRefusesAMovedTag() throws {
