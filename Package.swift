@@ -67,10 +67,12 @@ let package = Package(
         // A seeded mutation fuzzer of the parsers of untrusted input (`make fuzz`).
         .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "IO", "Layers", "OCI"]),
 
+        // What every test target shares: the folder a test run's files go in, removed at exit.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI", "IO"]),
-        .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO"]),
-        .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI"]),
-        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry"],
+        .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO", "TestSupport"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI", "TestSupport"]),
+        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry", "TestSupport"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Hashing
 @testable import Assets
 
@@ -221,7 +222,7 @@ extension AssetResult {
     /// Binary files read from a folder stay on disk; names, manifest and output are the same as
     /// when every byte is in memory.
     @Test func binaryFilesStayOnDiskWithTheSameResult() throws {
-        let dir = NSTemporaryDirectory() + "stamp-assets-" + UUID().uuidString
+        let dir = try tempDir()
         try FileManager.default.createDirectory(atPath: dir + "/img", withIntermediateDirectories: true)
         let png = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }
         try Data(png).write(to: URL(fileURLWithPath: dir + "/img/logo.png"))
@@ -283,7 +284,7 @@ extension AssetResult {
     /// The folder writer makes nested folders as files arrive in any order, and refuses a
     /// non-empty destination without touching it.
     @Test func writerMakesNestedFolders() throws {
-        let dir = NSTemporaryDirectory() + "stamp-writer-\(UInt32.random(in: 0...UInt32.max))"
+        let dir = testRoot + "/writer-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let paths = ["z.js", "a/b/c/deep.js", "a/top.js", "a/b/mid.css", "q/r.txt", "a/b/c/d/e/f.js"]
         try AssetTree.write(paths.map { AssetFile(path: $0, bytes: Array("<\($0)>".utf8)) }, to: dir)

@@ -3,13 +3,8 @@ import Testing
 import Hashing
 import IO
 import OCI
+import TestSupport
 @testable import Layers
-
-func tempDir() throws -> String {
-    let p = NSTemporaryDirectory() + "stamp-test-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-    return p
-}
 
 func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: String, err: String) {
     let p = Process()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Hashing
 import IO
 import Layers

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A short run of `stamp-fuzz` (Sources/stamp-fuzz) over the committed seeds in Tests/Fuzz/corpus:
 /// the tar reader, the JSON parser, the frontend scanners and rewriter, stamp.yaml, references.

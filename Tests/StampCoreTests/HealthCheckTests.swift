@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Hashing
 import IO
 import Layers
@@ -43,7 +44,7 @@ final class ProbeServers: @unchecked Sendable {
         print(s.server_address[1], flush=True)
         s.serve_forever()
         """
-        let path = NSTemporaryDirectory() + "stamp-probe-server-\(getpid()).py"
+        let path = testRoot + "/probe-server.py"
         try! Data(script.utf8).write(to: URL(fileURLWithPath: path))
         var ports: [Int] = []
         for mode in ["up", "error", "hang"] {
@@ -217,7 +218,7 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     /// The version is data: reported literally, never run.
     @Test func hostileVersionIsReportedLiterally() throws {
-        let marker = NSTemporaryDirectory() + "stamp-pwned-" + UUID().uuidString
+        let marker = testRoot + "/pwned-" + UUID().uuidString
         let hostile = "1.0\"; touch \(marker); \"$(touch \(marker))`touch \(marker)`'\\"
         let s = try StampedScript(version: hostile)
         for shell in Shell.allCases {

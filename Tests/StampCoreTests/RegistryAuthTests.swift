@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import OCI
 @testable import Registry
 
@@ -15,7 +16,7 @@ struct RegistryAuthTests {
     }
 
     func lookup(_ config: String, env extra: [String: String] = [:]) throws -> CredentialLookup {
-        let dir = NSTemporaryDirectory() + "stamp-auth-" + UUID().uuidString
+        let dir = testRoot + "/auth-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
         return CredentialLookup(creds: nil, authFile: nil, environment: ["DOCKER_CONFIG": dir].merging(extra) { $1 })
@@ -44,7 +45,7 @@ struct RegistryAuthTests {
     }
 
     @Test func runsCredentialHelpers() throws {
-        let bin = NSTemporaryDirectory() + "stamp-helper-" + UUID().uuidString
+        let bin = testRoot + "/helper-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         let script = """
         #!/bin/sh

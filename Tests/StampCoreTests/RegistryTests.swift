@@ -1,6 +1,7 @@
 import Failures
 import Foundation
 import Testing
+import TestSupport
 import IO
 import OCI
 @testable import StampCore

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import OCI
 
 /// stamp's output run by real container runtimes: Debian's podman (rootful, runc, cgroupfs, a
@@ -226,6 +227,9 @@ extension RuntimeTests {
         defer {
             kill(daemon, SIGTERM)
             _ = exitStatus(daemon)
+            // dockerd leaves its network namespace bind-mounted in the exec root; unmounted,
+            // the folder can go.
+            _ = umount2(dir + "/exec/netns/default", 2) // MNT_DETACH
             try? FileManager.default.removeItem(atPath: dir)
         }
         let docker = ["docker", "-H", "unix://" + sock]

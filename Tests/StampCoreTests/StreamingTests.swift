@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import StampCore
 
 /// Peak memory of `stamp build` and `stamp verify` does not grow with the size of a base layer:

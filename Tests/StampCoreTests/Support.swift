@@ -1,17 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 import Hashing
 import IO
 import Layers
 import OCI
 @testable import StampCore
-
-/// A fresh folder for one test.
-func tempDir() throws -> String {
-    let p = NSTemporaryDirectory() + "stamp-test-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-    return p
-}
 
 struct RunResult {
     var status: Int32
@@ -67,7 +61,7 @@ func exitStatus(_ pid: pid_t, wait: Bool = true) -> Int32? {
 /// Runs a program to completion, capturing its output.
 @discardableResult
 func run(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
-    let base = NSTemporaryDirectory() + "stamp-run-" + UUID().uuidString
+    let base = testRoot + "/run-" + UUID().uuidString
     defer { unlink(base + ".out"); unlink(base + ".err") }
     let pid = try spawn(args, env: env, stdout: base + ".out", stderr: base + ".err")
     let code = exitStatus(pid)!
@@ -83,7 +77,7 @@ var stampBin: String {
 }
 
 /// One scan cache for the `stamp` runs of this test process, not the user's.
-let testCacheDir: String = NSTemporaryDirectory() + "stamp-test-cache-" + UUID().uuidString
+let testCacheDir: String = testRoot + "/cache"
 
 @discardableResult
 func stamp(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
