@@ -41,8 +41,8 @@ struct DockerfileCommand: ParsableCommand {
             guard let out = output, !out.isEmpty else { throw StampError.usage("missing --output (the build context folder to write)") }
             try refuseTransport(out, "--output", what: "the build context folder")
             guard let base = s.base else { throw StampError.usage("missing --base") }
-            s.output = "oci-archive:" + out + ".unused"
-            let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment)
+            s.output = nil
+            let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment, imageOutput: false)
             return try DockerfileRenderer.render(plan, base: base, baseDigest: baseDigest, template: template, output: out)
         }
         printError("wrote \(result.folder)/Dockerfile and \(result.files.count) file(s) under \(result.folder)/stamp\(result.pinned ? "" : " (base not pinned)")")

@@ -102,7 +102,6 @@ public enum ImageCopy {
         var n = name
         if n.hasPrefix("docker://") { n = String(n.dropFirst(9)) }
         if let at = n.firstIndex(of: "@") { n = String(n[..<at]) }
-        guard let colon = n.lastIndex(of: ":"), !n[colon...].contains("/") else { return nil }
-        return n
+        return Stamper.repoTag(n, nil)
     }
 }

@@ -115,14 +115,11 @@ public enum DockerfileRenderer {
             copies.append(["chmod": .text(chmod), "paths": .text(try Quote.dockerfileArray(["stamp/" + e.path, "/" + e.path]))])
         }
 
+        let stamp = Stamp(plan: plan, baseName: recordedName, baseDigest: digest)
         var labels: [[String: TemplateValue]] = []
-        var kv = Patch.stampKeys(plan: plan, baseName: recordedName, baseDigest: digest) + plan.labels
-        if let p = plan.versionJSON { kv.append((AnnotationKey.stampVersionJSON, p)) }
-        for (k, v) in kv { labels.append(["key": .text(try Quote.dockerfile(k)), "value": .text(try Quote.dockerfile(v))]) }
+        for (k, v) in stamp.labels { labels.append(["key": .text(try Quote.dockerfile(k)), "value": .text(try Quote.dockerfile(v))]) }
         var env: [[String: TemplateValue]] = []
-        var envKV: [(String, String)] = [("IMAGE_VERSION", plan.version), ("IMAGE_CREATED", plan.created.rfc3339)]
-        if let r = plan.revision { envKV.append(("IMAGE_REVISION", r)) }
-        for (k, v) in envKV + plan.env {
+        for (k, v) in stamp.env {
             guard k.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
                 throw StampError.usage("--env: \(k) cannot be a Dockerfile ENV name")
             }
@@ -136,10 +133,10 @@ public enum DockerfileRenderer {
             "env": .list(env),
             "copies": .list(copies),
             "hidden": hidden > 0 ? .text(String(hidden)) : .flag(false),
-            "healthcheck": .flag(plan.health != nil),
+            "healthcheck": .flag(stamp.healthcheck != nil),
             "health_options": .text(""), "health_cmd": .text(""),
         ]
-        if let h = plan.health {
+        if let h = stamp.healthcheck {
             context["health_options"] = .text("--interval=\(duration(h.interval)) --timeout=\(duration(h.timeout)) --start-period=\(duration(h.startPeriod)) --retries=\(h.retries)")
             context["health_cmd"] = .text(try Quote.dockerfileArray([h.scriptPath]))
         }

@@ -14,6 +14,15 @@ public struct PlatformImage: Sendable {
     public var config: JSONValue
     public var layers: [Descriptor]
 
+    /// The folders of the config's PATH, in order; without one, the default the runtimes
+    /// (runc's spec, Docker, podman) give a container.
+    public var searchPath: [String] {
+        let env = (config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let path = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? PlatformImage.defaultPath
+        return path.split(separator: ":").map(String.init)
+    }
+    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
     public var platform: Platform {
         if let p = descriptor.platform { return p }
         return Platform(os: config["os"]?.stringValue ?? "unknown", architecture: config["architecture"]?.stringValue ?? "unknown",

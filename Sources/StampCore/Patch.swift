@@ -2,16 +2,6 @@ import OCI
 
 /// Lossless edits of the base's documents (DESIGN §5): every key stamp does not own is kept.
 public enum Patch {
-    /// Labels and annotations stamp writes: the OCI keys, then the user's.
-    public static func stampKeys(plan: StampPlan, baseName: String?, baseDigest: String) -> [(String, String)] {
-        var kv: [(String, String)] = [(AnnotationKey.version, plan.version), (AnnotationKey.created, plan.created.rfc3339)]
-        if !baseDigest.isEmpty { kv.append((AnnotationKey.baseDigest, baseDigest)) }
-        if let r = plan.revision { kv.append((AnnotationKey.revision, r)) }
-        if let s = plan.source { kv.append((AnnotationKey.source, s)) }
-        if let n = baseName { kv.append((AnnotationKey.baseName, n)) }
-        return kv
-    }
-
     /// `kv` set on `obj`; every key stamp owns that `kv` does not set is removed (a re-stamp
     /// without a revision must not keep the previous build's).
     static func merge(_ obj: JSONValue?, _ kv: [(String, String)], removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
@@ -24,33 +14,30 @@ public enum Patch {
         return o
     }
 
-    /// The new config: labels, env, `created`, history and `rootfs.diff_ids`.
-    public static func config(_ base: JSONValue, plan: StampPlan, stampKeys: [(String, String)], layer: BuiltLayer?,
-                              historyText: String, removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
+    /// The new config: the stamp's labels, env and Healthcheck, `created`, history and
+    /// `rootfs.diff_ids`.
+    public static func config(_ base: JSONValue, stamp: Stamp, layer: BuiltLayer?, historyText: String,
+                              removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
         var c = base
         var inner: JSONValue = (c["config"]?.isObject ?? false) ? c["config"]! : .object([])
-        var labels = stampKeys + plan.labels
-        if let p = plan.versionJSON { labels.append((AnnotationKey.stampVersionJSON, p)) }
-        inner["Labels"] = merge(inner["Labels"], labels, removing: owned)
+        inner["Labels"] = merge(inner["Labels"], stamp.labels, removing: owned)
 
         var env = (inner["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }
-        var stampEnv: [(String, String)] = [("IMAGE_VERSION", plan.version), ("IMAGE_CREATED", plan.created.rfc3339)]
-        if let r = plan.revision { stampEnv.append(("IMAGE_REVISION", r)) }
-        let setting = Set(stampEnv.map(\.0))
+        let setting = Set(stamp.env.map(\.0))
         env.removeAll { e in
             let k = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
-            return StampPlan.ownedEnv.contains(k) && !setting.contains(k)
+            return Stamp.Env.owned.contains(k) && !setting.contains(k)
         }
-        for (k, v) in stampEnv + plan.env {
+        for (k, v) in stamp.env {
             let entry = "\(k)=\(v)"
             if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) { env[i] = entry } else { env.append(entry) }
         }
         inner["Env"] = .array(env.map { .string($0) })
-        if let h = plan.health { inner["Healthcheck"] = h.json }
+        if let h = stamp.healthcheck { inner["Healthcheck"] = h.json }
         c["config"] = inner
-        c["created"] = .string(plan.created.rfc3339)
+        c["created"] = .string(stamp.created.rfc3339)
 
-        var entry: JSONValue = .object([("created", .string(plan.created.rfc3339)), ("created_by", .string(historyText)),
+        var entry: JSONValue = .object([("created", .string(stamp.created.rfc3339)), ("created_by", .string(historyText)),
                                          ("comment", .string("stamp \(StampVersion.current)"))])
         if let layer {
             var rootfs: JSONValue = (c["rootfs"]?.isObject ?? false) ? c["rootfs"]! : .object([("type", .string("layers"))])

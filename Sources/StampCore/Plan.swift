@@ -10,7 +10,8 @@ public struct StampPlan: Sendable {
     public struct AddSpec: Sendable, Equatable { public var source: String; public var destination: String }
 
     public var base: ImageReference
-    public var output: ImageReference
+    /// Where the image goes; nil for `stamp dockerfile`, which writes a build context instead.
+    public var output: ImageReference?
     public var version: String
     public var revision: String?
     public var source: String?
@@ -55,22 +56,27 @@ public struct StampPlan: Sendable {
     /// Keys stamp sets itself; users set them through `--version`, `--revision`, ... instead.
     public static let ownedKeys: Set<String> = [AnnotationKey.version, AnnotationKey.revision, AnnotationKey.created, AnnotationKey.source,
                                         AnnotationKey.baseName, AnnotationKey.baseDigest, AnnotationKey.stampVersionJSON]
-    public static let ownedEnv: Set<String> = ["IMAGE_VERSION", "IMAGE_REVISION", "IMAGE_CREATED"]
 
     /// Resolves settings. `environment` supplies `SOURCE_DATE_EPOCH`, `GITHUB_SHA`, ... ;
     /// `gitRevision` is asked only when neither flag nor CI variable names a revision.
-    public static func resolve(_ s: StampSettings, environment: [String: String],
+    /// `imageOutput`: the settings name an image to write (`--output`); false for a plan that
+    /// writes no image (`stamp dockerfile`: there `output` stays nil).
+    public static func resolve(_ s: StampSettings, environment: [String: String], imageOutput: Bool = true,
                                gitRevision: () -> String? = StampPlan.gitHead, gitSource: () -> String? = StampPlan.gitSource,
                                now: () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws -> StampPlan {
         let exists: (String) -> Bool = { Path.exists($0) }
         guard let baseText = s.base, !baseText.isEmpty else { throw StampError.usage("missing --base (the image to stamp, e.g. oci-archive:anything-llm.tar)") }
-        guard let outText = s.output, !outText.isEmpty else { throw StampError.usage("missing --output (e.g. oci-archive:stamped.tar)") }
+        var output: ImageReference?
+        if imageOutput {
+            guard let outText = s.output, !outText.isEmpty else { throw StampError.usage("missing --output (e.g. oci-archive:stamped.tar)") }
+            var o = try wrap { try ImageReference.parse(outText, exists: { _ in false }) }
+            if case .path(let p, let r) = o {
+                o = Path.isDirectory(p) ? .ociLayout(path: p, ref: r) : .ociArchive(path: p, ref: r)
+            }
+            output = o
+        }
         guard let version = s.version, !version.isEmpty else { throw StampError.usage("missing --version (e.g. --version v2.1-canary)") }
         let base = try wrap { try ImageReference.parse(baseText, exists: exists) }
-        var output = try wrap { try ImageReference.parse(outText, exists: { _ in false }) }
-        if case .path(let p, let r) = output {
-            output = Path.isDirectory(p) ? .ociLayout(path: p, ref: r) : .ociArchive(path: p, ref: r)
-        }
         try checkValue(version, "--version", max: 256)
 
         let profileName = s.profile ?? Profile.anythingLLM.name
@@ -112,7 +118,7 @@ public struct StampPlan: Sendable {
             }
             if a.level == nil { annotations.append((a.key, a.value)) } else { leveled.append(a) }
         }
-        let env = try pairs(s.env, "--env", reserved: ownedEnv)
+        let env = try pairs(s.env, "--env", reserved: Stamp.Env.owned)
         for (k, _) in env where k.contains(where: { $0 == "=" || $0 == " " }) || k.isEmpty {
             throw StampError.usage("--env: \"\(k)\" is not a valid variable name")
         }
@@ -146,11 +152,11 @@ public struct StampPlan: Sendable {
         }
 
         var tags: [String] = []
-        for t in s.tags.isEmpty ? output.ref.map { [$0] } ?? [] : s.tags where !tags.contains(t) {
+        for t in s.tags.isEmpty ? output?.ref.map { [$0] } ?? [] : s.tags where !tags.contains(t) {
             try checkTag(t)
             tags.append(t)
         }
-        if let r = output.registry {
+        if let r = output?.registry {
             // Every tag goes to the output's repository.
             for t in tags where t.contains(":") || t.contains("/") {
                 throw StampError.usage("--tag \(t): with a registry output (\(r)) a tag is a bare TAG, pushed to the same repository")

@@ -72,10 +72,11 @@ public struct BuildResult: Sendable {
 public enum Stamper {
     /// Stamps every selected platform of `plan.base` and writes the result to `plan.output`.
     public static func build(_ plan: StampPlan, diagnostics: Diagnostics = .stderr) throws -> BuildResult {
-        if plan.base == plan.output || (plan.base.path == plan.output.path && plan.output.transport != "oci") {
-            throw StampError.usage("\(plan.output.path): is the file the image is read from (\(plan.base)); write the output elsewhere")
+        guard let destination = plan.output else { throw StampError.usage("missing --output (e.g. oci-archive:stamped.tar)") }
+        if plan.base == destination || (plan.base.path == destination.path && destination.transport != "oci") {
+            throw StampError.usage("\(destination.path): is the file the image is read from (\(plan.base)); write the output elsewhere")
         }
-        try ImageWriter.preflight(plan.output, source: plan.base)
+        try ImageWriter.preflight(destination, source: plan.base)
         if let lockPath = plan.lockFile {
             // Found unwritable before the image is, not after.
             let dir = Path.dirname(lockPath)
@@ -122,7 +123,7 @@ public enum Stamper {
             }
             images = images.filter { img in plan.platforms.contains { img.platform.matches($0) } }
         }
-        if case .dockerArchive = plan.output, images.count > 1 {
+        if case .dockerArchive = destination, images.count > 1 {
             throw StampError.usage("docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))")
         }
 
@@ -130,14 +131,14 @@ public enum Stamper {
         let baseName = resolveBaseName(plan, base)
         let removable = removableKeys(plan, images: images, diagnostics: diagnostics)
         let baseDigest = base.digest
-        let keys = Patch.stampKeys(plan: plan, baseName: baseName, baseDigest: baseDigest)
+        let stamp = Stamp(plan: plan, baseName: baseName, baseDigest: baseDigest)
         // The new layer is written beside the output (same file system, renamed into place), or
         // in $TMPDIR when the output is a registry.
-        let near = plan.output.registry != nil ? FileManager.default.temporaryDirectory.path + "/stamp-layer"
-            : plan.output.path.hasSuffix("/") ? String(plan.output.path.dropLast()) : plan.output.path
+        let near = destination.registry != nil ? FileManager.default.temporaryDirectory.path + "/stamp-layer"
+            : destination.path.hasSuffix("/") ? String(destination.path.dropLast()) : destination.path
 
         // The base's layers go to an archive output while the stamp layers are built.
-        let started = try ImageWriter.start(plan.output, created: plan.created, blobs: try images.flatMap { img in
+        let started = try ImageWriter.start(destination, created: plan.created, blobs: try images.flatMap { img in
             try img.layers.map { l in (l.digest, l.size, try base.store.require(l)) }
         }, sync: plan.fsync)
 
@@ -177,29 +178,21 @@ public enum Stamper {
                 if case .directory = e.content { return false }
                 return !Path.basename(e.path).hasPrefix(".wh.")
             }
-            var text = "stamp build --version \(plan.version): "
-            if files.isEmpty {
-                text += "labels and env only"
-            } else if files.count > 8 {
-                text += files.prefix(6).map { "/" + $0.path }.joined(separator: " ") + " and \(files.count - 6) more files"
-            } else {
-                text += files.map { "/" + $0.path }.joined(separator: " ")
-            }
-            historyTexts.append(text)
+            historyTexts.append(stamp.historyText(files: files.map { $0.path }))
         }
 
         var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
         var manifests: [Descriptor] = []
         var docker: [(platform: String, config: String, layers: [String])] = []
         var platformResults: [PlatformEntry] = []
-        let annotations = keys + plan.annotations
+        let annotations = stamp.annotations
         // Docker in, Docker out (podman reads Healthcheck only there), unless --format says.
         let format = plan.format ?? ImageFormat(mediaType: base.top.mediaType)
         var isDockerArchive = false
-        if case .dockerArchive = plan.output { isDockerArchive = true }
+        if case .dockerArchive = destination { isDockerArchive = true }
         for (n, img) in images.enumerated() {
             let layer = layers[n]
-            let config = Patch.config(img.config, plan: plan, stampKeys: keys, layer: layer, historyText: historyTexts[n], removing: removable)
+            let config = Patch.config(img.config, stamp: stamp, layer: layer, historyText: historyTexts[n], removing: removable)
             let cbytes = JSONValue.encode(config)
             let cd = Descriptor(mediaType: format.config, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
             blobs[cd.digest] = (cd.size, .memory(cbytes))
@@ -241,36 +234,36 @@ public enum Stamper {
             top = Descriptor(mediaType: format.index, digest: Digester.digest(ibytes), size: Int64(ibytes.count))
             blobs[top.digest] = (top.size, .memory(ibytes))
         }
-        var topAnnotations: [String: String] = [AnnotationKey.version: plan.version, AnnotationKey.created: plan.created.rfc3339]
+        var topAnnotations = stamp.topAnnotations
         for (k, v) in LeveledAnnotation.pairs(plan.leveledAnnotations, .indexDescriptor) { topAnnotations[k] = v }
         if let tag = plan.tag { topAnnotations[AnnotationKey.refName] = tag }
         top.annotations = topAnnotations
 
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)
-        output.repoTags = plan.tags.compactMap { repoTag($0, baseName ?? plan.profile.imageName) }
-        if plan.output.registry != nil { output.morePushTags = plan.tags } else { output.moreRefNames = Array(plan.tags.dropFirst()) }
+        output.repoTags = plan.tags.compactMap { repoTag($0, baseName ?? plan.profile.imageName ?? "stamp") }
+        if destination.registry != nil { output.morePushTags = plan.tags } else { output.moreRefNames = Array(plan.tags.dropFirst()) }
         output.ownBlobs = Set(layers.compactMap { $0?.descriptor.digest })
-        let pushed = try ImageWriter.write(output, to: plan.output, created: plan.created, registry: client,
+        let pushed = try ImageWriter.write(output, to: destination, created: plan.created, registry: client,
                                            mountFrom: plan.base.registry, started: started, sync: plan.fsync, diagnostics: diagnostics)
         if let lockPath = plan.lockFile {
             let lock = LockFile(base: .init(reference: plan.base.description, digest: base.digest,
                                             platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
-                                output: .init(reference: plan.output.description, digest: top.digest,
+                                output: .init(reference: destination.description, digest: top.digest,
                                               platforms: platformResults.map { ($0.platform, $0.manifest) }))
             do { try lock.write(lockPath) } catch {
-                throw StampError.output("the image was written (\(plan.output), \(top.digest)) but the lock file was not: \(error)")
+                throw StampError.output("the image was written (\(destination), \(top.digest)) but the lock file was not: \(error)")
             }
         }
 
-        let imageName: String? = plan.output.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? plan.tag.flatMap { repoTag($0, baseName ?? plan.profile.imageName) }
+        let imageName: String? = destination.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? plan.tag.flatMap { repoTag($0, baseName ?? plan.profile.imageName ?? "stamp") }
         var names = output.repoTags
-        if let r = plan.output.registry {
+        if let r = destination.registry {
             names = []
             for t in (r.tag.map { [$0] } ?? []) + plan.tags where !names.contains(r.host + "/" + r.repository + ":" + t) {
                 names.append(r.host + "/" + r.repository + ":" + t)
             }
         }
-        var result = BuildResult(output: plan.output.description, digest: top.digest, mediaType: top.mediaType, size: top.size, imageName: imageName,
+        var result = BuildResult(output: destination.description, digest: top.digest, mediaType: top.mediaType, size: top.size, imageName: imageName,
                            version: plan.version,
                            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
                            platforms: platformResults,
@@ -312,9 +305,7 @@ public enum Stamper {
                      progress: ProgressLine) throws -> MergedView {
         // Only the entries the checks ask about are kept: folders of executables (for the
         // health check) and the frontend (for assets), besides symlinks.
-        let env = (image.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
-        let pathDirs = (env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "")
-            .split(separator: ":").compactMap { Path.clean(String($0)) }
+        let pathDirs = image.searchPath.compactMap { Path.clean($0) }
         let bins = Set(["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin", "usr/local/sbin"] + pathDirs)
         let root = plan.assets.flatMap { Path.clean($0.root) }
         let capture = AssetStage.capture(plan.assets)
@@ -382,9 +373,7 @@ public enum Stamper {
 
     /// The health check needs /bin/sh and an HTTP client in the image it runs in.
     static func preflight(_ img: PlatformImage, view: MergedView, health: HealthPlan, diagnostics: Diagnostics) throws {
-        let env = (img.config["config"]?["Env"]?.arrayValue ?? []).compactMap(\.stringValue)
-        let pathVar = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        let search = pathVar.split(separator: ":").map(String.init)
+        let search = img.searchPath
         var problems: [String] = []
         if !view.isFile("bin/sh") { problems.append("no /bin/sh") }
         if view.which(["curl", "wget", "node"], searchPath: search) == nil {
@@ -392,7 +381,7 @@ public enum Stamper {
                 // busybox ash runs its applets without links; the script calls `busybox wget`.
                 diagnostics.notice("warning: \(img.platform): no curl, wget or node on PATH; the health check will use /\(bb) wget")
             } else {
-                problems.append("no curl, wget or node on PATH (\(pathVar))")
+                problems.append("no curl, wget or node on PATH (\(search.joined(separator: ":")))")
             }
         }
         guard !problems.isEmpty else { return }
@@ -428,7 +417,7 @@ public enum Stamper {
         if platforms < 2, let l = levels.first(where: { $0 == .index || $0 == .manifestDescriptor }) {
             throw StampError.usage("--annotation \(l.rawValue):…: the output is one manifest with no index (one platform); use manifest: or index-descriptor:")
         }
-        if plan.output.registry != nil, levels.contains(.indexDescriptor) {
+        if plan.output?.registry != nil, levels.contains(.indexDescriptor) {
             throw StampError.usage("--annotation index-descriptor:…: a registry keeps no descriptor of the top document; it is for oci: and oci-archive: outputs")
         }
     }
@@ -451,10 +440,11 @@ public enum Stamper {
     }
 
     /// `NAME:TAG` for Docker's RepoTags: a bare `--tag` is joined to the base's repository.
-    static func repoTag(_ tag: String, _ baseName: String?) -> String? {
+    /// `repository` nil: only a tag that names its repository (`NAME:TAG`) has one.
+    static func repoTag(_ tag: String, _ repository: String?) -> String? {
         let last = tag.split(separator: "/").last.map(String.init) ?? tag
         if last.contains(":") { return tag }
-        var repo = baseName ?? "stamp"
+        guard var repo = repository else { return nil }
         if let at = repo.firstIndex(of: "@") { repo = String(repo[..<at]) }
         if let colon = repo.lastIndex(of: ":"), !repo[colon...].contains("/") { repo = String(repo[..<colon]) }
         return repo.lowercased() + ":" + tag

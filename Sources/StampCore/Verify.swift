@@ -301,9 +301,9 @@ public enum Verifier {
                 }
             }
             guard let v else { report.findings.append(Finding(.stampNoVersion, "\(where_): \(jsonPath) has no version", platform: where_, path: jsonPath)); continue }
-            same("version", v, AnnotationKey.version, "IMAGE_VERSION")
-            same("revision", r, AnnotationKey.revision, "IMAGE_REVISION")
-            same("created", c, AnnotationKey.created, "IMAGE_CREATED")
+            same("version", v, AnnotationKey.version, Stamp.Env.version)
+            same("revision", r, AnnotationKey.revision, Stamp.Env.revision)
+            same("created", c, AnnotationKey.created, Stamp.Env.created)
             if let bd = doc["base"]?["digest"]?.stringValue, labels[AnnotationKey.baseDigest] != bd {
                 report.findings.append(Finding(.stampBaseDigestMismatch, "\(where_): label \(AnnotationKey.baseDigest) is \(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)",
                                                platform: where_, path: jsonPath, expected: bd, found: labels[AnnotationKey.baseDigest]))
