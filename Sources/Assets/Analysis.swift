@@ -19,7 +19,10 @@ struct Analysis {
     var detail: [String: String] = [:]
 
     /// Why a file keeps its name; `at`, where the reason is in the file it names.
-    struct Reason { var text: String; var at: String? = nil }
+    struct Reason {
+        var text: String
+        var at: String? = nil
+    }
 
     typealias Reader = @Sendable (String) throws -> ([UInt8], String?)
 
@@ -27,7 +30,10 @@ struct Analysis {
         var pins: [String: Reason] = [:]
         // Names of files that may change name, searched in every text file.
         let watched = paths.indices.filter { i in
-            switch role[paths[i]]! { case .candidate, .bundler: return true; default: return false }
+            switch role[paths[i]]! {
+            case .candidate, .bundler: return true
+            default: return false
+            }
         }
         let finder = NameFinder(paths: paths, watched: watched)
         let matcher = FragmentMatcher(paths: watched.map { paths[$0] })
@@ -37,7 +43,8 @@ struct Analysis {
         // names it may build. Source maps are not searched for names: browsers fetch nothing a
         // map names, and the sources it embeds mention names of the source tree.
         let text = paths.filter { AssetKind.of($0) != .binary }
-        let found = parallelMap(count: text.count) { [scanner] k -> Result<([Reference], [NameFinder.Hit], [(String, String)], String?), Error> in
+        let found = parallelMap(count: text.count) {
+            [scanner] k -> Result<([Reference], [NameFinder.Hit], [(String, String)], String?), Error> in
             Result {
                 let p = text[k], kind = AssetKind.of(p)
                 let (bytes, digest) = try read(p)
@@ -68,7 +75,8 @@ struct Analysis {
             let q = naming.unhashed(p)
             let hits = finder.notCovered(hitsOf[p] ?? [], refs: verbatim ? [] : refs[p] ?? [], paths: paths)
             for h in hits.sorted(by: { $0.at < $1.at }) where pins[paths[h.file]] == nil {
-                pins[paths[h.file]] = Reason(text: "\"\(h.found)\" is in \(q), where stamp cannot rewrite it", at: "\(q) at byte \(h.at)")
+                pins[paths[h.file]] = Reason(
+                    text: "\"\(h.found)\" is in \(q), where stamp cannot rewrite it", at: "\(q) at byte \(h.at)")
             }
             for (target, fragment) in builtIn[p] ?? [] where pins[target] == nil {
                 pins[target] = Reason(text: "its name may be built at run time in \(q) (from \"\(fragment)\")")
@@ -97,7 +105,10 @@ struct Analysis {
             while grew {
                 grew = false
                 for p in paths where role[p]! == .bundler && pins[p] == nil && !renamed.contains(p) {
-                    if refs[p]?.contains(where: { $0.target.map(renamed.contains) ?? false }) == true { renamed.insert(p); grew = true }
+                    if refs[p]?.contains(where: { $0.target.map(renamed.contains) ?? false }) == true {
+                        renamed.insert(p)
+                        grew = true
+                    }
                 }
             }
             var violated = false
@@ -108,7 +119,10 @@ struct Analysis {
                     violated = true
                 }
             }
-            if !violated { self.renamed = renamed; break }
+            if !violated {
+                self.renamed = renamed
+                break
+            }
         }
         for p in paths where !renamed.contains(p) {
             let pin = pins[p]
@@ -124,11 +138,19 @@ struct Analysis {
     /// The references of every text file, resolved as the browser does (a script's quoted paths
     /// from the folder of the pages that load it), for `assets verify`; the hasher's own pass
     /// does the same with the rest of its reading.
-    static func references(paths: [String], read: @escaping Reader) throws -> (refs: [String: [Reference]], scanner: ReferenceScanner) {
+    static func references(paths: [String], read: @escaping Reader) throws -> (
+        refs: [String: [Reference]], scanner: ReferenceScanner
+    ) {
         var scanner = ReferenceScanner(files: Set(paths))
-        let text = paths.filter { let k = AssetKind.of($0); return k != .binary && k != .text }
+        let text = paths.filter {
+            let k = AssetKind.of($0)
+            return k != .binary && k != .text
+        }
         let first = parallelMap(count: text.count) { [scanner] i -> Result<[Reference], Error> in
-            Result { let p = text[i]; return scanner.scan(try read(p).0, path: p, kind: AssetKind.of(p)) }
+            Result {
+                let p = text[i]
+                return scanner.scan(try read(p).0, path: p, kind: AssetKind.of(p))
+            }
         }
         var refs: [String: [Reference]] = [:]
         for (i, p) in text.enumerated() { refs[p] = try first[i].get() }
@@ -168,17 +190,28 @@ struct Analysis {
     /// Server files outside the root (only their root-absolute references are rewritten): the
     /// files they refer to, and the watched files whose names they use where stamp cannot
     /// rewrite them or may build at run time (first reason of each, in the order given).
-    static func serverFiles(_ extras: [AssetFile], finder: NameFinder, matcher: FragmentMatcher, scanner: ReferenceScanner,
-                            paths: [String]) -> (referenced: Set<String>, pins: [(String, Reason)]) {
+    static func serverFiles(
+        _ extras: [AssetFile], finder: NameFinder, matcher: FragmentMatcher, scanner: ReferenceScanner,
+        paths: [String]
+    ) -> (referenced: Set<String>, pins: [(String, Reason)]) {
         var referenced = Set<String>(), pins: [(String, Reason)] = []
         for e in extras {
             let r = scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true)
             for x in r { if let t = x.target { referenced.insert(t) } }
-            for h in finder.unaccounted(in: e.bytes, refs: r, paths: paths, relativeIsModule: true).sorted(by: { $0.at < $1.at }) {
-                pins.append((paths[h.file], Reason(text: "\"\(h.found)\" is in \(e.path), where stamp cannot rewrite it", at: "\(e.path) at byte \(h.at)")))
+            for h in finder.unaccounted(in: e.bytes, refs: r, paths: paths, relativeIsModule: true).sorted(by: {
+                $0.at < $1.at
+            }) {
+                pins.append(
+                    (
+                        paths[h.file],
+                        Reason(
+                            text: "\"\(h.found)\" is in \(e.path), where stamp cannot rewrite it",
+                            at: "\(e.path) at byte \(h.at)")
+                    ))
             }
             for (target, fragment) in matcher.matches(Fragments(e.bytes)) {
-                pins.append((target, Reason(text: "its name may be built at run time in \(e.path) (from \"\(fragment)\")")))
+                pins.append(
+                    (target, Reason(text: "its name may be built at run time in \(e.path) (from \"\(fragment)\")")))
             }
         }
         return (referenced, pins)
@@ -194,7 +227,10 @@ struct FragmentMatcher {
     init(paths: [String]) {
         sorted = paths.map { (Array(Path.basename($0).utf8), $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
         var e: [String: [(String, String)]] = [:]
-        for p in paths { let b = Path.basename(p); e[ext(b), default: []].append((b, p)) }
+        for p in paths {
+            let b = Path.basename(p)
+            e[ext(b), default: []].append((b, p))
+        }
         byExt = e
     }
 
@@ -206,14 +242,21 @@ struct FragmentMatcher {
             // `lunr.` + lang, `icon-` + name: the start of a name up to a separator (a word alone,
             // `"page" + n`, is text more often than a name).
             guard n.utf8.count >= 2, isName(n), n.utf8.contains(where: isLetter), let last = n.utf8.last,
-                  last == 0x2E || last == 0x2D || last == 0x5F else { continue }
+                last == 0x2E || last == 0x2D || last == 0x5F
+            else { continue }
             let key = Array(n.utf8)
             var lo = 0, hi = sorted.count
-            while lo < hi { let m = (lo + hi) / 2; if sorted[m].0.lexicographicallyPrecedes(key) { lo = m + 1 } else { hi = m } }
-            while lo < sorted.count, sorted[lo].0.starts(with: key) { out.append((sorted[lo].1, n)); lo += 1 }
+            while lo < hi {
+                let m = (lo + hi) / 2
+                if sorted[m].0.lexicographicallyPrecedes(key) { lo = m + 1 } else { hi = m }
+            }
+            while lo < sorted.count, sorted[lo].0.starts(with: key) {
+                out.append((sorted[lo].1, n))
+                lo += 1
+            }
         }
         for (text, _) in f.suffixes {
-            guard !text.hasPrefix("/") else { continue } // a whole base name follows: found as a name
+            guard !text.hasPrefix("/") else { continue }  // a whole base name follows: found as a name
             let n = String(text.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
             guard isName(n), let dot = n.utf8.lastIndex(of: 0x2E) else { continue }
             let e = String(n[n.utf8.index(after: dot)...])
@@ -223,7 +266,9 @@ struct FragmentMatcher {
                 // strings, and ids made of digits (webpack's `[id].js`), may be it.
                 for (b, p) in files {
                     let stem = String(b.dropLast(e.count + 1))
-                    if f.quoted.contains(stem) || (!stem.isEmpty && stem.utf8.allSatisfy { (48...57).contains($0) }) { out.append((p, n)) }
+                    if f.quoted.contains(stem) || (!stem.isEmpty && stem.utf8.allSatisfy { (48...57).contains($0) }) {
+                        out.append((p, n))
+                    }
                 }
             } else {
                 for (b, p) in files where b.hasSuffix(n) { out.append((p, n)) }
@@ -234,6 +279,7 @@ struct FragmentMatcher {
 
     private func isLetter(_ b: UInt8) -> Bool { (65...90).contains(b) || (97...122).contains(b) }
     private func isName(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.allSatisfy { (48...57).contains($0) || isLetter($0) || $0 == 0x2E || $0 == 0x2D || $0 == 0x5F }
+        !s.isEmpty
+            && s.utf8.allSatisfy { (48...57).contains($0) || isLetter($0) || $0 == 0x2E || $0 == 0x2D || $0 == 0x5F }
     }
 }

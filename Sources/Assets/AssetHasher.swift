@@ -23,7 +23,10 @@ public struct AssetFile: Sendable, Equatable {
         /// The source's identity when its digests were taken (`AssetTree.identity`).
         public var identity: String?
         public init(source: String, sha256: String, sri: String, size: Int) {
-            self.source = source; self.sha256 = sha256; self.sri = sri; self.size = size
+            self.source = source
+            self.sha256 = sha256
+            self.sri = sri
+            self.size = size
         }
         public static func == (a: OnDisk, b: OnDisk) -> Bool {
             a.source == b.source && a.offset == b.offset && a.sha256 == b.sha256 && a.sri == b.sri && a.size == b.size
@@ -37,9 +40,20 @@ public struct AssetFile: Sendable, Equatable {
     /// A text file's path, read when its bytes are needed (`AssetTree.read(_:lazyText:)`).
     public var textFile: String?
 
-    public init(path: String, bytes: [UInt8]) { self.path = path; self.bytes = bytes }
-    public init(path: String, onDisk: OnDisk) { self.path = path; self.bytes = []; self.onDisk = onDisk }
-    public init(path: String, textFile: String) { self.path = path; self.bytes = []; self.textFile = textFile }
+    public init(path: String, bytes: [UInt8]) {
+        self.path = path
+        self.bytes = bytes
+    }
+    public init(path: String, onDisk: OnDisk) {
+        self.path = path
+        self.bytes = []
+        self.onDisk = onDisk
+    }
+    public init(path: String, textFile: String) {
+        self.path = path
+        self.bytes = []
+        self.textFile = textFile
+    }
 
     public var sha256Hex: String { onDisk?.sha256 ?? Digester.hex(bytes) }
     public var size: Int { onDisk?.size ?? bytes.count }
@@ -69,7 +83,9 @@ public struct AssetOptions: Sendable {
 public enum AssetError: KindedError, Equatable {
     case invalid(String)
     public var description: String {
-        switch self { case .invalid(let m): return m }
+        switch self {
+        case .invalid(let m): return m
+        }
     }
     public var kind: ErrorKind { .badInput }
 }
@@ -135,7 +151,9 @@ public final class ContentDigester {
 public enum AssetHasher {
     /// `input` is consumed: each file's bytes are let go once its output exists, so a large
     /// frontend is not held twice.
-    public static func hash(_ input: consuming [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init()) throws -> AssetResult {
+    public static func hash(_ input: consuming [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init())
+        throws -> AssetResult
+    {
         var byPath: [String: [UInt8]] = [:]
         var onDisk: [String: AssetFile.OnDisk] = [:]
         // Text files left on disk: read to scan, let go, read again to rewrite (and checked to
@@ -146,17 +164,23 @@ public enum AssetHasher {
             // The array goes when this block ends: `byPath` then holds the only reference.
             let files = consume input
             for f in files {
-                guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else { throw AssetError.invalid("\(f.path): not a clean relative path") }
+                guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else {
+                    throw AssetError.invalid("\(f.path): not a clean relative path")
+                }
                 if let i = byPath.index(forKey: p) {
                     // Swift's String equality is canonical: an NFC and an NFD spelling of a name
                     // are one key. They are two files to a file system and a browser: refused.
                     let other = byPath[i].key
                     if !other.utf8.elementsEqual(p.utf8) {
-                        throw AssetError.invalid("\(String(reflecting: other)) and \(String(reflecting: p)): two file names that differ only in Unicode normalisation (NFC/NFD); rename one")
+                        throw AssetError.invalid(
+                            "\(String(reflecting: other)) and \(String(reflecting: p)): two file names that differ only in Unicode normalisation (NFC/NFD); rename one"
+                        )
                     }
                     throw AssetError.invalid("\(p): given twice")
                 }
-                guard f.onDisk == nil || AssetKind.of(p) == .binary else { throw AssetError.invalid("\(p): only binary files may stay on disk") }
+                guard f.onDisk == nil || AssetKind.of(p) == .binary else {
+                    throw AssetError.invalid("\(p): only binary files may stay on disk")
+                }
                 byPath[p] = f.bytes
                 onDisk[p] = f.onDisk
                 textFiles[p] = f.textFile
@@ -165,9 +189,12 @@ public enum AssetHasher {
         // The manifest of an earlier run is made anew; it tells which names stamp gave.
         var originals: [String: String] = [:]
         if byPath[options.manifestName] != nil {
-            let m = try textFiles[options.manifestName].map { try AssetTree.readFile($0) } ?? byPath[options.manifestName]!
+            let m =
+                try textFiles[options.manifestName].map { try AssetTree.readFile($0) } ?? byPath[options.manifestName]!
             guard onDisk[options.manifestName] == nil, let entries = ManifestReader.entries(m) else {
-                throw AssetError.invalid("\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose another name (--manifest)")
+                throw AssetError.invalid(
+                    "\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose another name (--manifest)"
+                )
             }
             for (orig, e) in entries where e.stampHashed { originals[e.path] = orig }
             byPath[options.manifestName] = nil
@@ -200,24 +227,32 @@ public enum AssetHasher {
         var unhashedOwner: [String: String] = [:]
         for p in hashed.sorted(by: utf8Less) {
             let u = naming.unhashed(p)
-            if let other = unhashedOwner[u] { throw AssetError.invalid("\(other) and \(p) would both be named after \(u)") }
+            if let other = unhashedOwner[u] {
+                throw AssetError.invalid("\(other) and \(p) would both be named after \(u)")
+            }
             unhashedOwner[u] = p
         }
 
         // Graph of hashed files → hashed files they reference; groups in dependency order.
         var edges: [String: [String]] = [:]
-        for p in hashed { edges[p] = Array(Set((refs[p] ?? []).compactMap(\.target).filter { hashed.contains($0) })).sorted(by: utf8Less) }
+        for p in hashed {
+            edges[p] = Array(Set((refs[p] ?? []).compactMap(\.target).filter { hashed.contains($0) })).sorted(
+                by: utf8Less)
+        }
         let groups = stronglyConnected(hashed.sorted(by: utf8Less), edges: edges)
 
-        var newName: [String: String] = [:] // hashed file → new path
+        var newName: [String: String] = [:]  // hashed file → new path
         var output: [String: [UInt8]] = [:]
         var spooled: [String: AssetFile.OnDisk] = [:]
-        var outputSHA256: [String: String] = [:] // of renamed files' bytes in `output`
+        var outputSHA256: [String: String] = [:]  // of renamed files' bytes in `output`
         /// A renamed file's new bytes: to the spool when there is one (binary files stay where
         /// they are); returns their SHA-256.
         func emit(_ p: String, _ bytes: [UInt8]) throws -> String {
             byPath[p] = nil
-            if let d = onDisk[p] { output[p] = bytes; return d.sha256 }
+            if let d = onDisk[p] {
+                output[p] = bytes
+                return d.sha256
+            }
             if let spool = options.spool, bytes.count >= AssetTree.largeFile {
                 let d = try spool.append(bytes)
                 spooled[p] = d
@@ -230,7 +265,9 @@ public enum AssetHasher {
         }
         func done(_ p: String) {
             guard let ready = options.ready else { return }
-            ready((onDisk[p] ?? spooled[p]).map { AssetFile(path: newName[p]!, onDisk: $0) } ?? AssetFile(path: newName[p]!, bytes: output[p]!))
+            ready(
+                (onDisk[p] ?? spooled[p]).map { AssetFile(path: newName[p]!, onDisk: $0) }
+                    ?? AssetFile(path: newName[p]!, bytes: output[p]!))
         }
         // Binary files that keep their names are final now: the writer copies them while the
         // rest is hashed.
@@ -258,8 +295,13 @@ public enum AssetHasher {
                 d.update([0])
             }
             let groupDigest = d.finalizeHex()
-            for p in group { newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8))) }
-            for p in group { _ = try emit(p, rewrite(try load(p), (refs[p] ?? []), newName, naming)); done(p) }
+            for p in group {
+                newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8)))
+            }
+            for p in group {
+                _ = try emit(p, rewrite(try load(p), (refs[p] ?? []), newName, naming))
+                done(p)
+            }
         }
         // A new name that an input file already has would overwrite it.
         let kept = Set(paths.filter { !hashed.contains($0) })
@@ -276,7 +318,10 @@ public enum AssetHasher {
         let keptPaths = paths.filter { !hashed.contains($0) }
         for p in keptPaths { newName[p] = p }
         enum Kept { case bytes([UInt8]), stored(AssetFile.OnDisk) }
-        let keptOut = parallelMap(count: keptPaths.count) { [byPath, textFiles, onDisk, scannedIdentity, refs, newName, role, spool = options.spool] i -> Result<Kept, Error> in
+        let keptOut = parallelMap(count: keptPaths.count) {
+            [byPath, textFiles, onDisk, scannedIdentity, refs, newName, role, spool = options.spool] i -> Result<
+                Kept, Error
+            > in
             Result {
                 let p = keptPaths[i]
                 var original = byPath[p]!
@@ -321,7 +366,8 @@ public enum AssetHasher {
         // The output files and their manifest entries (digests of the files held in memory
         // taken here, the others have theirs), on all cores.
         let reasons = analysis.kept
-        let made = parallelMap(count: paths.count) { [onDisk, spooled, output, outputSHA256, newName, hashed, role] i -> (AssetFile, (String, JSONValue)?) in
+        let made = parallelMap(count: paths.count) {
+            [onDisk, spooled, output, outputSHA256, newName, hashed, role] i -> (AssetFile, (String, JSONValue)?) in
             let p = paths[i], np = newName[p]!
             let f: AssetFile, d: AssetFile.OnDisk
             if let known = onDisk[p] ?? spooled[p] {
@@ -342,7 +388,11 @@ public enum AssetHasher {
             var entry: [(String, JSONValue)] = []
             let immutable = hashed.contains(p) || role[p]! == .bundler
             entry.append(("cache", .string(immutable ? "immutable" : "revalidate")))
-            if hashed.contains(p) { entry.append(("hash", .string("stamp"))) } else if role[p]! == .bundler { entry.append(("hash", .string("bundler"))) }
+            if hashed.contains(p) {
+                entry.append(("hash", .string("stamp")))
+            } else if role[p]! == .bundler {
+                entry.append(("hash", .string("bundler")))
+            }
             entry.append(("integrity", .string(d.sri)))
             if !immutable, let why = reasons[p] { entry.append(("kept", .string(why))) }
             entry += [("path", .string(np)), ("sha256", .string(d.sha256)), ("size", JSONValue(Int64(d.size)))]
@@ -359,19 +409,26 @@ public enum AssetHasher {
 
         var keptByOriginal: [String: String] = [:]
         for (p, why) in analysis.detail where !hashed.contains(p) { keptByOriginal[p] = why }
-        return AssetResult(files: files, renames: newName,
-                           extras: rewriteExtras(extras, renames: newName, length: options.length, originals: originals),
-                           manifest: manifest, kept: keptByOriginal)
+        return AssetResult(
+            files: files, renames: newName,
+            extras: rewriteExtras(extras, renames: newName, length: options.length, originals: originals),
+            manifest: manifest, kept: keptByOriginal)
     }
 
     /// Files outside the root (server code that writes HTML) with their root-absolute
     /// references to the hashed tree rewritten: `renames` is `AssetResult.renames`, `length`
     /// the options' hash length.
-    public static func rewriteExtras(_ extras: [AssetFile], renames: [String: String], length: Int, originals: [String: String] = [:]) -> [AssetFile] {
+    public static func rewriteExtras(
+        _ extras: [AssetFile], renames: [String: String], length: Int, originals: [String: String] = [:]
+    ) -> [AssetFile] {
         guard !extras.isEmpty else { return [] }
         let scanner = ReferenceScanner(files: Set(renames.keys)), naming = Naming(length: length, originals: originals)
         return extras.map { e in
-            AssetFile(path: e.path, bytes: rewrite(e.bytes, scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true), renames, naming))
+            AssetFile(
+                path: e.path,
+                bytes: rewrite(
+                    e.bytes, scanner.scan(e.bytes, path: e.path, kind: .javascript, outsideRoot: true), renames, naming)
+            )
         }
     }
 
@@ -383,18 +440,25 @@ public enum AssetHasher {
         let watched = paths.indices.filter { result.renames[paths[$0]] != paths[$0] }
         guard !watched.isEmpty, !extras.isEmpty else { return [] }
         let renamed = watched.map { paths[$0] }
-        let server = Analysis.serverFiles(extras, finder: NameFinder(paths: paths, watched: watched), matcher: FragmentMatcher(paths: renamed),
-                                          scanner: ReferenceScanner(files: Set(paths)), paths: paths)
+        let server = Analysis.serverFiles(
+            extras, finder: NameFinder(paths: paths, watched: watched), matcher: FragmentMatcher(paths: renamed),
+            scanner: ReferenceScanner(files: Set(paths)), paths: paths)
         let out = Set(server.pins.map(\.0))
         return out.sorted(by: utf8Less)
     }
 
     /// Replaces each resolved reference's base name with its target's new one (or, for
     /// `unhashing` members, with the unhashed one), keeping the rest of the token as written.
-    static func rewrite(_ bytes: [UInt8], _ refs: [Reference], _ names: [String: String], _ naming: Naming,
-                        unhashing: Set<String> = []) -> [UInt8] {
+    static func rewrite(
+        _ bytes: [UInt8], _ refs: [Reference], _ names: [String: String], _ naming: Naming,
+        unhashing: Set<String> = []
+    ) -> [UInt8] {
         // Nothing to replace (images, fonts, most chunks): the same storage, not a copy.
-        if !refs.contains(where: { r in r.target.map { t in unhashing.contains(t) || names[t].map { $0 != t } ?? false } ?? false }) { return bytes }
+        if !refs.contains(where: { r in
+            r.target.map { t in unhashing.contains(t) || names[t].map { $0 != t } ?? false } ?? false
+        }) {
+            return bytes
+        }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + refs.count * (naming.length + 1))
         var at = 0
@@ -416,7 +480,9 @@ public enum AssetHasher {
         return out
     }
 
-    static func addIntegrity(_ html: [UInt8], path: String, scanner: ReferenceScanner, integrity: [String: String]) -> [UInt8] {
+    static func addIntegrity(_ html: [UInt8], path: String, scanner: ReferenceScanner, integrity: [String: String])
+        -> [UInt8]
+    {
         // For each <script ... src=X> and <link ... href=X> without integrity, insert integrity="..." after the tag name.
         var out: [UInt8] = []
         var i = 0
@@ -456,8 +522,11 @@ public enum AssetHasher {
     }
 
     static func manifestBytes(_ entries: [(String, JSONValue)], length: Int) -> [UInt8] {
-        JSONValue.encodePretty(.object([("algorithm", .string("sha256")), ("files", .object(entries)), ("generator", .string("stamp")),
-                                        ("length", JSONValue(Int64(length)))]))
+        JSONValue.encodePretty(
+            .object([
+                ("algorithm", .string("sha256")), ("files", .object(entries)), ("generator", .string("stamp")),
+                ("length", JSONValue(Int64(length))),
+            ]))
     }
 
     /// Subresource Integrity value (sha384, base64).
@@ -477,8 +546,11 @@ public enum AssetHasher {
         var counter = 0
         var result: [[String]] = []
         func enter(_ v: Int) {
-            index[v] = counter; low[v] = counter; counter += 1
-            stack.append(v); onStack[v] = true
+            index[v] = counter
+            low[v] = counter
+            counter += 1
+            stack.append(v)
+            onStack[v] = true
             calls.append((v, 0))
         }
         for root in 0..<n where index[root] < 0 {
@@ -494,7 +566,11 @@ public enum AssetHasher {
                 if let parent = calls.last?.node { low[parent] = min(low[parent], low[v]) }
                 if low[v] == index[v] {
                     var group: [String] = []
-                    while let w = stack.popLast() { onStack[w] = false; group.append(nodes[w]); if w == v { break } }
+                    while let w = stack.popLast() {
+                        onStack[w] = false
+                        group.append(nodes[w])
+                        if w == v { break }
+                    }
                     result.append(group.sorted(by: utf8Less))
                 }
             }
@@ -525,13 +601,16 @@ struct Naming: Sendable {
     /// encoding are kept (only the hash between the stem and the extension changes).
     func rebase(_ written: String, from old: String, to new: String) -> String {
         let (dir, base) = split(written)
-        guard let dot = base.utf8.lastIndex(of: UInt8(ascii: ".")), dot != base.startIndex else { return dir + split(new).1 }
+        guard let dot = base.utf8.lastIndex(of: UInt8(ascii: ".")), dot != base.startIndex else {
+            return dir + split(new).1
+        }
         var stem = Substring(base[..<dot])
         let tail = base[dot...]
         if originals[old] != nil { stem = stem.dropLast(length + 1) }
         if new == unhashed(old) { return dir + stem + tail }
         let nb = split(new).1
-        guard let nd = nb.utf8.lastIndex(of: UInt8(ascii: ".")), nb.utf8.distance(from: nb.startIndex, to: nd) > length else { return written }
+        guard let nd = nb.utf8.lastIndex(of: UInt8(ascii: ".")), nb.utf8.distance(from: nb.startIndex, to: nd) > length
+        else { return written }
         let hash = nb[nb.utf8.index(nd, offsetBy: -length)..<nd]
         return dir + stem + "." + hash + tail
     }

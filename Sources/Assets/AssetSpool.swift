@@ -16,10 +16,14 @@ public final class AssetSpool: Sendable {
     private let end = Mutex<Int64>(0)
 
     public init(directory: String = NSTemporaryDirectory()) throws {
-        var template = Array((directory.hasSuffix("/") ? directory : directory + "/").utf8CString.dropLast()) + Array("stamp-assets-XXXXXX".utf8CString)
+        var template =
+            Array((directory.hasSuffix("/") ? directory : directory + "/").utf8CString.dropLast())
+            + Array("stamp-assets-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        guard fd >= 0 else { throw AssetError.invalid("\(directory): cannot create a temp file: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw AssetError.invalid("\(directory): cannot create a temp file: \(String(cString: strerror(errno)))")
+        }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         self.fd = fd
         path = "/proc/self/fd/\(fd)"
@@ -29,7 +33,9 @@ public final class AssetSpool: Sendable {
 
     /// Appends what `produce` emits, piece by piece (a file streamed out of a layer, never whole
     /// in memory); returns where it is, with its digests. Other appends wait meanwhile.
-    public func append(streaming produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> AssetFile.OnDisk {
+    public func append(streaming produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws
+        -> AssetFile.OnDisk
+    {
         let d = ContentDigester()
         let at = try end.withLock { end in
             let at = end

@@ -20,7 +20,9 @@ public enum AssetTree {
     /// system calls of reading them again.
     public static func read(_ dir: String, lazyText: Bool = false) throws -> [AssetFile] {
         var st = stat()
-        guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw AssetError.invalid("\(dir): not a folder") }
+        guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw AssetError.invalid("\(dir): not a folder")
+        }
         // The names first (one readdir per folder, types from it), then the files on all cores.
         var names: [String] = []
         func walk(_ rel: String) throws {
@@ -53,13 +55,19 @@ public enum AssetTree {
         defer { closedir(d) }
         var out: [(String, Bool)] = []
         while let e = readdir(d) {
-            let name = withUnsafePointer(to: e.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            let name = withUnsafePointer(to: e.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
             if name == "." || name == ".." { continue }
             var type = e.pointee.d_type
             if type == UInt8(DT_UNKNOWN) {
                 var st = stat()
-                guard lstat(dir + "/" + name, &st) == 0 else { throw AssetError.invalid("\(dir)/\(name): \(String(cString: strerror(errno)))") }
-                type = (st.st_mode & S_IFMT) == S_IFDIR ? UInt8(DT_DIR) : (st.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : UInt8(DT_LNK)
+                guard lstat(dir + "/" + name, &st) == 0 else {
+                    throw AssetError.invalid("\(dir)/\(name): \(String(cString: strerror(errno)))")
+                }
+                type =
+                    (st.st_mode & S_IFMT) == S_IFDIR
+                    ? UInt8(DT_DIR) : (st.st_mode & S_IFMT) == S_IFREG ? UInt8(DT_REG) : UInt8(DT_LNK)
             }
             switch type {
             case UInt8(DT_DIR): out.append((name, true))
@@ -79,7 +87,10 @@ public enum AssetTree {
         var buf = [UInt8](repeating: 0, count: 256 << 10)
         while true {
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AssetError.invalid("\(path): \(String(cString: strerror(errno)))")
+            }
             if n == 0 { break }
             buf.withUnsafeBytes { d.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
@@ -113,7 +124,8 @@ public enum AssetTree {
         if let t = f.textFile { return try readFile(t) }
         guard let d = f.onDisk else { return f.bytes }
         let bytes = try readFile(d.source, offset: d.offset, count: d.size)
-        let same = bytes.count == d.size
+        let same =
+            bytes.count == d.size
             && (d.spool != nil || (d.identity.map { $0 == identity(d.source) } ?? (Digester.hex(bytes) == d.sha256)))
         guard same else { throw AssetError.invalid("\(d.source): changed while stamp was reading the folder") }
         return bytes
@@ -133,7 +145,11 @@ public enum AssetTree {
             var done = 0
             while done < n {
                 let r = pread(fd, buf.baseAddress! + done, n - done, off_t(offset) + off_t(done))
-                if r < 0 { if errno == EINTR { continue }; failure = errno; break }
+                if r < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    break
+                }
                 if r == 0 { break }
                 done += r
             }
@@ -142,7 +158,9 @@ public enum AssetTree {
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        if let e = bytes.withUnsafeBytes({ FileDescriptor.writeAll(fd, $0) }) { throw AssetError.invalid("\(path): \(FileDescriptor.describe(e))") }
+        if let e = bytes.withUnsafeBytes({ FileDescriptor.writeAll(fd, $0) }) {
+            throw AssetError.invalid("\(path): \(FileDescriptor.describe(e))")
+        }
     }
 
     /// Writes `files` as a new folder `dest` (which must not exist, or be empty): into a
@@ -219,7 +237,11 @@ public enum AssetTree {
             let fd = openat(at, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw AssetError.invalid("\(tmp)/\(f.path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
-            if let d = f.onDisk, d.spool == nil, d.offset == 0, let id = d.identity, try copyFile(d.source, to: fd, size: d.size, identity: id) { return }
+            if let d = f.onDisk, d.spool == nil, d.offset == 0, let id = d.identity,
+                try copyFile(d.source, to: fd, size: d.size, identity: id)
+            {
+                return
+            }
             try writeAll(fd, try content(f), path: tmp + "/" + f.path)
         }
 
@@ -236,7 +258,9 @@ public enum AssetTree {
                 if n < 0, errno == EINTR { continue }
                 if n <= 0 {
                     // Not supported here (or nothing more to copy): start over with read and write.
-                    guard lseek(out, 0, SEEK_SET) == 0, ftruncate(out, 0) == 0 else { throw AssetError.invalid("\(source): \(String(cString: strerror(errno)))") }
+                    guard lseek(out, 0, SEEK_SET) == 0, ftruncate(out, 0) == 0 else {
+                        throw AssetError.invalid("\(source): \(String(cString: strerror(errno)))")
+                    }
                     return false
                 }
                 left -= n
@@ -266,7 +290,10 @@ public enum AssetTree {
 
         /// Waits for the files handed over, then renames the folder into place.
         public func finish() throws {
-            let error = queue.sync { closeFolders(); return failure }
+            let error = queue.sync {
+                closeFolders()
+                return failure
+            }
             finished = true
             let fm = FileManager.default
             defer { TemporaryFolders.done(tmp) }

@@ -15,7 +15,12 @@ public enum AssetVerifier {
         var file: [String: AssetFile] = [:]
         for f in files { file[f.path] = f }
         guard let mf = file[manifest] else {
-            return [Finding(.assetsManifestMissing, "\(manifest): missing (the folder was not hashed by stamp, or --manifest names another file)", path: manifest)]
+            return [
+                Finding(
+                    .assetsManifestMissing,
+                    "\(manifest): missing (the folder was not hashed by stamp, or --manifest names another file)",
+                    path: manifest)
+            ]
         }
         guard let m = try? AssetTree.content(mf), let entries = ManifestReader.entries(m) else {
             return [Finding(.assetsManifestInvalid, "\(manifest): not a manifest stamp can read", path: manifest)]
@@ -31,22 +36,35 @@ public enum AssetVerifier {
         for (orig, e) in entries.sorted(by: { utf8Less($0.key, $1.key) }) {
             listed.insert(e.path)
             guard let f = file[e.path] else {
-                findings.append(Finding(.assetsTargetMissing, "\(manifest): \(orig) maps to \(e.path), which is not in the folder", path: e.path))
+                findings.append(
+                    Finding(
+                        .assetsTargetMissing, "\(manifest): \(orig) maps to \(e.path), which is not in the folder",
+                        path: e.path))
                 continue
             }
             if e.size != f.size {
-                findings.append(Finding(.assetsSizeMismatch, "\(e.path): has size \(f.size), \(manifest) says \(e.size)", path: e.path,
-                                        expected: "\(e.size)", found: "\(f.size)"))
+                findings.append(
+                    Finding(
+                        .assetsSizeMismatch, "\(e.path): has size \(f.size), \(manifest) says \(e.size)", path: e.path,
+                        expected: "\(e.size)", found: "\(f.size)"))
             }
             if e.sha256 != f.sha256Hex {
-                findings.append(Finding(.assetsSHA256Mismatch, "\(e.path): has sha256 \(f.sha256Hex), \(manifest) says \(e.sha256)", path: e.path,
-                                        expected: e.sha256, found: f.sha256Hex))
+                findings.append(
+                    Finding(
+                        .assetsSHA256Mismatch, "\(e.path): has sha256 \(f.sha256Hex), \(manifest) says \(e.sha256)",
+                        path: e.path,
+                        expected: e.sha256, found: f.sha256Hex))
             } else if e.integrity != f.sri {
-                findings.append(Finding(.assetsIntegrityMismatch, "\(e.path): integrity differs from \(manifest)'s", path: e.path,
-                                        expected: e.integrity, found: f.sri))
+                findings.append(
+                    Finding(
+                        .assetsIntegrityMismatch, "\(e.path): integrity differs from \(manifest)'s", path: e.path,
+                        expected: e.integrity, found: f.sri))
             }
             if e.stampHashed, !isHashedName(e.path, of: orig, naming) {
-                findings.append(Finding(.assetsNotHashedName, "\(manifest): \(orig) maps to \(e.path), which is not a hashed name of it", path: e.path))
+                findings.append(
+                    Finding(
+                        .assetsNotHashedName,
+                        "\(manifest): \(orig) maps to \(e.path), which is not a hashed name of it", path: e.path))
             }
         }
         for p in paths where !listed.contains(p) && p != "version.json" {
@@ -64,7 +82,10 @@ public enum AssetVerifier {
                 // A URL the browser fetches, or a name stamp gave, that names no file.
                 let base = Path.basename(percentDecode(r.written))
                 if r.context == .url || looksStampHashed(base, naming: naming, names: stampNames) {
-                    findings.append(Finding(.assetsUnresolvedReference, "\(p): reference \"\(r.written)\" does not resolve to a file", path: p, found: r.written))
+                    findings.append(
+                        Finding(
+                            .assetsUnresolvedReference, "\(p): reference \"\(r.written)\" does not resolve to a file",
+                            path: p, found: r.written))
                 }
             }
         }
@@ -72,7 +93,10 @@ public enum AssetVerifier {
         // Names stamp gave: recomputed from the bytes (files in a cycle as a group).
         let hashed = Set(paths.filter { originals[$0] != nil })
         var edges: [String: [String]] = [:]
-        for p in hashed { edges[p] = Array(Set((refs[p] ?? []).compactMap(\.target).filter { hashed.contains($0) })).sorted(by: utf8Less) }
+        for p in hashed {
+            edges[p] = Array(Set((refs[p] ?? []).compactMap(\.target).filter { hashed.contains($0) })).sorted(
+                by: utf8Less)
+        }
         for group in AssetHasher.stronglyConnected(hashed.sorted(by: utf8Less), edges: edges) {
             let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
             var expected: [String: String] = [:]
@@ -94,15 +118,20 @@ public enum AssetVerifier {
             for p in group {
                 let want = naming.name(p, hash: expected[p]!)
                 if want != p {
-                    findings.append(Finding(.assetsNameMismatch, "\(p): name does not match its content (it should be \(Path.basename(want)))", path: p,
-                                            expected: want, found: p))
+                    findings.append(
+                        Finding(
+                            .assetsNameMismatch,
+                            "\(p): name does not match its content (it should be \(Path.basename(want)))", path: p,
+                            expected: want, found: p))
                 }
             }
         }
 
         // Old names still in use: a renamed file's former name anywhere outside a reference
         // that resolves.
-        let renamedFrom = originals.filter { $0.key != $0.value }.map { ($0.value, $0.key) }.sorted { utf8Less($0.0, $1.0) }
+        let renamedFrom = originals.filter { $0.key != $0.value }.map { ($0.value, $0.key) }.sorted {
+            utf8Less($0.0, $1.0)
+        }
         if !renamedFrom.isEmpty {
             let old = renamedFrom.map(\.0)
             let finder = NameFinder(paths: old, watched: Array(old.indices))
@@ -110,15 +139,22 @@ public enum AssetVerifier {
             for p in paths where AssetKind.of(p) != .binary {
                 guard let bytes = try? AssetTree.content(file[p]!) else { continue }
                 var seen = Set<Int>()
-                for h in finder.unaccounted(in: bytes, refs: refs[p] ?? [], paths: old).sorted(by: { $0.at < $1.at }) where seen.insert(h.file).inserted {
-                    findings.append(Finding(.assetsStaleName, "\(p): still names \(old[h.file]) at byte \(h.at), but it was renamed \(renamedFrom[h.file].1)",
-                                            path: p, expected: renamedFrom[h.file].1, found: old[h.file]))
+                for h in finder.unaccounted(in: bytes, refs: refs[p] ?? [], paths: old).sorted(by: { $0.at < $1.at })
+                where seen.insert(h.file).inserted {
+                    findings.append(
+                        Finding(
+                            .assetsStaleName,
+                            "\(p): still names \(old[h.file]) at byte \(h.at), but it was renamed \(renamedFrom[h.file].1)",
+                            path: p, expected: renamedFrom[h.file].1, found: old[h.file]))
                 }
                 let kind = AssetKind.of(p)
                 guard kind == .javascript || kind == .html else { continue }
                 for (o, fragment) in matcher.matches(Fragments(bytes)) {
-                    findings.append(Finding(.assetsRuntimeName, "\(p): may build the name \(o) at run time (from \"\(fragment)\"), but it was renamed",
-                                            path: p, found: o))
+                    findings.append(
+                        Finding(
+                            .assetsRuntimeName,
+                            "\(p): may build the name \(o) at run time (from \"\(fragment)\"), but it was renamed",
+                            path: p, found: o))
                 }
             }
         }
@@ -140,7 +176,8 @@ public enum AssetVerifier {
         let stem = base[..<dot]
         guard let hashDot = stem.utf8.lastIndex(of: 0x2E) else { return false }
         let hash = stem[stem.utf8.index(after: hashDot)...]
-        return hash.utf8.count == naming.length && hash.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+        return hash.utf8.count == naming.length
+            && hash.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 }
 
@@ -148,21 +185,30 @@ public enum AssetVerifier {
 /// `integrity`, and since the cache policy: `cache`, `hash`, `kept`).
 enum ManifestReader {
     struct Entry {
-        var path: String; var size: Int; var sha256: String; var integrity: String
+        var path: String
+        var size: Int
+        var sha256: String
+        var integrity: String
         /// Renamed by stamp (`hash: stamp`; in a manifest from before, any entry whose path differs).
         var stampHashed: Bool
         var cache: String?
     }
 
     static func entries(_ bytes: [UInt8]) -> [String: Entry]? {
-        guard let root = try? JSONValue.parse(bytes), let files = root["files"]?.objectValue, root["algorithm"]?.stringValue == "sha256" else { return nil }
+        guard let root = try? JSONValue.parse(bytes), let files = root["files"]?.objectValue,
+            root["algorithm"]?.stringValue == "sha256"
+        else { return nil }
         let current = root["generator"]?.stringValue == "stamp"
         var out: [String: Entry] = [:]
         for (k, e) in files {
-            guard let path = e["path"]?.stringValue, let size = e["size"]?.int64Value, let sha = e["sha256"]?.stringValue,
-                  let integrity = e["integrity"]?.stringValue, size >= 0, size <= Int64(Int32.max) * 1024 else { return nil }
+            guard let path = e["path"]?.stringValue, let size = e["size"]?.int64Value,
+                let sha = e["sha256"]?.stringValue,
+                let integrity = e["integrity"]?.stringValue, size >= 0, size <= Int64(Int32.max) * 1024
+            else { return nil }
             let stamp = current ? e["hash"]?.stringValue == "stamp" : path != k
-            out[k] = Entry(path: path, size: Int(size), sha256: sha, integrity: integrity, stampHashed: stamp, cache: e["cache"]?.stringValue)
+            out[k] = Entry(
+                path: path, size: Int(size), sha256: sha, integrity: integrity, stampHashed: stamp,
+                cache: e["cache"]?.stringValue)
         }
         return out
     }

@@ -41,7 +41,9 @@ struct NameFinder {
             for name in names {
                 byName[name, default: []].append(i)
                 let e = ext(name)
-                if !lengths[e, default: []].contains(name.utf8.count) { lengths[e, default: []].append(name.utf8.count) }
+                if !lengths[e, default: []].contains(name.utf8.count) {
+                    lengths[e, default: []].append(name.utf8.count)
+                }
             }
             if let h = Fingerprint.of(p) { tokens[String(h), default: []].append(i) }
             for run in digitRuns(base) { tokens[run, default: []].append(i) }
@@ -79,11 +81,13 @@ struct NameFinder {
                 i = skip.next(b, from: i)
                 guard i < n else { break }
                 let c = b[i]
-                if c == 0x2E, i + 1 < n, extensionStart[Int(b[i + 1])] { // . then an extension
+                if c == 0x2E, i + 1 < n, extensionStart[Int(b[i + 1])] {  // . then an extension
                     var j = i + 1
                     while j < n, j - i <= 12, isAlnum(b[j]) { j += 1 }
-                    if j > i + 1, j - i <= 12, j == n || !(isAlnum(b[j]) || b[j] == 0x5F || (b[j] == 0x2E && j + 1 < n && isAlnum(b[j + 1]))),
-                       let ls = lengths[String(decoding: b[(i + 1)..<j], as: UTF8.self)] {
+                    if j > i + 1, j - i <= 12,
+                        j == n || !(isAlnum(b[j]) || b[j] == 0x5F || (b[j] == 0x2E && j + 1 < n && isAlnum(b[j + 1]))),
+                        let ls = lengths[String(decoding: b[(i + 1)..<j], as: UTF8.self)]
+                    {
                         for l in ls {
                             let s = j - l
                             guard s >= 0, s == 0 || !isNameByte(b[s - 1]) else { continue }
@@ -120,7 +124,10 @@ struct NameFinder {
     /// file of the same name, which is then what this text names).
     private func covered(_ h: Hit, _ refs: [Reference], _ paths: [String]) -> Bool {
         var lo = 0, hi = refs.count
-        while lo < hi { let m = (lo + hi) / 2; if refs[m].range.lowerBound <= h.at { lo = m + 1 } else { hi = m } }
+        while lo < hi {
+            let m = (lo + hi) / 2
+            if refs[m].range.lowerBound <= h.at { lo = m + 1 } else { hi = m }
+        }
         guard lo > 0 else { return false }
         let r = refs[lo - 1]
         guard r.range.upperBound >= h.end, let t = r.target else { return false }
@@ -162,15 +169,22 @@ struct NameFinder {
     /// Part of `https://host/…` or `//host/…`: another site's file of that name.
     private func inExternalURL(_ b: [UInt8], _ at: Int) -> Bool {
         var k = at - 1
-        while k >= 0, at - k < 2048, !(b[k] <= 0x20 || b[k] == 0x22 || b[k] == 0x27 || b[k] == 0x60 || b[k] == 0x28 || b[k] == 0x3D
-                                          || b[k] == 0x3C || b[k] == 0x3E || b[k] == 0x2C) { k -= 1 }
+        while k >= 0, at - k < 2048,
+            !(b[k] <= 0x20 || b[k] == 0x22 || b[k] == 0x27 || b[k] == 0x60 || b[k] == 0x28 || b[k] == 0x3D
+                || b[k] == 0x3C || b[k] == 0x3E || b[k] == 0x2C)
+        { k -= 1 }
         var s = k + 1
         if s + 1 < at, b[s] == 0x2F, b[s + 1] == 0x2F { return true }
-        while s < at, (97...122).contains(b[s]) || (65...90).contains(b[s]) || (48...57).contains(b[s]) || b[s] == 0x2B || b[s] == 0x2D || b[s] == 0x2E { s += 1 }
+        while s < at,
+            (97...122).contains(b[s]) || (65...90).contains(b[s]) || (48...57).contains(b[s]) || b[s] == 0x2B
+                || b[s] == 0x2D || b[s] == 0x2E
+        { s += 1 }
         return s > k + 1 && s + 2 < at && b[s] == 0x3A && b[s + 1] == 0x2F && b[s + 2] == 0x2F
     }
 
-    private func isAlnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }
+    private func isAlnum(_ b: UInt8) -> Bool {
+        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b)
+    }
     private func isNameByte(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x5F || b == 0x2D || b == 0x2E || b >= 0x80 }
     private func isTokenByte(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x5F || b == 0x2D || b == 0x2E || b == 0x2F }
 
@@ -180,7 +194,10 @@ struct NameFinder {
         var out: [String] = []
         var run: [UInt8] = []
         for b in Array(name.utf8) + [0] {
-            if (48...57).contains(b) { run.append(b); continue }
+            if (48...57).contains(b) {
+                run.append(b)
+                continue
+            }
             if run.count >= 8 { out.append(String(decoding: run, as: UTF8.self)) }
             run = []
         }
@@ -209,8 +226,16 @@ struct Fragments {
     private mutating func scan(_ b: UnsafeBufferPointer<UInt8>) {
         let n = b.count
         var i = 0
-        func blankBack(_ k: Int) -> Int { var k = k; while k >= 0, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k -= 1 }; return k }
-        func blankFwd(_ k: Int) -> Int { var k = k; while k < n, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k += 1 }; return k }
+        func blankBack(_ k: Int) -> Int {
+            var k = k
+            while k >= 0, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k -= 1 }
+            return k
+        }
+        func blankFwd(_ k: Int) -> Int {
+            var k = k
+            while k < n, b[k] == 0x20 || b[k] == 0x0A || b[k] == 0x09 || b[k] == 0x0D { k += 1 }
+            return k
+        }
         // One literal's parts between `${…}`: one buffer for every literal of the file.
         var parts: [(Int, Int)] = []
         parts.reserveCapacity(8)
@@ -223,8 +248,15 @@ struct Fragments {
             var closed = false
             while j < n, j - i < 4096 {
                 let d = b[j]
-                if d == 0x5C { j += 2; continue }
-                if d == c { parts.append((start, j)); closed = true; break }
+                if d == 0x5C {
+                    j += 2
+                    continue
+                }
+                if d == c {
+                    parts.append((start, j))
+                    closed = true
+                    break
+                }
                 if c != 0x60, d == 0x0A { break }
                 if c == 0x60, d == UInt8(ascii: "$"), j + 1 < n, b[j + 1] == UInt8(ascii: "{") {
                     parts.append((start, j))
@@ -234,13 +266,19 @@ struct Fragments {
                         if b[k] == UInt8(ascii: "{") { depth += 1 } else if b[k] == UInt8(ascii: "}") { depth -= 1 }
                         k += 1
                     }
-                    start = k; j = k
+                    start = k
+                    j = k
                     continue
                 }
                 j += 1
             }
-            guard closed, j <= n else { i += 1; continue }
-            if parts.count == 1, parts[0].1 - parts[0].0 <= 64, Fragments.isName(b, parts[0].0, parts[0].1) { shortNames.append(parts[0].0..<parts[0].1) }
+            guard closed, j <= n else {
+                i += 1
+                continue
+            }
+            if parts.count == 1, parts[0].1 - parts[0].0 <= 64, Fragments.isName(b, parts[0].0, parts[0].1) {
+                shortNames.append(parts[0].0..<parts[0].1)
+            }
             // Interpolations inside a template literal.
             for (k, p) in parts.enumerated() {
                 if k < parts.count - 1 { addPrefix(b, p.0, p.1) }
@@ -265,8 +303,10 @@ struct Fragments {
     private mutating func addPrefix(_ b: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) {
         var k = e
         while k > s, b[k - 1] != 0x2F { k -= 1 }
-        guard e - k >= 2, let last = Optional(b[e - 1]), last == 0x2E || last == 0x2D || last == 0x5F, Fragments.isName(b, k, e),
-              (k..<e).contains(where: { Fragments.isLetter(b[$0]) }) else { return }
+        guard e - k >= 2, let last = Optional(b[e - 1]), last == 0x2E || last == 0x2D || last == 0x5F,
+            Fragments.isName(b, k, e),
+            (k..<e).contains(where: { Fragments.isLetter(b[$0]) })
+        else { return }
         prefixes.append((String(decoding: b[k..<e], as: UTF8.self), k))
     }
 
@@ -277,7 +317,8 @@ struct Fragments {
         guard s < e, b[s] != 0x2F else { return }
         var k = s
         while k < e, b[k] != 0x2F, b[k] != 0x3F, b[k] != 0x23 { k += 1 }
-        guard k - s >= 2, Fragments.isName(b, s, k), let dot = (s..<k).last(where: { b[$0] == 0x2E }), dot < k - 1 else { return }
+        guard k - s >= 2, Fragments.isName(b, s, k), let dot = (s..<k).last(where: { b[$0] == 0x2E }), dot < k - 1
+        else { return }
         suffixes.append((String(decoding: b[s..<k], as: UTF8.self), s))
     }
 
@@ -296,7 +337,9 @@ struct Fragments {
 
 /// `My Logo (1).svg` → `My%20Logo%20(1).svg`: the bytes a URL would hold.
 func percentEncode(_ s: String) -> String {
-    func plain(_ b: UInt8) -> Bool { !(b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x25 || b == 0x3C || b == 0x3E || b == 0x23 || b == 0x3F) }
+    func plain(_ b: UInt8) -> Bool {
+        !(b <= 0x20 || b >= 0x7F || b == 0x22 || b == 0x25 || b == 0x3C || b == 0x3E || b == 0x23 || b == 0x3F)
+    }
     if s.utf8.allSatisfy(plain) { return s }
     var out = ""
     for b in s.utf8 {

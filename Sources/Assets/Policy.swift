@@ -23,23 +23,29 @@ enum Policy {
         ("*.html", "a page"), ("*.htm", "a page"), ("*.xhtml", "a page"),
         ("manifest.json", "web app manifest"), ("*.webmanifest", "web app manifest"),
         ("favicon*", "favicon"), ("apple-touch-icon*", "touch icon"), ("android-chrome-*", "touch icon"),
-        ("mstile-*", "tile icon"), ("safari-pinned-tab.svg", "pinned-tab icon"), ("browserconfig.xml", "browser config"),
-        ("robots.txt", "fetched by crawlers"), ("sitemap*.xml", "sitemap"), ("sitemap*.xml.gz", "sitemap"), ("*.xml", "XML document"),
+        ("mstile-*", "tile icon"), ("safari-pinned-tab.svg", "pinned-tab icon"),
+        ("browserconfig.xml", "browser config"),
+        ("robots.txt", "fetched by crawlers"), ("sitemap*.xml", "sitemap"), ("sitemap*.xml.gz", "sitemap"),
+        ("*.xml", "XML document"),
         ("feed.*", "feed"), ("rss.*", "feed"), ("atom.*", "feed"), ("*.rss", "feed"), ("*.atom", "feed"),
         ("objects.inv", "Sphinx inventory"), ("llms.txt", "fetched by name"), ("llms-full.txt", "fetched by name"),
         ("ads.txt", "fetched by name"), ("app-ads.txt", "fetched by name"), ("humans.txt", "fetched by name"),
         ("security.txt", "fetched by name"), (".well-known/**", "well-known URI"),
         ("sw.js", "service worker"), ("service-worker.js", "service worker"), ("serviceworker.js", "service worker"),
         ("*-sw.js", "service worker"), ("**/service-workers/**", "service worker"),
-        ("version.json", "read by clients"), ("asset-manifest.json", "read by the server"), (".vite/**", "read by the server"),
-        ("_redirects", "host config"), ("_headers", "host config"), ("CNAME", "host config"), (".nojekyll", "host config"),
+        ("version.json", "read by clients"), ("asset-manifest.json", "read by the server"),
+        (".vite/**", "read by the server"),
+        ("_redirects", "host config"), ("_headers", "host config"), ("CNAME", "host config"),
+        (".nojekyll", "host config"),
     ].map { (Glob($0.0), $0.1) }
 
     /// Files read as they are by a server or tool: never rewritten.
     static let verbatim: [(Glob, String)] = [
-        ("*.j2", "server template"), ("*.jinja", "server template"), ("*.jinja2", "server template"), ("*.ejs", "server template"),
+        ("*.j2", "server template"), ("*.jinja", "server template"), ("*.jinja2", "server template"),
+        ("*.ejs", "server template"),
         ("*.hbs", "server template"), ("*.handlebars", "server template"), ("*.mustache", "server template"),
-        ("*.njk", "server template"), ("*.twig", "server template"), ("*.liquid", "server template"), ("*.tmpl", "server template"),
+        ("*.njk", "server template"), ("*.twig", "server template"), ("*.liquid", "server template"),
+        ("*.tmpl", "server template"),
         ("*.tpl", "server template"), ("package.json", "read by the app"),
     ].map { (Glob($0.0), $0.1) }
 
@@ -51,7 +57,10 @@ enum Policy {
             for (g, why) in list {
                 let p = g.pattern
                 let wild = p.contains { "*?[/".contains($0) }
-                if !wild { names[p] = names[p] ?? why; continue }
+                if !wild {
+                    names[p] = names[p] ?? why
+                    continue
+                }
                 if p.hasPrefix("*."), !p.dropFirst(2).contains(where: { "*?[/.".contains($0) }) {
                     extensions[String(p.dropFirst(2))] = extensions[String(p.dropFirst(2))] ?? why
                     continue
@@ -67,7 +76,11 @@ enum Policy {
             // A glob of a base name that starts with a letter cannot match a name that does not.
             let first = base.utf8.first
             return globs.first { g in
-                if let f = g.0.pattern.utf8.first, !g.0.pattern.utf8.contains(0x2F), f != 0x2A, f != 0x3F, f != 0x5B, f != first { return false }
+                if let f = g.0.pattern.utf8.first, !g.0.pattern.utf8.contains(0x2F), f != 0x2A, f != 0x3F, f != 0x5B,
+                    f != first
+                {
+                    return false
+                }
                 return g.0.matches(bytes: bytes)
             }?.1
         }
@@ -98,7 +111,7 @@ public enum Fingerprint {
         let base = Substring(Path.basename(path))
         guard let lastDot = base.lastIndex(of: "."), lastDot != base.startIndex else { return nil }
         let stem = base[..<lastDot]
-        if isHex(stem) { return stem } // webpack's `[contenthash].woff2`
+        if isHex(stem) { return stem }  // webpack's `[contenthash].woff2`
         // After each separator, the part up to the next dot: `main.3f9a1c0b.min` → `3f9a1c0b`,
         // `AltairPlot-Bu-jdMIA` → `Bu-jdMIA` (base64url holds `-` and `_` itself).
         for i in stem.indices where stem[i] == "-" || stem[i] == "." || stem[i] == "_" {
@@ -122,7 +135,10 @@ public enum Fingerprint {
         guard (8...10).contains(u.count) else { return false }
         let hash = u.prefix(8)
         guard u.dropFirst(8).allSatisfy({ (48...57).contains($0) }) else { return false }
-        guard hash.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 0x2D || $0 == 0x5F })
+        guard
+            hash.allSatisfy({
+                (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 0x2D || $0 == 0x5F
+            })
         else { return false }
         let upper = hash.contains { (65...90).contains($0) }, lower = hash.contains { (97...122).contains($0) }
         let digits = hash.filter { (48...57).contains($0) }.count
@@ -144,7 +160,10 @@ public enum Fingerprint {
             var vowel = "AEIOUY".utf8.contains(u[i])
             i += 1
             let start = i
-            while i < u.endIndex, (97...122).contains(u[i]) { vowel = vowel || "aeiouy".utf8.contains(u[i]); i += 1 }
+            while i < u.endIndex, (97...122).contains(u[i]) {
+                vowel = vowel || "aeiouy".utf8.contains(u[i])
+                i += 1
+            }
             if i - start < 2 || !vowel { return false }
         }
         return true

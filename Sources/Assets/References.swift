@@ -26,7 +26,8 @@ public enum AssetKind: Sendable {
 
     static let textExtensions: Set<String> = [
         "txt", "md", "rst", "csv", "tsv", "yaml", "yml", "toml", "ini", "conf", "j2", "jinja", "jinja2", "ejs", "hbs",
-        "handlebars", "mustache", "njk", "twig", "liquid", "tmpl", "tpl", "py", "rb", "php", "ts", "jsx", "tsx", "vue", "svelte",
+        "handlebars", "mustache", "njk", "twig", "liquid", "tmpl", "tpl", "py", "rb", "php", "ts", "jsx", "tsx", "vue",
+        "svelte",
         "less", "scss", "sass", "appcache", "vtt", "srt", "rss", "atom", "xsl", "xslt",
     ]
 }
@@ -101,7 +102,9 @@ public struct ReferenceScanner: Sendable {
         func consider(_ start: Int, _ end: Int, _ how: Resolution, _ context: Reference.Context) {
             guard start < end, !seen.contains(start) else { return }
             var pathEnd = start
-            while pathEnd < end, bytes[pathEnd] != UInt8(ascii: "?"), bytes[pathEnd] != UInt8(ascii: "#") { pathEnd += 1 }
+            while pathEnd < end, bytes[pathEnd] != UInt8(ascii: "?"), bytes[pathEnd] != UInt8(ascii: "#") {
+                pathEnd += 1
+            }
             guard pathEnd > start else { return }
             // Leading and trailing blanks of an attribute value are not part of the URL.
             var s = start, e = pathEnd
@@ -113,10 +116,16 @@ public struct ReferenceScanner: Sendable {
             let target = resolve(written, dir: dir, page: page, how: how, kind: kind)
             // A script's path that the pages loading it may resolve: kept for `resolveAgain`.
             let pending: Bool
-            if case .byPage = how, page == nil, target == nil, !written.utf8.contains(0x20) { pending = true } else { pending = false }
+            if case .byPage = how, page == nil, target == nil, !written.utf8.contains(0x20) {
+                pending = true
+            } else {
+                pending = false
+            }
             if target == nil, !pending {
                 // Unresolved: kept only when it looks like a link to a file (for `assets verify`).
-                guard !written.utf8.contains(0x20), looksLikeAssetPath(written, outsideRoot: outsideRoot) else { return }
+                guard !written.utf8.contains(0x20), looksLikeAssetPath(written, outsideRoot: outsideRoot) else {
+                    return
+                }
             }
             seen.insert(start)
             var r = Reference(range: s..<e, written: written, target: target, context: context)
@@ -133,9 +142,12 @@ public struct ReferenceScanner: Sendable {
                 i = skip.next(b, from: i)
                 guard i < n else { break }
                 let c = b[i]
-                if c == 0x22 || c == 0x27 || c == 0x60 { // " ' `
+                if c == 0x22 || c == 0x27 || c == 0x60 {  // " ' `
                     // srcset="a.png 1x, b.png 2x": candidates separated by commas.
-                    if kind == .html, isAttribute(bytes, before: i, named: "srcset") || isAttribute(bytes, before: i, named: "imagesrcset") {
+                    if kind == .html,
+                        isAttribute(bytes, before: i, named: "srcset")
+                            || isAttribute(bytes, before: i, named: "imagesrcset")
+                    {
                         // Bounded: a quote that never closes must not make every later one scan to the end.
                         if let close = bytes[(i + 1)..<min(n, i + 1 + Self.maxToken * 8)].firstIndex(of: c) {
                             var j = i + 1
@@ -160,7 +172,8 @@ public struct ReferenceScanner: Sendable {
                         // A path names a file with an extension: a token without a dot is passed
                         // over before its role (which reads the words around it) is looked up.
                         if UnsafeBufferPointer(rebasing: b[(i + 1)..<j]).contains(0x2E),
-                           let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind) {
+                            let (how, context) = quotedRole(bytes, open: i, close: j, kind: kind)
+                        {
                             consider(i + 1, j, how, context)
                         }
                         // No path between these quotes: the second may open the next string
@@ -172,14 +185,18 @@ public struct ReferenceScanner: Sendable {
                     i += 1
                     continue
                 }
-                if (kind == .css || kind == .html) && c == UInt8(ascii: "(") && i >= 3 && lower(b[i - 3]) == UInt8(ascii: "u")
-                    && lower(b[i - 2]) == UInt8(ascii: "r") && lower(b[i - 1]) == UInt8(ascii: "l") {
+                if (kind == .css || kind == .html) && c == UInt8(ascii: "(") && i >= 3
+                    && lower(b[i - 3]) == UInt8(ascii: "u")
+                    && lower(b[i - 2]) == UInt8(ascii: "r") && lower(b[i - 1]) == UInt8(ascii: "l")
+                {
                     var j = i + 1
                     while j < n, j < i + Self.maxToken, b[j] == 0x20 { j += 1 }
                     if j < n, b[j] != 0x22, b[j] != 0x27 {
                         // An unquoted url() holds no unescaped "(" and no URL is longer than a token.
                         let s = j, limit = min(n, j + Self.maxToken)
-                        while j < limit, isTokenByte(b[j]), b[j] != UInt8(ascii: ")"), b[j] != UInt8(ascii: "(") { j += 1 }
+                        while j < limit, isTokenByte(b[j]), b[j] != UInt8(ascii: ")"), b[j] != UInt8(ascii: "(") {
+                            j += 1
+                        }
                         if j < limit || limit == n { consider(s, j, .fromFile(bare: true), .url) }
                     }
                     i += 1
@@ -201,7 +218,8 @@ public struct ReferenceScanner: Sendable {
                         continue
                     }
                     if kind == .html, i + 1 < n, b[i + 1] != 0x22, b[i + 1] != 0x27,
-                       ["src", "href", "poster"].contains(where: { endsWith(bytes, at: i, $0) }) {
+                        ["src", "href", "poster"].contains(where: { endsWith(bytes, at: i, $0) })
+                    {
                         value(until: UInt8(ascii: ">"), .url)
                         continue
                     }
@@ -279,7 +297,9 @@ public struct ReferenceScanner: Sendable {
                     // new URL("x", import.meta.url): from the module; new URL("x", base): unknown.
                     var f = close + 1
                     while f < b.count, isBlank(b[f]) { f += 1 }
-                    if f < b.count, b[f] == UInt8(ascii: ","), startsWith(b, skippingBlanksFrom: f + 1, "import.meta.url") {
+                    if f < b.count, b[f] == UInt8(ascii: ","),
+                        startsWith(b, skippingBlanksFrom: f + 1, "import.meta.url")
+                    {
                         return (.fromFile(bare: true), .url)
                     }
                     return (.byPage, .string)
@@ -316,7 +336,11 @@ public struct ReferenceScanner: Sendable {
             guard relative || decoded.utf8.contains(0x2F) else { return nil }
             var found = Set<String>()
             if let page { existing(join(page)).map { found.insert($0) } }
-            if relative { existing(join(dir)).map { found.insert($0) } } else { existing(decoded).map { found.insert($0) } }
+            if relative {
+                existing(join(dir)).map { found.insert($0) }
+            } else {
+                existing(decoded).map { found.insert($0) }
+            }
             return found.count == 1 ? found.first : nil
         }
     }
@@ -333,14 +357,18 @@ public struct ReferenceScanner: Sendable {
         return ReferenceScanner.webExtensions.contains(e) && !written.hasSuffix("/")
     }
 
-    static let webExtensions: Set<String> = ["js", "mjs", "css", "map", "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico",
-                                             "woff", "woff2", "ttf", "otf", "eot", "wasm", "mp4", "webm", "mp3", "ogg", "wav"]
-    static let urlAttributes: Set<String> = ["src", "href", "srcset", "imagesrcset", "poster", "data", "action", "background",
-                                             "manifest", "icon", "xlink:href", "formaction", "cite"]
+    static let webExtensions: Set<String> = [
+        "js", "mjs", "css", "map", "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico",
+        "woff", "woff2", "ttf", "otf", "eot", "wasm", "mp4", "webm", "mp3", "ogg", "wav",
+    ]
+    static let urlAttributes: Set<String> = [
+        "src", "href", "srcset", "imagesrcset", "poster", "data", "action", "background",
+        "manifest", "icon", "xlink:href", "formaction", "cite",
+    ]
 
     private func isLocal(_ w: String) -> Bool {
         let u = w.utf8
-        guard let first = u.first, first != 0x23 else { return false } // empty, #fragment
+        guard let first = u.first, first != 0x23 else { return false }  // empty, #fragment
         if first == 0x2F, u.dropFirst().first == 0x2F { return false }  // //host
         // A scheme (http:, data:, mailto:) is letters before a colon that comes before any slash.
         for b in u {
@@ -351,7 +379,8 @@ public struct ReferenceScanner: Sendable {
     }
 
     private func isTokenByte(_ b: UInt8) -> Bool {
-        !(b <= 0x20 || b == 0x22 || b == 0x27 || b == 0x60 || b == 0x3C || b == 0x3E || b == 0x5C || b == 0x7F || b == 0x7B || b == 0x7D || b == 0x2C || b == 0x3B)
+        !(b <= 0x20 || b == 0x22 || b == 0x27 || b == 0x60 || b == 0x3C || b == 0x3E || b == 0x5C || b == 0x7F
+            || b == 0x7B || b == 0x7D || b == 0x2C || b == 0x3B)
     }
 
     private func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x09 || b == 0x0D }
@@ -376,7 +405,8 @@ public struct ReferenceScanner: Sendable {
     }
 
     private func isIdentifierByte(_ b: UInt8) -> Bool {
-        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: "$")
+        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "_")
+            || b == UInt8(ascii: "$")
     }
 
     private func startsWith(_ b: [UInt8], skippingBlanksFrom start: Int, _ word: String) -> Bool {
@@ -402,7 +432,8 @@ public struct ReferenceScanner: Sendable {
     }
 
     private func isWordByte(_ b: UInt8) -> Bool {
-        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+        (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || b == UInt8(ascii: "-")
+            || b == UInt8(ascii: "_")
     }
 
     private func isAttribute(_ bytes: [UInt8], before q: Int, named: String) -> Bool {

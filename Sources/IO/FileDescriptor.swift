@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The write loop every file writer of stamp needs (archives, temp files, asset folders).
@@ -12,7 +12,9 @@ public enum FileDescriptor {
         var done = 0
         while done < buffer.count {
             let rest = buffer.count - done
-            let n = offset.map { pwrite(fd, buffer.baseAddress! + done, rest, off_t($0) + off_t(done)) } ?? write(fd, buffer.baseAddress! + done, rest)
+            let n =
+                offset.map { pwrite(fd, buffer.baseAddress! + done, rest, off_t($0) + off_t(done)) }
+                ?? write(fd, buffer.baseAddress! + done, rest)
             if n < 0 {
                 if errno == EINTR { continue }
                 return errno

@@ -54,8 +54,14 @@ public final class ReadableFile: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw IOError.open(path, IOError.errnoText()) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { close(fd); throw IOError.open(path, IOError.errnoText()) }
-        if (st.st_mode & S_IFMT) == S_IFDIR { close(fd); throw IOError.open(path, "is a directory") }
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            throw IOError.open(path, IOError.errnoText())
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw IOError.open(path, "is a directory")
+        }
         self.fd = fd
         self.size = Int64(st.st_size)
     }
@@ -66,7 +72,9 @@ public final class ReadableFile: Sendable {
     public func read(at offset: Int64, count: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         let n = try out.withUnsafeMutableBytes { try pread(into: $0, at: offset) }
-        guard n == count else { throw IOError.truncated(path, expected: offset + Int64(count), found: offset + Int64(n)) }
+        guard n == count else {
+            throw IOError.truncated(path, expected: offset + Int64(count), found: offset + Int64(n))
+        }
         return out
     }
 
@@ -75,7 +83,10 @@ public final class ReadableFile: Sendable {
         var done = 0
         while done < buffer.count {
             let n = Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 { if errno == EINTR { continue }; throw IOError.read(path, IOError.errnoText()) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOError.read(path, IOError.errnoText())
+            }
             if n == 0 { break }
             done += n
         }
@@ -123,9 +134,15 @@ public final class PositionalSink: ByteSink {
     let fd: Int32
     let path: String
     public private(set) var offset: Int64
-    public init(_ file: WritableFile, at offset: Int64) { fd = file.fd; path = file.path; self.offset = offset }
+    public init(_ file: WritableFile, at offset: Int64) {
+        fd = file.fd
+        path = file.path
+        self.offset = offset
+    }
     public func write(_ buf: UnsafeRawBufferPointer) throws {
-        if let e = FileDescriptor.writeAll(fd, buf, at: offset) { throw IOError.write(path, FileDescriptor.describe(e)) }
+        if let e = FileDescriptor.writeAll(fd, buf, at: offset) {
+            throw IOError.write(path, FileDescriptor.describe(e))
+        }
         offset += Int64(buf.count)
     }
 }
@@ -172,7 +189,7 @@ public final class WritableFile: ByteSink {
         guard fd >= 0 else {
             let e = IOError.open(path, IOError.errnoText())
             PendingFiles.shared.remove(path)
-            committed = true // not ours: deinit must not remove it
+            committed = true  // not ours: deinit must not remove it
             throw e
         }
         buffer.reserveCapacity(WritableFile.bufferSize)
@@ -183,7 +200,9 @@ public final class WritableFile: ByteSink {
         StaleTemporaries.sweep(Path.dirname(target))
         for _ in 0..<100 {
             let name = Path.temporaryName(beside: target)
-            do { return try WritableFile(path: name) } catch IOError.open(_, let m) where m.contains("exists") { continue }
+            do { return try WritableFile(path: name) } catch IOError.open(_, let m) where m.contains("exists") {
+                continue
+            }
         }
         throw IOError.open(target, "cannot create a temporary file beside it")
     }
@@ -226,7 +245,8 @@ public final class WritableFile: ByteSink {
     public func commit(to target: String, sync: Bool = true) throws {
         try flush()
         if sync { guard fsync(fd) == 0 else { throw IOError.write(path, IOError.errnoText()) } }
-        close(fd); fd = -1
+        close(fd)
+        fd = -1
         guard rename(path, target) == 0 else { throw IOError.write(target, IOError.errnoText()) }
         committed = true
         PendingFiles.shared.remove(path)
@@ -236,10 +256,16 @@ public final class WritableFile: ByteSink {
     /// `keep()` is called).
     public func finish() throws {
         try flush()
-        if fd >= 0 { close(fd); fd = -1 }
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
     }
 
-    public func keep() { committed = true; PendingFiles.shared.remove(path) }
+    public func keep() {
+        committed = true
+        PendingFiles.shared.remove(path)
+    }
 
     /// Drops everything written so far (a download that restarts after a dropped connection).
     public func reset() throws {

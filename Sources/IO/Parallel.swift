@@ -25,7 +25,10 @@ private final class Slots<T: Sendable>: @unchecked Sendable {
         base = .allocate(capacity: count)
         base.initialize(repeating: nil, count: count)
     }
-    deinit { base.deinitialize(count: count); base.deallocate() }
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
     func put(_ i: Int, _ value: T) { base[i] = value }
     func results() -> [T] { (0..<count).map { base[$0]! } }
 }

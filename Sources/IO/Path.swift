@@ -48,7 +48,9 @@ public enum Path {
     public struct POSIXError: Error, CustomStringConvertible {
         public let errno: Int32
         public let path: String
-        public var description: String { "\(path): cannot create a temporary folder beside it: \(String(cString: strerror(errno)))" }
+        public var description: String {
+            "\(path): cannot create a temporary folder beside it: \(String(cString: strerror(errno)))"
+        }
     }
 
     /// By bytes, not characters: a `/` is a separator even where a combining mark follows it,
@@ -78,7 +80,11 @@ public enum Path {
         var parts: [Substring] = []
         for c in p.split(separator: "/", omittingEmptySubsequences: true) {
             if c == "." { continue }
-            if c == ".." { if parts.isEmpty { return nil }; parts.removeLast(); continue }
+            if c == ".." {
+                if parts.isEmpty { return nil }
+                parts.removeLast()
+                continue
+            }
             parts.append(c)
         }
         return parts.joined(separator: "/")
@@ -94,7 +100,8 @@ public enum Path {
             for b in u {
                 if b == 0x2F {
                     if length == 0 || (dots == length && length <= 2) { return false }
-                    length = 0; dots = 0
+                    length = 0
+                    dots = 0
                 } else {
                     length += 1
                     if b == 0x2E { dots += 1 }
@@ -124,7 +131,12 @@ public enum Path {
         var depth = 0
         for c in p.split(separator: "/", omittingEmptySubsequences: true) {
             if c == "." { continue }
-            if c == ".." { depth -= 1; if depth < 0 { return false } } else { depth += 1 }
+            if c == ".." {
+                depth -= 1
+                if depth < 0 { return false }
+            } else {
+                depth += 1
+            }
         }
         return true
     }
@@ -145,7 +157,8 @@ public enum StaleTemporaries {
         defer { closedir(d) }
         var names: [String] = []
         while let e = readdir(d) {
-            names.append(withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+            names.append(
+                withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
         }
         for n in names where n.hasPrefix(".") && n.hasSuffix(".tmp") {
             guard let pid = ownerPID(n), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
@@ -158,9 +171,13 @@ public enum StaleTemporaries {
         let u = Array(name.utf8), marker = Array(".stamp-".utf8)
         guard u.count > marker.count + 4 else { return nil }
         var at = -1
-        for k in stride(from: u.count - marker.count, through: 0, by: -1) where Array(u[k..<k + marker.count]) == marker { at = k; break }
+        for k in stride(from: u.count - marker.count, through: 0, by: -1) where Array(u[k..<k + marker.count]) == marker
+        {
+            at = k
+            break
+        }
         guard at >= 0 else { return nil }
-        let rest = String(decoding: u[(at + marker.count)..<(u.count - 4)], as: UTF8.self) // without ".tmp"
+        let rest = String(decoding: u[(at + marker.count)..<(u.count - 4)], as: UTF8.self)  // without ".tmp"
         let parts = rest.split(separator: "-")
         guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0 else { return nil }
         return pid

@@ -34,7 +34,10 @@ public final class GzipInflateSource: ByteSource {
     private func refill() throws {
         guard state.pointee.avail_in == 0, !inputEnd else { return }
         let n = try inner.read(into: input)
-        if n == 0 { inputEnd = true; return }
+        if n == 0 {
+            inputEnd = true
+            return
+        }
         state.pointee.next_in = input.baseAddress!.assumingMemoryBound(to: UInt8.self)
         state.pointee.avail_in = UInt32(n)
     }
@@ -71,11 +74,14 @@ public final class GzipInflateSource: ByteSource {
                 } else {
                     finished = true
                     let padding = ZeroCheckingSink()
-                    try padding.write(UnsafeRawBufferPointer(start: state.pointee.next_in, count: Int(state.pointee.avail_in)))
+                    try padding.write(
+                        UnsafeRawBufferPointer(start: state.pointee.next_in, count: Int(state.pointee.avail_in)))
                     state.pointee.avail_in = 0
                     _ = try copyStream(from: inner, to: padding)
                     if let at = padding.firstNonZero {
-                        throw ArchiveError.format("\(label): trailing garbage after the gzip stream (\(padding.count) bytes, not zero padding from byte \(at))")
+                        throw ArchiveError.format(
+                            "\(label): trailing garbage after the gzip stream (\(padding.count) bytes, not zero padding from byte \(at))"
+                        )
                     }
                 }
                 if produced > 0 || finished { return produced }
@@ -118,7 +124,10 @@ final class ZeroCheckingSink: ByteSink {
 final class PrefixedSource: ByteSource {
     private var prefix: [UInt8]
     private let inner: ByteSource
-    init(_ prefix: [UInt8], _ inner: ByteSource) { self.prefix = prefix; self.inner = inner }
+    init(_ prefix: [UInt8], _ inner: ByteSource) {
+        self.prefix = prefix
+        self.inner = inner
+    }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard !prefix.isEmpty else { return try inner.read(into: buffer) }
         let n = min(prefix.count, buffer.count)
@@ -197,7 +206,9 @@ public final class PipelinedSource: ByteSource, @unchecked Sendable {
             return 0
         }
         let take = min(buffer.count, n - readOffset)
-        slots[readSlot].withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + readOffset, byteCount: take) }
+        slots[readSlot].withUnsafeBytes {
+            buffer.baseAddress!.copyMemory(from: $0.baseAddress! + readOffset, byteCount: take)
+        }
         readOffset += take
         if readOffset == n {
             readOffset = 0

@@ -59,15 +59,18 @@ public final class CompressingSink: ByteSink {
             gzip = try ParallelGzipSink(level: level ?? 6, next: next)
             return
         }
-        guard let a = archive_write_new() else { throw ArchiveError.library("libarchive", "cannot allocate a libarchive writer") }
+        guard let a = archive_write_new() else {
+            throw ArchiveError.library("libarchive", "cannot allocate a libarchive writer")
+        }
         archive = a
         try check(a, archive_write_set_format_raw(a), "raw format")
         switch compression {
         case .gzip, .none:
-            break // returned above: ParallelGzipSink, or no filter at all
+            break  // returned above: ParallelGzipSink, or no filter at all
         case .zstd:
             try check(a, archive_write_add_filter_zstd(a), "zstd filter")
-            try check(a, archive_write_set_filter_option(a, "zstd", "compression-level", String(level ?? 3)), "zstd level")
+            try check(
+                a, archive_write_set_filter_option(a, "zstd", "compression-level", String(level ?? 3)), "zstd level")
             let workers = max(1, threads ?? min(8, ProcessInfo.processInfo.activeProcessorCount))
             try check(a, archive_write_set_filter_option(a, "zstd", "threads", String(workers)), "zstd threads")
         case .none: break
@@ -85,7 +88,13 @@ public final class CompressingSink: ByteSink {
     deinit { if let archive { archive_write_free(archive) } }
 
     fileprivate func deliver(_ buf: UnsafeRawBufferPointer) -> Int {
-        do { try next.write(buf); return buf.count } catch { pendingError = error; return -1 }
+        do {
+            try next.write(buf)
+            return buf.count
+        } catch {
+            pendingError = error
+            return -1
+        }
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
@@ -112,7 +121,9 @@ public final class CompressingSink: ByteSink {
     }
 }
 
-private func compressedWrite(_ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?, _ buf: UnsafeRawPointer?, _ n: Int) -> Int {
+private func compressedWrite(_ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?, _ buf: UnsafeRawPointer?, _ n: Int)
+    -> Int
+{
     let sink = Unmanaged<CompressingSink>.fromOpaque(ctx!).takeUnretainedValue()
     return sink.deliver(UnsafeRawBufferPointer(start: buf, count: n))
 }
@@ -166,7 +177,9 @@ public final class LayerReader {
         var head = [UInt8](repeating: 0, count: 4)
         var got = 0
         while got < 4 {
-            let n = try head.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[got...])) }
+            let n = try head.withUnsafeMutableBytes {
+                try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[got...]))
+            }
             if n == 0 { break }
             got += n
         }
@@ -174,7 +187,8 @@ public final class LayerReader {
         let sniffed = Compression.sniff(Array(head[0..<got]))
         inflatesGzip = sniffed == .gzip
         // bzip2 and xz are no OCI layer types, but libarchive reads them: not a plain tar either.
-        let compressed = sniffed != .none || (got >= 3 && head[0..<3] == [0x42, 0x5a, 0x68])
+        let compressed =
+            sniffed != .none || (got >= 3 && head[0..<3] == [0x42, 0x5a, 0x68])
             || (got == 4 && head == [0xfd, 0x37, 0x7a, 0x58])
         var stream: ByteSource = prefixed
         if inflatesGzip {
@@ -202,7 +216,9 @@ public final class LayerReader {
             }
             return
         }
-        guard let a = archive_read_new() else { throw ArchiveError.library("libarchive", "cannot allocate a libarchive reader") }
+        guard let a = archive_read_new() else {
+            throw ArchiveError.library("libarchive", "cannot allocate a libarchive reader")
+        }
         archive = a
         try check(a, archive_read_support_filter_all(a), label)
         switch mode {
@@ -223,7 +239,10 @@ public final class LayerReader {
     }
 
     fileprivate func fill() -> Int {
-        do { return try source.read(into: buffer) } catch { pendingError = error; return -1 }
+        do { return try source.read(into: buffer) } catch {
+            pendingError = error
+            return -1
+        }
     }
 
     /// The diff_id: the SHA-256 of the whole uncompressed tar (what libarchive left unread is
@@ -254,7 +273,13 @@ public final class LayerReader {
 
     /// The next entry, or nil at the end.
     public func next() throws -> EntryInfo? {
-        if let tar { return try tar.next().map { EntryInfo(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode, uid: $0.uid, gid: $0.gid, xattrs: $0.xattrs) } }
+        if let tar {
+            return try tar.next().map {
+                EntryInfo(
+                    path: $0.path, type: $0.type, size: $0.size, mode: $0.mode, uid: $0.uid, gid: $0.gid,
+                    xattrs: $0.xattrs)
+            }
+        }
         if raw != nil {
             if rawServed { return nil }
             rawServed = true
@@ -272,7 +297,9 @@ public final class LayerReader {
         // for the UTF-8 form costs a character-set conversion per entry.
         if let p = archive_entry_pathname(entry) ?? archive_entry_pathname_utf8(entry) {
             path = String(cString: p)
-        } else { path = "" }
+        } else {
+            path = ""
+        }
         let ftype = archive_entry_filetype(entry)
         let type: TarIndex.EntryType
         if let hl = archive_entry_hardlink(entry) {
@@ -293,19 +320,30 @@ public final class LayerReader {
             var value: UnsafeRawPointer?
             var size = 0
             while xattrs.count < 128, archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK, let name {
-                xattrs.append(Xattr(name: String(cString: name), value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+                xattrs.append(
+                    Xattr(
+                        name: String(cString: name),
+                        value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
             }
         }
-        return EntryInfo(path: path, type: type, size: archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : -1,
-                         mode: UInt32(archive_entry_perm(entry)),
-                         uid: (0...Int64(UInt32.max)).contains(uid) ? Int(uid) : 0, gid: (0...Int64(UInt32.max)).contains(gid) ? Int(gid) : 0,
-                         xattrs: xattrs)
+        return EntryInfo(
+            path: path, type: type, size: archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : -1,
+            mode: UInt32(archive_entry_perm(entry)),
+            uid: (0...Int64(UInt32.max)).contains(uid) ? Int(uid) : 0,
+            gid: (0...Int64(UInt32.max)).contains(gid) ? Int(gid) : 0,
+            xattrs: xattrs)
     }
 
     /// Streams the current entry's data (all of it, for `.raw`) into `sink`.
     public func readData(into sink: ByteSink) throws {
-        if let tar { try tar.readData(into: sink); return }
-        if let raw { _ = try copyStream(from: raw, to: sink); return }
+        if let tar {
+            try tar.readData(into: sink)
+            return
+        }
+        if let raw {
+            _ = try copyStream(from: raw, to: sink)
+            return
+        }
         guard let a = archive else { return }
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { out.deallocate() }
@@ -326,7 +364,9 @@ public final class LayerReader {
     }
 }
 
-private func layerRead(_ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int {
+private func layerRead(
+    _ a: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeRawPointer?>?
+) -> Int {
     let r = Unmanaged<LayerReader>.fromOpaque(ctx!).takeUnretainedValue()
     let n = r.fill()
     out?.pointee = UnsafeRawPointer(r.buffer.baseAddress)
@@ -338,7 +378,11 @@ final class BoundedSink: ByteSink {
     let limit: Int
     let label: String
     var count = 0
-    init(_ next: ByteSink, limit: Int, label: String) { self.next = next; self.limit = limit; self.label = label }
+    init(_ next: ByteSink, limit: Int, label: String) {
+        self.next = next
+        self.limit = limit
+        self.label = label
+    }
     func write(_ buffer: UnsafeRawBufferPointer) throws {
         count += buffer.count
         guard count <= limit else { throw ArchiveError.format("\(label): entry larger than \(limit) bytes") }

@@ -1,6 +1,6 @@
 internal import CDeflate
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Dispatch
 import IO
@@ -67,7 +67,8 @@ public final class ParallelGzipSink: ByteSink {
         let level = self.level
         let pool = compressors
         let results = parallelMap(count: count) { i in
-            Self.member(data[(i * Self.blockSize)..<min(data.count, (i + 1) * Self.blockSize)], level: level, pool: pool)
+            Self.member(
+                data[(i * Self.blockSize)..<min(data.count, (i + 1) * Self.blockSize)], level: level, pool: pool)
         }
         for r in results { try next.write(try r.get()) }
         pending.removeAll(keepingCapacity: true)
@@ -77,15 +78,21 @@ public final class ParallelGzipSink: ByteSink {
     /// bytes look compressed already.
     static func member(_ input: ArraySlice<UInt8>, level: Int32, pool: CompressorPool) -> Result<[UInt8], Error> {
         let use = looksIncompressible(input) ? 0 : level
-        guard let c = pool.take(level: use) else { return .failure(ArchiveError.library("libdeflate", "libdeflate: cannot allocate a compressor")) }
+        guard let c = pool.take(level: use) else {
+            return .failure(ArchiveError.library("libdeflate", "libdeflate: cannot allocate a compressor"))
+        }
         defer { pool.give(c, level: use) }
         var out = [UInt8](repeating: 0, count: libdeflate_gzip_compress_bound(c, input.count))
         let n = input.withUnsafeBufferPointer { inp in
-            out.withUnsafeMutableBufferPointer { o in libdeflate_gzip_compress(c, inp.baseAddress, inp.count, o.baseAddress, o.count) }
+            out.withUnsafeMutableBufferPointer { o in
+                libdeflate_gzip_compress(c, inp.baseAddress, inp.count, o.baseAddress, o.count)
+            }
         }
-        guard n > 18 else { return .failure(ArchiveError.library("libdeflate", "libdeflate: a block did not fit its bound")) }
+        guard n > 18 else {
+            return .failure(ArchiveError.library("libdeflate", "libdeflate: a block did not fit its bound"))
+        }
         out.removeLast(out.count - n)
-        out[9] = 3 // OS: Unix, as gzip writes it (libdeflate says "unknown")
+        out[9] = 3  // OS: Unix, as gzip writes it (libdeflate says "unknown")
         return .success(out)
     }
 }
@@ -99,7 +106,9 @@ final class CompressorPool: Sendable {
     private let free = Mutex<[Int32: [Int]]>([:])
     init() {}
     deinit {
-        free.withLock { for list in $0.values { for c in list { libdeflate_free_compressor(OpaquePointer(bitPattern: c)) } } }
+        free.withLock {
+            for list in $0.values { for c in list { libdeflate_free_compressor(OpaquePointer(bitPattern: c)) } }
+        }
     }
     func take(level: Int32) -> OpaquePointer? {
         let kept = free.withLock { $0[level]?.popLast() }

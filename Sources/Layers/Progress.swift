@@ -34,8 +34,14 @@ public final class ProgressLine: Sendable {
 
     /// `after`: nanoseconds before the first draw (a step shorter than that draws nothing).
     /// `plain`: lines for a log instead of one redrawn line.
-    public init(label: String, total: Int64, enabled: Bool, after: UInt64 = 1_000_000_000, fd: Int32 = 2, plain: Bool = false) {
-        self.label = label; self.total = total; self.enabled = enabled; self.fd = fd; self.plain = plain
+    public init(
+        label: String, total: Int64, enabled: Bool, after: UInt64 = 1_000_000_000, fd: Int32 = 2, plain: Bool = false
+    ) {
+        self.label = label
+        self.total = total
+        self.enabled = enabled
+        self.fd = fd
+        self.plain = plain
         self.after = plain ? max(after, 10_000_000_000) : after
     }
 
@@ -47,7 +53,8 @@ public final class ProgressLine: Sendable {
         state.withLock { s in
             s.done += Int64(n)
             let now = DispatchTime.now().uptimeNanoseconds
-            guard now - start >= after, s.lastDraw == 0 || now - s.lastDraw >= (plain ? 10_000_000_000 : 200_000_000) else { return }
+            guard now - start >= after, s.lastDraw == 0 || now - s.lastDraw >= (plain ? 10_000_000_000 : 200_000_000)
+            else { return }
             s.lastDraw = now
             let seconds = Double(now - start) / 1e9
             let rate = Double(s.done) / seconds

@@ -43,11 +43,15 @@ public final class TarIndex: @unchecked Sendable {
         var gnuLink: String?
         var sawEnd = false
         guard file.size >= 512 else {
-            throw file.size == 0 ? fail("empty file, not a tar archive") : fail("not a tar archive (shorter than one header)")
+            throw file.size == 0
+                ? fail("empty file, not a tar archive") : fail("not a tar archive (shorter than one header)")
         }
         while offset + 512 <= file.size {
             let h = try file.read(at: offset, count: 512)
-            if h.allSatisfy({ $0 == 0 }) { sawEnd = true; break }
+            if h.allSatisfy({ $0 == 0 }) {
+                sawEnd = true
+                break
+            }
             guard TarHeader.checksumOK(h) else {
                 if offset == 0 { throw fail("not a tar archive") }
                 throw fail("corrupt tar header at byte \(offset)")
@@ -70,7 +74,9 @@ public final class TarIndex: @unchecked Sendable {
                     case "path": paxPath = v
                     case "linkpath": paxLink = v
                     case "size":
-                        guard let s = TarHeader.paxSize(v) else { throw fail("pax header at byte \(offset): size \"\(v.prefix(40))\" is not a size") }
+                        guard let s = TarHeader.paxSize(v) else {
+                            throw fail("pax header at byte \(offset): size \"\(v.prefix(40))\" is not a size")
+                        }
                         paxSize = s
                     default: break
                     }
@@ -90,7 +96,11 @@ public final class TarIndex: @unchecked Sendable {
             }
             var name = paxPath ?? gnuLong ?? TarHeader.name(h)
             let link = paxLink ?? gnuLink ?? TarHeader.string(h, 157, 100)
-            paxPath = nil; paxLink = nil; paxSize = nil; gnuLong = nil; gnuLink = nil
+            paxPath = nil
+            paxLink = nil
+            paxSize = nil
+            gnuLong = nil
+            gnuLink = nil
 
             guard Path.isSafeEntryName(name) else { throw fail("entry \"\(name)\" escapes the archive root") }
             name = Path.clean(name) ?? ""

@@ -45,15 +45,22 @@ public final class TarStream {
 
     /// Refills the buffer; false at the end of the stream.
     private func fill() throws -> Bool {
-        if start == end { start = 0; end = 0 }
+        if start == end {
+            start = 0
+            end = 0
+        }
         guard !atEnd else { return false }
         if start > 0 && end == buffer.count {
             let n = end - start
             buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: n)
-            start = 0; end = n
+            start = 0
+            end = n
         }
         let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end...]))
-        if n == 0 { atEnd = true; return false }
+        if n == 0 {
+            atEnd = true
+            return false
+        }
         end += n
         return true
     }
@@ -84,7 +91,8 @@ public final class TarStream {
     private func skipRest() throws {
         let total = dataLeft + padding
         let at = offset
-        dataLeft = 0; padding = 0
+        dataLeft = 0
+        padding = 0
         guard try skip(total) else { throw fail("truncated: the tar ends inside the entry data at byte \(at)") }
     }
 
@@ -100,7 +108,9 @@ public final class TarStream {
             out.append(contentsOf: piece)
             left -= piece.count
         }
-        guard try skip(TarHeader.padding(size)) else { throw fail("truncated: the tar ends inside an extension header") }
+        guard try skip(TarHeader.padding(size)) else {
+            throw fail("truncated: the tar ends inside an extension header")
+        }
         return out
     }
 
@@ -115,9 +125,15 @@ public final class TarStream {
         while true {
             let at = offset
             let h = try take(512)
-            if h.isEmpty && paxPath == nil && gnuLong == nil { finished = true; return nil }
+            if h.isEmpty && paxPath == nil && gnuLong == nil {
+                finished = true
+                return nil
+            }
             guard h.count == 512 else { throw fail("truncated: the tar ends inside a header at byte \(at)") }
-            if h.allSatisfy({ $0 == 0 }) { finished = true; return nil }
+            if h.allSatisfy({ $0 == 0 }) {
+                finished = true
+                return nil
+            }
             guard TarHeader.checksumOK(h) else {
                 throw fail(at == 0 ? "not a tar archive" : "corrupt tar header at byte \(at)")
             }
@@ -137,7 +153,9 @@ public final class TarStream {
                     case "path": paxPath = v
                     case "linkpath": paxLink = v
                     case "size":
-                        guard let s = TarHeader.paxSize(v) else { throw fail("pax header before byte \(offset): size \"\(v.prefix(40))\" is not a size") }
+                        guard let s = TarHeader.paxSize(v) else {
+                            throw fail("pax header before byte \(offset): size \"\(v.prefix(40))\" is not a size")
+                        }
                         paxSize = s
                     case "uid": paxUID = Int(v)
                     case "gid": paxGID = Int(v)
@@ -174,14 +192,17 @@ public final class TarStream {
             padding = TarHeader.padding(data)
             let mode = UInt32(truncatingIfNeeded: TarHeader.number(h, 100, 8) ?? 0) & 0o7777
             let uid = paxUID ?? TarHeader.id(h, 108), gid = paxGID ?? TarHeader.id(h, 116)
-            return Entry(path: name, type: et, size: et == .file ? size : 0, mode: mode, uid: uid, gid: gid, xattrs: xattrs)
+            return Entry(
+                path: name, type: et, size: et == .file ? size : 0, mode: mode, uid: uid, gid: gid, xattrs: xattrs)
         }
     }
 
     /// Streams the current entry's data into `sink`.
     public func readData(into sink: ByteSink) throws {
         while dataLeft > 0 {
-            if start == end, try !fill() { throw fail("truncated: the tar ends inside the entry data at byte \(offset)") }
+            if start == end, try !fill() {
+                throw fail("truncated: the tar ends inside the entry data at byte \(offset)")
+            }
             let n = Int(min(dataLeft, Int64(end - start)))
             try sink.write(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + n)]))
             start += n
@@ -195,7 +216,10 @@ public final class TarStream {
 public struct Xattr: Sendable, Equatable {
     public var name: String
     public var value: [UInt8]
-    public init(name: String, value: [UInt8]) { self.name = name; self.value = value }
+    public init(name: String, value: [UInt8]) {
+        self.name = name
+        self.value = value
+    }
 }
 
 /// Fields of a 512-byte tar header, for `TarIndex` and `TarStream`.
@@ -219,10 +243,11 @@ enum TarHeader {
 
     /// An octal field, or GNU's base-256 form (high bit set); nil when malformed, negative
     /// (GNU's 0xff form) or past Int64.
-    static func number<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> Int64? where H.Element == UInt8, H.Index == Int {
+    static func number<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> Int64?
+    where H.Element == UInt8, H.Index == Int {
         let base = h.startIndex
         if h[base + at] & 0x80 != 0 {
-            guard h[base + at] & 0x40 == 0 else { return nil } // a negative number
+            guard h[base + at] & 0x40 == 0 else { return nil }  // a negative number
             var v: Int64 = Int64(h[base + at] & 0x3f)
             for i in 1..<width {
                 guard v <= Int64.max >> 8 else { return nil }
@@ -255,7 +280,8 @@ enum TarHeader {
         return Int(v)
     }
 
-    static func octal<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> Int64? where H.Element == UInt8, H.Index == Int {
+    static func octal<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> Int64?
+    where H.Element == UInt8, H.Index == Int {
         var v: Int64 = 0
         var any = false
         let base = h.startIndex
@@ -270,7 +296,8 @@ enum TarHeader {
     }
 
     /// A NUL-terminated field.
-    static func string<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> String where H.Element == UInt8, H.Index == Int {
+    static func string<H: RandomAccessCollection>(_ h: H, _ at: Int, _ width: Int) -> String
+    where H.Element == UInt8, H.Index == Int {
         let base = h.startIndex
         var n = 0
         while n < width && h[base + at + n] != 0 { n += 1 }
@@ -297,10 +324,12 @@ enum TarHeader {
         var i = 0
         while i < body.count {
             guard let sp = body[i...].firstIndex(of: UInt8(ascii: " ")),
-                  let len = Int(String(decoding: body[i..<sp], as: UTF8.self)), len > 0, i + len <= body.count else { break }
+                let len = Int(String(decoding: body[i..<sp], as: UTF8.self)), len > 0, i + len <= body.count
+            else { break }
             let record = body[(sp + 1)..<(i + len - 1)]
             if let eq = record.firstIndex(of: UInt8(ascii: "=")) {
-                out.append((String(decoding: record[record.startIndex..<eq], as: UTF8.self), Array(record[(eq + 1)...])))
+                out.append(
+                    (String(decoding: record[record.startIndex..<eq], as: UTF8.self), Array(record[(eq + 1)...])))
             }
             i += len
         }

@@ -20,8 +20,16 @@ public final class TarWriter {
         public var gid: Int
         /// Written as pax `SCHILY.xattr.NAME` records, in this order.
         public var xattrs: [Xattr]
-        public init(path: String, kind: Kind, mode: UInt32, size: Int64 = 0, uid: Int = 0, gid: Int = 0, xattrs: [Xattr] = []) {
-            self.path = path; self.kind = kind; self.mode = mode; self.size = size; self.uid = uid; self.gid = gid; self.xattrs = xattrs
+        public init(
+            path: String, kind: Kind, mode: UInt32, size: Int64 = 0, uid: Int = 0, gid: Int = 0, xattrs: [Xattr] = []
+        ) {
+            self.path = path
+            self.kind = kind
+            self.mode = mode
+            self.size = size
+            self.uid = uid
+            self.gid = gid
+            self.xattrs = xattrs
         }
     }
 
@@ -38,8 +46,12 @@ public final class TarWriter {
     public func begin(_ entry: Entry) throws {
         guard pending == 0 else { throw IOError.write("tar", "previous entry is incomplete") }
         // Readers stop a name at NUL: such a name would land as another file.
-        if entry.path.utf8.contains(0) { throw IOError.write("tar", "entry name \(String(reflecting: entry.path)) holds a NUL byte") }
-        if case .symlink(let t) = entry.kind, t.utf8.contains(0) { throw IOError.write("tar", "link target of \(entry.path) holds a NUL byte") }
+        if entry.path.utf8.contains(0) {
+            throw IOError.write("tar", "entry name \(String(reflecting: entry.path)) holds a NUL byte")
+        }
+        if case .symlink(let t) = entry.kind, t.utf8.contains(0) {
+            throw IOError.write("tar", "link target of \(entry.path) holds a NUL byte")
+        }
         var name = entry.path
         if case .directory = entry.kind, !name.hasSuffix("/") { name += "/" }
         var linkName = ""
@@ -47,8 +59,13 @@ public final class TarWriter {
         var size = entry.size
         switch entry.kind {
         case .file: break
-        case .directory: typeflag = UInt8(ascii: "5"); size = 0
-        case .symlink(let target): typeflag = UInt8(ascii: "2"); linkName = target; size = 0
+        case .directory:
+            typeflag = UInt8(ascii: "5")
+            size = 0
+        case .symlink(let target):
+            typeflag = UInt8(ascii: "2")
+            linkName = target
+            size = 0
         }
 
         var pax: [(String, [UInt8])] = []
@@ -62,19 +79,25 @@ public final class TarWriter {
         if !pax.isEmpty {
             var body: [UInt8] = []
             for (k, v) in pax {
-                let rest = 1 + k.utf8.count + 1 + v.count + 1 // " k=v\n"
+                let rest = 1 + k.utf8.count + 1 + v.count + 1  // " k=v\n"
                 var len = rest + 1
                 while String(len).utf8.count + rest != len { len = String(len).utf8.count + rest }
                 body += Array("\(len) \(k)=".utf8) + v + [0x0A]
             }
-            let paxName = "PaxHeaders/" + String(decoding: Array(Path.basename(entry.path).utf8.filter { $0 < 0x80 }.prefix(80)), as: UTF8.self)
-            try sink.write(header(name: Array(paxName.utf8), mode: 0o644, uid: 0, gid: 0, size: Int64(body.count),
-                                  typeflag: UInt8(ascii: "x"), link: []))
+            let paxName =
+                "PaxHeaders/"
+                + String(decoding: Array(Path.basename(entry.path).utf8.filter { $0 < 0x80 }.prefix(80)), as: UTF8.self)
+            try sink.write(
+                header(
+                    name: Array(paxName.utf8), mode: 0o644, uid: 0, gid: 0, size: Int64(body.count),
+                    typeflag: UInt8(ascii: "x"), link: []))
             try sink.write(body)
             try pad(Int64(body.count))
         }
-        try sink.write(header(name: Array(nameBytes.prefix(100)), mode: entry.mode, uid: entry.uid, gid: entry.gid,
-                              size: size > 0o77777777777 ? 0 : size, typeflag: typeflag, link: Array(linkBytes.prefix(100))))
+        try sink.write(
+            header(
+                name: Array(nameBytes.prefix(100)), mode: entry.mode, uid: entry.uid, gid: entry.gid,
+                size: size > 0o77777777777 ? 0 : size, typeflag: typeflag, link: Array(linkBytes.prefix(100))))
         pending = size
         currentSize = size
     }
@@ -85,7 +108,9 @@ public final class TarWriter {
     public var entryComplete: Bool { pending == 0 }
 
     public func writeData(_ buf: UnsafeRawBufferPointer) throws {
-        guard Int64(buf.count) <= pending else { throw IOError.write("tar", "entry data longer than its declared size") }
+        guard Int64(buf.count) <= pending else {
+            throw IOError.write("tar", "entry data longer than its declared size")
+        }
         try sink.write(buf)
         pending -= Int64(buf.count)
         if pending == 0 { try pad(currentSize) }
@@ -110,7 +135,9 @@ public final class TarWriter {
         try sink.write([UInt8](repeating: 0, count: 1024))
     }
 
-    private func header(name: [UInt8], mode: UInt32, uid: Int, gid: Int, size: Int64, typeflag: UInt8, link: [UInt8]) -> [UInt8] {
+    private func header(name: [UInt8], mode: UInt32, uid: Int, gid: Int, size: Int64, typeflag: UInt8, link: [UInt8])
+        -> [UInt8]
+    {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ bytes: [UInt8], _ at: Int, _ width: Int) {
             for (i, b) in bytes.prefix(width).enumerated() { h[at + i] = b }
@@ -131,8 +158,8 @@ public final class TarWriter {
         put(link, 157, 100)
         put(Array("ustar\0".utf8), 257, 6)
         put(Array("00".utf8), 263, 2)
-        octal(0, 329, 8) // devmajor
-        octal(0, 337, 8) // devminor
+        octal(0, 329, 8)  // devmajor
+        octal(0, 337, 8)  // devminor
         let sum = h.reduce(0) { $0 + Int64($1) }
         var s = String(sum, radix: 8)
         while s.count < 6 { s = "0" + s }

@@ -6,8 +6,12 @@ public struct Descriptor: Hashable, Sendable {
 
     public init(json: JSONValue) { self.json = json }
 
-    public init(mediaType: String, digest: String, size: Int64, platform: Platform? = nil, annotations: [String: String] = [:]) {
-        var j: JSONValue = .object([("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size))])
+    public init(
+        mediaType: String, digest: String, size: Int64, platform: Platform? = nil, annotations: [String: String] = [:]
+    ) {
+        var j: JSONValue = .object([
+            ("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size)),
+        ])
         if let platform { j["platform"] = platform.json }
         if !annotations.isEmpty { j["annotations"] = .strings(annotations) }
         self.json = j
@@ -39,10 +43,14 @@ public struct Descriptor: Hashable, Sendable {
     /// Checks the fields every descriptor needs; `what` names it in the message.
     public func validate(_ what: String) throws {
         guard !mediaType.isEmpty else { throw OCIError.invalidDocument("\(what): descriptor has no mediaType") }
-        guard Digest.isValid(digest) else { throw OCIError.invalidDocument("\(what): descriptor digest \"\(digest)\" is not a sha256 digest") }
+        guard Digest.isValid(digest) else {
+            throw OCIError.invalidDocument("\(what): descriptor digest \"\(digest)\" is not a sha256 digest")
+        }
         guard size >= 0 else { throw OCIError.invalidDocument("\(what): descriptor \(digest) has no valid size") }
         // Sizes are summed (progress, archive offsets): one past a pebibyte is a lie, not a blob.
-        guard size <= Descriptor.maxSize else { throw OCIError.invalidDocument("\(what): descriptor \(digest) claims \(size) bytes (more than 1 PiB)") }
+        guard size <= Descriptor.maxSize else {
+            throw OCIError.invalidDocument("\(what): descriptor \(digest) claims \(size) bytes (more than 1 PiB)")
+        }
     }
 }
 

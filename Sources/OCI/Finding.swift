@@ -73,10 +73,18 @@ public struct Finding: Sendable, Equatable, CustomStringConvertible {
     /// The line `verify` prints.
     public var message: String
 
-    public init(_ code: Code, _ message: String, platform: String? = nil, path: String? = nil, digest: String? = nil,
-                expected: String? = nil, found: String? = nil, severity: Severity = .error) {
-        self.code = code; self.message = message; self.platform = platform; self.path = path; self.digest = digest
-        self.expected = expected; self.found = found; self.severity = severity
+    public init(
+        _ code: Code, _ message: String, platform: String? = nil, path: String? = nil, digest: String? = nil,
+        expected: String? = nil, found: String? = nil, severity: Severity = .error
+    ) {
+        self.code = code
+        self.message = message
+        self.platform = platform
+        self.path = path
+        self.digest = digest
+        self.expected = expected
+        self.found = found
+        self.severity = severity
     }
 
     public var description: String { message }

@@ -72,11 +72,15 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
         }
         if s.hasPrefix("docker://") { return .registry(try RegistryReference.parse(s)) }
         if let t = transportPrefix(of: s), foreignTransportPrefixes.contains(t), !exists(s) {
-            throw OCIError.invalidReference("\(s): transport not supported (use docker://, oci:, oci-archive: or docker-archive:)")
+            throw OCIError.invalidReference(
+                "\(s): transport not supported (use docker://, oci:, oci-archive: or docker-archive:)")
         }
         if let colon = s.firstIndex(of: ":"), !s[..<colon].contains("/"), !s[..<colon].contains("."), !exists(s) {
             let t = s[..<colon]
-            if t.count > 1 { throw OCIError.invalidReference("\(s): unknown transport \"\(t):\" (known: docker://, oci:, oci-archive:, docker-archive:)") }
+            if t.count > 1 {
+                throw OCIError.invalidReference(
+                    "\(s): unknown transport \"\(t):\" (known: docker://, oci:, oci-archive:, docker-archive:)")
+            }
         }
         let (path, ref) = splitRef(s, exists: exists)
         return .path(path, ref: ref)
@@ -98,7 +102,9 @@ public enum ImageReference: Hashable, Sendable, CustomStringConvertible {
         let ok = ref.utf8.allSatisfy { b in
             (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) || "._-:/@+".utf8.contains(b)
         }
-        guard ok else { throw OCIError.invalidReference("\(s): reference \"\(ref)\" has characters an image name cannot have") }
+        guard ok else {
+            throw OCIError.invalidReference("\(s): reference \"\(ref)\" has characters an image name cannot have")
+        }
     }
 }
 

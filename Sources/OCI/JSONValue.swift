@@ -23,8 +23,9 @@ public enum JSONValue: Hashable, Sendable {
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)):
-            return x.count == y.count && zip(x.sorted { $0.0 < $1.0 }, y.sorted { $0.0 < $1.0 })
-                .allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+            return x.count == y.count
+                && zip(x.sorted { $0.0 < $1.0 }, y.sorted { $0.0 < $1.0 })
+                    .allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
         }
     }
@@ -45,7 +46,7 @@ public enum JSONValue: Hashable, Sendable {
             if let newValue {
                 if let i = members.firstIndex(where: { $0.0 == key }) {
                     members[i].1 = newValue
-                    members.removeAll { $0.0 == key && $0.1 != newValue } // drop duplicates
+                    members.removeAll { $0.0 == key && $0.1 != newValue }  // drop duplicates
                     if !members.contains(where: { $0.0 == key }) { members.append((key, newValue)) }
                 } else {
                     members.append((key, newValue))
@@ -202,7 +203,9 @@ extension JSONValue {
         func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
         mutating func skipSpace() {
-            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 {
+                i += 1
+            }
         }
 
         mutating func literal(_ word: String, _ v: JSONValue) throws -> JSONValue {
@@ -224,21 +227,33 @@ extension JSONValue {
                 i += 1
                 var items: [JSONValue] = []
                 skipSpace()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
+                    i += 1
+                    return .array(items)
+                }
                 while true {
                     skipSpace()
                     items.append(try value(depth: depth + 1))
                     skipSpace()
                     guard i < bytes.count else { throw fail("unterminated array") }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                    if bytes[i] == UInt8(ascii: ",") {
+                        i += 1
+                        continue
+                    }
+                    if bytes[i] == UInt8(ascii: "]") {
+                        i += 1
+                        return .array(items)
+                    }
                     throw fail("expected , or ]")
                 }
             case UInt8(ascii: "{"):
                 i += 1
                 var members: [(String, JSONValue)] = []
                 skipSpace()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+                if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+                    i += 1
+                    return .object(members)
+                }
                 while true {
                     skipSpace()
                     guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a key") }
@@ -250,8 +265,14 @@ extension JSONValue {
                     members.append((k, try value(depth: depth + 1)))
                     skipSpace()
                     guard i < bytes.count else { throw fail("unterminated object") }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+                    if bytes[i] == UInt8(ascii: ",") {
+                        i += 1
+                        continue
+                    }
+                    if bytes[i] == UInt8(ascii: "}") {
+                        i += 1
+                        return .object(members)
+                    }
                     throw fail("expected , or }")
                 }
             default:
@@ -262,9 +283,16 @@ extension JSONValue {
         mutating func number() throws -> String {
             let start = i
             if i < bytes.count, bytes[i] == UInt8(ascii: "-") { i += 1 }
-            func digits() -> Int { let s = i; while i < bytes.count, (48...57).contains(bytes[i]) { i += 1 }; return i - s }
+            func digits() -> Int {
+                let s = i
+                while i < bytes.count, (48...57).contains(bytes[i]) { i += 1 }
+                return i - s
+            }
             guard digits() > 0 else { throw fail("invalid value") }
-            if i < bytes.count, bytes[i] == UInt8(ascii: ".") { i += 1; guard digits() > 0 else { throw fail("invalid number") } }
+            if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+                i += 1
+                guard digits() > 0 else { throw fail("invalid number") }
+            }
             if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
                 i += 1
                 if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
@@ -292,14 +320,21 @@ extension JSONValue {
         }
 
         mutating func string() throws -> String {
-            i += 1 // opening quote
+            i += 1  // opening quote
             var out: [UInt8] = []
             while true {
                 guard i < bytes.count else { throw fail("unterminated string") }
                 let c = bytes[i]
-                if c == UInt8(ascii: "\"") { i += 1; break }
+                if c == UInt8(ascii: "\"") {
+                    i += 1
+                    break
+                }
                 if c < 0x20 { throw fail("control character in string") }
-                if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+                if c != UInt8(ascii: "\\") {
+                    out.append(c)
+                    i += 1
+                    continue
+                }
                 i += 1
                 guard i < bytes.count else { throw fail("unterminated escape") }
                 let e = bytes[i]
@@ -315,15 +350,21 @@ extension JSONValue {
                 case UInt8(ascii: "t"): out.append(9)
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
-                    if (0xD800..<0xDC00).contains(scalar), i + 1 < bytes.count, bytes[i] == 92, bytes[i + 1] == UInt8(ascii: "u") {
+                    if (0xD800..<0xDC00).contains(scalar), i + 1 < bytes.count, bytes[i] == 92,
+                        bytes[i + 1] == UInt8(ascii: "u")
+                    {
                         i += 2
                         let low = try hex4()
                         if (0xDC00..<0xE000).contains(low) {
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        } else { throw fail("bad surrogate pair") }
+                        } else {
+                            throw fail("bad surrogate pair")
+                        }
                     }
                     // A lone surrogate has no UTF-8 form: replacing it would change the document.
-                    guard let u = Unicode.Scalar(scalar) else { throw fail("lone surrogate \\u\(String(scalar, radix: 16))") }
+                    guard let u = Unicode.Scalar(scalar) else {
+                        throw fail("lone surrogate \\u\(String(scalar, radix: 16))")
+                    }
                     out.append(contentsOf: Array(String(Character(u)).utf8))
                 default: throw fail("bad escape")
                 }

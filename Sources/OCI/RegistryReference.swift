@@ -11,7 +11,10 @@ public struct RegistryReference: Hashable, Sendable, CustomStringConvertible {
     public static let dockerHub = "docker.io"
 
     public init(host: String, repository: String, tag: String? = nil, digest: String? = nil) {
-        self.host = host; self.repository = repository; self.tag = tag; self.digest = digest
+        self.host = host
+        self.repository = repository
+        self.tag = tag
+        self.digest = digest
     }
 
     /// Where the API is served: Docker Hub's API host differs from its name.
@@ -44,7 +47,9 @@ public struct RegistryReference: Hashable, Sendable, CustomStringConvertible {
         var digest: String?
         if let at = s.firstIndex(of: "@") {
             let d = String(s[s.index(after: at)...])
-            guard Digest.isValid(d) else { throw OCIError.invalidReference("\(shown): \"\(d)\" is not a valid digest (sha256:<64 hex>)") }
+            guard Digest.isValid(d) else {
+                throw OCIError.invalidReference("\(shown): \"\(d)\" is not a valid digest (sha256:<64 hex>)")
+            }
             digest = d
             s = s[..<at]
         }
@@ -66,14 +71,20 @@ public struct RegistryReference: Hashable, Sendable, CustomStringConvertible {
         }
         if host == dockerHub && parts.count == 1 { parts.insert("library", at: 0) }
         for p in parts where !isComponent(p) {
-            throw OCIError.invalidReference("\(shown): \"\(p)\" is not a valid repository name component (lowercase letters, digits, and . _ - between them)")
+            throw OCIError.invalidReference(
+                "\(shown): \"\(p)\" is not a valid repository name component (lowercase letters, digits, and . _ - between them)"
+            )
         }
         let repository = parts.joined(separator: "/")
-        guard repository.count <= 255 else { throw OCIError.invalidReference("\(shown): repository name longer than 255 characters") }
+        guard repository.count <= 255 else {
+            throw OCIError.invalidReference("\(shown): repository name longer than 255 characters")
+        }
         return RegistryReference(host: host, repository: repository, tag: tag, digest: digest)
     }
 
-    private static func isAlnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (97...122).contains(b) || (65...90).contains(b) }
+    private static func isAlnum(_ b: UInt8) -> Bool {
+        (48...57).contains(b) || (97...122).contains(b) || (65...90).contains(b)
+    }
 
     /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
     static func isComponent(_ s: String) -> Bool {
@@ -83,7 +94,10 @@ public struct RegistryReference: Hashable, Sendable, CustomStringConvertible {
         guard lowerAlnum(f), lowerAlnum(l) else { return false }
         var i = 0
         while i < u.count {
-            if lowerAlnum(u[i]) { i += 1; continue }
+            if lowerAlnum(u[i]) {
+                i += 1
+                continue
+            }
             var j = i
             while j < u.count, !lowerAlnum(u[j]) { j += 1 }
             let sep = String(decoding: u[i..<j], as: UTF8.self)

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Hashing
 import OCI
@@ -13,7 +13,9 @@ public struct Credential: Sendable, CustomStringConvertible {
     public var isIdentityToken: Bool
 
     public init(username: String, secret: String, isIdentityToken: Bool = false) {
-        self.username = username; self.secret = secret; self.isIdentityToken = isIdentityToken
+        self.username = username
+        self.secret = secret
+        self.isIdentityToken = isIdentityToken
     }
 
     public var description: String { "\(username):***" }
@@ -30,7 +32,9 @@ public struct CredentialLookup: Sendable {
     public var environment: [String: String]
 
     public init(creds: String?, authFile: String?, environment: [String: String]) {
-        self.creds = creds; self.authFile = authFile; self.environment = environment
+        self.creds = creds
+        self.authFile = authFile
+        self.environment = environment
     }
 
     /// The files searched, in order.
@@ -102,10 +106,12 @@ public struct CredentialLookup: Sendable {
                 }
                 if let auth = entry["auth"]?.stringValue, !auth.isEmpty {
                     guard let raw = Base64.decode(auth), let text = String(bytes: raw, encoding: .utf8),
-                          let colon = text.firstIndex(of: ":") else {
+                        let colon = text.firstIndex(of: ":")
+                    else {
                         throw RegistryError.usage("\(file): the auth entry for \(key) is not base64 of USER:PASSWORD")
                     }
-                    return Credential(username: String(text[..<colon]), secret: String(text[text.index(after: colon)...]))
+                    return Credential(
+                        username: String(text[..<colon]), secret: String(text[text.index(after: colon)...]))
                 }
                 if let u = entry["username"]?.stringValue, let p = entry["password"]?.stringValue {
                     return Credential(username: u, secret: p)
@@ -130,7 +136,9 @@ public struct CredentialLookup: Sendable {
             if String(decoding: out, as: UTF8.self).lowercased().contains("credentials not found") { return nil }
             throw RegistryError.usage("\(exe) get failed for \(serverURL) (exit \(status))")
         }
-        guard let j = try? JSONValue.parse(out), let user = j["Username"]?.stringValue, let secret = j["Secret"]?.stringValue else {
+        guard let j = try? JSONValue.parse(out), let user = j["Username"]?.stringValue,
+            let secret = j["Secret"]?.stringValue
+        else {
             throw RegistryError.usage("\(exe) get: output is not {\"Username\",\"Secret\"} JSON")
         }
         return Credential(username: user, secret: secret, isIdentityToken: user == "<token>")
@@ -160,9 +168,11 @@ private func runHelperProcess(_ path: String, input: String) throws -> (Int32, [
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, path, &actions, &attr, argv, environ)
-    close(inPipe[0]); close(outPipe[1])
+    close(inPipe[0])
+    close(outPipe[1])
     guard rc == 0 else {
-        close(inPipe[1]); close(outPipe[0])
+        close(inPipe[1])
+        close(outPipe[0])
         throw RegistryError.usage("\(path): cannot run: \(String(cString: strerror(rc)))")
     }
     // A helper that exits without reading stdin must not kill stamp with SIGPIPE: block it on
@@ -200,7 +210,9 @@ struct Challenge: Equatable {
 
     static func parse(_ header: String) -> Challenge? {
         let h = header.trimmingCharacters(in: .whitespaces)
-        guard let space = h.firstIndex(of: " ") else { return h.isEmpty ? nil : Challenge(scheme: h.lowercased(), params: [:]) }
+        guard let space = h.firstIndex(of: " ") else {
+            return h.isEmpty ? nil : Challenge(scheme: h.lowercased(), params: [:])
+        }
         let scheme = h[..<space].lowercased()
         var params: [String: String] = [:]
         var rest = Substring(h[h.index(after: space)...])
@@ -215,8 +227,15 @@ struct Challenge: Equatable {
                 var escaped = false
                 while let c = rest.first {
                     rest = rest.dropFirst()
-                    if escaped { value.append(c); escaped = false; continue }
-                    if c == "\\" { escaped = true; continue }
+                    if escaped {
+                        value.append(c)
+                        escaped = false
+                        continue
+                    }
+                    if c == "\\" {
+                        escaped = true
+                        continue
+                    }
                     if c == "\"" { break }
                     value.append(c)
                 }

@@ -66,8 +66,9 @@ final class BlockingHTTP: Sendable {
             config.decompression = .disabled
             config.httpVersion = .automatic
             if let proxy {
-                config.proxy = .server(host: proxy.host, port: proxy.port,
-                                       authorization: proxy.credentials.map { .basic(credentials: $0) })
+                config.proxy = .server(
+                    host: proxy.host, port: proxy.port,
+                    authorization: proxy.credentials.map { .basic(credentials: $0) })
             }
             let c = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: config)
             clients[key] = c
@@ -78,11 +79,14 @@ final class BlockingHTTP: Sendable {
     /// A request to completion. `limit`: the most bytes of a body kept in memory (a document, an
     /// error page); more is an error (`BodyTooLarge`), never a silent cut. `seconds`: the whole
     /// request's deadline.
-    func send(method: HTTPMethod, url: String, headers: HTTPHeaders, body: RequestBody, tls: TLSConfiguration?,
-              sink: ByteSink?, limit: Int = 4 << 20, seconds: Int64 = 120) throws -> HTTPResult {
+    func send(
+        method: HTTPMethod, url: String, headers: HTTPHeaders, body: RequestBody, tls: TLSConfiguration?,
+        sink: ByteSink?, limit: Int = 4 << 20, seconds: Int64 = 120
+    ) throws -> HTTPResult {
         let client = client(for: url)
         let loop = client.eventLoopGroup.next()
-        var request = try HTTPClient.Request(url: url, method: method, headers: headers, body: nil, tlsConfiguration: tls)
+        var request = try HTTPClient.Request(
+            url: url, method: method, headers: headers, body: nil, tlsConfiguration: tls)
         switch body {
         case .none: break
         case .bytes(let b): request.body = .bytes(b)
@@ -93,18 +97,23 @@ final class BlockingHTTP: Sendable {
             }
         }
         let collector = Collector(sink: sink.map(UncheckedSendable.init), limit: limit)
-        let task = client.execute(request: request, delegate: collector, eventLoop: .delegate(on: loop),
-                                  deadline: .now() + .seconds(seconds))
+        let task = client.execute(
+            request: request, delegate: collector, eventLoop: .delegate(on: loop),
+            deadline: .now() + .seconds(seconds))
         do { return try task.wait() } catch let e as HTTPClientError where e == .deadlineExceeded {
             throw Deadline(seconds: seconds)
         }
     }
 
-    private static func pump(_ writer: HTTPClient.Body.StreamWriter, _ source: UncheckedSendable<ByteSource>, _ loop: EventLoop) -> EventLoopFuture<Void> {
+    private static func pump(
+        _ writer: HTTPClient.Body.StreamWriter, _ source: UncheckedSendable<ByteSource>, _ loop: EventLoop
+    ) -> EventLoopFuture<Void> {
         var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
         let n: Int
         do {
-            n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { try source.value.read(into: $0) }
+            n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) {
+                try source.value.read(into: $0)
+            }
         } catch {
             return loop.makeFailedFuture(error)
         }
@@ -124,7 +133,10 @@ private final class Collector: HTTPClientResponseDelegate, @unchecked Sendable {
     var headers = HTTPHeaders()
     var body: [UInt8] = []
 
-    init(sink: UncheckedSendable<ByteSink>?, limit: Int) { self.sink = sink; self.limit = limit }
+    init(sink: UncheckedSendable<ByteSink>?, limit: Int) {
+        self.sink = sink
+        self.limit = limit
+    }
 
     func didReceiveHead(task: HTTPClient.Task<HTTPResult>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
         status = Int(head.status.code)
@@ -134,7 +146,9 @@ private final class Collector: HTTPClientResponseDelegate, @unchecked Sendable {
 
     func didReceiveBodyPart(task: HTTPClient.Task<HTTPResult>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         if let sink, (200..<300).contains(status) {
-            do { try buffer.withUnsafeReadableBytes { try sink.value.write($0) } } catch { return task.eventLoop.makeFailedFuture(error) }
+            do { try buffer.withUnsafeReadableBytes { try sink.value.write($0) } } catch {
+                return task.eventLoop.makeFailedFuture(error)
+            }
         } else if sink == nil, (200..<300).contains(status), body.count + buffer.readableBytes > limit {
             // A document larger than any stamp reads (an endless manifest): stop now.
             return task.eventLoop.makeFailedFuture(BodyTooLarge(limit: limit))
@@ -167,7 +181,9 @@ struct ProxySettings: Sendable {
         func value(_ name: String) -> String? { (e[name.lowercased()] ?? e[name]).flatMap { $0.isEmpty ? nil : $0 } }
         http = value("HTTP_PROXY").flatMap(Self.endpoint)
         https = value("HTTPS_PROXY").flatMap(Self.endpoint)
-        noProxy = (value("NO_PROXY") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        noProxy = (value("NO_PROXY") ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }.filter { !$0.isEmpty }
     }
 
     static func endpoint(_ text: String) -> Endpoint? {

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Failures
 import Hashing
@@ -71,7 +71,9 @@ public final class RegistryClient: Sendable {
 
     public init(options: RegistryOptions) { self.options = options }
 
-    public static let manifestAccept = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest]
+    public static let manifestAccept = [
+        MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest,
+    ]
 
     // MARK: API
 
@@ -81,7 +83,8 @@ public final class RegistryClient: Sendable {
         let what = "\(ref.with(tag: Digest.isValid(r) ? nil : r, digest: Digest.isValid(r) ? r : nil))"
         var h = HTTPHeaders()
         h.add(name: "Accept", value: Self.manifestAccept.joined(separator: ", "))
-        let res = try perform(ref, .GET, "/v2/\(ref.repository)/manifests/\(r)", headers: h, scopes: [pull(ref)], what: what)
+        let res = try perform(
+            ref, .GET, "/v2/\(ref.repository)/manifests/\(r)", headers: h, scopes: [pull(ref)], what: what)
         try check(res, ok: [200], what: what, ref: ref)
         let digest = Digester.digest(res.body)
         if Digest.isValid(r), r != digest {
@@ -90,7 +93,9 @@ public final class RegistryClient: Sendable {
         if let d = res.header("Docker-Content-Digest"), d.hasPrefix("sha256:"), d != digest {
             throw RegistryError.corrupt("\(what): manifest bytes hash to \(digest) but the registry says \(d)")
         }
-        let type = res.header("Content-Type").map { String($0.split(separator: ";")[0]).trimmingCharacters(in: .whitespaces) } ?? ""
+        let type =
+            res.header("Content-Type").map { String($0.split(separator: ";")[0]).trimmingCharacters(in: .whitespaces) }
+            ?? ""
         let declared = (try? JSONValue.parse(res.body))?["mediaType"]?.stringValue
         let mediaType = declared ?? (type.isEmpty ? MediaType.ociManifest : type)
         return FetchedManifest(bytes: res.body, mediaType: mediaType, digest: digest)
@@ -101,7 +106,8 @@ public final class RegistryClient: Sendable {
         let r = reference ?? ref.reference
         var h = HTTPHeaders()
         h.add(name: "Accept", value: Self.manifestAccept.joined(separator: ", "))
-        let res = try perform(ref, .HEAD, "/v2/\(ref.repository)/manifests/\(r)", headers: h, scopes: [pull(ref)], what: "\(ref)")
+        let res = try perform(
+            ref, .HEAD, "/v2/\(ref.repository)/manifests/\(r)", headers: h, scopes: [pull(ref)], what: "\(ref)")
         if res.status == 404 { return nil }
         try check(res, ok: [200], what: "\(ref)", ref: ref)
         if let d = res.header("Docker-Content-Digest"), Digest.isValid(d) { return d }
@@ -112,7 +118,8 @@ public final class RegistryClient: Sendable {
     public func fetchBlob(_ ref: RegistryReference, digest: String, size: Int64?, into file: WritableFile) throws {
         let what = "\(ref.with(tag: nil, digest: nil)) blob \(digest)"
         let sink = CheckedDownload(file: file, limit: size)
-        let res = try perform(ref, .GET, "/v2/\(ref.repository)/blobs/\(digest)", sink: sink, scopes: [pull(ref)], what: what)
+        let res = try perform(
+            ref, .GET, "/v2/\(ref.repository)/blobs/\(digest)", sink: sink, scopes: [pull(ref)], what: what)
         try check(res, ok: [200], what: what, ref: ref)
         try file.flush()
         if let size, sink.count != size {
@@ -135,8 +142,10 @@ public final class RegistryClient: Sendable {
     /// Uploads a blob unless the repository has it: HEAD, then a cross-repository mount when
     /// `mountFrom` is another repository of the same registry, then a monolithic PUT (small
     /// blobs) or PATCH chunks and a closing PUT. `open(offset, length)` gives the bytes.
-    public func pushBlob(_ ref: RegistryReference, digest: String, size: Int64, mountFrom: RegistryReference?,
-                         open: @escaping (Int64, Int64) throws -> ByteSource) throws -> PushOutcome {
+    public func pushBlob(
+        _ ref: RegistryReference, digest: String, size: Int64, mountFrom: RegistryReference?,
+        open: @escaping (Int64, Int64) throws -> ByteSource
+    ) throws -> PushOutcome {
         if try blobExists(ref, digest: digest) { return .existed }
         let what = "\(ref.with(tag: nil, digest: nil)) blob \(digest)"
         var scopes = [push(ref)]
@@ -157,21 +166,25 @@ public final class RegistryClient: Sendable {
                 var h = HTTPHeaders()
                 h.add(name: "Content-Type", value: "application/octet-stream")
                 h.add(name: "Content-Range", value: "\(o)-\(o + n - 1)")
-                let res = try perform(ref, .PATCH, location, headers: h, body: .stream(length: n, open: { try open(o, n) }),
-                                      scopes: [push(ref)], what: what)
+                let res = try perform(
+                    ref, .PATCH, location, headers: h, body: .stream(length: n, open: { try open(o, n) }),
+                    scopes: [push(ref)], what: what)
                 try check(res, ok: [202, 204], what: what, ref: ref)
                 location = try uploadLocation(res, what: what, ref: ref)
                 offset += n
             }
             var h = HTTPHeaders()
             h.add(name: "Content-Length", value: "0")
-            let done = try perform(ref, .PUT, appendQuery(location, "digest=" + queryEscape(digest)), headers: h, scopes: [push(ref)], what: what)
+            let done = try perform(
+                ref, .PUT, appendQuery(location, "digest=" + queryEscape(digest)), headers: h, scopes: [push(ref)],
+                what: what)
             try check(done, ok: [201, 204], what: what, ref: ref)
         } else {
             var h = HTTPHeaders()
             h.add(name: "Content-Type", value: "application/octet-stream")
-            let done = try perform(ref, .PUT, appendQuery(location, "digest=" + queryEscape(digest)), headers: h,
-                                   body: .stream(length: size, open: { try open(0, size) }), scopes: [push(ref)], what: what)
+            let done = try perform(
+                ref, .PUT, appendQuery(location, "digest=" + queryEscape(digest)), headers: h,
+                body: .stream(length: size, open: { try open(0, size) }), scopes: [push(ref)], what: what)
             try check(done, ok: [201, 204], what: what, ref: ref)
         }
         return .uploaded
@@ -179,11 +192,13 @@ public final class RegistryClient: Sendable {
 
     /// PUT a manifest or index under a tag or its digest.
     public func putManifest(_ ref: RegistryReference, reference: String, bytes: [UInt8], mediaType: String) throws {
-        let what = "\(ref.with(tag: Digest.isValid(reference) ? nil : reference, digest: Digest.isValid(reference) ? reference : nil))"
+        let what =
+            "\(ref.with(tag: Digest.isValid(reference) ? nil : reference, digest: Digest.isValid(reference) ? reference : nil))"
         var h = HTTPHeaders()
         h.add(name: "Content-Type", value: mediaType)
-        let res = try perform(ref, .PUT, "/v2/\(ref.repository)/manifests/\(reference)", headers: h, body: .bytes(bytes),
-                              scopes: [push(ref)], what: what)
+        let res = try perform(
+            ref, .PUT, "/v2/\(ref.repository)/manifests/\(reference)", headers: h, body: .bytes(bytes),
+            scopes: [push(ref)], what: what)
         try check(res, ok: [201, 200, 204], what: what, ref: ref)
         let digest = Digester.digest(bytes)
         if let d = res.header("Docker-Content-Digest"), d.hasPrefix("sha256:"), d != digest {
@@ -197,7 +212,9 @@ public final class RegistryClient: Sendable {
     private func push(_ r: RegistryReference) -> String { "repository:\(r.repository):pull,push" }
 
     private func uploadLocation(_ res: HTTPResult, what: String, ref: RegistryReference) throws -> String {
-        guard let l = res.header("Location"), !l.isEmpty else { throw RegistryError.failed("\(what): the registry gave no upload Location") }
+        guard let l = res.header("Location"), !l.isEmpty else {
+            throw RegistryError.failed("\(what): the registry gave no upload Location")
+        }
         return l
     }
 
@@ -216,9 +233,10 @@ public final class RegistryClient: Sendable {
         switch res.status {
         case 401:
             let had = (try? credential(for: ref)) ?? nil
-            throw RegistryError.denied(had == nil
-                ? "\(what): authentication required (pass --creds USER:PASSWORD, or log in so that a docker config or --authfile has \(ref.host))"
-                : "\(what): the registry refused the credentials of \(had!.username)\(suffix)")
+            throw RegistryError.denied(
+                had == nil
+                    ? "\(what): authentication required (pass --creds USER:PASSWORD, or log in so that a docker config or --authfile has \(ref.host))"
+                    : "\(what): the registry refused the credentials of \(had!.username)\(suffix)")
         case 403: throw RegistryError.denied("\(what): access denied\(suffix)")
         case 404: throw RegistryError.notFound("\(what): not found\(suffix)")
         default: throw RegistryError.failed("\(what): HTTP \(res.status)\(suffix)")
@@ -227,10 +245,14 @@ public final class RegistryClient: Sendable {
 
     /// One request with auth, retries and redirects. `pathOrURL` is a path under the registry
     /// or an absolute URL (upload locations).
-    func perform(_ ref: RegistryReference, _ method: HTTPMethod, _ pathOrURL: String, headers: HTTPHeaders = HTTPHeaders(),
-                 body: RequestBody = .none, sink: CheckedDownload? = nil, scopes: [String], what: String) throws -> HTTPResult {
+    func perform(
+        _ ref: RegistryReference, _ method: HTTPMethod, _ pathOrURL: String, headers: HTTPHeaders = HTTPHeaders(),
+        body: RequestBody = .none, sink: CheckedDownload? = nil, scopes: [String], what: String
+    ) throws -> HTTPResult {
         let host = try self.host(for: ref)
-        var url = pathOrURL.hasPrefix("http://") || pathOrURL.hasPrefix("https://") ? pathOrURL
+        var url =
+            pathOrURL.hasPrefix("http://") || pathOrURL.hasPrefix("https://")
+            ? pathOrURL
             : host.base + (pathOrURL.hasPrefix("/") ? pathOrURL : "/" + pathOrURL)
         var attempt = 0
         var authRetried = false
@@ -239,22 +261,32 @@ public final class RegistryClient: Sendable {
         while true {
             var h = headers
             h.replaceOrAdd(name: "User-Agent", value: "stamp")
-            if sameOrigin, let a = try authorization(host, ref: ref, scopes: scopes) { h.replaceOrAdd(name: "Authorization", value: a) }
+            if sameOrigin, let a = try authorization(host, ref: ref, scopes: scopes) {
+                h.replaceOrAdd(name: "Authorization", value: a)
+            }
             let res: HTTPResult
             do {
                 try sink?.reset()
-                res = try BlockingHTTP.shared.send(method: method, url: url, headers: h, body: body, tls: host.tls, sink: sink,
-                                                   seconds: Self.deadline(for: sink?.limit ?? body.length))
+                res = try BlockingHTTP.shared.send(
+                    method: method, url: url, headers: h, body: body, tls: host.tls, sink: sink,
+                    seconds: Self.deadline(for: sink?.limit ?? body.length))
             } catch let e as BodyTooLarge {
-                throw RegistryError.failed("\(what): the registry sent more than \(e.limit >> 20) MiB, the most stamp reads of a manifest or index")
+                throw RegistryError.failed(
+                    "\(what): the registry sent more than \(e.limit >> 20) MiB, the most stamp reads of a manifest or index"
+                )
             } catch let e as Deadline {
-                throw RegistryError.network("\(what): no complete answer within \(e.seconds) s (the registry is too slow, or stalls)")
+                throw RegistryError.network(
+                    "\(what): no complete answer within \(e.seconds) s (the registry is too slow, or stalls)")
             } catch {
                 if let tls = tlsProblem(error) {
                     if tls == "WRONG_VERSION_NUMBER" {
-                        throw RegistryError.network("\(what): \(ref.host) does not speak TLS (for a plain-HTTP registry pass --tls-verify=false)")
+                        throw RegistryError.network(
+                            "\(what): \(ref.host) does not speak TLS (for a plain-HTTP registry pass --tls-verify=false)"
+                        )
                     }
-                    throw RegistryError.network("\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)")
+                    throw RegistryError.network(
+                        "\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)"
+                    )
                 }
                 // Only what may pass is retried: an error of stamp's own says what it is (a
                 // digest mismatch of a download, a file that cannot be read); the HTTP stack's
@@ -264,14 +296,16 @@ public final class RegistryClient: Sendable {
                 // resolver failure, EAI_AGAIN, is retried).
                 let text = "\(error)"
                 if text.contains("Name or service not known") || text.contains("No address associated with hostname") {
-                    throw RegistryError.network("\(what): cannot resolve the host name \(ref.host) (it does not exist, or is mistyped)")
+                    throw RegistryError.network(
+                        "\(what): cannot resolve the host name \(ref.host) (it does not exist, or is mistyped)")
                 }
                 guard attempt < options.retries else {
                     throw RegistryError.network("\(what): \(describe(error)) (gave up after \(attempt + 1) attempts)")
                 }
                 attempt += 1
                 let delay = backoff(attempt)
-                options.notice("\(what): \(describe(error)); retrying in \(format(delay)) (\(attempt)/\(options.retries))")
+                options.notice(
+                    "\(what): \(describe(error)); retrying in \(format(delay)) (\(attempt)/\(options.retries))")
                 Thread.sleep(forTimeInterval: delay)
                 continue
             }
@@ -287,7 +321,8 @@ public final class RegistryClient: Sendable {
                 guard attempt < options.retries else { break }
                 attempt += 1
                 let delay = retryAfter(res) ?? backoff(attempt)
-                options.notice("\(what): HTTP \(res.status); retrying in \(format(delay)) (\(attempt)/\(options.retries))")
+                options.notice(
+                    "\(what): HTTP \(res.status); retrying in \(format(delay)) (\(attempt)/\(options.retries))")
                 Thread.sleep(forTimeInterval: delay)
                 continue
             case 301, 302, 303, 307, 308:
@@ -308,14 +343,14 @@ public final class RegistryClient: Sendable {
     /// a temporary failure is not an answer).
     static func doesNotResolve(_ hostPort: String) -> Bool {
         var host = hostPort
-        if host.hasPrefix("[") { return false } // an IPv6 literal
+        if host.hasPrefix("[") { return false }  // an IPv6 literal
         if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, nil, &hints, &result)
         if let result { freeaddrinfo(result) }
-        return rc == EAI_NONAME || rc == -5 // EAI_NODATA
+        return rc == EAI_NONAME || rc == -5  // EAI_NODATA
     }
 
     /// A request's deadline: two minutes (`$STAMP_REGISTRY_DEADLINE` seconds), plus a second for
@@ -386,10 +421,15 @@ public final class RegistryClient: Sendable {
         private let challenge = Mutex<Challenge?>(nil)
         private let tokens = Mutex<[String: String]>([:])
 
-        init(base: String, tls: TLSConfiguration?) { self.base = base; self.tls = tls }
+        init(base: String, tls: TLSConfiguration?) {
+            self.base = base
+            self.tls = tls
+        }
 
         func learn(_ c: Challenge) { challenge.withLock { $0 = c } }
-        func forget(_ scopes: [String]) { _ = tokens.withLock { $0.removeValue(forKey: scopes.joined(separator: " ")) } }
+        func forget(_ scopes: [String]) {
+            _ = tokens.withLock { $0.removeValue(forKey: scopes.joined(separator: " ")) }
+        }
         var currentChallenge: Challenge? { challenge.withLock { $0 } }
         func token(_ key: String) -> String? { tokens.withLock { $0[key] } }
         func store(_ key: String, _ t: String) { tokens.withLock { $0[key] = t } }
@@ -429,7 +469,9 @@ public final class RegistryClient: Sendable {
         // Credentials go over plain HTTP only where the user allowed the registry itself to be
         // insecure: a verified registry naming an http:// realm would leak them to the network.
         if cred != nil, realm.hasPrefix("http://"), options.tlsVerify {
-            throw RegistryError.denied("\(ref.host): refusing to send credentials to \(realm) over plain HTTP (the registry's token realm is not HTTPS; --tls-verify=false allows it for an insecure registry)")
+            throw RegistryError.denied(
+                "\(ref.host): refusing to send credentials to \(realm) over plain HTTP (the registry's token realm is not HTTPS; --tls-verify=false allows it for an insecure registry)"
+            )
         }
         var res: HTTPResult
         var attempt = 0
@@ -441,21 +483,27 @@ public final class RegistryClient: Sendable {
                     for s in scopes { form += "&scope=\(queryEscape(s))" }
                     var h = HTTPHeaders()
                     h.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-                    res = try BlockingHTTP.shared.send(method: .POST, url: realm, headers: h, body: .bytes(Array(form.utf8)), tls: host.tls, sink: nil,
-                                                       seconds: Self.baseDeadline)
+                    res = try BlockingHTTP.shared.send(
+                        method: .POST, url: realm, headers: h, body: .bytes(Array(form.utf8)), tls: host.tls, sink: nil,
+                        seconds: Self.baseDeadline)
                 } else {
                     var q: [String] = []
                     if let s = c.params["service"] { q.append("service=\(queryEscape(s))") }
                     for s in scopes { q.append("scope=\(queryEscape(s))") }
                     var h = HTTPHeaders()
                     if let cred { h.add(name: "Authorization", value: cred.basicHeader) }
-                    res = try BlockingHTTP.shared.send(method: .GET, url: appendQuery(realm, q.joined(separator: "&")), headers: h,
-                                                       body: .none, tls: host.tls, sink: nil, seconds: Self.baseDeadline)
+                    res = try BlockingHTTP.shared.send(
+                        method: .GET, url: appendQuery(realm, q.joined(separator: "&")), headers: h,
+                        body: .none, tls: host.tls, sink: nil, seconds: Self.baseDeadline)
                 }
             } catch {
                 if let tls = tlsProblem(error) { throw RegistryError.network("\(what): TLS failed: \(tls)") }
-                if let e = error as? BodyTooLarge { throw RegistryError.failed("\(what): the token service sent more than \(e.limit >> 20) MiB") }
-                if let e = error as? Deadline { throw RegistryError.network("\(what): no complete answer within \(e.seconds) s") }
+                if let e = error as? BodyTooLarge {
+                    throw RegistryError.failed("\(what): the token service sent more than \(e.limit >> 20) MiB")
+                }
+                if let e = error as? Deadline {
+                    throw RegistryError.network("\(what): no complete answer within \(e.seconds) s")
+                }
                 guard attempt < options.retries else { throw RegistryError.network("\(what): \(describe(error))") }
                 attempt += 1
                 Thread.sleep(forTimeInterval: backoff(attempt))
@@ -469,12 +517,14 @@ public final class RegistryClient: Sendable {
             break
         }
         if res.status == 401 || res.status == 403 {
-            throw RegistryError.denied(cred == nil
-                ? "\(ref.host): the token service wants credentials (pass --creds USER:PASSWORD or use a docker config)"
-                : "\(ref.host): the token service refused the credentials of \(cred!.username)")
+            throw RegistryError.denied(
+                cred == nil
+                    ? "\(ref.host): the token service wants credentials (pass --creds USER:PASSWORD or use a docker config)"
+                    : "\(ref.host): the token service refused the credentials of \(cred!.username)")
         }
         guard res.status == 200, let j = try? JSONValue.parse(res.body),
-              let token = j["token"]?.stringValue ?? j["access_token"]?.stringValue, !token.isEmpty else {
+            let token = j["token"]?.stringValue ?? j["access_token"]?.stringValue, !token.isEmpty
+        else {
             throw RegistryError.failed("\(what): HTTP \(res.status), no token in the answer")
         }
         return token
@@ -497,7 +547,8 @@ public final class RegistryClient: Sendable {
         // A TLS server may answer a plain request with an HTTP 400 of its own (Go's and nginx's
         // do): then HTTPS, unverified, is tried before plain HTTP is believed.
         if !options.tlsVerify && BlockingHTTP.shared.proxies.proxy(for: "http://\(name)/") == nil,
-           let status = plainHTTPStatus(name), status != 400 || !speaksHTTPS(name, tls: tls) {
+            let status = plainHTTPStatus(name), status != 400 || !speaksHTTPS(name, tls: tls)
+        {
             base = "http://\(name)"
         }
         let h = Host(base: base, tls: tls)
@@ -508,8 +559,9 @@ public final class RegistryClient: Sendable {
     /// Whether `host[:port]` completes a TLS handshake and answers `/v2/` over HTTPS (any
     /// status: 401 is an answer), certificates unverified (this is `--tls-verify=false` only).
     private func speaksHTTPS(_ hostPort: String, tls: TLSConfiguration) -> Bool {
-        (try? BlockingHTTP.shared.send(method: .GET, url: "https://\(hostPort)/v2/", headers: HTTPHeaders(), body: .none, tls: tls,
-                                       sink: nil, limit: 64 << 10, seconds: 10)) != nil
+        (try? BlockingHTTP.shared.send(
+            method: .GET, url: "https://\(hostPort)/v2/", headers: HTTPHeaders(), body: .none, tls: tls,
+            sink: nil, limit: 64 << 10, seconds: 10)) != nil
     }
 
     /// The status `host[:port]` answers a plain HTTP request with, or nil when the answer is
@@ -544,8 +596,10 @@ public final class RegistryClient: Sendable {
         // "HTTP/1.1 200": the status is bytes 9-11.
         var buf = [UInt8](repeating: 0, count: 12)
         let n = recv(fd, &buf, 12, Int32(MSG_WAITALL))
-        guard n > 0 else { return nil } // closed or reset without an answer: ask again
-        guard n == 12, buf.starts(with: Array("HTTP/".utf8)), let status = Int(String(decoding: buf[9..<12], as: UTF8.self)) else { return -1 }
+        guard n > 0 else { return nil }  // closed or reset without an answer: ask again
+        guard n == 12, buf.starts(with: Array("HTTP/".utf8)),
+            let status = Int(String(decoding: buf[9..<12], as: UTF8.self))
+        else { return -1 }
         return status
     }
 
@@ -554,10 +608,13 @@ public final class RegistryClient: Sendable {
         if !options.tlsVerify { tls.certificateVerification = .none }
         var dirs: [String] = []
         if let d = options.certDir {
-            guard FileManager.default.fileExists(atPath: d) else { throw RegistryError.usage("--cert-dir \(d): no such folder") }
+            guard FileManager.default.fileExists(atPath: d) else {
+                throw RegistryError.usage("--cert-dir \(d): no such folder")
+            }
             dirs.append(d)
         } else {
-            for root in ["/etc/containers/certs.d", "/etc/docker/certs.d"] where FileManager.default.fileExists(atPath: "\(root)/\(host)") {
+            for root in ["/etc/containers/certs.d", "/etc/docker/certs.d"]
+            where FileManager.default.fileExists(atPath: "\(root)/\(host)") {
                 dirs.append("\(root)/\(host)")
             }
         }
@@ -571,7 +628,9 @@ public final class RegistryClient: Sendable {
             }
             for f in files where f.hasSuffix(".cert") {
                 let key = "\(dir)/\(f.dropLast(5)).key"
-                guard FileManager.default.fileExists(atPath: key) else { throw RegistryError.usage("\(dir)/\(f): client certificate without \(key)") }
+                guard FileManager.default.fileExists(atPath: key) else {
+                    throw RegistryError.usage("\(dir)/\(f): client certificate without \(key)")
+                }
                 do {
                     tls.certificateChain = try NIOSSLCertificate.fromPEMFile("\(dir)/\(f)").map { .certificate($0) }
                     tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
@@ -590,7 +649,10 @@ final class CheckedDownload: ByteSink {
     private(set) var digester = Digester(.sha256)
     private(set) var count: Int64 = 0
 
-    init(file: WritableFile, limit: Int64?) { self.file = file; self.limit = limit }
+    init(file: WritableFile, limit: Int64?) {
+        self.file = file
+        self.limit = limit
+    }
 
     func reset() throws {
         try file.reset()
@@ -610,8 +672,13 @@ final class CheckedDownload: ByteSink {
 
 /// Runs `body` on each item with at most `width` at once; the first error is rethrown after
 /// all started work ends, and no new item starts after an error.
-public func forEachConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) throws -> Void) throws {
-    guard items.count > 1, width > 1 else { for i in items { try body(i) }; return }
+public func forEachConcurrently<T: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) throws -> Void)
+    throws
+{
+    guard items.count > 1, width > 1 else {
+        for i in items { try body(i) }
+        return
+    }
     let work = ConcurrentWork(items, body)
     let group = DispatchGroup()
     for _ in 0..<min(width, items.count) {
@@ -631,7 +698,10 @@ private final class ConcurrentWork<T: Sendable>: Sendable {
     /// The next item to hand out, and the first error (which stops handing out).
     private let state = Mutex<(next: Int, failure: Error?)>((0, nil))
 
-    init(_ items: [T], _ body: @escaping @Sendable (T) throws -> Void) { self.items = items; self.body = body }
+    init(_ items: [T], _ body: @escaping @Sendable (T) throws -> Void) {
+        self.items = items
+        self.body = body
+    }
 
     var failure: Error? { state.withLock { $0.failure } }
 

@@ -18,30 +18,30 @@ struct AssetsHashCommand: ParsableCommand {
         commandName: "hash",
         abstract: "Copy a frontend build with content-hashed names, every reference rewritten, nothing broken.",
         discussion: """
-        index.css becomes index.1a2b3c4d.css (the first hex digits of SHA-256 of its final bytes), \
-        and every reference to it is rewritten. A file is renamed only when stamp has proven that \
-        every use of its name is such a reference: if its name also appears where stamp cannot \
-        rewrite it (a template literal, a string a script compares, a webpack chunk map, a server \
-        template, a --rewrite file), or a script may build it at run time (`lunr.${lang}.min.js`), \
-        or nothing in the folder refers to it (a server asks for it by name), it keeps its name. \
-        Pages, favicons and touch icons, sitemaps, feeds, robots.txt, llms.txt, \
-        .well-known/, web app manifests, service workers, server templates and package.json keep \
-        theirs; --keep adds globs. Files the bundler already named after their content \
-        (index-BjL3nRWm.js, main.3f9a1c0b.js) keep their names unless their bytes change. \
-        A file that references another changes name when that one does; files that import each \
-        other in a cycle are hashed as a group.
+            index.css becomes index.1a2b3c4d.css (the first hex digits of SHA-256 of its final bytes), \
+            and every reference to it is rewritten. A file is renamed only when stamp has proven that \
+            every use of its name is such a reference: if its name also appears where stamp cannot \
+            rewrite it (a template literal, a string a script compares, a webpack chunk map, a server \
+            template, a --rewrite file), or a script may build it at run time (`lunr.${lang}.min.js`), \
+            or nothing in the folder refers to it (a server asks for it by name), it keeps its name. \
+            Pages, favicons and touch icons, sitemaps, feeds, robots.txt, llms.txt, \
+            .well-known/, web app manifests, service workers, server templates and package.json keep \
+            theirs; --keep adds globs. Files the bundler already named after their content \
+            (index-BjL3nRWm.js, main.3f9a1c0b.js) keep their names unless their bytes change. \
+            A file that references another changes name when that one does; files that import each \
+            other in a cycle are hashed as a group.
 
-        The manifest (stamp-assets.json at the root) maps each original path to its new path, \
-        size, sha256, SRI integrity and cache policy: "immutable" for a content-hashed name (by \
-        stamp or the bundler), "revalidate" with the reason for a file that keeps its name. \
-        --explain prints why each file kept its name. The source folder is never modified; \
-        running hash on its own output changes nothing.
+            The manifest (stamp-assets.json at the root) maps each original path to its new path, \
+            size, sha256, SRI integrity and cache policy: "immutable" for a content-hashed name (by \
+            stamp or the bundler), "revalidate" with the reason for a file that keeps its name. \
+            --explain prints why each file kept its name. The source folder is never modified; \
+            running hash on its own output changes nothing.
 
-        Example:
-          stamp assets hash dist --output dist-hashed --keep 'embed/**' --explain
-          stamp assets hash public --output out --rewrite srv/Meta.js:srv-out/Meta.js
-          stamp assets verify dist-hashed
-        """
+            Example:
+              stamp assets hash dist --output dist-hashed --keep 'embed/**' --explain
+              stamp assets hash public --output out --rewrite srv/Meta.js:srv-out/Meta.js
+              stamp assets verify dist-hashed
+            """
     )
 
     @Argument(help: "The frontend build folder.")
@@ -52,7 +52,10 @@ struct AssetsHashCommand: ParsableCommand {
 
     @OptionGroup var naming: AssetNamingOptions
 
-    @Option(help: ArgumentHelp("A server file outside the folder that writes root-absolute URLs of it (\"/index.js\"): searched like the folder's files, and written to DEST with its references rewritten (repeatable).", valueName: "src:dest"))
+    @Option(
+        help: ArgumentHelp(
+            "A server file outside the folder that writes root-absolute URLs of it (\"/index.js\"): searched like the folder's files, and written to DEST with its references rewritten (repeatable).",
+            valueName: "src:dest"))
     var rewrite: [String] = []
 
     @Flag(help: "Add integrity attributes to <script> and <link> tags in HTML.")
@@ -72,11 +75,15 @@ struct AssetsHashCommand: ParsableCommand {
             var extras: [AssetFile] = []
             var rewrites: [(String, String)] = []
             for r in rewrite {
-                guard let colon = r.lastIndex(of: ":"), !r[..<colon].isEmpty, !r[r.index(after: colon)...].isEmpty else {
-                    throw StampError.usage("--rewrite \(r): expected SRC:DEST (the rewritten copy goes to DEST; SRC is not modified)")
+                guard let colon = r.lastIndex(of: ":"), !r[..<colon].isEmpty, !r[r.index(after: colon)...].isEmpty
+                else {
+                    throw StampError.usage(
+                        "--rewrite \(r): expected SRC:DEST (the rewritten copy goes to DEST; SRC is not modified)")
                 }
                 let src = String(r[..<colon]), dest = String(r[r.index(after: colon)...])
-                guard !FileManager.default.fileExists(atPath: dest) else { throw StampError.usage("--rewrite: \(dest) exists") }
+                guard !FileManager.default.fileExists(atPath: dest) else {
+                    throw StampError.usage("--rewrite: \(dest) exists")
+                }
                 extras.append(AssetFile(path: src, bytes: try AssetTree.readFile(src)))
                 rewrites.append((src, dest))
             }
@@ -99,18 +106,22 @@ struct AssetsHashCommand: ParsableCommand {
             for (p, why) in result.kept.sorted(by: { utf8Less($0.key, $1.key) }) { printError("kept \(p): \(why)") }
         }
         if json {
-            printOut(JSONValue.encodeString(.object([
-                ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
-                ("kept", .strings(result.kept)),
-                ("manifest", .string(naming.manifestPath(output: output))),
-                ("renamed", .strings(result.renames.filter { $0.key != $0.value })),
-                ("rewritten", .strings(Dictionary(uniqueKeysWithValues: rewrites))),
-            ])))
+            printOut(
+                JSONValue.encodeString(
+                    .object([
+                        ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
+                        ("kept", .strings(result.kept)),
+                        ("manifest", .string(naming.manifestPath(output: output))),
+                        ("renamed", .strings(result.renames.filter { $0.key != $0.value })),
+                        ("rewritten", .strings(Dictionary(uniqueKeysWithValues: rewrites))),
+                    ])))
         } else {
             let renamed = result.renames.filter { $0.key != $0.value }.count
             let bundler = result.kept.values.filter { $0.hasPrefix("named by its bundler") }.count
-            printError("\(result.files.count) files written to \(output): \(renamed) renamed, \(bundler) already named by their bundler, "
-                + "\(result.kept.count - bundler) kept\(explain ? "" : " (--explain says why)"); manifest \(naming.manifestPath(output: output))")
+            printError(
+                "\(result.files.count) files written to \(output): \(renamed) renamed, \(bundler) already named by their bundler, "
+                    + "\(result.kept.count - bundler) kept\(explain ? "" : " (--explain says why)"); manifest \(naming.manifestPath(output: output))"
+            )
         }
     }
 }
@@ -120,16 +131,16 @@ struct AssetsVerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check that hashed names match their bytes, references resolve and the manifest agrees.",
         discussion: """
-        Reads the folder and its manifest (stamp-assets.json): every file listed with its size, \
-        sha256 and integrity; every name stamp gave recomputed from the bytes; every URL the \
-        browser fetches (HTML attributes, CSS url(), imports, new URL(…, import.meta.url), \
-        workers) resolving to a file; no renamed file's old name still in use. Quoted strings \
-        that are not URLs (module ids in a bundle, object keys) are no finding. One line per \
-        finding, naming the file; exit 0 when clean, 1 with findings, 2 when it cannot run.
+            Reads the folder and its manifest (stamp-assets.json): every file listed with its size, \
+            sha256 and integrity; every name stamp gave recomputed from the bytes; every URL the \
+            browser fetches (HTML attributes, CSS url(), imports, new URL(…, import.meta.url), \
+            workers) resolving to a file; no renamed file's old name still in use. Quoted strings \
+            that are not URLs (module ids in a bundle, object keys) are no finding. One line per \
+            finding, naming the file; exit 0 when clean, 1 with findings, 2 when it cannot run.
 
-        Example:
-          stamp assets verify dist-hashed
-        """
+            Example:
+              stamp assets verify dist-hashed
+            """
     )
 
     @Argument(help: "The hashed folder.")
@@ -145,13 +156,19 @@ struct AssetsVerifyCommand: ParsableCommand {
             AssetVerifier.verify(try AssetTree.read(folder), options: try naming.options(output: folder))
         }
         if json {
-            printOut(JSONValue.encodeString(.object([
-                ("schemaVersion", JSONValue(Int64(OutputSchema.version))), ("folder", .string(folder)),
-                ("ok", .bool(findings.isEmpty)), ("findings", .array(findings.map(\.json))),
-            ])))
+            printOut(
+                JSONValue.encodeString(
+                    .object([
+                        ("schemaVersion", JSONValue(Int64(OutputSchema.version))), ("folder", .string(folder)),
+                        ("ok", .bool(findings.isEmpty)), ("findings", .array(findings.map(\.json))),
+                    ])))
         } else {
             for f in findings { printOut(f.message) }
-            if findings.isEmpty { printError("ok: \(folder)") } else { printError("\(findings.count) finding(s) in \(folder)") }
+            if findings.isEmpty {
+                printError("ok: \(folder)")
+            } else {
+                printError("\(findings.count) finding(s) in \(folder)")
+            }
         }
         if !findings.isEmpty { throw ExitCode(1) }
     }
@@ -173,15 +190,20 @@ struct AssetNamingOptions: ParsableArguments {
     func manifestName(output: String) throws -> String {
         var m = manifest
         let prefix = (Path.clean(output) ?? output) + "/"
-        if let c = Path.clean(m), c.hasPrefix(prefix), !output.hasPrefix("/") { m = String(c.dropFirst(prefix.count)) }
-        else if m.hasPrefix("/") {
-            let abs = Path.clean(output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output).map { "/" + $0 + "/" } ?? ""
+        if let c = Path.clean(m), c.hasPrefix(prefix), !output.hasPrefix("/") {
+            m = String(c.dropFirst(prefix.count))
+        } else if m.hasPrefix("/") {
+            let abs =
+                Path.clean(output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output).map
+            { "/" + $0 + "/" } ?? ""
             guard let c = Path.clean(m).map({ "/" + $0 }), c.hasPrefix(abs) else {
                 throw StampError.usage("--manifest \(manifest): must be a path inside the folder (\(output))")
             }
             m = String(c.dropFirst(abs.count))
         }
-        guard !m.hasPrefix("/"), let c = Path.clean(m), c == m || c + "/" != m, !c.isEmpty, !m.split(separator: "/").contains("..") else {
+        guard !m.hasPrefix("/"), let c = Path.clean(m), c == m || c + "/" != m, !c.isEmpty,
+            !m.split(separator: "/").contains("..")
+        else {
             throw StampError.usage("--manifest \(manifest): must be a path inside the folder (\(output))")
         }
         return c

@@ -10,27 +10,27 @@ struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Stamp a base image and write the result.",
         discussion: """
-        Adds one layer holding the version stamp (paths from the profile: anything-llm puts \
-        /app/version.txt and /app/version.json), sets OCI labels and annotations (version, \
-        revision, created, source, base name and digest), IMAGE_VERSION/IMAGE_REVISION/IMAGE_CREATED \
-        and --env in the environment, and one history entry. Every platform of a multi-platform \
-        base is stamped; attestation manifests are dropped with a notice.
+            Adds one layer holding the version stamp (paths from the profile: anything-llm puts \
+            /app/version.txt and /app/version.json), sets OCI labels and annotations (version, \
+            revision, created, source, base name and digest), IMAGE_VERSION/IMAGE_REVISION/IMAGE_CREATED \
+            and --env in the environment, and one history entry. Every platform of a multi-platform \
+            base is stamped; attestation manifests are dropped with a notice.
 
-        Same inputs and SOURCE_DATE_EPOCH (or --created), same output bytes.
+            Same inputs and SOURCE_DATE_EPOCH (or --created), same output bytes.
 
-        Every flag has a key of the same name in --config FILE (YAML); flags override the file:
-          base: oci-archive:anything-llm.tar:1.16.0
-          version: v2.1-canary
-          label: {team: ai}
-          env: [FEATURE_X=1]
+            Every flag has a key of the same name in --config FILE (YAML); flags override the file:
+              base: oci-archive:anything-llm.tar:1.16.0
+              version: v2.1-canary
+              label: {team: ai}
+              env: [FEATURE_X=1]
 
-        Example:
-          stamp build --base oci-archive:anything-llm.tar:1.16.0 \\
-                      --version v2.1-canary-build-20250405 --revision "$GITHUB_SHA" \\
-                      --label team=ai --annotation org.example.ticket=REL-42 \\
-                      --env FEATURE_X=1 --tag v2.1-canary \\
-                      --output oci-archive:anything-llm-v2.1-canary.tar
-        """
+            Example:
+              stamp build --base oci-archive:anything-llm.tar:1.16.0 \\
+                          --version v2.1-canary-build-20250405 --revision "$GITHUB_SHA" \\
+                          --label team=ai --annotation org.example.ticket=REL-42 \\
+                          --env FEATURE_X=1 --tag v2.1-canary \\
+                          --output oci-archive:anything-llm-v2.1-canary.tar
+            """
     )
 
     @OptionGroup var output: OutputFlags
@@ -45,8 +45,10 @@ struct BuildCommand: ParsableCommand {
 
     @OptionGroup var progress: ProgressFlag
 
-    @Option(help: ArgumentHelp("Write the result's digest and descriptor here as JSON, with the keys docker buildx's --metadata-file uses (containerimage.digest, containerimage.descriptor, image.name) and stamp's own (stamp.version, stamp.platforms, ...).",
-                               valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Write the result's digest and descriptor here as JSON, with the keys docker buildx's --metadata-file uses (containerimage.digest, containerimage.descriptor, image.name) and stamp's own (stamp.version, stamp.platforms, ...).",
+            valueName: "file"))
     var metadataFile: String?
 
     @Option(help: ArgumentHelp("Write the result's digest here (as skopeo --digestfile does).", valueName: "file"))
@@ -55,7 +57,8 @@ struct BuildCommand: ParsableCommand {
     func run() throws {
         MemoryPolicy.fewArenas()
         let result = try reportingErrors { () throws -> BuildResult in
-            let plan = try StampPlan.resolve(try flags.settings { output.apply(to: &$0) }, environment: ProcessInfo.processInfo.environment)
+            let plan = try StampPlan.resolve(
+                try flags.settings { output.apply(to: &$0) }, environment: ProcessInfo.processInfo.environment)
             return try Stamper.build(plan, diagnostics: progress.diagnostics(quiet: quiet))
         }
         try reportingErrors {
@@ -75,14 +78,19 @@ struct BuildCommand: ParsableCommand {
         } else if !quiet {
             printOut("stamped \(result.version) -> \(result.output)")
             printOut("  digest   \(result.digest)")
-            for p in result.platforms { printOut("  \(p.platform.padding(toLength: 16, withPad: " ", startingAt: 0)) \(p.manifest)") }
+            for p in result.platforms {
+                printOut("  \(p.platform.padding(toLength: 16, withPad: " ", startingAt: 0)) \(p.manifest)")
+            }
             if let l = result.layer { printOut("  layer    \(l.digest) (\(l.files.count) files, \(l.size) bytes)") }
             if result.scan.fromCache + result.scan.read > 0 {
                 printOut("  base     \(result.scan.read) layers read, \(result.scan.fromCache) from the scan cache")
             }
             if let p = result.pushed {
-                printOut(p.unchanged ? "  pushed   nothing: the tag already names this digest"
-                         : "  pushed   \(p.uploaded) blobs uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")
+                printOut(
+                    p.unchanged
+                        ? "  pushed   nothing: the tag already names this digest"
+                        : "  pushed   \(p.uploaded) blobs uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there"
+                )
             }
         }
     }
@@ -130,8 +138,12 @@ struct HealthOptions: ParsableArguments {
     var healthRetries: Int?
 
     func apply(to s: inout StampSettings) {
-        s.healthScript = healthScript; s.healthPort = healthPort; s.healthPath = healthPath
-        s.healthInterval = healthInterval; s.healthTimeout = healthTimeout; s.healthStartPeriod = healthStartPeriod
+        s.healthScript = healthScript
+        s.healthPort = healthPort
+        s.healthPath = healthPath
+        s.healthInterval = healthInterval
+        s.healthTimeout = healthTimeout
+        s.healthStartPeriod = healthStartPeriod
         s.healthRetries = healthRetries
     }
 }
@@ -152,7 +164,9 @@ struct HealthSwitches: ParsableArguments {
 }
 
 struct AssetFlags: ParsableArguments {
-    @Flag(help: "Give the image's frontend content-hashed names, references rewritten (anything-llm: /app/server/public).")
+    @Flag(
+        help: "Give the image's frontend content-hashed names, references rewritten (anything-llm: /app/server/public)."
+    )
     var hashAssets = false
 
     @Option(name: .customLong("assets"), help: "Use this local frontend build instead of the image's, then hash it.")
@@ -161,17 +175,23 @@ struct AssetFlags: ParsableArguments {
     @Option(help: "The folder the app serves static files from.")
     var assetRoot: String?
 
-    @Option(help: ArgumentHelp("A file outside the asset root whose references to assets are rewritten (repeatable).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "A file outside the asset root whose references to assets are rewritten (repeatable).", valueName: "path"))
     var rewrite: [String] = []
 
-    @Option(help: ArgumentHelp("Frontend files that keep their names, glob relative to the asset root (repeatable).", valueName: "glob"))
+    @Option(
+        help: ArgumentHelp(
+            "Frontend files that keep their names, glob relative to the asset root (repeatable).", valueName: "glob"))
     var keep: [String] = []
 
     @Flag(help: "Add integrity attributes to <script> and <link> tags in HTML.")
     var sri = false
 
-    @Option(help: ArgumentHelp("Most bytes the image's frontend may expand to (default 1G; K, M, G suffixes): a larger one is refused as a decompression bomb.",
-                               valueName: "size"))
+    @Option(
+        help: ArgumentHelp(
+            "Most bytes the image's frontend may expand to (default 1G; K, M, G suffixes): a larger one is refused as a decompression bomb.",
+            valueName: "size"))
     var maxFrontendSize: String?
 
     func apply(to s: inout StampSettings) {
@@ -188,12 +208,17 @@ struct AssetFlags: ParsableArguments {
 /// What only `build` does with its output (a Dockerfile leaves these to BuildKit); each has a
 /// key in --config.
 struct OutputFlags: ParsableArguments {
-    @Option(help: "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR, docker://HOST/REPO:TAG.")
+    @Option(
+        help:
+            "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR, docker://HOST/REPO:TAG."
+    )
     var output: String?
 
-    @Option(name: [.customLong("tag"), .customShort("t")],
-            help: ArgumentHelp("Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags; repeatable, every one is written or pushed).",
-                               valueName: "tag"))
+    @Option(
+        name: [.customLong("tag"), .customShort("t")],
+        help: ArgumentHelp(
+            "Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags; repeatable, every one is written or pushed).",
+            valueName: "tag"))
     var tag: [String] = []
 
     @Option(help: "Compression of the new layer: gzip (default), zstd or none.")
@@ -202,8 +227,11 @@ struct OutputFlags: ParsableArguments {
     @Option(help: "Compression level (gzip 1-9, default 6; zstd 1-19, default 3).")
     var compressionLevel: Int?
 
-    @Option(help: ArgumentHelp("Image format: oci or docker (default: the base's; docker-archive: output is docker).",
-                               discussion: "podman and buildah read Healthcheck only from a Docker-format config; dockerd reads it from both."))
+    @Option(
+        help: ArgumentHelp(
+            "Image format: oci or docker (default: the base's; docker-archive: output is docker).",
+            discussion:
+                "podman and buildah read Healthcheck only from a Docker-format config; dockerd reads it from both."))
     var format: String?
 
     @Option(help: ArgumentHelp("Record the base's and the output's digests in this JSON lock file.", valueName: "file"))
@@ -212,11 +240,18 @@ struct OutputFlags: ParsableArguments {
     @Flag(help: "Refuse to build when the base now resolves to another digest than --lock FILE records.")
     var locked = false
 
-    @Flag(help: "Put an archive output on disk (fsync) before renaming it into place, so a power loss cannot leave it incomplete under its name. Off by default: the same inputs rebuild the same bytes.")
+    @Flag(
+        help:
+            "Put an archive output on disk (fsync) before renaming it into place, so a power loss cannot leave it incomplete under its name. Off by default: the same inputs rebuild the same bytes."
+    )
     var fsync = false
 
     func apply(to s: inout StampSettings) {
-        s.output = output; s.tags = tag; s.compression = compression; s.compressionLevel = compressionLevel; s.format = format
+        s.output = output
+        s.tags = tag
+        s.compression = compression
+        s.compressionLevel = compressionLevel
+        s.format = format
         s.lock = lock
         if locked { s.locked = true }
         if fsync { s.fsync = true }
@@ -225,9 +260,11 @@ struct OutputFlags: ParsableArguments {
 
 /// The settings of a stamp, shared by `build` and `dockerfile`; each has a key in --config.
 struct StampFlags: ParsableArguments {
-    @Option(help: "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path.")
+    @Option(
+        help:
+            "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path."
+    )
     var base: String?
-
 
     @Option(help: "The version to stamp (e.g. v2.1-canary-build-20250405).")
     var version: String?
@@ -241,19 +278,29 @@ struct StampFlags: ParsableArguments {
     @Option(help: "Build time, RFC 3339 or epoch seconds. Default: $SOURCE_DATE_EPOCH, else now.")
     var created: String?
 
-    @Option(name: .customLong("label"), help: ArgumentHelp("A config label KEY=VALUE (repeatable).", valueName: "key=value"))
+    @Option(
+        name: .customLong("label"), help: ArgumentHelp("A config label KEY=VALUE (repeatable).", valueName: "key=value")
+    )
     var labels: [String] = []
 
-    @Option(name: .customLong("annotation"), help: ArgumentHelp("A manifest and index annotation KEY=VALUE (repeatable).", valueName: "key=value"))
+    @Option(
+        name: .customLong("annotation"),
+        help: ArgumentHelp("A manifest and index annotation KEY=VALUE (repeatable).", valueName: "key=value"))
     var annotations: [String] = []
 
     @Option(help: ArgumentHelp("An environment variable KEY=VALUE for the image (repeatable).", valueName: "key=value"))
     var env: [String] = []
 
-    @Option(help: ArgumentHelp("Add a file or folder: SRC:DEST, DEST absolute; DEST ending in / keeps the name (repeatable).", valueName: "src:dest"))
+    @Option(
+        help: ArgumentHelp(
+            "Add a file or folder: SRC:DEST, DEST absolute; DEST ending in / keeps the name (repeatable).",
+            valueName: "src:dest"))
     var add: [String] = []
 
-    @Option(name: .customLong("platform"), help: ArgumentHelp("Stamp only this platform OS/ARCH[/VARIANT] (repeatable). Default: all.", valueName: "os/arch"))
+    @Option(
+        name: .customLong("platform"),
+        help: ArgumentHelp(
+            "Stamp only this platform OS/ARCH[/VARIANT] (repeatable). Default: all.", valueName: "os/arch"))
     var platforms: [String] = []
 
     @Option(help: "Defaults for paths and app facts: anything-llm (default) or generic (everything from flags).")
@@ -277,7 +324,10 @@ struct StampFlags: ParsableArguments {
     @OptionGroup(title: "Frontend assets")
     var assets: AssetFlags
 
-    @Option(help: "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at /version.json).")
+    @Option(
+        help:
+            "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at /version.json)."
+    )
     var publicVersion: String?
 
     @Flag(help: "Do not publish version.json in the app's static folder.")
@@ -286,7 +336,10 @@ struct StampFlags: ParsableArguments {
     @OptionGroup(title: "Registry")
     var registry: RegistryFlags
 
-    @Option(help: ArgumentHelp("Keep what was read from base layers here, by layer digest, so the next build on the same base skips decompressing them (default: $STAMP_CACHE_DIR, $XDG_CACHE_HOME/stamp or ~/.cache/stamp).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Keep what was read from base layers here, by layer digest, so the next build on the same base skips decompressing them (default: $STAMP_CACHE_DIR, $XDG_CACHE_HOME/stamp or ~/.cache/stamp).",
+            valueName: "dir"))
     var cacheDir: String?
 
     @Flag(help: "Read every base layer, and keep nothing for the next build.")
@@ -299,9 +352,19 @@ struct StampFlags: ParsableArguments {
     /// `more` adds a command's own flags first.
     func settings(adding more: (inout StampSettings) -> Void = { _ in }) throws -> StampSettings {
         var s = StampSettings()
-        s.base = base; s.version = version; s.revision = revision; s.source = source
-        s.created = created; s.labels = labels; s.annotations = annotations; s.env = env; s.add = add
-        s.platforms = platforms; s.profile = profile; s.versionFile = versionFile; s.versionJSON = versionJSON
+        s.base = base
+        s.version = version
+        s.revision = revision
+        s.source = source
+        s.created = created
+        s.labels = labels
+        s.annotations = annotations
+        s.env = env
+        s.add = add
+        s.platforms = platforms
+        s.profile = profile
+        s.versionFile = versionFile
+        s.versionJSON = versionJSON
         s.baseName = baseName
         health.apply(to: &s)
         healthSwitches.apply(to: &s)
@@ -312,8 +375,13 @@ struct StampFlags: ParsableArguments {
         s.cacheDir = cacheDir
         if noCache { s.noCache = true }
         more(&s)
-        if let file = config ?? (Path.exists(Self.defaultConfig) && !Path.isDirectory(Self.defaultConfig) ? Self.defaultConfig : nil) {
-            if config == nil { printError("stamp: reading ./\(Self.defaultConfig) (found in the working folder; --config FILE names another)") }
+        if let file = config
+            ?? (Path.exists(Self.defaultConfig) && !Path.isDirectory(Self.defaultConfig) ? Self.defaultConfig : nil)
+        {
+            if config == nil {
+                printError(
+                    "stamp: reading ./\(Self.defaultConfig) (found in the working folder; --config FILE names another)")
+            }
             s = s.merged(over: try StampSettings.load(file: file))
         }
         return s

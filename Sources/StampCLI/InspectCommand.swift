@@ -7,13 +7,16 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Show an image: platforms, digests, labels, stamp, layers, history.",
         discussion: """
-        Example:
-          stamp inspect oci-archive:anything-llm-v2.1-canary.tar
-          stamp inspect --json out.tar | jq -r '.stamp.version'
-        """
+            Example:
+              stamp inspect oci-archive:anything-llm-v2.1-canary.tar
+              stamp inspect --json out.tar | jq -r '.stamp.version'
+            """
     )
 
-    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path.")
+    @Argument(
+        help:
+            "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path."
+    )
     var image: String
 
     @OptionGroup(title: "Registry")
@@ -23,7 +26,9 @@ struct InspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let doc = try reportingErrors { try Inspector.inspect(try imageReference(image), registry: try registry.options()) }
+        let doc = try reportingErrors {
+            try Inspector.inspect(try imageReference(image), registry: try registry.options())
+        }
         printOut(json ? JSONValue.encodeString(doc) : Inspector.render(doc))
     }
 }

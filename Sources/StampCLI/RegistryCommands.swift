@@ -7,23 +7,39 @@ import StampCore
 
 /// How to reach registries; shared by every command that takes an image reference.
 struct RegistryFlags: ParsableArguments {
-    @Option(help: ArgumentHelp("Registry credentials. Default: --authfile, $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).", valueName: "user:password"))
+    @Option(
+        help: ArgumentHelp(
+            "Registry credentials. Default: --authfile, $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).",
+            valueName: "user:password"))
     var creds: String?
 
-    @Option(help: ArgumentHelp("A containers auth.json or docker config.json to read credentials from.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("A containers auth.json or docker config.json to read credentials from.", valueName: "file"))
     var authfile: String?
 
-    @Option(help: ArgumentHelp("Verify registry TLS certificates and refuse plain HTTP (default true). false allows HTTP and unverified HTTPS.", valueName: "bool"))
+    @Option(
+        help: ArgumentHelp(
+            "Verify registry TLS certificates and refuse plain HTTP (default true). false allows HTTP and unverified HTTPS.",
+            valueName: "bool"))
     var tlsVerify: Bool?
 
-    @Option(help: ArgumentHelp("A folder of CA certificates (*.crt) and client pairs (*.cert + *.key) for the registry. Default: /etc/containers/certs.d/HOST or /etc/docker/certs.d/HOST.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "A folder of CA certificates (*.crt) and client pairs (*.cert + *.key) for the registry. Default: /etc/containers/certs.d/HOST or /etc/docker/certs.d/HOST.",
+            valueName: "dir"))
     var certDir: String?
 
-    @Option(help: ArgumentHelp("Upload blobs larger than this in chunks of this many bytes (default 16 MiB).", valueName: "bytes"))
+    @Option(
+        help: ArgumentHelp(
+            "Upload blobs larger than this in chunks of this many bytes (default 16 MiB).", valueName: "bytes"))
     var chunkSize: Int?
 
     func apply(to s: inout StampSettings) {
-        s.creds = creds; s.authfile = authfile; s.tlsVerify = tlsVerify; s.certDir = certDir; s.chunkSize = chunkSize
+        s.creds = creds
+        s.authfile = authfile
+        s.tlsVerify = tlsVerify
+        s.certDir = certDir
+        s.chunkSize = chunkSize
     }
 
     func options() throws -> RegistryOptions {
@@ -37,8 +53,10 @@ extension ProgressMode: ExpressibleByArgument {}
 
 /// `--progress`, as `docker buildx build` has it; shared by the commands that do long work.
 struct ProgressFlag: ParsableArguments {
-    @Option(help: ArgumentHelp("How to show progress on stderr: auto (tty on a terminal, else plain), tty (one redrawn line), plain (a line per step and per blob, for CI logs) or quiet. Default: $STAMP_PROGRESS, else auto.",
-                               valueName: "mode"))
+    @Option(
+        help: ArgumentHelp(
+            "How to show progress on stderr: auto (tty on a terminal, else plain), tty (one redrawn line), plain (a line per step and per blob, for CI logs) or quiet. Default: $STAMP_PROGRESS, else auto.",
+            valueName: "mode"))
     var progress: ProgressMode?
 
     /// The flag, else `$STAMP_PROGRESS` (as buildx reads BUILDKIT_PROGRESS), else `auto`.
@@ -66,10 +84,14 @@ struct CopyFlags: ParsableArguments {
     @OptionGroup var progress: ProgressFlag
 
     /// Copies and reports; `verb` says what happened ("pushed", "saved").
-    func run(_ source: () throws -> ImageReference, to destination: () throws -> ImageReference, created: Timestamp, verb: String) throws {
+    func run(
+        _ source: () throws -> ImageReference, to destination: () throws -> ImageReference, created: Timestamp,
+        verb: String
+    ) throws {
         let r = try reportingErrors {
-            try ImageCopy.copy(from: try source(), to: try destination(), options: try registry.options(),
-                               created: created, diagnostics: progress.diagnostics(quiet: quiet))
+            try ImageCopy.copy(
+                from: try source(), to: try destination(), options: try registry.options(),
+                created: created, diagnostics: progress.diagnostics(quiet: quiet))
         }
         if json {
             printOut(JSONValue.encodeString(r.json))
@@ -83,7 +105,9 @@ struct CopyFlags: ParsableArguments {
         }
         printOut("  digest   \(r.digest)")
         if let p = r.pushed, !p.unchanged {
-            printOut("  blobs    \(p.uploaded) uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there")
+            printOut(
+                "  blobs    \(p.uploaded) uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there"
+            )
         }
     }
 }
@@ -100,15 +124,15 @@ struct PushCommand: ParsableCommand {
         commandName: "push",
         abstract: "Push an image (an oci-archive stamp wrote, any local image) to a registry as it is.",
         discussion: """
-        Blobs the repository has are skipped, blobs of another repository of the same registry are \
-        mounted, the rest uploaded (monolithic when small, in chunks when large); then the platform \
-        manifests, the index, and last the tag. Pushing the same image again changes nothing. \
-        Prints the pushed digest.
+            Blobs the repository has are skipped, blobs of another repository of the same registry are \
+            mounted, the rest uploaded (monolithic when small, in chunks when large); then the platform \
+            manifests, the index, and last the tag. Pushing the same image again changes nothing. \
+            Prints the pushed digest.
 
-        Example:
-          stamp push anything-llm-v2.1-canary.tar \\
-                     docker://registry.corp.local/ai/anything-llm:v2.1-canary
-        """
+            Example:
+              stamp push anything-llm-v2.1-canary.tar \\
+                         docker://registry.corp.local/ai/anything-llm:v2.1-canary
+            """
     )
 
     @Argument(help: "The image: oci-archive:TAR[:REF], oci:DIR[:REF], docker-archive:TAR, a path, or docker://…")
@@ -120,11 +144,16 @@ struct PushCommand: ParsableCommand {
     @OptionGroup var copy: CopyFlags
 
     func run() throws {
-        try copy.run({ try imageReference(source) }, to: {
-            let dest = try registryImageReference(destination)
-            guard dest.registry != nil else { throw StampError.usage("push writes to a registry: docker://HOST/REPO:TAG (to write a file, use stamp pull or build)") }
-            return dest
-        }, created: Timestamp(epoch: 0), verb: "pushed")
+        try copy.run(
+            { try imageReference(source) },
+            to: {
+                let dest = try registryImageReference(destination)
+                guard dest.registry != nil else {
+                    throw StampError.usage(
+                        "push writes to a registry: docker://HOST/REPO:TAG (to write a file, use stamp pull or build)")
+                }
+                return dest
+            }, created: Timestamp(epoch: 0), verb: "pushed")
     }
 }
 
@@ -133,15 +162,15 @@ struct PullCommand: ParsableCommand {
         commandName: "pull",
         abstract: "Save a registry image to a local image, every blob checked against its digest.",
         discussion: """
-        All platforms of the image are saved, byte for byte (the index digest stays the same). \
-        A blob whose bytes do not match its digest fails the pull and nothing is written.
+            All platforms of the image are saved, byte for byte (the index digest stays the same). \
+            A blob whose bytes do not match its digest fails the pull and nothing is written.
 
-        Example:
-          stamp pull docker://docker.io/mintplexlabs/anything-llm:1.16.0 \\
-                     oci-archive:anything-llm.tar
-          # docker:// may be left out here:
-          stamp pull mintplexlabs/anything-llm:1.16.0 anything-llm.tar
-        """
+            Example:
+              stamp pull docker://docker.io/mintplexlabs/anything-llm:1.16.0 \\
+                         oci-archive:anything-llm.tar
+              # docker:// may be left out here:
+              stamp pull mintplexlabs/anything-llm:1.16.0 anything-llm.tar
+            """
     )
 
     @Argument(help: "The image: docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (Docker Hub short names work).")
@@ -154,7 +183,8 @@ struct PullCommand: ParsableCommand {
 
     func run() throws {
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) } ?? 0
-        try copy.run({ try registryImageReference(source) }, to: { try imageReference(destination) },
-                     created: Timestamp(epoch: epoch), verb: "saved")
+        try copy.run(
+            { try registryImageReference(source) }, to: { try imageReference(destination) },
+            created: Timestamp(epoch: epoch), verb: "saved")
     }
 }

@@ -7,22 +7,25 @@ struct SampleCommand: ParsableCommand {
         commandName: "sample",
         abstract: "Write a small anything-llm-shaped base image, offline (for demos and tests).",
         discussion: """
-        Two platforms (linux/amd64, linux/arm64/v8) behind a nested index with BuildKit-style \
-        attestation manifests, a config with Healthcheck, Shell, OnBuild and vendor keys, history \
-        with empty layers, and a layer with a whiteout and an opaque directory.
+            Two platforms (linux/amd64, linux/arm64/v8) behind a nested index with BuildKit-style \
+            attestation manifests, a config with Healthcheck, Shell, OnBuild and vendor keys, history \
+            with empty layers, and a layer with a whiteout and an opaque directory.
 
-        Example:
-          stamp sample --output anything-llm.tar && stamp inspect anything-llm.tar
-        """
+            Example:
+              stamp sample --output anything-llm.tar && stamp inspect anything-llm.tar
+            """
     )
 
     @Option(help: "Where to write it.")
     var output: String
 
-    @Option(help: "oci-archive (default), oci, docker-archive (docker save, legacy) or docker-archive-oci (Docker 25+).")
+    @Option(
+        help: "oci-archive (default), oci, docker-archive (docker save, legacy) or docker-archive-oci (Docker 25+).")
     var format: String = SampleImage.Format.ociArchive.rawValue
 
-    @Option(name: .customLong("platform"), help: "Platforms to include (repeatable). Default: linux/amd64 and linux/arm64/v8.")
+    @Option(
+        name: .customLong("platform"),
+        help: "Platforms to include (repeatable). Default: linux/amd64 and linux/arm64/v8.")
     var platforms: [String] = []
 
     @Option(help: "Compression of the layers: gzip, zstd or none.")
@@ -40,13 +43,19 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard let f = SampleImage.Format(rawValue: format) else {
-                throw StampError.usage("--format: \"\(format)\" is not one of \(SampleImage.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw StampError.usage(
+                    "--format: \"\(format)\" is not one of \(SampleImage.Format.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
-            guard let c = Compression(rawValue: compression) else { throw StampError.usage("--compression: gzip, zstd or none") }
+            guard let c = Compression(rawValue: compression) else {
+                throw StampError.usage("--compression: gzip, zstd or none")
+            }
             var o = SampleImage.Options()
             if !platforms.isEmpty {
                 o.platforms = try platforms.map { p in
-                    guard let pl = Platform.parse(p) else { throw StampError.usage("--platform: \"\(p)\" is not OS/ARCH[/VARIANT]") }
+                    guard let pl = Platform.parse(p) else {
+                        throw StampError.usage("--platform: \"\(p)\" is not OS/ARCH[/VARIANT]")
+                    }
                     return pl
                 }
             }

@@ -2,7 +2,7 @@ import Dispatch
 import IO
 import Layers
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// On SIGINT/SIGTERM, remove the temporary files of the run before exiting, so an interrupted
@@ -54,12 +54,12 @@ public enum CrashReport {
 /// which allocates on every file from three threads at once, keeps the default.
 enum MemoryPolicy {
     @_silgen_name("mallopt") private static func mallopt(_ param: Int32, _ value: Int32) -> Int32
-    private static let arenaMax: Int32 = -8 // M_ARENA_MAX in malloc.h, which Swift's Glibc does not bring
+    private static let arenaMax: Int32 = -8  // M_ARENA_MAX in malloc.h, which Swift's Glibc does not bring
 
     /// Call before the command starts its threads.
     static func fewArenas() {
         #if canImport(Glibc)
-        _ = mallopt(arenaMax, 2)
+            _ = mallopt(arenaMax, 2)
         #endif
     }
 }

@@ -9,27 +9,31 @@ public struct StampCommand: ParsableCommand {
         commandName: "stamp",
         abstract: "Turn an official container image into a release candidate that carries its own identity.",
         discussion: """
-        Reads an image (OCI layout, oci-archive, docker save tar), adds one reproducible layer with \
-        /app/version.txt and /app/version.json, patches labels, annotations, env and history without \
-        losing any key it does not own, and writes an OCI image archive that skopeo, umoci, podman, \
-        registries and `docker load` all read. No Docker daemon is involved.
+            Reads an image (OCI layout, oci-archive, docker save tar), adds one reproducible layer with \
+            /app/version.txt and /app/version.json, patches labels, annotations, env and history without \
+            losing any key it does not own, and writes an OCI image archive that skopeo, umoci, podman, \
+            registries and `docker load` all read. No Docker daemon is involved.
 
-        Image references use the skopeo transport syntax: oci:DIR[:REF], oci-archive:TAR[:REF], \
-        docker-archive:TAR, docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry), or a plain path \
-        whose kind is detected.
+            Image references use the skopeo transport syntax: oci:DIR[:REF], oci-archive:TAR[:REF], \
+            docker-archive:TAR, docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry), or a plain path \
+            whose kind is detected.
 
-        Exit status: 0 done; 1 `verify` or `assets verify` found something; 2 bad input or a \
-        failure (one line on stderr says which); 3 `--locked` and the base moved; 64 a usage \
-        error in the command line; 70 an internal error.
+            Exit status: 0 done; 1 `verify` or `assets verify` found something; 2 bad input or a \
+            failure (one line on stderr says which); 3 `--locked` and the base moved; 64 a usage \
+            error in the command line; 70 an internal error.
 
-        Example:
-          stamp sample --output base.tar
-          stamp build --base oci-archive:base.tar --version v2.1-canary \\
-                      --output out.tar --tag v2.1-canary
-          stamp verify out.tar
-        """,
+            Example:
+              stamp sample --output base.tar
+              stamp build --base oci-archive:base.tar --version v2.1-canary \\
+                          --output out.tar --tag v2.1-canary
+              stamp verify out.tar
+            """,
         version: StampVersion.current,
-        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, PullCommand.self, AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self, VersionCommand.self]
+        subcommands: [
+            BuildCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, PullCommand.self,
+            AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self,
+            VersionCommand.self,
+        ]
     )
 
     public init() {}

@@ -8,18 +8,21 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check an image for CI: blobs, diff_ids, history, and the stamp's coherence.",
         discussion: """
-        Re-reads every blob: digest and size of each document and layer, each layer decompressed \
-        to check its diff_id, history against layers, and that version.txt, version.json, labels, \
-        annotations and env agree. Prints one line per finding.
+            Re-reads every blob: digest and size of each document and layer, each layer decompressed \
+            to check its diff_id, history against layers, and that version.txt, version.json, labels, \
+            annotations and env agree. Prints one line per finding.
 
-        Exit status: 0 when clean, 1 with findings, 2 when it cannot run.
+            Exit status: 0 when clean, 1 with findings, 2 when it cannot run.
 
-        Example:
-          stamp verify oci-archive:anything-llm-v2.1-canary.tar
-        """
+            Example:
+              stamp verify oci-archive:anything-llm-v2.1-canary.tar
+            """
     )
 
-    @Argument(help: "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path.")
+    @Argument(
+        help:
+            "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path."
+    )
     var image: String
 
     @OptionGroup(title: "Registry")
@@ -36,8 +39,11 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         MemoryPolicy.fewArenas()
         let (ref, access) = try reportingErrors { (try imageReference(image), try registry.options()) }
-        let report = Verifier.verify(ref, options: .init(integrityOnly: integrityOnly, registry: access,
-                                                                   progress: progress.mode))
+        let report = Verifier.verify(
+            ref,
+            options: .init(
+                integrityOnly: integrityOnly, registry: access,
+                progress: progress.mode))
         if json {
             printOut(JSONValue.encodeString(report.json))
         } else if let failure = report.failure {
@@ -46,7 +52,9 @@ struct VerifyCommand: ParsableCommand {
             for f in report.findings { printOut(f.message) }
             if report.ok {
                 let v = report.stamp?.version.map { ", stamp \($0)" } ?? ""
-                printError("ok: \(report.reference): \(report.platforms.map(\.platform).joined(separator: ", ")), \(report.blobsChecked) blobs, \(report.bytesChecked) layer bytes checked\(v)")
+                printError(
+                    "ok: \(report.reference): \(report.platforms.map(\.platform).joined(separator: ", ")), \(report.blobsChecked) blobs, \(report.bytesChecked) layer bytes checked\(v)"
+                )
             } else {
                 printError("\(report.findings.count) finding(s) in \(report.reference)")
             }

@@ -37,24 +37,30 @@ public enum AssetStage {
     /// A text naming what `capture(plan)` selects.
     static func captureKey(_ plan: AssetPlan?) -> String {
         guard let a = plan else { return "" }
-        let parts = (a.localFolder == nil ? [Path.clean(a.root)! + "/"] : []) + a.rewrite.compactMap { Path.clean($0) }.sorted()
+        let parts =
+            (a.localFolder == nil ? [Path.clean(a.root)! + "/"] : []) + a.rewrite.compactMap { Path.clean($0) }.sorted()
         return parts.joined(separator: ":")
     }
 
     /// Names under the root the hash leaves out: the manifest, and the public version.json.
     static func skipped(_ a: AssetPlan, publicVersion: String?) -> Set<String> {
         let root = Path.clean(a.root)!
-        return [manifestName, publicVersion.flatMap { p -> String? in
-            guard let c = Path.clean(p), c.hasPrefix(root + "/") else { return nil }
-            return String(c.dropFirst(root.count + 1))
-        } ?? "version.json"]
+        return [
+            manifestName,
+            publicVersion.flatMap { p -> String? in
+                guard let c = Path.clean(p), c.hasPrefix(root + "/") else { return nil }
+                return String(c.dropFirst(root.count + 1))
+            } ?? "version.json",
+        ]
     }
 
     /// Hashes a local frontend folder, which needs nothing of the image: a build starts it
     /// while the base's layers are still being read, and hands it to `run` as `local`.
     /// `extras`: server files that name frontend files (when they are known: a name that only
     /// they use keeps it).
-    public static func hashLocal(_ a: AssetPlan, publicVersion: String?, extras: [AssetFile] = []) -> Result<AssetResult, Error> {
+    public static func hashLocal(_ a: AssetPlan, publicVersion: String?, extras: [AssetFile] = []) -> Result<
+        AssetResult, Error
+    > {
         Result {
             guard let local = a.localFolder else { throw StampError.usage("no local frontend folder to hash") }
             let skip = skipped(a, publicVersion: publicVersion)
@@ -62,15 +68,19 @@ public enum AssetStage {
             let inputs = try AssetTree.read(local, lazyText: true).filter { !skip.contains($0.path) }
             var options = options(a)
             options.spool = try AssetSpool()
-            do { return try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e as AssetError {
+            do { return try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e
+                as AssetError
+            {
                 throw StampError.badInput("assets in \(a.root): \(e)")
             }
         }
     }
 
     /// `local`: the local folder's hash, when `hashLocal` already made it.
-    public static func run(_ a: AssetPlan, view: MergedView, platform: String, publicVersion: String?,
-                           local: Result<AssetResult, Error>? = nil) throws -> Output {
+    public static func run(
+        _ a: AssetPlan, view: MergedView, platform: String, publicVersion: String?,
+        local: Result<AssetResult, Error>? = nil
+    ) throws -> Output {
         let root = Path.clean(a.root)!
         let skip = skipped(a, publicVersion: publicVersion)
         var inputs: [AssetFile] = []
@@ -89,7 +99,9 @@ public enum AssetStage {
                 let rel = String(p.dropFirst(root.count + 1))
                 if !skip.contains(rel) { inputs.append(AssetFile(path: rel, onDisk: d)) }
             }
-            guard !inputs.isEmpty else { throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files") }
+            guard !inputs.isEmpty else {
+                throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files")
+            }
         }
         var extras: [AssetFile] = []
         var modes: [String: UInt32] = [:]
@@ -104,8 +116,12 @@ public enum AssetStage {
         }
         // The image's own files, to leave out of the layer those that come out unchanged (a
         // local build replaces the folder, so there is nothing to compare with).
-        let original = a.localFolder != nil ? [:] : Dictionary(inputs.map { ($0.path, $0.onDisk?.sha256 ?? Digester.hex($0.bytes)) },
-                                                               uniquingKeysWith: { a, _ in a })
+        let original =
+            a.localFolder != nil
+            ? [:]
+            : Dictionary(
+                inputs.map { ($0.path, $0.onDisk?.sha256 ?? Digester.hex($0.bytes)) },
+                uniquingKeysWith: { a, _ in a })
         var result: AssetResult
         if a.localFolder != nil {
             result = try (local ?? hashLocal(a, publicVersion: publicVersion, extras: extras)).get()
@@ -118,7 +134,9 @@ public enum AssetStage {
         } else {
             var options = options(a)
             options.spool = try AssetSpool()
-            do { result = try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e as AssetError {
+            do { result = try AssetHasher.hash(consume inputs, extras: extras, options: options) } catch let e
+                as AssetError
+            {
                 throw StampError.badInput("\(platform): assets in \(a.root): \(e)")
             }
         }
@@ -131,7 +149,9 @@ public enum AssetStage {
         var renamed = 0
         for (old, new) in result.renames where old != new {
             renamed += 1
-            if a.localFolder == nil { entries.append(LayerEntry(path: whiteout(root + "/" + old), content: .bytes([]), mode: 0o644)) }
+            if a.localFolder == nil {
+                entries.append(LayerEntry(path: whiteout(root + "/" + old), content: .bytes([]), mode: 0o644))
+            }
         }
         let newToOld = Dictionary(result.renames.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         for f in result.files {
@@ -140,13 +160,17 @@ public enum AssetStage {
             if unchanged { continue }
             // A replaced file keeps its owner and mode.
             let was = old.flatMap { view.entries[root + "/" + $0] }
-            entries.append(LayerEntry(path: root + "/" + f.path, content: f.onDisk.map { .part($0) } ?? .bytes(f.bytes),
-                                      mode: (was?.mode ?? 0o644) & 0o777, uid: was?.uid ?? 0, gid: was?.gid ?? 0))
+            entries.append(
+                LayerEntry(
+                    path: root + "/" + f.path, content: f.onDisk.map { .part($0) } ?? .bytes(f.bytes),
+                    mode: (was?.mode ?? 0o644) & 0o777, uid: was?.uid ?? 0, gid: was?.gid ?? 0))
         }
         for (e, before) in zip(result.extras, extras) where e.bytes != before.bytes {
             let was = view.entries[e.path]
-            entries.append(LayerEntry(path: e.path, content: .bytes(e.bytes), mode: (modes[e.path] ?? 0o644) & 0o777,
-                                      uid: was?.uid ?? 0, gid: was?.gid ?? 0))
+            entries.append(
+                LayerEntry(
+                    path: e.path, content: .bytes(e.bytes), mode: (modes[e.path] ?? 0o644) & 0o777,
+                    uid: was?.uid ?? 0, gid: was?.gid ?? 0))
         }
         var info: JSONValue = .object([
             ("root", .string(a.root)),
@@ -172,12 +196,19 @@ public enum AssetStage {
             return [Finding(.assetsNoRoot, "\(platform): version.json assets has no root", platform: platform)]
         }
         var files: [AssetFile] = []
-        for (p, b) in view.contents where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b)) }
-        for (p, d) in view.digests where p.hasPrefix(root + "/") { files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), onDisk: d)) }
+        for (p, b) in view.contents where p.hasPrefix(root + "/") {
+            files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b))
+        }
+        for (p, d) in view.digests where p.hasPrefix(root + "/") {
+            files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), onDisk: d))
+        }
         var o = AssetOptions()
         // The manifest version.json names (`asset-manifest.json` in images stamped before stamp
         // named its own `stamp-assets.json`).
-        o.manifestName = info["manifest"]?.stringValue.flatMap { m in m.hasPrefix(rootPath + "/") ? String(m.dropFirst(rootPath.count + 1)) : nil } ?? manifestName
+        o.manifestName =
+            info["manifest"]?.stringValue.flatMap { m in
+                m.hasPrefix(rootPath + "/") ? String(m.dropFirst(rootPath.count + 1)) : nil
+            } ?? manifestName
         o.keep = (info["keep"]?.arrayValue ?? []).compactMap(\.stringValue).map(Glob.init)
         var findings = AssetVerifier.verify(files, options: o).map { f in
             var f = f
@@ -186,9 +217,15 @@ public enum AssetStage {
             f.message = "\(platform): \(rootPath)/\(f.message)"
             return f
         }
-        if let want = info["manifestDigest"]?.stringValue, let m = view.contents[root + "/" + o.manifestName], Digester.digest(m) != want {
-            findings.append(Finding(.assetsManifestDigestMismatch, "\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says \(want)",
-                                    platform: platform, path: rootPath + "/" + o.manifestName, expected: want, found: Digester.digest(m)))
+        if let want = info["manifestDigest"]?.stringValue, let m = view.contents[root + "/" + o.manifestName],
+            Digester.digest(m) != want
+        {
+            findings.append(
+                Finding(
+                    .assetsManifestDigestMismatch,
+                    "\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says \(want)",
+                    platform: platform, path: rootPath + "/" + o.manifestName, expected: want, found: Digester.digest(m)
+                ))
         }
         return findings
     }

@@ -15,7 +15,7 @@ public final class BlobLocations: Sendable {
     static let perBlob = 4, maxBlobs = 50_000
 
     private struct State {
-        var seen: [String: [String]] = [:] // digest -> ["host/repository", newest first]
+        var seen: [String: [String]] = [:]  // digest -> ["host/repository", newest first]
         var order: [String] = []
         var changed = false
     }
@@ -27,11 +27,16 @@ public final class BlobLocations: Sendable {
     public init(directory: String?) {
         file = directory.map { $0 + "/blob-locations.json" }
         var s = State()
-        if let file, let bytes = try? ReadableFile(file).readAll(limit: 16 << 20), let doc = try? JSONValue.parse(bytes),
-           doc["version"]?.int64Value == 1, case .object(let blobs)? = doc["blobs"] {
+        if let file, let bytes = try? ReadableFile(file).readAll(limit: 16 << 20),
+            let doc = try? JSONValue.parse(bytes),
+            doc["version"]?.int64Value == 1, case .object(let blobs)? = doc["blobs"]
+        {
             for (digest, repos) in blobs where Digest.isValid(digest) {
                 let list = (repos.arrayValue ?? []).compactMap(\.stringValue).prefix(Self.perBlob)
-                if !list.isEmpty { s.seen[digest] = Array(list); s.order.append(digest) }
+                if !list.isEmpty {
+                    s.seen[digest] = Array(list)
+                    s.order.append(digest)
+                }
             }
         }
         state = Mutex(s)
@@ -46,7 +51,8 @@ public final class BlobLocations: Sendable {
     public func source(of digest: String, for target: RegistryReference) -> RegistryReference? {
         let prefix = target.host + "/"
         let repos = state.withLock { $0.seen[digest] ?? [] }
-        guard let r = repos.first(where: { $0.hasPrefix(prefix) && $0.dropFirst(prefix.count) != target.repository }) else { return nil }
+        guard let r = repos.first(where: { $0.hasPrefix(prefix) && $0.dropFirst(prefix.count) != target.repository })
+        else { return nil }
         return RegistryReference(host: target.host, repository: String(r.dropFirst(prefix.count)))
     }
 
@@ -74,8 +80,10 @@ public final class BlobLocations: Sendable {
                 s.order.removeFirst(s.order.count - Self.maxBlobs)
             }
             let seen = s.seen
-            return .object([("version", JSONValue(1)),
-                            ("blobs", .object(s.order.compactMap { d in seen[d].map { (d, .array($0.map { .string($0) })) } }))])
+            return .object([
+                ("version", JSONValue(1)),
+                ("blobs", .object(s.order.compactMap { d in seen[d].map { (d, .array($0.map { .string($0) })) } })),
+            ])
         }
         guard let doc else { return }
         try? FileManager.default.createDirectory(atPath: Path.dirname(file), withIntermediateDirectories: true)

@@ -76,8 +76,12 @@ extension BlobStore {
     public func document(_ d: Descriptor, limit: Int64 = 16 << 20) throws -> [UInt8] {
         let loc = try require(d)
         let what = "\(name): blob \(d.digest)"
-        guard loc.length == d.size else { throw StampError.sizeMismatch(what: what, expected: d.size, found: loc.length) }
-        guard loc.length <= limit else { throw StampError.badInput("\(what): a \(d.mediaType) of \(loc.length) bytes is too large") }
+        guard loc.length == d.size else {
+            throw StampError.sizeMismatch(what: what, expected: d.size, found: loc.length)
+        }
+        guard loc.length <= limit else {
+            throw StampError.badInput("\(what): a \(d.mediaType) of \(loc.length) bytes is too large")
+        }
         let bytes: [UInt8]
         switch try loc.resolved() {
         case .memory(let b): bytes = b
@@ -101,7 +105,10 @@ extension BlobStore {
 final class DirectoryBlobStore: BlobStore {
     let root: String
     let name: String
-    init(root: String, name: String) { self.root = root; self.name = name }
+    init(root: String, name: String) {
+        self.root = root
+        self.name = name
+    }
     func locate(_ digest: String) throws -> BlobLocation? {
         let p = "\(root)/blobs/sha256/\(Digest.hex(digest))"
         guard Path.exists(p) else { return nil }
@@ -120,7 +127,10 @@ final class TarBlobStore: BlobStore, @unchecked Sendable {
     var paths: [String: String] = [:]
     var memory: [String: [UInt8]] = [:]
 
-    init(index: TarIndex, name: String) { self.index = index; self.name = name }
+    init(index: TarIndex, name: String) {
+        self.index = index
+        self.name = name
+    }
 
     func locate(_ digest: String) throws -> BlobLocation? {
         if let m = memory[digest] { return .memory(m) }

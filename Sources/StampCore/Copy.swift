@@ -15,16 +15,20 @@ public enum ImageCopy {
         public var pushed: PushSummary?
 
         public var json: JSONValue {
-            var j: JSONValue = .object([("schemaVersion", JSONValue(Int64(OutputSchema.version))),
-                                        ("source", .string(source)), ("destination", .string(destination)), ("digest", .string(digest)),
-                                        ("platforms", .array(platforms.map(\.json)))])
+            var j: JSONValue = .object([
+                ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
+                ("source", .string(source)), ("destination", .string(destination)), ("digest", .string(digest)),
+                ("platforms", .array(platforms.map(\.json))),
+            ])
             if let p = pushed { j["push"] = p.json }
             return j
         }
     }
 
-    public static func copy(from source: ImageReference, to destination: ImageReference, options: RegistryOptions,
-                            created: Timestamp, diagnostics: Diagnostics) throws -> Result {
+    public static func copy(
+        from source: ImageReference, to destination: ImageReference, options: RegistryOptions,
+        created: Timestamp, diagnostics: Diagnostics
+    ) throws -> Result {
         var destination = destination
         if case .path(let p, let r) = destination {
             destination = Path.isDirectory(p) ? .ociLayout(path: p, ref: r) : .ociArchive(path: p, ref: r)
@@ -40,8 +44,9 @@ public enum ImageCopy {
         }
         var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
         try collect(image.top, store: image.store, into: &blobs, depth: 0)
-        var top = Descriptor(mediaType: image.top.mediaType, digest: image.top.digest, size: image.top.size,
-                             platform: image.index == nil ? image.images.first?.platform : nil)
+        var top = Descriptor(
+            mediaType: image.top.mediaType, digest: image.top.digest, size: image.top.size,
+            platform: image.index == nil ? image.images.first?.platform : nil)
         let name = destination.ref ?? image.sourceName
         if let name { top.annotations = [AnnotationKey.refName: name] }
         // Remote blobs bound for a local output are fetched several at a time (a registry
@@ -64,20 +69,25 @@ public enum ImageCopy {
         let docker = image.images.map { ($0.platform.description, $0.configDescriptor.digest, $0.layers.map(\.digest)) }
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)
         output.repoTags = name.flatMap(repoTag).map { [$0] } ?? []
-        let pushed = try ImageWriter.write(output, to: destination, created: created, registry: client,
-                                           mountFrom: source.registry, diagnostics: diagnostics)
+        let pushed = try ImageWriter.write(
+            output, to: destination, created: created, registry: client,
+            mountFrom: source.registry, diagnostics: diagnostics)
         var digest = top.digest
         if case .dockerArchive = destination, let img = image.images.first {
             // The file stores no manifest: name the one it implies (what reading it gives).
-            digest = Digester.digest(JSONValue.encode(Patch.dockerArchiveManifest(config: img.configDescriptor, layers: img.layers)))
+            digest = Digester.digest(
+                JSONValue.encode(Patch.dockerArchiveManifest(config: img.configDescriptor, layers: img.layers)))
         }
-        return Result(source: source.description, destination: destination.description, digest: digest,
-                      platforms: image.images.map { PlatformEntry($0) }, pushed: pushed)
+        return Result(
+            source: source.description, destination: destination.description, digest: digest,
+            platforms: image.images.map { PlatformEntry($0) }, pushed: pushed)
     }
 
     /// Every blob a descriptor reaches: index children, manifest config and layers.
-    private static func collect(_ d: Descriptor, store: BlobStore, into blobs: inout [String: (size: Int64, location: BlobLocation)],
-                                depth: Int) throws {
+    private static func collect(
+        _ d: Descriptor, store: BlobStore, into blobs: inout [String: (size: Int64, location: BlobLocation)],
+        depth: Int
+    ) throws {
         guard blobs[d.digest] == nil else { return }
         guard depth < 8 else { throw StampError.badInput("\(store.name): indexes nest more than 8 deep") }
         if MediaType.isIndex(d.mediaType) || MediaType.isManifest(d.mediaType) {
@@ -87,7 +97,9 @@ public enum ImageCopy {
             for c in (doc["manifests"]?.arrayValue ?? []).map(Descriptor.init(json:)) {
                 try collect(c, store: store, into: &blobs, depth: depth + 1)
             }
-            if let c = doc["config"], c.isObject { try collect(Descriptor(json: c), store: store, into: &blobs, depth: depth + 1) }
+            if let c = doc["config"], c.isObject {
+                try collect(Descriptor(json: c), store: store, into: &blobs, depth: depth + 1)
+            }
             for l in (doc["layers"]?.arrayValue ?? []).map(Descriptor.init(json:)) {
                 try l.validate("\(store.name): manifest \(d.digest)")
                 blobs[l.digest] = (l.size, try store.require(l))

@@ -19,8 +19,10 @@ public enum DockerfileRenderer {
     /// `base` is the text of `--base`: a local image or a `docker://` reference (then it is read,
     /// and pinned by its digest), or a plain registry name such as
     /// `docker.io/mintplexlabs/anything-llm:1.16.0[@sha256:...]`, used as it is (offline).
-    public static func render(_ plan: StampPlan, base: String, baseDigest: String?, template: String?, output: String,
-                              diagnostics: Diagnostics = .stderr) throws -> Result {
+    public static func render(
+        _ plan: StampPlan, base: String, baseDigest: String?, template: String?, output: String,
+        diagnostics: Diagnostics = .stderr
+    ) throws -> Result {
         var name = base
         // What base.name records: what `stamp build` records for the same base (nil for a base
         // that names itself only by a tag), while FROM needs a repository either way.
@@ -32,7 +34,9 @@ public enum DockerfileRenderer {
             // A local image is read; so is a docker:// one (the tag resolved and pinned now).
             let loaded = try ImageSource.open(plan.base, registry: RegistryClient(options: plan.registry))
             var images = loaded.images
-            if !plan.platforms.isEmpty { images = images.filter { i in plan.platforms.contains { i.platform.matches($0) } } }
+            if !plan.platforms.isEmpty {
+                images = images.filter { i in plan.platforms.contains { i.platform.matches($0) } }
+            }
             guard let first = images.first else { throw StampError.usage("--platform: the base has no such platform") }
             image = first
             store = loaded.store
@@ -40,7 +44,8 @@ public enum DockerfileRenderer {
             // FROM needs a repository: a base that names itself only by a tag is taken to be
             // the profile's image (anything-llm's), which the Dockerfile then pins by digest.
             recordedName = Stamper.resolveBaseName(plan, loaded)
-            name = recordedName
+            name =
+                recordedName
                 ?? loaded.sourceName.flatMap { n in n.contains(":") ? n : plan.profile.imageName.map { $0 + ":" + n } }
                 ?? plan.profile.imageName ?? "base"
         } else {
@@ -51,10 +56,14 @@ public enum DockerfileRenderer {
             name = plan.baseName ?? name
             recordedName = name
         }
-        if !digest.isEmpty, !Digest.isValid(digest) { throw StampError.usage("--base-digest: \"\(digest)\" is not sha256:<64 hex>") }
+        if !digest.isEmpty, !Digest.isValid(digest) {
+            throw StampError.usage("--base-digest: \"\(digest)\" is not sha256:<64 hex>")
+        }
         let pinned = !digest.isEmpty
         if !pinned {
-            diagnostics.notice("warning: the base cannot be pinned: \(base) is not a local image and no --base-digest was given; the Dockerfile builds from whatever the tag points to")
+            diagnostics.notice(
+                "warning: the base cannot be pinned: \(base) is not a local image and no --base-digest was given; the Dockerfile builds from whatever the tag points to"
+            )
         }
         // The name lands in ARG and FROM: BuildKit splits ARG on any Unicode space, so a name that
         // is not an image reference could drop the digest pin. Only the reference grammar passes.
@@ -62,12 +71,15 @@ public enum DockerfileRenderer {
             let r = try RegistryReference.parse(name)
             guard r.digest == nil else { throw OCIError.invalidReference("a digest belongs in --base-digest") }
         } catch {
-            throw StampError.badInput("the base's name \(String(reflecting: name)) is not an image reference (HOST/REPO[:TAG]): \(error); name it with --base-name")
+            throw StampError.badInput(
+                "the base's name \(String(reflecting: name)) is not an image reference (HOST/REPO[:TAG]): \(error); name it with --base-name"
+            )
         }
         // stamp build names the base by its tag; the Dockerfile pins it by digest too.
         let baseImage = name + (pinned ? "@" + digest : "")
 
-        var entries = try Stamper.stampEntries(plan, baseName: recordedName, baseDigest: digest, image: image, store: store, diagnostics: diagnostics)
+        var entries = try Stamper.stampEntries(
+            plan, baseName: recordedName, baseDigest: digest, image: image, store: store, diagnostics: diagnostics)
         let hidden = entries.filter { Path.basename($0.path).hasPrefix(".wh.") }.count
         entries.removeAll { Path.basename($0.path).hasPrefix(".wh.") }
 
@@ -78,10 +90,15 @@ public enum DockerfileRenderer {
                 throw StampError.output("\(output): exists and is not an empty folder")
             }
         }
-        guard Path.isDirectory(Path.dirname(output)) else { throw StampError.output("\(output): folder \(Path.dirname(output)) does not exist") }
+        guard Path.isDirectory(Path.dirname(output)) else {
+            throw StampError.output("\(output): folder \(Path.dirname(output)) does not exist")
+        }
         let tmp: String
         do { tmp = try Path.makeTemporaryDirectory(beside: output) } catch { throw StampError.output("\(error)") }
-        defer { try? fm.removeItem(atPath: tmp); TemporaryFolders.done(tmp) }
+        defer {
+            try? fm.removeItem(atPath: tmp)
+            TemporaryFolders.done(tmp)
+        }
         var written: [String] = []
         var copies: [[String: TemplateValue]] = []
         let assetRoot = plan.assets.map { Path.clean($0.root)! }
@@ -106,18 +123,24 @@ public enum DockerfileRenderer {
             if let root = assetRoot, e.path.hasPrefix(root + "/") {
                 if !copiedRoot {
                     copiedRoot = true
-                    copies.append(["chmod": .text(""), "paths": .text(try Quote.dockerfileArray(["stamp/\(root)/", "/\(root)/"]))])
+                    copies.append([
+                        "chmod": .text(""), "paths": .text(try Quote.dockerfileArray(["stamp/\(root)/", "/\(root)/"])),
+                    ])
                 }
                 continue
             }
             if case .directory = e.content { continue }
             let chmod = e.mode == 0o777 ? "" : "--chmod=" + String(format: "%04o", e.mode) + " "
-            copies.append(["chmod": .text(chmod), "paths": .text(try Quote.dockerfileArray(["stamp/" + e.path, "/" + e.path]))])
+            copies.append([
+                "chmod": .text(chmod), "paths": .text(try Quote.dockerfileArray(["stamp/" + e.path, "/" + e.path])),
+            ])
         }
 
         let stamp = Stamp(plan: plan, baseName: recordedName, baseDigest: digest)
         var labels: [[String: TemplateValue]] = []
-        for (k, v) in stamp.labels { labels.append(["key": .text(try Quote.dockerfile(k)), "value": .text(try Quote.dockerfile(v))]) }
+        for (k, v) in stamp.labels {
+            labels.append(["key": .text(try Quote.dockerfile(k)), "value": .text(try Quote.dockerfile(v))])
+        }
         var env: [[String: TemplateValue]] = []
         for (k, v) in stamp.env {
             guard k.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
@@ -137,7 +160,9 @@ public enum DockerfileRenderer {
             "health_options": .text(""), "health_cmd": .text(""),
         ]
         if let h = stamp.healthcheck {
-            context["health_options"] = .text("--interval=\(duration(h.interval)) --timeout=\(duration(h.timeout)) --start-period=\(duration(h.startPeriod)) --retries=\(h.retries)")
+            context["health_options"] = .text(
+                "--interval=\(duration(h.interval)) --timeout=\(duration(h.timeout)) --start-period=\(duration(h.startPeriod)) --retries=\(h.retries)"
+            )
             context["health_cmd"] = .text(try Quote.dockerfileArray([h.scriptPath]))
         }
         if baseImage.contains(where: { $0 == " " || $0 == "\"" || $0 == "$" || $0.isNewline }) {
@@ -145,7 +170,8 @@ public enum DockerfileRenderer {
         }
         let (templateName, templateText) = try loadTemplate(template, profile: plan.profile)
         let dockerfile: String
-        do { dockerfile = try Template(templateText, name: templateName).render(context) } catch let e as TemplateError {
+        do { dockerfile = try Template(templateText, name: templateName).render(context) } catch let e as TemplateError
+        {
             throw StampError.usage("--template: \(e)")
         }
         try Data(dockerfile.utf8).write(to: URL(fileURLWithPath: tmp + "/Dockerfile"))
@@ -165,7 +191,9 @@ public enum DockerfileRenderer {
             return (name, String(decoding: try ReadableFile(name).readAll(limit: 1 << 20), as: UTF8.self))
         }
         if let builtin = BuiltinTemplates.all[name] { return ("dockerfiles/\(name).Dockerfile", builtin) }
-        throw StampError.usage("--template: no file \(name) and no template named \(name) (built in: \(BuiltinTemplates.all.keys.sorted().joined(separator: ", ")))")
+        throw StampError.usage(
+            "--template: no file \(name) and no template named \(name) (built in: \(BuiltinTemplates.all.keys.sorted().joined(separator: ", ")))"
+        )
     }
 
     /// Nanoseconds as Docker's duration flags take them (`30s`, `1m30s`).

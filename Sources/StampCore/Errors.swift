@@ -73,7 +73,8 @@ public struct Diagnostics: Sendable {
     /// A blob written, pushed, mounted or pulled: one line in `plain` mode (verb, digest, size, time).
     public func blob(_ verb: String, digest: String, size: Int64, seconds: Double?) {
         guard progressMode == .plain else { return }
-        notice("stamp:   \(verb) \(digest) (\(ProgressLine.size(size))\(seconds.map { ", " + Step.seconds($0) } ?? ""))")
+        notice(
+            "stamp:   \(verb) \(digest) (\(ProgressLine.size(size))\(seconds.map { ", " + Step.seconds($0) } ?? ""))")
     }
 
     /// The clock `blob` lines are timed with, in seconds.
@@ -85,13 +86,16 @@ public struct Diagnostics: Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
 
         init(text: String, notice: (@Sendable (String) -> Void)?) {
-            self.text = text; self.notice = notice
+            self.text = text
+            self.notice = notice
             notice?("stamp: \(text)")
         }
 
         /// The step's end: `stamp: TEXT: done in 0.42 s`, and `detail` when given.
         public func done(_ detail: String? = nil) {
-            notice?("stamp: \(text): done in \(Self.seconds(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))" + (detail.map { ", " + $0 } ?? ""))
+            notice?(
+                "stamp: \(text): done in \(Self.seconds(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))"
+                    + (detail.map { ", " + $0 } ?? ""))
         }
 
         static func seconds(_ s: Double) -> String {
@@ -102,7 +106,7 @@ public struct Diagnostics: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func fwriteStderr(_ buf: UnsafeBufferPointer<UInt8>) -> Int {

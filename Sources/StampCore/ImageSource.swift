@@ -25,8 +25,9 @@ public struct PlatformImage: Sendable {
 
     public var platform: Platform {
         if let p = descriptor.platform { return p }
-        return Platform(os: config["os"]?.stringValue ?? "unknown", architecture: config["architecture"]?.stringValue ?? "unknown",
-                        variant: config["variant"]?.stringValue)
+        return Platform(
+            os: config["os"]?.stringValue ?? "unknown", architecture: config["architecture"]?.stringValue ?? "unknown",
+            variant: config["variant"]?.stringValue)
     }
 
     public var diffIDs: [String] {
@@ -44,11 +45,15 @@ public struct PlatformEntry: Sendable, Equatable {
     public var config: String
 
     public init(platform: String, manifest: String, config: String) {
-        self.platform = platform; self.manifest = manifest; self.config = config
+        self.platform = platform
+        self.manifest = manifest
+        self.config = config
     }
 
     public init(_ image: PlatformImage) {
-        self.init(platform: image.platform.description, manifest: image.descriptor.digest, config: image.configDescriptor.digest)
+        self.init(
+            platform: image.platform.description, manifest: image.descriptor.digest,
+            config: image.configDescriptor.digest)
     }
 
     public var json: JSONValue {
@@ -89,11 +94,14 @@ public enum ImageSource {
         // A FIFO or a device would block or never end: only files and folders are read.
         var st = stat()
         if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG, (st.st_mode & S_IFMT) != S_IFDIR {
-            throw StampError.badInput("\(reference): is \(Path.kind(st.st_mode)), not a regular file or an image folder")
+            throw StampError.badInput(
+                "\(reference): is \(Path.kind(st.st_mode)), not a regular file or an image folder")
         }
         switch reference {
         case .ociLayout:
-            guard Path.isDirectory(path) else { throw StampError.badInput("\(reference): not a directory (an oci: layout is a folder)") }
+            guard Path.isDirectory(path) else {
+                throw StampError.badInput("\(reference): not a directory (an oci: layout is a folder)")
+            }
             return try openLayoutDirectory(reference)
         case .ociArchive:
             let idx = try tarIndex(reference)
@@ -103,7 +111,9 @@ public enum ImageSource {
             return try openDockerArchive(reference, idx)
         case .path(let p, let ref):
             if Path.isDirectory(p) {
-                guard Path.exists(p + "/index.json") else { throw StampError.badInput("\(p): a directory without index.json is not an OCI image layout") }
+                guard Path.exists(p + "/index.json") else {
+                    throw StampError.badInput("\(p): a directory without index.json is not an OCI image layout")
+                }
                 return try openLayoutDirectory(.ociLayout(path: p, ref: ref))
             }
             let idx = try tarIndex(reference)
@@ -116,7 +126,9 @@ public enum ImageSource {
     }
 
     private static func tarIndex(_ r: ImageReference) throws -> TarIndex {
-        guard !Path.isDirectory(r.path) else { throw StampError.badInput("\(r): is a directory, not a tar archive (use oci:\(r.path))") }
+        guard !Path.isDirectory(r.path) else {
+            throw StampError.badInput("\(r): is a directory, not a tar archive (use oci:\(r.path))")
+        }
         do { return try TarIndex(path: r.path) } catch let e as IOError { throw StampError.badInput(e.description) }
     }
 
@@ -127,13 +139,17 @@ public enum ImageSource {
         let indexPath = r.path + "/index.json"
         guard Path.exists(indexPath) else { throw StampError.badInput("\(r): no index.json (not an OCI image layout)") }
         let bytes = try ReadableFile(indexPath).readAll()
-        if Path.exists(r.path + "/oci-layout") { try checkLayoutFile(try ReadableFile(r.path + "/oci-layout").readAll(), r) }
+        if Path.exists(r.path + "/oci-layout") {
+            try checkLayoutFile(try ReadableFile(r.path + "/oci-layout").readAll(), r)
+        }
         return try load(layoutIndex: bytes, reference: r, store: store, kind: "oci")
     }
 
     private static func openLayoutArchive(_ r: ImageReference, _ idx: TarIndex) throws -> LoadedImage {
         let store = TarBlobStore(index: idx, name: r.description)
-        guard idx.contains("index.json") else { throw StampError.badInput("\(r): no index.json in the archive (not an oci-archive)") }
+        guard idx.contains("index.json") else {
+            throw StampError.badInput("\(r): no index.json in the archive (not an oci-archive)")
+        }
         if idx.contains("oci-layout") { try checkLayoutFile(try idx.read("oci-layout", limit: 4096), r) }
         return try load(layoutIndex: try idx.read("index.json"), reference: r, store: store, kind: "oci-archive")
     }
@@ -145,9 +161,13 @@ public enum ImageSource {
         guard v.hasPrefix("1.") else { throw StampError.badInput("\(r): unsupported imageLayoutVersion \(v)") }
     }
 
-    private static func load(layoutIndex bytes: [UInt8], reference r: ImageReference, store: BlobStore, kind: String) throws -> LoadedImage {
+    private static func load(layoutIndex bytes: [UInt8], reference r: ImageReference, store: BlobStore, kind: String)
+        throws -> LoadedImage
+    {
         let layoutIndex: JSONValue
-        do { layoutIndex = try JSONValue.parse(bytes) } catch { throw StampError.badInput("\(r): index.json: \(error)") }
+        do { layoutIndex = try JSONValue.parse(bytes) } catch {
+            throw StampError.badInput("\(r): index.json: \(error)")
+        }
         let entries = (layoutIndex["manifests"]?.arrayValue ?? []).map(Descriptor.init(json:))
         guard !entries.isEmpty else { throw StampError.badInput("\(r): index.json lists no images") }
         for (i, e) in entries.enumerated() { try e.validate("\(r): index.json manifests[\(i)]") }
@@ -161,7 +181,9 @@ public enum ImageSource {
             }
             guard let m = matches.first else {
                 let known = entries.compactMap { $0.annotations[AnnotationKey.refName] }
-                throw StampError.badInput("\(r): no image named \"\(want)\" (index.json has: \(known.isEmpty ? "no names" : known.joined(separator: ", ")))")
+                throw StampError.badInput(
+                    "\(r): no image named \"\(want)\" (index.json has: \(known.isEmpty ? "no names" : known.joined(separator: ", ")))"
+                )
             }
             top = m
             sourceName = m.annotations[AnnotationKey.refName]
@@ -173,18 +195,23 @@ public enum ImageSource {
             // index.json is itself the multi-platform index.
             let d = Digester.digest(bytes)
             top = Descriptor(mediaType: MediaType.ociIndex, digest: d, size: Int64(bytes.count))
-            return try load(index: layoutIndex, top: top, reference: r, store: OverlayStore(base: store, extra: [d: bytes]),
-                            sourceName: nil, kind: kind)
+            return try load(
+                index: layoutIndex, top: top, reference: r, store: OverlayStore(base: store, extra: [d: bytes]),
+                sourceName: nil, kind: kind)
         } else {
             let known = entries.compactMap { $0.annotations[AnnotationKey.refName] }
-            throw StampError.badInput("\(r): holds \(entries.count) images; name one as \(r.transport == "path" ? "PATH" : r.transport + ":PATH"):REF (refs: \(known.isEmpty ? "none named" : known.joined(separator: ", ")))")
+            throw StampError.badInput(
+                "\(r): holds \(entries.count) images; name one as \(r.transport == "path" ? "PATH" : r.transport + ":PATH"):REF (refs: \(known.isEmpty ? "none named" : known.joined(separator: ", ")))"
+            )
         }
 
         return try resolve(top: top, reference: r, store: store, sourceName: sourceName, kind: kind)
     }
 
     /// From the descriptor a layout or registry names down to the manifests of each platform.
-    private static func resolve(top: Descriptor, reference r: ImageReference, store: BlobStore, sourceName: String?, kind: String) throws -> LoadedImage {
+    private static func resolve(
+        top: Descriptor, reference r: ImageReference, store: BlobStore, sourceName: String?, kind: String
+    ) throws -> LoadedImage {
         var top = top
         // Follow nested indexes (skopeo copy --all, buildx) down to the one that lists platforms.
         var depth = 0
@@ -192,7 +219,8 @@ public enum ImageSource {
             let index = try store.json(top)
             let children = (index["manifests"]?.arrayValue ?? []).map(Descriptor.init(json:))
             if children.count == 1, MediaType.isIndex(children[0].mediaType), depth < 8 {
-                top = children[0]; depth += 1
+                top = children[0]
+                depth += 1
                 continue
             }
             return try load(index: index, top: top, reference: r, store: store, sourceName: sourceName, kind: kind)
@@ -201,23 +229,36 @@ public enum ImageSource {
             throw StampError.unknownMediaType(top.mediaType, in: "\(r): index.json entry \(top.digest)")
         }
         let image = try loadManifest(top, store: store, what: "\(r)")
-        return LoadedImage(reference: r, store: store, top: top, index: nil, images: [image], attestations: [], sourceName: sourceName, kind: kind)
+        return LoadedImage(
+            reference: r, store: store, top: top, index: nil, images: [image], attestations: [], sourceName: sourceName,
+            kind: kind)
     }
 
-    private static func load(index: JSONValue, top: Descriptor, reference r: ImageReference, store: BlobStore, sourceName: String?, kind: String) throws -> LoadedImage {
+    private static func load(
+        index: JSONValue, top: Descriptor, reference r: ImageReference, store: BlobStore, sourceName: String?,
+        kind: String
+    ) throws -> LoadedImage {
         var images: [PlatformImage] = []
         var attestations: [Descriptor] = []
         for (i, d) in (index["manifests"]?.arrayValue ?? []).map(Descriptor.init(json:)).enumerated() {
             try d.validate("\(r): index \(top.digest) manifests[\(i)]")
-            if isAttestation(d) { attestations.append(d); continue }
-            if MediaType.isIndex(d.mediaType) {
-                throw StampError.badInput("\(r): index \(Digest.short(top.digest)) nests another index beside images; not supported")
+            if isAttestation(d) {
+                attestations.append(d)
+                continue
             }
-            guard MediaType.isManifest(d.mediaType) else { throw StampError.unknownMediaType(d.mediaType, in: "\(r): index \(top.digest)") }
+            if MediaType.isIndex(d.mediaType) {
+                throw StampError.badInput(
+                    "\(r): index \(Digest.short(top.digest)) nests another index beside images; not supported")
+            }
+            guard MediaType.isManifest(d.mediaType) else {
+                throw StampError.unknownMediaType(d.mediaType, in: "\(r): index \(top.digest)")
+            }
             images.append(try loadManifest(d, store: store, what: "\(r)"))
         }
         guard !images.isEmpty else { throw StampError.badInput("\(r): the index lists no runnable image") }
-        return LoadedImage(reference: r, store: store, top: top, index: index, images: images, attestations: attestations, sourceName: sourceName, kind: kind)
+        return LoadedImage(
+            reference: r, store: store, top: top, index: index, images: images, attestations: attestations,
+            sourceName: sourceName, kind: kind)
     }
 
     static func isAttestation(_ d: Descriptor) -> Bool {
@@ -226,23 +267,32 @@ public enum ImageSource {
 
     static func loadManifest(_ d: Descriptor, store: BlobStore, what: String) throws -> PlatformImage {
         let manifest = try store.json(d)
-        guard let cj = manifest["config"], cj.isObject else { throw StampError.badInput("\(what): manifest \(d.digest) has no config") }
+        guard let cj = manifest["config"], cj.isObject else {
+            throw StampError.badInput("\(what): manifest \(d.digest) has no config")
+        }
         let cd = Descriptor(json: cj)
         try cd.validate("\(what): manifest \(d.digest) config")
-        guard MediaType.isConfig(cd.mediaType) else { throw StampError.unknownMediaType(cd.mediaType, in: "\(what): manifest \(d.digest) config") }
+        guard MediaType.isConfig(cd.mediaType) else {
+            throw StampError.unknownMediaType(cd.mediaType, in: "\(what): manifest \(d.digest) config")
+        }
         let config = try store.json(cd)
         // The rules `stamp verify` holds an image to hold for a base too.
-        guard config.isObject else { throw StampError.badInput("\(what): config \(Digest.short(cd.digest)) is not a JSON object") }
+        guard config.isObject else {
+            throw StampError.badInput("\(what): config \(Digest.short(cd.digest)) is not a JSON object")
+        }
         let layers = (manifest["layers"]?.arrayValue ?? []).map(Descriptor.init(json:))
         for (i, l) in layers.enumerated() {
             try l.validate("\(what): manifest \(d.digest) layers[\(i)]")
             guard MediaType.layerCompression(l.mediaType) != nil else {
-                throw StampError.unknownMediaType(l.mediaType, in: "\(what): manifest \(Digest.short(d.digest)) layers[\(i)] \(l.digest)")
+                throw StampError.unknownMediaType(
+                    l.mediaType, in: "\(what): manifest \(Digest.short(d.digest)) layers[\(i)] \(l.digest)")
             }
         }
         let diffIDs = config["rootfs"]?["diff_ids"]?.arrayValue ?? []
         guard diffIDs.count == layers.count else {
-            throw StampError.badInput("\(what): manifest \(Digest.short(d.digest)) has \(layers.count) layers but its config lists \(diffIDs.count) rootfs.diff_ids")
+            throw StampError.badInput(
+                "\(what): manifest \(Digest.short(d.digest)) has \(layers.count) layers but its config lists \(diffIDs.count) rootfs.diff_ids"
+            )
         }
         return PlatformImage(descriptor: d, manifest: manifest, configDescriptor: cd, config: config, layers: layers)
     }
@@ -253,7 +303,9 @@ public enum ImageSource {
     /// `blobs/sha256` layout) and presents it as the Docker manifest it implies.
     private static func openDockerArchive(_ r: ImageReference, _ idx: TarIndex) throws -> LoadedImage {
         let store = TarBlobStore(index: idx, name: r.description)
-        guard idx.contains("manifest.json") else { throw StampError.badInput("\(r): no manifest.json in the archive (not a docker-archive)") }
+        guard idx.contains("manifest.json") else {
+            throw StampError.badInput("\(r): no manifest.json in the archive (not a docker-archive)")
+        }
         let mj: JSONValue
         do { mj = try JSONValue.parse(try idx.read("manifest.json")) } catch let e as JSONParseError {
             throw StampError.badInput("\(r): manifest.json: \(e)")
@@ -264,26 +316,38 @@ public enum ImageSource {
         if let want = r.ref {
             if want.hasPrefix("@"), let n = Int(want.dropFirst()), entries.indices.contains(n) {
                 chosen = entries[n]
-            } else if let m = entries.first(where: { ($0["RepoTags"]?.arrayValue ?? []).contains { t in
-                let s = t.stringValue ?? ""; return s == want || s.hasSuffix("/" + want) } }) {
+            } else if let m = entries.first(where: {
+                ($0["RepoTags"]?.arrayValue ?? []).contains { t in
+                    let s = t.stringValue ?? ""
+                    return s == want || s.hasSuffix("/" + want)
+                }
+            }) {
                 chosen = m
             } else {
                 throw StampError.badInput("\(r): no image tagged \"\(want)\" in manifest.json")
             }
         } else if entries.count > 1 {
-            throw StampError.badInput("\(r): holds \(entries.count) images; name one as docker-archive:PATH:NAME:TAG or :@N")
+            throw StampError.badInput(
+                "\(r): holds \(entries.count) images; name one as docker-archive:PATH:NAME:TAG or :@N")
         }
-        guard let configPath = chosen["Config"]?.stringValue else { throw StampError.badInput("\(r): manifest.json entry has no Config") }
+        guard let configPath = chosen["Config"]?.stringValue else {
+            throw StampError.badInput("\(r): manifest.json entry has no Config")
+        }
         let configBytes: [UInt8]
-        do { configBytes = try idx.read(configPath) } catch { throw StampError.badInput("\(r): config \(configPath): \(error)") }
+        do { configBytes = try idx.read(configPath) } catch {
+            throw StampError.badInput("\(r): config \(configPath): \(error)")
+        }
         let configDigest = Digester.digest(configBytes)
         store.memory[configDigest] = configBytes
         let config: JSONValue
-        do { config = try JSONValue.parse(configBytes) } catch { throw StampError.badInput("\(r): \(configPath): \(error)") }
+        do { config = try JSONValue.parse(configBytes) } catch {
+            throw StampError.badInput("\(r): \(configPath): \(error)")
+        }
         let diffIDs = config["rootfs"]?["diff_ids"]?.arrayValue?.compactMap { $0.stringValue } ?? []
         let layerPaths = chosen["Layers"]?.arrayValue?.compactMap { $0.stringValue } ?? []
         guard layerPaths.count == diffIDs.count else {
-            throw StampError.badInput("\(r): manifest.json lists \(layerPaths.count) layers but the config has \(diffIDs.count) diff_ids")
+            throw StampError.badInput(
+                "\(r): manifest.json lists \(layerPaths.count) layers but the config has \(diffIDs.count) diff_ids")
         }
         var layers: [Descriptor] = []
         for (i, p) in layerPaths.enumerated() {
@@ -295,7 +359,7 @@ public enum ImageSource {
             if let hex = contentName(p) {
                 digest = "sha256:" + hex
             } else if compression == .none {
-                digest = diffIDs[i] // an uncompressed layer's digest is its diff_id; checked when copied
+                digest = diffIDs[i]  // an uncompressed layer's digest is its diff_id; checked when copied
             } else {
                 let sink = DigestingSink(nil)
                 _ = try copyStream(from: idx.file.section(offset: e.offset, length: e.size), to: sink)
@@ -304,21 +368,27 @@ public enum ImageSource {
             store.paths[digest] = p
             layers.append(Descriptor(mediaType: MediaType.ociLayerType(compression), digest: digest, size: e.size))
         }
-        let manifest = Patch.dockerArchiveManifest(config: Descriptor(mediaType: MediaType.dockerConfig, digest: configDigest,
-                                                                      size: Int64(configBytes.count)), layers: layers)
+        let manifest = Patch.dockerArchiveManifest(
+            config: Descriptor(
+                mediaType: MediaType.dockerConfig, digest: configDigest,
+                size: Int64(configBytes.count)), layers: layers)
         let mbytes = JSONValue.encode(manifest)
-        let md = Descriptor(mediaType: MediaType.dockerManifest, digest: Digester.digest(mbytes), size: Int64(mbytes.count))
+        let md = Descriptor(
+            mediaType: MediaType.dockerManifest, digest: Digester.digest(mbytes), size: Int64(mbytes.count))
         store.memory[md.digest] = mbytes
         var image = try loadManifest(md, store: store, what: r.description)
         image.descriptor.platform = image.platform
         let tags = chosen["RepoTags"]?.arrayValue?.compactMap { $0.stringValue } ?? []
-        return LoadedImage(reference: r, store: store, top: md, index: nil, images: [image], attestations: [],
-                           sourceName: tags.first, kind: "docker-archive")
+        return LoadedImage(
+            reference: r, store: store, top: md, index: nil, images: [image], attestations: [],
+            sourceName: tags.first, kind: "docker-archive")
     }
 
     private static func contentName(_ p: String) -> String? {
         let parts = p.split(separator: "/")
-        guard parts.count == 3, parts[0] == "blobs", parts[1] == "sha256", Digest.isValid("sha256:" + parts[2]) else { return nil }
+        guard parts.count == 3, parts[0] == "blobs", parts[1] == "sha256", Digest.isValid("sha256:" + parts[2]) else {
+            return nil
+        }
         return String(parts[2])
     }
 }
@@ -327,7 +397,10 @@ public enum ImageSource {
 final class OverlayStore: BlobStore {
     let base: BlobStore
     let extra: [String: [UInt8]]
-    init(base: BlobStore, extra: [String: [UInt8]]) { self.base = base; self.extra = extra }
+    init(base: BlobStore, extra: [String: [UInt8]]) {
+        self.base = base
+        self.extra = extra
+    }
     var name: String { base.name }
     func locate(_ digest: String) throws -> BlobLocation? {
         if let b = extra[digest] { return .memory(b) }

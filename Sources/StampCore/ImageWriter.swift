@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Hashing
 import IO
@@ -37,9 +37,11 @@ public enum ImageWriter {
     /// file that the same inputs make again byte for byte. A layout folder, which other images
     /// may share, is always synced blob by blob before its `index.json` names them.
     @discardableResult
-    public static func write(_ image: OutputImage, to reference: ImageReference, created: Timestamp,
-                             registry: RegistryClient? = nil, mountFrom: RegistryReference? = nil,
-                             started: ArchiveInProgress? = nil, sync: Bool = false, diagnostics: Diagnostics = .stderr) throws -> PushSummary? {
+    public static func write(
+        _ image: OutputImage, to reference: ImageReference, created: Timestamp,
+        registry: RegistryClient? = nil, mountFrom: RegistryReference? = nil,
+        started: ArchiveInProgress? = nil, sync: Bool = false, diagnostics: Diagnostics = .stderr
+    ) throws -> PushSummary? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
             var docker = false
@@ -48,21 +50,28 @@ public enum ImageWriter {
             let step = diagnostics.step("writing \(reference)")
             let progress = diagnostics.progress("writing \(p)", total: rest.values.sizeSum(\.size))
             defer { progress.finish() }
-            try writeArchive(image, path: p, created: created, progress: progress, started: started, sync: sync, docker: docker,
-                             blobDone: { diagnostics.blob("wrote", digest: $0, size: $1, seconds: $2) })
+            try writeArchive(
+                image, path: p, created: created, progress: progress, started: started, sync: sync, docker: docker,
+                blobDone: { diagnostics.blob("wrote", digest: $0, size: $1, seconds: $2) })
             step.done()
         case .ociLayout(let p, _):
             let step = diagnostics.step("writing \(reference)")
             let progress = diagnostics.progress("writing \(p)", total: image.blobs.values.sizeSum(\.size))
             defer { progress.finish() }
-            try writeLayout(image, path: p, progress: progress, blobDone: { diagnostics.blob($3 ? "wrote" : "kept", digest: $0, size: $1, seconds: $2) })
+            try writeLayout(
+                image, path: p, progress: progress,
+                blobDone: { diagnostics.blob($3 ? "wrote" : "kept", digest: $0, size: $1, seconds: $2) })
             step.done()
         case .registry(let r):
             let client = registry ?? RegistryClient.fromEnvironment()
             let step = diagnostics.step("pushing to \(r)")
-            let summary = try RegistryImages.push(image, to: r, client: client, mountFrom: mountFrom, diagnostics: diagnostics)
-            step.done(summary.unchanged ? "the tag already names \(summary.digest)"
-                      : "\(summary.uploaded) blobs uploaded (\(ProgressLine.size(summary.uploadedBytes))), \(summary.mounted) mounted, \(summary.existed) already there")
+            let summary = try RegistryImages.push(
+                image, to: r, client: client, mountFrom: mountFrom, diagnostics: diagnostics)
+            step.done(
+                summary.unchanged
+                    ? "the tag already names \(summary.digest)"
+                    : "\(summary.uploaded) blobs uploaded (\(ProgressLine.size(summary.uploadedBytes))), \(summary.mounted) mounted, \(summary.existed) already there"
+            )
             return summary
         }
         return nil
@@ -70,8 +79,10 @@ public enum ImageWriter {
 
     /// For an archive output, starts copying `blobs` into it now (see `ArchiveInProgress`);
     /// nil for other outputs.
-    public static func start(_ reference: ImageReference, created: Timestamp,
-                             blobs: [(digest: String, size: Int64, location: BlobLocation)], sync: Bool = false) throws -> ArchiveInProgress? {
+    public static func start(
+        _ reference: ImageReference, created: Timestamp,
+        blobs: [(digest: String, size: Int64, location: BlobLocation)], sync: Bool = false
+    ) throws -> ArchiveInProgress? {
         switch reference {
         case .ociArchive(let p, _), .path(let p, _), .dockerArchive(let p, _):
             return try ArchiveInProgress(path: p, created: created, first: blobs, sync: sync)
@@ -85,20 +96,29 @@ public enum ImageWriter {
     /// reads (`source`), however the two paths are spelled.
     public static func preflight(_ reference: ImageReference, source: ImageReference? = nil) throws {
         if case .registry = reference { return }
-        let path = reference.path.hasSuffix("/") && reference.path.count > 1 ? String(reference.path.dropLast()) : reference.path
+        let path =
+            reference.path.hasSuffix("/") && reference.path.count > 1
+            ? String(reference.path.dropLast()) : reference.path
         let parent = Path.dirname(path)
         switch reference {
         case .ociLayout:
-            if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder (oci: writes a layout folder)") }
+            if Path.exists(path) && !Path.isDirectory(path) {
+                throw StampError.output("\(path): exists and is not a folder (oci: writes a layout folder)")
+            }
             if Path.exists(path + "/index.json") { _ = try existingIndex(path) }
         default:
-            if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
+            if Path.isDirectory(path) {
+                throw StampError.output("\(path): is a directory; an archive output must be a file path")
+            }
             var st = stat()
             if lstat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
-                throw StampError.output("\(path): exists and is not a regular file (\(Path.kind(st.st_mode))); stamp replaces only a regular file or writes a new path")
+                throw StampError.output(
+                    "\(path): exists and is not a regular file (\(Path.kind(st.st_mode))); stamp replaces only a regular file or writes a new path"
+                )
             }
             if let source, source.registry == nil, Path.sameFile(path, source.path) {
-                throw StampError.usage("\(path): is the file the image is read from (\(source)); write the output elsewhere")
+                throw StampError.usage(
+                    "\(path): is the file the image is read from (\(source)); write the output elsewhere")
             }
         }
         guard Path.isDirectory(parent) else { throw StampError.output("\(path): folder \(parent) does not exist") }
@@ -109,10 +129,13 @@ public enum ImageWriter {
     static func existingIndex(_ path: String) throws -> JSONValue {
         let old: JSONValue
         do { old = try JSONValue.parse(try ReadableFile(path + "/index.json").readAll(limit: 64 << 20)) } catch {
-            throw StampError.badInput("\(path)/index.json: cannot be read (\(error)); it names the layout's images, so stamp will not replace it")
+            throw StampError.badInput(
+                "\(path)/index.json: cannot be read (\(error)); it names the layout's images, so stamp will not replace it"
+            )
         }
         guard old["manifests"]?.arrayValue != nil else {
-            throw StampError.badInput("\(path)/index.json: has no manifests list; it names the layout's images, so stamp will not replace it")
+            throw StampError.badInput(
+                "\(path)/index.json: has no manifests list; it names the layout's images, so stamp will not replace it")
         }
         return old
     }
@@ -120,29 +143,37 @@ public enum ImageWriter {
     static func ociLayoutBytes() -> [UInt8] { JSONValue.encode(.object([("imageLayoutVersion", .string("1.0.0"))])) }
 
     static func layoutIndex(_ image: OutputImage) -> JSONValue {
-        .object([("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)), ("manifests", .array(topEntries(image).map(\.json)))])
+        .object([
+            ("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)),
+            ("manifests", .array(topEntries(image).map(\.json))),
+        ])
     }
 
     static func layoutIndex(_ top: Descriptor) -> JSONValue {
-        .object([("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)), ("manifests", .array([top.json]))])
+        .object([
+            ("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)),
+            ("manifests", .array([top.json])),
+        ])
     }
 
     /// The top descriptor once per name (`--tag` repeated), or once unnamed.
     static func topEntries(_ image: OutputImage) -> [Descriptor] {
-        [image.top] + image.moreRefNames.map { name in
-            var d = image.top
-            var a = d.annotations
-            a[AnnotationKey.refName] = name
-            d.annotations = a
-            return d
-        }
+        [image.top]
+            + image.moreRefNames.map { name in
+                var d = image.top
+                var a = d.annotations
+                a[AnnotationKey.refName] = name
+                d.annotations = a
+                return d
+            }
     }
 
     /// Docker's `manifest.json` names one image: `docker load` before Docker 25 and skopeo's
     /// docker-archive reader take one per tag. With several platforms it is linux/amd64 (else
     /// the first); daemons that read `index.json` still see them all.
     static func dockerManifest(_ image: OutputImage) -> [UInt8] {
-        guard let d = image.dockerImages.first(where: { $0.platform == "linux/amd64" }) ?? image.dockerImages.first else {
+        guard let d = image.dockerImages.first(where: { $0.platform == "linux/amd64" }) ?? image.dockerImages.first
+        else {
             return JSONValue.encode(.array([]))
         }
         let e: JSONValue = .object([
@@ -158,21 +189,25 @@ public enum ImageWriter {
     /// the other blobs sorted by digest; then `index.json`, `manifest.json`, `oci-layout`.
     /// `docker`: a `docker save` archive only (configs, layers and `manifest.json`, no OCI
     /// layout), so that podman and skopeo read it as Docker's and keep its format.
-    static func writeArchive(_ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off,
-                             started: ArchiveInProgress? = nil, sync: Bool = false, docker: Bool = false,
-                             blobDone: ((String, Int64, Double?) -> Void)? = nil) throws {
+    static func writeArchive(
+        _ image: OutputImage, path: String, created: Timestamp, progress: ProgressLine = .off,
+        started: ArchiveInProgress? = nil, sync: Bool = false, docker: Bool = false,
+        blobDone: ((String, Int64, Double?) -> Void)? = nil
+    ) throws {
         let archive = try started ?? ArchiveInProgress(path: path, created: created, first: [], sync: sync)
         try archive.wait()
         // The base's layers went in while the base was read (no time of their own).
         for digest in archive.first.sorted() { blobDone?(digest, image.blobs[digest]?.size ?? 0, nil) }
         let tar = archive.state.tar
         let wanted = docker ? Set(image.dockerImages.flatMap { [$0.config] + $0.layers }) : nil
-        for digest in image.blobs.keys.sorted() where !archive.first.contains(digest) && wanted?.contains(digest) != false {
+        for digest in image.blobs.keys.sorted()
+        where !archive.first.contains(digest) && wanted?.contains(digest) != false {
             let (size, loc) = image.blobs[digest]!
             let start = Diagnostics.now()
             try tar.begin(.init(path: "blobs/sha256/\(Digest.hex(digest))", kind: .file, mode: 0o644, size: size))
-            try copyChecked(digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress,
-                            hash: !image.ownBlobs.contains(digest))
+            try copyChecked(
+                digest: digest, size: size, from: loc, to: TarDataSink(tar), progress: progress,
+                hash: !image.ownBlobs.contains(digest))
             blobDone?(digest, size, Diagnostics.now() - start)
         }
         if !docker { try tar.addFile("index.json", JSONValue.encode(layoutIndex(image))) }
@@ -184,9 +219,13 @@ public enum ImageWriter {
 
     /// Copies a blob, hashing on the way; throws (and so discards the output) on any mismatch.
     /// `hash: false` only for blobs this run wrote and hashed itself.
-    static func copyChecked(digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink, progress: ProgressLine = .off,
-                            hash: Bool = true, cancelled: (() -> Bool)? = nil) throws {
-        guard loc.length == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: loc.length) }
+    static func copyChecked(
+        digest: String, size: Int64, from loc: BlobLocation, to sink: ByteSink, progress: ProgressLine = .off,
+        hash: Bool = true, cancelled: (() -> Bool)? = nil
+    ) throws {
+        guard loc.length == size else {
+            throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: loc.length)
+        }
         let hashing = DigestingSink(sink)
         var source: ByteSource = ObservedSource(try loc.open(), progress)
         if let cancelled { source = CancellableSource(source, cancelled) }
@@ -194,7 +233,9 @@ public enum ImageWriter {
         guard n == size else { throw StampError.sizeMismatch(what: "blob \(digest)", expected: size, found: n) }
         guard hash else { return }
         let found = hashing.digester.finalizeDigest()
-        guard found == digest else { throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found) }
+        guard found == digest else {
+            throw StampError.digestMismatch(what: "blob \(digest)", expected: digest, found: found)
+        }
     }
 
     /// An OCI layout folder: new blobs written under temp names and renamed, `index.json` last.
@@ -203,18 +244,26 @@ public enum ImageWriter {
     /// exclusive lock on `index.json.lock` (flock, as containers/image does for layouts); a
     /// blob already there is used only when its bytes are what its name says; an `index.json`
     /// that does not parse is an error, never replaced (it names other images).
-    static func writeLayout(_ image: OutputImage, path: String, progress: ProgressLine = .off,
-                            blobDone: ((String, Int64, Double, Bool) -> Void)? = nil) throws {
-        if Path.exists(path) && !Path.isDirectory(path) { throw StampError.output("\(path): exists and is not a folder") }
+    static func writeLayout(
+        _ image: OutputImage, path: String, progress: ProgressLine = .off,
+        blobDone: ((String, Int64, Double, Bool) -> Void)? = nil
+    ) throws {
+        if Path.exists(path) && !Path.isDirectory(path) {
+            throw StampError.output("\(path): exists and is not a folder")
+        }
         let blobsDir = path + "/blobs/sha256"
         do { try FileManager.default.createDirectory(atPath: blobsDir, withIntermediateDirectories: true) } catch {
             throw StampError.output("\(path): cannot create the layout folder: \(error.localizedDescription)")
         }
         let lockFD = open(path + "/index.json.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lockFD >= 0 else { throw StampError.output("\(path)/index.json.lock: \(String(cString: strerror(errno)))") }
+        guard lockFD >= 0 else {
+            throw StampError.output("\(path)/index.json.lock: \(String(cString: strerror(errno)))")
+        }
         defer { close(lockFD) }
         while flock(lockFD, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw StampError.output("\(path)/index.json.lock: \(String(cString: strerror(errno)))") }
+            guard errno == EINTR else {
+                throw StampError.output("\(path)/index.json.lock: \(String(cString: strerror(errno)))")
+            }
         }
         let old = Path.exists(path + "/index.json") ? try existingIndex(path) : nil
         for digest in image.blobs.keys.sorted() {
@@ -222,7 +271,9 @@ public enum ImageWriter {
             let target = blobsDir + "/" + Digest.hex(digest)
             let start = Diagnostics.now()
             if let existing = try? ReadableFile(target), existing.size == size,
-               (try? copyChecked(digest: digest, size: size, from: .file(existing, offset: 0, length: size), to: NullSink())) != nil {
+                (try? copyChecked(
+                    digest: digest, size: size, from: .file(existing, offset: 0, length: size), to: NullSink())) != nil
+            {
                 blobDone?(digest, size, Diagnostics.now() - start, false)
                 continue
             }
@@ -278,7 +329,10 @@ public final class ArchiveInProgress: @unchecked Sendable {
             var claimed: Set<String> = []
         }
         private let shared = Mutex(Shared())
-        init(out: WritableFile, tar: TarWriter) { self.out = out; self.tar = tar }
+        init(out: WritableFile, tar: TarWriter) {
+            self.out = out
+            self.tar = tar
+        }
         var stopped: Bool {
             get { shared.withLock { $0.stop } }
             set { shared.withLock { $0.stop = newValue } }
@@ -309,7 +363,9 @@ public final class ArchiveInProgress: @unchecked Sendable {
         let mtime: Int64
         let group = DispatchGroup()
         init(state: State, slots: [Slot], mtime: Int64) {
-            self.state = state; self.slots = slots; self.mtime = mtime
+            self.state = state
+            self.slots = slots
+            self.mtime = mtime
             index = Dictionary(uniqueKeysWithValues: slots.enumerated().map { ($1.digest, $0) })
         }
 
@@ -336,13 +392,20 @@ public final class ArchiveInProgress: @unchecked Sendable {
     /// Starts `path`'s temp file, with a place for each of `blobs` (digest, size, where),
     /// sorted by digest. Blobs still in a registry are fetched when copied (once, however many
     /// threads ask).
-    init(path: String, created: Timestamp, first blobs: [(digest: String, size: Int64, location: BlobLocation)], sync: Bool = false) throws {
+    init(
+        path: String, created: Timestamp, first blobs: [(digest: String, size: Int64, location: BlobLocation)],
+        sync: Bool = false
+    ) throws {
         self.sync = sync
-        if Path.isDirectory(path) { throw StampError.output("\(path): is a directory; an archive output must be a file path") }
+        if Path.isDirectory(path) {
+            throw StampError.output("\(path): is a directory; an archive output must be a file path")
+        }
         let dir = Path.dirname(path)
         guard Path.isDirectory(dir) else { throw StampError.output("\(path): folder \(dir) does not exist") }
         let out: WritableFile
-        do { out = try WritableFile.temporary(beside: path) } catch { throw StampError.output("\(path): cannot write here: \(error)") }
+        do { out = try WritableFile.temporary(beside: path) } catch {
+            throw StampError.output("\(path): cannot write here: \(error)")
+        }
         let mtime = created.epoch
         let tar = TarWriter(sink: out, mtime: mtime)
         try tar.begin(.init(path: "blobs", kind: .directory, mode: 0o755))
@@ -382,8 +445,9 @@ public final class ArchiveInProgress: @unchecked Sendable {
             for slot in places.slots {
                 guard !places.state.stopped, let c = places.claim(slot.digest) else { continue }
                 do {
-                    try ImageWriter.copyChecked(digest: slot.digest, size: slot.size, from: slot.location, to: c,
-                                                cancelled: { places.state.stopped })
+                    try ImageWriter.copyChecked(
+                        digest: slot.digest, size: slot.size, from: slot.location, to: c,
+                        cancelled: { places.state.stopped })
                     c.finish(nil)
                 } catch {
                     c.finish(error)
@@ -399,7 +463,10 @@ public final class ArchiveInProgress: @unchecked Sendable {
     /// Waits for the first blobs; throws what went wrong writing them.
     func wait() throws {
         copyUnclaimed()
-        if !waited { places.group.wait(); waited = true }
+        if !waited {
+            places.group.wait()
+            waited = true
+        }
         if let e = state.error { throw e }
     }
 
@@ -426,7 +493,10 @@ final class ClaimedBlob: ByteSink {
     }
 
     func write(_ buffer: UnsafeRawBufferPointer) throws {
-        if !begun { try tar.begin(entry); begun = true }
+        if !begun {
+            try tar.begin(entry)
+            begun = true
+        }
         try tar.writeData(buffer)
     }
 
@@ -435,7 +505,13 @@ final class ClaimedBlob: ByteSink {
         guard let done else { return }
         self.done = nil
         if error == nil, !begun {
-            do { try tar.begin(entry); begun = true } catch { done(error); return }
+            do {
+                try tar.begin(entry)
+                begun = true
+            } catch {
+                done(error)
+                return
+            }
         }
         if error == nil, !tar.entryComplete {
             done(StampError.output("blob \(entry.path): fewer bytes than its \(entry.size)"))
@@ -451,7 +527,10 @@ final class ClaimedBlob: ByteSink {
 final class CancellableSource: ByteSource {
     let inner: ByteSource
     let cancelled: () -> Bool
-    init(_ inner: ByteSource, _ cancelled: @escaping () -> Bool) { self.inner = inner; self.cancelled = cancelled }
+    init(_ inner: ByteSource, _ cancelled: @escaping () -> Bool) {
+        self.inner = inner
+        self.cancelled = cancelled
+    }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if cancelled() { throw StampError.output("cancelled") }
         return try inner.read(into: buffer)

@@ -16,7 +16,9 @@ public enum Inspector {
                 return e
             }
             let layers: [JSONValue] = img.layers.enumerated().map { i, l in
-                var j: JSONValue = .object([("digest", .string(l.digest)), ("size", JSONValue(l.size)), ("mediaType", .string(l.mediaType))])
+                var j: JSONValue = .object([
+                    ("digest", .string(l.digest)), ("size", JSONValue(l.size)), ("mediaType", .string(l.mediaType)),
+                ])
                 if i < img.diffIDs.count { j["diffID"] = .string(img.diffIDs[i]) }
                 return j
             }
@@ -33,7 +35,10 @@ public enum Inspector {
             if let hc = img.config["config"]?["Healthcheck"] { p["healthcheck"] = hc }
             platforms.append(p)
             if stampDoc == nil, let path = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last,
-               let files = try? StampReader.files(in: top, store: image.store, budget: 0, wanted: [Path.clean(path) ?? ""]), let b = files[Path.clean(path) ?? ""]?.bytes {
+                let files = try? StampReader.files(
+                    in: top, store: image.store, budget: 0, wanted: [Path.clean(path) ?? ""]),
+                let b = files[Path.clean(path) ?? ""]?.bytes
+            {
                 stampDoc = try? JSONValue.parse(b)
             }
         }
@@ -62,7 +67,8 @@ public enum Inspector {
         out.append("Type      \(s(j["mediaType"]))")
         if let a = j["attestations"] { out.append("Attest.   \(s(a)) attestation manifest(s)") }
         if let st = j["stamp"] {
-            out.append("Stamp     version \(s(st["version"]))  revision \(s(st["revision"]))  created \(s(st["created"]))")
+            out.append(
+                "Stamp     version \(s(st["version"]))  revision \(s(st["revision"]))  created \(s(st["created"]))")
             if let b = st["base"] { out.append("          base \(s(b["name"]))@\(s(b["digest"]))") }
         } else {
             out.append("Stamp     none")
@@ -81,7 +87,9 @@ public enum Inspector {
             let layers = p["layers"]?.arrayValue ?? []
             out.append("  layers (\(layers.count), \(human(p["size"]?.int64Value ?? 0)))")
             for (i, l) in layers.enumerated() {
-                out.append("    \(i)  \(s(l["digest"]))  \(human(l["size"]?.int64Value ?? 0))  \(shortType(s(l["mediaType"])))")
+                out.append(
+                    "    \(i)  \(s(l["digest"]))  \(human(l["size"]?.int64Value ?? 0))  \(shortType(s(l["mediaType"])))"
+                )
             }
             let history = p["history"]?.arrayValue ?? []
             if !history.isEmpty {
@@ -110,7 +118,10 @@ public enum Inspector {
         default: text = test.isEmpty ? "inherited" : test.joined(separator: " ")
         }
         var parts: [String] = []
-        for (key, what) in [("Interval", "every"), ("Timeout", "timeout"), ("StartPeriod", "start period"), ("StartInterval", "start interval")] {
+        for (key, what) in [
+            ("Interval", "every"), ("Timeout", "timeout"), ("StartPeriod", "start period"),
+            ("StartInterval", "start interval"),
+        ] {
             if let ns = hc[key]?.int64Value, ns > 0 { parts.append("\(what) \(DockerfileRenderer.duration(ns))") }
         }
         if let r = hc["Retries"]?.int64Value, r > 0 { parts.append("\(r) retries") }
@@ -126,7 +137,10 @@ public enum Inspector {
 public func human(_ n: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n), u = 0
-    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    while v >= 1024 && u < units.count - 1 {
+        v /= 1024
+        u += 1
+    }
     if u == 0 { return "\(n) B" }
     let r = (v * 10).rounded() / 10
     return "\(r) \(units[u])"

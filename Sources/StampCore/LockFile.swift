@@ -16,19 +16,24 @@ public struct LockFile: Equatable, Sendable {
         }
 
         var json: JSONValue {
-            .object([("reference", .string(reference)), ("digest", .string(digest)),
-                     ("platforms", .object(platforms.map { ($0.0, JSONValue.string($0.1)) }))])
+            .object([
+                ("reference", .string(reference)), ("digest", .string(digest)),
+                ("platforms", .object(platforms.map { ($0.0, JSONValue.string($0.1)) })),
+            ])
         }
 
         init(reference: String, digest: String, platforms: [(String, String)]) {
-            self.reference = reference; self.digest = digest; self.platforms = platforms
+            self.reference = reference
+            self.digest = digest
+            self.platforms = platforms
         }
 
         init(json j: JSONValue, file: String, key: String) throws {
             guard let r = j["reference"]?.stringValue, let d = j["digest"]?.stringValue, Digest.isValid(d) else {
                 throw StampError.usage("\(file): \"\(key)\" needs a reference and a valid digest")
             }
-            reference = r; digest = d
+            reference = r
+            digest = d
             platforms = (j["platforms"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }
         }
     }
@@ -43,7 +48,10 @@ public struct LockFile: Equatable, Sendable {
     }
 
     public static func read(_ path: String) throws -> LockFile {
-        guard Path.exists(path) else { throw StampError.usage("--locked: \(path) does not exist (write it first with --lock \(path) and no --locked)") }
+        guard Path.exists(path) else {
+            throw StampError.usage(
+                "--locked: \(path) does not exist (write it first with --lock \(path) and no --locked)")
+        }
         let j: JSONValue
         do { j = try JSONValue.parse(try ReadableFile(path).readAll(limit: 1 << 20)) } catch {
             throw StampError.usage("\(path): not a stamp lock file (\(error))")
@@ -51,14 +59,17 @@ public struct LockFile: Equatable, Sendable {
         guard j["lockVersion"]?.int64Value == 1, let b = j["base"] else {
             throw StampError.usage("\(path): not a stamp lock file (lockVersion 1 with a base)")
         }
-        return LockFile(base: try Image(json: b, file: path, key: "base"),
-                        output: try j["output"].map { try Image(json: $0, file: path, key: "output") })
+        return LockFile(
+            base: try Image(json: b, file: path, key: "base"),
+            output: try j["output"].map { try Image(json: $0, file: path, key: "output") })
     }
 
     /// Written beside its final name and renamed, so a failed build leaves the old lock intact.
     public func write(_ path: String) throws {
         let f: WritableFile
-        do { f = try WritableFile.temporary(beside: path) } catch { throw StampError.output("--lock \(path): \(error)") }
+        do { f = try WritableFile.temporary(beside: path) } catch {
+            throw StampError.output("--lock \(path): \(error)")
+        }
         try f.write(JSONValue.encodePretty(json))
         try f.commit(to: path)
     }

@@ -58,12 +58,14 @@ public final class MergedView: @unchecked Sendable {
     /// `keep` and `capture` select) is taken from it instead. With an `archive` being written,
     /// each layer read here is written into it on the way (hashed once, read once). The caller
     /// finishes `progress`.
-    public static func build(layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
-                             capture: @escaping @Sendable (String) -> Bool = { _ in false },
-                             digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
-                             progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "",
-                             archive: ArchiveInProgress? = nil, budget: CaptureBudget = CaptureBudget(),
-                             spool: Bool = false) throws -> MergedView {
+    public static func build(
+        layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
+        capture: @escaping @Sendable (String) -> Bool = { _ in false },
+        digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
+        progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "",
+        archive: ArchiveInProgress? = nil, budget: CaptureBudget = CaptureBudget(),
+        spool: Bool = false
+    ) throws -> MergedView {
         let results = parallelMap(count: layers.count) { i -> Result<LayerChanges, Error> in
             // Keyed by the media type too: a blob read (and its compression checked) under one
             // type says nothing of another manifest's claim for it.
@@ -73,18 +75,23 @@ public final class MergedView: @unchecked Sendable {
                 return .success(hit)
             }
             return Result {
-                let c = try readLayer(layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
-                                      progress: progress, archive: archive, budget: budget, spool: spool)
+                let c = try readLayer(
+                    layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
+                    progress: progress, archive: archive, budget: budget, spool: spool)
                 cache?.store(c, layers[i].digest, filter: key)
                 return c
             }
         }
         let view = assemble(try results.map { try $0.get() })
         if view.pathBytes > maxPathBytesKept {
-            throw StampError.badInput("the base's paths that stamp must keep (its frontend, its folders of executables) come to more than \(maxPathBytesKept >> 20) MiB: thousands of deep distinct folders, not a real tree")
+            throw StampError.badInput(
+                "the base's paths that stamp must keep (its frontend, its folders of executables) come to more than \(maxPathBytesKept >> 20) MiB: thousands of deep distinct folders, not a real tree"
+            )
         }
         if let (a, b) = view.unicodeClash {
-            throw StampError.badInput("the base has \(String(reflecting: a)) and \(String(reflecting: b)), two paths that differ only in Unicode normalisation (NFC/NFD); stamp cannot keep them apart")
+            throw StampError.badInput(
+                "the base has \(String(reflecting: a)) and \(String(reflecting: b)), two paths that differ only in Unicode normalisation (NFC/NFD); stamp cannot keep them apart"
+            )
         }
         view.layersFromCache = results.filter { (try? $0.get())?.fromCache == true }.count
         view.layersRead = layers.count - view.layersFromCache
@@ -108,15 +115,20 @@ public final class MergedView: @unchecked Sendable {
         var fromCache = false
     }
 
-    private static func readLayer(_ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
-                                  capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine,
-                                  archive: ArchiveInProgress? = nil, budget: CaptureBudget, spool: Bool) throws -> LayerChanges {
+    private static func readLayer(
+        _ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
+        capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine,
+        archive: ArchiveInProgress? = nil, budget: CaptureBudget, spool: Bool
+    ) throws -> LayerChanges {
         let loc = try store.require(l)
-        guard loc.length == l.size else { throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length) }
+        guard loc.length == l.size else {
+            throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length)
+        }
         let claimed = archive?.claim(l.digest)
         do {
-            let changes = try readLayer(l, at: loc, index: i, keep: keep, capture: capture, digestOnly: digestOnly, progress: progress,
-                                        tee: claimed, budget: budget, spool: spool)
+            let changes = try readLayer(
+                l, at: loc, index: i, keep: keep, capture: capture, digestOnly: digestOnly, progress: progress,
+                tee: claimed, budget: budget, spool: spool)
             claimed?.finish(nil)
             return changes
         } catch {
@@ -125,9 +137,11 @@ public final class MergedView: @unchecked Sendable {
         }
     }
 
-    private static func readLayer(_ l: Descriptor, at loc: BlobLocation, index i: Int, keep: (String) -> Bool, capture: (String) -> Bool,
-                                  digestOnly: (String) -> Bool, progress: ProgressLine, tee: ByteSink?, budget: CaptureBudget,
-                                  spool: Bool) throws -> LayerChanges {
+    private static func readLayer(
+        _ l: Descriptor, at loc: BlobLocation, index i: Int, keep: (String) -> Bool, capture: (String) -> Bool,
+        digestOnly: (String) -> Bool, progress: ProgressLine, tee: ByteSink?, budget: CaptureBudget,
+        spool: Bool
+    ) throws -> LayerChanges {
         // The blob is hashed as it is read: a corrupt layer is reported as a digest mismatch,
         // not as whatever the decompressor makes of it. `tee` gets its bytes as they pass.
         var blob: ByteSource = try loc.open()
@@ -138,17 +152,25 @@ public final class MergedView: @unchecked Sendable {
         var reader: LayerReader?
         do {
             // A large layer is inflated on a second thread while this one parses the tar.
-            reader = try LayerReader(source: source, mode: .tar, label: "layer \(l.digest)", pipelined: l.size > pipelineThreshold)
-            try readEntries(reader!, l, i, keep, capture, digestOnly, &changes, budget: budget,
-                            spool: spool ? { try AssetSpool() } : nil)
+            reader = try LayerReader(
+                source: source, mode: .tar, label: "layer \(l.digest)", pipelined: l.size > pipelineThreshold)
+            try readEntries(
+                reader!, l, i, keep, capture, digestOnly, &changes, budget: budget,
+                spool: spool ? { try AssetSpool() } : nil)
             // What `stamp verify` reports of an image, a build refuses in its base.
-            if let declared = MediaType.layerCompression(l.mediaType), let found = reader!.detectedCompression, found != declared {
-                throw StampError.badInput("layer \(l.digest): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)")
+            if let declared = MediaType.layerCompression(l.mediaType), let found = reader!.detectedCompression,
+                found != declared
+            {
+                throw StampError.badInput(
+                    "layer \(l.digest): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)"
+                )
             }
         } catch { failure = error }
         reader?.drain()
         let found = try source.finish()
-        if found != l.digest { throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found) }
+        if found != l.digest {
+            throw StampError.digestMismatch(what: "blob \(l.digest)", expected: l.digest, found: found)
+        }
         if let failure { throw failure }
         return changes
     }
@@ -156,18 +178,23 @@ public final class MergedView: @unchecked Sendable {
     /// Layers above this many compressed bytes are inflated on a thread of their own.
     static let pipelineThreshold: Int64 = 8 << 20
 
-    static func readEntries(_ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
-                            _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges,
-                            budget: CaptureBudget = CaptureBudget(), spool makeSpool: (() throws -> AssetSpool)? = nil) throws {
+    static func readEntries(
+        _ reader: LayerReader, _ l: Descriptor, _ i: Int, _ keep: (String) -> Bool,
+        _ capture: (String) -> Bool, _ digestOnly: (String) -> Bool, _ changes: inout LayerChanges,
+        budget: CaptureBudget = CaptureBudget(), spool makeSpool: (() throws -> AssetSpool)? = nil
+    ) throws {
         // `digestOnly` files go to a spool of this layer's when there is one (their bytes are
         // needed later, not in memory), else only their digests are kept.
         var spool: AssetSpool?
         while let e = try reader.next() {
             guard !e.path.utf8.contains(0) else {
-                throw StampError.badInput("layer \(l.digest): an entry name holds a NUL byte: \(String(reflecting: e.path))")
+                throw StampError.badInput(
+                    "layer \(l.digest): an entry name holds a NUL byte: \(String(reflecting: e.path))")
             }
             guard e.path.utf8.count <= maxPathBytes else {
-                throw StampError.badInput("layer \(l.digest): an entry name of \(e.path.utf8.count) bytes (longer than \(maxPathBytes)): \(e.path.prefix(60))…")
+                throw StampError.badInput(
+                    "layer \(l.digest): an entry name of \(e.path.utf8.count) bytes (longer than \(maxPathBytes)): \(e.path.prefix(60))…"
+                )
             }
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {
                 if Path.clean(e.path) == "" { continue }
@@ -175,22 +202,35 @@ public final class MergedView: @unchecked Sendable {
             }
             let name = Path.basename(p)
             let dir = p.utf8.contains(0x2F) ? Path.dirname(p) : ""
-            if name == ".wh..wh..opq" { changes.opaque.append(dir); continue }
-            if name.hasPrefix(".wh.") { changes.whiteouts.append(dir.isEmpty ? String(name.dropFirst(4)) : dir + "/" + name.dropFirst(4)); continue }
+            if name == ".wh..wh..opq" {
+                changes.opaque.append(dir)
+                continue
+            }
+            if name.hasPrefix(".wh.") {
+                changes.whiteouts.append(dir.isEmpty ? String(name.dropFirst(4)) : dir + "/" + name.dropFirst(4))
+                continue
+            }
             var isLink = false
             if case .symlink = e.type { isLink = true }
             guard isLink || keep(p) else { continue }
             // A hard link is the file it links to (earlier in the same layer): a frontend file
             // stored as one is read as that file's bytes, not dropped.
             if case .hardlink(let t) = e.type, capture(p), let target = Path.clean(t),
-               let b = changes.captured[target] ?? changes.digests[target].map({ _ in [UInt8]() }) {
+                let b = changes.captured[target] ?? changes.digests[target].map({ _ in [UInt8]() })
+            {
                 let size = changes.digests[target].map { Int64($0.size) } ?? Int64(b.count)
-                changes.items.append((p, Entry(type: .file, mode: e.mode, size: size, layer: i, uid: e.uid, gid: e.gid)))
+                changes.items.append(
+                    (p, Entry(type: .file, mode: e.mode, size: size, layer: i, uid: e.uid, gid: e.gid)))
                 if let d = changes.digests[target] { changes.digests[p] = d } else { changes.captured[p] = b }
                 continue
             }
-            changes.items.append((p, Entry(type: e.type, mode: e.mode, size: max(0, e.size), layer: i, uid: e.uid, gid: e.gid,
-                                           xattrs: e.type == .directory ? e.xattrs : [])))
+            changes.items.append(
+                (
+                    p,
+                    Entry(
+                        type: e.type, mode: e.mode, size: max(0, e.size), layer: i, uid: e.uid, gid: e.gid,
+                        xattrs: e.type == .directory ? e.xattrs : [])
+                ))
             if e.type == .file, capture(p) {
                 if digestOnly(p), let makeSpool, e.size >= AssetTree.largeFile {
                     // Small ones stay in memory (and in the scan cache) like text files.
@@ -270,7 +310,10 @@ public final class MergedView: @unchecked Sendable {
         while !queue.isEmpty {
             let c = queue.removeFirst()
             if c == "." || c.isEmpty { continue }
-            if c == ".." { if !resolved.isEmpty { resolved.removeLast() }; continue }
+            if c == ".." {
+                if !resolved.isEmpty { resolved.removeLast() }
+                continue
+            }
             let candidate = (resolved + [c]).joined(separator: "/")
             guard let e = entries[candidate] else { return nil }
             if case .symlink(let target) = e.type {
@@ -308,7 +351,6 @@ public final class MergedView: @unchecked Sendable {
     }
 }
 
-
 /// How many bytes a build (or a verify) may keep of the files it captures, across all layers
 /// and threads: a frontend that inflates past it is refused with the flag that raises it.
 public final class CaptureBudget: Sendable {
@@ -322,7 +364,9 @@ public final class CaptureBudget: Sendable {
             return used > limit
         }
         if over {
-            throw StampError.badInput("\(what): the frontend inflates to more than \(limit >> 20) MiB (a decompression bomb?); --max-frontend-size raises the limit")
+            throw StampError.badInput(
+                "\(what): the frontend inflates to more than \(limit >> 20) MiB (a decompression bomb?); --max-frontend-size raises the limit"
+            )
         }
     }
 }

@@ -4,7 +4,9 @@ import OCI
 public enum Patch {
     /// `kv` set on `obj`; every key stamp owns that `kv` does not set is removed (a re-stamp
     /// without a revision must not keep the previous build's).
-    static func merge(_ obj: JSONValue?, _ kv: [(String, String)], removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
+    static func merge(_ obj: JSONValue?, _ kv: [(String, String)], removing owned: Set<String> = StampPlan.ownedKeys)
+        -> JSONValue
+    {
         var o: JSONValue = (obj?.isObject ?? false) ? obj! : .object([])
         let setting = Set(kv.map(\.0))
         if case .object(let pairs) = o, pairs.contains(where: { owned.contains($0.0) && !setting.contains($0.0) }) {
@@ -16,8 +18,10 @@ public enum Patch {
 
     /// The new config: the stamp's labels, env and Healthcheck, `created`, history and
     /// `rootfs.diff_ids`.
-    public static func config(_ base: JSONValue, stamp: Stamp, layer: BuiltLayer?, historyText: String,
-                              removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
+    public static func config(
+        _ base: JSONValue, stamp: Stamp, layer: BuiltLayer?, historyText: String,
+        removing owned: Set<String> = StampPlan.ownedKeys
+    ) -> JSONValue {
         var c = base
         var inner: JSONValue = (c["config"]?.isObject ?? false) ? c["config"]! : .object([])
         inner["Labels"] = merge(inner["Labels"], stamp.labels, removing: owned)
@@ -30,17 +34,24 @@ public enum Patch {
         }
         for (k, v) in stamp.env {
             let entry = "\(k)=\(v)"
-            if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) { env[i] = entry } else { env.append(entry) }
+            if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) {
+                env[i] = entry
+            } else {
+                env.append(entry)
+            }
         }
         inner["Env"] = .array(env.map { .string($0) })
         if let h = stamp.healthcheck { inner["Healthcheck"] = h.json }
         c["config"] = inner
         c["created"] = .string(stamp.created.rfc3339)
 
-        var entry: JSONValue = .object([("created", .string(stamp.created.rfc3339)), ("created_by", .string(historyText)),
-                                         ("comment", .string("stamp \(StampVersion.current)"))])
+        var entry: JSONValue = .object([
+            ("created", .string(stamp.created.rfc3339)), ("created_by", .string(historyText)),
+            ("comment", .string("stamp \(StampVersion.current)")),
+        ])
         if let layer {
-            var rootfs: JSONValue = (c["rootfs"]?.isObject ?? false) ? c["rootfs"]! : .object([("type", .string("layers"))])
+            var rootfs: JSONValue =
+                (c["rootfs"]?.isObject ?? false) ? c["rootfs"]! : .object([("type", .string("layers"))])
             rootfs["diff_ids"] = .array((rootfs["diff_ids"]?.arrayValue ?? []) + [.string(layer.diffID)])
             c["rootfs"] = rootfs
         } else {
@@ -57,8 +68,10 @@ public enum Patch {
 
     /// The new manifest: OCI media types (a Docker v2 manifest becomes OCI), new config, the stamp
     /// layer appended, annotations merged.
-    public static func manifest(_ base: JSONValue, config: Descriptor, layer: BuiltLayer?, annotations: [(String, String)],
-                                format: ImageFormat = .oci, removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
+    public static func manifest(
+        _ base: JSONValue, config: Descriptor, layer: BuiltLayer?, annotations: [(String, String)],
+        format: ImageFormat = .oci, removing owned: Set<String> = StampPlan.ownedKeys
+    ) -> JSONValue {
         var m = base
         m["mediaType"] = .string(format.manifest)
         var cd = Descriptor(json: m["config"] ?? .object([]))
@@ -90,13 +103,22 @@ public enum Patch {
             ("schemaVersion", JSONValue(2)),
             ("mediaType", .string(MediaType.dockerManifest)),
             ("config", Descriptor(mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size).json),
-            ("layers", .array(layers.map { Descriptor(mediaType: ImageFormat.docker.layer($0.mediaType), digest: $0.digest, size: $0.size).json })),
+            (
+                "layers",
+                .array(
+                    layers.map {
+                        Descriptor(mediaType: ImageFormat.docker.layer($0.mediaType), digest: $0.digest, size: $0.size)
+                            .json
+                    })
+            ),
         ])
     }
 
     /// The new index: the stamped manifests in the base's order, attestations dropped.
-    public static func index(_ base: JSONValue, manifests: [Descriptor], annotations: [(String, String)],
-                             format: ImageFormat = .oci, removing owned: Set<String> = StampPlan.ownedKeys) -> JSONValue {
+    public static func index(
+        _ base: JSONValue, manifests: [Descriptor], annotations: [(String, String)],
+        format: ImageFormat = .oci, removing owned: Set<String> = StampPlan.ownedKeys
+    ) -> JSONValue {
         var i = base
         i["mediaType"] = .string(format.index)
         i["schemaVersion"] = JSONValue(2)

@@ -26,7 +26,9 @@ final class RegistryBlobStore: BlobStore, @unchecked Sendable {
     private let state: Mutex<State>
 
     init(client: RegistryClient, reference: RegistryReference, documents: [String: [UInt8]]) {
-        self.client = client; self.reference = reference; self.state = Mutex(State(memory: documents))
+        self.client = client
+        self.reference = reference
+        self.state = Mutex(State(memory: documents))
     }
 
     func locate(_ digest: String) throws -> BlobLocation? {
@@ -74,7 +76,9 @@ final class RegistryBlobStore: BlobStore, @unchecked Sendable {
 
 public enum RegistryImages {
     /// Resolves a tag (or digest) and loads the image's index, manifests and configs.
-    static func open(_ r: RegistryReference, client: RegistryClient) throws -> (store: BlobStore, top: Descriptor, sourceName: String) {
+    static func open(_ r: RegistryReference, client: RegistryClient) throws -> (
+        store: BlobStore, top: Descriptor, sourceName: String
+    ) {
         let m = try client.manifest(r)
         guard MediaType.isIndex(m.mediaType) || MediaType.isManifest(m.mediaType) else {
             throw StampError.unknownMediaType(m.mediaType, in: "\(r)")
@@ -90,15 +94,18 @@ public enum RegistryImages {
     /// Pushes an image: blobs first (skipped when present, mounted from `mountFrom` when it is
     /// the same registry, else uploaded), then each platform manifest by digest, then the
     /// index, then the tag. A tag that already names this digest is left as it is.
-    public static func push(_ image: OutputImage, to target: RegistryReference, client: RegistryClient,
-                            mountFrom: RegistryReference?, diagnostics: Diagnostics) throws -> PushSummary {
+    public static func push(
+        _ image: OutputImage, to target: RegistryReference, client: RegistryClient,
+        mountFrom: RegistryReference?, diagnostics: Diagnostics
+    ) throws -> PushSummary {
         var summary = PushSummary(reference: target, digest: image.top.digest)
         let tag = target.tag ?? (target.digest == nil ? "latest" : nil)
         if let want = target.digest, want != image.top.digest {
             throw StampError.usage("\(target): the image's digest is \(image.top.digest); push to a tag instead")
         }
         if let tag, try client.manifestDigest(target, reference: tag) == image.top.digest,
-           try image.morePushTags.allSatisfy({ try client.manifestDigest(target, reference: $0) == image.top.digest }) {
+            try image.morePushTags.allSatisfy({ try client.manifestDigest(target, reference: $0) == image.top.digest })
+        {
             summary.unchanged = true
             return summary
         }
@@ -110,7 +117,8 @@ public enum RegistryImages {
         for digest in image.blobs.keys.sorted() where !documentDigests.contains(digest) { blobDigests.append(digest) }
 
         let counts = Counts()
-        let progress = diagnostics.progress("pushing to \(target)", total: blobDigests.sizeSum { image.blobs[$0]!.size })
+        let progress = diagnostics.progress(
+            "pushing to \(target)", total: blobDigests.sizeSum { image.blobs[$0]!.size })
         defer { progress.finish() }
         // Blobs seen in another repository of this registry are mounted from there.
         let locations = BlobLocations.standard()
@@ -128,8 +136,10 @@ public enum RegistryImages {
             diagnostics.blob(outcome.verb, digest: digest, size: size, seconds: Diagnostics.now() - start)
         }
         let tally = counts.value
-        summary.existed = tally.existed; summary.mounted = tally.mounted
-        summary.uploaded = tally.uploaded; summary.uploadedBytes = tally.bytes
+        summary.existed = tally.existed
+        summary.mounted = tally.mounted
+        summary.uploaded = tally.uploaded
+        summary.uploadedBytes = tally.bytes
         for (d, bytes) in manifests where d.digest != image.top.digest {
             try client.putManifest(target, reference: d.digest, bytes: bytes, mediaType: d.mediaType)
         }
@@ -143,8 +153,10 @@ public enum RegistryImages {
     }
 
     /// The top document and every manifest an index reaches, children first.
-    private static func collectManifests(_ d: Descriptor, image: OutputImage, into list: inout [(Descriptor, [UInt8])],
-                                         seen: inout Set<String>) throws {
+    private static func collectManifests(
+        _ d: Descriptor, image: OutputImage, into list: inout [(Descriptor, [UInt8])],
+        seen: inout Set<String>
+    ) throws {
         guard !seen.contains(d.digest) else { return }
         seen.insert(d.digest)
         guard let (_, loc) = image.blobs[d.digest], case .memory(let bytes) = try loc.resolved() else {
@@ -170,7 +182,9 @@ public enum RegistryImages {
                 switch o {
                 case .existed: t.existed += 1
                 case .mounted: t.mounted += 1
-                case .uploaded: t.uploaded += 1; t.bytes += size
+                case .uploaded:
+                    t.uploaded += 1
+                    t.bytes += size
                 }
             }
         }
@@ -197,9 +211,16 @@ public struct PushSummary: Sendable {
     public var uploadedBytes: Int64 = 0
 
     public var json: JSONValue {
-        .object([("reference", .string(reference.description)), ("digest", .string(digest)), ("unchanged", .bool(unchanged)),
-                 ("blobs", .object([("existed", JSONValue(Int64(existed))), ("mounted", JSONValue(Int64(mounted))),
-                                    ("uploaded", JSONValue(Int64(uploaded))), ("uploadedBytes", JSONValue(uploadedBytes))]))])
+        .object([
+            ("reference", .string(reference.description)), ("digest", .string(digest)), ("unchanged", .bool(unchanged)),
+            (
+                "blobs",
+                .object([
+                    ("existed", JSONValue(Int64(existed))), ("mounted", JSONValue(Int64(mounted))),
+                    ("uploaded", JSONValue(Int64(uploaded))), ("uploadedBytes", JSONValue(uploadedBytes)),
+                ])
+            ),
+        ])
     }
 }
 
@@ -211,7 +232,11 @@ final class CheckedSource: ByteSource {
     let size: Int64
     private var checked = false
 
-    init(_ inner: ByteSource, digest: String, size: Int64) { hashing = HashingSource(inner); self.digest = digest; self.size = size }
+    init(_ inner: ByteSource, digest: String, size: Int64) {
+        hashing = HashingSource(inner)
+        self.digest = digest
+        self.size = size
+    }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try hashing.read(into: buffer)
@@ -230,6 +255,8 @@ final class CheckedSource: ByteSource {
 extension RegistryClient {
     /// A client with the default options: TLS verified, credentials from the usual files.
     static func fromEnvironment() -> RegistryClient {
-        RegistryClient(options: RegistryOptions(credentials: .init(creds: nil, authFile: nil, environment: ProcessInfo.processInfo.environment)))
+        RegistryClient(
+            options: RegistryOptions(
+                credentials: .init(creds: nil, authFile: nil, environment: ProcessInfo.processInfo.environment)))
     }
 }

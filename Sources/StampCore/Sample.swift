@@ -19,7 +19,9 @@ public enum SampleImage {
     }
 
     public struct Options: Sendable {
-        public var platforms: [Platform] = [Platform(os: "linux", architecture: "amd64"), Platform(os: "linux", architecture: "arm64", variant: "v8")]
+        public var platforms: [Platform] = [
+            Platform(os: "linux", architecture: "amd64"), Platform(os: "linux", architecture: "arm64", variant: "v8"),
+        ]
         /// Adds BuildKit-style attestation manifests (`unknown/unknown`) to the index.
         public var attestations = true
         /// `index.json` points at the image index as a blob (what `skopeo copy --all` writes).
@@ -35,10 +37,15 @@ public enum SampleImage {
         public init() {}
     }
 
-    static let mtime: Int64 = 1_740_787_200 // 2025-03-01T00:00:00Z
+    static let mtime: Int64 = 1_740_787_200  // 2025-03-01T00:00:00Z
     static let created = "2025-03-01T00:00:00Z"
 
-    struct Layer { var compressed: [UInt8]; var diffID: String; var mediaType: String; var uncompressed: [UInt8]? }
+    struct Layer {
+        var compressed: [UInt8]
+        var diffID: String
+        var mediaType: String
+        var uncompressed: [UInt8]?
+    }
 
     /// Writes the sample to `path` in `format`.
     public static func write(to path: String, format: Format, options: Options = .init()) throws {
@@ -67,7 +74,8 @@ public enum SampleImage {
                     // Streamed to a temp file so the test of a big layer never holds it in memory.
                     let (d, diff, size, file) = try bigLayer(entries, extra: extra, compression: c, near: path)
                     extraBlob = (d, file)
-                    layers.append(Layer(compressed: [], diffID: diff, mediaType: MediaType.ociLayerType(c), uncompressed: nil))
+                    layers.append(
+                        Layer(compressed: [], diffID: diff, mediaType: MediaType.ociLayerType(c), uncompressed: nil))
                     layerDigests.append(d)
                     _ = size
                     continue
@@ -82,8 +90,10 @@ public enum SampleImage {
                 try cs.finish()
                 let d = Digester.digest(out.bytes)
                 blobs[d] = out.bytes
-                layers.append(Layer(compressed: out.bytes, diffID: Digester.digest(tar.bytes), mediaType: MediaType.ociLayerType(c),
-                                    uncompressed: tar.bytes))
+                layers.append(
+                    Layer(
+                        compressed: out.bytes, diffID: Digester.digest(tar.bytes), mediaType: MediaType.ociLayerType(c),
+                        uncompressed: tar.bytes))
                 layerDigests.append(d)
             }
             let config = configJSON(platform, diffIDs: layers.map(\.diffID))
@@ -104,29 +114,56 @@ public enum SampleImage {
             let mbytes = JSONValue.encode(manifest)
             let md = Digester.digest(mbytes)
             blobs[md] = mbytes
-            manifests.append(Descriptor(mediaType: MediaType.ociManifest, digest: md, size: Int64(mbytes.count), platform: platform))
+            manifests.append(
+                Descriptor(mediaType: MediaType.ociManifest, digest: md, size: Int64(mbytes.count), platform: platform))
         }
         if opts.attestations {
             for m in manifests {
-                let statement = JSONValue.encode(.object([("_type", .string("https://in-toto.io/Statement/v0.1")),
-                                                          ("subject", .array([.object([("digest", .object([("sha256", .string(Digest.hex(m.digest)))]))])]))]))
+                let statement = JSONValue.encode(
+                    .object([
+                        ("_type", .string("https://in-toto.io/Statement/v0.1")),
+                        (
+                            "subject",
+                            .array([.object([("digest", .object([("sha256", .string(Digest.hex(m.digest)))]))])])
+                        ),
+                    ]))
                 let sd = Digester.digest(statement)
                 blobs[sd] = statement
-                let cfg = JSONValue.encode(.object([("architecture", .string("unknown")), ("os", .string("unknown")),
-                                                    ("config", .object([])), ("rootfs", .object([("type", .string("layers")), ("diff_ids", .array([.string(sd)]))]))]))
+                let cfg = JSONValue.encode(
+                    .object([
+                        ("architecture", .string("unknown")), ("os", .string("unknown")),
+                        ("config", .object([])),
+                        ("rootfs", .object([("type", .string("layers")), ("diff_ids", .array([.string(sd)]))])),
+                    ]))
                 let cfgd = Digester.digest(cfg)
                 blobs[cfgd] = cfg
-                let am = JSONValue.encode(.object([
-                    ("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociManifest)),
-                    ("config", Descriptor(mediaType: MediaType.ociConfig, digest: cfgd, size: Int64(cfg.count)).json),
-                    ("layers", .array([Descriptor(mediaType: "application/vnd.in-toto+json", digest: sd, size: Int64(statement.count),
-                                                  annotations: ["in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"]).json])),
-                ]))
+                let am = JSONValue.encode(
+                    .object([
+                        ("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociManifest)),
+                        (
+                            "config",
+                            Descriptor(mediaType: MediaType.ociConfig, digest: cfgd, size: Int64(cfg.count)).json
+                        ),
+                        (
+                            "layers",
+                            .array([
+                                Descriptor(
+                                    mediaType: "application/vnd.in-toto+json", digest: sd, size: Int64(statement.count),
+                                    annotations: ["in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"]
+                                ).json
+                            ])
+                        ),
+                    ]))
                 let amd = Digester.digest(am)
                 blobs[amd] = am
-                manifests.append(Descriptor(mediaType: MediaType.ociManifest, digest: amd, size: Int64(am.count),
-                                            platform: Platform(os: "unknown", architecture: "unknown"),
-                                            annotations: ["vnd.docker.reference.digest": m.digest, "vnd.docker.reference.type": "attestation-manifest"]))
+                manifests.append(
+                    Descriptor(
+                        mediaType: MediaType.ociManifest, digest: amd, size: Int64(am.count),
+                        platform: Platform(os: "unknown", architecture: "unknown"),
+                        annotations: [
+                            "vnd.docker.reference.digest": m.digest,
+                            "vnd.docker.reference.type": "attestation-manifest",
+                        ]))
             }
         }
 
@@ -137,13 +174,18 @@ public enum SampleImage {
             d.annotations = refAnnotations
             layoutIndex = ImageWriter.layoutIndex(d)
         } else {
-            let index: JSONValue = .object([("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)),
-                                            ("manifests", .array(manifests.map(\.json)))])
+            let index: JSONValue = .object([
+                ("schemaVersion", JSONValue(2)), ("mediaType", .string(MediaType.ociIndex)),
+                ("manifests", .array(manifests.map(\.json))),
+            ])
             let ibytes = JSONValue.encode(index)
             let id = Digester.digest(ibytes)
             if opts.nested {
                 blobs[id] = ibytes
-                layoutIndex = ImageWriter.layoutIndex(Descriptor(mediaType: MediaType.ociIndex, digest: id, size: Int64(ibytes.count), annotations: refAnnotations))
+                layoutIndex = ImageWriter.layoutIndex(
+                    Descriptor(
+                        mediaType: MediaType.ociIndex, digest: id, size: Int64(ibytes.count),
+                        annotations: refAnnotations))
             } else {
                 layoutIndex = index
             }
@@ -164,7 +206,9 @@ public enum SampleImage {
             var all = blobs.keys.map { $0 }
             if let (d, _) = extraBlob { all.append(d) }
             for d in all.sorted() {
-                if let b = blobs[d] { try tw.addFile("blobs/sha256/" + Digest.hex(d), b) } else if let (_, f) = extraBlob {
+                if let b = blobs[d] {
+                    try tw.addFile("blobs/sha256/" + Digest.hex(d), b)
+                } else if let (_, f) = extraBlob {
                     let rf = try ReadableFile(f.path)
                     try tw.begin(.init(path: "blobs/sha256/" + Digest.hex(d), kind: .file, mode: 0o644, size: rf.size))
                     _ = try copyStream(from: rf.section(offset: 0, length: rf.size), to: TarDataSink(tw))
@@ -173,9 +217,13 @@ public enum SampleImage {
             try tw.addFile("index.json", JSONValue.encode(layoutIndex))
             if format == .dockerArchiveOCI {
                 let c = configs[0]
-                let m: JSONValue = .array([.object([("Config", .string("blobs/sha256/" + Digest.hex(c.digest))),
-                                                    ("RepoTags", .array([.string("mintplexlabs/anything-llm:\(opts.tag)")])),
-                                                    ("Layers", .array(c.layerDigests.map { .string("blobs/sha256/" + Digest.hex($0)) }))])])
+                let m: JSONValue = .array([
+                    .object([
+                        ("Config", .string("blobs/sha256/" + Digest.hex(c.digest))),
+                        ("RepoTags", .array([.string("mintplexlabs/anything-llm:\(opts.tag)")])),
+                        ("Layers", .array(c.layerDigests.map { .string("blobs/sha256/" + Digest.hex($0)) })),
+                    ])
+                ])
                 try tw.addFile("manifest.json", JSONValue.encode(m))
             }
             try tw.addFile("oci-layout", ImageWriter.ociLayoutBytes())
@@ -197,11 +245,17 @@ public enum SampleImage {
                 layerPaths.append(id + "/layer.tar")
             }
             try tw.addFile(Digest.hex(c.digest) + ".json", c.bytes)
-            let m: JSONValue = .array([.object([("Config", .string(Digest.hex(c.digest) + ".json")),
-                                                ("RepoTags", .array([.string("mintplexlabs/anything-llm:\(opts.tag)")])),
-                                                ("Layers", .array(layerPaths.map { .string($0) }))])])
+            let m: JSONValue = .array([
+                .object([
+                    ("Config", .string(Digest.hex(c.digest) + ".json")),
+                    ("RepoTags", .array([.string("mintplexlabs/anything-llm:\(opts.tag)")])),
+                    ("Layers", .array(layerPaths.map { .string($0) })),
+                ])
+            ])
             try tw.addFile("manifest.json", JSONValue.encode(m))
-            try tw.addFile("repositories", JSONValue.encode(.object([("mintplexlabs/anything-llm", .object([(opts.tag, .string(parent))]))])))
+            try tw.addFile(
+                "repositories",
+                JSONValue.encode(.object([("mintplexlabs/anything-llm", .object([(opts.tag, .string(parent))]))])))
             try tw.finish()
             try out.commit(to: path)
         }
@@ -215,12 +269,16 @@ public enum SampleImage {
         case let .file(p, text, mode, uid): try tw.addFile(p, Array(text.utf8), mode: mode, uid: uid, gid: uid)
         case let .extra(src):
             let f = try ReadableFile(src)
-            try tw.begin(.init(path: "app/server/storage/blob.bin", kind: .file, mode: 0o644, size: f.size, uid: 1000, gid: 1000))
+            try tw.begin(
+                .init(path: "app/server/storage/blob.bin", kind: .file, mode: 0o644, size: f.size, uid: 1000, gid: 1000)
+            )
             _ = try copyStream(from: f.section(offset: 0, length: f.size), to: TarDataSink(tw))
         }
     }
 
-    static func bigLayer(_ entries: [SampleEntry], extra: String, compression: Compression, near: String) throws -> (String, String, Int64, WritableFile) {
+    static func bigLayer(_ entries: [SampleEntry], extra: String, compression: Compression, near: String) throws -> (
+        String, String, Int64, WritableFile
+    ) {
         let file = try WritableFile.temporary(beside: near)
         let comp = DigestingSink(file)
         let cs = try CompressingSink(compression, next: comp)
@@ -243,31 +301,52 @@ public enum SampleImage {
             .dir("bin", uid: 0),
             .file("bin/sh", "#!stand-in for dash (\(p))\n", mode: 0o755, uid: 0),
             .dir("etc", uid: 0),
-            .file("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nanythingllm:x:1000:1000::/home/anythingllm:/bin/bash\n", mode: 0o644, uid: 0),
+            .file(
+                "etc/passwd", "root:x:0:0:root:/root:/bin/bash\nanythingllm:x:1000:1000::/home/anythingllm:/bin/bash\n",
+                mode: 0o644, uid: 0),
             .file("etc/group", "root:x:0:\nanythingllm:x:1000:\n", mode: 0o644, uid: 0),
-            .file("etc/os-release", "PRETTY_NAME=\"Ubuntu 24.04 LTS (sample)\"\nID=ubuntu\nVERSION_CODENAME=noble\n", mode: 0o644, uid: 0),
+            .file(
+                "etc/os-release", "PRETTY_NAME=\"Ubuntu 24.04 LTS (sample)\"\nID=ubuntu\nVERSION_CODENAME=noble\n",
+                mode: 0o644, uid: 0),
             .file("etc/stamp-sample-arch", "\(p)\n", mode: 0o644, uid: 0),
             .dir("usr", uid: 0), .dir("usr/bin", uid: 0),
             .file("usr/bin/curl", "#!stand-in for curl\n", mode: 0o755, uid: 0),
             .dir("usr/local", uid: 0), .dir("usr/local/bin", uid: 0),
-            .file("usr/local/bin/docker-healthcheck.sh", "#!/bin/bash\nresponse=$(curl --write-out '%{http_code}' --silent --output /dev/null http://localhost:${SERVER_PORT:-3001}/api/ping)\nif [ $response -eq 200 ]; then echo \"Server is up\"; exit 0; else exit 1; fi\n", mode: 0o755, uid: 0),
+            .file(
+                "usr/local/bin/docker-healthcheck.sh",
+                "#!/bin/bash\nresponse=$(curl --write-out '%{http_code}' --silent --output /dev/null http://localhost:${SERVER_PORT:-3001}/api/ping)\nif [ $response -eq 200 ]; then echo \"Server is up\"; exit 0; else exit 1; fi\n",
+                mode: 0o755, uid: 0),
         ]
         let app: [SampleEntry] = [
             .dir("app/server", uid: 1000),
             .file("app/server/.env", "SERVER_PORT=3001\n", mode: 0o644, uid: 1000),
             .file("app/server/index.js", "require('./utils/boot');\n", mode: 0o644, uid: 1000),
             .dir("app/server/public", uid: 1000),
-            .file("app/server/public/_index.html", "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/index.css\"></head><body><div id=\"root\"></div><script type=\"module\" src=\"/index.js\"></script></body></html>\n", mode: 0o644, uid: 1000),
-            .file("app/server/public/index.js", "import('./assets/index-3f9a1c0b.js');console.log('anything-llm');\n", mode: 0o644, uid: 1000),
-            .file("app/server/public/index.css", "body{background:url(./favicon.png)}.logo{background:url(./assets/logo.png)}\n", mode: 0o644, uid: 1000),
+            .file(
+                "app/server/public/_index.html",
+                "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/index.css\"></head><body><div id=\"root\"></div><script type=\"module\" src=\"/index.js\"></script></body></html>\n",
+                mode: 0o644, uid: 1000),
+            .file(
+                "app/server/public/index.js", "import('./assets/index-3f9a1c0b.js');console.log('anything-llm');\n",
+                mode: 0o644, uid: 1000),
+            .file(
+                "app/server/public/index.css",
+                "body{background:url(./favicon.png)}.logo{background:url(./assets/logo.png)}\n", mode: 0o644, uid: 1000),
             .file("app/server/public/favicon.png", "PNG\n", mode: 0o644, uid: 1000),
             .file("app/server/public/robots.txt", "User-agent: *\n", mode: 0o644, uid: 1000),
-            .file("app/server/public/manifest.json", "{\"name\":\"AnythingLLM\",\"icons\":[{\"src\":\"/favicon.png\"}]}\n", mode: 0o644, uid: 1000),
+            .file(
+                "app/server/public/manifest.json",
+                "{\"name\":\"AnythingLLM\",\"icons\":[{\"src\":\"/favicon.png\"}]}\n", mode: 0o644, uid: 1000),
             .dir("app/server/public/assets", uid: 1000),
             .file("app/server/public/assets/logo.png", "\u{89}PNG logo\n", mode: 0o644, uid: 1000),
-            .file("app/server/public/assets/index-3f9a1c0b.js", "import '../index.js';export const chunk=1;\n", mode: 0o644, uid: 1000),
+            .file(
+                "app/server/public/assets/index-3f9a1c0b.js", "import '../index.js';export const chunk=1;\n",
+                mode: 0o644, uid: 1000),
             .dir("app/server/utils", uid: 1000), .dir("app/server/utils/boot", uid: 1000),
-            .file("app/server/utils/boot/MetaGenerator.js", "module.exports=`<script src=\"/index.js\"></script><link href=\"/index.css\">`;\n", mode: 0o644, uid: 1000),
+            .file(
+                "app/server/utils/boot/MetaGenerator.js",
+                "module.exports=`<script src=\"/index.js\"></script><link href=\"/index.css\">`;\n", mode: 0o644,
+                uid: 1000),
         ]
         let cleanup: [SampleEntry] = [
             .file("app/.wh.old-notes.txt", "", mode: 0o644, uid: 0),
@@ -288,28 +367,72 @@ public enum SampleImage {
         }
         var c: JSONValue = .object([
             ("architecture", .string(p.architecture)), ("os", .string(p.os)), ("created", .string(created)),
-            ("config", .object([
-                ("User", .string("anythingllm")),
-                ("Env", .array(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV=production",
-                                "ANYTHING_LLM_RUNTIME=docker", "DEPLOYMENT_VERSION=1.16.0"].map { .string($0) })),
-                ("WorkingDir", .string("/app")),
-                ("Entrypoint", .array([.string("/bin/bash"), .string("/usr/local/bin/docker-entrypoint.sh")])),
-                ("Healthcheck", .object([("Test", .array([.string("CMD-SHELL"), .string("/bin/bash /usr/local/bin/docker-healthcheck.sh || exit 1")])),
-                                         ("Interval", .number("60000000000")), ("Timeout", .number("10000000000")),
-                                         ("StartPeriod", .number("60000000000"))])),
-                ("Shell", .array([.string("/bin/bash"), .string("-c")])),
-                ("OnBuild", .null),
-                ("Labels", .object([("org.opencontainers.image.source", .string("https://github.com/Mintplex-Labs/anything-llm"))])),
-            ])),
-            ("container_config", .object([("Hostname", .string("")), ("Cmd", .array([.string("/bin/sh"), .string("-c"), .string("#(nop) HEALTHCHECK")]))])),
-            ("x-vendor.example", .object([("keep", .array([.number("1"), .number("2.50"), .number("1e3"), .number("-0")]))])),
+            (
+                "config",
+                .object([
+                    ("User", .string("anythingllm")),
+                    (
+                        "Env",
+                        .array(
+                            [
+                                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                "NODE_ENV=production",
+                                "ANYTHING_LLM_RUNTIME=docker", "DEPLOYMENT_VERSION=1.16.0",
+                            ].map { .string($0) })
+                    ),
+                    ("WorkingDir", .string("/app")),
+                    ("Entrypoint", .array([.string("/bin/bash"), .string("/usr/local/bin/docker-entrypoint.sh")])),
+                    (
+                        "Healthcheck",
+                        .object([
+                            (
+                                "Test",
+                                .array([
+                                    .string("CMD-SHELL"),
+                                    .string("/bin/bash /usr/local/bin/docker-healthcheck.sh || exit 1"),
+                                ])
+                            ),
+                            ("Interval", .number("60000000000")), ("Timeout", .number("10000000000")),
+                            ("StartPeriod", .number("60000000000")),
+                        ])
+                    ),
+                    ("Shell", .array([.string("/bin/bash"), .string("-c")])),
+                    ("OnBuild", .null),
+                    (
+                        "Labels",
+                        .object([
+                            (
+                                "org.opencontainers.image.source",
+                                .string("https://github.com/Mintplex-Labs/anything-llm")
+                            )
+                        ])
+                    ),
+                ])
+            ),
+            (
+                "container_config",
+                .object([
+                    ("Hostname", .string("")),
+                    ("Cmd", .array([.string("/bin/sh"), .string("-c"), .string("#(nop) HEALTHCHECK")])),
+                ])
+            ),
+            (
+                "x-vendor.example",
+                .object([("keep", .array([.number("1"), .number("2.50"), .number("1e3"), .number("-0")]))])
+            ),
             ("rootfs", .object([("type", .string("layers")), ("diff_ids", .array(diffIDs.map { .string($0) }))])),
-            ("history", .array([
-                h("ARG TARGETARCH=\(p.architecture)", empty: true), h("ADD ubuntu-noble-rootfs.tar /"),
-                h("ENV NODE_ENV=production", empty: true), h("COPY --chown=anythingllm:anythingllm ./server /app/server"),
-                h("RUN rm /app/old-notes.txt && rm -rf /app/cache/*"),
-                h("HEALTHCHECK &{[\"CMD-SHELL\" \"/bin/bash /usr/local/bin/docker-healthcheck.sh || exit 1\"]}", empty: true),
-            ])),
+            (
+                "history",
+                .array([
+                    h("ARG TARGETARCH=\(p.architecture)", empty: true), h("ADD ubuntu-noble-rootfs.tar /"),
+                    h("ENV NODE_ENV=production", empty: true),
+                    h("COPY --chown=anythingllm:anythingllm ./server /app/server"),
+                    h("RUN rm /app/old-notes.txt && rm -rf /app/cache/*"),
+                    h(
+                        "HEALTHCHECK &{[\"CMD-SHELL\" \"/bin/bash /usr/local/bin/docker-healthcheck.sh || exit 1\"]}",
+                        empty: true),
+                ])
+            ),
         ])
         if let v = p.variant { c["variant"] = .string(v) }
         return c

@@ -40,23 +40,32 @@ public struct ScanCache: Sendable {
 
     func load(_ layerDigest: String, filter: String, layer: Int) -> MergedView.LayerChanges? {
         guard let path = file(layerDigest, filter: filter), let f = try? ReadableFile(path),
-              let bytes = try? f.readAll(limit: 64 << 20), let json = try? JSONValue.parse(bytes),
-              json["format"]?.stringValue == Self.format, json["layer"]?.stringValue == layerDigest,
-              json["filter"]?.stringValue == filter else { return nil }
+            let bytes = try? f.readAll(limit: 64 << 20), let json = try? JSONValue.parse(bytes),
+            json["format"]?.stringValue == Self.format, json["layer"]?.stringValue == layerDigest,
+            json["filter"]?.stringValue == filter
+        else { return nil }
         var c = MergedView.LayerChanges()
         c.fromCache = true
         for item in json["items"]?.arrayValue ?? [] {
-            guard let a = item.arrayValue, a.count == 6 || a.count == 7, let p = a[0].stringValue, let t = a[1].stringValue,
-                  let mode = a[2].int64Value, let size = a[3].int64Value, let uid = a[4].int64Value, let gid = a[5].int64Value,
-                  let type = Self.type(t) else { return nil }
+            guard let a = item.arrayValue, a.count == 6 || a.count == 7, let p = a[0].stringValue,
+                let t = a[1].stringValue,
+                let mode = a[2].int64Value, let size = a[3].int64Value, let uid = a[4].int64Value,
+                let gid = a[5].int64Value,
+                let type = Self.type(t)
+            else { return nil }
             var xattrs: [Xattr] = []
             if a.count == 7 {
                 guard let x = Self.xattrs(a[6]) else { return nil }
                 xattrs = x
             }
-            c.items.append((p, MergedView.Entry(type: type, mode: UInt32(truncatingIfNeeded: mode), size: size, layer: layer,
-                                                uid: Int(truncatingIfNeeded: uid), gid: Int(truncatingIfNeeded: gid),
-                                                xattrs: xattrs)))
+            c.items.append(
+                (
+                    p,
+                    MergedView.Entry(
+                        type: type, mode: UInt32(truncatingIfNeeded: mode), size: size, layer: layer,
+                        uid: Int(truncatingIfNeeded: uid), gid: Int(truncatingIfNeeded: gid),
+                        xattrs: xattrs)
+                ))
         }
         c.whiteouts = (json["whiteouts"]?.arrayValue ?? []).compactMap(\.stringValue)
         c.opaque = (json["opaque"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -71,17 +80,35 @@ public struct ScanCache: Sendable {
     /// costs that build the time it saves.
     func store(_ changes: MergedView.LayerChanges, _ layerDigest: String, filter: String) {
         guard changes.digests.isEmpty, changes.captured.values.reduce(0, { $0 + $1.count }) <= Self.maxCaptured,
-              let path = file(layerDigest, filter: filter) else { return }
+            let path = file(layerDigest, filter: filter)
+        else { return }
         let json: JSONValue = .object([
             ("format", .string(Self.format)), ("layer", .string(layerDigest)), ("filter", .string(filter)),
-            ("items", .array(changes.items.map { p, e in
-                .array([.string(p), .string(Self.code(e.type)), JSONValue(Int64(e.mode)), JSONValue(e.size),
-                        JSONValue(Int64(e.uid)), JSONValue(Int64(e.gid))]
-                       + (e.xattrs.isEmpty ? [] : [.array(e.xattrs.map { .array([.string($0.name), .string(Base64.encode($0.value))]) })]))
-            })),
+            (
+                "items",
+                .array(
+                    changes.items.map { p, e in
+                        .array(
+                            [
+                                .string(p), .string(Self.code(e.type)), JSONValue(Int64(e.mode)), JSONValue(e.size),
+                                JSONValue(Int64(e.uid)), JSONValue(Int64(e.gid)),
+                            ]
+                                + (e.xattrs.isEmpty
+                                    ? []
+                                    : [
+                                        .array(
+                                            e.xattrs.map {
+                                                .array([.string($0.name), .string(Base64.encode($0.value))])
+                                            })
+                                    ]))
+                    })
+            ),
             ("whiteouts", .array(changes.whiteouts.map(JSONValue.string))),
             ("opaque", .array(changes.opaque.map(JSONValue.string))),
-            ("captured", .object(changes.captured.sorted { $0.key < $1.key }.map { ($0.key, .string(Base64.encode($0.value))) })),
+            (
+                "captured",
+                .object(changes.captured.sorted { $0.key < $1.key }.map { ($0.key, .string(Base64.encode($0.value))) })
+            ),
         ])
         do {
             try FileManager.default.createDirectory(atPath: Path.dirname(path), withIntermediateDirectories: true)
@@ -97,7 +124,9 @@ public struct ScanCache: Sendable {
     static func xattrs(_ j: JSONValue) -> [Xattr]? {
         var out: [Xattr] = []
         for x in j.arrayValue ?? [] {
-            guard let pair = x.arrayValue, pair.count == 2, let n = pair[0].stringValue, let v = pair[1].stringValue.flatMap(Base64.decode) else { return nil }
+            guard let pair = x.arrayValue, pair.count == 2, let n = pair[0].stringValue,
+                let v = pair[1].stringValue.flatMap(Base64.decode)
+            else { return nil }
             out.append(Xattr(name: n, value: v))
         }
         return out

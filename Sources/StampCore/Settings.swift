@@ -60,13 +60,16 @@ public struct StampSettings: Sendable, Equatable {
 
     public init() {}
 
-    public static let keys = ["base", "output", "version", "revision", "source", "created", "label", "annotation", "env", "add",
-                              "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
-                              "compression-level", "format", "health-script", "health-port", "health-path", "health-interval", "health-timeout",
-                              "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
-                              "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri", "max-frontend-size",
-                              "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size",
-                              "cache-dir", "no-cache", "fsync"]
+    public static let keys = [
+        "base", "output", "version", "revision", "source", "created", "label", "annotation", "env", "add",
+        "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
+        "compression-level", "format", "health-script", "health-port", "health-path", "health-interval",
+        "health-timeout",
+        "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
+        "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri", "max-frontend-size",
+        "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size",
+        "cache-dir", "no-cache", "fsync",
+    ]
 
     /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
     /// (later `KEY=` entries win over earlier ones).
@@ -134,8 +137,16 @@ public struct StampSettings: Sendable, Equatable {
             }
             let inner = rest[open.upperBound..<close]
             let name: Substring, fallback: Substring?
-            if let d = inner.range(of: ":-") { name = inner[..<d.lowerBound]; fallback = inner[d.upperBound...] } else { name = inner; fallback = nil }
-            guard let f = name.first, f == "_" || f.isLetter, name.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }), name.allSatisfy(\.isASCII) else {
+            if let d = inner.range(of: ":-") {
+                name = inner[..<d.lowerBound]
+                fallback = inner[d.upperBound...]
+            } else {
+                name = inner
+                fallback = nil
+            }
+            guard let f = name.first, f == "_" || f.isLetter,
+                name.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }), name.allSatisfy(\.isASCII)
+            else {
                 throw StampError.usage("\(file): \"\(key)\": \"${\(inner)}\" does not name a variable")
             }
             if let v = environment[String(name)], !(v.isEmpty && fallback != nil) {
@@ -143,7 +154,8 @@ public struct StampSettings: Sendable, Equatable {
             } else if let fallback {
                 out += fallback
             } else {
-                throw StampError.usage("\(file): \"\(key)\": ${\(name)} is not set (give it a value, or a default: ${\(name):-value})")
+                throw StampError.usage(
+                    "\(file): \"\(key)\": ${\(name)} is not set (give it a value, or a default: ${\(name):-value})")
             }
             rest = rest[rest.index(after: close)...]
         }
@@ -167,7 +179,9 @@ public struct StampSettings: Sendable, Equatable {
     /// Reads a `stamp.yaml`. Relative `add` sources are taken relative to the file's folder.
     /// `${NAME}` and `${NAME:-default}` in the values are taken from `environment` (a CI's
     /// variables); a variable that is unset, with no default, is an error, never an empty value.
-    public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StampSettings {
+    public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> StampSettings
+    {
         let text: String
         do { text = String(decoding: try ReadableFile(path).readAll(limit: 1 << 20), as: UTF8.self) } catch {
             throw StampError.usage("--config: \(error)")
@@ -179,11 +193,15 @@ public struct StampSettings: Sendable, Equatable {
             if let composed = try Yams.compose(yaml: text) {
                 var budget = 10_000
                 guard fits(composed, &budget) else {
-                    throw StampError.usage("\(path): more than 10000 values once YAML aliases are expanded; a settings file needs no aliases")
+                    throw StampError.usage(
+                        "\(path): more than 10000 values once YAML aliases are expanded; a settings file needs no aliases"
+                    )
                 }
             }
             node = try Yams.load(yaml: text)
-        } catch let e as StampError { throw e } catch { throw StampError.usage("\(path): not valid YAML: \(firstLine("\(error)"))") }
+        } catch let e as StampError { throw e } catch {
+            throw StampError.usage("\(path): not valid YAML: \(firstLine("\(error)"))")
+        }
         guard let root = node as? [String: Any] else {
             if node == nil { return StampSettings() }
             throw StampError.usage("\(path): expected a mapping of settings at the top level")
@@ -209,7 +227,9 @@ public struct StampSettings: Sendable, Equatable {
             return p.hasPrefix("/") ? p : "\(Path.dirname(path))/\(p)"
         }
         func int(_ k: String, _ v: Any) throws -> Int {
-            guard let n = Int(try scalar(k, v)) else { throw StampError.usage("\(path): \"\(k)\" must be a whole number") }
+            guard let n = Int(try scalar(k, v)) else {
+                throw StampError.usage("\(path): \"\(k)\" must be a whole number")
+            }
             return n
         }
         func bool(_ k: String, _ v: Any) throws -> Bool {
@@ -274,7 +294,9 @@ public struct StampSettings: Sendable, Equatable {
             case "no-cache": s.noCache = try bool(key, v)
             case "fsync": s.fsync = try bool(key, v)
             case "creds":
-                throw StampError.usage("\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE")
+                throw StampError.usage(
+                    "\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE"
+                )
             default:
                 throw StampError.usage("\(path): unknown key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }

@@ -31,7 +31,9 @@ public struct Stamp: Sendable {
     public let version: String
 
     public init(plan: StampPlan, baseName: String?, baseDigest: String) {
-        var kv: [(String, String)] = [(AnnotationKey.version, plan.version), (AnnotationKey.created, plan.created.rfc3339)]
+        var kv: [(String, String)] = [
+            (AnnotationKey.version, plan.version), (AnnotationKey.created, plan.created.rfc3339),
+        ]
         if !baseDigest.isEmpty { kv.append((AnnotationKey.baseDigest, baseDigest)) }
         if let r = plan.revision { kv.append((AnnotationKey.revision, r)) }
         if let s = plan.source { kv.append((AnnotationKey.source, s)) }

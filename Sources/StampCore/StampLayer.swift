@@ -10,7 +10,9 @@ import Templates
 public struct LayerEntry: Sendable {
     /// `part`: bytes of a file that stamp read or wrote earlier, known by their digest (a
     /// frontend image left on disk, a rewritten script in the asset spool).
-    public enum Content: Sendable { case bytes([UInt8]), file(String), part(AssetFile.OnDisk), directory, symlink(String) }
+    public enum Content: Sendable {
+        case bytes([UInt8]), file(String), part(AssetFile.OnDisk), directory, symlink(String)
+    }
     /// Path inside the image without the leading `/`.
     public var path: String
     public var content: Content
@@ -32,7 +34,10 @@ public final class BuiltLayer: @unchecked Sendable {
     public let paths: [String]
 
     init(file: WritableFile, descriptor: Descriptor, diffID: String, paths: [String]) {
-        self.file = file; self.descriptor = descriptor; self.diffID = diffID; self.paths = paths
+        self.file = file
+        self.descriptor = descriptor
+        self.diffID = diffID
+        self.paths = paths
     }
 }
 
@@ -41,7 +46,8 @@ public enum StampLayer {
     public static func entries(plan: StampPlan, versionJSON: [UInt8], extra: [LayerEntry] = []) throws -> [LayerEntry] {
         var entries: [LayerEntry] = extra
         if let p = plan.versionFile {
-            entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(Array((plan.version + "\n").utf8)), mode: 0o644))
+            entries.append(
+                LayerEntry(path: Path.clean(p)!, content: .bytes(Array((plan.version + "\n").utf8)), mode: 0o644))
         }
         if let p = plan.versionJSON {
             entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(versionJSON), mode: 0o644))
@@ -50,7 +56,10 @@ public enum StampLayer {
             entries.append(LayerEntry(path: Path.clean(p)!, content: .bytes(versionJSON), mode: 0o644))
         }
         if let h = plan.health {
-            entries.append(LayerEntry(path: Path.clean(h.scriptPath)!, content: .bytes(Array(h.script(versionJSON: plan.versionJSON!).render().utf8)), mode: 0o755))
+            entries.append(
+                LayerEntry(
+                    path: Path.clean(h.scriptPath)!,
+                    content: .bytes(Array(h.script(versionJSON: plan.versionJSON!).render().utf8)), mode: 0o755))
         }
         for a in plan.adds { entries += try walk(a) }
         entries.sort { utf8Less($0.path, $1.path) }
@@ -61,7 +70,9 @@ public enum StampLayer {
     }
 
     /// `version.json`: what the image is, for people, probes and dashboards.
-    public static func versionJSON(plan: StampPlan, baseName: String?, baseDigest: String, assets: JSONValue? = nil) -> [UInt8] {
+    public static func versionJSON(plan: StampPlan, baseName: String?, baseDigest: String, assets: JSONValue? = nil)
+        -> [UInt8]
+    {
         var base: JSONValue = .object(baseDigest.isEmpty ? [] : [("digest", .string(baseDigest))])
         if let baseName { base["name"] = .string(baseName) }
         var stamp: JSONValue = .object([("tool", .string("stamp \(StampVersion.current)"))])
@@ -83,14 +94,20 @@ public enum StampLayer {
     private static func walk(_ a: StampPlan.AddSpec) throws -> [LayerEntry] {
         var dest = a.destination
         var st = stat()
-        guard lstat(a.source, &st) == 0 else { throw StampError.usage("--add: \(a.source): \(String(cString: strerror(errno)))") }
+        guard lstat(a.source, &st) == 0 else {
+            throw StampError.usage("--add: \(a.source): \(String(cString: strerror(errno)))")
+        }
         let isDir = (st.st_mode & S_IFMT) == S_IFDIR
         if dest.hasSuffix("/") && !isDir { dest += Path.basename(a.source) }
-        guard let root = Path.clean(dest), !root.isEmpty else { throw StampError.usage("--add: cannot add to the image root itself") }
+        guard let root = Path.clean(dest), !root.isEmpty else {
+            throw StampError.usage("--add: cannot add to the image root itself")
+        }
         var out: [LayerEntry] = []
         func visit(_ src: String, _ rel: String) throws {
             var st = stat()
-            guard lstat(src, &st) == 0 else { throw StampError.usage("--add: \(src): \(String(cString: strerror(errno)))") }
+            guard lstat(src, &st) == 0 else {
+                throw StampError.usage("--add: \(src): \(String(cString: strerror(errno)))")
+            }
             let mode = st.st_mode & S_IFMT
             if mode == S_IFDIR {
                 out.append(LayerEntry(path: rel, content: .directory, mode: 0o755))
@@ -132,7 +149,9 @@ public enum StampLayer {
             switch b.type {
             case .directory: return b
             case .symlink(let t):
-                throw StampError.badInput("/\(p) is a symlink in the base (to \(t)): stamp would replace it with a folder; give the path it points to")
+                throw StampError.badInput(
+                    "/\(p) is a symlink in the base (to \(t)): stamp would replace it with a folder; give the path it points to"
+                )
             default:
                 throw StampError.badInput("/\(p) is a file in the base, not a folder: stamp cannot put files under it")
             }
@@ -140,7 +159,10 @@ public enum StampLayer {
         for e in entries {
             // A folder the layer itself brings (`--add`) keeps the base's owner and mode.
             if case .directory = e.content, let b = try base(e.path), let i = index[e.path] {
-                out[i].mode = b.mode; out[i].uid = b.uid; out[i].gid = b.gid; out[i].xattrs = b.xattrs
+                out[i].mode = b.mode
+                out[i].uid = b.uid
+                out[i].gid = b.gid
+                out[i].xattrs = b.xattrs
             }
             var p = e.path
             while p.utf8.contains(0x2F) {
@@ -148,8 +170,10 @@ public enum StampLayer {
                 if index[p] != nil { break }
                 let b = try base(p)
                 index[p] = out.count
-                out.append(LayerEntry(path: p, content: .directory, mode: b?.mode ?? 0o755, uid: b?.uid ?? 0, gid: b?.gid ?? 0,
-                                      xattrs: b?.xattrs ?? []))
+                out.append(
+                    LayerEntry(
+                        path: p, content: .directory, mode: b?.mode ?? 0o755, uid: b?.uid ?? 0, gid: b?.gid ?? 0,
+                        xattrs: b?.xattrs ?? []))
             }
         }
         out.sort { utf8Less($0.path, $1.path) }
@@ -176,9 +200,14 @@ public enum StampLayer {
         let d = Digester(.sha256)
         for e in entries {
             d.update(Array("\(e.path)\0\(e.mode)\0\(e.uid):\(e.gid)\0".utf8))
-            for x in e.xattrs { d.update(Array("x\(x.name)\0\(x.value.count)\0".utf8)); d.update(x.value) }
+            for x in e.xattrs {
+                d.update(Array("x\(x.name)\0\(x.value.count)\0".utf8))
+                d.update(x.value)
+            }
             switch e.content {
-            case .bytes(let b): d.update(Array("b\(b.count)\0".utf8)); d.update(b)
+            case .bytes(let b):
+                d.update(Array("b\(b.count)\0".utf8))
+                d.update(b)
             case .file(let p): d.update(Array("f\(p)\0".utf8))
             case .part(let o): d.update(Array("p\(o.sha256)\0\(o.size)\0".utf8))
             case .directory: d.update(Array("d\0".utf8))
@@ -190,8 +219,10 @@ public enum StampLayer {
 
     /// Writes the entries as a tar (fixed headers, mtime = created), compressed, to a temporary
     /// file beside `near`. Both digests are computed while the bytes pass.
-    public static func write(_ entries: [LayerEntry], created: Timestamp, compression: Compression, level: Int?,
-                             beside near: String) throws -> BuiltLayer {
+    public static func write(
+        _ entries: [LayerEntry], created: Timestamp, compression: Compression, level: Int?,
+        beside near: String
+    ) throws -> BuiltLayer {
         let file = try WritableFile.temporary(beside: near)
         let compressed = DigestingSink(file)
         let compressor = try CompressingSink(compression, level: level, next: compressed)
@@ -202,7 +233,8 @@ public enum StampLayer {
             case .bytes(let b):
                 try tar.addFile(e.path, b, mode: e.mode, uid: e.uid, gid: e.gid)
             case .directory:
-                try tar.begin(.init(path: e.path, kind: .directory, mode: e.mode, uid: e.uid, gid: e.gid, xattrs: e.xattrs))
+                try tar.begin(
+                    .init(path: e.path, kind: .directory, mode: e.mode, uid: e.uid, gid: e.gid, xattrs: e.xattrs))
             case .symlink(let t):
                 try tar.begin(.init(path: e.path, kind: .symlink(t), mode: 0o777, uid: e.uid, gid: e.gid))
             case .file(let src):
@@ -210,17 +242,22 @@ public enum StampLayer {
                 try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: f.size, uid: e.uid, gid: e.gid))
                 _ = try copyStream(from: f.section(offset: 0, length: f.size), to: TarDataSink(tar))
             case .part(let o):
-                try tar.begin(.init(path: e.path, kind: .file, mode: e.mode, size: Int64(o.size), uid: e.uid, gid: e.gid))
+                try tar.begin(
+                    .init(path: e.path, kind: .file, mode: e.mode, size: Int64(o.size), uid: e.uid, gid: e.gid))
                 try copyPart(o, to: TarDataSink(tar))
             }
         }
         try tar.finish()
         try compressor.finish()
         try file.finish()
-        let d = Descriptor(mediaType: MediaType.ociLayerType(compression), digest: compressed.digester.finalizeDigest(),
-                           size: compressed.count)
+        let d = Descriptor(
+            mediaType: MediaType.ociLayerType(compression), digest: compressed.digester.finalizeDigest(),
+            size: compressed.count)
         // What the layer brings (its folders are there for their owners and modes).
-        let paths = entries.filter { if case .directory = $0.content { return false }; return true }.map(\.path)
+        let paths = entries.filter {
+            if case .directory = $0.content { return false }
+            return true
+        }.map(\.path)
         return BuiltLayer(file: file, descriptor: d, diffID: uncompressed.digester.finalizeDigest(), paths: paths)
     }
 }
@@ -231,7 +268,8 @@ func copyPart(_ o: AssetFile.OnDisk, to sink: ByteSink) throws {
     let loc = BlobLocation.file(try ReadableFile(o.source), offset: o.offset, length: Int64(o.size))
     do {
         // Bytes in stamp's own (unlinked) spool cannot change; a file from the folder is checked.
-        try ImageWriter.copyChecked(digest: "sha256:" + o.sha256, size: Int64(o.size), from: loc, to: sink, hash: o.spool == nil)
+        try ImageWriter.copyChecked(
+            digest: "sha256:" + o.sha256, size: Int64(o.size), from: loc, to: sink, hash: o.spool == nil)
     } catch StampError.digestMismatch, StampError.sizeMismatch {
         throw StampError.badInput("\(o.source): changed while stamp was reading it")
     }

@@ -35,7 +35,10 @@ public struct BuildResult: Sendable {
     /// (`containerimage.digest`, `containerimage.descriptor`, `image.name`), then stamp's own.
     public var metadata: JSONValue {
         var j: JSONValue = .object([
-            ("containerimage.descriptor", .object([("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size))])),
+            (
+                "containerimage.descriptor",
+                .object([("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size))])
+            ),
             ("containerimage.digest", .string(digest)),
         ])
         if let n = imageName { j["image.name"] = .string(n) }
@@ -52,18 +55,25 @@ public struct BuildResult: Sendable {
             ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
             ("output", .string(output)), ("digest", .string(digest)), ("mediaType", .string(mediaType)),
             ("version", .string(version)), ("created", .string(created)),
-            ("base", .object([("digest", .string(baseDigest))] + (baseName.map { [("name", JSONValue.string($0))] } ?? []))),
+            (
+                "base",
+                .object([("digest", .string(baseDigest))] + (baseName.map { [("name", JSONValue.string($0))] } ?? []))
+            ),
             ("platforms", .array(platforms.map(\.json))),
             ("droppedAttestations", JSONValue(Int64(droppedAttestations))),
         ])
         if let r = revision { j["revision"] = .string(r) }
         if let p = pushed { j["push"] = p.json }
         if scan.fromCache + scan.read > 0 {
-            j["scan"] = .object([("layersFromCache", JSONValue(Int64(scan.fromCache))), ("layersRead", JSONValue(Int64(scan.read)))])
+            j["scan"] = .object([
+                ("layersFromCache", JSONValue(Int64(scan.fromCache))), ("layersRead", JSONValue(Int64(scan.read))),
+            ])
         }
         if let l = layer {
-            j["layer"] = .object([("digest", .string(l.digest)), ("diffID", .string(l.diffID)), ("size", JSONValue(l.size)),
-                                  ("files", .array(l.files.map { .string("/" + $0) }))])
+            j["layer"] = .object([
+                ("digest", .string(l.digest)), ("diffID", .string(l.diffID)), ("size", JSONValue(l.size)),
+                ("files", .array(l.files.map { .string("/" + $0) })),
+            ])
         }
         return j
     }
@@ -72,9 +82,12 @@ public struct BuildResult: Sendable {
 public enum Stamper {
     /// Stamps every selected platform of `plan.base` and writes the result to `plan.output`.
     public static func build(_ plan: StampPlan, diagnostics: Diagnostics = .stderr) throws -> BuildResult {
-        guard let destination = plan.output else { throw StampError.usage("missing --output (e.g. oci-archive:stamped.tar)") }
+        guard let destination = plan.output else {
+            throw StampError.usage("missing --output (e.g. oci-archive:stamped.tar)")
+        }
         if plan.base == destination || (plan.base.path == destination.path && destination.transport != "oci") {
-            throw StampError.usage("\(destination.path): is the file the image is read from (\(plan.base)); write the output elsewhere")
+            throw StampError.usage(
+                "\(destination.path): is the file the image is read from (\(plan.base)); write the output elsewhere")
         }
         try ImageWriter.preflight(destination, source: plan.base)
         if let lockPath = plan.lockFile {
@@ -82,10 +95,15 @@ public enum Stamper {
             let dir = Path.dirname(lockPath)
             var st = stat()
             if lstat(lockPath, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
-                throw StampError.output("--lock: \(lockPath): exists and is not a regular file (\(Path.kind(st.st_mode)))")
+                throw StampError.output(
+                    "--lock: \(lockPath): exists and is not a regular file (\(Path.kind(st.st_mode)))")
             }
-            guard Path.isDirectory(dir) else { throw StampError.output("--lock: \(lockPath): folder \(dir) does not exist") }
-            guard access(dir, W_OK) == 0 else { throw StampError.output("--lock: \(lockPath): folder \(dir) is not writable") }
+            guard Path.isDirectory(dir) else {
+                throw StampError.output("--lock: \(lockPath): folder \(dir) does not exist")
+            }
+            guard access(dir, W_OK) == 0 else {
+                throw StampError.output("--lock: \(lockPath): folder \(dir) is not writable")
+            }
         }
         var registryOptions = plan.registry
         registryOptions.notice = diagnostics.notice
@@ -114,33 +132,44 @@ public enum Stamper {
             throw StampError.moved("--locked: \(plan.base) moved: locked at \(lockedDigest), now \(base.digest)")
         }
         if !base.attestations.isEmpty {
-            diagnostics.notice("notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the base's digests, not the stamped image)")
+            diagnostics.notice(
+                "notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the base's digests, not the stamped image)"
+            )
         }
         var images = base.images
         if !plan.platforms.isEmpty {
             for want in plan.platforms where !images.contains(where: { $0.platform.matches(want) }) {
-                throw StampError.usage("--platform: the base has no \(want) (it has \(images.map { $0.platform.description }.joined(separator: ", ")))")
+                throw StampError.usage(
+                    "--platform: the base has no \(want) (it has \(images.map { $0.platform.description }.joined(separator: ", ")))"
+                )
             }
             images = images.filter { img in plan.platforms.contains { img.platform.matches($0) } }
         }
         if case .dockerArchive = destination, images.count > 1 {
-            throw StampError.usage("docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))")
+            throw StampError.usage(
+                "docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))"
+            )
         }
 
-        try checkLevels(plan, platforms: images.count, format: plan.format ?? ImageFormat(mediaType: base.top.mediaType))
+        try checkLevels(
+            plan, platforms: images.count, format: plan.format ?? ImageFormat(mediaType: base.top.mediaType))
         let baseName = resolveBaseName(plan, base)
         let removable = removableKeys(plan, images: images, diagnostics: diagnostics)
         let baseDigest = base.digest
         let stamp = Stamp(plan: plan, baseName: baseName, baseDigest: baseDigest)
         // The new layer is written beside the output (same file system, renamed into place), or
         // in $TMPDIR when the output is a registry.
-        let near = destination.registry != nil ? FileManager.default.temporaryDirectory.path + "/stamp-layer"
+        let near =
+            destination.registry != nil
+            ? FileManager.default.temporaryDirectory.path + "/stamp-layer"
             : destination.path.hasSuffix("/") ? String(destination.path.dropLast()) : destination.path
 
         // The base's layers go to an archive output while the stamp layers are built.
-        let started = try ImageWriter.start(destination, created: plan.created, blobs: try images.flatMap { img in
-            try img.layers.map { l in (l.digest, l.size, try base.store.require(l)) }
-        }, sync: plan.fsync)
+        let started = try ImageWriter.start(
+            destination, created: plan.created,
+            blobs: try images.flatMap { img in
+                try img.layers.map { l in (l.digest, l.size, try base.store.require(l)) }
+            }, sync: plan.fsync)
 
         // The stamp layer of each platform; platforms whose entries are the same share one blob.
         var layers: [BuiltLayer?] = []
@@ -157,8 +186,10 @@ public enum Stamper {
         var sharedAssets = SharedAssets()
         sharedAssets.local = localAssets?.value
         for (img, view) in zip(images, views) {
-            let entries = try StampLayer.withParents(try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: img, view: view,
-                                                                      shared: &sharedAssets, diagnostics: diagnostics), view: view)
+            let entries = try StampLayer.withParents(
+                try stampEntries(
+                    plan, baseName: baseName, baseDigest: baseDigest, image: img, view: view,
+                    shared: &sharedAssets, diagnostics: diagnostics), view: view)
             let fingerprint = StampLayer.fingerprint(entries)
             let layer: BuiltLayer?
             if entries.isEmpty {
@@ -167,8 +198,9 @@ public enum Stamper {
                 layer = b
             } else {
                 let step = diagnostics.step("building the stamp layer for \(img.platform) (\(entries.count) entries)")
-                let b = try StampLayer.write(entries, created: plan.created, compression: plan.compression,
-                                             level: plan.compressionLevel, beside: near)
+                let b = try StampLayer.write(
+                    entries, created: plan.created, compression: plan.compression,
+                    level: plan.compressionLevel, beside: near)
                 step.done("\(b.descriptor.digest), \(ProgressLine.size(b.descriptor.size))")
                 built[fingerprint] = b
                 layer = b
@@ -192,7 +224,8 @@ public enum Stamper {
         if case .dockerArchive = destination { isDockerArchive = true }
         for (n, img) in images.enumerated() {
             let layer = layers[n]
-            let config = Patch.config(img.config, stamp: stamp, layer: layer, historyText: historyTexts[n], removing: removable)
+            let config = Patch.config(
+                img.config, stamp: stamp, layer: layer, historyText: historyTexts[n], removing: removable)
             let cbytes = JSONValue.encode(config)
             let cd = Descriptor(mediaType: format.config, digest: Digester.digest(cbytes), size: Int64(cbytes.count))
             blobs[cd.digest] = (cd.size, .memory(cbytes))
@@ -200,36 +233,52 @@ public enum Stamper {
                 let loc = try base.store.require(l)
                 blobs[l.digest] = (l.size, loc)
             }
-            if let layer { blobs[layer.descriptor.digest] = (layer.descriptor.size, .file(try ReadableFile(layer.file.path), offset: 0, length: layer.descriptor.size)) }
+            if let layer {
+                blobs[layer.descriptor.digest] = (
+                    layer.descriptor.size,
+                    .file(try ReadableFile(layer.file.path), offset: 0, length: layer.descriptor.size)
+                )
+            }
             // A docker-archive stores no manifest: its digest is that of the one it implies.
-            let manifest = isDockerArchive
+            let manifest =
+                isDockerArchive
                 ? Patch.dockerArchiveManifest(config: cd, layers: img.layers + (layer.map { [$0.descriptor] } ?? []))
-                : Patch.manifest(img.manifest, config: cd, layer: layer,
-                                 annotations: annotations + LeveledAnnotation.pairs(plan.leveledAnnotations, .manifest, platform: img.platform),
-                                 format: format, removing: removable)
+                : Patch.manifest(
+                    img.manifest, config: cd, layer: layer,
+                    annotations: annotations
+                        + LeveledAnnotation.pairs(plan.leveledAnnotations, .manifest, platform: img.platform),
+                    format: format, removing: removable)
             let mbytes = JSONValue.encode(manifest)
             var md = img.descriptor
             md.mediaType = format.manifest
             md.digest = Digester.digest(mbytes)
             md.size = Int64(mbytes.count)
             md.platform = img.platform
-            for (k, v) in LeveledAnnotation.pairs(plan.leveledAnnotations, .manifestDescriptor, platform: img.platform) {
+            for (k, v) in LeveledAnnotation.pairs(plan.leveledAnnotations, .manifestDescriptor, platform: img.platform)
+            {
                 md.annotations[k] = v
             }
             blobs[md.digest] = (md.size, .memory(mbytes))
             manifests.append(md)
-            docker.append((img.platform.description, cd.digest, img.layers.map(\.digest) + (layer.map { [$0.descriptor.digest] } ?? [])))
-            platformResults.append(PlatformEntry(platform: img.platform.description, manifest: md.digest, config: cd.digest))
+            docker.append(
+                (
+                    img.platform.description, cd.digest,
+                    img.layers.map(\.digest) + (layer.map { [$0.descriptor.digest] } ?? [])
+                ))
+            platformResults.append(
+                PlatformEntry(platform: img.platform.description, manifest: md.digest, config: cd.digest))
         }
 
         var top: Descriptor
         if manifests.count == 1 {
-            top = Descriptor(mediaType: format.manifest, digest: manifests[0].digest, size: manifests[0].size,
-                             platform: manifests[0].platform)
+            top = Descriptor(
+                mediaType: format.manifest, digest: manifests[0].digest, size: manifests[0].size,
+                platform: manifests[0].platform)
         } else {
-            let index = Patch.index(base.index ?? .object([]), manifests: manifests,
-                                    annotations: annotations + LeveledAnnotation.pairs(plan.leveledAnnotations, .index), format: format,
-                                    removing: removable)
+            let index = Patch.index(
+                base.index ?? .object([]), manifests: manifests,
+                annotations: annotations + LeveledAnnotation.pairs(plan.leveledAnnotations, .index), format: format,
+                removing: removable)
             let ibytes = JSONValue.encode(index)
             top = Descriptor(mediaType: format.index, digest: Digester.digest(ibytes), size: Int64(ibytes.count))
             blobs[top.digest] = (top.size, .memory(ibytes))
@@ -241,68 +290,96 @@ public enum Stamper {
 
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)
         output.repoTags = plan.tags.compactMap { repoTag($0, baseName ?? plan.profile.imageName ?? "stamp") }
-        if destination.registry != nil { output.morePushTags = plan.tags } else { output.moreRefNames = Array(plan.tags.dropFirst()) }
+        if destination.registry != nil {
+            output.morePushTags = plan.tags
+        } else {
+            output.moreRefNames = Array(plan.tags.dropFirst())
+        }
         output.ownBlobs = Set(layers.compactMap { $0?.descriptor.digest })
-        let pushed = try ImageWriter.write(output, to: destination, created: plan.created, registry: client,
-                                           mountFrom: plan.base.registry, started: started, sync: plan.fsync, diagnostics: diagnostics)
+        let pushed = try ImageWriter.write(
+            output, to: destination, created: plan.created, registry: client,
+            mountFrom: plan.base.registry, started: started, sync: plan.fsync, diagnostics: diagnostics)
         if let lockPath = plan.lockFile {
-            let lock = LockFile(base: .init(reference: plan.base.description, digest: base.digest,
-                                            platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
-                                output: .init(reference: destination.description, digest: top.digest,
-                                              platforms: platformResults.map { ($0.platform, $0.manifest) }))
+            let lock = LockFile(
+                base: .init(
+                    reference: plan.base.description, digest: base.digest,
+                    platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
+                output: .init(
+                    reference: destination.description, digest: top.digest,
+                    platforms: platformResults.map { ($0.platform, $0.manifest) }))
             do { try lock.write(lockPath) } catch {
-                throw StampError.output("the image was written (\(destination), \(top.digest)) but the lock file was not: \(error)")
+                throw StampError.output(
+                    "the image was written (\(destination), \(top.digest)) but the lock file was not: \(error)")
             }
         }
 
-        let imageName: String? = destination.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") } ?? plan.tag.flatMap { repoTag($0, baseName ?? plan.profile.imageName ?? "stamp") }
+        let imageName: String? =
+            destination.registry.map { r in r.host + "/" + r.repository + (r.tag.map { ":" + $0 } ?? "") }
+            ?? plan.tag.flatMap { repoTag($0, baseName ?? plan.profile.imageName ?? "stamp") }
         var names = output.repoTags
         if let r = destination.registry {
             names = []
-            for t in (r.tag.map { [$0] } ?? []) + plan.tags where !names.contains(r.host + "/" + r.repository + ":" + t) {
+            for t in (r.tag.map { [$0] } ?? []) + plan.tags where !names.contains(r.host + "/" + r.repository + ":" + t)
+            {
                 names.append(r.host + "/" + r.repository + ":" + t)
             }
         }
-        var result = BuildResult(output: destination.description, digest: top.digest, mediaType: top.mediaType, size: top.size, imageName: imageName,
-                           version: plan.version,
-                           revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
-                           platforms: platformResults,
-                           layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
-                           droppedAttestations: base.attestations.count, pushed: pushed,
-                           scan: (views.reduce(0) { $0 + $1.layersFromCache }, views.reduce(0) { $0 + $1.layersRead }))
+        var result = BuildResult(
+            output: destination.description, digest: top.digest, mediaType: top.mediaType, size: top.size,
+            imageName: imageName,
+            version: plan.version,
+            revision: plan.revision, created: plan.created.rfc3339, baseName: baseName, baseDigest: baseDigest,
+            platforms: platformResults,
+            layer: layers.first.flatMap { $0 }.map { ($0.descriptor.digest, $0.diffID, $0.descriptor.size, $0.paths) },
+            droppedAttestations: base.attestations.count, pushed: pushed,
+            scan: (views.reduce(0) { $0 + $1.layersFromCache }, views.reduce(0) { $0 + $1.layersRead }))
         result.names = names
         return result
     }
 
     /// Everything the stamp layer of one platform holds: version files, health check, assets,
     /// `--add`. `image` is nil when the base is not at hand (a Dockerfile for a remote base).
-    public static func stampEntries(_ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, store: BlobStore?,
-                                    diagnostics: Diagnostics) throws -> [LayerEntry] {
+    public static func stampEntries(
+        _ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, store: BlobStore?,
+        diagnostics: Diagnostics
+    ) throws -> [LayerEntry] {
         let views = try image.map { try scan(plan, images: [$0], store: store, diagnostics: diagnostics) } ?? []
         var shared = SharedAssets()
-        return try stampEntries(plan, baseName: baseName, baseDigest: baseDigest, image: image, view: views.first ?? MergedView(),
-                                shared: &shared, diagnostics: diagnostics)
+        return try stampEntries(
+            plan, baseName: baseName, baseDigest: baseDigest, image: image, view: views.first ?? MergedView(),
+            shared: &shared, diagnostics: diagnostics)
     }
 
     /// What the checks need of each image's lower layers (nothing when there is no health check
     /// and no asset hashing): the images are read at the same time, their layers on all cores,
     /// with one progress line.
-    static func scan(_ plan: StampPlan, images: [PlatformImage], store: BlobStore?, archive: ArchiveInProgress? = nil,
-                     diagnostics: Diagnostics) throws -> [MergedView] {
-        guard let store, plan.health != nil || plan.assets != nil || !stampFolders(plan).isEmpty else { return images.map { _ in MergedView() } }
-        let step = diagnostics.step("reading the base's layers (health-check preflight, parent folders\(plan.assets == nil ? "" : ", frontend"))")
-        let progress = diagnostics.progress("reading the base's layers", total: images.sizeSum { $0.layers.sizeSum(\.size) })
+    static func scan(
+        _ plan: StampPlan, images: [PlatformImage], store: BlobStore?, archive: ArchiveInProgress? = nil,
+        diagnostics: Diagnostics
+    ) throws -> [MergedView] {
+        guard let store, plan.health != nil || plan.assets != nil || !stampFolders(plan).isEmpty else {
+            return images.map { _ in MergedView() }
+        }
+        let step = diagnostics.step(
+            "reading the base's layers (health-check preflight, parent folders\(plan.assets == nil ? "" : ", frontend"))"
+        )
+        let progress = diagnostics.progress(
+            "reading the base's layers", total: images.sizeSum { $0.layers.sizeSum(\.size) })
         defer { progress.finish() }
         let cache = plan.scanCache.map(ScanCache.init(directory:))
         let views = try parallelMap(count: images.count) { i in
-            Result { try scan(plan, image: images[i], store: store, cache: cache, archive: archive, progress: progress) }
+            Result {
+                try scan(plan, image: images[i], store: store, cache: cache, archive: archive, progress: progress)
+            }
         }.map { try $0.get() }
         step.done()
         return views
     }
 
-    static func scan(_ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, archive: ArchiveInProgress? = nil,
-                     progress: ProgressLine) throws -> MergedView {
+    static func scan(
+        _ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, archive: ArchiveInProgress? = nil,
+        progress: ProgressLine
+    ) throws -> MergedView {
         // Only the entries the checks ask about are kept: folders of executables (for the
         // health check) and the frontend (for assets), besides symlinks.
         let pathDirs = image.searchPath.compactMap { Path.clean($0) }
@@ -313,24 +390,32 @@ public enum Stamper {
         let folders = stampFolders(plan)
         let added = plan.adds.compactMap { Path.clean($0.destination) }
         let keep: @Sendable (String) -> Bool = { p in
-            bins.contains(p.utf8.contains(0x2F) ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false) || capture(p)
+            bins.contains(p.utf8.contains(0x2F) ? Path.dirname(p) : "") || (root.map { p.hasPrefix($0 + "/") } ?? false)
+                || capture(p)
                 || folders.contains(p) || added.contains { p == $0 || p.hasPrefix($0 + "/") }
         }
         // What keep and capture select, for the scan cache's key.
-        let filter = ["bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
-                      "capture " + AssetStage.captureKey(plan.assets), "folders " + folders.sorted().joined(separator: ":"),
-                      "added " + added.joined(separator: ":")].joined(separator: "\n")
+        let filter = [
+            "bins " + bins.sorted().joined(separator: ":"), "root " + (root ?? ""),
+            "capture " + AssetStage.captureKey(plan.assets), "folders " + folders.sorted().joined(separator: ":"),
+            "added " + added.joined(separator: ":"),
+        ].joined(separator: "\n")
         // The frontend's images, fonts and other binaries go to a spool on disk, not to memory.
-        let binary: @Sendable (String) -> Bool = { p in (root.map { p.hasPrefix($0 + "/") } ?? false) && AssetKind.of(p) == .binary }
-        return try MergedView.build(layers: image.layers, store: store, keep: keep, capture: capture, digestOnly: binary, progress: progress,
-                                    cache: cache, filter: filter, archive: archive,
-                                    budget: CaptureBudget(limit: plan.assets?.maxBytes ?? AssetPlan.defaultMaxBytes), spool: true)
+        let binary: @Sendable (String) -> Bool = { p in
+            (root.map { p.hasPrefix($0 + "/") } ?? false) && AssetKind.of(p) == .binary
+        }
+        return try MergedView.build(
+            layers: image.layers, store: store, keep: keep, capture: capture, digestOnly: binary, progress: progress,
+            cache: cache, filter: filter, archive: archive,
+            budget: CaptureBudget(limit: plan.assets?.maxBytes ?? AssetPlan.defaultMaxBytes), spool: true)
     }
 
     /// The folders above every path the stamp layer may write (version files, health script,
     /// `--add` targets, the frontend and the server files it rewrites).
     static func stampFolders(_ plan: StampPlan) -> Set<String> {
-        var paths = [plan.versionFile, plan.versionJSON, plan.publicVersionJSON, plan.health?.scriptPath].compactMap { $0 }
+        var paths = [plan.versionFile, plan.versionJSON, plan.publicVersionJSON, plan.health?.scriptPath].compactMap {
+            $0
+        }
         paths += plan.adds.map { $0.destination + "/x" }
         if let a = plan.assets { paths += [a.root + "/x"] + a.rewrite }
         return StampLayer.ancestors(of: paths)
@@ -345,29 +430,40 @@ public enum Stamper {
         var local: Result<AssetResult, Error>?
     }
 
-    static func stampEntries(_ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, view: MergedView,
-                             shared: inout SharedAssets, diagnostics: Diagnostics) throws -> [LayerEntry] {
+    static func stampEntries(
+        _ plan: StampPlan, baseName: String?, baseDigest: String, image: PlatformImage?, view: MergedView,
+        shared: inout SharedAssets, diagnostics: Diagnostics
+    ) throws -> [LayerEntry] {
         if let image, let h = plan.health { try preflight(image, view: view, health: h, diagnostics: diagnostics) }
         var assetOutput: AssetStage.Output?
         if let a = plan.assets {
             guard image != nil || a.localFolder != nil else {
-                throw StampError.usage("--hash-assets reads the base's frontend: give a local base (oci-archive:...) or --assets DIR")
+                throw StampError.usage(
+                    "--hash-assets reads the base's frontend: give a local base (oci-archive:...) or --assets DIR")
             }
             // What the stage reads of the image for a local frontend: the files it rewrites.
-            let key = a.localFolder == nil ? nil : a.rewrite.compactMap { Path.clean($0) }.map { p in
-                "\(p) \(view.entries[p]?.mode ?? 0) \(view.contents[p].map { Digester.hex($0) } ?? "-")"
-            }
+            let key =
+                a.localFolder == nil
+                ? nil
+                : a.rewrite.compactMap { Path.clean($0) }.map { p in
+                    "\(p) \(view.entries[p]?.mode ?? 0) \(view.contents[p].map { Digester.hex($0) } ?? "-")"
+                }
             if let key, key == shared.key, let o = shared.output {
                 assetOutput = o
             } else {
-                if a.localFolder != nil && shared.local == nil { shared.local = AssetStage.hashLocal(a, publicVersion: plan.publicVersionJSON) }
-                assetOutput = try AssetStage.run(a, view: view, platform: image?.platform.description ?? "assets", publicVersion: plan.publicVersionJSON,
-                                                 local: shared.local)
+                if a.localFolder != nil && shared.local == nil {
+                    shared.local = AssetStage.hashLocal(a, publicVersion: plan.publicVersionJSON)
+                }
+                assetOutput = try AssetStage.run(
+                    a, view: view, platform: image?.platform.description ?? "assets",
+                    publicVersion: plan.publicVersionJSON,
+                    local: shared.local)
                 shared.key = key
                 shared.output = assetOutput
             }
         }
-        let versionJSON = StampLayer.versionJSON(plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
+        let versionJSON = StampLayer.versionJSON(
+            plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
         return try StampLayer.entries(plan: plan, versionJSON: versionJSON, extra: assetOutput?.entries ?? [])
     }
 
@@ -379,7 +475,8 @@ public enum Stamper {
         if view.which(["curl", "wget", "node"], searchPath: search) == nil {
             if let bb = view.which(["busybox"], searchPath: search) {
                 // busybox ash runs its applets without links; the script calls `busybox wget`.
-                diagnostics.notice("warning: \(img.platform): no curl, wget or node on PATH; the health check will use /\(bb) wget")
+                diagnostics.notice(
+                    "warning: \(img.platform): no curl, wget or node on PATH; the health check will use /\(bb) wget")
             } else {
                 problems.append("no curl, wget or node on PATH (\(search.joined(separator: ":")))")
             }
@@ -412,13 +509,18 @@ public enum Stamper {
         let levels = Set(plan.leveledAnnotations.flatMap(\.levels))
         guard !levels.isEmpty else { return }
         if !format.hasAnnotations {
-            throw StampError.usage("--annotation: a Docker-format image has no annotations; use --label, or --format oci")
+            throw StampError.usage(
+                "--annotation: a Docker-format image has no annotations; use --label, or --format oci")
         }
         if platforms < 2, let l = levels.first(where: { $0 == .index || $0 == .manifestDescriptor }) {
-            throw StampError.usage("--annotation \(l.rawValue):…: the output is one manifest with no index (one platform); use manifest: or index-descriptor:")
+            throw StampError.usage(
+                "--annotation \(l.rawValue):…: the output is one manifest with no index (one platform); use manifest: or index-descriptor:"
+            )
         }
         if plan.output?.registry != nil, levels.contains(.indexDescriptor) {
-            throw StampError.usage("--annotation index-descriptor:…: a registry keeps no descriptor of the top document; it is for oci: and oci-archive: outputs")
+            throw StampError.usage(
+                "--annotation index-descriptor:…: a registry keeps no descriptor of the top document; it is for oci: and oci-archive: outputs"
+            )
         }
     }
 
@@ -429,14 +531,24 @@ public enum Stamper {
     static func removableKeys(_ plan: StampPlan, images: [PlatformImage], diagnostics: Diagnostics) -> Set<String> {
         let stamped = images.contains { $0.labels[AnnotationKey.stampVersionJSON] != nil }
         var unset: [(String, String)] = []
-        if plan.revision == nil { unset.append((AnnotationKey.revision, "a revision (--revision, $GITHUB_SHA, $CI_COMMIT_SHA or a git checkout)")) }
-        if plan.source == nil && stamped { unset.append((AnnotationKey.source, "a source (--source, the CI's repository variables or the checkout's origin remote)")) }
+        if plan.revision == nil {
+            unset.append(
+                (AnnotationKey.revision, "a revision (--revision, $GITHUB_SHA, $CI_COMMIT_SHA or a git checkout)"))
+        }
+        if plan.source == nil && stamped {
+            unset.append(
+                (
+                    AnnotationKey.source,
+                    "a source (--source, the CI's repository variables or the checkout's origin remote)"
+                ))
+        }
         for (key, what) in unset {
             if let old = images.lazy.compactMap({ $0.labels[key] ?? $0.annotations[key] }).first {
                 diagnostics.notice("warning: the base's \(key) (\(old)) is removed: this build has no \(what)")
             }
         }
-        return plan.source == nil && !stamped ? StampPlan.ownedKeys.subtracting([AnnotationKey.source]) : StampPlan.ownedKeys
+        return plan.source == nil && !stamped
+            ? StampPlan.ownedKeys.subtracting([AnnotationKey.source]) : StampPlan.ownedKeys
     }
 
     /// `NAME:TAG` for Docker's RepoTags: a bare `--tag` is joined to the base's repository.

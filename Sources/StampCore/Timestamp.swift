@@ -29,21 +29,34 @@ public struct Timestamp: Hashable, Sendable, CustomStringConvertible {
         func num(_ from: Int, _ len: Int) -> Int64? {
             guard from + len <= b.count else { return nil }
             var v: Int64 = 0
-            for c in b[from..<from + len] { guard (48...57).contains(c) else { return nil }; v = v * 10 + Int64(c - 48) }
+            for c in b[from..<from + len] {
+                guard (48...57).contains(c) else { return nil }
+                v = v * 10 + Int64(c - 48)
+            }
             return v
         }
-        guard b.count >= 20, b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116 || b[10] == 32, b[13] == 58, b[16] == 58,
-              let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2), let se = num(17, 2),
-              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 61 else { return nil }
+        guard b.count >= 20, b[4] == 45, b[7] == 45, b[10] == 84 || b[10] == 116 || b[10] == 32, b[13] == 58,
+            b[16] == 58,
+            let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2),
+            let se = num(17, 2),
+            (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 61
+        else { return nil }
         var i = 19
-        if i < b.count, b[i] == 46 { i += 1; while i < b.count, (48...57).contains(b[i]) { i += 1 } }
+        if i < b.count, b[i] == 46 {
+            i += 1
+            while i < b.count, (48...57).contains(b[i]) { i += 1 }
+        }
         guard i < b.count else { return nil }
         var offset: Int64 = 0
-        if b[i] == 90 || b[i] == 122 { i += 1 } else if b[i] == 43 || b[i] == 45 {
+        if b[i] == 90 || b[i] == 122 {
+            i += 1
+        } else if b[i] == 43 || b[i] == 45 {
             guard let oh = num(i + 1, 2), i + 3 < b.count, b[i + 3] == 58, let om = num(i + 4, 2) else { return nil }
             offset = (oh * 3600 + om * 60) * (b[i] == 43 ? 1 : -1)
             i += 6
-        } else { return nil }
+        } else {
+            return nil
+        }
         guard i == b.count else { return nil }
         let days = days(fromCivil: y, mo, d)
         let epoch = days * 86400 + h * 3600 + mi * 60 + se - offset

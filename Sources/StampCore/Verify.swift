@@ -67,7 +67,9 @@ public enum Verifier {
         /// Progress on stderr while layers are read (`tty`, `plain` or `quiet`).
         public var progress: ProgressMode
         public init(integrityOnly: Bool = false, registry: RegistryOptions? = nil, progress: ProgressMode = .quiet) {
-            self.integrityOnly = integrityOnly; self.registry = registry; self.progress = progress
+            self.integrityOnly = integrityOnly
+            self.registry = registry
+            self.progress = progress
         }
     }
 
@@ -78,9 +80,13 @@ public enum Verifier {
             report.failure = "\(reference): no such file or directory"
             return report
         }
-        do { image = try ImageSource.open(reference, registry: options.registry.map(RegistryClient.init(options:))) } catch {
+        do {
+            image = try ImageSource.open(reference, registry: options.registry.map(RegistryClient.init(options:)))
+        } catch {
             // A registry that cannot be reached (or refuses us) says nothing about the image.
-            if [.network, .denied, .refused, .notFound].contains(ErrorKind.of(error, unknown: .badInput)), error is RegistryError {
+            if [.network, .denied, .refused, .notFound].contains(ErrorKind.of(error, unknown: .badInput)),
+                error is RegistryError
+            {
                 report.failure = "\(error)"
             } else {
                 report.findings.append(Finding(.imageUnreadable, "\(error)"))
@@ -97,12 +103,18 @@ public enum Verifier {
         var roots: [String: Set<String>] = [:]
         if !options.integrityOnly {
             for img in image.images {
-                guard let jsonPath = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last else { continue }
-                if stampLayers[top.digest] == nil {
-                    stampLayers[top.digest] = Result { try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""]) }
+                guard let jsonPath = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last else {
+                    continue
                 }
-                if case .success(let files)? = stampLayers[top.digest], let b = files[Path.clean(jsonPath) ?? ""]?.bytes,
-                   let assets = (try? JSONValue.parse(b))?["assets"], let root = AssetStage.verifyRoot(assets) {
+                if stampLayers[top.digest] == nil {
+                    stampLayers[top.digest] = Result {
+                        try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""])
+                    }
+                }
+                if case .success(let files)? = stampLayers[top.digest],
+                    let b = files[Path.clean(jsonPath) ?? ""]?.bytes,
+                    let assets = (try? JSONValue.parse(b))?["assets"], let root = AssetStage.verifyRoot(assets)
+                {
                     let hidden = files[root + "/.wh..wh..opq"] != nil
                     for (i, l) in img.layers.enumerated() {
                         roots[l.digest, default: []].formUnion(hidden && i < img.layers.count - 1 ? [] : [root])
@@ -118,20 +130,23 @@ public enum Verifier {
         let step = diagnostics.step("verifying \(unique.count) layers of \(reference)")
         let progress = diagnostics.progress("verifying layers", total: unique.sizeSum(\.size))
         let store = image.store, name = reference.description
-        let partial = parallelMap(count: unique.count) { [roots, unique] i -> (VerifyReport, String?, MergedView.LayerChanges?) in
+        let partial = parallelMap(count: unique.count) {
+            [roots, unique] i -> (VerifyReport, String?, MergedView.LayerChanges?) in
             var r = VerifyReport(reference: name)
             let want = roots[unique[i].digest]
             let start = Diagnostics.now()
-            var (d, changes) = checkLayer(unique[i], index: i, store: store, report: &r, progress: progress, roots: want ?? [])
-            diagnostics.blob(r.findings.isEmpty ? "checked" : "found \(r.findings.count) problem(s) in", digest: unique[i].digest,
-                             size: unique[i].size, seconds: Diagnostics.now() - start)
+            var (d, changes) = checkLayer(
+                unique[i], index: i, store: store, report: &r, progress: progress, roots: want ?? [])
+            diagnostics.blob(
+                r.findings.isEmpty ? "checked" : "found \(r.findings.count) problem(s) in", digest: unique[i].digest,
+                size: unique[i].size, seconds: Diagnostics.now() - start)
             // A layer whose frontend is hidden above adds nothing to it: read for its digests only.
             if let want, want.isEmpty, d != nil { changes = MergedView.LayerChanges() }
             return (r, d, changes)
         }
         progress.finish()
         step.done()
-        var layerResults: [String: String?] = [:] // digest -> diff_id (nil when unreadable)
+        var layerResults: [String: String?] = [:]  // digest -> diff_id (nil when unreadable)
         var layerChanges: [String: MergedView.LayerChanges] = [:]
         for (i, l) in unique.enumerated() {
             let (r, d, c) = partial[i]
@@ -142,23 +157,35 @@ public enum Verifier {
             layerChanges[l.digest] = c
         }
         for img in image.images {
-            let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))", platform = img.platform.description
+            let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))",
+                platform = img.platform.description
             let diffIDs = img.diffIDs
             if diffIDs.count != img.layers.count {
-                report.findings.append(Finding(.configDiffIDCount, "\(where_): \(img.layers.count) layers but \(diffIDs.count) rootfs.diff_ids in config \(Digest.short(img.configDescriptor.digest))",
-                                               platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)", found: "\(diffIDs.count)"))
+                report.findings.append(
+                    Finding(
+                        .configDiffIDCount,
+                        "\(where_): \(img.layers.count) layers but \(diffIDs.count) rootfs.diff_ids in config \(Digest.short(img.configDescriptor.digest))",
+                        platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)",
+                        found: "\(diffIDs.count)"))
             }
             if let history = img.config["history"]?.arrayValue {
                 let nonEmpty = history.filter { $0["empty_layer"]?.boolValue != true }.count
                 if nonEmpty != img.layers.count {
-                    report.findings.append(Finding(.configHistoryCount, "\(where_): history has \(nonEmpty) entries that make layers, the manifest has \(img.layers.count) layers",
-                                                   platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)", found: "\(nonEmpty)"))
+                    report.findings.append(
+                        Finding(
+                            .configHistoryCount,
+                            "\(where_): history has \(nonEmpty) entries that make layers, the manifest has \(img.layers.count) layers",
+                            platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)",
+                            found: "\(nonEmpty)"))
                 }
             }
             for (i, l) in img.layers.enumerated() {
                 if let found = layerResults[l.digest] ?? nil, i < diffIDs.count, found != diffIDs[i] {
-                    report.findings.append(Finding(.layerDiffIDMismatch, "\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content is \(found)",
-                                                   platform: platform, digest: l.digest, expected: diffIDs[i], found: found))
+                    report.findings.append(
+                        Finding(
+                            .layerDiffIDMismatch,
+                            "\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content is \(found)",
+                            platform: platform, digest: l.digest, expected: diffIDs[i], found: found))
                 }
             }
         }
@@ -174,13 +201,16 @@ public enum Verifier {
     /// in the same pass and the layer's changes under them are returned too (a zstd layer, which
     /// libarchive decompresses itself, is read a second time for them). Returns the diff_id, or
     /// nil when the layer cannot be read.
-    static func checkLayer(_ l: Descriptor, index: Int = 0, store: BlobStore, report: inout VerifyReport, progress: ProgressLine = .off,
-                           roots: Set<String> = []) -> (String?, MergedView.LayerChanges?) {
+    static func checkLayer(
+        _ l: Descriptor, index: Int = 0, store: BlobStore, report: inout VerifyReport, progress: ProgressLine = .off,
+        roots: Set<String> = []
+    ) -> (String?, MergedView.LayerChanges?) {
         let what = "layer \(l.digest)"
         let loc: BlobLocation
         do {
             guard let found = try store.locate(l) else {
-                report.findings.append(Finding(.blobMissing, "\(store.name): missing blob \(l.digest)", digest: l.digest))
+                report.findings.append(
+                    Finding(.blobMissing, "\(store.name): missing blob \(l.digest)", digest: l.digest))
                 return (nil, nil)
             }
             loc = try found.resolved()
@@ -189,10 +219,13 @@ public enum Verifier {
             return (nil, nil)
         }
         if loc.length != l.size {
-            report.findings.append(Finding(.blobSizeMismatch, "\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)",
-                                           digest: l.digest, expected: "\(l.size)", found: "\(loc.length)"))
+            report.findings.append(
+                Finding(
+                    .blobSizeMismatch,
+                    "\(what): size mismatch: descriptor says \(l.size) bytes, blob has \(loc.length)",
+                    digest: l.digest, expected: "\(l.size)", found: "\(loc.length)"))
         }
-        guard let opened = try? loc.open() else { return (nil, nil) } // resolved above: a file section or memory
+        guard let opened = try? loc.open() else { return (nil, nil) }  // resolved above: a file section or memory
         let source = HashingSource(ObservedSource(opened, progress))
         let diff = DigestingSink(nil)
         var diffID: String?
@@ -205,8 +238,9 @@ public enum Verifier {
         // stamp sees the tar itself (gzip, uncompressed); a zstd layer is hashed as one stream.
         let entriesToo = !roots.isEmpty || MediaType.layerCompression(l.mediaType) != .zstd
         do {
-            let reader = try LayerReader(source: source, mode: entriesToo ? .tar : .raw, label: what, hashTar: entriesToo,
-                                         pipelined: l.size > MergedView.pipelineThreshold)
+            let reader = try LayerReader(
+                source: source, mode: entriesToo ? .tar : .raw, label: what, hashTar: entriesToo,
+                pipelined: l.size > MergedView.pipelineThreshold)
             layerReader = reader
             if !entriesToo {
                 if try reader.next() != nil { try reader.readData(into: diff) }
@@ -219,8 +253,11 @@ public enum Verifier {
             }
             let declared = MediaType.layerCompression(l.mediaType)
             if let found = reader.detectedCompression, let declared, found != declared {
-                report.findings.append(Finding(.layerCompressionMismatch, "\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)",
-                                               digest: l.digest, expected: declared.rawValue, found: found.rawValue))
+                report.findings.append(
+                    Finding(
+                        .layerCompressionMismatch,
+                        "\(what): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)",
+                        digest: l.digest, expected: declared.rawValue, found: found.rawValue))
             }
         } catch { failure = "\(what): cannot decompress: \(error)" }
         layerReader?.drain()
@@ -232,10 +269,16 @@ public enum Verifier {
         report.bytesChecked += source.count
         report.blobsChecked += 1
         if found != l.digest {
-            report.findings.append(Finding(.blobDigestMismatch, "\(what): digest mismatch: content is \(found)", digest: l.digest, expected: l.digest, found: found))
+            report.findings.append(
+                Finding(
+                    .blobDigestMismatch, "\(what): digest mismatch: content is \(found)", digest: l.digest,
+                    expected: l.digest, found: found))
             return (nil, nil)
         }
-        if let failure { report.findings.append(Finding(.layerUndecompressable, failure, digest: l.digest)); return (nil, nil) }
+        if let failure {
+            report.findings.append(Finding(.layerUndecompressable, failure, digest: l.digest))
+            return (nil, nil)
+        }
         if diffID == nil {
             // libarchive decompressed the tar itself: the diff_id takes a raw pass of its own.
             var again = VerifyReport(reference: report.reference)
@@ -246,81 +289,130 @@ public enum Verifier {
     }
 
     /// version.txt = version.json = labels = annotations = env, for every platform.
-    static func checkStamp(_ image: LoadedImage, stampLayers: [String: Result<[String: LayerFile], Error>],
-                           layerChanges: [String: MergedView.LayerChanges], report: inout VerifyReport) -> StampFacts? {
+    static func checkStamp(
+        _ image: LoadedImage, stampLayers: [String: Result<[String: LayerFile], Error>],
+        layerChanges: [String: MergedView.LayerChanges], report: inout VerifyReport
+    ) -> StampFacts? {
         var facts: StampFacts?
         // Docker's manifests and lists carry no annotations: the labels hold the stamp there.
-        let indexAnnotations = ImageFormat(mediaType: image.top.mediaType).hasAnnotations ? image.index?["annotations"]?.stringMap : nil
+        let indexAnnotations =
+            ImageFormat(mediaType: image.top.mediaType).hasAnnotations ? image.index?["annotations"]?.stringMap : nil
         for img in image.images {
             let where_ = "\(img.platform)"
             let labels = img.labels
             guard let jsonPath = labels[AnnotationKey.stampVersionJSON] else {
                 if labels[AnnotationKey.version] == nil {
-                    report.findings.append(Finding(.stampMissing, "\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to check blobs alone",
-                                                   platform: where_))
+                    report.findings.append(
+                        Finding(
+                            .stampMissing,
+                            "\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to check blobs alone",
+                            platform: where_))
                 } else {
-                    report.findings.append(Finding(.stampLabelMissing, "\(where_): label \(AnnotationKey.stampVersionJSON) is missing, so version.json cannot be found",
-                                                   platform: where_))
+                    report.findings.append(
+                        Finding(
+                            .stampLabelMissing,
+                            "\(where_): label \(AnnotationKey.stampVersionJSON) is missing, so version.json cannot be found",
+                            platform: where_))
                 }
                 continue
             }
-            guard let top = img.layers.last else { report.findings.append(Finding(.stampNoLayers, "\(where_): no layers", platform: where_)); continue }
+            guard let top = img.layers.last else {
+                report.findings.append(Finding(.stampNoLayers, "\(where_): no layers", platform: where_))
+                continue
+            }
             let files: [String: LayerFile]
             do {
-                files = try (stampLayers[top.digest] ?? Result { try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""]) }).get()
+                files = try
+                    (stampLayers[top.digest]
+                    ?? Result {
+                        try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""])
+                    }).get()
             } catch {
-                report.findings.append(Finding(.stampLayerUnreadable, "\(where_): cannot read the stamp layer \(top.digest): \(error)", platform: where_, digest: top.digest))
+                report.findings.append(
+                    Finding(
+                        .stampLayerUnreadable, "\(where_): cannot read the stamp layer \(top.digest): \(error)",
+                        platform: where_, digest: top.digest))
                 continue
             }
             guard let jsonBytes = files[Path.clean(jsonPath) ?? ""]?.bytes else {
-                report.findings.append(Finding(.stampVersionJSONMissing, "\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top layer \(Digest.short(top.digest))",
-                                               platform: where_, path: jsonPath, digest: top.digest))
+                report.findings.append(
+                    Finding(
+                        .stampVersionJSONMissing,
+                        "\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top layer \(Digest.short(top.digest))",
+                        platform: where_, path: jsonPath, digest: top.digest))
                 continue
             }
             guard let doc = try? JSONValue.parse(jsonBytes), doc.isObject else {
-                report.findings.append(Finding(.stampVersionJSONInvalid, "\(where_): \(jsonPath) is not a JSON object", platform: where_, path: jsonPath))
+                report.findings.append(
+                    Finding(
+                        .stampVersionJSONInvalid, "\(where_): \(jsonPath) is not a JSON object", platform: where_,
+                        path: jsonPath))
                 continue
             }
             let v = doc["version"]?.stringValue, r = doc["revision"]?.stringValue, c = doc["created"]?.stringValue
             let versionFile = doc["stamp"]?["versionFile"]?.stringValue
-            facts = StampFacts(version: v, revision: r, created: c, versionJSONPath: jsonPath, versionFilePath: versionFile, document: doc)
-            let env = Dictionary((img.config["config"]?["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }.map { e -> (String, String) in
-                guard let eq = e.firstIndex(of: "=") else { return (e, "") }
-                return (String(e[..<eq]), String(e[e.index(after: eq)...]))
-            }, uniquingKeysWith: { _, b in b })
+            facts = StampFacts(
+                version: v, revision: r, created: c, versionJSONPath: jsonPath, versionFilePath: versionFile,
+                document: doc)
+            let env = Dictionary(
+                (img.config["config"]?["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }.map {
+                    e -> (String, String) in
+                    guard let eq = e.firstIndex(of: "=") else { return (e, "") }
+                    return (String(e[..<eq]), String(e[e.index(after: eq)...]))
+                }, uniquingKeysWith: { _, b in b })
 
             func same(_ name: String, _ expected: String?, _ key: String, _ envKey: String?) {
                 var sources: [(String, String?)] = [("label \(key)", labels[key])]
-                if ImageFormat(mediaType: img.descriptor.mediaType).hasAnnotations { sources.append(("manifest annotation \(key)", img.annotations[key])) }
+                if ImageFormat(mediaType: img.descriptor.mediaType).hasAnnotations {
+                    sources.append(("manifest annotation \(key)", img.annotations[key]))
+                }
                 if let ia = indexAnnotations { sources.append(("index annotation \(key)", ia[key])) }
                 if let envKey { sources.append(("env \(envKey)", env[envKey])) }
                 for (what, value) in sources where value != expected {
-                    report.findings.append(Finding(.stampValueMismatch,
-                                                   "\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says \(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))",
-                                                   platform: where_, path: jsonPath, expected: expected, found: value))
+                    report.findings.append(
+                        Finding(
+                            .stampValueMismatch,
+                            "\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says \(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))",
+                            platform: where_, path: jsonPath, expected: expected, found: value))
                 }
             }
-            guard let v else { report.findings.append(Finding(.stampNoVersion, "\(where_): \(jsonPath) has no version", platform: where_, path: jsonPath)); continue }
+            guard let v else {
+                report.findings.append(
+                    Finding(.stampNoVersion, "\(where_): \(jsonPath) has no version", platform: where_, path: jsonPath))
+                continue
+            }
             same("version", v, AnnotationKey.version, Stamp.Env.version)
             same("revision", r, AnnotationKey.revision, Stamp.Env.revision)
             same("created", c, AnnotationKey.created, Stamp.Env.created)
             if let bd = doc["base"]?["digest"]?.stringValue, labels[AnnotationKey.baseDigest] != bd {
-                report.findings.append(Finding(.stampBaseDigestMismatch, "\(where_): label \(AnnotationKey.baseDigest) is \(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)",
-                                               platform: where_, path: jsonPath, expected: bd, found: labels[AnnotationKey.baseDigest]))
+                report.findings.append(
+                    Finding(
+                        .stampBaseDigestMismatch,
+                        "\(where_): label \(AnnotationKey.baseDigest) is \(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)",
+                        platform: where_, path: jsonPath, expected: bd, found: labels[AnnotationKey.baseDigest]))
             }
             if let c, img.config["created"]?.stringValue != c {
-                report.findings.append(Finding(.stampCreatedMismatch, "\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)",
-                                               platform: where_, path: jsonPath, expected: c, found: img.config["created"]?.stringValue))
+                report.findings.append(
+                    Finding(
+                        .stampCreatedMismatch,
+                        "\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)",
+                        platform: where_, path: jsonPath, expected: c, found: img.config["created"]?.stringValue))
             }
             if let vf = versionFile {
                 if let txt = StampReader.get(Path.clean(vf) ?? "", files, layer: top, store: image.store)?.bytes {
                     let text = String(decoding: txt, as: UTF8.self)
                     if text != v + "\n" {
-                        report.findings.append(Finding(.stampVersionFileMismatch, "\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) says \"\(v)\"",
-                                                       platform: where_, path: vf, expected: v, found: text.trimmingCharacters(in: .newlines)))
+                        report.findings.append(
+                            Finding(
+                                .stampVersionFileMismatch,
+                                "\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) says \"\(v)\"",
+                                platform: where_, path: vf, expected: v, found: text.trimmingCharacters(in: .newlines)))
                     }
                 } else {
-                    report.findings.append(Finding(.stampVersionFileMissing, "\(where_): \(vf) (named by \(jsonPath)) is not in the top layer", platform: where_, path: vf))
+                    report.findings.append(
+                        Finding(
+                            .stampVersionFileMissing, "\(where_): \(vf) (named by \(jsonPath)) is not in the top layer",
+                            platform: where_, path: vf))
                 }
             }
             if let assets = doc["assets"], assets.isObject {
@@ -328,40 +420,67 @@ public enum Verifier {
                 if changes.count == img.layers.count {
                     report.findings += AssetStage.verify(assets, view: MergedView.assemble(changes), platform: where_)
                 } else {
-                    report.findings.append(Finding(.assetsUnreadable, "\(where_): the frontend cannot be checked: a layer could not be read", platform: where_))
+                    report.findings.append(
+                        Finding(
+                            .assetsUnreadable, "\(where_): the frontend cannot be checked: a layer could not be read",
+                            platform: where_))
                 }
             }
             if let script = doc["stamp"]?["healthScript"]?.stringValue {
-                checkHealth(script: script, file: StampReader.get(Path.clean(script) ?? "", files, layer: top, store: image.store),
-                            config: img.config, where_: where_, report: &report)
+                checkHealth(
+                    script: script,
+                    file: StampReader.get(Path.clean(script) ?? "", files, layer: top, store: image.store),
+                    config: img.config, where_: where_, report: &report)
             }
-            if let pub = doc["stamp"]?["publicVersionJson"]?.stringValue, StampReader.get(Path.clean(pub) ?? "", files, layer: top, store: image.store)?.bytes != jsonBytes {
-                report.findings.append(Finding(.stampPublicVersionJSONMismatch, "\(where_): \(pub) (named by \(jsonPath)) is missing or differs from \(jsonPath)",
-                                               platform: where_, path: pub))
+            if let pub = doc["stamp"]?["publicVersionJson"]?.stringValue,
+                StampReader.get(Path.clean(pub) ?? "", files, layer: top, store: image.store)?.bytes != jsonBytes
+            {
+                report.findings.append(
+                    Finding(
+                        .stampPublicVersionJSONMismatch,
+                        "\(where_): \(pub) (named by \(jsonPath)) is missing or differs from \(jsonPath)",
+                        platform: where_, path: pub))
             }
         }
         return facts
     }
 
     /// The script version.json names is in the stamp layer, executable, and what Healthcheck runs.
-    static func checkHealth(script: String, file: LayerFile?, config: JSONValue, where_: String, report: inout VerifyReport) {
+    static func checkHealth(
+        script: String, file: LayerFile?, config: JSONValue, where_: String, report: inout VerifyReport
+    ) {
         if let f = file {
             if f.mode & 0o111 == 0 {
-                report.findings.append(Finding(.healthNotExecutable, "\(where_): health check \(script) is not executable (mode \(String(f.mode, radix: 8)))",
-                                               platform: where_, path: script, found: String(f.mode, radix: 8)))
+                report.findings.append(
+                    Finding(
+                        .healthNotExecutable,
+                        "\(where_): health check \(script) is not executable (mode \(String(f.mode, radix: 8)))",
+                        platform: where_, path: script, found: String(f.mode, radix: 8)))
             }
             if !f.bytes.starts(with: Array("#!/bin/sh\n".utf8)) {
-                report.findings.append(Finding(.healthNoShebang, "\(where_): health check \(script) does not start with #!/bin/sh", platform: where_, path: script))
+                report.findings.append(
+                    Finding(
+                        .healthNoShebang, "\(where_): health check \(script) does not start with #!/bin/sh",
+                        platform: where_, path: script))
             }
         } else {
-            report.findings.append(Finding(.healthScriptMissing, "\(where_): health check \(script) is not in the stamp layer", platform: where_, path: script))
+            report.findings.append(
+                Finding(
+                    .healthScriptMissing, "\(where_): health check \(script) is not in the stamp layer",
+                    platform: where_, path: script))
         }
         let test = config["config"]?["Healthcheck"]?["Test"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let named = test.first == "CMD" ? test.dropFirst().first == script : (test.first == "CMD-SHELL" && test.dropFirst().first?.contains(script) == true)
+        let named =
+            test.first == "CMD"
+            ? test.dropFirst().first == script
+            : (test.first == "CMD-SHELL" && test.dropFirst().first?.contains(script) == true)
         if !named {
             let runs = test.isEmpty ? "nothing" : JSONValue.encodeString(.array(test.map { .string($0) }))
-            report.findings.append(Finding(.healthNotConfigured, "\(where_): Healthcheck runs \(runs), not \(script)", platform: where_, path: script,
-                                           expected: script, found: runs))
+            report.findings.append(
+                Finding(
+                    .healthNotConfigured, "\(where_): Healthcheck runs \(runs), not \(script)", platform: where_,
+                    path: script,
+                    expected: script, found: runs))
         }
     }
 }
@@ -382,8 +501,10 @@ public struct LayerFile: Sendable {
 public enum StampReader {
     public static let budget = 16 << 20
 
-    public static func files(in layer: Descriptor, store: BlobStore, limit: Int = 64 << 10, budget: Int = StampReader.budget,
-                             wanted: Set<String> = []) throws -> [String: LayerFile] {
+    public static func files(
+        in layer: Descriptor, store: BlobStore, limit: Int = 64 << 10, budget: Int = StampReader.budget,
+        wanted: Set<String> = []
+    ) throws -> [String: LayerFile] {
         let loc = try store.require(layer)
         let reader = try LayerReader(source: loc.open(), mode: .tar, label: "layer \(layer.digest)")
         var out: [String: LayerFile] = [:]

@@ -27,4 +27,3 @@ public enum Quote {
         return out + "\""
     }
 }
-

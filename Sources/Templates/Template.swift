@@ -61,7 +61,9 @@ public struct Template: Sendable {
                     nodes.append(.section(key, inverted: tag.hasPrefix("^"), body, line: at))
                 } else if tag.hasPrefix("/") {
                     let key = String(tag.dropFirst()).trimmingCharacters(in: .whitespaces)
-                    guard key == closing else { throw TemplateError(message: "\(name):\(line): {{/\(key)}} closes nothing open") }
+                    guard key == closing else {
+                        throw TemplateError(message: "\(name):\(line): {{/\(key)}} closes nothing open")
+                    }
                     return nodes
                 } else {
                     nodes.append(.variable(tag, line: line))
@@ -129,7 +131,8 @@ extension Quote {
     /// backslash escape of it is not portable across builders, so such values are refused.
     public static func dockerfileArray(_ items: [String]) throws -> String {
         for s in items where s.contains("$") || s.unicodeScalars.contains(where: { $0.value < 0x20 }) {
-            throw TemplateError(message: "path \(json(s)) cannot be written safely in a Dockerfile (it holds $ or a control character)")
+            throw TemplateError(
+                message: "path \(json(s)) cannot be written safely in a Dockerfile (it holds $ or a control character)")
         }
         return "[" + items.map(json).joined(separator: ", ") + "]"
     }

@@ -38,7 +38,10 @@ func installCrashHandler() {
     var action = sigaction()
     action.__sigaction_handler.sa_handler = { _ in
         let fd = open(crashPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd >= 0 { _ = write(fd, current.baseAddress, currentCount); close(fd) }
+        if fd >= 0 {
+            _ = write(fd, current.baseAddress, currentCount)
+            close(fd)
+        }
         let msg = "stamp-fuzz: crash; the input is in the crash file\n"
         _ = msg.withCString { write(2, $0, strlen($0)) }
         _exit(70)
@@ -47,7 +50,8 @@ func installCrashHandler() {
     for sig in [SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT] { sigaction(sig, &action, nil) }
 }
 
-let interesting: [UInt8] = Array("\0\u{7f}/.\"'`<>()=:;,{}[]\\$%+-*#@ \n0123456789".utf8) + [0xff, 0x80, 0xc3, 0xa9, 0xed, 0xa0]
+let interesting: [UInt8] =
+    Array("\0\u{7f}/.\"'`<>()=:;,{}[]\\$%+-*#@ \n0123456789".utf8) + [0xff, 0x80, 0xc3, 0xa9, 0xed, 0xa0]
 
 func mutate(_ input: [UInt8], _ rng: inout SplitMix64, corpus: [[UInt8]]) -> [UInt8] {
     var b = input
@@ -81,7 +85,6 @@ func mutate(_ input: [UInt8], _ rng: inout SplitMix64, corpus: [[UInt8]]) -> [UI
     return b
 }
 
-
 /// One input to one target; errors are the expected outcome of most inputs.
 func run(_ target: String, _ input: [UInt8], scratch: String) {
     switch target {
@@ -103,8 +106,10 @@ func run(_ target: String, _ input: [UInt8], scratch: String) {
         guard let again = try? JSONValue.parse(once) else { fatalError("stamp's own JSON does not parse") }
         if JSONValue.encode(again) != once { fatalError("JSON did not survive encode and parse") }
     case "assets":
-        let files = [AssetFile(path: "index.html", bytes: input), AssetFile(path: "assets/app.js", bytes: input),
-                     AssetFile(path: "assets/site.css", bytes: input), AssetFile(path: "img/logo.png", bytes: [1, 2, 3])]
+        let files = [
+            AssetFile(path: "index.html", bytes: input), AssetFile(path: "assets/app.js", bytes: input),
+            AssetFile(path: "assets/site.css", bytes: input), AssetFile(path: "img/logo.png", bytes: [1, 2, 3]),
+        ]
         if let r = try? AssetHasher.hash(files) { _ = AssetVerifier.verify(r.files) }
     case "yaml":
         let path = scratch + "/stamp.yaml"
@@ -112,7 +117,7 @@ func run(_ target: String, _ input: [UInt8], scratch: String) {
         if let s = try? StampSettings.load(file: path) {
             _ = try? StampPlan.resolve(s, environment: [:], gitRevision: { nil })
         }
-    default: // reference
+    default:  // reference
         let s = String(decoding: input, as: UTF8.self)
         _ = try? ImageReference.parse(s)
         _ = try? RegistryReference.parse(s)
@@ -179,7 +184,10 @@ for target in targets {
         if Date().timeIntervalSince(start) > 2 + Double(input.count) * slow / 1_000_000 {
             let path = "\(outDir)/slow-\(target)"
             _ = FileManager.default.createFile(atPath: path, contents: Data(input))
-            FileHandle.standardError.write(Data("stamp-fuzz: \(target): an input of \(input.count) bytes took \(Date().timeIntervalSince(start)) s; it is in \(path)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "stamp-fuzz: \(target): an input of \(input.count) bytes took \(Date().timeIntervalSince(start)) s; it is in \(path)\n"
+                        .utf8))
             exit(1)
         }
         n += 1

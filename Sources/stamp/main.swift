@@ -1,6 +1,6 @@
 import StampCLI
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Non-ASCII names must reach libarchive as UTF-8 (it reads the locale).

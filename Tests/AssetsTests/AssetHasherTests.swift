@@ -16,8 +16,14 @@ extension AssetResult {
 
 @Suite struct AssetHasherTests {
     @Test func namesKeepStemAndLastExtension() throws {
-        let r = try AssetHasher.hash(files([("index.css", "body{}"), ("img/My Logo (1).svg", "<svg/>"), ("a.b.c.js", "x"),
-                                            ("index.html", #"<link href="index.css"><img src="img/My%20Logo%20(1).svg"><script src="a.b.c.js"></script>"#)]))
+        let r = try AssetHasher.hash(
+            files([
+                ("index.css", "body{}"), ("img/My Logo (1).svg", "<svg/>"), ("a.b.c.js", "x"),
+                (
+                    "index.html",
+                    #"<link href="index.css"><img src="img/My%20Logo%20(1).svg"><script src="a.b.c.js"></script>"#
+                ),
+            ]))
         let h = Digester.hex(Array("body{}".utf8)).prefix(8)
         #expect(r.name("index.css") == "index.\(h).css")
         #expect(r.name("img/My Logo (1).svg").hasPrefix("img/My Logo (1)."))
@@ -26,13 +32,22 @@ extension AssetResult {
     }
 
     @Test func entryDocumentsKeepTheirNames() throws {
-        let r = try AssetHasher.hash(files([("index.html", "<script src=\"/app.js\"></script>"), ("_index.html", ""), ("robots.txt", ""),
-                                            ("favicon.ico", "i"), ("manifest.json", "{}"), ("site.webmanifest", "{}"),
-                                            ("service-workers/push.js", "self"), ("sw.js", "self"), ("version.json", "{}"),
-                                            ("embed/widget.min.js", "w"), ("app.js", "a"), ("LICENSE", "MIT")]),
-                                      options: { var o = AssetOptions(); o.keep = [Glob("embed/**")]; return o }())
-        for p in ["index.html", "_index.html", "robots.txt", "favicon.ico", "manifest.json", "site.webmanifest",
-                  "service-workers/push.js", "sw.js", "version.json", "embed/widget.min.js", "LICENSE"] {
+        let r = try AssetHasher.hash(
+            files([
+                ("index.html", "<script src=\"/app.js\"></script>"), ("_index.html", ""), ("robots.txt", ""),
+                ("favicon.ico", "i"), ("manifest.json", "{}"), ("site.webmanifest", "{}"),
+                ("service-workers/push.js", "self"), ("sw.js", "self"), ("version.json", "{}"),
+                ("embed/widget.min.js", "w"), ("app.js", "a"), ("LICENSE", "MIT"),
+            ]),
+            options: {
+                var o = AssetOptions()
+                o.keep = [Glob("embed/**")]
+                return o
+            }())
+        for p in [
+            "index.html", "_index.html", "robots.txt", "favicon.ico", "manifest.json", "site.webmanifest",
+            "service-workers/push.js", "sw.js", "version.json", "embed/widget.min.js", "LICENSE",
+        ] {
             #expect(r.name(p) == p, "\(p) must keep its name")
         }
         #expect(r.name("app.js") != "app.js")
@@ -41,42 +56,76 @@ extension AssetResult {
 
     @Test(arguments: [
         // HTML attributes and link relations
-        ("index.html", #"<img src="logo.png"><img src='./logo.png'><a href="/logo.png">"#, #"<img src="N"><img src='./N'><a href="/N">"#),
-        ("index.html", #"<img srcset="logo.png 1x, /logo.png 2x" poster=logo.png>"#, #"<img srcset="N 1x, /N 2x" poster=N>"#),
-        ("index.html", #"<link rel="modulepreload" href="/logo.png"><link rel=icon href=logo.png>"#, #"<link rel="modulepreload" href="/N"><link rel=icon href=N>"#),
+        (
+            "index.html", #"<img src="logo.png"><img src='./logo.png'><a href="/logo.png">"#,
+            #"<img src="N"><img src='./N'><a href="/N">"#
+        ),
+        (
+            "index.html", #"<img srcset="logo.png 1x, /logo.png 2x" poster=logo.png>"#,
+            #"<img srcset="N 1x, /N 2x" poster=N>"#
+        ),
+        (
+            "index.html", #"<link rel="modulepreload" href="/logo.png"><link rel=icon href=logo.png>"#,
+            #"<link rel="modulepreload" href="/N"><link rel=icon href=N>"#
+        ),
         // CSS url() in every quoting, query and fragment kept, @import
-        ("s.css", "a{b:url(logo.png)}c{d:url('logo.png?v=2')}e{f:url(\"/logo.png#x\")}", "a{b:url(N)}c{d:url('N?v=2')}e{f:url(\"/N#x\")}"),
+        (
+            "s.css", "a{b:url(logo.png)}c{d:url('logo.png?v=2')}e{f:url(\"/logo.png#x\")}",
+            "a{b:url(N)}c{d:url('N?v=2')}e{f:url(\"/N#x\")}"
+        ),
         ("s.css", "@import \"logo.png\";@import url(./logo.png);", "@import \"N\";@import url(./N);"),
         // JS imports, dynamic import, new URL, Vite preload lists
-        ("m.js", "import a from \"./logo.png\";import \"./logo.png\";import('./logo.png');", "import a from \"./N\";import \"./N\";import('./N');"),
-        ("m.js", "new URL(\"./logo.png\", import.meta.url);const d=[\"sub/../logo.png\"]", "new URL(\"./N\", import.meta.url);const d=[\"sub/../N\"]"),
+        (
+            "m.js", "import a from \"./logo.png\";import \"./logo.png\";import('./logo.png');",
+            "import a from \"./N\";import \"./N\";import('./N');"
+        ),
+        (
+            "m.js", "new URL(\"./logo.png\", import.meta.url);const d=[\"sub/../logo.png\"]",
+            "new URL(\"./N\", import.meta.url);const d=[\"sub/../N\"]"
+        ),
         // left alone: schemes, protocol-relative, data:, API paths
-        ("m.js", "fetch('/api/ping');x='https://cdn.example/logo.png';y='//cdn/logo.png';z='data:image/png;base64,AA'",
-         "fetch('/api/ping');x='https://cdn.example/logo.png';y='//cdn/logo.png';z='data:image/png;base64,AA'"),
+        (
+            "m.js",
+            "fetch('/api/ping');x='https://cdn.example/logo.png';y='//cdn/logo.png';z='data:image/png;base64,AA'",
+            "fetch('/api/ping');x='https://cdn.example/logo.png';y='//cdn/logo.png';z='data:image/png;base64,AA'"
+        ),
         // bare names resolved against the module, as the browser does (case 2)
-        ("m.js", "new URL(\"logo.png\", import.meta.url);new URL(`logo.png`,import.meta.url);importScripts('logo.png')",
-         "new URL(\"N\", import.meta.url);new URL(`N`,import.meta.url);importScripts('N')"),
+        (
+            "m.js",
+            "new URL(\"logo.png\", import.meta.url);new URL(`logo.png`,import.meta.url);importScripts('logo.png')",
+            "new URL(\"N\", import.meta.url);new URL(`N`,import.meta.url);importScripts('N')"
+        ),
         // names with a literal space in a quoted attribute (case 10) are in the next test
         // web manifest icons
-        ("manifest.json", #"{"icons":[{"src":"/logo.png"},{"src":"logo.png"}]}"#, #"{"icons":[{"src":"/N"},{"src":"N"}]}"#),
+        (
+            "manifest.json", #"{"icons":[{"src":"/logo.png"},{"src":"logo.png"}]}"#,
+            #"{"icons":[{"src":"/N"},{"src":"N"}]}"#
+        ),
     ])
     func rewritesReferences(_ path: String, _ source: String, _ expected: String) throws {
         // ref.html refers to the image in every case: a file nothing refers to keeps its name.
-        let r = try AssetHasher.hash(files([(path, source), ("logo.png", "PNG"), ("ref.html", #"<img src="/logo.png">"#)]))
+        let r = try AssetHasher.hash(
+            files([(path, source), ("logo.png", "PNG"), ("ref.html", #"<img src="/logo.png">"#)]))
         let n = r.name("logo.png")
         #expect(n.hasPrefix("logo.") && n != "logo.png")
-        #expect(r.text(path) == expected.replacingOccurrences(of: "N", with: n).replacingOccurrences(of: "\(n)", with: n))
+        #expect(
+            r.text(path) == expected.replacingOccurrences(of: "N", with: n).replacingOccurrences(of: "\(n)", with: n))
     }
 
     @Test func percentEncodedReferencesKeepTheirEncoding() throws {
-        let r = try AssetHasher.hash(files([("index.html", #"<img src="img/My%20Logo%20(1).svg">"#), ("img/My Logo (1).svg", "<svg/>")]))
+        let r = try AssetHasher.hash(
+            files([("index.html", #"<img src="img/My%20Logo%20(1).svg">"#), ("img/My Logo (1).svg", "<svg/>")]))
         let hash = r.name("img/My Logo (1).svg").split(separator: ".").dropLast().last!
         #expect(r.text("index.html") == #"<img src="img/My%20Logo%20(1).\#(hash).svg">"#)
     }
 
     @Test func sourceMapsAndTheirFiles() throws {
-        let r = try AssetHasher.hash(files([("a.js", "x\n//# sourceMappingURL=a.js.map\n"), ("a.js.map", #"{"file":"a.js","sources":["../src/a.ts"]}"#),
-                                            ("s.css", "b{}\n/*# sourceMappingURL=s.css.map */"), ("s.css.map", #"{"file":"s.css"}"#)]))
+        let r = try AssetHasher.hash(
+            files([
+                ("a.js", "x\n//# sourceMappingURL=a.js.map\n"),
+                ("a.js.map", #"{"file":"a.js","sources":["../src/a.ts"]}"#),
+                ("s.css", "b{}\n/*# sourceMappingURL=s.css.map */"), ("s.css.map", #"{"file":"s.css"}"#),
+            ]))
         let js = r.name("a.js"), map = r.name("a.js.map")
         #expect(map.hasPrefix("a.js.") && map.hasSuffix(".map"))
         #expect(r.text("a.js") == "x\n//# sourceMappingURL=\(map)\n")
@@ -87,14 +136,16 @@ extension AssetResult {
     /// A name never serves two contents: a changed file renames everything that references it,
     /// and nothing else.
     @Test func changesCascadeToReferrersOnly() throws {
-        let base = [("index.html", #"<link href="/app.css"><script src="/app.js"></script>"#), ("app.css", "a{b:url(bg.png)}"),
-                    ("bg.png", "PNG1"), ("app.js", "console.log(1)"), ("font.woff2", "FONT")]
+        let base = [
+            ("index.html", #"<link href="/app.css"><script src="/app.js"></script>"#), ("app.css", "a{b:url(bg.png)}"),
+            ("bg.png", "PNG1"), ("app.js", "console.log(1)"), ("font.woff2", "FONT"),
+        ]
         let one = try AssetHasher.hash(files(base))
         var changed = base
         changed[2] = ("bg.png", "PNG2")
         let two = try AssetHasher.hash(files(changed))
         #expect(one.name("bg.png") != two.name("bg.png"))
-        #expect(one.name("app.css") != two.name("app.css"))   // its reference changed
+        #expect(one.name("app.css") != two.name("app.css"))  // its reference changed
         #expect(one.name("app.js") == two.name("app.js"))
         #expect(one.name("font.woff2") == two.name("font.woff2"))
         #expect(one.name("index.html") == "index.html")
@@ -102,12 +153,18 @@ extension AssetResult {
 
     /// Vite: the entry imports a lazy chunk and the chunk imports the entry back.
     @Test func cyclesAreHashedAsAGroup() throws {
-        let base = [("index.js", "import('./assets/chunk-3f9a1c0b.js');"), ("assets/chunk-3f9a1c0b.js", "import '../index.js';export const c=1;"),
-                    ("index.html", #"<script type="module" src="/index.js"></script>"#)]
+        let base = [
+            ("index.js", "import('./assets/chunk-3f9a1c0b.js');"),
+            ("assets/chunk-3f9a1c0b.js", "import '../index.js';export const c=1;"),
+            ("index.html", #"<script type="module" src="/index.js"></script>"#),
+        ]
         let r = try AssetHasher.hash(files(base))
         let entry = r.name("index.js"), chunk = r.name("assets/chunk-3f9a1c0b.js")
         #expect(entry.hasPrefix("index.") && chunk.hasPrefix("assets/chunk-3f9a1c0b."))
-        #expect(r.text("index.js") == "import('./\(chunk.dropFirst("assets/".count).description)');".replacingOccurrences(of: "./chunk", with: "./assets/chunk"))
+        #expect(
+            r.text("index.js")
+                == "import('./\(chunk.dropFirst("assets/".count).description)');".replacingOccurrences(
+                    of: "./chunk", with: "./assets/chunk"))
         #expect(r.text("assets/chunk-3f9a1c0b.js") == "import '../\(entry)';export const c=1;")
         var changed = base
         changed[1] = ("assets/chunk-3f9a1c0b.js", "import '../index.js';export const c=2;")
@@ -117,8 +174,12 @@ extension AssetResult {
     }
 
     @Test func hashingItsOwnOutputChangesNothing() throws {
-        let base = files([("index.html", #"<script src="/index.js"></script><link href="index.css">"#), ("index.js", "import('./c.js')"),
-                          ("c.js", "import './index.js'"), ("index.css", "a{b:url(x.svg)}"), ("x.svg", "<svg/>"), ("robots.txt", "ok")])
+        let base = files([
+            ("index.html", #"<script src="/index.js"></script><link href="index.css">"#),
+            ("index.js", "import('./c.js')"),
+            ("c.js", "import './index.js'"), ("index.css", "a{b:url(x.svg)}"), ("x.svg", "<svg/>"),
+            ("robots.txt", "ok"),
+        ])
         let once = try AssetHasher.hash(base)
         let twice = try AssetHasher.hash(once.files)
         #expect(once.files == twice.files)
@@ -126,14 +187,16 @@ extension AssetResult {
     }
 
     @Test func manifestHasSizeSha256AndSRI() throws {
-        let r = try AssetHasher.hash(files([("app.js", "console.log(1)"), ("index.html", #"<script src="app.js"></script>"#)]))
+        let r = try AssetHasher.hash(
+            files([("app.js", "console.log(1)"), ("index.html", #"<script src="app.js"></script>"#)]))
         let m = try JSONSerialization.jsonObject(with: Data(r.manifest)) as! [String: Any]
         let entry = (m["files"] as! [String: Any])["app.js"] as! [String: Any]
         let bytes = Array("console.log(1)".utf8)
         #expect(entry["path"] as? String == r.name("app.js"))
         #expect((entry["size"] as? NSNumber)?.intValue == bytes.count)
         #expect(entry["sha256"] as? String == Digester.hex(bytes))
-        let d = Digester(.sha384); d.update(bytes)
+        let d = Digester(.sha384)
+        d.update(bytes)
         #expect(entry["integrity"] as? String == "sha384-" + Data(d.finalizeBytes()).base64EncodedString())
         #expect(entry["cache"] as? String == "immutable" && entry["hash"] as? String == "stamp")
         let page = (m["files"] as! [String: Any])["index.html"] as! [String: Any]
@@ -145,10 +208,16 @@ extension AssetResult {
     @Test func sriAddsIntegrityAttributes() throws {
         var o = AssetOptions()
         o.sri = true
-        let r = try AssetHasher.hash(files([("index.html", #"<script type="module" src="/app.js"></script><link rel="stylesheet" href="app.css">"#),
-                                            ("app.js", "1"), ("app.css", "a{}")]), options: o)
+        let r = try AssetHasher.hash(
+            files([
+                ("index.html", #"<script type="module" src="/app.js"></script><link rel="stylesheet" href="app.css">"#),
+                ("app.js", "1"), ("app.css", "a{}"),
+            ]), options: o)
         let html = r.text("index.html")!
-        #expect(html.contains("<script integrity=\"\(AssetHasher.sri(Array("1".utf8)))\" type=\"module\" src=\"/\(r.name("app.js"))\">"))
+        #expect(
+            html.contains(
+                "<script integrity=\"\(AssetHasher.sri(Array("1".utf8)))\" type=\"module\" src=\"/\(r.name("app.js"))\">"
+            ))
         #expect(html.contains("<link integrity=\"\(AssetHasher.sri(Array("a{}".utf8)))\" rel=\"stylesheet\""))
     }
 
@@ -160,7 +229,11 @@ extension AssetResult {
         again.append(AssetFile(path: "a.js", bytes: Array("2".utf8)))
         #expect(throws: AssetError.self) { try AssetHasher.hash(again) }
         // A file named like the manifest that is not one is refused, not replaced.
-        #expect(throws: AssetError.invalid("stamp-assets.json: the folder has a file of this name that is not stamp's manifest; choose another name (--manifest)")) {
+        #expect(
+            throws: AssetError.invalid(
+                "stamp-assets.json: the folder has a file of this name that is not stamp's manifest; choose another name (--manifest)"
+            )
+        ) {
             try AssetHasher.hash(files([("a.js", "1"), ("stamp-assets.json", "{}")]))
         }
     }
@@ -168,8 +241,12 @@ extension AssetResult {
 
 @Suite struct AssetVerifierTests {
     func hashed() throws -> [AssetFile] {
-        try AssetHasher.hash(files([("index.html", #"<script src="/app.js"></script>"#), ("app.js", "import('./c.js')"),
-                                    ("c.js", "import './app.js'"), ("a.css", "x{y:url(i.png)}"), ("i.png", "P")])).files
+        try AssetHasher.hash(
+            files([
+                ("index.html", #"<script src="/app.js"></script>"#), ("app.js", "import('./c.js')"),
+                ("c.js", "import './app.js'"), ("a.css", "x{y:url(i.png)}"), ("i.png", "P"),
+            ])
+        ).files
     }
 
     @Test func cleanTreePasses() throws { #expect(AssetVerifier.verify(try hashed()).isEmpty) }
@@ -177,15 +254,19 @@ extension AssetResult {
     @Test func findsWrongNamesBrokenReferencesAndManifestDisagreements() throws {
         var f = try hashed()
         let png = f.firstIndex { $0.path.hasPrefix("i.") }!
-        f[png].bytes = Array("Q".utf8)                       // bytes no longer match the name
+        f[png].bytes = Array("Q".utf8)  // bytes no longer match the name
         let css = f.firstIndex { $0.path.hasSuffix(".css") }!
         f[css].bytes += Array("z{w:url(./missing.png)}".utf8)  // dangling reference (and a changed name)
-        f.append(AssetFile(path: "plain.js", bytes: [1]))      // not in the manifest
+        f.append(AssetFile(path: "plain.js", bytes: [1]))  // not in the manifest
         let findings = AssetVerifier.verify(f).map(\.message)
         #expect(findings.contains { $0.hasPrefix(f[png].path + ": name does not match its content") })
         #expect(findings.contains { $0.hasPrefix(f[css].path + ": reference \"./missing.png\" does not resolve") })
         #expect(findings.contains { $0 == "plain.js: not in stamp-assets.json" })
-        #expect(findings.contains { $0.hasPrefix("\(f[png].path): has sha256 ") && $0.hasSuffix("stamp-assets.json says \(Digester.hex(Array("P".utf8)))") })
+        #expect(
+            findings.contains {
+                $0.hasPrefix("\(f[png].path): has sha256 ")
+                    && $0.hasSuffix("stamp-assets.json says \(Digester.hex(Array("P".utf8)))")
+            })
     }
 
     @Test func aManifestNameMustBeAHashedNameOfItsOriginal() {
@@ -211,7 +292,8 @@ extension AssetResult {
         ("*.html", "index.html", true), ("*.html", "a/b/index.html", true), ("embed/**", "embed/x/y.js", true),
         ("embed/**", "other/embed/x.js", false), ("**/service-workers/**", "service-workers/push.js", true),
         ("a/*.js", "a/b/c.js", false), ("a/**/c.js", "a/c.js", true), ("a/**/c.js", "a/x/y/c.js", true),
-        ("img/?.png", "img/a.png", true), ("img/[ab].png", "img/c.png", false), (".well-known/**", ".well-known/x", true),
+        ("img/?.png", "img/a.png", true), ("img/[ab].png", "img/c.png", false),
+        (".well-known/**", ".well-known/x", true),
     ])
     func matches(_ glob: String, _ path: String, _ expected: Bool) {
         #expect(Glob(glob).matches(path) == expected)
@@ -227,9 +309,12 @@ extension AssetResult {
         let png = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }
         try Data(png).write(to: URL(fileURLWithPath: dir + "/img/logo.png"))
         // Large enough to be left on disk and spooled once rewritten (AssetTree.largeFile).
-        try Data((#"a{background:url(./img/logo.png)}/*"# + String(repeating: "x", count: AssetTree.largeFile) + "*/").utf8)
-            .write(to: URL(fileURLWithPath: dir + "/index.css"))
-        try Data(#"<link rel="stylesheet" href="/index.css">"#.utf8).write(to: URL(fileURLWithPath: dir + "/index.html"))
+        try Data(
+            (#"a{background:url(./img/logo.png)}/*"# + String(repeating: "x", count: AssetTree.largeFile) + "*/").utf8
+        )
+        .write(to: URL(fileURLWithPath: dir + "/index.css"))
+        try Data(#"<link rel="stylesheet" href="/index.css">"#.utf8).write(
+            to: URL(fileURLWithPath: dir + "/index.html"))
 
         let read = try AssetTree.read(dir)
         let logo = try #require(read.first { $0.path == "img/logo.png" })
@@ -261,7 +346,9 @@ extension AssetResult {
         #expect(css.bytes.isEmpty && css.onDisk?.spool != nil)
         try AssetTree.write(c.files, to: dir + "-out2")
         for f in a.files {
-            #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "-out2/" + f.path)) == Data(contentsOf: URL(fileURLWithPath: dir + "-out/" + f.path)))
+            #expect(
+                try Data(contentsOf: URL(fileURLWithPath: dir + "-out2/" + f.path))
+                    == Data(contentsOf: URL(fileURLWithPath: dir + "-out/" + f.path)))
         }
     }
 
@@ -270,11 +357,15 @@ extension AssetResult {
     /// streaming path and agrees too.
     @Test func oneCallDigestsAgreeWithStreaming() {
         #expect(Digester.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(Digester.hex(Array("abc".utf8), .sha384) == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7")
+        #expect(
+            Digester.hex(Array("abc".utf8), .sha384)
+                == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7")
         let big = (0..<1_000_003).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 11) }
         for algorithm in [HashAlgorithm.sha256, .sha384] {
             let d = Digester(algorithm)
-            for start in stride(from: 0, to: big.count, by: 65_521) { big[start..<min(start + 65_521, big.count)].withUnsafeBytes { d.update($0) } }
+            for start in stride(from: 0, to: big.count, by: 65_521) {
+                big[start..<min(start + 65_521, big.count)].withUnsafeBytes { d.update($0) }
+            }
             let streamed = d.finalizeBytes()
             #expect(Digester.bytes(big, algorithm) == streamed)
             #expect(Digester.bytes(big.lazy.map { $0 }, algorithm) == streamed)
@@ -293,10 +384,12 @@ extension AssetResult {
         #expect(listed == paths.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }))
         #expect(throws: AssetError.self) { try AssetTree.write([AssetFile(path: "x.js", bytes: [])], to: dir) }
         #expect(try String(contentsOfFile: dir + "/z.js", encoding: .utf8) == "<z.js>")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/..").filter { $0.hasPrefix((dir as NSString).lastPathComponent + ".stamp-") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir + "/..").filter {
+                $0.hasPrefix((dir as NSString).lastPathComponent + ".stamp-")
+            }.isEmpty)
     }
 }
-
 
 /// The scanners pass over bytes sixteen at a time: every index a byte-by-byte search finds must
 /// still be found, at chunk edges, in the tail shorter than a chunk, and in empty input.
@@ -308,12 +401,18 @@ extension AssetResult {
         for length in [0, 1, 15, 16, 17, 31, 32, 33, 100, 1000] {
             for _ in 0..<50 {
                 // Sparse wanted bytes among others, as in a minified script.
-                let bytes = (0..<length).map { _ in Int.random(in: 0..<40, using: &rng) == 0 ? wanted.randomElement(using: &rng)! : UInt8.random(in: 0x61...0x7A, using: &rng) }
+                let bytes = (0..<length).map { _ in
+                    Int.random(in: 0..<40, using: &rng) == 0
+                        ? wanted.randomElement(using: &rng)! : UInt8.random(in: 0x61...0x7A, using: &rng)
+                }
                 var expected: [Int] = [], found: [Int] = []
                 for (k, b) in bytes.enumerated() where wanted.contains(b) { expected.append(k) }
                 bytes.withUnsafeBufferPointer { b in
                     var i = skip.next(b, from: 0)
-                    while i < b.count { found.append(i); i = skip.next(b, from: i + 1) }
+                    while i < b.count {
+                        found.append(i)
+                        i = skip.next(b, from: i + 1)
+                    }
                     #expect(i == b.count)
                 }
                 #expect(found == expected, "length \(length)")

@@ -32,7 +32,8 @@ import IO
         while i < data.count {
             let n = min(chunks[k % chunks.count], data.count - i)
             try data[i..<i + n].withUnsafeBytes { try gz.write($0) }
-            i += n; k += 1
+            i += n
+            k += 1
         }
         try gz.finish()
         return sink.bytes
@@ -56,7 +57,7 @@ import IO
             let dir = try tempDir()
             try Data(gz).write(to: URL(fileURLWithPath: dir + "/empty.gz"))
             #expect(try run(["gzip", "-t", dir + "/empty.gz"]).status == 0)
-            #expect(gz.count < 32) // one empty member
+            #expect(gz.count < 32)  // one empty member
         } else {
             #expect(try Self.decompress(gz) == data)
         }
@@ -94,7 +95,7 @@ import IO
         let text = Self.sample(500_000).map { $0 == 0 ? 1 : $0 }
         #expect(ParallelGzipSink.looksIncompressible(random[0..<131_072]))
         #expect(!ParallelGzipSink.looksIncompressible(text[0..<131_072]))
-        #expect(!ParallelGzipSink.looksIncompressible(random[0..<4000])) // too short to judge
+        #expect(!ParallelGzipSink.looksIncompressible(random[0..<4000]))  // too short to judge
         // Base64 of random bytes: 64 of 256 values, compressible by a quarter.
         let base64 = Array(Base64.encode(Array(random[0..<98_304])).utf8)
         #expect(!ParallelGzipSink.looksIncompressible(base64[...]))
@@ -122,7 +123,7 @@ import IO
         #expect(pipe(&fds) == 0)
         let p = ProgressLine(label: "writing out.tar", total: 2_000_000, enabled: true, after: 0, fd: fds[1])
         p.add(1_000_000)
-        p.add(500_000) // within 200 ms of the first draw: not drawn again
+        p.add(500_000)  // within 200 ms of the first draw: not drawn again
         p.finish()
         close(fds[1])
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -138,7 +139,7 @@ import IO
     @Test func offDrawsNothingAndShortStepsDrawNothing() throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
-        let short = ProgressLine(label: "x", total: 10, enabled: true, fd: fds[1]) // the default: after 1 s
+        let short = ProgressLine(label: "x", total: 10, enabled: true, fd: fds[1])  // the default: after 1 s
         short.add(10)
         short.finish()
         ProgressLine.off.add(10)
@@ -159,7 +160,8 @@ import IO
 
     @Test func membersTrailingBytesAndDamage() throws {
         let a = ParallelGzipTests.sample(300_000), b = Array("second member\n".utf8)
-        let ga = try ParallelGzipTests.compress(a, chunks: [1 << 20]), gb = try ParallelGzipTests.compress(b, chunks: [100])
+        let ga = try ParallelGzipTests.compress(a, chunks: [1 << 20]),
+            gb = try ParallelGzipTests.compress(b, chunks: [100])
         #expect(try inflate(ga) == a)
         // Concatenated members are one stream, as gzip -d reads them, however the reads fall.
         #expect(try inflate(ga + gb) == a + b)
@@ -175,7 +177,9 @@ import IO
         #expect(out.bytes == a)
         #expect(try hashed.finish() == Digester.digest(ga + [UInt8](repeating: 0, count: 512)))
         // Anything else after the last member is refused (Python and gzip -t refuse it too).
-        #expect { try self.inflate(ga + Array("garbage".utf8)) } throws: { "\($0)".contains("trailing garbage after the gzip stream") }
+        #expect { try self.inflate(ga + Array("garbage".utf8)) } throws: {
+            "\($0)".contains("trailing garbage after the gzip stream")
+        }
         #expect { try self.inflate(ga + [0, 0, 0, 7]) } throws: { "\($0)".contains("not zero padding from byte 3") }
         // Truncated, or a flipped byte in the trailer's CRC: clear errors.
         #expect { try self.inflate(Array(ga.dropLast(100))) } throws: { "\($0)".contains("truncated") }
@@ -221,7 +225,10 @@ final class Trickle: ByteSource {
     let bytes: [UInt8]
     let step: Int
     var at = 0
-    init(_ bytes: [UInt8], step: Int) { self.bytes = bytes; self.step = step }
+    init(_ bytes: [UInt8], step: Int) {
+        self.bytes = bytes
+        self.step = step
+    }
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = min(step, buffer.count, bytes.count - at)
         bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + at, byteCount: n) }

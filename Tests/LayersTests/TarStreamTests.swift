@@ -26,7 +26,7 @@ import IO
         try fm.createSymbolicLink(atPath: root + "/a/link", withDestinationPath: "one")
         link(root + "/a/one", root + "/a/hard")
         if longNames {
-            mkfifo(root + "/a/fifo", 0o600) // not in v7, which has no type for it
+            mkfifo(root + "/a/fifo", 0o600)  // not in v7, which has no type for it
             let dir = "deep/" + String(repeating: "d", count: 90) + "/" + String(repeating: "e", count: 50)
             try fm.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
             try put(dir + "/" + String(repeating: "n", count: 95) + ".js", Array("x".utf8))
@@ -36,13 +36,13 @@ import IO
     /// What Python's tarfile sees: name, kind, size, link target, permission bits, SHA-256.
     func pythonListing(_ tar: String) throws -> [String] {
         let script = """
-        import hashlib, sys, tarfile
-        with tarfile.open(sys.argv[1]) as t:
-            for m in t.getmembers():
-                kind = "file" if m.isreg() else "dir" if m.isdir() else "symlink" if m.issym() else "hardlink" if m.islnk() else "other"
-                data = hashlib.sha256(t.extractfile(m).read()).hexdigest() if m.isreg() else "-"
-                print("|".join([m.name.rstrip("/"), kind, str(m.size if m.isreg() else 0), m.linkname, oct(m.mode & 0o7777), data]))
-        """
+            import hashlib, sys, tarfile
+            with tarfile.open(sys.argv[1]) as t:
+                for m in t.getmembers():
+                    kind = "file" if m.isreg() else "dir" if m.isdir() else "symlink" if m.issym() else "hardlink" if m.islnk() else "other"
+                    data = hashlib.sha256(t.extractfile(m).read()).hexdigest() if m.isreg() else "-"
+                    print("|".join([m.name.rstrip("/"), kind, str(m.size if m.isreg() else 0), m.linkname, oct(m.mode & 0o7777), data]))
+            """
         let r = try run(["python3", "-c", script, tar])
         #expect(r.status == 0, "\(r.err)")
         return r.out.split(separator: "\n").map(String.init)
@@ -53,11 +53,21 @@ import IO
         while let e = try next() {
             let kind: String, link: String
             switch e.type {
-            case .file: kind = "file"; link = ""
-            case .directory: kind = "dir"; link = ""
-            case .symlink(let t): kind = "symlink"; link = t
-            case .hardlink(let t): kind = "hardlink"; link = t
-            case .other: kind = "other"; link = ""
+            case .file:
+                kind = "file"
+                link = ""
+            case .directory:
+                kind = "dir"
+                link = ""
+            case .symlink(let t):
+                kind = "symlink"
+                link = t
+            case .hardlink(let t):
+                kind = "hardlink"
+                link = t
+            case .other:
+                kind = "other"
+                link = ""
             }
             var digest = "-"
             if case .file = e.type {
@@ -66,7 +76,9 @@ import IO
                 digest = Digester.hex(sink.bytes)
             }
             let name = e.path.hasSuffix("/") ? String(e.path.dropLast()) : e.path
-            out.append([name, kind, String(e.type == .file ? e.size : 0), link, "0o" + String(e.mode, radix: 8), digest].joined(separator: "|"))
+            out.append(
+                [name, kind, String(e.type == .file ? e.size : 0), link, "0o" + String(e.mode, radix: 8), digest]
+                    .joined(separator: "|"))
         }
         return out
     }
@@ -84,8 +96,9 @@ import IO
 
         let file = try ReadableFile(tar)
         let stream = TarStream(file.section(offset: 0, length: file.size), label: "t.tar", bufferSize: 4096)
-        let direct = try listing({ try stream.next().map { .init(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode) } },
-                                 data: { try stream.readData(into: $0) })
+        let direct = try listing(
+            { try stream.next().map { .init(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode) } },
+            data: { try stream.readData(into: $0) })
         #expect(direct == expected)
 
         // Gzipped, through the layer reader (ISA-L inflates, this parser reads); the raw mode
@@ -93,7 +106,8 @@ import IO
         let gz = try run(["sh", "-c", "gzip -n < '\(tar)' > '\(tar).gz'"])
         #expect(gz.status == 0)
         let gzFile = try ReadableFile(tar + ".gz")
-        let reader = try LayerReader(source: gzFile.section(offset: 0, length: gzFile.size), mode: .tar, label: "t.tar.gz")
+        let reader = try LayerReader(
+            source: gzFile.section(offset: 0, length: gzFile.size), mode: .tar, label: "t.tar.gz")
         #expect(try listing({ try reader.next() }, data: { try reader.readData(into: $0) }) == expected)
         #expect(reader.detectedCompression == .gzip)
         let raw = try LayerReader(source: gzFile.section(offset: 0, length: gzFile.size), mode: .raw, label: "t.tar.gz")
@@ -118,7 +132,9 @@ import IO
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeTree(dir + "/root", longNames: true)
-        #expect(try run(["tar", "--format=pax", "--sort=name", "-cf", dir + "/t.tar", "-C", dir + "/root", "."]).status == 0)
+        #expect(
+            try run(["tar", "--format=pax", "--sort=name", "-cf", dir + "/t.tar", "-C", dir + "/root", "."]).status == 0
+        )
         let good = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/t.tar")))
         let count = try entries(good)
         #expect(count >= 10)
@@ -134,7 +150,8 @@ import IO
         }
         // A changed byte in the second header's name: that header's checksum fails.
         var damaged = good
-        let second = try #require(stride(from: 512, to: good.count, by: 512).first { TarHeader.checksumOK(Array(good[$0..<($0 + 512)])) })
+        let second = try #require(
+            stride(from: 512, to: good.count, by: 512).first { TarHeader.checksumOK(Array(good[$0..<($0 + 512)])) })
         damaged[second + 3] ^= 0x20
         #expect { try self.entries(damaged) } throws: { "\($0)".contains("corrupt tar header at byte \(second)") }
         #expect { try self.entries(Array("not a tar at all".utf8) + [UInt8](repeating: 7, count: 600)) } throws: {

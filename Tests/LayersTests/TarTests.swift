@@ -54,7 +54,7 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         let idx = try TarIndex(path: dir + "/a.tar")
         #expect(idx.names.count == 4)
         #expect(try idx.read("app/version.txt") == Array("v1\n".utf8))
-        #expect(try idx.read("./app/link") == Array("v1\n".utf8)) // symlink followed inside the archive
+        #expect(try idx.read("./app/link") == Array("v1\n".utf8))  // symlink followed inside the archive
         let long = idx.names.first { $0.hasSuffix(".svg") }
         #expect(long?.utf8.count ?? 0 > 100)
     }
@@ -91,7 +91,8 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         // Cut exactly after an entry, without the end blocks: what some writers make; read.
         FileManager.default.createFile(atPath: dir + "/e.tar", contents: Data(bytes.prefix(1536)))
         #expect(try TarIndex(path: dir + "/e.tar").entries["app/version.txt"]?.size == 3)
-        FileManager.default.createFile(atPath: dir + "/n.tar", contents: Data("not a tar at all".utf8 + [UInt8](repeating: 7, count: 600)))
+        FileManager.default.createFile(
+            atPath: dir + "/n.tar", contents: Data("not a tar at all".utf8 + [UInt8](repeating: 7, count: 600)))
         #expect { try TarIndex(path: dir + "/n.tar") } throws: { "\($0)".contains("not a tar archive") }
     }
 
@@ -101,7 +102,10 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         let tw = TarWriter(sink: tar, mtime: 0)
         var payload = [UInt8](repeating: 0, count: 300_000)
         var x: UInt32 = 1
-        for i in payload.indices { x = x &* 1_103_515_245 &+ 12345; payload[i] = UInt8(truncatingIfNeeded: x >> 16) }
+        for i in payload.indices {
+            x = x &* 1_103_515_245 &+ 12345
+            payload[i] = UInt8(truncatingIfNeeded: x >> 16)
+        }
         try tw.addFile("data.bin", payload)
         try tw.finish()
 

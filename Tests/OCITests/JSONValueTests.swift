@@ -3,9 +3,13 @@ import Testing
 
 @Suite struct JSONValueTests {
     @Test func keepsNumbersUnknownKeysAndNulls() throws {
-        let src = #"{"b":[1,2.50,1e3,-0,12345678901234567890],"a":{"OnBuild":null,"x":true},"Healthcheck":{"Interval":60000000000}}"#
+        let src =
+            #"{"b":[1,2.50,1e3,-0,12345678901234567890],"a":{"OnBuild":null,"x":true},"Healthcheck":{"Interval":60000000000}}"#
         let v = try JSONValue.parse(src)
-        #expect(JSONValue.encodeString(v) == #"{"Healthcheck":{"Interval":60000000000},"a":{"OnBuild":null,"x":true},"b":[1,2.50,1e3,-0,12345678901234567890]}"#)
+        #expect(
+            JSONValue.encodeString(v)
+                == #"{"Healthcheck":{"Interval":60000000000},"a":{"OnBuild":null,"x":true},"b":[1,2.50,1e3,-0,12345678901234567890]}"#
+        )
     }
 
     @Test func escapesOnlyWhatJSONRequires() throws {

@@ -8,7 +8,10 @@ import Testing
         ("oci-archive:a.tar:v2.1-canary", .ociArchive(path: "a.tar", ref: "v2.1-canary")),
         ("oci-archive:/tmp/x/a.tar", .ociArchive(path: "/tmp/x/a.tar", ref: nil)),
         ("docker-archive:s.tar", .dockerArchive(path: "s.tar", ref: nil)),
-        ("docker-archive:s.tar:mintplexlabs/anything-llm:1.16.0", .dockerArchive(path: "s.tar:mintplexlabs/anything-llm", ref: "1.16.0")),
+        (
+            "docker-archive:s.tar:mintplexlabs/anything-llm:1.16.0",
+            .dockerArchive(path: "s.tar:mintplexlabs/anything-llm", ref: "1.16.0")
+        ),
         ("base.tar", .path("base.tar", ref: nil)),
         ("./base.tar:1.0", .path("./base.tar", ref: "1.0")),
     ])
@@ -17,7 +20,8 @@ import Testing
     }
 
     @Test func prefersAnExistingPath() throws {
-        let r = try ImageReference.parse("docker-archive:s.tar:mintplexlabs/anything-llm:1.16.0", exists: { $0 == "s.tar" })
+        let r = try ImageReference.parse(
+            "docker-archive:s.tar:mintplexlabs/anything-llm:1.16.0", exists: { $0 == "s.tar" })
         #expect(r == .dockerArchive(path: "s.tar", ref: "mintplexlabs/anything-llm:1.16.0"))
         #expect(try ImageReference.parse("oci:a:b", exists: { $0 == "a:b" }) == .ociLayout(path: "a:b", ref: nil))
     }
@@ -31,7 +35,9 @@ import Testing
         let p = try #require(Platform.parse("linux/arm64/v8"))
         #expect(p.description == "linux/arm64/v8")
         #expect(p.matches(Platform(os: "linux", architecture: "arm64")))
-        #expect(Platform(os: "linux", architecture: "arm64").matches(Platform(os: "linux", architecture: "arm64", variant: "v8")))
+        #expect(
+            Platform(os: "linux", architecture: "arm64").matches(
+                Platform(os: "linux", architecture: "arm64", variant: "v8")))
         #expect(!p.matches(Platform(os: "linux", architecture: "amd64")))
         #expect(Platform.parse("linux") == nil)
         #expect(Platform.parse("linux//v8") == nil)

@@ -17,7 +17,9 @@ import OCI
     }
 
     func tree(_ dir: String) -> [String] {
-        (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter { !Path.isDirectory(dir + "/" + $0) }.sorted()
+        (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).filter {
+            !Path.isDirectory(dir + "/" + $0)
+        }.sorted()
     }
 
     @Test func hashesTheImagesFrontend() throws {
@@ -31,7 +33,8 @@ import OCI
         let pub = rootfs + "/app/server/public"
         let files = tree(pub)
         // Old names are gone (whiteouts), hashed names are there, entry documents kept.
-        #expect(!files.contains("index.js") && !files.contains("index.css") && !files.contains("assets/index-3f9a1c0b.js"))
+        #expect(
+            !files.contains("index.js") && !files.contains("index.css") && !files.contains("assets/index-3f9a1c0b.js"))
         let js = try #require(files.first { $0.hasPrefix("index.") && $0.hasSuffix(".js") })
         let css = try #require(files.first { $0.hasPrefix("index.") && $0.hasSuffix(".css") })
         #expect(files.contains("_index.html") && files.contains("robots.txt") && files.contains("manifest.json"))
@@ -62,7 +65,8 @@ import OCI
         // The stamp layer again, with other bytes under the hashed CSS name.
         let img = try ImageSource.open(.ociLayout(path: dir + "/out", ref: nil))
         let stampFiles = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
-        let css = try #require(stampFiles.keys.first { $0.hasPrefix("app/server/public/" + stem) && $0.hasSuffix(suffix) })
+        let css = try #require(
+            stampFiles.keys.first { $0.hasPrefix("app/server/public/" + stem) && $0.hasSuffix(suffix) })
         let tar = MemorySink()
         let tw = TarWriter(sink: tar, mtime: 0)
         for (p, f) in stampFiles.sorted(by: { $0.key < $1.key }) {
@@ -71,17 +75,24 @@ import OCI
         try tw.finish()
         let d = Digester.digest(tar.bytes)
         try Data(tar.bytes).write(to: URL(fileURLWithPath: dir + "/out/blobs/sha256/" + Digest.hex(d)))
-        try editLayout(dir + "/out", config: { c in
-            var rootfs = c["rootfs"]!
-            rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
-            c["rootfs"] = rootfs
-        }, manifest: { m in
-            m["layers"] = .array(Array(m["layers"]!.arrayValue!.dropLast()) + [Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json])
-        })
+        try editLayout(
+            dir + "/out",
+            config: { c in
+                var rootfs = c["rootfs"]!
+                rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
+                c["rootfs"] = rootfs
+            },
+            manifest: { m in
+                m["layers"] = .array(
+                    Array(m["layers"]!.arrayValue!.dropLast()) + [
+                        Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json
+                    ])
+            })
         let r = try stamp(["verify", "oci:\(dir)/out"])
         #expect(r.status == 1)
         #expect(r.out.contains("linux/amd64: /\(css): name does not match its content"), "\(r.out)")
-        #expect(r.out.contains("/app/server/public/\(css.dropFirst("app/server/public/".count)): has sha256"), "\(r.out)")
+        #expect(
+            r.out.contains("/app/server/public/\(css.dropFirst("app/server/public/".count)): has sha256"), "\(r.out)")
         #expect(try stamp(["verify", "oci:\(dir)/out", "--integrity-only"]).status == 0)
     }
 
@@ -90,7 +101,8 @@ import OCI
         try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
         let dist = dir + "/dist"
         try FileManager.default.createDirectory(atPath: dist + "/assets", withIntermediateDirectories: true)
-        try Data(#"<script type="module" src="/assets/main.js"></script>"#.utf8).write(to: URL(fileURLWithPath: dist + "/_index.html"))
+        try Data(#"<script type="module" src="/assets/main.js"></script>"#.utf8).write(
+            to: URL(fileURLWithPath: dist + "/_index.html"))
         try Data("console.log('new frontend')".utf8).write(to: URL(fileURLWithPath: dist + "/assets/main.js"))
         var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
         s.assets = dist
@@ -98,7 +110,7 @@ import OCI
         _ = try build(s)
         let rootfs = try unpack(dir + "/o.tar", dir)
         let files = tree(rootfs + "/app/server/public")
-        #expect(!files.contains("index.css") && !files.contains("robots.txt")) // the base's frontend is gone (opaque)
+        #expect(!files.contains("index.css") && !files.contains("robots.txt"))  // the base's frontend is gone (opaque)
         #expect(files.contains("_index.html") && files.contains("version.json") && files.contains("stamp-assets.json"))
         #expect(files.contains { $0.hasPrefix("assets/main.") && $0.hasSuffix(".js") })
         #expect(try stamp(["verify", dir + "/o.tar"]).status == 0)
@@ -127,11 +139,18 @@ import OCI
         // being written as files are hashed is gone.
         let clash = dir + "/clash"
         try FileManager.default.createDirectory(atPath: clash, withIntermediateDirectories: true)
-        for name in ["x.js", "stamp-assets.json", "index.html"] { try Data("//".utf8).write(to: URL(fileURLWithPath: clash + "/" + name)) }
+        for name in ["x.js", "stamp-assets.json", "index.html"] {
+            try Data("//".utf8).write(to: URL(fileURLWithPath: clash + "/" + name))
+        }
         let failed = try stamp(["assets", "hash", clash, "--output", dir + "/out3"])
-        #expect(failed.status == 2 && failed.err.contains("stamp-assets.json: the folder has a file of this name that is not stamp's manifest"), "\(failed.err)")
+        #expect(
+            failed.status == 2
+                && failed.err.contains(
+                    "stamp-assets.json: the folder has a file of this name that is not stamp's manifest"),
+            "\(failed.err)")
         #expect(listing(dir) == ["clash", "out", "out2", "src"], "\(listing(dir))")
-        try Data("a{color:red}".utf8).write(to: URL(fileURLWithPath: dir + "/out/" + (try jsonOf(r.out)["renamed"]!["app.css"]!.stringValue!)))
+        try Data("a{color:red}".utf8).write(
+            to: URL(fileURLWithPath: dir + "/out/" + (try jsonOf(r.out)["renamed"]!["app.css"]!.stringValue!)))
         let bad = try stamp(["assets", "verify", dir + "/out"])
         #expect(bad.status == 1)
         #expect(bad.out.split(separator: "\n").allSatisfy { $0.hasPrefix("app.") }, "\(bad.out)")
@@ -144,7 +163,8 @@ import OCI
     func frontend(_ dir: String) throws -> String {
         let src = dir + "/in"
         try FileManager.default.createDirectory(atPath: src + "/assets", withIntermediateDirectories: true)
-        try Data(#"<link href="/index.css"><script src="/index.js"></script>"#.utf8).write(to: URL(fileURLWithPath: src + "/index.html"))
+        try Data(#"<link href="/index.css"><script src="/index.js"></script>"#.utf8).write(
+            to: URL(fileURLWithPath: src + "/index.html"))
         try Data("a{}".utf8).write(to: URL(fileURLWithPath: src + "/index.css"))
         try Data("console.log(1)".utf8).write(to: URL(fileURLWithPath: src + "/index.js"))
         try Data("x".utf8).write(to: URL(fileURLWithPath: src + "/assets/late.js"))
@@ -164,10 +184,14 @@ import OCI
             #expect(try run(["sh", "-c", "cd '\(dir)' && find . | sort"]).out == before)
         }
         // The output folder's own name in front is understood, not doubled.
-        let r = try stamp(["assets", "hash", src, "--output", dir + "/out", "--manifest", dir + "/out/meta/assets.json"])
+        let r = try stamp([
+            "assets", "hash", src, "--output", dir + "/out", "--manifest", dir + "/out/meta/assets.json",
+        ])
         #expect(r.status == 0, "\(r.err)")
         #expect(FileManager.default.fileExists(atPath: dir + "/out/meta/assets.json"))
-        #expect(!FileManager.default.fileExists(atPath: dir + "/out/out") && !FileManager.default.fileExists(atPath: dir + "/out/stamp-assets.json"))
+        #expect(
+            !FileManager.default.fileExists(atPath: dir + "/out/out")
+                && !FileManager.default.fileExists(atPath: dir + "/out/stamp-assets.json"))
         #expect(try stamp(["assets", "verify", dir + "/out", "--manifest", "meta/assets.json"]).status == 0)
         #expect(try stamp(["assets", "verify", dir + "/out"]).status == 1)
     }
@@ -178,21 +202,33 @@ import OCI
         let dir = try tempDir()
         let src = try frontend(dir)
         let server = dir + "/MetaGenerator.js"
-        let text = #"module.exports=(v)=>`<script src="/index.js"></script><link href="/index.css"><script src="/assets/chunk-${v}.js">`;const late="/assets/late.js";"#
+        let text =
+            #"module.exports=(v)=>`<script src="/index.js"></script><link href="/index.css"><script src="/assets/chunk-${v}.js">`;const late="/assets/late.js";"#
         try Data("c".utf8).write(to: URL(fileURLWithPath: src + "/assets/chunk-a.js"))
-        try Data(#"<script src="/assets/chunk-a.js"></script>"#.utf8).write(to: URL(fileURLWithPath: src + "/other.html"))
+        try Data(#"<script src="/assets/chunk-a.js"></script>"#.utf8).write(
+            to: URL(fileURLWithPath: src + "/other.html"))
         try Data(text.utf8).write(to: URL(fileURLWithPath: server))
-        let r = try stamp(["assets", "hash", src, "--output", dir + "/out", "--rewrite", "\(server):\(dir)/Meta.out.js", "--explain", "--json"])
+        let r = try stamp([
+            "assets", "hash", src, "--output", dir + "/out", "--rewrite", "\(server):\(dir)/Meta.out.js", "--explain",
+            "--json",
+        ])
         #expect(r.status == 0, "\(r.err)")
         let j = try jsonOf(r.out)
-        let js = try #require(j["renamed"]?["index.js"]?.stringValue), css = try #require(j["renamed"]?["index.css"]?.stringValue)
+        let js = try #require(j["renamed"]?["index.js"]?.stringValue),
+            css = try #require(j["renamed"]?["index.css"]?.stringValue)
         let rewritten = try String(contentsOfFile: dir + "/Meta.out.js", encoding: .utf8)
         let late = try #require(j["renamed"]?["assets/late.js"]?.stringValue)
-        #expect(rewritten == text.replacingOccurrences(of: "/index.js", with: "/" + js).replacingOccurrences(of: "/index.css", with: "/" + css)
-            .replacingOccurrences(of: "/assets/late.js", with: "/" + late))
+        #expect(
+            rewritten
+                == text.replacingOccurrences(of: "/index.js", with: "/" + js).replacingOccurrences(
+                    of: "/index.css", with: "/" + css
+                )
+                .replacingOccurrences(of: "/assets/late.js", with: "/" + late))
         #expect(try String(contentsOfFile: server, encoding: .utf8) == text)
         // A name the server builds at run time keeps its name.
-        #expect(j["kept"]?["assets/chunk-a.js"]?.stringValue == "its name may be built at run time in \(server) (from \"chunk-\")")
+        #expect(
+            j["kept"]?["assets/chunk-a.js"]?.stringValue
+                == "its name may be built at run time in \(server) (from \"chunk-\")")
         #expect(j["kept"]?["index.html"]?.stringValue == "a page")
         #expect(r.err.contains("kept index.html: a page"))
         #expect(j["rewritten"]?[server]?.stringValue == dir + "/Meta.out.js")
@@ -225,9 +261,12 @@ import OCI
         let image = try ImageSource.open(plan.base).images[0]
         var shared = Stamper.SharedAssets()
         func meta(_ v: MergedView) throws -> String? {
-            let entries = try Stamper.stampEntries(plan, baseName: nil, baseDigest: "sha256:" + String(repeating: "0", count: 64), image: image,
-                                                   view: v, shared: &shared, diagnostics: .silent)
-            guard case .bytes(let b)? = entries.first(where: { $0.path.hasSuffix("MetaGenerator.js") })?.content else { return nil }
+            let entries = try Stamper.stampEntries(
+                plan, baseName: nil, baseDigest: "sha256:" + String(repeating: "0", count: 64), image: image,
+                view: v, shared: &shared, diagnostics: .silent)
+            guard case .bytes(let b)? = entries.first(where: { $0.path.hasSuffix("MetaGenerator.js") })?.content else {
+                return nil
+            }
             return String(decoding: b, as: UTF8.self)
         }
         let a = try meta(view(#"module.exports = '<script src="/app.js">'"#))

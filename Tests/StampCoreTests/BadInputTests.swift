@@ -10,9 +10,12 @@ import OCI
 /// Bad input: one clear line on stderr naming the thing, a non-zero exit, nothing left behind.
 @Suite struct BadInputTests {
     /// Runs `stamp build` from `base` into a fresh folder and checks the failure contract.
-    func expectFailure(base: String, _ fragments: [String], extra: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectFailure(
+        base: String, _ fragments: [String], extra: [String] = [], sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let outDir = try tempDir()
-        let r = try stamp(["build", "--base", base, "--version", "v1", "--created", "0", "--output", outDir + "/out.tar"] + extra)
+        let r = try stamp(
+            ["build", "--base", base, "--version", "v1", "--created", "0", "--output", outDir + "/out.tar"] + extra)
         #expect(r.status != 0, sourceLocation: sourceLocation)
         let lines = r.err.split(separator: "\n")
         #expect(lines.count == 1, "stderr: \(r.err)", sourceLocation: sourceLocation)
@@ -29,7 +32,8 @@ import OCI
         b[b.count / 2] ^= 0xff
         try Data(b).write(to: URL(fileURLWithPath: layer))
         let digest = "sha256:" + Path.basename(layer)
-        try expectFailure(base: "oci:\(layout)", ["blob \(digest)", "digest mismatch", "expected \(digest)", "found sha256:"])
+        try expectFailure(
+            base: "oci:\(layout)", ["blob \(digest)", "digest mismatch", "expected \(digest)", "found sha256:"])
     }
 
     @Test func sizeMismatchOfABaseLayer() throws {
@@ -66,11 +70,13 @@ import OCI
     @Test func unknownLayerMediaType() throws {
         let dir = try tempDir()
         let layout = try simpleLayout(dir)
-        try editLayout(layout, manifest: { m in
-            var layers = m["layers"]!.arrayValue!
-            layers[1]["mediaType"] = .string("application/x-mystery")
-            m["layers"] = .array(layers)
-        })
+        try editLayout(
+            layout,
+            manifest: { m in
+                var layers = m["layers"]!.arrayValue!
+                layers[1]["mediaType"] = .string("application/x-mystery")
+                m["layers"] = .array(layers)
+            })
         try expectFailure(base: "oci:\(layout)", ["unknown media type \"application/x-mystery\"", "layers[1]"])
     }
 
@@ -90,7 +96,11 @@ import OCI
         let f = try WritableFile(path: dir + "/save.tar")
         let tw = TarWriter(sink: f, mtime: 0)
         try tw.addFile("manifest.json", Array(#"[{"Config":"c.json","RepoTags":[],"Layers":["l/layer.tar"]}]"#.utf8))
-        try tw.addFile("c.json", Array(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#.utf8))
+        try tw.addFile(
+            "c.json",
+            Array(
+                #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#
+                    .utf8))
         try tw.begin(.init(path: "l/layer.tar", kind: .symlink("../../../etc/shadow"), mode: 0o777))
         try tw.finish()
         try f.commit(to: dir + "/save.tar")
@@ -100,7 +110,9 @@ import OCI
     @Test func unwritableOutput() throws {
         let dir = try tempDir()
         try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
-        let r = try stamp(["build", "--base", dir + "/b.tar", "--version", "v1", "--output", dir + "/no/such/folder/out.tar"])
+        let r = try stamp([
+            "build", "--base", dir + "/b.tar", "--version", "v1", "--output", dir + "/no/such/folder/out.tar",
+        ])
         #expect(r.status != 0)
         #expect(r.err.split(separator: "\n").count == 1 && r.err.contains("no/such/folder"), "\(r.err)")
         let asDir = try stamp(["build", "--base", dir + "/b.tar", "--version", "v1", "--output", "oci-archive:" + dir])

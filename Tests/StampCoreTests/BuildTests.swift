@@ -56,7 +56,9 @@ import OCI
         #expect(labels[AnnotationKey.baseDigest] == result.baseDigest)
         #expect(labels["team"] == "ai")
         let env = config["config"]!["Env"]!.arrayValue!.compactMap(\.stringValue)
-        #expect(env.contains("FEATURE_X=1") && env.contains("NODE_ENV=staging") && env.contains("IMAGE_VERSION=v2.1-canary"))
+        #expect(
+            env.contains("FEATURE_X=1") && env.contains("NODE_ENV=staging") && env.contains("IMAGE_VERSION=v2.1-canary")
+        )
         #expect(!env.contains("NODE_ENV=production"))
     }
 
@@ -74,7 +76,9 @@ import OCI
             }
             #expect(JSONValue.encodeString(s.config["x-vendor.example"]!) == #"{"keep":[1,2.50,1e3,-0]}"#)
             #expect(s.config["config"]!["OnBuild"] == .null)
-            #expect(s.config["config"]!["Healthcheck"]?["Test"] == .array([.string("CMD"), .string("/app/health-check-enhanced.sh")]))
+            #expect(
+                s.config["config"]!["Healthcheck"]?["Test"]
+                    == .array([.string("CMD"), .string("/app/health-check-enhanced.sh")]))
             #expect(s.config["container_config"] != nil)
             let bh = b.config["history"]!.arrayValue!, sh = s.config["history"]!.arrayValue!
             #expect(Array(sh.prefix(bh.count)) == bh)
@@ -115,13 +119,17 @@ import OCI
         #expect(j["Labels"]?[AnnotationKey.version]?.stringValue == "v2.1-canary")
         #expect(j["Architecture"]?.stringValue == "amd64")
         let manifest = try jsonOf(try run(["bsdtar", "-xOf", out, "manifest.json"]).out)
-        #expect(manifest.arrayValue?.first?["RepoTags"] == .array([.string("docker.io/mintplexlabs/anything-llm:v2.1-canary")]))
+        #expect(
+            manifest.arrayValue?.first?["RepoTags"]
+                == .array([.string("docker.io/mintplexlabs/anything-llm:v2.1-canary")]))
     }
 
     @Test func archiveIsSortedWithFixedHeaders() throws {
         let r = try run(["bsdtar", "-tvf", out])
         #expect(r.status == 0)
-        let names = r.out.split(separator: "\n").map { String($0.split(separator: " ", omittingEmptySubsequences: true).last!) }
+        let names = r.out.split(separator: "\n").map {
+            String($0.split(separator: " ", omittingEmptySubsequences: true).last!)
+        }
         #expect(names.first == "blobs/")
         #expect(Array(names.suffix(3)) == ["index.json", "manifest.json", "oci-layout"])
         // Blobs in a fixed order: the base's layers (copied while the stamp layer was built)
@@ -162,13 +170,15 @@ import OCI
         #expect(try bytes(out) == bytes(dir + "/again.tar"))
         // And through the CLI with SOURCE_DATE_EPOCH instead of --created.
         for name in ["c1.tar", "c2.tar"] {
-            let r = try stamp(["build", "--base", base, "--version", "v9", "--revision", "r", "--output", "\(dir)/\(name)", "-q"],
-                              env: ["SOURCE_DATE_EPOCH": "1743811200"])
+            let r = try stamp(
+                ["build", "--base", base, "--version", "v9", "--revision", "r", "--output", "\(dir)/\(name)", "-q"],
+                env: ["SOURCE_DATE_EPOCH": "1743811200"])
             #expect(r.status == 0, "\(r.err)")
         }
         #expect(try bytes(dir + "/c1.tar") == bytes(dir + "/c2.tar"))
-        let later = try stamp(["build", "--base", base, "--version", "v9", "--revision", "r", "--output", "\(dir)/c3.tar", "-q"],
-                              env: ["SOURCE_DATE_EPOCH": "1743811201"])
+        let later = try stamp(
+            ["build", "--base", base, "--version", "v9", "--revision", "r", "--output", "\(dir)/c3.tar", "-q"],
+            env: ["SOURCE_DATE_EPOCH": "1743811201"])
         #expect(later.status == 0)
         #expect(try bytes(dir + "/c1.tar") != bytes(dir + "/c3.tar"))
     }
@@ -187,9 +197,12 @@ import OCI
         let dir = try tempDir()
         let base = try sampleBase(dir)
         try "earlier=1\n".write(toFile: dir + "/gh-output", atomically: false, encoding: .utf8)
-        let r = try stamp(["build", "--base", base, "--version", "v9", "--tag", "ai/app:v9", "--output", dir + "/o.tar",
-                           "--metadata-file", dir + "/meta.json", "--digestfile", dir + "/digest"],
-                          env: ["GITHUB_OUTPUT": dir + "/gh-output"])
+        let r = try stamp(
+            [
+                "build", "--base", base, "--version", "v9", "--tag", "ai/app:v9", "--output", dir + "/o.tar",
+                "--metadata-file", dir + "/meta.json", "--digestfile", dir + "/digest",
+            ],
+            env: ["GITHUB_OUTPUT": dir + "/gh-output"])
         #expect(r.status == 0, "\(r.err)")
         let raw = try run(["skopeo", "inspect", "--raw", "oci-archive:" + dir + "/o.tar"]).out
         let digest = "sha256:" + Hashing.Digester.digest(Array(raw.utf8)).dropFirst(7)
@@ -202,7 +215,9 @@ import OCI
         #expect(meta["stamp.platforms"]?["linux/arm64/v8"]?.stringValue?.hasPrefix("sha256:") == true, "\(meta)")
         #expect(try String(contentsOfFile: dir + "/digest", encoding: .utf8) == digest)
         let gh = try String(contentsOfFile: dir + "/gh-output", encoding: .utf8).split(separator: "\n").map(String.init)
-        #expect(gh.first == "earlier=1" && gh.contains("digest=\(digest)") && gh.contains("version=v9") && gh.contains("image=ai/app:v9"), "\(gh)")
+        #expect(
+            gh.first == "earlier=1" && gh.contains("digest=\(digest)") && gh.contains("version=v9")
+                && gh.contains("image=ai/app:v9"), "\(gh)")
     }
 }
 
@@ -211,22 +226,36 @@ import OCI
     @Test func everyTagIsWrittenAndReadBack() throws {
         let dir = try tempDir()
         let base = try sampleBase(dir)
-        let r = try stamp(["build", "--base", base, "--version", "v7", "--output", dir + "/o.tar", "--platform", "linux/amd64",
-                           "--tag", "v7", "-t", "latest", "--tag", "ai/app:canary"])
+        let r = try stamp([
+            "build", "--base", base, "--version", "v7", "--output", dir + "/o.tar", "--platform", "linux/amd64",
+            "--tag", "v7", "-t", "latest", "--tag", "ai/app:canary",
+        ])
         #expect(r.status == 0, "\(r.err)")
         // skopeo finds the image under each ref.name; docker load sees every RepoTag.
         let digest = try skopeoDigest("oci-archive:\(dir)/o.tar:v7")
         #expect(digest != nil)
-        for t in ["latest", "ai/app:canary"] { #expect(try skopeoDigest("oci-archive:\(dir)/o.tar:\(t)") == digest, "\(t)") }
+        for t in ["latest", "ai/app:canary"] {
+            #expect(try skopeoDigest("oci-archive:\(dir)/o.tar:\(t)") == digest, "\(t)")
+        }
         let tags = try run(["sh", "-c", "bsdtar -xOf '\(dir)/o.tar' manifest.json | jq -c '.[0].RepoTags'"]).out
-        #expect(tags.trimmingCharacters(in: .whitespacesAndNewlines) == #"["docker.io/mintplexlabs/anything-llm:v7","docker.io/mintplexlabs/anything-llm:latest","ai/app:canary"]"#, "\(tags)")
+        #expect(
+            tags.trimmingCharacters(in: .whitespacesAndNewlines)
+                == #"["docker.io/mintplexlabs/anything-llm:v7","docker.io/mintplexlabs/anything-llm:latest","ai/app:canary"]"#,
+            "\(tags)")
 
         // A layout keeps one entry per tag, and a later build moves only the tags it names.
-        try "base: \(base)\nversion: v8\nplatform: [linux/amd64]\ntag: [v8, latest]\n".write(toFile: dir + "/stamp.yaml", atomically: true, encoding: .utf8)
-        #expect(try stamp(["build", "--base", base, "--version", "v7", "--platform", "linux/amd64", "--output", "oci:\(dir)/layout", "-t", "v7", "-t", "latest"]).status == 0)
+        try "base: \(base)\nversion: v8\nplatform: [linux/amd64]\ntag: [v8, latest]\n".write(
+            toFile: dir + "/stamp.yaml", atomically: true, encoding: .utf8)
+        #expect(
+            try stamp([
+                "build", "--base", base, "--version", "v7", "--platform", "linux/amd64", "--output",
+                "oci:\(dir)/layout", "-t", "v7", "-t", "latest",
+            ]).status == 0)
         #expect(try stamp(["build", "--config", dir + "/stamp.yaml", "--output", "oci:\(dir)/layout"]).status == 0)
         let names = (try readJSON(dir + "/layout/index.json"))["manifests"]!.arrayValue!.map { Descriptor(json: $0) }
-        let byName = Dictionary(names.compactMap { d in d.annotations[AnnotationKey.refName].map { ($0, d.digest) } }, uniquingKeysWith: { a, _ in a })
+        let byName = Dictionary(
+            names.compactMap { d in d.annotations[AnnotationKey.refName].map { ($0, d.digest) } },
+            uniquingKeysWith: { a, _ in a })
         #expect(Set(byName.keys) == ["v7", "v8", "latest"])
         #expect(byName["latest"] == byName["v8"] && byName["v7"] != byName["v8"])
     }
@@ -235,15 +264,21 @@ import OCI
         let reg = try TestRegistry()
         let dir = try tempDir()
         let base = try sampleBase(dir)
-        let r = try stamp(["build", "--base", base, "--version", "v7", "--output", "docker://\(reg.host)/ai/app:v7", "-t", "latest", "-t", "stable",
-                           "--tls-verify=false", "--json"])
+        let r = try stamp([
+            "build", "--base", base, "--version", "v7", "--output", "docker://\(reg.host)/ai/app:v7", "-t", "latest",
+            "-t", "stable",
+            "--tls-verify=false", "--json",
+        ])
         #expect(r.status == 0, "\(r.err)")
         let digest = try jsonOf(r.out)["digest"]?.stringValue
         for t in ["v7", "latest", "stable"] {
             #expect(try skopeoDigest("docker://\(reg.host)/ai/app:\(t)", ["--tls-verify=false"]) == digest, "\(t)")
         }
-        let bad = try stamp(["build", "--base", base, "--version", "v7", "--output", "docker://\(reg.host)/ai/app:v7", "-t", "other/repo:x",
-                             "--tls-verify=false"])
+        let bad = try stamp([
+            "build", "--base", base, "--version", "v7", "--output", "docker://\(reg.host)/ai/app:v7", "-t",
+            "other/repo:x",
+            "--tls-verify=false",
+        ])
         #expect(bad.status != 0 && bad.err.contains("a tag is a bare TAG"), "\(bad.err)")
     }
 }

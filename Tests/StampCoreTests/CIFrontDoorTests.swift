@@ -18,7 +18,8 @@ import OCI
 
     /// The folder holding the stamp under test first on PATH, as an installed stamp would be.
     var pathWithStamp: String {
-        URL(fileURLWithPath: stampBin).deletingLastPathComponent().path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        URL(fileURLWithPath: stampBin).deletingLastPathComponent().path + ":"
+            + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
     }
 
     @Test func actionAndTemplateMatchThePlatformsSchemas() throws {
@@ -46,16 +47,24 @@ import OCI
             ("args", .string("--label team=ai")), ("install", .string("auto")),
         ])
         let sha = "0123456789abcdef0123456789abcdef01234567"
-        let r = try run(["sh", "-c", "cd \"$0\" && exec \"$@\"", dir, py, fixtures + "/ci_runner.py", "github", repoRoot + "/action.yml", JSONValue.encodeString(inputs)],
-                        env: ["PATH": pathWithStamp, "GITHUB_SHA": sha, "GITHUB_REPOSITORY": "corp/anything-llm",
-                              "GITHUB_SERVER_URL": "https://git.corp.example", "SOURCE_DATE_EPOCH": "1743811200",
-                              "STAMP_CACHE_DIR": testCacheDir])
+        let r = try run(
+            [
+                "sh", "-c", "cd \"$0\" && exec \"$@\"", dir, py, fixtures + "/ci_runner.py", "github",
+                repoRoot + "/action.yml", JSONValue.encodeString(inputs),
+            ],
+            env: [
+                "PATH": pathWithStamp, "GITHUB_SHA": sha, "GITHUB_REPOSITORY": "corp/anything-llm",
+                "GITHUB_SERVER_URL": "https://git.corp.example", "SOURCE_DATE_EPOCH": "1743811200",
+                "STAMP_CACHE_DIR": testCacheDir,
+            ])
         #expect(r.status == 0, "\(r.err)")
         let out = try jsonOf(r.out)
         let inspected = try jsonOf(try stamp(["inspect", "--json", dir + "/out.tar"]).out)
         #expect(out["digest"]?.stringValue == inspected["digest"]?.stringValue)
         #expect(out["version"]?.stringValue == "v2.1-canary-42")
-        #expect(out["tags"]?.stringValue == "docker.io/mintplexlabs/anything-llm:v2.1-canary,docker.io/mintplexlabs/anything-llm:latest")
+        #expect(
+            out["tags"]?.stringValue
+                == "docker.io/mintplexlabs/anything-llm:v2.1-canary,docker.io/mintplexlabs/anything-llm:latest")
         let meta = try jsonOf(try #require(out["metadata"]?.stringValue))
         #expect(meta["containerimage.digest"] == out["digest"].map { $0 })
         #expect(meta["stamp.revision"]?.stringValue == sha)
@@ -78,10 +87,17 @@ import OCI
             ("STAMP_OUTPUT", .string("oci-archive:out.tar")), ("STAMP_TAGS", .string("v2.1-canary,stable")),
         ])
         let sha = "89abcdef0123456789abcdef0123456789abcdef"
-        let r = try run(["sh", "-c", "cd \"$0\" && exec \"$@\"", dir, py, fixtures + "/ci_runner.py", "gitlab", repoRoot + "/ci/gitlab/stamp.gitlab-ci.yml",
-                         ".stamp-build", JSONValue.encodeString(vars)],
-                        env: ["PATH": pathWithStamp, "CI_COMMIT_SHA": sha, "CI_PROJECT_URL": "https://gitlab.corp.example/ai/anything-llm",
-                              "SOURCE_DATE_EPOCH": "1743811200", "STAMP_CACHE_DIR": testCacheDir])
+        let r = try run(
+            [
+                "sh", "-c", "cd \"$0\" && exec \"$@\"", dir, py, fixtures + "/ci_runner.py", "gitlab",
+                repoRoot + "/ci/gitlab/stamp.gitlab-ci.yml",
+                ".stamp-build", JSONValue.encodeString(vars),
+            ],
+            env: [
+                "PATH": pathWithStamp, "CI_COMMIT_SHA": sha,
+                "CI_PROJECT_URL": "https://gitlab.corp.example/ai/anything-llm",
+                "SOURCE_DATE_EPOCH": "1743811200", "STAMP_CACHE_DIR": testCacheDir,
+            ])
         #expect(r.status == 0, "\(r.err)")
         let report = try jsonOf(r.out)
         let inspected = try jsonOf(try stamp(["inspect", "--json", dir + "/out.tar"]).out)
@@ -90,6 +106,7 @@ import OCI
         let labels = inspected["platforms"]?.arrayValue?.first?["labels"]
         #expect(labels?[AnnotationKey.revision]?.stringValue == sha)
         #expect(labels?[AnnotationKey.source]?.stringValue == "https://gitlab.corp.example/ai/anything-llm")
-        #expect(try String(contentsOfFile: dir + "/stamp.digest", encoding: .utf8) == report["STAMP_DIGEST"]?.stringValue)
+        #expect(
+            try String(contentsOfFile: dir + "/stamp.digest", encoding: .utf8) == report["STAMP_DIGEST"]?.stringValue)
     }
 }

@@ -19,8 +19,12 @@ import OCI
     }
 
     func expectValid(_ text: String, _ schema: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        #expect(try schemaComplaint(text, schema: schema) == nil, "\(schema): \(text.prefix(300))", sourceLocation: sourceLocation)
-        #expect(try jsonOf(text)["schemaVersion"]?.int64Value == 1, "\(schema) output has no schemaVersion 1", sourceLocation: sourceLocation)
+        #expect(
+            try schemaComplaint(text, schema: schema) == nil, "\(schema): \(text.prefix(300))",
+            sourceLocation: sourceLocation)
+        #expect(
+            try jsonOf(text)["schemaVersion"]?.int64Value == 1, "\(schema) output has no schemaVersion 1",
+            sourceLocation: sourceLocation)
     }
 
     @Test func everyJSONOutputValidatesAgainstItsSchema() throws {
@@ -29,8 +33,11 @@ import OCI
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])
         let env = ["SOURCE_DATE_EPOCH": "1743811200"]
-        let built = try json(["build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v2.1", "--revision", "abc123",
-                              "--output", dir + "/out.tar", "--json", "--metadata-file", dir + "/meta.json"], env: env)
+        let built = try json(
+            [
+                "build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v2.1", "--revision", "abc123",
+                "--output", dir + "/out.tar", "--json", "--metadata-file", dir + "/meta.json",
+            ], env: env)
         try expectValid(built, "build")
         let verified = try json(["verify", "--json", dir + "/out.tar"])
         try expectValid(verified, "verify")
@@ -40,7 +47,9 @@ import OCI
 
         // One shape for platforms: build, verify and inspect name the same three digests.
         let shape = { (t: String) throws -> [String] in
-            (try jsonOf(t)["platforms"]?.arrayValue ?? []).map { p in ["platform", "manifest", "config"].map { p[$0]?.stringValue ?? "-" }.joined(separator: " ") }
+            (try jsonOf(t)["platforms"]?.arrayValue ?? []).map { p in
+                ["platform", "manifest", "config"].map { p[$0]?.stringValue ?? "-" }.joined(separator: " ")
+            }
         }
         #expect(try shape(built) == shape(verified))
         #expect(try shape(built) == shape(inspected))
@@ -57,10 +66,13 @@ import OCI
 
         // Assets: hash, verify clean, verify with findings.
         try FileManager.default.createDirectory(atPath: dir + "/site/assets", withIntermediateDirectories: true)
-        try #"<link rel="stylesheet" href="assets/app.css"><img src="assets/logo.png">"#.write(toFile: dir + "/site/index.html", atomically: true, encoding: .utf8)
-        try "body{background:url(logo.png)}".write(toFile: dir + "/site/assets/app.css", atomically: true, encoding: .utf8)
+        try #"<link rel="stylesheet" href="assets/app.css"><img src="assets/logo.png">"#.write(
+            toFile: dir + "/site/index.html", atomically: true, encoding: .utf8)
+        try "body{background:url(logo.png)}".write(
+            toFile: dir + "/site/assets/app.css", atomically: true, encoding: .utf8)
         try "PNG".write(toFile: dir + "/site/assets/logo.png", atomically: true, encoding: .utf8)
-        try expectValid(try json(["assets", "hash", dir + "/site", "--output", dir + "/hashed", "--json"]), "assets-hash")
+        try expectValid(
+            try json(["assets", "hash", dir + "/site", "--output", dir + "/hashed", "--json"]), "assets-hash")
         try expectValid(try json(["assets", "verify", dir + "/hashed", "--json"]), "assets-verify")
         let logo = try #require(listing(dir + "/hashed/assets").first { $0.hasPrefix("logo.") })
         try "GIF".write(toFile: dir + "/hashed/assets/" + logo, atomically: true, encoding: .utf8)
@@ -75,8 +87,10 @@ import OCI
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])
-        try stamp(["build", "--base", dir + "/base.tar", "--version", "v1", "--output", dir + "/out.tar", "--tag", "v1",
-                   "--metadata-file", dir + "/meta.json"])
+        try stamp([
+            "build", "--base", dir + "/base.tar", "--version", "v1", "--output", dir + "/out.tar", "--tag", "v1",
+            "--metadata-file", dir + "/meta.json",
+        ])
         let meta = String(decoding: try bytes(dir + "/meta.json"), as: UTF8.self)
         #expect(try schemaComplaint(meta, schema: "metadata") == nil, "\(meta)")
     }
@@ -90,7 +104,9 @@ import OCI
         let pushed = try json(["push", dir + "/base.tar", "\(reg.host)/ai/app:v1", "--tls-verify=false", "--json"])
         try expectValid(pushed, "copy")
         #expect(try jsonOf(pushed)["push"]?["blobs"]?["uploaded"]?.int64Value ?? 0 > 0)
-        let pulled = try json(["pull", "docker://\(reg.host)/ai/app:v1", "oci-archive:\(dir)/pulled.tar", "--tls-verify=false", "--json"])
+        let pulled = try json([
+            "pull", "docker://\(reg.host)/ai/app:v1", "oci-archive:\(dir)/pulled.tar", "--tls-verify=false", "--json",
+        ])
         try expectValid(pulled, "copy")
         #expect(try jsonOf(pulled)["digest"] == jsonOf(pushed)["digest"])
     }
@@ -98,7 +114,8 @@ import OCI
     /// The codes the schema lists are exactly the codes stamp can emit.
     @Test func findingCodesInTheSchemaAreStampsCodes() throws {
         let schema = try readJSON(repoRoot + "/schemas/common.schema.json")
-        let listed = (schema["$defs"]?["finding"]?["properties"]?["code"]?["enum"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let listed = (schema["$defs"]?["finding"]?["properties"]?["code"]?["enum"]?.arrayValue ?? []).compactMap(
+            \.stringValue)
         #expect(listed == Finding.Code.allCases.map(\.rawValue))
     }
 
@@ -113,15 +130,20 @@ import OCI
         _ = try build(s)
         // A label edited after the build (digests fixed up the chain, as a careless tool would).
         try FileManager.default.copyItem(atPath: dir + "/out", toPath: dir + "/edited")
-        try editLayout(dir + "/edited", config: { c in
-            var inner = c["config"]!, labels = inner["Labels"]!
-            labels[AnnotationKey.version] = .string("v9")
-            inner["Labels"] = labels
-            c["config"] = inner
-        })
+        try editLayout(
+            dir + "/edited",
+            config: { c in
+                var inner = c["config"]!, labels = inner["Labels"]!
+                labels[AnnotationKey.version] = .string("v9")
+                inner["Labels"] = labels
+                c["config"] = inner
+            })
         let edited = Verifier.verify(.ociLayout(path: dir + "/edited", ref: nil))
-        let label = try #require(edited.findings.first { $0.code == .stampValueMismatch && $0.message.contains("label") })
-        #expect(label.expected == "v2.1-canary" && label.found == "v9" && label.platform == "linux/amd64" && label.path == "/app/version.json")
+        let label = try #require(
+            edited.findings.first { $0.code == .stampValueMismatch && $0.message.contains("label") })
+        #expect(
+            label.expected == "v2.1-canary" && label.found == "v9" && label.platform == "linux/amd64"
+                && label.path == "/app/version.json")
 
         // A layer whose bytes changed but not its size.
         let layer = try firstLayerPath(dir + "/out")
@@ -130,7 +152,8 @@ import OCI
         try Data(b).write(to: URL(fileURLWithPath: layer))
         let report = Verifier.verify(.ociLayout(path: dir + "/out", ref: nil))
         let digest = "sha256:" + Path.basename(layer)
-        let f = try #require(report.findings.first { $0.code == .blobDigestMismatch || $0.code == .layerUndecompressable })
+        let f = try #require(
+            report.findings.first { $0.code == .blobDigestMismatch || $0.code == .layerUndecompressable })
         #expect(f.digest == digest)
         if f.code == .blobDigestMismatch { #expect(f.expected == digest && f.found == Digester.digest(b)) }
         #expect(report.json["findings"]?.arrayValue?.first?["code"]?.stringValue == f.code.rawValue)

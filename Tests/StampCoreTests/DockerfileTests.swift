@@ -11,7 +11,10 @@ import Templates
 /// buildah compared with `stamp build` on the same inputs.
 @Suite struct DockerfileTests {
     static let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Golden"
-    let fixed = ["--version", "v2.1-canary", "--revision", "0123456789abcdef0123456789abcdef01234567", "--created", "2025-04-05T00:00:00Z"]
+    let fixed = [
+        "--version", "v2.1-canary", "--revision", "0123456789abcdef0123456789abcdef01234567", "--created",
+        "2025-04-05T00:00:00Z",
+    ]
 
     func render(_ args: [String]) throws -> (dir: String, dockerfile: String) {
         let dir = try tempDir()
@@ -25,36 +28,52 @@ import Templates
         if ProcessInfo.processInfo.environment["STAMP_UPDATE_GOLDEN"] == "1" {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         }
-        #expect(text == (try String(contentsOfFile: path, encoding: .utf8)), "differs from Golden/\(name) (STAMP_UPDATE_GOLDEN=1 rewrites it)")
+        #expect(
+            text == (try String(contentsOfFile: path, encoding: .utf8)),
+            "differs from Golden/\(name) (STAMP_UPDATE_GOLDEN=1 rewrites it)")
     }
 
     @Test func defaultTemplate() throws {
-        let (_, text) = try render(["--base", "docker.io/mintplexlabs/anything-llm:1.16.0",
-                                    "--base-digest", "sha256:" + String(repeating: "ab", count: 32), "--label", "team=ai", "--env", "FEATURE_X=1"] + fixed)
+        let (_, text) = try render(
+            [
+                "--base", "docker.io/mintplexlabs/anything-llm:1.16.0",
+                "--base-digest", "sha256:" + String(repeating: "ab", count: 32), "--label", "team=ai", "--env",
+                "FEATURE_X=1",
+            ] + fixed)
         try golden("anything-llm.Dockerfile", text)
     }
 
     @Test func genericTemplate() throws {
-        let (dir, text) = try render(["--base", "registry.example/acme/api:3.2@sha256:" + String(repeating: "cd", count: 32), "--profile", "generic",
-                                      "--version-file", "/srv/VERSION", "--version-json", "/srv/version.json",
-                                      "--health-script", "/usr/local/bin/health.sh", "--health-port", "8080", "--health-path", "/healthz"] + fixed)
+        let (dir, text) = try render(
+            [
+                "--base", "registry.example/acme/api:3.2@sha256:" + String(repeating: "cd", count: 32), "--profile",
+                "generic",
+                "--version-file", "/srv/VERSION", "--version-json", "/srv/version.json",
+                "--health-script", "/usr/local/bin/health.sh", "--health-port", "8080", "--health-path", "/healthz",
+            ] + fixed)
         try golden("generic.Dockerfile", text)
         #expect(try String(contentsOfFile: dir + "/stamp/srv/VERSION", encoding: .utf8) == "v2.1-canary\n")
     }
 
     @Test func hostileValuesAreQuoted() throws {
-        let (_, text) = try render(["--base", "docker.io/mintplexlabs/anything-llm:1.16.0", "--label", #"evil=a" ; RUN rm -rf / $(id) `id` ${HOME} \ back"#,
-                                    "--annotation", "x=y", "--env", #"NOTE=say "hi" $USER"#] + fixed)
+        let (_, text) = try render(
+            [
+                "--base", "docker.io/mintplexlabs/anything-llm:1.16.0", "--label",
+                #"evil=a" ; RUN rm -rf / $(id) `id` ${HOME} \ back"#,
+                "--annotation", "x=y", "--env", #"NOTE=say "hi" $USER"#,
+            ] + fixed)
         try golden("hostile.Dockerfile", text)
         #expect(text.contains("# NOTE: the base is not pinned by digest"))
         #expect(!text.contains("\nRUN"))
     }
 
     @Test func templatesInTheRepositoryAreTheBuiltInOnes() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
         for (name, text) in BuiltinTemplates.all {
-            #expect(try String(contentsOfFile: "\(root)/dockerfiles/\(name).Dockerfile", encoding: .utf8) == text,
-                    "dockerfiles/\(name).Dockerfile changed: run make templates")
+            #expect(
+                try String(contentsOfFile: "\(root)/dockerfiles/\(name).Dockerfile", encoding: .utf8) == text,
+                "dockerfiles/\(name).Dockerfile changed: run make templates")
         }
     }
 
@@ -72,7 +91,10 @@ import Templates
     @Test func templateErrorsAreClear() throws {
         let dir = try tempDir()
         try Data("FROM {{base_imag}}\n".utf8).write(to: URL(fileURLWithPath: dir + "/t.Dockerfile"))
-        let r = try stamp(["dockerfile", "--base", "x:1", "--version", "v1", "--output", dir + "/ctx", "--template", dir + "/t.Dockerfile"])
+        let r = try stamp([
+            "dockerfile", "--base", "x:1", "--version", "v1", "--output", dir + "/ctx", "--template",
+            dir + "/t.Dockerfile",
+        ])
         #expect(r.status == 2 && r.err.contains("unknown name {{base_imag}}"), "\(r.err)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/ctx"))
     }
@@ -87,20 +109,28 @@ import Templates
         o.platforms = [Platform(os: "linux", architecture: "amd64")]
         o.attestations = false
         try SampleImage.write(to: dir + "/base.tar", format: .ociArchive, options: o)
-        let common = ["--base", "oci-archive:\(dir)/base.tar:1.16.0", "--label", "team=ai", "--env", "FEATURE_X=1",
-                      "--label", #"evil=a"\"; RUN id $(id) ${HOME} \ "#] + fixed
+        let common =
+            [
+                "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--label", "team=ai", "--env", "FEATURE_X=1",
+                "--label", #"evil=a"\"; RUN id $(id) ${HOME} \ "#,
+            ] + fixed
             + (hashAssets ? ["--hash-assets"] : [])
         #expect(try stamp(["dockerfile", "--output", dir + "/ctx"] + common).status == 0)
         let b = try stamp(["build", "--output", "oci-archive:\(dir)/stamped.tar", "-q"] + common)
         #expect(b.status == 0, "\(b.err)")
 
         let storage = ["--storage-driver", "vfs", "--root", dir + "/storage", "--runroot", dir + "/run"]
-        let bud = try run(["buildah"] + storage + ["bud", "--isolation", "chroot", "--format", "docker", "--pull-never",
-                                                   "--build-arg", "BASE_IMAGE=oci-archive:\(dir)/base.tar:1.16.0", "-t", "localhost/stamped:x", dir + "/ctx"])
+        let bud = try run(
+            ["buildah"] + storage + [
+                "bud", "--isolation", "chroot", "--format", "docker", "--pull-never",
+                "--build-arg", "BASE_IMAGE=oci-archive:\(dir)/base.tar:1.16.0", "-t", "localhost/stamped:x",
+                dir + "/ctx",
+            ])
         #expect(bud.status == 0, "\(bud.err)")
         let inspect = try jsonOf(try run(["buildah"] + storage + ["inspect", "localhost/stamped:x"]).out)
         let buildahConfig = inspect["Docker"]!["config"]!
-        let stampConfig = try jsonOf(try run(["skopeo", "inspect", "--config", "--raw", "oci-archive:\(dir)/stamped.tar"]).out)["config"]!
+        let stampConfig = try jsonOf(
+            try run(["skopeo", "inspect", "--config", "--raw", "oci-archive:\(dir)/stamped.tar"]).out)["config"]!
         var buildahLabels = buildahConfig["Labels"]!.stringMap
         buildahLabels["io.buildah.version"] = nil
         #expect(buildahLabels == stampConfig["Labels"]!.stringMap)

@@ -19,12 +19,17 @@ import OCI
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])
-        let levels = ["--annotation", "plain.key=both", "--annotation", "index:idx.key=i", "--annotation", "manifest:man.key=m",
-                      "--annotation", "manifest[linux/arm64]:arm.key=a", "--annotation", "manifest-descriptor:md.key=d",
-                      "--annotation", "manifest-descriptor[linux/amd64]:mdamd.key=x"]
+        let levels = [
+            "--annotation", "plain.key=both", "--annotation", "index:idx.key=i", "--annotation", "manifest:man.key=m",
+            "--annotation", "manifest[linux/arm64]:arm.key=a", "--annotation", "manifest-descriptor:md.key=d",
+            "--annotation", "manifest-descriptor[linux/amd64]:mdamd.key=x",
+        ]
         let target = "docker://\(reg.host)/ai/app:levels"
-        let r = try stamp(["build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v1", "--output", target,
-                           "--tls-verify=false", "--json"] + levels)
+        let r = try stamp(
+            [
+                "build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v1", "--output", target,
+                "--tls-verify=false", "--json",
+            ] + levels)
         #expect(r.status == 0, "\(r.err)")
         let index = try jsonOf(try run(["skopeo", "inspect", "--raw", "--tls-verify=false", target]).out)
         let ia = index["annotations"]
@@ -34,15 +39,23 @@ import OCI
             let arch = d["platform"]?["architecture"]?.stringValue
             #expect(d["annotations"]?["md.key"]?.stringValue == "d")
             #expect((d["annotations"]?["mdamd.key"]?.stringValue == "x") == (arch == "amd64"))
-            let m = try jsonOf(try run(["skopeo", "inspect", "--raw", "--tls-verify=false",
-                                        "docker://\(reg.host)/ai/app@\(d["digest"]!.stringValue!)"]).out)
+            let m = try jsonOf(
+                try run([
+                    "skopeo", "inspect", "--raw", "--tls-verify=false",
+                    "docker://\(reg.host)/ai/app@\(d["digest"]!.stringValue!)",
+                ]).out)
             let ma = m["annotations"]
-            #expect(ma?["man.key"]?.stringValue == "m" && ma?["plain.key"]?.stringValue == "both" && ma?["idx.key"] == nil)
-            #expect((ma?["arm.key"]?.stringValue == "a") == (arch == "arm64"), "\(arch ?? "-"): \(ma.map { JSONValue.encodeString($0) } ?? "")")
+            #expect(
+                ma?["man.key"]?.stringValue == "m" && ma?["plain.key"]?.stringValue == "both" && ma?["idx.key"] == nil)
+            #expect(
+                (ma?["arm.key"]?.stringValue == "a") == (arch == "arm64"),
+                "\(arch ?? "-"): \(ma.map { JSONValue.encodeString($0) } ?? "")")
         }
         // index-descriptor: the descriptor index.json holds (an archive; a registry has none).
-        let archive = try stamp(["build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v1", "--output", dir + "/out.tar",
-                                 "--annotation", "index-descriptor:top.key=t"])
+        let archive = try stamp([
+            "build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v1", "--output", dir + "/out.tar",
+            "--annotation", "index-descriptor:top.key=t",
+        ])
         #expect(archive.status == 0, "\(archive.err)")
         let layoutIndex = try jsonOf(try run(["bsdtar", "-xOf", dir + "/out.tar", "index.json"]).out)
         #expect(layoutIndex["manifests"]?.arrayValue?.first?["annotations"]?["top.key"]?.stringValue == "t")
@@ -50,11 +63,22 @@ import OCI
         #expect(v.status == 0, "\(v.out)")
 
         // Levels that name nothing in this output, and unknown ones, are errors.
-        for (args, want) in [(["--annotation", "index-descriptor:x=1", "--output", target, "--tls-verify=false"], "a registry keeps no descriptor"),
-                             (["--annotation", "index:x=1", "--platform", "linux/amd64", "--output", dir + "/one.tar"], "no index"),
-                             (["--annotation", "manfest:x=1", "--output", dir + "/two.tar"], "unknown level \"manfest\""),
-                             (["--annotation", "index[linux/amd64]:x=1", "--output", dir + "/three.tar"], "manifest and manifest-descriptor only"),
-                             (["--annotation", "manifest:org.opencontainers.image.version=x", "--output", dir + "/four.tar"], "set by stamp itself")] {
+        for (args, want) in [
+            (
+                ["--annotation", "index-descriptor:x=1", "--output", target, "--tls-verify=false"],
+                "a registry keeps no descriptor"
+            ),
+            (["--annotation", "index:x=1", "--platform", "linux/amd64", "--output", dir + "/one.tar"], "no index"),
+            (["--annotation", "manfest:x=1", "--output", dir + "/two.tar"], "unknown level \"manfest\""),
+            (
+                ["--annotation", "index[linux/amd64]:x=1", "--output", dir + "/three.tar"],
+                "manifest and manifest-descriptor only"
+            ),
+            (
+                ["--annotation", "manifest:org.opencontainers.image.version=x", "--output", dir + "/four.tar"],
+                "set by stamp itself"
+            ),
+        ] {
             let bad = try stamp(["build", "--base", "oci-archive:\(dir)/base.tar:1.16.0", "--version", "v1"] + args)
             #expect(bad.status == 2 && bad.err.contains(want), "\(args): \(bad.err)")
         }
@@ -69,7 +93,8 @@ import OCI
         let r = try stampIn(dir, ["build", "--created", "2025-04-05T00:00:00Z"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.err.contains("reading ./stamp.yaml"))
-        let labels = try jsonOf(try stamp(["inspect", "--json", dir + "/out.tar"]).out)["platforms"]?.arrayValue?.first?["labels"]
+        let labels = try jsonOf(try stamp(["inspect", "--json", dir + "/out.tar"]).out)["platforms"]?.arrayValue?
+            .first?["labels"]
         #expect(labels?[AnnotationKey.version]?.stringValue == "v-from-yaml" && labels?["team"]?.stringValue == "ai")
         // --config names another; flags still override.
         try "version: v-other\n".write(toFile: dir + "/other.yaml", atomically: true, encoding: .utf8)
@@ -86,13 +111,19 @@ import OCI
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])
-        for flag in [["--lock", "x.json"], ["--fsync"], ["--compression", "zstd"], ["--compression-level", "3"], ["--format", "docker"],
-                     ["--tag", "v1"], ["--locked"]] {
-            let r = try stamp(["dockerfile", "--base", dir + "/base.tar", "--version", "v1", "--output", dir + "/ctx"] + flag)
+        for flag in [
+            ["--lock", "x.json"], ["--fsync"], ["--compression", "zstd"], ["--compression-level", "3"],
+            ["--format", "docker"],
+            ["--tag", "v1"], ["--locked"],
+        ] {
+            let r = try stamp(
+                ["dockerfile", "--base", dir + "/base.tar", "--version", "v1", "--output", dir + "/ctx"] + flag)
             #expect(r.status == 64, "dockerfile \(flag[0]): \(r.err)")
         }
         let help = try stamp(["dockerfile", "--help"]).out
-        for flag in ["--lock ", "--fsync", "--compression", "--format", "--tag", "--locked"] { #expect(!help.contains(flag), "dockerfile --help lists \(flag)") }
+        for flag in ["--lock ", "--fsync", "--compression", "--format", "--tag", "--locked"] {
+            #expect(!help.contains(flag), "dockerfile --help lists \(flag)")
+        }
         #expect(try stamp(["build", "--help"]).out.contains("--fsync"))
         // healthcheck prints the script whatever the image has: no switches about the image.
         let hc = try stamp(["healthcheck", "--help"]).out

@@ -14,11 +14,17 @@ enum FrontendCorpus {
 
     /// name → report; or why the corpus could not be had.
     static let reports: Result<[String: JSONValue], CorpusUnavailable> = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
         do {
             let r = try run(["python3", root + "/scripts/frontend_corpus.py", "--stamp", stampBin])
-            if r.status == 77 { return .failure(CorpusUnavailable(reason: "PyPI cannot be reached: the frontend corpus is skipped")) }
-            guard r.status == 0 else { return .failure(CorpusUnavailable(reason: "frontend_corpus.py exited \(r.status): \(r.err.suffix(2000))")) }
+            if r.status == 77 {
+                return .failure(CorpusUnavailable(reason: "PyPI cannot be reached: the frontend corpus is skipped"))
+            }
+            guard r.status == 0 else {
+                return .failure(
+                    CorpusUnavailable(reason: "frontend_corpus.py exited \(r.status): \(r.err.suffix(2000))"))
+            }
             var out: [String: JSONValue] = [:]
             for line in r.out.split(separator: "\n") {
                 let j = try JSONValue.parse(Array(line.utf8))
@@ -52,17 +58,25 @@ struct FrontendCorpusTests {
     func realFrontendStillWorksAfterHashing(_ name: String) throws {
         let r = try FrontendCorpus.report(name)
         #expect(r["hash_exit"]?.int64Value == 0, "\(r["hash_error"]?.stringValue ?? "")")
-        #expect(r["verify_exit"]?.int64Value == 0, "assets verify on a correct output: \(r["verify_findings"].map { JSONValue.encodeString($0) } ?? "")")
+        #expect(
+            r["verify_exit"]?.int64Value == 0,
+            "assets verify on a correct output: \(r["verify_findings"].map { JSONValue.encodeString($0) } ?? "")")
         #expect(r["rehash_unchanged"]?.boolValue == true, "hashing the output again changed it")
-        #expect(r["tamper_exit"]?.int64Value == 1 && r["tamper_named"]?.boolValue == true,
-                "one byte of \(r["tampered"]?.stringValue ?? "?") changed: verify must fail naming it")
+        #expect(
+            r["tamper_exit"]?.int64Value == 1 && r["tamper_named"]?.boolValue == true,
+            "one byte of \(r["tampered"]?.stringValue ?? "?") changed: verify must fail naming it")
         let pages = try #require(r["pages"]?.arrayValue)
         #expect(!pages.isEmpty)
         for p in pages {
             let page = p["page"]?.stringValue ?? "?"
-            #expect(p["new_failures"]?.arrayValue?.isEmpty == true, "\(name)\(page): requests that failed only after hashing: \(JSONValue.encodeString(p["new_failures"]!))")
+            #expect(
+                p["new_failures"]?.arrayValue?.isEmpty == true,
+                "\(name)\(page): requests that failed only after hashing: \(JSONValue.encodeString(p["new_failures"]!))"
+            )
             #expect(p["same_text"]?.boolValue == true, "\(name)\(page) renders other text after hashing")
-            #expect((p["text_chars"]?.int64Value ?? 0) > 20 && (p["requests"]?.int64Value ?? 0) > 1, "\(name)\(page) did not load")
+            #expect(
+                (p["text_chars"]?.int64Value ?? 0) > 20 && (p["requests"]?.int64Value ?? 0) > 1,
+                "\(name)\(page) did not load")
             #expect(p["new_errors"]?.arrayValue?.isEmpty == true, "\(name)\(page): script errors after hashing")
         }
     }
@@ -73,11 +87,15 @@ struct FrontendCorpusTests {
         for name in ["sphinx-rtd", "swagger-ui", "django-admin"] {
             let r = try FrontendCorpus.report(name)
             #expect((r["renamed"]?.int64Value ?? 0) > 0, "\(name)")
-            #expect(r["pages"]?.arrayValue?.contains { ($0["renamed_requests"]?.int64Value ?? 0) > 0 } == true, "\(name): no page asked for a renamed file")
+            #expect(
+                r["pages"]?.arrayValue?.contains { ($0["renamed_requests"]?.int64Value ?? 0) > 0 } == true,
+                "\(name): no page asked for a renamed file")
         }
         for name in ["gradio", "mkdocs-material"] {
             let r = try FrontendCorpus.report(name)
-            #expect(r["renamed"]?.int64Value == 0, "\(name) is fingerprinted by its bundler: \(r["renamed"]?.int64Value ?? -1) renamed")
+            #expect(
+                r["renamed"]?.int64Value == 0,
+                "\(name) is fingerprinted by its bundler: \(r["renamed"]?.int64Value ?? -1) renamed")
             #expect((r["bundler"]?.int64Value ?? 0) > 0)
         }
     }
@@ -87,7 +105,8 @@ struct FrontendCorpusTests {
         #expect(r["build_exit"]?.int64Value == 0, "\(r["build_error"]?.stringValue ?? "")")
         #expect(r["verify_exit"]?.int64Value == 0)
         let page = try #require(r["pages"]?.arrayValue?.first)
-        #expect(page["failed"]?.arrayValue?.isEmpty == true, "failed requests: \(JSONValue.encodeString(page["failed"]!))")
+        #expect(
+            page["failed"]?.arrayValue?.isEmpty == true, "failed requests: \(JSONValue.encodeString(page["failed"]!))")
         #expect(page["same_text"]?.boolValue == true && (page["requests"]?.int64Value ?? 0) > 10)
     }
 }

@@ -8,11 +8,14 @@ import TestSupport
 /// to become a test of its own. `make fuzz` runs a release build of it for longer.
 @Suite struct FuzzTests {
     @Test func seededMutationsFindNothing() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
         let fuzzer = URL(fileURLWithPath: stampBin).deletingLastPathComponent().path + "/stamp-fuzz"
         try #require(FileManager.default.isExecutableFile(atPath: fuzzer), "\(fuzzer) is not built")
         let dir = try tempDir()
-        let r = try run([fuzzer, "--seconds", "60", "--seed", "20261201", "--corpus", root + "/Tests/Fuzz/corpus", "--out", dir])
+        let r = try run([
+            fuzzer, "--seconds", "60", "--seed", "20261201", "--corpus", root + "/Tests/Fuzz/corpus", "--out", dir,
+        ])
         #expect(r.status == 0, "stamp-fuzz found something (\(listing(dir))): \(r.err.suffix(600))")
         #expect(r.out.contains("nothing found"), "\(r.out)")
     }

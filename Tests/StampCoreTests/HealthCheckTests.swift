@@ -17,33 +17,33 @@ final class ProbeServers: @unchecked Sendable {
 
     private init() {
         let script = """
-        import http.server, os, socketserver, sys, threading, time
-        mode = sys.argv[1]
-        parent = os.getppid()
-        def orphaned():
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(0)
-        threading.Thread(target=orphaned, daemon=True).start()
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            def do_GET(self):
-                if mode == "hang":
-                    time.sleep(3600)
-                code = 200 if mode == "up" and self.path == "/api/ping" else 500
-                body = b'{"online":true}' if code == 200 else b'boom'
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
-            def log_message(self, *a): pass
-        class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-        s = S(("127.0.0.1", 0), H)
-        print(s.server_address[1], flush=True)
-        s.serve_forever()
-        """
+            import http.server, os, socketserver, sys, threading, time
+            mode = sys.argv[1]
+            parent = os.getppid()
+            def orphaned():
+                while os.getppid() == parent:
+                    time.sleep(0.5)
+                os._exit(0)
+            threading.Thread(target=orphaned, daemon=True).start()
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    if mode == "hang":
+                        time.sleep(3600)
+                    code = 200 if mode == "up" and self.path == "/api/ping" else 500
+                    body = b'{"online":true}' if code == 200 else b'boom'
+                    self.send_response(code)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *a): pass
+            class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+                daemon_threads = True
+            s = S(("127.0.0.1", 0), H)
+            print(s.server_address[1], flush=True)
+            s.serve_forever()
+            """
         let path = testRoot + "/probe-server.py"
         try! Data(script.utf8).write(to: URL(fileURLWithPath: path))
         var ports: [Int] = []
@@ -66,8 +66,12 @@ final class ProbeServers: @unchecked Sendable {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
         refused = Int(UInt16(bigEndian: addr.sin_port))
         close(fd)
         atexit { ProbeServers.shared.processes.forEach { $0.terminate() } }
@@ -114,15 +118,19 @@ enum ClientPath: String, CaseIterable, CustomTestStringConvertible, Sendable {
             try FileManager.default.createSymbolicLink(atPath: d + "/" + t, withDestinationPath: target)
         }
         switch self {
-        case .curl: try FileManager.default.createSymbolicLink(atPath: d + "/curl", withDestinationPath: try which("curl"))
-        case .busyboxWget: try FileManager.default.createSymbolicLink(atPath: d + "/wget", withDestinationPath: "/usr/bin/busybox")
-        case .node: try FileManager.default.createSymbolicLink(atPath: d + "/node", withDestinationPath: try which("node"))
+        case .curl:
+            try FileManager.default.createSymbolicLink(atPath: d + "/curl", withDestinationPath: try which("curl"))
+        case .busyboxWget:
+            try FileManager.default.createSymbolicLink(atPath: d + "/wget", withDestinationPath: "/usr/bin/busybox")
+        case .node:
+            try FileManager.default.createSymbolicLink(atPath: d + "/node", withDestinationPath: try which("node"))
         }
         return d
     }
 
     func which(_ tool: String) throws -> String {
-        for d in ["/usr/local/bin", "/usr/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: d + "/" + tool) { return d + "/" + tool }
+        for d in ["/usr/local/bin", "/usr/bin", "/bin"]
+        where FileManager.default.isExecutableFile(atPath: d + "/" + tool) { return d + "/" + tool }
         throw StampError.badInput("\(tool) is not installed")
     }
 }
@@ -146,13 +154,19 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         var seconds: Double
     }
 
-    func probe(_ s: StampedScript, shell: Shell, client: ClientPath, port: Int, timeout: Int = 5,
-               extraEnv: [String: String] = [:]) throws -> Probe {
+    func probe(
+        _ s: StampedScript, shell: Shell, client: ClientPath, port: Int, timeout: Int = 5,
+        extraEnv: [String: String] = [:]
+    ) throws -> Probe {
         let path = try client.folder(s.dir + "/" + UUID().uuidString)
-        var env = ["PATH": path, "STAMP_VERSION_JSON": s.versionJSON, "SERVER_PORT": String(port), "STAMP_HEALTH_TIMEOUT": String(timeout)]
+        var env = [
+            "PATH": path, "STAMP_VERSION_JSON": s.versionJSON, "SERVER_PORT": String(port),
+            "STAMP_HEALTH_TIMEOUT": String(timeout),
+        ]
         for (k, v) in extraEnv { env[k] = v }
         let start = Date()
-        let r = try run(["env", "-i"] + env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + shell.command(s.script))
+        let r = try run(
+            ["env", "-i"] + env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + shell.command(s.script))
         let seconds = Date().timeIntervalSince(start)
         let lines = r.out.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(lines.count == 2 && lines[1].isEmpty, "stdout must be one line: \(r.out)")
@@ -211,7 +225,9 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(r.status == 0, "\(r.out)")
         let printed = try stamp(["healthcheck"])
         #expect(printed.out == (try String(contentsOfFile: s.script, encoding: .utf8)))
-        let generic = try stamp(["healthcheck", "--profile", "generic", "--health-port", "8080", "--health-path", "/healthz"])
+        let generic = try stamp([
+            "healthcheck", "--profile", "generic", "--health-port", "8080", "--health-path", "/healthz",
+        ])
         #expect(generic.status == 0)
         #expect(generic.out.contains("default_port='8080'") && generic.out.contains("ping_path='/healthz'"))
     }
@@ -232,19 +248,26 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
     @Test func portFromTheAppsDotEnv() throws {
         let s = try StampedScript()
         let env = s.dir + "/.env"
-        try Data("# app config\nexport SERVER_PORT=\"\(ProbeServers.shared.up)\"\nOTHER=1\n".utf8).write(to: URL(fileURLWithPath: env))
-        let script = HealthCheckScript(versionJSON: s.versionJSON, envFile: env, port: ProbeServers.shared.refused, path: "/api/ping",
-                                       timeout: 2, serviceID: nil, stampVersion: "test").render()
+        try Data("# app config\nexport SERVER_PORT=\"\(ProbeServers.shared.up)\"\nOTHER=1\n".utf8).write(
+            to: URL(fileURLWithPath: env))
+        let script = HealthCheckScript(
+            versionJSON: s.versionJSON, envFile: env, port: ProbeServers.shared.refused, path: "/api/ping",
+            timeout: 2, serviceID: nil, stampVersion: "test"
+        ).render()
         let path = s.dir + "/dotenv.sh"
         try Data(script.utf8).write(to: URL(fileURLWithPath: path))
         let r = try run(["env", "-u", "SERVER_PORT", "/usr/bin/dash", path])
         #expect(r.status == 0, "\(r.out)")
-        #expect(try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))["status"]?.stringValue == "pass")
+        #expect(
+            try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))["status"]?.stringValue == "pass")
         // SERVER_PORT in the environment wins over .env.
         let r2 = try run(["env", "SERVER_PORT=\(ProbeServers.shared.error)", "/usr/bin/dash", path])
         #expect(r2.status == 1)
         // STAMP_HEALTH_URL wins over both.
-        let r3 = try run(["env", "SERVER_PORT=\(ProbeServers.shared.error)", "STAMP_HEALTH_URL=http://127.0.0.1:\(ProbeServers.shared.up)/api/ping", "/usr/bin/dash", path])
+        let r3 = try run([
+            "env", "SERVER_PORT=\(ProbeServers.shared.error)",
+            "STAMP_HEALTH_URL=http://127.0.0.1:\(ProbeServers.shared.up)/api/ping", "/usr/bin/dash", path,
+        ])
         #expect(r3.status == 0)
     }
 
@@ -258,8 +281,10 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(r.layer?.files.contains("app/health-check-enhanced.sh") == true)
         #expect(r.layer?.files.contains("app/server/public/version.json") == true)
         let cfg = try jsonOf(try run(["skopeo", "inspect", "--config", "--raw", "oci-archive:\(dir)/o.tar"]).out)
-        #expect(JSONValue.encodeString(cfg["config"]!["Healthcheck"]!) ==
-                #"{"Interval":90000000000,"Retries":5,"StartPeriod":60000000000,"Test":["CMD","/app/health-check-enhanced.sh"],"Timeout":10000000000}"#)
+        #expect(
+            JSONValue.encodeString(cfg["config"]!["Healthcheck"]!)
+                == #"{"Interval":90000000000,"Retries":5,"StartPeriod":60000000000,"Test":["CMD","/app/health-check-enhanced.sh"],"Timeout":10000000000}"#
+        )
         let img = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
         let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
         #expect(files["app/server/public/version.json"]?.bytes == files["app/version.json"]?.bytes)
@@ -291,7 +316,9 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(r.err.contains(message) && r.err.contains("linux/amd64"), "\(r.err)")
         // The base's layers were being copied into a temp file beside o.tar: it is gone too.
         #expect(listing(dir) == ["b.tar"], "\(listing(dir))")
-        let allowed = try stamp(["build", "--base", dir + "/b.tar", "--version", "v1", "--output", dir + "/o.tar", "--allow-missing-client"])
+        let allowed = try stamp([
+            "build", "--base", dir + "/b.tar", "--version", "v1", "--output", dir + "/o.tar", "--allow-missing-client",
+        ])
         #expect(allowed.status == 0, "\(allowed.err)")
         #expect(allowed.err.contains("warning:") && allowed.err.contains(message))
     }
@@ -302,16 +329,21 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         var s = settings(dir + "/b.tar", "oci:\(dir)/out")
         s.platforms = ["linux/amd64"]
         _ = try build(s)
-        try editLayout(dir + "/out", config: { c in
-            var inner = c["config"]!
-            var hc = inner["Healthcheck"]!
-            hc["Test"] = .array([.string("CMD-SHELL"), .string("curl -f http://localhost:3001/api/ping")])
-            inner["Healthcheck"] = hc
-            c["config"] = inner
-        })
+        try editLayout(
+            dir + "/out",
+            config: { c in
+                var inner = c["config"]!
+                var hc = inner["Healthcheck"]!
+                hc["Test"] = .array([.string("CMD-SHELL"), .string("curl -f http://localhost:3001/api/ping")])
+                inner["Healthcheck"] = hc
+                c["config"] = inner
+            })
         let r = try stamp(["verify", "oci:\(dir)/out"])
         #expect(r.status == 1)
-        #expect(r.out.contains("Healthcheck runs [\"CMD-SHELL\",\"curl -f http://localhost:3001/api/ping\"], not /app/health-check-enhanced.sh"), "\(r.out)")
+        #expect(
+            r.out.contains(
+                "Healthcheck runs [\"CMD-SHELL\",\"curl -f http://localhost:3001/api/ping\"], not /app/health-check-enhanced.sh"
+            ), "\(r.out)")
     }
 }
 
@@ -325,7 +357,11 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
             let tar = MemorySink()
             let tw = TarWriter(sink: tar, mtime: 0)
             for (p, k) in spec {
-                if case .file = k { try tw.addFile(p, Array("x".utf8)) } else { try tw.begin(.init(path: p, kind: k, mode: 0o755)) }
+                if case .file = k {
+                    try tw.addFile(p, Array("x".utf8))
+                } else {
+                    try tw.begin(.init(path: p, kind: k, mode: 0o755))
+                }
             }
             try tw.finish()
             let d = Digester.digest(tar.bytes)
@@ -337,13 +373,19 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     @Test func whiteoutsOpaqueFoldersAndSymlinks() throws {
         let (descs, store) = try layers([
-            [("usr/bin/dash", .file), ("bin", .symlink("usr/bin")), ("usr/bin/sh", .symlink("dash")), ("etc/a", .file),
-             ("etc/b", .file), ("opt/cache/x", .file), ("opt/cache/y", .file)],
-            [("etc/.wh.a", .file), ("opt/cache/.wh..wh..opq", .file), ("opt/cache/z", .file), ("usr/local/bin/node", .file)],
+            [
+                ("usr/bin/dash", .file), ("bin", .symlink("usr/bin")), ("usr/bin/sh", .symlink("dash")),
+                ("etc/a", .file),
+                ("etc/b", .file), ("opt/cache/x", .file), ("opt/cache/y", .file),
+            ],
+            [
+                ("etc/.wh.a", .file), ("opt/cache/.wh..wh..opq", .file), ("opt/cache/z", .file),
+                ("usr/local/bin/node", .file),
+            ],
             [("usr/local/bin/.wh.node", .file)],
         ])
         let v = try MergedView.build(layers: descs, store: store)
-        #expect(v.isFile("/bin/sh"))            // through bin -> usr/bin and sh -> dash
+        #expect(v.isFile("/bin/sh"))  // through bin -> usr/bin and sh -> dash
         #expect(v.lookup("bin/sh")?.path == "usr/bin/dash")
         #expect(!v.isFile("etc/a") && v.isFile("etc/b"))
         #expect(!v.isFile("opt/cache/x") && !v.isFile("opt/cache/y") && v.isFile("opt/cache/z"))

@@ -23,7 +23,7 @@ import OCI
         #expect(try jsonOf(s.out)["Labels"]?[AnnotationKey.version]?.stringValue == "v2.1-canary")
         if format == .dockerArchive || format == .dockerArchiveOCI {
             #expect(r.platforms.count == 1)
-            #expect(r.baseName == "mintplexlabs/anything-llm:1.16.0") // from RepoTags
+            #expect(r.baseName == "mintplexlabs/anything-llm:1.16.0")  // from RepoTags
         } else {
             #expect(r.platforms.count == 2)
         }
@@ -44,7 +44,8 @@ import OCI
         #expect(loaded.top.mediaType == MediaType.dockerManifest)
         #expect(loaded.sourceName == "mintplexlabs/anything-llm:1.16.0")
         #expect(throws: StampError.self) { try ImageSource.open(.dockerArchive(path: base, ref: "nope:1")) }
-        #expect(try ImageSource.open(.dockerArchive(path: base, ref: "mintplexlabs/anything-llm:1.16.0")).images.count == 1)
+        #expect(
+            try ImageSource.open(.dockerArchive(path: base, ref: "mintplexlabs/anything-llm:1.16.0")).images.count == 1)
     }
 
     @Test(arguments: [Compression.zstd, .none])
@@ -58,7 +59,10 @@ import OCI
         let r = try build(s)
         #expect(r.layer != nil)
         let loaded = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
-        #expect(loaded.images[0].layers.map(\.mediaType) == [MediaType.ociLayerType(c), MediaType.ociLayerGzip, MediaType.ociLayerType(c), MediaType.ociLayerType(c)])
+        #expect(
+            loaded.images[0].layers.map(\.mediaType) == [
+                MediaType.ociLayerType(c), MediaType.ociLayerGzip, MediaType.ociLayerType(c), MediaType.ociLayerType(c),
+            ])
         let v = Verifier.verify(.ociArchive(path: dir + "/o.tar", ref: nil))
         #expect(v.findings.isEmpty, "\(v.findings)")
         #expect(try run(["skopeo", "inspect", "oci-archive:\(dir)/o.tar"]).status == 0)
@@ -97,7 +101,9 @@ import OCI
         _ = try build(settings(dir + "/b.tar", "oci:\(dir)/layout:v2", version: "v2"))
         _ = try build(settings(dir + "/b.tar", "oci:\(dir)/layout:v2", version: "v2b"))
         let index = try readJSON(dir + "/layout/index.json")
-        let names = index["manifests"]!.arrayValue!.compactMap { Descriptor(json: $0).annotations[AnnotationKey.refName] }
+        let names = index["manifests"]!.arrayValue!.compactMap {
+            Descriptor(json: $0).annotations[AnnotationKey.refName]
+        }
         #expect(names == ["v1", "v2"])
         for (tag, version) in [("v1", "v1"), ("v2", "v2b")] {
             let r = try run(["skopeo", "inspect", "oci:\(dir)/layout:\(tag)"])
@@ -110,7 +116,9 @@ import OCI
     @Test func dockerArchiveOutputNeedsOnePlatform() throws {
         let dir = try tempDir()
         try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
-        #expect { try build(settings(dir + "/b.tar", "docker-archive:\(dir)/d.tar")) } throws: { "\($0)".contains("--platform") }
+        #expect { try build(settings(dir + "/b.tar", "docker-archive:\(dir)/d.tar")) } throws: {
+            "\($0)".contains("--platform")
+        }
         var s = settings(dir + "/b.tar", "docker-archive:\(dir)/d.tar")
         s.platforms = ["linux/amd64"]
         s.tags = ["registry.example/ai/anything-llm:canary"]
@@ -131,12 +139,17 @@ import OCI
         var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar")
         s.add = ["\(dir)/extra:/opt/extra", "\(dir)/run.sh:/usr/local/bin/"]
         let r = try build(s)
-        #expect(r.layer?.files == ["app/health-check-enhanced.sh", "app/server/public/version.json", "app/version.json", "app/version.txt",
-                                   "opt/extra/sub/a.txt", "usr/local/bin/run.sh"])
+        #expect(
+            r.layer?.files == [
+                "app/health-check-enhanced.sh", "app/server/public/version.json", "app/version.json", "app/version.txt",
+                "opt/extra/sub/a.txt", "usr/local/bin/run.sh",
+            ])
         let img = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
         let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
         #expect(files["opt/extra/sub/a.txt"]?.bytes == Array("hello\n".utf8))
-        let listingOut = try run(["sh", "-c", "bsdtar -xOf '\(dir)/o.tar' blobs/sha256/\(Digest.hex(r.layer!.digest)) | bsdtar -tvf -"]).out
+        let listingOut = try run([
+            "sh", "-c", "bsdtar -xOf '\(dir)/o.tar' blobs/sha256/\(Digest.hex(r.layer!.digest)) | bsdtar -tvf -",
+        ]).out
         let runLine = listingOut.split(separator: "\n").first { $0.hasSuffix(" usr/local/bin/run.sh") }
         #expect(runLine?.hasPrefix("-rwxr-xr-x  0 0      0 ") == true)
         // Every parent has an entry with the base's owner and mode (overlay runtimes would make a
@@ -156,17 +169,20 @@ import OCI
     @Test func dockerV2ManifestStaysDockerUnlessAsked() throws {
         let dir = try tempDir()
         let layout = try simpleLayout(dir)
-        try editLayout(layout, manifest: { m in
-            m["mediaType"] = .string(MediaType.dockerManifest)
-            var c = m["config"]!
-            c["mediaType"] = .string(MediaType.dockerConfig)
-            m["config"] = c
-            m["layers"] = .array(m["layers"]!.arrayValue!.map { l in
-                var d = Descriptor(json: l)
-                d.mediaType = MediaType.dockerLayerGzip
-                return d.json
+        try editLayout(
+            layout,
+            manifest: { m in
+                m["mediaType"] = .string(MediaType.dockerManifest)
+                var c = m["config"]!
+                c["mediaType"] = .string(MediaType.dockerConfig)
+                m["config"] = c
+                m["layers"] = .array(
+                    m["layers"]!.arrayValue!.map { l in
+                        var d = Descriptor(json: l)
+                        d.mediaType = MediaType.dockerLayerGzip
+                        return d.json
+                    })
             })
-        })
         var index = try readJSON(layout + "/index.json")
         var top = Descriptor(json: index["manifests"]!.arrayValue![0])
         top.mediaType = MediaType.dockerManifest
@@ -186,7 +202,9 @@ import OCI
         #expect(Verifier.verify(.ociArchive(path: dir + "/d.tar", ref: nil)).findings.isEmpty)
         // skopeo copies it to a Docker format the same way podman would store it.
         #expect(try run(["skopeo", "copy", "-q", "oci-archive:\(dir)/d.tar", "dir:\(dir)/d-dir"]).status == 0)
-        #expect(try jsonOf(try run(["cat", dir + "/d-dir/manifest.json"]).out)["mediaType"]?.stringValue == MediaType.dockerManifest)
+        #expect(
+            try jsonOf(try run(["cat", dir + "/d-dir/manifest.json"]).out)["mediaType"]?.stringValue
+                == MediaType.dockerManifest)
 
         var s = settings("oci:\(layout)", "oci-archive:\(dir)/o.tar")
         s.format = "oci"
@@ -207,23 +225,23 @@ import OCI
 /// on one that takes the base from the scan cache.
 @Suite struct ParentFolderTests {
     static let makeBase = #"""
-    import sys
-    from image_kit import layer, docker_archive, D, F, L
-    l1 = layer([("bin", D, None), ("bin/sh", F, b"#!"), ("bin/curl", F, b"x"), ("app", D, None)])
-    l2 = layer([("app", D, None), ("app/server", D, None), ("app/server/public", D, None),
-                ("app/server/public/index.html", F, b"<html></html>"), ("srv", L, "app/server")],
-               owners={"app": (0o2770, 1000), "app/server": (0o750, 1001), "app/server/public": (0o755, 1001),
-                       "app/server/public/index.html": (0o644, 1001)},
-               pax={"app": {"SCHILY.xattr.user.note": "team ai"}})
-    docker_archive(sys.argv[1], [l1, l2], {"config": {"Env": ["PATH=/bin"]}}, tag="t/base:1")
-    """#
+        import sys
+        from image_kit import layer, docker_archive, D, F, L
+        l1 = layer([("bin", D, None), ("bin/sh", F, b"#!"), ("bin/curl", F, b"x"), ("app", D, None)])
+        l2 = layer([("app", D, None), ("app/server", D, None), ("app/server/public", D, None),
+                    ("app/server/public/index.html", F, b"<html></html>"), ("srv", L, "app/server")],
+                   owners={"app": (0o2770, 1000), "app/server": (0o750, 1001), "app/server/public": (0o755, 1001),
+                           "app/server/public/index.html": (0o644, 1001)},
+                   pax={"app": {"SCHILY.xattr.user.note": "team ai"}})
+        docker_archive(sys.argv[1], [l1, l2], {"config": {"Env": ["PATH=/bin"]}}, tag="t/base:1")
+        """#
 
     static let listLayer = """
-    import sys, tarfile, json
-    with tarfile.open(sys.argv[1]) as t:
-        for m in t.getmembers():
-            print(json.dumps([m.name, "%o" % m.mode, m.uid, m.gid, m.isdir(), {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}]))
-    """
+        import sys, tarfile, json
+        with tarfile.open(sys.argv[1]) as t:
+            for m in t.getmembers():
+                print(json.dumps([m.name, "%o" % m.mode, m.uid, m.gid, m.isdir(), {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}]))
+        """
 
     @Test func parentsCarryOwnerModeAndXattrsFromTheMergedBase() throws {
         let dir = try tempDir()
@@ -231,11 +249,17 @@ import OCI
         var seen: [[String]] = []
         for round in 0..<2 {
             let out = dir + "/o\(round).tar"
-            let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--output", out, "--version", "v1",
-                               "--created", "2025-04-05T00:00:00Z", "--hash-assets", "--json"])
+            let r = try stamp([
+                "build", "--base", "docker-archive:" + dir + "/base.tar", "--output", out, "--version", "v1",
+                "--created", "2025-04-05T00:00:00Z", "--hash-assets", "--json",
+            ])
             try #require(r.status == 0, "\(r.err)")
             let layer = try #require(try jsonOf(r.out)["layer"]?["digest"]?.stringValue)
-            #expect(try run(["sh", "-c", "bsdtar -xOf '\(out)' blobs/sha256/\(Digest.hex(layer)) | gzip -dc > '\(dir)/layer\(round).tar'"]).status == 0)
+            #expect(
+                try run([
+                    "sh", "-c",
+                    "bsdtar -xOf '\(out)' blobs/sha256/\(Digest.hex(layer)) | gzip -dc > '\(dir)/layer\(round).tar'",
+                ]).status == 0)
             let list = try run(["python3", "-c", Self.listLayer, dir + "/layer\(round).tar"])
             let lines = list.out.split(separator: "\n").map(String.init)
             seen.append(lines)
@@ -262,8 +286,10 @@ import OCI
     @Test func aSymlinkParentIsRefusedWithOneLine() throws {
         let dir = try tempDir()
         #expect(try python(Self.makeBase, [dir + "/base.tar"]).status == 0)
-        let r = try stamp(["build", "--base", "docker-archive:" + dir + "/base.tar", "--output", dir + "/o.tar", "--version", "v1",
-                           "--version-file", "/srv/version.txt"])
+        let r = try stamp([
+            "build", "--base", "docker-archive:" + dir + "/base.tar", "--output", dir + "/o.tar", "--version", "v1",
+            "--version-file", "/srv/version.txt",
+        ])
         #expect(r.status != 0)
         #expect(r.err.contains("/srv is a symlink in the base (to app/server)"), "\(r.err)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/o.tar"))

@@ -36,8 +36,12 @@ import OCI
     }
 
     @Test func sourceFromCI() throws {
-        #expect(try plan(minimal, env: ["GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/ai"]).source == "https://github.com/acme/ai")
-        #expect(try plan(minimal, env: ["CI_PROJECT_URL": "https://gitlab.example/acme/ai"]).source == "https://gitlab.example/acme/ai")
+        #expect(
+            try plan(minimal, env: ["GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/ai"]).source
+                == "https://github.com/acme/ai")
+        #expect(
+            try plan(minimal, env: ["CI_PROJECT_URL": "https://gitlab.example/acme/ai"]).source
+                == "https://gitlab.example/acme/ai")
     }
 
     @Test func plainOutputPathIsAnArchive() throws {
@@ -64,18 +68,18 @@ import OCI
         try FileManager.default.createDirectory(atPath: dir + "/extra", withIntermediateDirectories: true)
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/extra/motd"))
         let yaml = """
-        base: oci-archive:anything-llm.tar:1.16.0
-        output: oci-archive:out.tar
-        version: v-from-file
-        revision: file-rev
-        label: {team: ai, tier: canary}
-        annotation: [org.example.ticket=REL-42]
-        env: {FEATURE_X: 1}
-        add: ["extra/motd:/etc/motd"]
-        platform: linux/amd64
-        compression: zstd
-        version-file: /srv/VERSION
-        """
+            base: oci-archive:anything-llm.tar:1.16.0
+            output: oci-archive:out.tar
+            version: v-from-file
+            revision: file-rev
+            label: {team: ai, tier: canary}
+            annotation: [org.example.ticket=REL-42]
+            env: {FEATURE_X: 1}
+            add: ["extra/motd:/etc/motd"]
+            platform: linux/amd64
+            compression: zstd
+            version-file: /srv/VERSION
+            """
         try Data(yaml.utf8).write(to: URL(fileURLWithPath: dir + "/stamp.yaml"))
         let file = try StampSettings.load(file: dir + "/stamp.yaml")
         var flags = StampSettings()
@@ -97,7 +101,9 @@ import OCI
     @Test func configFileErrorsNameTheKey() throws {
         let dir = try tempDir()
         try Data("verison: v1\n".utf8).write(to: URL(fileURLWithPath: dir + "/s.yaml"))
-        #expect { try StampSettings.load(file: dir + "/s.yaml") } throws: { "\($0)".contains("unknown key \"verison\"") }
+        #expect { try StampSettings.load(file: dir + "/s.yaml") } throws: {
+            "\($0)".contains("unknown key \"verison\"")
+        }
         try Data("label: [\n".utf8).write(to: URL(fileURLWithPath: dir + "/bad.yaml"))
         #expect { try StampSettings.load(file: dir + "/bad.yaml") } throws: { "\($0)".contains("not valid YAML") }
     }
@@ -106,7 +112,8 @@ import OCI
     /// no default is an error naming it, never an empty version.
     @Test func configValuesExpandVariables() throws {
         let dir = try tempDir()
-        try "version: ${VERSION}\nrevision: ${GITHUB_SHA:-unknown}\nlabel: {built-by: \"ci ${RUNNER:-local}\", price: $5}\n"
+        try
+            "version: ${VERSION}\nrevision: ${GITHUB_SHA:-unknown}\nlabel: {built-by: \"ci ${RUNNER:-local}\", price: $5}\n"
             .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
         let s = try StampSettings.load(file: dir + "/s.yaml", environment: ["VERSION": "v2.1-canary", "RUNNER": "gha"])
         #expect(s.version == "v2.1-canary")
@@ -116,10 +123,13 @@ import OCI
             "\($0)".contains("\"version\": ${VERSION} is not set")
         }
         try "version: ${VER\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
-        #expect { try StampSettings.load(file: dir + "/bad.yaml", environment: [:]) } throws: { "\($0)".contains("without a closing") }
+        #expect { try StampSettings.load(file: dir + "/bad.yaml", environment: [:]) } throws: {
+            "\($0)".contains("without a closing")
+        }
         // Through the command line too.
         let base = try sampleBase(dir)
-        try "base: \(base)\nversion: ${VERSION}\noutput: \(dir)/o.tar\n".write(toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+        try "base: \(base)\nversion: ${VERSION}\noutput: \(dir)/o.tar\n".write(
+            toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
         let r = try stamp(["build", "--config", dir + "/b.yaml", "--json"], env: ["VERSION": "v3-from-env"])
         #expect(r.status == 0, "\(r.err)")
         let version = try jsonOf(r.out)["version"]?.stringValue
@@ -128,10 +138,13 @@ import OCI
 
     @Test func everyFlagHasAConfigKey() throws {
         let help = try stamp(["build", "--help"]).out
-        let flags = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }
-            .map { String($0.dropFirst(2).prefix { $0.isLetter || $0 == "-" }) }.filter { !$0.isEmpty })
+        let flags = Set(
+            help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }
+                .map { String($0.dropFirst(2).prefix { $0.isLetter || $0 == "-" }) }.filter { !$0.isEmpty })
         // What the run hands on (like --json) is for the command line, not the settings file.
-        let cliOnly: Set<String> = ["config", "json", "quiet", "help", "version", "creds", "metadata-file", "digestfile", "progress"]
+        let cliOnly: Set<String> = [
+            "config", "json", "quiet", "help", "version", "creds", "metadata-file", "digestfile", "progress",
+        ]
         for f in flags.subtracting(cliOnly) {
             #expect(StampSettings.keys.contains(f), "--\(f) has no key in stamp.yaml")
         }
@@ -139,7 +152,8 @@ import OCI
     }
 
     @Test(arguments: [
-        (Int64(0), "1970-01-01T00:00:00Z"), (1_743_811_200, "2025-04-05T00:00:00Z"), (951_782_400, "2000-02-29T00:00:00Z"),
+        (Int64(0), "1970-01-01T00:00:00Z"), (1_743_811_200, "2025-04-05T00:00:00Z"),
+        (951_782_400, "2000-02-29T00:00:00Z"),
         (4_102_444_799, "2099-12-31T23:59:59Z"), (-1, "1969-12-31T23:59:59Z"),
     ])
     func timestamps(_ epoch: Int64, _ text: String) {

@@ -29,7 +29,9 @@ func freePort() -> Int {
     addr.sin_port = 0
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
@@ -46,18 +48,18 @@ final class TestRegistry {
         dir = try tempDir()
         port = freePort()
         var config = """
-        version: 0.1
-        log:
-          level: warn
-        storage:
-          filesystem:
-            rootdirectory: \(dir)/data
-          delete:
-            enabled: true
-        http:
-          addr: 127.0.0.1:\(port)
+            version: 0.1
+            log:
+              level: warn
+            storage:
+              filesystem:
+                rootdirectory: \(dir)/data
+              delete:
+                enabled: true
+            http:
+              addr: 127.0.0.1:\(port)
 
-        """
+            """
         if let tls {
             config += "  tls:\n    certificate: \(tls.cert)\n    key: \(tls.key)\n"
         }
@@ -92,12 +94,16 @@ final class TestProxy {
         let dir = try tempDir()
         log = dir + "/requests.log"
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/registry_proxy.py"
-        process = try Background(["python3", script, "http://\(upstream.host)", "--log", log] + flags, log: dir + "/proxy.err",
-                                 stdout: dir + "/port")
+        process = try Background(
+            ["python3", script, "http://\(upstream.host)", "--log", log] + flags, log: dir + "/proxy.err",
+            stdout: dir + "/port")
         var p = 0
         for _ in 0..<100 {
-            if let s = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let n = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                p = n; break
+            if let s = try? String(contentsOfFile: dir + "/port", encoding: .utf8),
+                let n = Int(s.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                p = n
+                break
             }
             usleep(100_000)
         }
@@ -110,21 +116,30 @@ final class TestProxy {
 
 /// A CA in `dir/certs/ca.crt` (a --cert-dir) and `dir/server.crt`/`.key` for 127.0.0.1 signed by it.
 func makeTestCertificates(_ dir: String) throws -> String {
-        let certs = dir + "/certs"
-        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
-        // A CA and a server certificate for 127.0.0.1 signed by it.
-        let steps: [[String]] = [
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stamp test CA",
-             "-keyout", dir + "/ca.key", "-out", certs + "/ca.crt"],
-            ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", dir + "/server.key",
-             "-out", dir + "/server.csr"],
-        ]
-        for s in steps { let r = try run(s); #expect(r.status == 0, "\(r.err)") }
-        try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/san.ext", atomically: true, encoding: .utf8)
-        let sign = try run(["openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", certs + "/ca.crt", "-CAkey", dir + "/ca.key",
-                            "-CAcreateserial", "-days", "2", "-extfile", dir + "/san.ext", "-out", dir + "/server.crt"])
-        #expect(sign.status == 0, "\(sign.err)")
-        return certs
+    let certs = dir + "/certs"
+    try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+    // A CA and a server certificate for 127.0.0.1 signed by it.
+    let steps: [[String]] = [
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stamp test CA",
+            "-keyout", dir + "/ca.key", "-out", certs + "/ca.crt",
+        ],
+        [
+            "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", dir + "/server.key",
+            "-out", dir + "/server.csr",
+        ],
+    ]
+    for s in steps {
+        let r = try run(s)
+        #expect(r.status == 0, "\(r.err)")
+    }
+    try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/san.ext", atomically: true, encoding: .utf8)
+    let sign = try run([
+        "openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", certs + "/ca.crt", "-CAkey", dir + "/ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", dir + "/san.ext", "-out", dir + "/server.crt",
+    ])
+    #expect(sign.status == 0, "\(sign.err)")
+    return certs
 }
 
 /// A sample base written once per test.
@@ -153,7 +168,8 @@ struct RegistryTests {
         let dir = try tempDir()
         let base = try sampleBase(dir)
         let target = "docker://\(reg.host)/ai/anything-llm:v2.1-canary"
-        let r = try stamp(["build", "--base", base, "--version", "v2.1-canary", "--output", target, "--json"] + insecure, env: env)
+        let r = try stamp(
+            ["build", "--base", base, "--version", "v2.1-canary", "--output", target, "--json"] + insecure, env: env)
         #expect(r.status == 0, "\(r.err)")
         let result = try jsonOf(r.out)
         let digest = try #require(result["digest"]?.stringValue)
@@ -166,7 +182,8 @@ struct RegistryTests {
         #expect(try jsonOf(info.out)["Labels"]?["org.opencontainers.image.version"]?.stringValue == "v2.1-canary")
 
         // The same build again: the tag already names the digest, nothing is uploaded.
-        let again = try stamp(["build", "--base", base, "--version", "v2.1-canary", "--output", target, "--json"] + insecure, env: env)
+        let again = try stamp(
+            ["build", "--base", base, "--version", "v2.1-canary", "--output", target, "--json"] + insecure, env: env)
         #expect(again.status == 0, "\(again.err)")
         #expect(try jsonOf(again.out)["push"]?["unchanged"]?.boolValue == true)
 
@@ -174,7 +191,8 @@ struct RegistryTests {
         let archive = dir + "/out.tar"
         #expect(try stamp(["build", "--base", base, "--version", "v3", "--output", archive], env: env).status == 0)
         let localDigest = try jsonOf(try stamp(["inspect", "--json", archive]).out)["digest"]?.stringValue
-        let push = try stamp(["push", archive, "docker://\(reg.host)/ai/anything-llm:v3", "--json", "--chunk-size", "1024"] + insecure)
+        let push = try stamp(
+            ["push", archive, "docker://\(reg.host)/ai/anything-llm:v3", "--json", "--chunk-size", "1024"] + insecure)
         #expect(push.status == 0, "\(push.err)")
         #expect(try jsonOf(push.out)["digest"]?.stringValue == localDigest)
         #expect(try skopeoDigest("docker://\(reg.host)/ai/anything-llm:v3", ["--tls-verify=false"]) == localDigest)
@@ -194,8 +212,11 @@ struct RegistryTests {
         let dir = try tempDir()
         let base = try sampleBase(dir)
         let out = dir + "/save.tar"
-        let b = try stamp(["build", "--base", base, "--version", "v4", "--output", "docker-archive:" + out, "--tag", "ai/app:v4",
-                           "--platform", "linux/amd64", "--json"], env: env)
+        let b = try stamp(
+            [
+                "build", "--base", base, "--version", "v4", "--output", "docker-archive:" + out, "--tag", "ai/app:v4",
+                "--platform", "linux/amd64", "--json",
+            ], env: env)
         #expect(b.status == 0, "\(b.err)")
         let built = try #require(try jsonOf(b.out)["digest"]?.stringValue)
         let names = try run(["bsdtar", "-tf", out]).out.split(separator: "\n")
@@ -230,7 +251,8 @@ struct RegistryTests {
 
         // Registry to registry: the base layers are mounted from the base's repository.
         let out = "docker://\(reg.host)/ai/anything-llm:v2"
-        let r = try stamp(["build", "--base", baseRef, "--version", "v2", "--output", out, "--json"] + insecure, env: env)
+        let r = try stamp(
+            ["build", "--base", baseRef, "--version", "v2", "--output", out, "--json"] + insecure, env: env)
         #expect(r.status == 0, "\(r.err)")
         let j = try jsonOf(r.out)
         #expect(j["base"]?["digest"]?.stringValue == baseDigest)
@@ -243,7 +265,9 @@ struct RegistryTests {
         #expect(pull.status == 0, "\(pull.err)")
         #expect(try skopeoDigest("oci-archive:" + pulled) == j["digest"]?.stringValue)
         let local = dir + "/stamped.tar"
-        #expect(try stamp(["build", "--base", baseRef, "--version", "v2", "--output", local] + insecure, env: env).status == 0)
+        #expect(
+            try stamp(["build", "--base", baseRef, "--version", "v2", "--output", local] + insecure, env: env).status
+                == 0)
         let verify = try stamp(["verify", local])
         #expect(verify.status == 0, "\(verify.out)\(verify.err)")
     }
@@ -264,8 +288,11 @@ struct RegistryTests {
         var fetched: [Set<String>] = []
         for (i, extra) in [[], [], ["--no-cache"]].enumerated() {
             let before = blobGets().count
-            let r = try stamp(["build", "--base", "docker://\(proxy.host)/lib/base:1", "--version", "v2",
-                               "--output", "docker://\(proxy.host)/ai/app:v2-\(i)", "--json"] + insecure + extra, env: cache)
+            let r = try stamp(
+                [
+                    "build", "--base", "docker://\(proxy.host)/lib/base:1", "--version", "v2",
+                    "--output", "docker://\(proxy.host)/ai/app:v2-\(i)", "--json",
+                ] + insecure + extra, env: cache)
             #expect(r.status == 0, "\(r.err)")
             digests.append(try jsonOf(r.out)["digest"]?.stringValue ?? "")
             fetched.append(Set(blobGets().dropFirst(before)))
@@ -291,15 +318,19 @@ struct RegistryTests {
         let config = dir + "/docker"
         try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
         let auth = Base64.encode(Array("ci:s3cret-pass".utf8))
-        try "{\"auths\": {\"\(reg.host)\": {\"auth\": \"\(auth)\"}}}".write(toFile: config + "/config.json", atomically: true, encoding: .utf8)
+        try "{\"auths\": {\"\(reg.host)\": {\"auth\": \"\(auth)\"}}}".write(
+            toFile: config + "/config.json", atomically: true, encoding: .utf8)
         let ok = try stamp(args, env: env.merging(["DOCKER_CONFIG": config]) { $1 })
         #expect(ok.status == 0, "\(ok.err)")
         #expect(!ok.out.contains("s3cret") && !ok.err.contains("s3cret"))
         #expect(try skopeoDigest(target, ["--tls-verify=false", "--creds", "ci:s3cret-pass"]) != nil)
         // Pulled back with the same config, the registry name given without docker://.
-        let pull = try stamp(["pull", "\(reg.host)/ai/app:v1", dir + "/pulled.tar"] + insecure, env: ["DOCKER_CONFIG": config])
+        let pull = try stamp(
+            ["pull", "\(reg.host)/ai/app:v1", dir + "/pulled.tar"] + insecure, env: ["DOCKER_CONFIG": config])
         #expect(pull.status == 0, "\(pull.err)")
-        #expect(try skopeoDigest("oci-archive:" + dir + "/pulled.tar") == skopeoDigest(target, ["--tls-verify=false", "--creds", "ci:s3cret-pass"]))
+        #expect(
+            try skopeoDigest("oci-archive:" + dir + "/pulled.tar")
+                == skopeoDigest(target, ["--tls-verify=false", "--creds", "ci:s3cret-pass"]))
 
         let wrong = try stamp(["inspect", target, "--creds", "ci:wrong"] + insecure)
         #expect(wrong.status != 0)
@@ -315,7 +346,9 @@ struct RegistryTests {
         let cache = dir + "/cache"
         let base = try sampleBase(dir)
         func push(_ source: String, _ repo: String) throws -> JSONValue {
-            let r = try stamp(["push", source, "\(reg.host)/\(repo):v1", "--tls-verify=false", "--json"], env: ["STAMP_CACHE_DIR": cache])
+            let r = try stamp(
+                ["push", source, "\(reg.host)/\(repo):v1", "--tls-verify=false", "--json"],
+                env: ["STAMP_CACHE_DIR": cache])
             #expect(r.status == 0, "\(r.err)")
             return try jsonOf(r.out)["push"]?["blobs"] ?? .null
         }
@@ -323,21 +356,33 @@ struct RegistryTests {
         let blobs = try #require(first["uploaded"]?.int64Value)
         #expect(blobs > 0 && first["mounted"]?.int64Value == 0)
         let second = try push(base, "ai/two")
-        #expect(second["mounted"]?.int64Value == blobs && second["uploaded"]?.int64Value == 0, "\(JSONValue.encodeString(second))")
-        #expect(try skopeoDigest("docker://\(reg.host)/ai/two:v1", ["--tls-verify=false"]) == skopeoDigest("oci-archive:" + base))
+        #expect(
+            second["mounted"]?.int64Value == blobs && second["uploaded"]?.int64Value == 0,
+            "\(JSONValue.encodeString(second))")
+        #expect(
+            try skopeoDigest("docker://\(reg.host)/ai/two:v1", ["--tls-verify=false"])
+                == skopeoDigest("oci-archive:" + base))
 
         // Pulled from one repository, then stamped and pushed to a third: the base's layers are
         // mounted, only the stamp layer and the new documents are uploaded.
-        let pulled = try stamp(["pull", "\(reg.host)/ai/one:v1", "oci-archive:\(dir)/pulled.tar", "--tls-verify=false"],
-                               env: ["STAMP_CACHE_DIR": dir + "/cache2"])
+        let pulled = try stamp(
+            ["pull", "\(reg.host)/ai/one:v1", "oci-archive:\(dir)/pulled.tar", "--tls-verify=false"],
+            env: ["STAMP_CACHE_DIR": dir + "/cache2"])
         #expect(pulled.status == 0, "\(pulled.err)")
-        let built = try stamp(["build", "--base", dir + "/pulled.tar", "--version", "v2", "--output", "docker://\(reg.host)/ai/three:v2",
-                               "--tls-verify=false", "--json"], env: ["STAMP_CACHE_DIR": dir + "/cache2"])
+        let built = try stamp(
+            [
+                "build", "--base", dir + "/pulled.tar", "--version", "v2", "--output",
+                "docker://\(reg.host)/ai/three:v2",
+                "--tls-verify=false", "--json",
+            ], env: ["STAMP_CACHE_DIR": dir + "/cache2"])
         #expect(built.status == 0, "\(built.err)")
         let pushed = try jsonOf(built.out)["push"]?["blobs"]
-        let baseLayers = Set(try (jsonOf(try stamp(["inspect", "--json", dir + "/pulled.tar"]).out)["platforms"]?.arrayValue ?? [])
-            .flatMap { ($0["layers"]?.arrayValue ?? []).compactMap { $0["digest"]?.stringValue } })
-        #expect(pushed?["mounted"]?.int64Value == Int64(baseLayers.count), "\(pushed.map { JSONValue.encodeString($0) } ?? "")")
+        let baseLayers = Set(
+            try (jsonOf(try stamp(["inspect", "--json", dir + "/pulled.tar"]).out)["platforms"]?.arrayValue ?? [])
+                .flatMap { ($0["layers"]?.arrayValue ?? []).compactMap { $0["digest"]?.stringValue } })
+        #expect(
+            pushed?["mounted"]?.int64Value == Int64(baseLayers.count),
+            "\(pushed.map { JSONValue.encodeString($0) } ?? "")")
         // Uploaded: the stamp layer and each platform's config, nothing of the base.
         #expect(pushed?["uploaded"]?.int64Value == 3, "\(pushed.map { JSONValue.encodeString($0) } ?? "")")
     }
@@ -369,13 +414,15 @@ struct RegistryTests {
 
         // Through a forward proxy (HTTPS_PROXY, CONNECT), with proxy credentials; NO_PROXY wins.
         let proxy = try TestProxy(upstream: reg, [])
-        let viaProxy = try stamp(["inspect", "--json", target, "--cert-dir", certs],
-                                 env: ["HTTPS_PROXY": "http://ci:proxy-pass@\(proxy.host)", "NO_PROXY": "example.com"])
+        let viaProxy = try stamp(
+            ["inspect", "--json", target, "--cert-dir", certs],
+            env: ["HTTPS_PROXY": "http://ci:proxy-pass@\(proxy.host)", "NO_PROXY": "example.com"])
         #expect(viaProxy.status == 0, "\(viaProxy.err)")
         #expect(proxy.requests.contains("CONNECT \(reg.host) auth"), "\(proxy.requests)")
         let before = proxy.requests
-        let bypass = try stamp(["inspect", "--json", target, "--cert-dir", certs],
-                               env: ["HTTPS_PROXY": "http://\(proxy.host)", "NO_PROXY": "localhost,127.0.0.1"])
+        let bypass = try stamp(
+            ["inspect", "--json", target, "--cert-dir", certs],
+            env: ["HTTPS_PROXY": "http://\(proxy.host)", "NO_PROXY": "localhost,127.0.0.1"])
         #expect(bypass.status == 0, "\(bypass.err)")
         #expect(proxy.requests == before)
     }
@@ -386,11 +433,15 @@ struct RegistryTests {
         let reg = try TestRegistry()
         let dir = try tempDir()
         let certs = try makeTestCertificates(dir)
-        let proxy = try TestProxy(upstream: reg, ["--bearer", "robot:t0ken-pass", "--tls", dir + "/server.crt:" + dir + "/server.key"])
+        let proxy = try TestProxy(
+            upstream: reg, ["--bearer", "robot:t0ken-pass", "--tls", dir + "/server.crt:" + dir + "/server.key"])
         let base = try sampleBase(dir)
-        let r = try stamp(["push", base, "docker://\(proxy.host)/ai/app:leak", "--creds", "robot:t0ken-pass", "--cert-dir", certs])
+        let r = try stamp([
+            "push", base, "docker://\(proxy.host)/ai/app:leak", "--creds", "robot:t0ken-pass", "--cert-dir", certs,
+        ])
         #expect(r.status != 0)
-        #expect(r.err.contains("refusing to send credentials to http://\(proxy.host)/token over plain HTTP"), "\(r.err)")
+        #expect(
+            r.err.contains("refusing to send credentials to http://\(proxy.host)/token over plain HTTP"), "\(r.err)")
         #expect(r.err.split(separator: "\n").count == 1, "\(r.err)")
         #expect(!proxy.requests.contains("TOKEN"), "\(proxy.requests)")
     }
@@ -406,13 +457,16 @@ struct RegistryTests {
         #expect(denied.status != 0)
         #expect(denied.err.contains("token service refused the credentials of robot"), "\(denied.err)")
 
-        let ok = try stamp(["push", base, target, "--creds", "robot:t0ken-pass", "--json", "--chunk-size", "1024"] + insecure)
+        let ok = try stamp(
+            ["push", base, target, "--creds", "robot:t0ken-pass", "--json", "--chunk-size", "1024"] + insecure)
         #expect(ok.status == 0, "\(ok.err)")
         let log = proxy.requests
         #expect(log.contains("TOKEN service=stamp-test scope=repository:ai/app:pull,push auth=basic"), "\(log)")
         #expect(log.contains("PUT /v2/ai/app/manifests/bearer Bearer"), "\(log)")
         // Through the proxy and straight from the registry: the same image.
-        #expect(try skopeoDigest("docker://\(reg.host)/ai/app:bearer", ["--tls-verify=false"]) == jsonOf(ok.out)["digest"]?.stringValue)
+        #expect(
+            try skopeoDigest("docker://\(reg.host)/ai/app:bearer", ["--tls-verify=false"])
+                == jsonOf(ok.out)["digest"]?.stringValue)
         // Blobs above --chunk-size went up as PATCH chunks, small ones in one PUT.
         #expect(log.contains("PATCH /v2/ai/app/blobs/uploads/"), "\(log)")
         #expect(log.contains("PUT /v2/ai/app/blobs/uploads/"), "\(log)")
@@ -423,10 +477,15 @@ struct RegistryTests {
         let proxy = try TestProxy(upstream: reg, ["--bearer", "unused:unused", "--refresh", "refresh-7f3a"])
         let dir = try tempDir()
         let base = try sampleBase(dir)
-        try "{\"auths\": {\"\(proxy.host)\": {\"identitytoken\": \"refresh-7f3a\"}}}".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
-        let r = try stamp(["push", base, "docker://\(proxy.host)/ai/app:oauth"] + insecure, env: ["DOCKER_CONFIG": dir])
+        try "{\"auths\": {\"\(proxy.host)\": {\"identitytoken\": \"refresh-7f3a\"}}}".write(
+            toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        let r = try stamp(
+            ["push", base, "docker://\(proxy.host)/ai/app:oauth"] + insecure, env: ["DOCKER_CONFIG": dir])
         #expect(r.status == 0, "\(r.err)")
-        #expect(proxy.requests.contains("TOKEN POST grant=refresh_token service=stamp-test scope=repository:ai/app:pull,push"), "\(proxy.requests)")
+        #expect(
+            proxy.requests.contains(
+                "TOKEN POST grant=refresh_token service=stamp-test scope=repository:ai/app:pull,push"),
+            "\(proxy.requests)")
         #expect(!r.out.contains("refresh-7f3a") && !r.err.contains("refresh-7f3a"))
     }
 
@@ -440,7 +499,9 @@ struct RegistryTests {
         let r = try stamp(["pull", "docker://\(proxy.host)/lib/base:1", out] + insecure)
         #expect(r.status == 0, "\(r.err)")
         #expect(r.err.contains("HTTP 503; retrying"), "\(r.err)")
-        #expect(r.err.contains("the connection was closed by the server; retrying") || r.err.contains("connection reset; retrying"), "\(r.err)")
+        #expect(
+            r.err.contains("the connection was closed by the server; retrying")
+                || r.err.contains("connection reset; retrying"), "\(r.err)")
         #expect(proxy.requests.components(separatedBy: "GET /v2/lib/base/blobs/").count > 10, "\(proxy.requests)")
         #expect(try stamp(["verify", "--integrity-only", out]).status == 0)
 
@@ -467,7 +528,8 @@ struct RegistryTests {
         #expect(listing(dir) == ["base.tar"])
 
         let target = "docker://\(reg.host)/ai/app:never"
-        let b = try stamp(["build", "--base", "docker://\(proxy.host)/lib/base:1", "--version", "v1", "--output", target] + insecure)
+        let b = try stamp(
+            ["build", "--base", "docker://\(proxy.host)/lib/base:1", "--version", "v1", "--output", target] + insecure)
         #expect(b.status != 0)
         #expect(b.err.contains("digest mismatch"), "\(b.err)")
         #expect(try skopeoDigest(target, ["--tls-verify=false"]) == nil)
@@ -499,7 +561,8 @@ struct RegistryTests {
         let baseRef = "docker://\(reg.host)/mintplexlabs/anything-llm:1.16.0"
         #expect(try stamp(["push", base, baseRef] + insecure).status == 0)
         let lock = dir + "/stamp.lock.json"
-        let args = ["build", "--base", baseRef, "--version", "v2", "--output", dir + "/out.tar", "--lock", lock] + insecure
+        let args =
+            ["build", "--base", baseRef, "--version", "v2", "--output", dir + "/out.tar", "--lock", lock] + insecure
         #expect(try stamp(args, env: env).status == 0)
         let locked = try readJSON(lock)
         #expect(locked["base"]?["digest"]?.stringValue == (try skopeoDigest(baseRef, ["--tls-verify=false"])))
@@ -512,7 +575,9 @@ struct RegistryTests {
         #expect(try stamp(["push", dir + "/out.tar", baseRef] + insecure).status == 0)
         let moved = try stamp(args + ["--locked"], env: env)
         #expect(moved.status == 3, "exit 3 is 'the locked base moved'")
-        #expect(moved.err.contains("moved: locked at \(locked["base"]!["digest"]!.stringValue!), now sha256:"), "\(moved.err)")
+        #expect(
+            moved.err.contains("moved: locked at \(locked["base"]!["digest"]!.stringValue!), now sha256:"),
+            "\(moved.err)")
     }
 
     @Test func dockerfileForARegistryBaseIsPinnedByItsDigest() throws {
@@ -522,9 +587,12 @@ struct RegistryTests {
         let baseRef = "docker://\(reg.host)/mintplexlabs/anything-llm:1.16.0"
         #expect(try stamp(["push", base, baseRef] + insecure).status == 0)
         let digest = try #require(try skopeoDigest(baseRef, ["--tls-verify=false"]))
-        let r = try stamp(["dockerfile", "--base", baseRef, "--version", "v2", "--output", dir + "/ctx"] + insecure, env: env)
+        let r = try stamp(
+            ["dockerfile", "--base", baseRef, "--version", "v2", "--output", dir + "/ctx"] + insecure, env: env)
         #expect(r.status == 0, "\(r.err)")
         let dockerfile = try String(contentsOfFile: dir + "/ctx/Dockerfile", encoding: .utf8)
-        #expect(dockerfile.contains("ARG BASE_IMAGE=\(reg.host)/mintplexlabs/anything-llm:1.16.0@\(digest)"), "\(dockerfile)")
+        #expect(
+            dockerfile.contains("ARG BASE_IMAGE=\(reg.host)/mintplexlabs/anything-llm:1.16.0@\(digest)"),
+            "\(dockerfile)")
     }
 }

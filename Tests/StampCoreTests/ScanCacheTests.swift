@@ -27,18 +27,24 @@ import OCI
         let store = DirectoryBlobStore(root: layout, name: "oci:test")
         let cache = ScanCache(directory: dir + "/cache")
         let keep: @Sendable (String) -> Bool = { $0.hasPrefix("bin/") || $0.hasPrefix("app/") }
-        let capture: @Sendable (String) -> Bool = { $0 == "app/server/utils/boot/MetaGenerator.js" || $0 == "app/cache/fresh.txt" }
+        let capture: @Sendable (String) -> Bool = {
+            $0 == "app/server/utils/boot/MetaGenerator.js" || $0 == "app/cache/fresh.txt"
+        }
         let read = { (cache: ScanCache?, filter: String) in
-            try MergedView.build(layers: layers, store: store, keep: keep, capture: capture, cache: cache, filter: filter)
+            try MergedView.build(
+                layers: layers, store: store, keep: keep, capture: capture, cache: cache, filter: filter)
         }
         let first = try read(cache, "asked: bin app")
         #expect(listing(dir + "/cache/scan").count == layers.count)
-        #expect(first.isFile("bin/sh") && first.entries["app/old-notes.txt"] == nil && first.entries["app/cache/stale.txt"] == nil)
+        #expect(
+            first.isFile("bin/sh") && first.entries["app/old-notes.txt"] == nil
+                && first.entries["app/cache/stale.txt"] == nil)
         #expect(first.contents["app/server/utils/boot/MetaGenerator.js"] != nil)
 
         // Every layer blob replaced by zeros of the same size: reading any of them now fails.
         for l in layers {
-            try Data(count: Int(l.size)).write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + Digest.hex(l.digest)))
+            try Data(count: Int(l.size)).write(
+                to: URL(fileURLWithPath: layout + "/blobs/sha256/" + Digest.hex(l.digest)))
         }
         #expect(throws: StampError.self) { try read(nil, "asked: bin app") }
         // The same question from the cache: the same tree, whiteouts, opaque folder and captured
@@ -63,8 +69,12 @@ import OCI
         var scans: [String] = []
         for (i, extra) in [[], [], ["--no-cache"]].enumerated() {
             let out = dir + "/out\(i).tar"
-            let r = try stamp(["build", "--base", "oci:" + base, "--version", "v1", "--created", "0", "--hash-assets", "--output", out,
-                               "--json"] + extra, env: cacheEnv)
+            let r = try stamp(
+                [
+                    "build", "--base", "oci:" + base, "--version", "v1", "--created", "0", "--hash-assets", "--output",
+                    out,
+                    "--json",
+                ] + extra, env: cacheEnv)
             #expect(r.status == 0, "\(r.err)")
             outputs.append(try bytes(out))
             let scan = try jsonOf(r.out)["scan"]
@@ -76,8 +86,9 @@ import OCI
         let kept = listing(dir + "/cache/scan")
         #expect(kept.count == 3, "\(kept)")
         // --no-cache with an empty cache folder: nothing is written there.
-        let r = try stamp(["build", "--base", "oci:" + base, "--version", "v1", "--output", dir + "/x.tar", "--no-cache"],
-                          env: ["STAMP_CACHE_DIR": dir + "/unused"])
+        let r = try stamp(
+            ["build", "--base", "oci:" + base, "--version", "v1", "--output", dir + "/x.tar", "--no-cache"],
+            env: ["STAMP_CACHE_DIR": dir + "/unused"])
         #expect(r.status == 0, "\(r.err)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/unused"))
     }
@@ -88,13 +99,16 @@ import OCI
         let dir = try tempDir()
         let base = try simpleLayout(dir)
         let env = ["STAMP_CACHE_DIR": dir + "/cache"]
-        #expect(try stamp(["build", "--base", "oci:" + base, "--version", "v1", "--output", dir + "/ok.tar"], env: env).status == 0)
+        #expect(
+            try stamp(["build", "--base", "oci:" + base, "--version", "v1", "--output", dir + "/ok.tar"], env: env)
+                .status == 0)
         let layer = try firstLayerPath(base)
         var b = try bytes(layer)
         b[b.count / 2] ^= 0xff
         try Data(b).write(to: URL(fileURLWithPath: layer))
         let outDir = try tempDir()
-        let r = try stamp(["build", "--base", "oci:" + base, "--version", "v1", "--output", outDir + "/out.tar"], env: env)
+        let r = try stamp(
+            ["build", "--base", "oci:" + base, "--version", "v1", "--output", outDir + "/out.tar"], env: env)
         #expect(r.status != 0)
         #expect(r.err.contains("digest mismatch") && r.err.split(separator: "\n").count == 1, "\(r.err)")
         #expect(listing(outDir).isEmpty)

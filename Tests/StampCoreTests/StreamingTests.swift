@@ -19,7 +19,10 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let big = dir + "/big.bin"
         #expect(try run(["sh", "-c", "head -c 335544320 /dev/urandom > '\(big)'"]).status == 0)
-        let common = ["--format", "oci-archive", "--platform", "linux/amd64", "--no-attestations", "--flat", "--compression", "gzip"]
+        let common = [
+            "--format", "oci-archive", "--platform", "linux/amd64", "--no-attestations", "--flat", "--compression",
+            "gzip",
+        ]
         #expect(try stamp(["sample", "--output", dir + "/small.tar"] + common).status == 0)
         #expect(try stamp(["sample", "--output", dir + "/big.tar", "--extra-file", big] + common).status == 0)
         unlink(big)
@@ -28,8 +31,10 @@ import TestSupport
 
         var rss: [String: Int] = [:]
         for name in ["small", "big"] {
-            rss["build-" + name] = try peakRSS(["build", "--base", "\(dir)/\(name).tar", "--version", "v1", "--created", "0",
-                                               "--output", "\(dir)/\(name)-out.tar", "-q"])
+            rss["build-" + name] = try peakRSS([
+                "build", "--base", "\(dir)/\(name).tar", "--version", "v1", "--created", "0",
+                "--output", "\(dir)/\(name)-out.tar", "-q",
+            ])
             rss["verify-" + name] = try peakRSS(["verify", "\(dir)/\(name)-out.tar"])
             unlink("\(dir)/\(name)-out.tar")
         }
@@ -38,7 +43,9 @@ import TestSupport
         // Kilobytes. The layer is 320 MiB; a whole-blob read would add at least that much.
         for step in ["build", "verify"] {
             let small = rss[step + "-small"]!, bigRSS = rss[step + "-big"]!
-            #expect(bigRSS - small < 24 * 1024, "\(step): \(small) KiB with a small base, \(bigRSS) KiB with a 320 MiB layer")
+            #expect(
+                bigRSS - small < 24 * 1024,
+                "\(step): \(small) KiB with a small base, \(bigRSS) KiB with a 320 MiB layer")
             #expect(bigRSS < 96 * 1024, "\(step): peak RSS \(bigRSS) KiB")
         }
         print("peak RSS (KiB): \(rss.sorted { $0.key < $1.key })")
@@ -49,12 +56,15 @@ import TestSupport
     @Test func memoryIsFlatAsTheFrontendGrows() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try stamp(["sample", "--output", dir + "/base.tar", "--platform", "linux/amd64", "--no-attestations"]).status == 0)
+        #expect(
+            try stamp(["sample", "--output", dir + "/base.tar", "--platform", "linux/amd64", "--no-attestations"])
+                .status == 0)
         for (name, count) in [("small", 1), ("big", 24)] {
             let assets = dir + "/" + name + "/assets"
             try FileManager.default.createDirectory(atPath: assets, withIntermediateDirectories: true)
             let imports = (0..<count).map { "import(\"./assets/chunk-\($0).js\");" }.joined()
-            try Data(("<script type=\"module\" src=\"/index.js\"></script>").utf8).write(to: URL(fileURLWithPath: dir + "/" + name + "/index.html"))
+            try Data(("<script type=\"module\" src=\"/index.js\"></script>").utf8).write(
+                to: URL(fileURLWithPath: dir + "/" + name + "/index.html"))
             try Data(imports.utf8).write(to: URL(fileURLWithPath: dir + "/" + name + "/index.js"))
             for i in 0..<count {
                 let next = i + 1 < count ? "import \"./chunk-\(i + 1).js\";" : ""
@@ -64,8 +74,10 @@ import TestSupport
         }
         var rss: [String: Int] = [:]
         for name in ["small", "big"] {
-            rss[name] = try peakRSS(["build", "--base", dir + "/base.tar", "--version", "v1", "--created", "0", "--assets", dir + "/" + name,
-                                     "--output", "\(dir)/\(name)-out.tar", "-q"])
+            rss[name] = try peakRSS([
+                "build", "--base", dir + "/base.tar", "--version", "v1", "--created", "0", "--assets", dir + "/" + name,
+                "--output", "\(dir)/\(name)-out.tar", "-q",
+            ])
         }
         let v = try stamp(["verify", dir + "/big-out.tar"])
         #expect(v.status == 0, "\(v.out)\(v.err)")
@@ -87,11 +99,17 @@ import TestSupport
         var caught = false
         var statuses: [Int32] = []
         for _ in 0..<5 where !caught {
-            let pid = try spawn([stampBin, "build", "--base", base, "--version", "v1", "--created", "0", "--output", dir + "/int.tar", "-q"])
+            let pid = try spawn([
+                stampBin, "build", "--base", base, "--version", "v1", "--created", "0", "--output", dir + "/int.tar",
+                "-q",
+            ])
             var status: Int32?
             let deadline = Date().addingTimeInterval(60)
             while Date() < deadline {
-                if let s = exitStatus(pid, wait: false) { status = s; break }
+                if let s = exitStatus(pid, wait: false) {
+                    status = s
+                    break
+                }
                 // Any temporary file (the stamp layer's, then the archive's) means the build is
                 // writing: interrupt it there.
                 if listing(dir).contains(where: { $0.hasPrefix(".int.tar.stamp-") }) {

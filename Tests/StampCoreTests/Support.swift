@@ -16,7 +16,9 @@ struct RunResult {
 /// Starts a program found on PATH (or by path) with posix_spawn, a clean signal mask and default
 /// handlers: the test runner's threads block most signals (SIGCHLD included), and a shell that
 /// inherits that mask never sees its children exit. Output goes to the given files.
-func spawn(_ args: [String], env: [String: String] = [:], stdout: String = "/dev/null", stderr: String = "/dev/null") throws -> pid_t {
+func spawn(_ args: [String], env: [String: String] = [:], stdout: String = "/dev/null", stderr: String = "/dev/null")
+    throws -> pid_t
+{
     var e = ProcessInfo.processInfo.environment
     // stamp's progress lines (plain, stderr being a file) would hide the one error line the
     // tests look for; a test about progress sets STAMP_PROGRESS or --progress itself.
@@ -39,7 +41,10 @@ func spawn(_ args: [String], env: [String: String] = [:], stdout: String = "/dev
     posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     let argv = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
     let envp = e.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attr, argv, envp)
     guard rc == 0 else { throw StampError.badInput("cannot run \(args.first ?? ""): \(String(cString: strerror(rc)))") }
@@ -62,7 +67,10 @@ func exitStatus(_ pid: pid_t, wait: Bool = true) -> Int32? {
 @discardableResult
 func run(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
     let base = testRoot + "/run-" + UUID().uuidString
-    defer { unlink(base + ".out"); unlink(base + ".err") }
+    defer {
+        unlink(base + ".out")
+        unlink(base + ".err")
+    }
     let pid = try spawn(args, env: env, stdout: base + ".out", stderr: base + ".err")
     let code = exitStatus(pid)!
     let od = (try? Data(contentsOf: URL(fileURLWithPath: base + ".out"))) ?? Data()
@@ -111,7 +119,10 @@ func listing(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfD
 
 /// Edits the single image of an OCI layout folder (index.json → manifest → config) and fixes the
 /// digests up the chain, as an attacker or a buggy tool would.
-func editLayout(_ dir: String, config editConfig: ((inout JSONValue) -> Void)? = nil, manifest editManifest: ((inout JSONValue) -> Void)? = nil) throws {
+func editLayout(
+    _ dir: String, config editConfig: ((inout JSONValue) -> Void)? = nil,
+    manifest editManifest: ((inout JSONValue) -> Void)? = nil
+) throws {
     var index = try readJSON(dir + "/index.json")
     var top = Descriptor(json: index["manifests"]!.arrayValue![0])
     precondition(MediaType.isManifest(top.mediaType), "editLayout wants a single-image layout")
@@ -175,11 +186,14 @@ func pypiCommand(_ package: String, _ command: String) throws -> String {
     let exe = venv + "/bin/" + command
     if FileManager.default.isExecutableFile(atPath: exe) { return exe }
     try FileManager.default.createDirectory(atPath: testCache, withIntermediateDirectories: true)
-    let r = try run(["flock", testCache + "/tools-venv.lock", "sh", "-c",
-                     "[ -x \"$1/bin/$3\" ] || { python3 -m venv \"$1\" && \"$1/bin/pip\" install -q --disable-pip-version-check \"$2\"; }",
-                     "sh", venv, package, command])
+    let r = try run([
+        "flock", testCache + "/tools-venv.lock", "sh", "-c",
+        "[ -x \"$1/bin/$3\" ] || { python3 -m venv \"$1\" && \"$1/bin/pip\" install -q --disable-pip-version-check \"$2\"; }",
+        "sh", venv, package, command,
+    ])
     guard r.status == 0, FileManager.default.isExecutableFile(atPath: exe) else {
-        throw StampError.badInput("pip install \(package) failed (PyPI unreachable?): \(r.err.split(separator: "\n").last ?? "")")
+        throw StampError.badInput(
+            "pip install \(package) failed (PyPI unreachable?): \(r.err.split(separator: "\n").last ?? "")")
     }
     return exe
 }
@@ -193,7 +207,8 @@ func jsonSchemaCheckerOrSkip() -> String? {
 }
 
 /// The repository's root folder (schemas/, action.yml).
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
 
 /// Validates a JSON document (text) against `schemas/NAME.schema.json` with check-jsonschema;
 /// returns its complaint, or nil when the document is valid.

@@ -36,31 +36,39 @@ import OCI
 
     @Test func labelThatDisagreesWithVersionJSON() throws {
         let (_, layout) = try stampedLayout()
-        try editLayout(layout, config: { c in
-            var inner = c["config"]!
-            var labels = inner["Labels"]!
-            labels[AnnotationKey.version] = .string("v9-forged")
-            inner["Labels"] = labels
-            c["config"] = inner
-        })
+        try editLayout(
+            layout,
+            config: { c in
+                var inner = c["config"]!
+                var labels = inner["Labels"]!
+                labels[AnnotationKey.version] = .string("v9-forged")
+                inner["Labels"] = labels
+                c["config"] = inner
+            })
         let r = try verifyCLI("oci:\(layout)")
         #expect(r.status == 1)
         let lines = r.out.split(separator: "\n")
         #expect(lines.count == 1, "\(r.out)")
-        #expect(r.out.contains("label org.opencontainers.image.version is \"v9-forged\" but /app/version.json says \"v2.1-canary\""))
+        #expect(
+            r.out.contains(
+                "label org.opencontainers.image.version is \"v9-forged\" but /app/version.json says \"v2.1-canary\""))
     }
 
     @Test func envAndAnnotationMismatchesAreEachReported() throws {
         let (_, layout) = try stampedLayout()
-        try editLayout(layout, config: { c in
-            var inner = c["config"]!
-            inner["Env"] = .array((inner["Env"]!.arrayValue!).filter { !($0.stringValue ?? "").hasPrefix("IMAGE_REVISION=") })
-            c["config"] = inner
-        }, manifest: { m in
-            var a = m["annotations"]!
-            a[AnnotationKey.created] = .string("2030-01-01T00:00:00Z")
-            m["annotations"] = a
-        })
+        try editLayout(
+            layout,
+            config: { c in
+                var inner = c["config"]!
+                inner["Env"] = .array(
+                    (inner["Env"]!.arrayValue!).filter { !($0.stringValue ?? "").hasPrefix("IMAGE_REVISION=") })
+                c["config"] = inner
+            },
+            manifest: { m in
+                var a = m["annotations"]!
+                a[AnnotationKey.created] = .string("2030-01-01T00:00:00Z")
+                m["annotations"] = a
+            })
         let r = try verifyCLI("oci:\(layout)")
         #expect(r.status == 1)
         #expect(r.out.contains("env IMAGE_REVISION is missing"))
@@ -75,13 +83,15 @@ import OCI
         let (_, layout) = try stampedLayout(hashAssets: hashAssets, compression: compression)
         #expect(try verifyCLI("oci:\(layout)").status == 0)
         let forged = "sha256:" + String(repeating: "0", count: 64)
-        try editLayout(layout, config: { c in
-            var rootfs = c["rootfs"]!
-            var ids = rootfs["diff_ids"]!.arrayValue!
-            ids[0] = .string(forged)
-            rootfs["diff_ids"] = .array(ids)
-            c["rootfs"] = rootfs
-        })
+        try editLayout(
+            layout,
+            config: { c in
+                var rootfs = c["rootfs"]!
+                var ids = rootfs["diff_ids"]!.arrayValue!
+                ids[0] = .string(forged)
+                rootfs["diff_ids"] = .array(ids)
+                c["rootfs"] = rootfs
+            })
         let r = try verifyCLI("oci:\(layout)")
         #expect(r.status == 1)
         #expect(r.out.contains("layer 0"))
@@ -89,24 +99,30 @@ import OCI
         // The stamp layer (zstd when asked) too.
         let (_, second) = try stampedLayout(hashAssets: hashAssets, compression: compression)
         var last = 0
-        try editLayout(second, config: { c in
-            var rootfs = c["rootfs"]!
-            var ids = rootfs["diff_ids"]!.arrayValue!
-            last = ids.count - 1
-            ids[last] = .string(forged)
-            rootfs["diff_ids"] = .array(ids)
-            c["rootfs"] = rootfs
-        })
+        try editLayout(
+            second,
+            config: { c in
+                var rootfs = c["rootfs"]!
+                var ids = rootfs["diff_ids"]!.arrayValue!
+                last = ids.count - 1
+                ids[last] = .string(forged)
+                rootfs["diff_ids"] = .array(ids)
+                c["rootfs"] = rootfs
+            })
         let top = try verifyCLI("oci:\(second)")
         #expect(top.status == 1)
-        #expect(top.out.contains("layer \(last) ") && top.out.contains("diff_id mismatch: config says \(forged)"), "\(top.out)")
+        #expect(
+            top.out.contains("layer \(last) ") && top.out.contains("diff_id mismatch: config says \(forged)"),
+            "\(top.out)")
     }
 
     @Test func historyOutOfStepWithLayers() throws {
         let (_, layout) = try stampedLayout()
-        try editLayout(layout, config: { c in
-            c["history"] = .array(Array(c["history"]!.arrayValue!.dropLast()))
-        })
+        try editLayout(
+            layout,
+            config: { c in
+                c["history"] = .array(Array(c["history"]!.arrayValue!.dropLast()))
+            })
         let r = try verifyCLI("oci:\(layout)")
         #expect(r.status == 1)
         #expect(r.out.contains("history has 3 entries that make layers, the manifest has 4 layers"), "\(r.out)")
@@ -135,17 +151,24 @@ import OCI
         try tw.finish()
         let d = Digester.digest(tar.bytes)
         try Data(tar.bytes).write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + Digest.hex(d)))
-        try editLayout(layout, config: { c in
-            var rootfs = c["rootfs"]!
-            rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
-            c["rootfs"] = rootfs
-        }, manifest: { m in
-            m["layers"] = .array(Array(m["layers"]!.arrayValue!.dropLast()) + [Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json])
-        })
+        try editLayout(
+            layout,
+            config: { c in
+                var rootfs = c["rootfs"]!
+                rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
+                c["rootfs"] = rootfs
+            },
+            manifest: { m in
+                m["layers"] = .array(
+                    Array(m["layers"]!.arrayValue!.dropLast()) + [
+                        Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json
+                    ])
+            })
         _ = dir
         let r = try verifyCLI("oci:\(layout)")
         #expect(r.status == 1)
-        #expect(r.out.contains("/app/version.txt holds \"v0-old\" but /app/version.json says \"v2.1-canary\""), "\(r.out)")
+        #expect(
+            r.out.contains("/app/version.txt holds \"v0-old\" but /app/version.json says \"v2.1-canary\""), "\(r.out)")
     }
 
     @Test func unstampedBase() throws {
@@ -163,7 +186,10 @@ import OCI
         let start = Date()
         let r = try stamp(["inspect", "docker://no-such-host.invalid/ai/app:v1"])
         #expect(r.status == 2)
-        #expect(r.err == "stamp: error: no-such-host.invalid: cannot resolve the host name (it does not exist, or is mistyped)\n", "\(r.err)")
+        #expect(
+            r.err
+                == "stamp: error: no-such-host.invalid: cannot resolve the host name (it does not exist, or is mistyped)\n",
+            "\(r.err)")
         #expect(Date().timeIntervalSince(start) < 2, "took \(Date().timeIntervalSince(start)) s")
     }
 
@@ -178,9 +204,12 @@ import OCI
         let dir = try tempDir()
         let r = try verifyCLI(dir + "/missing.tar")
         #expect(r.status == 2)
-        #expect(r.out.isEmpty && r.err == "stamp: error: \(dir)/missing.tar: no such file or directory\n", "\(r.out)|\(r.err)")
+        #expect(
+            r.out.isEmpty && r.err == "stamp: error: \(dir)/missing.tar: no such file or directory\n",
+            "\(r.out)|\(r.err)")
         let port = freePort()
-        let unreachable = try stamp(["verify", "docker://127.0.0.1:\(port)/x:y", "--tls-verify=false"], env: ["STAMP_REGISTRY_DEADLINE": "5"])
+        let unreachable = try stamp(
+            ["verify", "docker://127.0.0.1:\(port)/x:y", "--tls-verify=false"], env: ["STAMP_REGISTRY_DEADLINE": "5"])
         #expect(unreachable.status == 2, "\(unreachable.out)\(unreachable.err)")
         #expect(unreachable.err.split(separator: "\n").last?.hasPrefix("stamp: error: ") == true, "\(unreachable.err)")
     }
@@ -191,11 +220,16 @@ import OCI
     @Test func librariesMatchTheInstalledPackages() throws {
         let j = try jsonOf(try stamp(["version", "--json"]).out)
         #expect(j["stamp"]?.stringValue?.isEmpty == false)
-        for (key, package) in [("libdeflate", "libdeflate0"), ("isa-l", "libisal2"), ("libarchive", "libarchive13"), ("openssl", "libssl3")] {
+        for (key, package) in [
+            ("libdeflate", "libdeflate0"), ("isa-l", "libisal2"), ("libarchive", "libarchive13"),
+            ("openssl", "libssl3"),
+        ] {
             let installed = try run(["dpkg-query", "-W", "-f", "${Version}", package]).out
             // Debian's version is the upstream one, a dash, and Debian's revision.
             let upstream = String(installed.split(separator: "-").first ?? "")
-            #expect(!upstream.isEmpty && j[key]?.stringValue == upstream, "\(key): \(j[key]?.stringValue ?? "-") vs \(package) \(installed)")
+            #expect(
+                !upstream.isEmpty && j[key]?.stringValue == upstream,
+                "\(key): \(j[key]?.stringValue ?? "-") vs \(package) \(installed)")
         }
     }
 }
