@@ -79,7 +79,9 @@ let package = Package(
 
         // What every test target shares: the folder a test run's files go in, removed at exit.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "OCITests", dependencies: ["OCI", "IO"]),
+        .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
+        .testTarget(name: "IOTests", dependencies: ["IO"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO", "TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI", "TestSupport"]),
         .testTarget(
