@@ -7,7 +7,7 @@ import Yams
 /// Every setting of `stamp build`, as flags give them or a `stamp.yaml` holds them. Keys of the
 /// file are the flag names without dashes (`version`, `base-name`, `label`, ...). Flags override
 /// the file: `merged(over:)`.
-public struct StampSettings: Sendable, Equatable {
+public struct StampSettings: Sendable, Equatable, Codable {
     public var base: String?
     public var output: String?
     public var version: String?
@@ -60,69 +60,65 @@ public struct StampSettings: Sendable, Equatable {
 
     public init() {}
 
-    public static let keys = [
-        "base", "output", "version", "revision", "source", "created", "label", "annotation", "env", "add",
-        "tag", "platform", "profile", "version-file", "version-json", "base-name", "compression",
-        "compression-level", "format", "health-script", "health-port", "health-path", "health-interval",
-        "health-timeout",
-        "health-start-period", "health-retries", "no-healthcheck", "allow-missing-client", "public-version",
-        "no-public-version", "hash-assets", "assets", "asset-root", "rewrite", "keep", "sri", "max-frontend-size",
-        "lock", "locked", "tls-verify", "cert-dir", "authfile", "chunk-size",
-        "cache-dir", "no-cache", "fsync",
+    // MARK: Keys
+
+    /// A setting's key in a settings file: its field's name in kebab-case (`baseName` is
+    /// `base-name`), a list in the singular, as its flag is named (`labels` is `label`). There is
+    /// no other list of keys: a new field is a new key.
+    static func key(of field: String) -> String {
+        if let k = singular[field] { return k }
+        var out = ""
+        for c in field.replacingOccurrences(of: "JSON", with: "Json") {
+            if c.isUppercase { out += "-" + c.lowercased() } else { out.append(c) }
+        }
+        return out
+    }
+    private static let singular = [
+        "labels": "label", "annotations": "annotation", "tags": "tag", "platforms": "platform",
     ]
+    /// Fields that only flags set: secrets have no key in a settings file.
+    private static let flagOnly: Set<String> = ["creds"]
+
+    /// The fields, by name, with the kind of value each holds.
+    private static let fields: [(name: String, kind: Kind)] = Mirror(reflecting: StampSettings()).children.compactMap {
+        c in
+        guard let name = c.label, !flagOnly.contains(name) else { return nil }
+        // By the declared type: a nil of any optional type casts to every other one.
+        let t = type(of: c.value)
+        if t == [String].self { return (name, .list) }
+        if t == Int?.self { return (name, .int) }
+        if t == Bool?.self { return (name, .bool) }
+        return (name, .text)
+    }
+    private enum Kind { case text, int, bool, list }
+
+    /// Every key a settings file may have.
+    public static let keys: [String] = fields.map { key(of: $0.name) }
+
+    /// Lists that a flag replaces instead of adding to (one set of tags, of platforms).
+    private static let replacedLists: Set<String> = ["tags", "platforms"]
 
     /// `self` (flags) over `file`: scalars from flags win; lists are the file's then the flags'
-    /// (later `KEY=` entries win over earlier ones).
+    /// (later `KEY=` entries win over earlier ones), but for `tags` and `platforms`, which flags
+    /// replace. Field by field through their encoded form, so a new field needs no code here.
     public func merged(over file: StampSettings) -> StampSettings {
-        var m = file
-        m.base = base ?? file.base
-        m.output = output ?? file.output
-        m.version = version ?? file.version
-        m.revision = revision ?? file.revision
-        m.source = source ?? file.source
-        m.created = created ?? file.created
-        m.labels = file.labels + labels
-        m.annotations = file.annotations + annotations
-        m.env = file.env + env
-        m.add = file.add + add
-        m.tags = tags.isEmpty ? file.tags : tags
-        m.platforms = platforms.isEmpty ? file.platforms : platforms
-        m.profile = profile ?? file.profile
-        m.versionFile = versionFile ?? file.versionFile
-        m.versionJSON = versionJSON ?? file.versionJSON
-        m.baseName = baseName ?? file.baseName
-        m.compression = compression ?? file.compression
-        m.compressionLevel = compressionLevel ?? file.compressionLevel
-        m.format = format ?? file.format
-        m.healthScript = healthScript ?? file.healthScript
-        m.healthPort = healthPort ?? file.healthPort
-        m.healthPath = healthPath ?? file.healthPath
-        m.healthInterval = healthInterval ?? file.healthInterval
-        m.healthTimeout = healthTimeout ?? file.healthTimeout
-        m.healthStartPeriod = healthStartPeriod ?? file.healthStartPeriod
-        m.healthRetries = healthRetries ?? file.healthRetries
-        m.noHealthcheck = noHealthcheck ?? file.noHealthcheck
-        m.allowMissingClient = allowMissingClient ?? file.allowMissingClient
-        m.publicVersion = publicVersion ?? file.publicVersion
-        m.noPublicVersion = noPublicVersion ?? file.noPublicVersion
-        m.hashAssets = hashAssets ?? file.hashAssets
-        m.assets = assets ?? file.assets
-        m.assetRoot = assetRoot ?? file.assetRoot
-        m.rewrite = file.rewrite + rewrite
-        m.keep = file.keep + keep
-        m.sri = sri ?? file.sri
-        m.maxFrontendSize = maxFrontendSize ?? file.maxFrontendSize
-        m.lock = lock ?? file.lock
-        m.locked = locked ?? file.locked
-        m.tlsVerify = tlsVerify ?? file.tlsVerify
-        m.certDir = certDir ?? file.certDir
-        m.authfile = authfile ?? file.authfile
-        m.chunkSize = chunkSize ?? file.chunkSize
-        m.cacheDir = cacheDir ?? file.cacheDir
-        m.noCache = noCache ?? file.noCache
-        m.fsync = fsync ?? file.fsync
-        m.creds = creds ?? file.creds
-        return m
+        func fieldsOf(_ s: StampSettings) -> [String: Any] {
+            (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(s))) as? [String: Any] ?? [:]
+        }
+        let mine = fieldsOf(self)
+        var m = fieldsOf(file)
+        for (name, value) in mine {
+            if let list = value as? [Any] {
+                let theirs = m[name] as? [Any] ?? []
+                m[name] = Self.replacedLists.contains(name) ? (list.isEmpty ? theirs : list) : theirs + list
+            } else {
+                m[name] = value
+            }
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: m),
+            let merged = try? JSONDecoder().decode(StampSettings.self, from: data)
+        else { preconditionFailure("settings that encode decode") }
+        return merged
     }
 
     /// `${NAME}` and `${NAME:-default}` replaced; other `$` left as they are.
@@ -176,9 +172,12 @@ public struct StampSettings: Sendable, Equatable {
         return true
     }
 
-    /// Reads a `stamp.yaml`. Relative `add` sources are taken relative to the file's folder.
-    /// `${NAME}` and `${NAME:-default}` in the values are taken from `environment` (a CI's
-    /// variables); a variable that is unset, with no default, is an error, never an empty value.
+    /// Reads a `stamp.yaml`. Relative `add`, `assets`, `lock` and `cache-dir` paths are taken
+    /// relative to the file's folder. `${NAME}` and `${NAME:-default}` in the values are taken
+    /// from `environment` (a CI's variables); a variable that is unset, with no default, is an
+    /// error, never an empty value. The document is checked and put in the shape the fields
+    /// have (a list from a mapping or a single value, `KEY: VALUE` as `KEY=VALUE`), then decoded
+    /// with Yams' `YAMLDecoder`; scalars keep their text (`version: 1.10` is "1.10").
     public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws -> StampSettings
     {
@@ -186,120 +185,87 @@ public struct StampSettings: Sendable, Equatable {
         do { text = String(decoding: try ReadableFile(path).readAll(limit: 1 << 20), as: UTF8.self) } catch {
             throw StampError.usage("--config: \(error)")
         }
-        let node: Any?
+        let root: Node?
         do {
-            // Aliases let a few hundred bytes stand for billions of values: count what the
-            // document means (stopping early) before building it.
-            if let composed = try Yams.compose(yaml: text) {
-                var budget = 10_000
-                guard fits(composed, &budget) else {
-                    throw StampError.usage(
-                        "\(path): more than 10000 values once YAML aliases are expanded; a settings file needs no aliases"
-                    )
-                }
-            }
-            node = try Yams.load(yaml: text)
-        } catch let e as StampError { throw e } catch {
+            root = try Yams.compose(yaml: text)
+        } catch {
             throw StampError.usage("\(path): not valid YAML: \(firstLine("\(error)"))")
         }
-        guard let root = node as? [String: Any] else {
-            if node == nil { return StampSettings() }
+        guard let root else { return StampSettings() }
+        // Aliases let a few hundred bytes stand for billions of values: count what the document
+        // means (stopping early) before anything walks it.
+        var budget = 10_000
+        guard fits(root, &budget) else {
+            throw StampError.usage(
+                "\(path): more than 10000 values once YAML aliases are expanded; a settings file needs no aliases")
+        }
+        guard case .mapping(let mapping) = root else {
+            if case .scalar(let s) = root, ["", "~", "null", "Null", "NULL"].contains(s.string) {
+                return StampSettings()
+            }
             throw StampError.usage("\(path): expected a mapping of settings at the top level")
         }
-        var s = StampSettings()
-        func scalar(_ k: String, _ v: Any) throws -> String {
-            switch v {
-            case let x as String: return try expand(x, key: k, file: path, environment: environment)
-            case let x as Int: return String(x)
-            case let x as Double: return String(x)
-            case let x as Bool: return String(x)
-            default: throw StampError.usage("\(path): \"\(k)\" must be a single value")
-            }
+        func scalar(_ k: String, _ v: Node) throws -> String {
+            guard case .scalar(let s) = v else { throw StampError.usage("\(path): \"\(k)\" must be a single value") }
+            return try expand(s.string, key: k, file: path, environment: environment)
         }
-        func list(_ k: String, _ v: Any) throws -> [String] {
-            if let a = v as? [Any] { return try a.map { try scalar(k, $0) } }
-            if let m = v as? [String: Any] { return try m.keys.sorted().map { "\($0)=\(try scalar(k, m[$0]!))" } }
-            return [try scalar(k, v)]
-        }
-        /// A path, relative paths taken from the settings file's folder.
-        func filePath(_ k: String, _ v: Any) throws -> String {
-            let p = try scalar(k, v)
-            return p.hasPrefix("/") ? p : "\(Path.dirname(path))/\(p)"
-        }
-        func int(_ k: String, _ v: Any) throws -> Int {
-            guard let n = Int(try scalar(k, v)) else {
-                throw StampError.usage("\(path): \"\(k)\" must be a whole number")
-            }
-            return n
-        }
-        func bool(_ k: String, _ v: Any) throws -> Bool {
-            switch try scalar(k, v) {
-            case "true", "yes", "on": return true
-            case "false", "no", "off": return false
-            default: throw StampError.usage("\(path): \"\(k)\" must be true or false")
-            }
-        }
-        let dir = Path.dirname(path)
-        for key in root.keys.sorted() {
-            let v = root[key]!
-            switch key {
-            case "base": s.base = try scalar(key, v)
-            case "output": s.output = try scalar(key, v)
-            case "version": s.version = try scalar(key, v)
-            case "revision": s.revision = try scalar(key, v)
-            case "source": s.source = try scalar(key, v)
-            case "created": s.created = try scalar(key, v)
-            case "label", "labels": s.labels = try list(key, v)
-            case "annotation", "annotations": s.annotations = try list(key, v)
-            case "env": s.env = try list(key, v)
-            case "add":
-                s.add = try list(key, v).map { spec in
-                    guard let c = spec.firstIndex(of: ":"), !spec.hasPrefix("/") else { return spec }
-                    return "\(dir)/\(spec[..<c]):\(spec[spec.index(after: c)...])"
-                }
-            case "tag", "tags": s.tags = try list(key, v)
-            case "platform", "platforms": s.platforms = try list(key, v)
-            case "profile": s.profile = try scalar(key, v)
-            case "version-file": s.versionFile = try scalar(key, v)
-            case "version-json": s.versionJSON = try scalar(key, v)
-            case "base-name": s.baseName = try scalar(key, v)
-            case "compression": s.compression = try scalar(key, v)
-            case "compression-level": s.compressionLevel = try int(key, v)
-            case "format": s.format = try scalar(key, v)
-            case "health-script": s.healthScript = try scalar(key, v)
-            case "health-port": s.healthPort = try int(key, v)
-            case "health-path": s.healthPath = try scalar(key, v)
-            case "health-interval": s.healthInterval = try scalar(key, v)
-            case "health-timeout": s.healthTimeout = try scalar(key, v)
-            case "health-start-period": s.healthStartPeriod = try scalar(key, v)
-            case "health-retries": s.healthRetries = try int(key, v)
-            case "no-healthcheck": s.noHealthcheck = try bool(key, v)
-            case "allow-missing-client": s.allowMissingClient = try bool(key, v)
-            case "public-version": s.publicVersion = try scalar(key, v)
-            case "no-public-version": s.noPublicVersion = try bool(key, v)
-            case "hash-assets": s.hashAssets = try bool(key, v)
-            case "assets": s.assets = try filePath(key, v)
-            case "asset-root": s.assetRoot = try scalar(key, v)
-            case "rewrite": s.rewrite = try list(key, v)
-            case "keep": s.keep = try list(key, v)
-            case "sri": s.sri = try bool(key, v)
-            case "max-frontend-size": s.maxFrontendSize = try scalar(key, v)
-            case "lock": s.lock = try filePath(key, v)
-            case "locked": s.locked = try bool(key, v)
-            case "tls-verify": s.tlsVerify = try bool(key, v)
-            case "cert-dir": s.certDir = try scalar(key, v)
-            case "authfile": s.authfile = try scalar(key, v)
-            case "chunk-size": s.chunkSize = try int(key, v)
-            case "cache-dir": s.cacheDir = try filePath(key, v)
-            case "no-cache": s.noCache = try bool(key, v)
-            case "fsync": s.fsync = try bool(key, v)
-            case "creds":
+        var shaped: [(Node, Node)] = []
+        for (keyNode, value) in mapping {
+            let k = keyNode.scalar?.string ?? ""
+            if k == "creds" {
                 throw StampError.usage(
                     "\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE"
                 )
-            default:
-                throw StampError.usage("\(path): unknown key \"\(key)\" (known: \(keys.joined(separator: ", ")))")
             }
+            guard let field = fields.first(where: { key(of: $0.name) == k || $0.name == k && singular[k] != nil })
+            else {
+                throw StampError.usage("\(path): unknown key \"\(k)\" (known: \(keys.joined(separator: ", ")))")
+            }
+            let out: Node
+            switch field.kind {
+            case .text:
+                out = Node(try scalar(k, value), Tag(.str))
+            case .int:
+                let t = try scalar(k, value)
+                guard Int(t) != nil else { throw StampError.usage("\(path): \"\(k)\" must be a whole number") }
+                out = Node(t, Tag(.int))
+            case .bool:
+                switch try scalar(k, value) {
+                case "true", "yes", "on": out = Node("true", Tag(.bool))
+                case "false", "no", "off": out = Node("false", Tag(.bool))
+                default: throw StampError.usage("\(path): \"\(k)\" must be true or false")
+                }
+            case .list:
+                var items: [String]
+                switch value {
+                case .sequence(let seq): items = try seq.map { try scalar(k, $0) }
+                case .mapping(let m):
+                    items = try m.map { (try scalar(k, $0.key), try scalar(k, $0.value)) }.sorted { $0.0 < $1.0 }
+                        .map { "\($0.0)=\($0.1)" }
+                default: items = [try scalar(k, value)]
+                }
+                out = Node(items.map { Node($0, Tag(.str)) })
+            }
+            shaped.append((Node(field.name), out))
+        }
+        // Decodable reads a missing list as an error, not as its default: the file's absent
+        // lists are empty ones.
+        let given = Set(shaped.compactMap { $0.0.scalar?.string })
+        for f in fields where f.kind == .list && !given.contains(f.name) {
+            shaped.append((Node(f.name), Node([Node]())))
+        }
+        var s: StampSettings
+        do { s = try YAMLDecoder().decode(StampSettings.self, from: Node(shaped)) } catch {
+            throw StampError.usage("\(path): \(firstLine("\(error)"))")
+        }
+        let dir = Path.dirname(path)
+        func fromHere(_ p: String) -> String { p.hasPrefix("/") ? p : "\(dir)/\(p)" }
+        s.assets = s.assets.map(fromHere)
+        s.lock = s.lock.map(fromHere)
+        s.cacheDir = s.cacheDir.map(fromHere)
+        s.add = s.add.map { spec in
+            guard let c = spec.firstIndex(of: ":"), !spec.hasPrefix("/") else { return spec }
+            return "\(dir)/\(spec[..<c]):\(spec[spec.index(after: c)...])"
         }
         return s
     }

@@ -136,6 +136,46 @@ import OCI
         #expect(version == "v3-from-env")
     }
 
+    /// Scalars keep the text they are written with (a YAML number is not reformatted: `1.10` is
+    /// not `1.1`, `0123` not 83), lists come from a list, a mapping or one value, and every key
+    /// of the file is a flag of `stamp build` (the keys come from the settings' fields).
+    @Test func settingsKeepTheirTextAndEveryKeyIsAFlag() throws {
+        let dir = try tempDir()
+        try
+            "version: 1.10\nrevision: 0123\nhealth-port: 3001\nno-cache: yes\nlabel: a=1\ntags: [v1, latest]\nenv: {B: 2, A: 1}\n"
+            .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
+        let s = try StampSettings.load(file: dir + "/s.yaml", environment: [:])
+        #expect(s.version == "1.10" && s.revision == "0123")
+        #expect(s.healthPort == 3001 && s.noCache == true)
+        #expect(s.labels == ["a=1"] && s.tags == ["v1", "latest"] && s.env == ["A=1", "B=2"])
+        try "health-port: web\n".write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
+        #expect { try StampSettings.load(file: dir + "/p.yaml") } throws: {
+            "\($0)".contains("\"health-port\" must be a whole number")
+        }
+        try "no-cache: maybe\n".write(toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+        #expect { try StampSettings.load(file: dir + "/b.yaml") } throws: {
+            "\($0)".contains("\"no-cache\" must be true or false")
+        }
+        try "version: [a, b]\n".write(toFile: dir + "/v.yaml", atomically: true, encoding: .utf8)
+        #expect { try StampSettings.load(file: dir + "/v.yaml") } throws: {
+            "\($0)".contains("\"version\" must be a single value")
+        }
+
+        let help = try stamp(["build", "--help"]).out
+        for k in StampSettings.keys {
+            #expect(
+                help.contains("--\(k) ") || help.contains("--\(k)\n") || help.contains("--\(k) <"), "\(k) is no flag")
+        }
+        // Flags over a file: scalars replace, lists add up, tags and platforms replace.
+        var flags = StampSettings()
+        flags.version = "v2"
+        flags.labels = ["b=2"]
+        flags.tags = ["canary"]
+        let m = flags.merged(over: s)
+        #expect(m.version == "v2" && m.revision == "0123" && m.labels == ["a=1", "b=2"] && m.tags == ["canary"])
+        #expect(m.healthPort == 3001 && m.env == ["A=1", "B=2"])
+    }
+
     @Test func everyFlagHasAConfigKey() throws {
         let help = try stamp(["build", "--help"]).out
         let flags = Set(
