@@ -31,6 +31,8 @@ struct DockerfileCommand: ParsableCommand {
 
     @OptionGroup var flags: StampFlags
 
+    @OptionGroup var progress: ProgressFlag
+
     @Option(help: "The base's digest (sha256:...) when --base names a registry image.")
     var baseDigest: String?
 
@@ -48,7 +50,8 @@ struct DockerfileCommand: ParsableCommand {
             s.output = nil
             let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment, imageOutput: false)
             return try DockerfileRenderer.render(
-                plan, base: base, baseDigest: baseDigest, template: template, output: out)
+                plan, base: base, baseDigest: baseDigest, template: template, output: out,
+                diagnostics: progress.diagnostics())
         }
         printError(
             "wrote \(result.folder)/Dockerfile and \(result.files.count) file(s) under \(result.folder)/stamp\(result.pinned ? "" : " (base not pinned)")"

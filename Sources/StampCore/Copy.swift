@@ -34,11 +34,12 @@ public enum ImageCopy {
             destination = Path.isDirectory(p) ? .ociLayout(path: p, ref: r) : .ociArchive(path: p, ref: r)
         }
         guard source != destination else { throw StampError.usage("source and destination are the same (\(source))") }
-        try ImageWriter.preflight(destination, source: source)
         var o = options
         o.notice = diagnostics.notice
         let client = RegistryClient(options: o)
-        let image = try ImageSource.open(source, registry: client)
+        let sink = destination.destination(registry: client, mountFrom: source.registry)
+        try sink.preflight(source: source)
+        let image = try ImageReader.open(source, registry: client)
         if case .dockerArchive = destination, image.images.count > 1 {
             throw StampError.usage("docker-archive holds one image; \(source) has \(image.images.count) platforms")
         }
@@ -69,9 +70,7 @@ public enum ImageCopy {
         let docker = image.images.map { ($0.platform.description, $0.configDescriptor.digest, $0.layers.map(\.digest)) }
         var output = OutputImage(top: top, blobs: blobs, dockerImages: docker)
         output.repoTags = name.flatMap(repoTag).map { [$0] } ?? []
-        let pushed = try ImageWriter.write(
-            output, to: destination, created: created, registry: client,
-            mountFrom: source.registry, diagnostics: diagnostics)
+        let pushed = try sink.write(output, created: created, reserved: nil, sync: false, diagnostics: diagnostics)
         var digest = top.digest
         if case .dockerArchive = destination, let img = image.images.first {
             // The file stores no manifest: name the one it implies (what reading it gives).

@@ -32,7 +32,7 @@ public enum DockerfileRenderer {
         var store: BlobStore?
         if plan.base.registry != nil || Path.exists(plan.base.path) {
             // A local image is read; so is a docker:// one (the tag resolved and pinned now).
-            let loaded = try ImageSource.open(plan.base, registry: RegistryClient(options: plan.registry))
+            let loaded = try ImageReader.open(plan.base, registry: RegistryClient(options: plan.registry))
             var images = loaded.images
             if !plan.platforms.isEmpty {
                 images = images.filter { i in plan.platforms.contains { i.platform.matches($0) } }

@@ -81,51 +81,107 @@ public struct LoadedImage: Sendable {
     public var digest: String { top.digest }
 }
 
-public enum ImageSource {
-    /// Opens an image, following a nested index, and loads every manifest and config.
-    public static func open(_ reference: ImageReference, registry: RegistryClient? = nil) throws -> LoadedImage {
-        if case .registry(let r) = reference {
-            let client = registry ?? RegistryClient.fromEnvironment()
-            let (store, top, name) = try RegistryImages.open(r, client: client)
-            return try resolve(top: top, reference: reference, store: store, sourceName: name, kind: "docker")
+/// Where an image is read from: one conformance per transport (an OCI layout folder, an
+/// oci-archive, a `docker save` archive, a registry, and a plain path, which is whichever of
+/// the local ones it holds). `open` reads the index and every manifest and config, each checked
+/// against its digest, following a nested index; layers are only located.
+public protocol ImageSource: Sendable {
+    var reference: ImageReference { get }
+    func open() throws -> LoadedImage
+}
+
+extension ImageReference {
+    /// The source this reference names; `registry`, the client for a registry image.
+    public func source(registry: RegistryClient? = nil) -> ImageSource {
+        switch self {
+        case .registry(let r):
+            return RegistrySource(reference: self, repository: r, client: registry ?? RegistryClient.fromEnvironment())
+        case .ociLayout: return LayoutSource(reference: self)
+        case .ociArchive: return ArchiveSource(reference: self)
+        case .dockerArchive: return DockerArchiveSource(reference: self)
+        case .path: return PathSource(reference: self)
         }
+    }
+}
+
+struct RegistrySource: ImageSource {
+    let reference: ImageReference
+    let repository: RegistryReference
+    let client: RegistryClient
+    func open() throws -> LoadedImage {
+        let (store, top, name) = try RegistryImages.open(repository, client: client)
+        return try ImageReader.resolve(top: top, reference: reference, store: store, sourceName: name, kind: "docker")
+    }
+}
+
+struct LayoutSource: ImageSource {
+    let reference: ImageReference
+    func open() throws -> LoadedImage {
+        try ImageReader.checkLocal(reference)
+        guard Path.isDirectory(reference.path) else {
+            throw StampError.badInput("\(reference): not a directory (an oci: layout is a folder)")
+        }
+        return try ImageReader.openLayoutDirectory(reference)
+    }
+}
+
+struct ArchiveSource: ImageSource {
+    let reference: ImageReference
+    func open() throws -> LoadedImage {
+        try ImageReader.checkLocal(reference)
+        return try ImageReader.openLayoutArchive(reference, try ImageReader.tarIndex(reference))
+    }
+}
+
+struct DockerArchiveSource: ImageSource {
+    let reference: ImageReference
+    func open() throws -> LoadedImage {
+        try ImageReader.checkLocal(reference)
+        return try ImageReader.openDockerArchive(reference, try ImageReader.tarIndex(reference))
+    }
+}
+
+/// A path without a transport: a layout folder, or an archive by what its tar holds.
+struct PathSource: ImageSource {
+    let reference: ImageReference
+    func open() throws -> LoadedImage {
+        try ImageReader.checkLocal(reference)
+        let p = reference.path, ref = reference.ref
+        if Path.isDirectory(p) {
+            guard Path.exists(p + "/index.json") else {
+                throw StampError.badInput("\(p): a directory without index.json is not an OCI image layout")
+            }
+            return try ImageReader.openLayoutDirectory(.ociLayout(path: p, ref: ref))
+        }
+        let idx = try ImageReader.tarIndex(reference)
+        if idx.contains("index.json") { return try ImageReader.openLayoutArchive(.ociArchive(path: p, ref: ref), idx) }
+        if idx.contains("manifest.json") {
+            return try ImageReader.openDockerArchive(.dockerArchive(path: p, ref: ref), idx)
+        }
+        throw StampError.badInput("\(p): a tar without index.json or manifest.json is not an image archive")
+    }
+}
+
+/// What the sources share: the document loaders and checks.
+public enum ImageReader {
+    /// Opens an image (`reference.source(registry:).open()`).
+    public static func open(_ reference: ImageReference, registry: RegistryClient? = nil) throws -> LoadedImage {
+        try reference.source(registry: registry).open()
+    }
+
+    /// A local image must exist, and be a file or a folder: a FIFO or a device would block or
+    /// never end.
+    static func checkLocal(_ reference: ImageReference) throws {
         let path = reference.path
         guard Path.exists(path) else { throw StampError.badInput("\(reference): no such file or directory") }
-        // A FIFO or a device would block or never end: only files and folders are read.
         var st = stat()
         if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG, (st.st_mode & S_IFMT) != S_IFDIR {
             throw StampError.badInput(
                 "\(reference): is \(Path.kind(st.st_mode)), not a regular file or an image folder")
         }
-        switch reference {
-        case .ociLayout:
-            guard Path.isDirectory(path) else {
-                throw StampError.badInput("\(reference): not a directory (an oci: layout is a folder)")
-            }
-            return try openLayoutDirectory(reference)
-        case .ociArchive:
-            let idx = try tarIndex(reference)
-            return try openLayoutArchive(reference, idx)
-        case .dockerArchive:
-            let idx = try tarIndex(reference)
-            return try openDockerArchive(reference, idx)
-        case .path(let p, let ref):
-            if Path.isDirectory(p) {
-                guard Path.exists(p + "/index.json") else {
-                    throw StampError.badInput("\(p): a directory without index.json is not an OCI image layout")
-                }
-                return try openLayoutDirectory(.ociLayout(path: p, ref: ref))
-            }
-            let idx = try tarIndex(reference)
-            if idx.contains("index.json") { return try openLayoutArchive(.ociArchive(path: p, ref: ref), idx) }
-            if idx.contains("manifest.json") { return try openDockerArchive(.dockerArchive(path: p, ref: ref), idx) }
-            throw StampError.badInput("\(p): a tar without index.json or manifest.json is not an image archive")
-        case .registry:
-            preconditionFailure("registry references are opened above")
-        }
     }
 
-    private static func tarIndex(_ r: ImageReference) throws -> TarIndex {
+    static func tarIndex(_ r: ImageReference) throws -> TarIndex {
         guard !Path.isDirectory(r.path) else {
             throw StampError.badInput("\(r): is a directory, not a tar archive (use oci:\(r.path))")
         }
@@ -134,7 +190,7 @@ public enum ImageSource {
 
     // MARK: OCI layouts
 
-    private static func openLayoutDirectory(_ r: ImageReference) throws -> LoadedImage {
+    static func openLayoutDirectory(_ r: ImageReference) throws -> LoadedImage {
         let store = DirectoryBlobStore(root: r.path, name: r.description)
         let indexPath = r.path + "/index.json"
         guard Path.exists(indexPath) else { throw StampError.badInput("\(r): no index.json (not an OCI image layout)") }
@@ -145,7 +201,7 @@ public enum ImageSource {
         return try load(layoutIndex: bytes, reference: r, store: store, kind: "oci")
     }
 
-    private static func openLayoutArchive(_ r: ImageReference, _ idx: TarIndex) throws -> LoadedImage {
+    static func openLayoutArchive(_ r: ImageReference, _ idx: TarIndex) throws -> LoadedImage {
         let store = TarBlobStore(index: idx, name: r.description)
         guard idx.contains("index.json") else {
             throw StampError.badInput("\(r): no index.json in the archive (not an oci-archive)")
@@ -209,7 +265,7 @@ public enum ImageSource {
     }
 
     /// From the descriptor a layout or registry names down to the manifests of each platform.
-    private static func resolve(
+    static func resolve(
         top: Descriptor, reference r: ImageReference, store: BlobStore, sourceName: String?, kind: String
     ) throws -> LoadedImage {
         var top = top
@@ -301,7 +357,7 @@ public enum ImageSource {
 
     /// Reads `manifest.json` of a `docker save` archive (legacy `<id>/layer.tar` or the newer
     /// `blobs/sha256` layout) and presents it as the Docker manifest it implies.
-    private static func openDockerArchive(_ r: ImageReference, _ idx: TarIndex) throws -> LoadedImage {
+    static func openDockerArchive(_ r: ImageReference, _ idx: TarIndex) throws -> LoadedImage {
         let store = TarBlobStore(index: idx, name: r.description)
         guard idx.contains("manifest.json") else {
             throw StampError.badInput("\(r): no manifest.json in the archive (not a docker-archive)")

@@ -6,7 +6,7 @@ import Registry
 /// A summary of an image for `stamp inspect`.
 public enum Inspector {
     public static func inspect(_ reference: ImageReference, registry: RegistryOptions? = nil) throws -> JSONValue {
-        let image = try ImageSource.open(reference, registry: registry.map(RegistryClient.init(options:)))
+        let image = try ImageReader.open(reference, registry: registry.map(RegistryClient.init(options:)))
         var platforms: [JSONValue] = []
         var stampDoc: JSONValue?
         for img in image.images {

@@ -89,7 +89,11 @@ public enum Stamper {
             throw StampError.usage(
                 "\(destination.path): is the file the image is read from (\(plan.base)); write the output elsewhere")
         }
-        try ImageWriter.preflight(destination, source: plan.base)
+        var registryOptions = plan.registry
+        registryOptions.notice = diagnostics.notice
+        let client = RegistryClient(options: registryOptions)
+        let sink = destination.destination(registry: client, mountFrom: plan.base.registry)
+        try sink.preflight(source: plan.base)
         if let lockPath = plan.lockFile {
             // Found unwritable before the image is, not after.
             let dir = Path.dirname(lockPath)
@@ -105,9 +109,6 @@ public enum Stamper {
                 throw StampError.output("--lock: \(lockPath): folder \(dir) is not writable")
             }
         }
-        var registryOptions = plan.registry
-        registryOptions.notice = diagnostics.notice
-        let client = RegistryClient(options: registryOptions)
         var baseReference = plan.base
         var lockedDigest: String?
         if plan.locked, let lockPath = plan.lockFile {
@@ -126,7 +127,7 @@ public enum Stamper {
             }
         }
         let opening = diagnostics.step("reading the base \(baseReference)")
-        let base = try ImageSource.open(baseReference, registry: client)
+        let base = try ImageReader.open(baseReference, registry: client)
         opening.done("\(base.digest), \(base.images.count) platform(s)")
         if let lockedDigest, base.digest != lockedDigest {
             throw StampError.moved("--locked: \(plan.base) moved: locked at \(lockedDigest), now \(base.digest)")
@@ -165,11 +166,10 @@ public enum Stamper {
             : destination.path.hasSuffix("/") ? String(destination.path.dropLast()) : destination.path
 
         // The base's layers go to an archive output while the stamp layers are built.
-        let started = try ImageWriter.start(
-            destination, created: plan.created,
-            blobs: try images.flatMap { img in
+        let started = try sink.reserve(
+            try images.flatMap { img in
                 try img.layers.map { l in (l.digest, l.size, try base.store.require(l)) }
-            }, sync: plan.fsync)
+            }, created: plan.created, sync: plan.fsync)
 
         // The stamp layer of each platform; platforms whose entries are the same share one blob.
         var layers: [BuiltLayer?] = []
@@ -296,9 +296,8 @@ public enum Stamper {
             output.moreRefNames = Array(plan.tags.dropFirst())
         }
         output.ownBlobs = Set(layers.compactMap { $0?.descriptor.digest })
-        let pushed = try ImageWriter.write(
-            output, to: destination, created: plan.created, registry: client,
-            mountFrom: plan.base.registry, started: started, sync: plan.fsync, diagnostics: diagnostics)
+        let pushed = try sink.write(
+            output, created: plan.created, reserved: started, sync: plan.fsync, diagnostics: diagnostics)
         if let lockPath = plan.lockFile {
             let lock = LockFile(
                 base: .init(

@@ -81,7 +81,7 @@ public enum Verifier {
             return report
         }
         do {
-            image = try ImageSource.open(reference, registry: options.registry.map(RegistryClient.init(options:)))
+            image = try ImageReader.open(reference, registry: options.registry.map(RegistryClient.init(options:)))
         } catch {
             // A registry that cannot be reached (or refuses us) says nothing about the image.
             if [.network, .denied, .refused, .notFound].contains(ErrorKind.of(error, unknown: .badInput)),

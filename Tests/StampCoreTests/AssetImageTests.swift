@@ -63,7 +63,7 @@ import OCI
         s.platforms = ["linux/amd64"]
         _ = try build(s)
         // The stamp layer again, with other bytes under the hashed CSS name.
-        let img = try ImageSource.open(.ociLayout(path: dir + "/out", ref: nil))
+        let img = try ImageReader.open(.ociLayout(path: dir + "/out", ref: nil))
         let stampFiles = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
         let css = try #require(
             stampFiles.keys.first { $0.hasPrefix("app/server/public/" + stem) && $0.hasSuffix(suffix) })
@@ -258,7 +258,7 @@ import OCI
         s.assets = dir + "/dist"
         s.noHealthcheck = true
         let plan = try StampPlan.resolve(s, environment: [:], gitRevision: { nil })
-        let image = try ImageSource.open(plan.base).images[0]
+        let image = try ImageReader.open(plan.base).images[0]
         var shared = Stamper.SharedAssets()
         func meta(_ v: MergedView) throws -> String? {
             let entries = try Stamper.stampEntries(

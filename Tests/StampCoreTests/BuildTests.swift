@@ -64,8 +64,8 @@ import OCI
 
     /// Every key stamp does not own is byte-for-byte the base's.
     @Test func configPatchIsLossless() throws {
-        let baseImage = try ImageSource.open(.ociArchive(path: base, ref: "1.16.0"))
-        let stamped = try ImageSource.open(.ociArchive(path: out, ref: nil))
+        let baseImage = try ImageReader.open(.ociArchive(path: base, ref: "1.16.0"))
+        let stamped = try ImageReader.open(.ociArchive(path: out, ref: nil))
         for (b, s) in zip(baseImage.images, stamped.images) {
             let owned: Set<String> = ["config", "created", "history", "rootfs"]
             for (k, v) in b.config.objectValue! where !owned.contains(k) {
@@ -135,7 +135,7 @@ import OCI
         // Blobs in a fixed order: the base's layers (copied while the stamp layer was built)
         // sorted by digest, then the new blobs and the base's other blobs sorted by digest.
         let blobs = names.filter { $0.hasPrefix("blobs/sha256/") && $0.count > 14 }
-        let source = try ImageSource.open(.ociArchive(path: base, ref: nil))
+        let source = try ImageReader.open(.ociArchive(path: base, ref: nil))
         let baseLayers = Set(source.images.flatMap { $0.layers.map { "blobs/sha256/" + Digest.hex($0.digest) } })
         #expect(!baseLayers.isEmpty)
         let (first, rest) = (blobs.filter { baseLayers.contains($0) }, blobs.filter { !baseLayers.contains($0) })

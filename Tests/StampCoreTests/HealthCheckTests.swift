@@ -91,7 +91,7 @@ struct StampedScript {
         var s = settings(dir + "/b.tar", "oci-archive:\(dir)/o.tar", version: version)
         s.platforms = ["linux/amd64"]
         _ = try build(s)
-        let img = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
+        let img = try ImageReader.open(.ociArchive(path: dir + "/o.tar", ref: nil))
         let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
         let sh = try #require(files["app/health-check-enhanced.sh"])
         #expect(sh.mode == 0o755)
@@ -285,7 +285,7 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
             JSONValue.encodeString(cfg["config"]!["Healthcheck"]!)
                 == #"{"Interval":90000000000,"Retries":5,"StartPeriod":60000000000,"Test":["CMD","/app/health-check-enhanced.sh"],"Timeout":10000000000}"#
         )
-        let img = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
+        let img = try ImageReader.open(.ociArchive(path: dir + "/o.tar", ref: nil))
         let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
         #expect(files["app/server/public/version.json"]?.bytes == files["app/version.json"]?.bytes)
         #expect(Verifier.verify(.ociArchive(path: dir + "/o.tar", ref: nil)).findings.isEmpty)
@@ -296,8 +296,8 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         off.noPublicVersion = true
         let o = try build(off)
         #expect(o.layer?.files == ["app/version.json", "app/version.txt"])
-        let offImg = try ImageSource.open(.ociArchive(path: dir + "/off.tar", ref: nil))
-        let baseImg = try ImageSource.open(.ociArchive(path: dir + "/b.tar", ref: nil))
+        let offImg = try ImageReader.open(.ociArchive(path: dir + "/off.tar", ref: nil))
+        let baseImg = try ImageReader.open(.ociArchive(path: dir + "/b.tar", ref: nil))
         #expect(offImg.images[0].config["config"]!["Healthcheck"] == baseImg.images[0].config["config"]!["Healthcheck"])
         #expect(Verifier.verify(.ociArchive(path: dir + "/off.tar", ref: nil)).findings.isEmpty)
     }

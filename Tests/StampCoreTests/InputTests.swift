@@ -36,16 +36,16 @@ import OCI
         let dir = try tempDir()
         let base = dir + "/save.tar"
         try SampleImage.write(to: base, format: .dockerArchive)
-        let loaded = try ImageSource.open(.dockerArchive(path: base, ref: nil))
+        let loaded = try ImageReader.open(.dockerArchive(path: base, ref: nil))
         let img = try #require(loaded.images.first)
         // An uncompressed layer's digest is its diff_id.
         #expect(img.layers.map(\.digest) == img.diffIDs)
         #expect(img.layers.allSatisfy { $0.mediaType == MediaType.dockerLayer })
         #expect(loaded.top.mediaType == MediaType.dockerManifest)
         #expect(loaded.sourceName == "mintplexlabs/anything-llm:1.16.0")
-        #expect(throws: StampError.self) { try ImageSource.open(.dockerArchive(path: base, ref: "nope:1")) }
+        #expect(throws: StampError.self) { try ImageReader.open(.dockerArchive(path: base, ref: "nope:1")) }
         #expect(
-            try ImageSource.open(.dockerArchive(path: base, ref: "mintplexlabs/anything-llm:1.16.0")).images.count == 1)
+            try ImageReader.open(.dockerArchive(path: base, ref: "mintplexlabs/anything-llm:1.16.0")).images.count == 1)
     }
 
     @Test(arguments: [Compression.zstd, .none])
@@ -58,7 +58,7 @@ import OCI
         s.compression = c.rawValue
         let r = try build(s)
         #expect(r.layer != nil)
-        let loaded = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
+        let loaded = try ImageReader.open(.ociArchive(path: dir + "/o.tar", ref: nil))
         #expect(
             loaded.images[0].layers.map(\.mediaType) == [
                 MediaType.ociLayerType(c), MediaType.ociLayerGzip, MediaType.ociLayerType(c), MediaType.ociLayerType(c),
@@ -73,7 +73,7 @@ import OCI
         var o = SampleImage.Options()
         o.nested = false
         try SampleImage.write(to: dir + "/b", format: .oci, options: o)
-        let loaded = try ImageSource.open(.ociLayout(path: dir + "/b", ref: nil))
+        let loaded = try ImageReader.open(.ociLayout(path: dir + "/b", ref: nil))
         #expect(loaded.images.count == 2)
         #expect(loaded.attestations.count == 2)
     }
@@ -144,7 +144,7 @@ import OCI
                 "app/health-check-enhanced.sh", "app/server/public/version.json", "app/version.json", "app/version.txt",
                 "opt/extra/sub/a.txt", "usr/local/bin/run.sh",
             ])
-        let img = try ImageSource.open(.ociArchive(path: dir + "/o.tar", ref: nil))
+        let img = try ImageReader.open(.ociArchive(path: dir + "/o.tar", ref: nil))
         let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
         #expect(files["opt/extra/sub/a.txt"]?.bytes == Array("hello\n".utf8))
         let listingOut = try run([
@@ -188,7 +188,7 @@ import OCI
         top.mediaType = MediaType.dockerManifest
         index["manifests"] = .array([top.json])
         try Data(JSONValue.encode(index)).write(to: URL(fileURLWithPath: layout + "/index.json"))
-        let base = try ImageSource.open(.ociLayout(path: layout, ref: nil))
+        let base = try ImageReader.open(.ociLayout(path: layout, ref: nil))
         #expect(base.images[0].layers.allSatisfy { $0.mediaType == MediaType.dockerLayerGzip })
 
         _ = try build(settings("oci:\(layout)", "oci-archive:\(dir)/d.tar"))

@@ -144,7 +144,7 @@ import OCI
         let (dir, layout) = try stampedLayout()
         let tar = MemorySink()
         let tw = TarWriter(sink: tar, mtime: 0)
-        let img = try ImageSource.open(.ociLayout(path: layout, ref: nil))
+        let img = try ImageReader.open(.ociLayout(path: layout, ref: nil))
         let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
         try tw.addFile("app/version.json", files["app/version.json"]!.bytes)
         try tw.addFile("app/version.txt", Array("v0-old\n".utf8))
