@@ -240,7 +240,7 @@ public final class MergedView: @unchecked Sendable {
                         try withoutActuallyEscaping(emit) { try reader.readData(into: EmitSink($0)) }
                     }
                 } else if digestOnly(p), makeSpool == nil {
-                    let sink = DigesterSink()
+                    let sink = ContentDigestSink()
                     try reader.readData(into: sink)
                     changes.digests[p] = sink.digester.onDisk(source: "/" + p)
                 } else {
@@ -379,7 +379,7 @@ final class EmitSink: ByteSink {
 }
 
 /// Feeds a `ContentDigester` with what passes (a file whose bytes are not kept).
-final class DigesterSink: ByteSink {
+final class ContentDigestSink: ByteSink {
     let digester = ContentDigester()
     func write(_ buffer: UnsafeRawBufferPointer) throws { digester.update(buffer) }
 }

@@ -73,21 +73,7 @@ import OCI
             try tw.addFile(p, p == css ? Array("body{color:red}".utf8) : f.bytes, mode: f.mode)
         }
         try tw.finish()
-        let d = Digester.digest(tar.bytes)
-        try Data(tar.bytes).write(to: URL(fileURLWithPath: dir + "/out/blobs/sha256/" + Digest.hex(d)))
-        try editLayout(
-            dir + "/out",
-            config: { c in
-                var rootfs = c["rootfs"]!
-                rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
-                c["rootfs"] = rootfs
-            },
-            manifest: { m in
-                m["layers"] = .array(
-                    Array(m["layers"]!.arrayValue!.dropLast()) + [
-                        Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json
-                    ])
-            })
+        try replaceLastLayer(of: dir + "/out", with: tar.bytes)
         let r = try stamp(["verify", "oci:\(dir)/out"])
         #expect(r.status == 1)
         #expect(r.out.contains("linux/amd64: /\(css): name does not match its content"), "\(r.out)")

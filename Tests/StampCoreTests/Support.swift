@@ -119,6 +119,26 @@ func listing(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfD
 
 /// Edits the single image of an OCI layout folder (index.json → manifest → config) and fixes the
 /// digests up the chain, as an attacker or a buggy tool would.
+/// Puts `layer` (an uncompressed tar) in a single-image layout in place of its last layer, in
+/// the manifest and the config's diff_ids alike: a stamp layer swapped behind stamp's back.
+func replaceLastLayer(of dir: String, with layer: [UInt8]) throws {
+    let d = Digester.digest(layer)
+    try Data(layer).write(to: URL(fileURLWithPath: dir + "/blobs/sha256/" + Digest.hex(d)))
+    try editLayout(
+        dir,
+        config: { c in
+            var rootfs = c["rootfs"]!
+            rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
+            c["rootfs"] = rootfs
+        },
+        manifest: { m in
+            m["layers"] = .array(
+                Array(m["layers"]!.arrayValue!.dropLast()) + [
+                    Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(layer.count)).json
+                ])
+        })
+}
+
 func editLayout(
     _ dir: String, config editConfig: ((inout JSONValue) -> Void)? = nil,
     manifest editManifest: ((inout JSONValue) -> Void)? = nil

@@ -149,21 +149,7 @@ import OCI
         try tw.addFile("app/version.json", files["app/version.json"]!.bytes)
         try tw.addFile("app/version.txt", Array("v0-old\n".utf8))
         try tw.finish()
-        let d = Digester.digest(tar.bytes)
-        try Data(tar.bytes).write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + Digest.hex(d)))
-        try editLayout(
-            layout,
-            config: { c in
-                var rootfs = c["rootfs"]!
-                rootfs["diff_ids"] = .array(Array(rootfs["diff_ids"]!.arrayValue!.dropLast()) + [.string(d)])
-                c["rootfs"] = rootfs
-            },
-            manifest: { m in
-                m["layers"] = .array(
-                    Array(m["layers"]!.arrayValue!.dropLast()) + [
-                        Descriptor(mediaType: MediaType.ociLayer, digest: d, size: Int64(tar.bytes.count)).json
-                    ])
-            })
+        try replaceLastLayer(of: layout, with: tar.bytes)
         _ = dir
         let r = try verifyCLI("oci:\(layout)")
         #expect(r.status == 1)
