@@ -2,15 +2,19 @@
 /// minified script is neither a quote nor a dot, and a byte-by-byte loop spends its time
 /// there.
 struct ByteSkip {
-    private let wanted: [UInt8]
+    /// The wanted bytes, each repeated across a vector (unused lanes repeat the first), and
+    /// the same as a table for the last partial chunk.
+    private let v0, v1, v2, v3, v4, v5: SIMD16<UInt8>
     private let table: [Bool]
 
     /// `wanted`: the bytes the scanner stops at (up to six).
     init(_ wanted: [UInt8]) {
         precondition(!wanted.isEmpty && wanted.count <= 6)
-        self.wanted = wanted
+        let w = wanted + Array(repeating: wanted[0], count: 6 - wanted.count)
+        (v0, v1, v2) = (SIMD16(repeating: w[0]), SIMD16(repeating: w[1]), SIMD16(repeating: w[2]))
+        (v3, v4, v5) = (SIMD16(repeating: w[3]), SIMD16(repeating: w[4]), SIMD16(repeating: w[5]))
         var t = [Bool](repeating: false, count: 256)
-        for w in wanted { t[Int(w)] = true }
+        for x in wanted { t[Int(x)] = true }
         table = t
     }
 
@@ -20,13 +24,6 @@ struct ByteSkip {
         guard let base = b.baseAddress else { return b.count }
         let n = b.count
         var i = i
-        let w = wanted
-        let v0 = SIMD16<UInt8>(repeating: w[0])
-        let v1 = SIMD16<UInt8>(repeating: w[w.count > 1 ? 1 : 0])
-        let v2 = SIMD16<UInt8>(repeating: w[w.count > 2 ? 2 : 0])
-        let v3 = SIMD16<UInt8>(repeating: w[w.count > 3 ? 3 : 0])
-        let v4 = SIMD16<UInt8>(repeating: w[w.count > 4 ? 4 : 0])
-        let v5 = SIMD16<UInt8>(repeating: w[w.count > 5 ? 5 : 0])
         while i + 16 <= n {
             let x = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<UInt8>.self)
             let hit = (x .== v0) .| (x .== v1) .| (x .== v2) .| (x .== v3) .| (x .== v4) .| (x .== v5)
