@@ -43,6 +43,12 @@ public protocol ByteSource: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
+/// A source that can pass over bytes without reading them (a file section: a seek).
+public protocol SkippingSource: ByteSource {
+    /// Moves `count` bytes on; returns how many it moved (fewer only at the end).
+    func skip(_ count: Int64) throws -> Int64
+}
+
 /// A file open for reading; positional reads, so several readers can share it.
 public final class ReadableFile: Sendable {
     public let path: String
@@ -106,7 +112,7 @@ public final class ReadableFile: Sendable {
 }
 
 /// A byte range of a file read front to back; short files throw `truncated`.
-public final class FileSection: ByteSource {
+public final class FileSection: SkippingSource {
     public let file: ReadableFile
     public let offset: Int64
     public let length: Int64
@@ -124,6 +130,12 @@ public final class FileSection: ByteSource {
         let n = try file.pread(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset + position)
         if n == 0 { throw IOError.truncated(file.path, expected: offset + length, found: offset + position) }
         position += Int64(n)
+        return n
+    }
+
+    public func skip(_ count: Int64) throws -> Int64 {
+        let n = max(0, min(count, length - position))
+        position += n
         return n
     }
 }

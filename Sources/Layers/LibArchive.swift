@@ -147,28 +147,29 @@ public final class LayerReader {
         public var xattrs: [Xattr] = []
     }
 
-    private var archive: OpaquePointer?
+    /// Who parses the layer: stamp's own tar parser (gzip that ISA-L inflated, or a plain
+    /// tar), the stream itself served once as one entry (`.raw`), or libarchive (zstd, xz, ...).
+    private enum Backend {
+        case tar(TarStream)
+        case raw(ByteSource, served: Bool)
+        case libarchive(OpaquePointer)
+    }
+
+    private var backend: Backend
     private let source: ByteSource
     private let label: String
     fileprivate let buffer: UnsafeMutableRawBufferPointer
     fileprivate var pendingError: Error?
 
-    /// Whether gzip is inflated here (ISA-L) rather than by libarchive's filter.
-    private let inflatesGzip: Bool
+    /// The compression stamp recognised itself (gzip or none); nil when libarchive decides.
+    private let knownCompression: Compression?
 
-    /// The uncompressed tar stream hashed as libarchive reads it (for a diff_id in the same
-    /// pass), when `hashTar` asked for it and stamp sees that stream (gzip or uncompressed).
+    /// The uncompressed tar stream hashed as it is read (for a diff_id in the same pass), when
+    /// `hashTar` asked for it and stamp sees that stream (gzip or uncompressed).
     private var tarHasher: HashingSource?
 
     /// The inflating stage, when it runs on a thread of its own (`pipelined`).
     private var pipeline: PipelinedSource?
-
-    /// A stream stamp sees uncompressed (gzip it inflated, or a plain tar) is parsed here, not
-    /// by libarchive: `tar` for `.tar`, `raw` (served once as one entry) for `.raw`.
-    private var tar: TarStream?
-    private var raw: ByteSource?
-    private var rawServed = false
-    private var plain = false
 
     /// `pipelined`: inflate gzip on a second thread (worth it for large layers).
     public init(source: ByteSource, mode: Mode, label: String, hashTar: Bool = false, pipelined: Bool = false) throws {
@@ -185,7 +186,7 @@ public final class LayerReader {
         }
         let prefixed = PrefixedSource(Array(head[0..<got]), source)
         let sniffed = Compression.sniff(Array(head[0..<got]))
-        inflatesGzip = sniffed == .gzip
+        let inflatesGzip = sniffed == .gzip
         // bzip2 and xz are no OCI layer types, but libarchive reads them: not a plain tar either.
         let compressed =
             sniffed != .none || (got >= 3 && head[0..<3] == [0x42, 0x5a, 0x68])
@@ -206,20 +207,21 @@ public final class LayerReader {
         }
         self.source = stream
         self.label = label
-        // libarchive's read buffer; the streams stamp parses itself need none.
-        buffer = .allocate(byteCount: inflatesGzip || !compressed ? 0 : 1 << 20, alignment: 16)
         if inflatesGzip || !compressed {
-            plain = !compressed
+            knownCompression = inflatesGzip ? .gzip : Compression.none
+            buffer = .allocate(byteCount: 0, alignment: 16)  // libarchive's alone
             switch mode {
-            case .tar: tar = TarStream(stream, label: label)
-            case .raw: raw = stream
+            case .tar: backend = .tar(TarStream(stream, label: label))
+            case .raw: backend = .raw(stream, served: false)
             }
             return
         }
+        knownCompression = nil
         guard let a = archive_read_new() else {
             throw ArchiveError.library("libarchive", "cannot allocate a libarchive reader")
         }
-        archive = a
+        backend = .libarchive(a)
+        buffer = .allocate(byteCount: 1 << 20, alignment: 16)
         try check(a, archive_read_support_filter_all(a), label)
         switch mode {
         case .raw: try check(a, archive_read_support_format_raw(a), label)
@@ -234,7 +236,7 @@ public final class LayerReader {
     }
 
     deinit {
-        if let archive { archive_read_free(archive) }
+        if case .libarchive(let a) = backend { archive_read_free(a) }
         buffer.deallocate()
     }
 
@@ -260,9 +262,8 @@ public final class LayerReader {
 
     /// The compression libarchive found (after the first `next()`).
     public var detectedCompression: Compression? {
-        if inflatesGzip { return .gzip }
-        if plain { return Compression.none }
-        guard let archive else { return nil }
+        if let knownCompression { return knownCompression }
+        guard case .libarchive(let archive) = backend else { return nil }
         switch archive_filter_code(archive, 0) {
         case ARCHIVE_FILTER_NONE: return Compression.none
         case ARCHIVE_FILTER_GZIP: return .gzip
@@ -273,19 +274,20 @@ public final class LayerReader {
 
     /// The next entry, or nil at the end.
     public func next() throws -> EntryInfo? {
-        if let tar {
+        let a: OpaquePointer
+        switch backend {
+        case .tar(let tar):
             return try tar.next().map {
                 EntryInfo(
                     path: $0.path, type: $0.type, size: $0.size, mode: $0.mode, uid: $0.uid, gid: $0.gid,
                     xattrs: $0.xattrs)
             }
-        }
-        if raw != nil {
-            if rawServed { return nil }
-            rawServed = true
+        case .raw(let raw, let served):
+            if served { return nil }
+            backend = .raw(raw, served: true)
             return EntryInfo(path: "data", type: .file, size: -1, mode: 0o644)
+        case .libarchive(let archive): a = archive
         }
-        guard let a = archive else { return nil }
         var entry: OpaquePointer?
         let status = archive_read_next_header(a, &entry)
         if let e = pendingError { throw e }
@@ -336,15 +338,14 @@ public final class LayerReader {
 
     /// Streams the current entry's data (all of it, for `.raw`) into `sink`.
     public func readData(into sink: ByteSink) throws {
-        if let tar {
-            try tar.readData(into: sink)
-            return
-        }
-        if let raw {
+        let a: OpaquePointer
+        switch backend {
+        case .tar(let tar): return try tar.readData(into: sink)
+        case .raw(let raw, _):
             _ = try copyStream(from: raw, to: sink)
             return
+        case .libarchive(let archive): a = archive
         }
-        guard let a = archive else { return }
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { out.deallocate() }
         while true {

@@ -1,10 +1,15 @@
 import IO
 
-/// A tar read front to back from a stream (an inflated layer): each entry's raw name, type,
-/// size and permission bits, and its data on request; what the caller does not read is skipped.
-/// The same header rules as `TarIndex` (ustar, pax `x`/`g`, GNU `L`/`K`, base-256 sizes),
-/// without a C library's per-entry bookkeeping: the scan of a base's 75,000 entries is the
-/// cost of a cold build that this saves.
+/// The one tar parser: a tar read front to back, each entry's raw name, type, size, permission
+/// bits, owner and extended attributes, and its data on request; what the caller does not read
+/// is skipped (by a seek when the source is a file, so `TarIndex` reads headers only).
+///
+/// Header rules (ustar, pax `x`/`g`, GNU `L`/`K`, base-256 sizes) follow Go's archive/tar, the
+/// reader the container runtimes use: links, devices, FIFOs and folders are headers only whatever
+/// their size says; only a NUL type flag (pre-POSIX) turns a name ending in a slash into a
+/// folder; GNU sparse entries are `.other` (their stored bytes are not the file).
+/// No C library's per-entry bookkeeping: the scan of a base's 75,000 entries is the cost of a
+/// cold build that this saves.
 public final class TarStream {
     public struct Entry: Sendable {
         /// The name as written (not cleaned: the caller decides what is safe).
@@ -23,6 +28,7 @@ public final class TarStream {
 
     private let source: ByteSource
     private let label: String
+    private let makeError: (String) -> Error
     private let buffer: UnsafeMutableRawBufferPointer
     private var start = 0, end = 0
     private var atEnd = false
@@ -32,16 +38,23 @@ public final class TarStream {
     private var dataLeft: Int64 = 0
     private var padding: Int64 = 0
     private var finished = false
+    /// Where the current entry's data starts in the stream.
+    public private(set) var dataOffset: Int64 = 0
 
-    public init(_ source: ByteSource, label: String, bufferSize: Int = 256 << 10) {
+    /// `error` makes the error of a malformed or cut archive from its message (by default a
+    /// format error naming `label`).
+    public init(
+        _ source: ByteSource, label: String, bufferSize: Int = 256 << 10, error: ((String) -> Error)? = nil
+    ) {
         self.source = source
         self.label = label
+        makeError = error ?? { ArchiveError.format("\(label): \($0)") }
         buffer = .allocate(byteCount: bufferSize, alignment: 16)
     }
 
     deinit { buffer.deallocate() }
 
-    private func fail(_ m: String) -> ArchiveError { .format("\(label): \(m)") }
+    private func fail(_ m: String) -> Error { makeError(m) }
 
     /// Refills the buffer; false at the end of the stream.
     private func fill() throws -> Bool {
@@ -75,11 +88,21 @@ public final class TarStream {
         return out
     }
 
-    /// Passes over `count` bytes; false when the stream ends first.
+    /// Passes over `count` bytes (what the buffer holds, then a seek when the source can);
+    /// false when the stream ends first.
     private func skip(_ count: Int64) throws -> Bool {
         var left = count
         while left > 0 {
-            if start == end, try !fill() { return false }
+            if start == end {
+                if let seekable = source as? SkippingSource, !atEnd {
+                    let n = try seekable.skip(left)
+                    offset += n
+                    left -= n
+                    if left > 0 { atEnd = true }
+                    continue
+                }
+                if try !fill() { return false }
+            }
             let n = Int(min(left, Int64(end - start)))
             start += n
             offset += Int64(n)
@@ -177,9 +200,10 @@ public final class TarStream {
             let link = paxLink ?? gnuLink ?? TarHeader.string(h, 157, 100)
             let et: TarIndex.EntryType
             switch type {
-            case UInt8(ascii: "0"), 0, UInt8(ascii: "7"), UInt8(ascii: "S"):
+            case 0:
                 // Pre-POSIX tars mark a folder only by the slash its name ends with.
-                et = name.utf8.last == 0x2F && type != UInt8(ascii: "S") ? .directory : .file
+                et = name.utf8.last == 0x2F ? .directory : .file
+            case UInt8(ascii: "0"), UInt8(ascii: "7"): et = .file
             case UInt8(ascii: "5"): et = .directory
             case UInt8(ascii: "2"): et = .symlink(link)
             case UInt8(ascii: "1"): et = .hardlink(link)
@@ -190,6 +214,7 @@ public final class TarStream {
             let data = (49...54).contains(type) ? 0 : size
             dataLeft = data
             padding = TarHeader.padding(data)
+            dataOffset = offset
             let mode = UInt32(truncatingIfNeeded: TarHeader.number(h, 100, 8) ?? 0) & 0o7777
             let uid = paxUID ?? TarHeader.id(h, 108), gid = paxGID ?? TarHeader.id(h, 116)
             return Entry(
@@ -222,7 +247,7 @@ public struct Xattr: Sendable, Equatable {
     }
 }
 
-/// Fields of a 512-byte tar header, for `TarIndex` and `TarStream`.
+/// Fields of a 512-byte tar header, for `TarStream`.
 enum TarHeader {
     static func padding(_ size: Int64) -> Int64 { (512 - size % 512) % 512 }
 
@@ -313,12 +338,8 @@ enum TarHeader {
         return prefix.isEmpty ? name : prefix + "/" + name
     }
 
-    /// `LEN KEY=VALUE\n` records of a pax extended header.
-    static func parsePax(_ body: [UInt8]) -> [(String, String)] {
-        parsePaxRecords(body).map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
-    }
-
-    /// The records with their values as bytes (an xattr value need not be text).
+    /// `LEN KEY=VALUE\n` records of a pax extended header, values as bytes (an xattr value need
+    /// not be text).
     static func parsePaxRecords(_ body: [UInt8]) -> [(String, [UInt8])] {
         var out: [(String, [UInt8])] = []
         var i = 0

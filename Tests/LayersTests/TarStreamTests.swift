@@ -158,4 +158,63 @@ import IO
             "\($0)".contains("not a tar archive")
         }
     }
+
+    /// A ustar header with a valid checksum (what GNU tar cannot be made to write: a NUL type
+    /// flag, a link whose size field is not zero).
+    static func header(_ name: String, type: UInt8, size: Int, link: String = "") -> [UInt8] {
+        var h = [UInt8](repeating: 0, count: 512)
+        func put(_ at: Int, _ text: String) { for (i, b) in text.utf8.enumerated() { h[at + i] = b } }
+        put(0, name)
+        put(100, "0000644")
+        put(108, "0000000")
+        put(116, "0000000")
+        put(124, String(format: "%011o", size))
+        put(136, "00000000000")
+        h[156] = type
+        put(157, link)
+        put(257, "ustar")
+        put(263, "00")
+        for i in 148..<156 { h[i] = 32 }
+        let sum = h.reduce(0) { $0 + Int($1) }
+        put(148, String(format: "%06o", sum))
+        h[154] = 0
+        return h
+    }
+
+    /// The cases where tar readers differ, built by hand: the index (random access) and the
+    /// stream read them alike, and as Python's tarfile does (which follows the rules of Go's
+    /// archive/tar, the runtimes' reader, on each of them): a NUL type flag with a trailing
+    /// slash is a folder but a `0` one is a file; a symlink, a hard link and a folder whose size
+    /// fields say 512 carry no data (the next header follows at once).
+    @Test func bothDriversFollowTheRuntimesRules() throws {
+        var bytes: [UInt8] = []
+        bytes += Self.header("legacy-dir/", type: 0, size: 0)
+        bytes += Self.header("plain/", type: UInt8(ascii: "0"), size: 0)
+        bytes += Self.header("link", type: UInt8(ascii: "2"), size: 512, link: "target")
+        bytes += Self.header("hard", type: UInt8(ascii: "1"), size: 512, link: "data.txt")
+        bytes += Self.header("dir", type: UInt8(ascii: "5"), size: 512)
+        bytes += Self.header("data.txt", type: UInt8(ascii: "0"), size: 3)
+        bytes += Array("abc".utf8) + [UInt8](repeating: 0, count: 509)
+        bytes += [UInt8](repeating: 0, count: 1024)
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/edge.tar"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        let expected = try pythonListing(path)
+        let stream = TarStream(MemorySource(bytes), label: "edge.tar")
+        let streamed = try listing(
+            { try stream.next().map { .init(path: $0.path, type: $0.type, size: $0.size, mode: $0.mode) } },
+            data: { try stream.readData(into: $0) })
+        #expect(streamed == expected)
+        #expect(expected.prefix(2) == ["legacy-dir|dir|0||0o644|-", "plain|file|0||0o644|\(Digester.hex([]))"])
+
+        let index = try TarIndex(path: path)
+        #expect(index.names == ["legacy-dir", "plain", "link", "hard", "dir", "data.txt"])
+        #expect(index.entries["legacy-dir"]?.type == .directory)
+        #expect(index.entries["plain"]?.type == .file)
+        #expect(index.entries["dir"]?.type == .directory)
+        #expect(try index.read("hard") == Array("abc".utf8))
+        #expect(index.entries["data.txt"].map { $0.offset } == Int64(512 * 6))
+    }
 }
