@@ -10,6 +10,24 @@ import Registry
 /// so the scan can write them as it reads them; only an archive offers this), then `write`.
 /// Nothing is left under the target name if `write` throws (in a registry: the tag is written
 /// last, after every blob and manifest is there).
+/// The one-read seam: places a destination reserved for the base's blobs before the build.
+/// The scan that reads a blob may take its place and write the blob into it on the way (read
+/// once, hashed once); what nobody took is copied by the destination itself. Only an archive
+/// offers places (its layout is fixed before anything is built).
+public protocol BlobSlots: AnyObject, Sendable {
+    /// The place of blob `digest` if it has one nobody took yet: write exactly the blob's bytes
+    /// into it, then `finish` it (whatever happens).
+    func claim(_ digest: String) -> BlobSlot?
+    /// Starts filling the places nobody took, in the background.
+    func copyUnclaimed()
+}
+
+/// One reserved place, taken by one writer.
+public protocol BlobSlot: ByteSink {
+    /// Ends the claim; an error, or fewer bytes than the blob's size, fails the destination.
+    func finish(_ error: Error?)
+}
+
 public protocol ImageDestination: Sendable {
     var reference: ImageReference { get }
     /// Checks that the output can be written before any work is done; `source` is the image
@@ -18,10 +36,10 @@ public protocol ImageDestination: Sendable {
     /// Places for `blobs` reserved now, filled while the rest is built; nil when the
     /// destination has no use for them.
     func reserve(_ blobs: [(digest: String, size: Int64, location: BlobLocation)], created: Timestamp, sync: Bool)
-        throws -> ArchiveInProgress?
+        throws -> BlobSlots?
     /// Writes `image` (the reserved blobs already in place); what a push did, nil for local.
     func write(
-        _ image: OutputImage, created: Timestamp, reserved: ArchiveInProgress?, sync: Bool, diagnostics: Diagnostics
+        _ image: OutputImage, created: Timestamp, reserved: BlobSlots?, sync: Bool, diagnostics: Diagnostics
     ) throws -> PushSummary?
 }
 
@@ -29,7 +47,7 @@ extension ImageDestination {
     public func reserve(
         _ blobs: [(digest: String, size: Int64, location: BlobLocation)], created: Timestamp, sync: Bool
     )
-        throws -> ArchiveInProgress?
+        throws -> BlobSlots?
     { nil }
 }
 
@@ -75,7 +93,7 @@ struct ArchiveDestination: ImageDestination {
     }
 
     func reserve(_ blobs: [(digest: String, size: Int64, location: BlobLocation)], created: Timestamp, sync: Bool)
-        throws -> ArchiveInProgress?
+        throws -> BlobSlots?
     {
         try ArchiveInProgress(path: path, created: created, first: blobs, sync: sync)
     }
@@ -83,14 +101,15 @@ struct ArchiveDestination: ImageDestination {
     /// An archive is put on disk before its rename only with `sync` (`--fsync`): it is one new
     /// file that the same inputs make again byte for byte.
     func write(
-        _ image: OutputImage, created: Timestamp, reserved: ArchiveInProgress?, sync: Bool, diagnostics: Diagnostics
+        _ image: OutputImage, created: Timestamp, reserved: BlobSlots?, sync: Bool, diagnostics: Diagnostics
     ) throws -> PushSummary? {
-        let rest = image.blobs.filter { !(reserved?.first.contains($0.key) ?? false) }
+        let started = reserved as? ArchiveInProgress
+        let rest = image.blobs.filter { !(started?.first.contains($0.key) ?? false) }
         let step = diagnostics.step("writing \(reference)")
         let progress = diagnostics.progress("writing \(path)", total: rest.values.sizeSum(\.size))
         defer { progress.finish() }
         try ImageWriter.writeArchive(
-            image, path: path, created: created, progress: progress, started: reserved, sync: sync, docker: docker,
+            image, path: path, created: created, progress: progress, started: started, sync: sync, docker: docker,
             blobDone: { diagnostics.blob("wrote", digest: $0, size: $1, seconds: $2) })
         step.done()
         return nil
@@ -113,7 +132,7 @@ struct LayoutDestination: ImageDestination {
     }
 
     func write(
-        _ image: OutputImage, created: Timestamp, reserved: ArchiveInProgress?, sync: Bool, diagnostics: Diagnostics
+        _ image: OutputImage, created: Timestamp, reserved: BlobSlots?, sync: Bool, diagnostics: Diagnostics
     ) throws -> PushSummary? {
         let step = diagnostics.step("writing \(reference)")
         let progress = diagnostics.progress("writing \(path)", total: image.blobs.values.sizeSum(\.size))
@@ -136,7 +155,7 @@ struct RegistryDestination: ImageDestination {
     func preflight(source: ImageReference?) throws {}
 
     func write(
-        _ image: OutputImage, created: Timestamp, reserved: ArchiveInProgress?, sync: Bool, diagnostics: Diagnostics
+        _ image: OutputImage, created: Timestamp, reserved: BlobSlots?, sync: Bool, diagnostics: Diagnostics
     ) throws -> PushSummary? {
         let step = diagnostics.step("pushing to \(target)")
         let summary = try RegistryImages.push(

@@ -22,6 +22,9 @@ public struct OutputImage: Sendable {
     /// More `ref.name`s for the top descriptor than the one it carries (`--tag` given again):
     /// each gets an `index.json` entry of its own.
     public var moreRefNames: [String] = []
+    /// Other descriptors `index.json` lists after the top one (the sample's layout form that
+    /// lists its platform manifests directly, with no index blob).
+    public var moreTops: [Descriptor] = []
     /// More tags a registry output is pushed to, beyond its own.
     public var morePushTags: [String] = []
     /// Blobs this run wrote itself, their digests taken as they were written: copied without
@@ -64,7 +67,7 @@ public enum ImageWriter {
 
     /// The top descriptor once per name (`--tag` repeated), or once unnamed.
     static func topEntries(_ image: OutputImage) -> [Descriptor] {
-        [image.top]
+        [image.top] + image.moreTops
             + image.moreRefNames.map { name in
                 var d = image.top
                 var a = d.annotations
@@ -117,7 +120,7 @@ public enum ImageWriter {
             blobDone?(digest, size, Diagnostics.now() - start)
         }
         if !docker { try tar.addFile("index.json", JSONValue.encode(layoutIndex(image))) }
-        try tar.addFile("manifest.json", dockerManifest(image))
+        if !image.dockerImages.isEmpty { try tar.addFile("manifest.json", dockerManifest(image)) }
         if !docker { try tar.addFile("oci-layout", ociLayoutBytes()) }
         try tar.finish()
         try archive.state.out.commit(to: path, sync: archive.sync)
@@ -221,7 +224,7 @@ public enum ImageWriter {
 /// stops the copy and removes the temp file.
 /// One owner at a time (the build hands it from the scan to the writer; `waited`, `copying` are
 /// the owner's), the shared parts in `State` and `Places`: the unchecked conformance is safe.
-public final class ArchiveInProgress: @unchecked Sendable {
+public final class ArchiveInProgress: BlobSlots, @unchecked Sendable {
     /// Shared by the scan's threads and the copying thread. `out` is written only with
     /// positional writes (`PositionalSink`, pwrite) to places no two writers share, and `tar`
     /// appends only after every claimed blob is written (`Places.group`); the rest is under a
@@ -339,11 +342,11 @@ public final class ArchiveInProgress: @unchecked Sendable {
 
     /// The place of first blob `digest`, if nobody has taken it yet: write exactly its bytes
     /// there, then `finish` it (whatever happens). Nil for other blobs, or when taken.
-    func claim(_ digest: String) -> ClaimedBlob? { places.claim(digest) }
+    public func claim(_ digest: String) -> BlobSlot? { places.claim(digest) }
 
     /// Copies, and checks, every first blob nobody has claimed, on a thread of its own (once;
     /// `wait` starts it if nobody did).
-    func copyUnclaimed() {
+    public func copyUnclaimed() {
         guard !copying else { return }
         copying = true
         let places = self.places, sync = self.sync
@@ -386,7 +389,7 @@ public final class ArchiveInProgress: @unchecked Sendable {
 }
 
 /// A first blob's place in an archive being written, taken by one writer (`ArchiveInProgress.claim`).
-final class ClaimedBlob: ByteSink {
+final class ClaimedBlob: BlobSlot {
     private let tar: TarWriter
     private let entry: TarWriter.Entry
     private var begun = false

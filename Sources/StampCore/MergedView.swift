@@ -55,15 +55,15 @@ public final class MergedView: @unchecked Sendable {
     /// them bottom-up. Entries are kept for symlinks and for paths `keep` wants (so a big
     /// node_modules costs no memory); the bytes of regular files `capture` wants are kept too.
     /// With a `cache`, a layer read before with the same `filter` (a text that names what
-    /// `keep` and `capture` select) is taken from it instead. With an `archive` being written,
-    /// each layer read here is written into it on the way (hashed once, read once). The caller
+    /// `keep` and `capture` select) is taken from it instead. With `slots` a destination reserved,
+    /// each layer read here is written into its place on the way (hashed once, read once). The caller
     /// finishes `progress`.
     public static func build(
         layers: [Descriptor], store: BlobStore, keep: @escaping @Sendable (String) -> Bool = { _ in true },
         capture: @escaping @Sendable (String) -> Bool = { _ in false },
         digestOnly: @escaping @Sendable (String) -> Bool = { _ in false },
         progress: ProgressLine = .off, cache: ScanCache? = nil, filter: String = "",
-        archive: ArchiveInProgress? = nil, budget: CaptureBudget = CaptureBudget(),
+        slots: BlobSlots? = nil, budget: CaptureBudget = CaptureBudget(),
         spool: Bool = false
     ) throws -> MergedView {
         let results = parallelMap(count: layers.count) { i -> Result<LayerChanges, Error> in
@@ -77,7 +77,7 @@ public final class MergedView: @unchecked Sendable {
             return Result {
                 let c = try readLayer(
                     layers[i], index: i, store: store, keep: keep, capture: capture, digestOnly: digestOnly,
-                    progress: progress, archive: archive, budget: budget, spool: spool)
+                    progress: progress, slots: slots, budget: budget, spool: spool)
                 cache?.store(c, layers[i].digest, filter: key)
                 return c
             }
@@ -118,13 +118,13 @@ public final class MergedView: @unchecked Sendable {
     private static func readLayer(
         _ l: Descriptor, index i: Int, store: BlobStore, keep: (String) -> Bool,
         capture: (String) -> Bool, digestOnly: (String) -> Bool, progress: ProgressLine,
-        archive: ArchiveInProgress? = nil, budget: CaptureBudget, spool: Bool
+        slots: BlobSlots? = nil, budget: CaptureBudget, spool: Bool
     ) throws -> LayerChanges {
         let loc = try store.require(l)
         guard loc.length == l.size else {
             throw StampError.sizeMismatch(what: "blob \(l.digest)", expected: l.size, found: loc.length)
         }
-        let claimed = archive?.claim(l.digest)
+        let claimed = slots?.claim(l.digest)
         do {
             let changes = try readLayer(
                 l, at: loc, index: i, keep: keep, capture: capture, digestOnly: digestOnly, progress: progress,

@@ -192,43 +192,26 @@ public enum SampleImage {
         }
 
         switch format {
-        case .oci:
-            try FileManager.default.createDirectory(atPath: path + "/blobs/sha256", withIntermediateDirectories: true)
-            for (d, b) in blobs { try Data(b).write(to: URL(fileURLWithPath: path + "/blobs/sha256/" + Digest.hex(d))) }
-            if let (d, f) = extraBlob { try f.commit(to: path + "/blobs/sha256/" + Digest.hex(d)) }
-            try Data(JSONValue.encode(layoutIndex)).write(to: URL(fileURLWithPath: path + "/index.json"))
-            try Data(ImageWriter.ociLayoutBytes()).write(to: URL(fileURLWithPath: path + "/oci-layout"))
-        case .ociArchive, .dockerArchiveOCI:
-            let out = try WritableFile.temporary(beside: path)
-            let tw = TarWriter(sink: out, mtime: mtime)
-            try tw.begin(.init(path: "blobs", kind: .directory, mode: 0o755))
-            try tw.begin(.init(path: "blobs/sha256", kind: .directory, mode: 0o755))
-            var all = blobs.keys.map { $0 }
-            if let (d, _) = extraBlob { all.append(d) }
-            for d in all.sorted() {
-                if let b = blobs[d] {
-                    try tw.addFile("blobs/sha256/" + Digest.hex(d), b)
-                } else if let (_, f) = extraBlob {
-                    let rf = try ReadableFile(f.path)
-                    try tw.begin(.init(path: "blobs/sha256/" + Digest.hex(d), kind: .file, mode: 0o644, size: rf.size))
-                    _ = try copyStream(from: rf.section(offset: 0, length: rf.size), to: TarDataSink(tw))
-                }
+        case .oci, .ociArchive, .dockerArchiveOCI:
+            // Through the destinations a build writes to (the first platform's image for
+            // Docker's manifest.json, in the Docker 25 form only).
+            var locations = blobs.mapValues { (size: Int64($0.count), location: BlobLocation.memory($0)) }
+            if let (d, f) = extraBlob {
+                let rf = try ReadableFile(f.path)
+                locations[d] = (rf.size, .file(rf, offset: 0, length: rf.size))
             }
-            try tw.addFile("index.json", JSONValue.encode(layoutIndex))
-            if format == .dockerArchiveOCI {
-                let c = configs[0]
-                let m: JSONValue = .array([
-                    .object([
-                        ("Config", .string("blobs/sha256/" + Digest.hex(c.digest))),
-                        ("RepoTags", .array([.string("mintplexlabs/anything-llm:\(opts.tag)")])),
-                        ("Layers", .array(c.layerDigests.map { .string("blobs/sha256/" + Digest.hex($0)) })),
-                    ])
-                ])
-                try tw.addFile("manifest.json", JSONValue.encode(m))
-            }
-            try tw.addFile("oci-layout", ImageWriter.ociLayoutBytes())
-            try tw.finish()
-            try out.commit(to: path)
+            var tops = (layoutIndex["manifests"]?.arrayValue ?? []).map { Descriptor(json: $0) }
+            var image = OutputImage(
+                top: tops.removeFirst(), blobs: locations,
+                dockerImages: format == .dockerArchiveOCI
+                    ? [(opts.platforms[0].description, configs[0].digest, configs[0].layerDigests)] : [])
+            image.repoTags = format == .dockerArchiveOCI ? ["mintplexlabs/anything-llm:\(opts.tag)"] : []
+            image.moreTops = tops
+            image.ownBlobs = Set(blobs.keys)
+            let reference: ImageReference =
+                format == .oci ? .ociLayout(path: path, ref: nil) : .ociArchive(path: path, ref: nil)
+            _ = try reference.destination().write(
+                image, created: Timestamp(epoch: mtime), reserved: nil, sync: false, diagnostics: .silent)
         case .dockerArchive:
             let c = configs[0]
             let out = try WritableFile.temporary(beside: path)

@@ -179,7 +179,7 @@ public enum Stamper {
         let localAssets = plan.assets.flatMap { a in
             a.localFolder == nil ? nil : Background { AssetStage.hashLocal(a, publicVersion: plan.publicVersionJSON) }
         }
-        let views = try scan(plan, images: images, store: base.store, archive: started, diagnostics: diagnostics)
+        let views = try scan(plan, images: images, store: base.store, slots: started, diagnostics: diagnostics)
         // The base's layers the scan did not read (from its cache, or no scan) are copied now,
         // while the new layer is built.
         started?.copyUnclaimed()
@@ -353,7 +353,7 @@ public enum Stamper {
     /// and no asset hashing): the images are read at the same time, their layers on all cores,
     /// with one progress line.
     static func scan(
-        _ plan: StampPlan, images: [PlatformImage], store: BlobStore?, archive: ArchiveInProgress? = nil,
+        _ plan: StampPlan, images: [PlatformImage], store: BlobStore?, slots: BlobSlots? = nil,
         diagnostics: Diagnostics
     ) throws -> [MergedView] {
         guard let store, plan.health != nil || plan.assets != nil || !stampFolders(plan).isEmpty else {
@@ -368,7 +368,7 @@ public enum Stamper {
         let cache = plan.scanCache.map(ScanCache.init(directory:))
         let views = try parallelMap(count: images.count) { i in
             Result {
-                try scan(plan, image: images[i], store: store, cache: cache, archive: archive, progress: progress)
+                try scan(plan, image: images[i], store: store, cache: cache, slots: slots, progress: progress)
             }
         }.map { try $0.get() }
         step.done()
@@ -376,7 +376,7 @@ public enum Stamper {
     }
 
     static func scan(
-        _ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, archive: ArchiveInProgress? = nil,
+        _ plan: StampPlan, image: PlatformImage, store: BlobStore, cache: ScanCache?, slots: BlobSlots? = nil,
         progress: ProgressLine
     ) throws -> MergedView {
         // Only the entries the checks ask about are kept: folders of executables (for the
@@ -405,7 +405,7 @@ public enum Stamper {
         }
         return try MergedView.build(
             layers: image.layers, store: store, keep: keep, capture: capture, digestOnly: binary, progress: progress,
-            cache: cache, filter: filter, archive: archive,
+            cache: cache, filter: filter, slots: slots,
             budget: CaptureBudget(limit: plan.assets?.maxBytes ?? AssetPlan.defaultMaxBytes), spool: true)
     }
 
