@@ -79,9 +79,12 @@ let package = Package(
 
         // What every test target shares: the folder a test run's files go in, removed at exit.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FailuresTests", dependencies: ["Failures"]),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
         .testTarget(name: "IOTests", dependencies: ["IO"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "TestSupport"]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "TestSupport"]),
         .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO", "TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI", "TestSupport"]),
         .testTarget(

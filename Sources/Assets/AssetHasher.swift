@@ -173,7 +173,8 @@ public enum AssetHasher {
                     let other = byPath[i].key
                     if !other.utf8.elementsEqual(p.utf8) {
                         throw AssetError.invalid(
-                            "\(String(reflecting: other)) and \(String(reflecting: p)): two file names that differ only in Unicode normalisation (NFC/NFD); rename one"
+                            "\(String(reflecting: other)) and \(String(reflecting: p)): two file names that differ "
+                                + "only in Unicode normalisation (NFC/NFD); rename one"
                         )
                     }
                     throw AssetError.invalid("\(p): given twice")
@@ -193,7 +194,8 @@ public enum AssetHasher {
                 try textFiles[options.manifestName].map { try AssetTree.readFile($0) } ?? byPath[options.manifestName]!
             guard onDisk[options.manifestName] == nil, let entries = ManifestReader.entries(m) else {
                 throw AssetError.invalid(
-                    "\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose another name (--manifest)"
+                    "\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose "
+                        + "another name (--manifest)"
                 )
             }
             for (orig, e) in entries where e.stampHashed { originals[e.path] = orig }

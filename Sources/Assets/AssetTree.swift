@@ -108,7 +108,8 @@ public enum AssetTree {
     }
 
     static func identity(_ st: stat) -> String {
-        "\(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_ino)"
+        "\(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) "
+            + "\(st.st_ino)"
     }
 
     public static func identity(_ path: String) -> String? {

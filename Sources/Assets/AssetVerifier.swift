@@ -144,7 +144,8 @@ public enum AssetVerifier {
                     findings.append(
                         Finding(
                             .assetsStaleName,
-                            "\(p): still names \(old[h.file]) at byte \(h.at), but it was renamed \(renamedFrom[h.file].1)",
+                            "\(p): still names \(old[h.file]) at byte \(h.at), but it was renamed "
+                                + "\(renamedFrom[h.file].1)",
                             path: p, expected: renamedFrom[h.file].1, found: old[h.file]))
                 }
                 let kind = AssetKind.of(p)

@@ -80,7 +80,8 @@ public final class GzipInflateSource: ByteSource {
                     _ = try copyStream(from: inner, to: padding)
                     if let at = padding.firstNonZero {
                         throw ArchiveError.format(
-                            "\(label): trailing garbage after the gzip stream (\(padding.count) bytes, not zero padding from byte \(at))"
+                            "\(label): trailing garbage after the gzip stream (\(padding.count) bytes, not zero "
+                                + "padding from byte \(at))"
                         )
                     }
                 }

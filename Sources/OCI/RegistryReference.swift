@@ -72,7 +72,8 @@ public struct RegistryReference: Hashable, Sendable, CustomStringConvertible {
         if host == dockerHub && parts.count == 1 { parts.insert("library", at: 0) }
         for p in parts where !isComponent(p) {
             throw OCIError.invalidReference(
-                "\(shown): \"\(p)\" is not a valid repository name component (lowercase letters, digits, and . _ - between them)"
+                "\(shown): \"\(p)\" is not a valid repository name component (lowercase letters, digits, and . _ - "
+                    + "between them)"
             )
         }
         let repository = parts.joined(separator: "/")

@@ -235,7 +235,8 @@ public final class RegistryClient: Sendable {
             let had = (try? credential(for: ref)) ?? nil
             throw RegistryError.denied(
                 had == nil
-                    ? "\(what): authentication required (pass --creds USER:PASSWORD, or log in so that a docker config or --authfile has \(ref.host))"
+                    ? "\(what): authentication required (pass --creds USER:PASSWORD, or log in so that a docker "
+                        + "config or --authfile has \(ref.host))"
                     : "\(what): the registry refused the credentials of \(had!.username)\(suffix)")
         case 403: throw RegistryError.denied("\(what): access denied\(suffix)")
         case 404: throw RegistryError.notFound("\(what): not found\(suffix)")
@@ -272,7 +273,8 @@ public final class RegistryClient: Sendable {
                     seconds: Self.deadline(for: sink?.limit ?? body.length))
             } catch let e as BodyTooLarge {
                 throw RegistryError.failed(
-                    "\(what): the registry sent more than \(e.limit >> 20) MiB, the most stamp reads of a manifest or index"
+                    "\(what): the registry sent more than \(e.limit >> 20) MiB, the most stamp reads of a manifest or "
+                        + "index"
                 )
             } catch let e as Deadline {
                 throw RegistryError.network(
@@ -281,11 +283,13 @@ public final class RegistryClient: Sendable {
                 if let tls = tlsProblem(error) {
                     if tls == "WRONG_VERSION_NUMBER" {
                         throw RegistryError.network(
-                            "\(what): \(ref.host) does not speak TLS (for a plain-HTTP registry pass --tls-verify=false)"
+                            "\(what): \(ref.host) does not speak TLS (for a plain-HTTP registry pass "
+                                + "--tls-verify=false)"
                         )
                     }
                     throw RegistryError.network(
-                        "\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass --tls-verify=false)"
+                        "\(what): TLS with \(ref.host) failed: \(tls) (trust its CA with --cert-dir DIR, or pass "
+                            + "--tls-verify=false)"
                     )
                 }
                 // Only what may pass is retried: an error of stamp's own says what it is (a
@@ -470,7 +474,8 @@ public final class RegistryClient: Sendable {
         // insecure: a verified registry naming an http:// realm would leak them to the network.
         if cred != nil, realm.hasPrefix("http://"), options.tlsVerify {
             throw RegistryError.denied(
-                "\(ref.host): refusing to send credentials to \(realm) over plain HTTP (the registry's token realm is not HTTPS; --tls-verify=false allows it for an insecure registry)"
+                "\(ref.host): refusing to send credentials to \(realm) over plain HTTP (the registry's token realm is "
+                    + "not HTTPS; --tls-verify=false allows it for an insecure registry)"
             )
         }
         var res: HTTPResult
@@ -519,7 +524,8 @@ public final class RegistryClient: Sendable {
         if res.status == 401 || res.status == 403 {
             throw RegistryError.denied(
                 cred == nil
-                    ? "\(ref.host): the token service wants credentials (pass --creds USER:PASSWORD or use a docker config)"
+                    ? "\(ref.host): the token service wants credentials (pass --creds USER:PASSWORD or use a docker "
+                        + "config)"
                     : "\(ref.host): the token service refused the credentials of \(cred!.username)")
         }
         guard res.status == 200, let j = try? JSONValue.parse(res.body),

@@ -54,7 +54,8 @@ struct AssetsHashCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "A server file outside the folder that writes root-absolute URLs of it (\"/index.js\"): searched like the folder's files, and written to DEST with its references rewritten (repeatable).",
+            "A server file outside the folder that writes root-absolute URLs of it (\"/index.js\"): searched like the "
+                + "folder's files, and written to DEST with its references rewritten (repeatable).",
             valueName: "src:dest"))
     var rewrite: [String] = []
 
@@ -119,8 +120,10 @@ struct AssetsHashCommand: ParsableCommand {
             let renamed = result.renames.filter { $0.key != $0.value }.count
             let bundler = result.kept.values.filter { $0.hasPrefix("named by its bundler") }.count
             printError(
-                "\(result.files.count) files written to \(output): \(renamed) renamed, \(bundler) already named by their bundler, "
-                    + "\(result.kept.count - bundler) kept\(explain ? "" : " (--explain says why)"); manifest \(naming.manifestPath(output: output))"
+                "\(result.files.count) files written to \(output): \(renamed) renamed, \(bundler) already named by "
+                    + "their bundler, "
+                    + "\(result.kept.count - bundler) kept\(explain ? "" : " (--explain says why)"); manifest "
+                    + "\(naming.manifestPath(output: output))"
             )
         }
     }

@@ -47,7 +47,9 @@ struct BuildCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Write the result's digest and descriptor here as JSON, with the keys docker buildx's --metadata-file uses (containerimage.digest, containerimage.descriptor, image.name) and stamp's own (stamp.version, stamp.platforms, ...).",
+            "Write the result's digest and descriptor here as JSON, with the keys docker buildx's --metadata-file "
+                + "uses (containerimage.digest, containerimage.descriptor, image.name) and stamp's own "
+                + "(stamp.version, stamp.platforms, ...).",
             valueName: "file"))
     var metadataFile: String?
 
@@ -58,7 +60,7 @@ struct BuildCommand: ParsableCommand {
         MemoryPolicy.fewArenas()
         let result = try reportingErrors { () throws -> BuildResult in
             let plan = try StampPlan.resolve(
-                try flags.settings { output.apply(to: &$0) }, environment: ProcessInfo.processInfo.environment)
+                try flags.settings(adding: [output]), environment: ProcessInfo.processInfo.environment)
             return try Stamper.build(plan, diagnostics: progress.diagnostics(quiet: quiet))
         }
         try reportingErrors {
@@ -89,7 +91,8 @@ struct BuildCommand: ParsableCommand {
                 printOut(
                     p.unchanged
                         ? "  pushed   nothing: the tag already names this digest"
-                        : "  pushed   \(p.uploaded) blobs uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there"
+                        : "  pushed   \(p.uploaded) blobs uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, "
+                            + "\(p.existed) already there"
                 )
             }
         }
@@ -137,15 +140,6 @@ struct HealthOptions: ParsableArguments {
     @Option(help: "Healthcheck retries (default 3).")
     var healthRetries: Int?
 
-    func apply(to s: inout StampSettings) {
-        s.healthScript = healthScript
-        s.healthPort = healthPort
-        s.healthPath = healthPath
-        s.healthInterval = healthInterval
-        s.healthTimeout = healthTimeout
-        s.healthStartPeriod = healthStartPeriod
-        s.healthRetries = healthRetries
-    }
 }
 
 /// Whether an image gets the health check at all; `build` and `dockerfile` only (`healthcheck`
@@ -157,10 +151,6 @@ struct HealthSwitches: ParsableArguments {
     @Flag(help: "Build even when the image has no /bin/sh or no curl, wget or node (a warning instead of an error).")
     var allowMissingClient = false
 
-    func apply(to s: inout StampSettings) {
-        if noHealthcheck { s.noHealthcheck = true }
-        if allowMissingClient { s.allowMissingClient = true }
-    }
 }
 
 struct AssetFlags: ParsableArguments {
@@ -170,7 +160,7 @@ struct AssetFlags: ParsableArguments {
     var hashAssets = false
 
     @Option(name: .customLong("assets"), help: "Use this local frontend build instead of the image's, then hash it.")
-    var assetsFolder: String?
+    var assets: String?
 
     @Option(help: "The folder the app serves static files from.")
     var assetRoot: String?
@@ -190,36 +180,30 @@ struct AssetFlags: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Most bytes the image's frontend may expand to (default 1G; K, M, G suffixes): a larger one is refused as a decompression bomb.",
+            "Most bytes the image's frontend may expand to (default 1G; K, M, G suffixes): a larger one is refused as "
+                + "a decompression bomb.",
             valueName: "size"))
     var maxFrontendSize: String?
 
-    func apply(to s: inout StampSettings) {
-        s.maxFrontendSize = maxFrontendSize
-        if hashAssets { s.hashAssets = true }
-        s.assets = assetsFolder
-        s.assetRoot = assetRoot
-        s.rewrite = rewrite
-        s.keep = keep
-        if sri { s.sri = true }
-    }
 }
 
 /// What only `build` does with its output (a Dockerfile leaves these to BuildKit); each has a
 /// key in --config.
 struct OutputFlags: ParsableArguments {
     @Option(
-        help:
-            "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR, docker://HOST/REPO:TAG."
+        help: ArgumentHelp(
+            "Where to write: oci-archive:TAR[:TAG] (default for a plain path), oci:DIR[:TAG], docker-archive:TAR, "
+                + "docker://HOST/REPO:TAG.")
     )
     var output: String?
 
     @Option(
         name: [.customLong("tag"), .customShort("t")],
         help: ArgumentHelp(
-            "Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags; repeatable, every one is written or pushed).",
+            "Name of the result in the output: TAG or NAME:TAG (ref.name and Docker RepoTags; repeatable, every one "
+                + "is written or pushed).",
             valueName: "tag"))
-    var tag: [String] = []
+    var tags: [String] = []
 
     @Option(help: "Compression of the new layer: gzip (default), zstd or none.")
     var compression: String?
@@ -241,28 +225,20 @@ struct OutputFlags: ParsableArguments {
     var locked = false
 
     @Flag(
-        help:
-            "Put an archive output on disk (fsync) before renaming it into place, so a power loss cannot leave it incomplete under its name. Off by default: the same inputs rebuild the same bytes."
+        help: ArgumentHelp(
+            "Put an archive output on disk (fsync) before renaming it into place, so a power loss cannot leave it "
+                + "incomplete under its name. Off by default: the same inputs rebuild the same bytes.")
     )
     var fsync = false
 
-    func apply(to s: inout StampSettings) {
-        s.output = output
-        s.tags = tag
-        s.compression = compression
-        s.compressionLevel = compressionLevel
-        s.format = format
-        s.lock = lock
-        if locked { s.locked = true }
-        if fsync { s.fsync = true }
-    }
 }
 
 /// The settings of a stamp, shared by `build` and `dockerfile`; each has a key in --config.
 struct StampFlags: ParsableArguments {
     @Option(
-        help:
-            "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path."
+        help: ArgumentHelp(
+            "The image to stamp: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, "
+                + "docker://HOST/REPO[:TAG|@DIGEST], or a path.")
     )
     var base: String?
 
@@ -325,8 +301,9 @@ struct StampFlags: ParsableArguments {
     var assets: AssetFlags
 
     @Option(
-        help:
-            "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at /version.json)."
+        help: ArgumentHelp(
+            "Where a copy of version.json is served by the app (anything-llm: /app/server/public/version.json, at "
+                + "/version.json).")
     )
     var publicVersion: String?
 
@@ -338,7 +315,8 @@ struct StampFlags: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Keep what was read from base layers here, by layer digest, so the next build on the same base skips decompressing them (default: $STAMP_CACHE_DIR, $XDG_CACHE_HOME/stamp or ~/.cache/stamp).",
+            "Keep what was read from base layers here, by layer digest, so the next build on the same base skips "
+                + "decompressing them (default: $STAMP_CACHE_DIR, $XDG_CACHE_HOME/stamp or ~/.cache/stamp).",
             valueName: "dir"))
     var cacheDir: String?
 
@@ -350,31 +328,9 @@ struct StampFlags: ParsableArguments {
 
     /// The flags over the config file (`--config`, else `./stamp.yaml` when there is one);
     /// `more` adds a command's own flags first.
-    func settings(adding more: (inout StampSettings) -> Void = { _ in }) throws -> StampSettings {
-        var s = StampSettings()
-        s.base = base
-        s.version = version
-        s.revision = revision
-        s.source = source
-        s.created = created
-        s.labels = labels
-        s.annotations = annotations
-        s.env = env
-        s.add = add
-        s.platforms = platforms
-        s.profile = profile
-        s.versionFile = versionFile
-        s.versionJSON = versionJSON
-        s.baseName = baseName
-        health.apply(to: &s)
-        healthSwitches.apply(to: &s)
-        assets.apply(to: &s)
-        s.publicVersion = publicVersion
-        if noPublicVersion { s.noPublicVersion = true }
-        registry.apply(to: &s)
-        s.cacheDir = cacheDir
-        if noCache { s.noCache = true }
-        more(&s)
+    /// The settings the flags give (with `more` groups of flags), over a settings file's.
+    func settings(adding more: [any ParsableArguments] = []) throws -> StampSettings {
+        var s = StampSettings.from(flags: [self] + more)
         if let file = config
             ?? (Path.exists(Self.defaultConfig) && !Path.isDirectory(Self.defaultConfig) ? Self.defaultConfig : nil)
         {

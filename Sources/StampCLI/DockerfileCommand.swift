@@ -25,7 +25,8 @@ struct DockerfileCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "The build context folder to write (Dockerfile, .dockerignore, stamp/). Not from --config: there output names an image.",
+            "The build context folder to write (Dockerfile, .dockerignore, stamp/). Not from --config: there output "
+                + "names an image.",
             valueName: "dir"))
     var output: String?
 
@@ -54,7 +55,8 @@ struct DockerfileCommand: ParsableCommand {
                 diagnostics: progress.diagnostics())
         }
         printError(
-            "wrote \(result.folder)/Dockerfile and \(result.files.count) file(s) under \(result.folder)/stamp\(result.pinned ? "" : " (base not pinned)")"
+            "wrote \(result.folder)/Dockerfile and \(result.files.count) file(s) under "
+                + "\(result.folder)/stamp\(result.pinned ? "" : " (base not pinned)")"
         )
     }
 }

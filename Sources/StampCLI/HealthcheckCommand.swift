@@ -28,10 +28,7 @@ struct HealthcheckCommand: ParsableCommand {
 
     func run() throws {
         let text = try reportingErrors { () throws -> String in
-            var s = StampSettings()
-            s.profile = profile
-            s.versionJSON = versionJSON
-            health.apply(to: &s)
+            let s = StampSettings.from(flags: [self])
             return try StampPlan.healthScript(s)
         }
         print(text, terminator: "")

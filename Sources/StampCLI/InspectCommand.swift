@@ -14,8 +14,9 @@ struct InspectCommand: ParsableCommand {
     )
 
     @Argument(
-        help:
-            "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path."
+        help: ArgumentHelp(
+            "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], "
+                + "or a path.")
     )
     var image: String
 

@@ -9,7 +9,8 @@ import StampCore
 struct RegistryFlags: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Registry credentials. Default: --authfile, $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).",
+            "Registry credentials. Default: --authfile, $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json or "
+                + "~/.docker/config.json (auths, credHelpers, credsStore).",
             valueName: "user:password"))
     var creds: String?
 
@@ -19,13 +20,15 @@ struct RegistryFlags: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Verify registry TLS certificates and refuse plain HTTP (default true). false allows HTTP and unverified HTTPS.",
+            "Verify registry TLS certificates and refuse plain HTTP (default true). false allows HTTP and unverified "
+                + "HTTPS.",
             valueName: "bool"))
     var tlsVerify: Bool?
 
     @Option(
         help: ArgumentHelp(
-            "A folder of CA certificates (*.crt) and client pairs (*.cert + *.key) for the registry. Default: /etc/containers/certs.d/HOST or /etc/docker/certs.d/HOST.",
+            "A folder of CA certificates (*.crt) and client pairs (*.cert + *.key) for the registry. Default: "
+                + "/etc/containers/certs.d/HOST or /etc/docker/certs.d/HOST.",
             valueName: "dir"))
     var certDir: String?
 
@@ -34,17 +37,8 @@ struct RegistryFlags: ParsableArguments {
             "Upload blobs larger than this in chunks of this many bytes (default 16 MiB).", valueName: "bytes"))
     var chunkSize: Int?
 
-    func apply(to s: inout StampSettings) {
-        s.creds = creds
-        s.authfile = authfile
-        s.tlsVerify = tlsVerify
-        s.certDir = certDir
-        s.chunkSize = chunkSize
-    }
-
     func options() throws -> RegistryOptions {
-        var s = StampSettings()
-        apply(to: &s)
+        let s = StampSettings.from(flags: [self])
         return try StampPlan.registryOptions(s, environment: ProcessInfo.processInfo.environment)
     }
 }
@@ -55,7 +49,8 @@ extension ProgressMode: ExpressibleByArgument {}
 struct ProgressFlag: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "How to show progress on stderr: auto (tty on a terminal, else plain), tty (one redrawn line), plain (a line per step and per blob, for CI logs) or quiet. Default: $STAMP_PROGRESS, else auto.",
+            "How to show progress on stderr: auto (tty on a terminal, else plain), tty (one redrawn line), plain (a "
+                + "line per step and per blob, for CI logs) or quiet. Default: $STAMP_PROGRESS, else auto.",
             valueName: "mode"))
     var progress: ProgressMode?
 
@@ -106,7 +101,8 @@ struct CopyFlags: ParsableArguments {
         printOut("  digest   \(r.digest)")
         if let p = r.pushed, !p.unchanged {
             printOut(
-                "  blobs    \(p.uploaded) uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) already there"
+                "  blobs    \(p.uploaded) uploaded (\(p.uploadedBytes) bytes), \(p.mounted) mounted, \(p.existed) "
+                    + "already there"
             )
         }
     }

@@ -44,7 +44,8 @@ struct SampleCommand: ParsableCommand {
         try reportingErrors {
             guard let f = SampleImage.Format(rawValue: format) else {
                 throw StampError.usage(
-                    "--format: \"\(format)\" is not one of \(SampleImage.Format.allCases.map(\.rawValue).joined(separator: ", "))"
+                    "--format: \"\(format)\" is not one of "
+                        + "\(SampleImage.Format.allCases.map(\.rawValue).joined(separator: ", "))"
                 )
             }
             guard let c = Compression(rawValue: compression) else {

@@ -3,6 +3,8 @@ import Failures
 import Foundation
 import IO
 import StampCore
+import OCI
+import Layers
 
 public struct StampCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -54,9 +56,6 @@ func printError(_ line: String) {
 func printOut(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
-
-import OCI
-import Layers
 
 func imageReference(_ s: String) throws -> ImageReference {
     do { return try ImageReference.parse(s, exists: { Path.exists($0) }) } catch {

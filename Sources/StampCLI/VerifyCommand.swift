@@ -20,8 +20,9 @@ struct VerifyCommand: ParsableCommand {
     )
 
     @Argument(
-        help:
-            "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], or a path."
+        help: ArgumentHelp(
+            "The image: oci:DIR[:REF], oci-archive:TAR[:REF], docker-archive:TAR, docker://HOST/REPO[:TAG|@DIGEST], "
+                + "or a path.")
     )
     var image: String
 
@@ -53,7 +54,8 @@ struct VerifyCommand: ParsableCommand {
             if report.ok {
                 let v = report.stamp?.version.map { ", stamp \($0)" } ?? ""
                 printError(
-                    "ok: \(report.reference): \(report.platforms.map(\.platform).joined(separator: ", ")), \(report.blobsChecked) blobs, \(report.bytesChecked) layer bytes checked\(v)"
+                    "ok: \(report.reference): \(report.platforms.map(\.platform).joined(separator: ", ")), "
+                        + "\(report.blobsChecked) blobs, \(report.bytesChecked) layer bytes checked\(v)"
                 )
             } else {
                 printError("\(report.findings.count) finding(s) in \(report.reference)")

@@ -223,7 +223,8 @@ public enum AssetStage {
             findings.append(
                 Finding(
                     .assetsManifestDigestMismatch,
-                    "\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says \(want)",
+                    "\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says "
+                        + "\(want)",
                     platform: platform, path: rootPath + "/" + o.manifestName, expected: want, found: Digester.digest(m)
                 ))
         }

@@ -62,7 +62,8 @@ public enum DockerfileRenderer {
         let pinned = !digest.isEmpty
         if !pinned {
             diagnostics.notice(
-                "warning: the base cannot be pinned: \(base) is not a local image and no --base-digest was given; the Dockerfile builds from whatever the tag points to"
+                "warning: the base cannot be pinned: \(base) is not a local image and no --base-digest was given; the "
+                    + "Dockerfile builds from whatever the tag points to"
             )
         }
         // The name lands in ARG and FROM: BuildKit splits ARG on any Unicode space, so a name that
@@ -72,7 +73,8 @@ public enum DockerfileRenderer {
             guard r.digest == nil else { throw OCIError.invalidReference("a digest belongs in --base-digest") }
         } catch {
             throw StampError.badInput(
-                "the base's name \(String(reflecting: name)) is not an image reference (HOST/REPO[:TAG]): \(error); name it with --base-name"
+                "the base's name \(String(reflecting: name)) is not an image reference (HOST/REPO[:TAG]): \(error); "
+                    + "name it with --base-name"
             )
         }
         // stamp build names the base by its tag; the Dockerfile pins it by digest too.
@@ -161,7 +163,8 @@ public enum DockerfileRenderer {
         ]
         if let h = stamp.healthcheck {
             context["health_options"] = .text(
-                "--interval=\(duration(h.interval)) --timeout=\(duration(h.timeout)) --start-period=\(duration(h.startPeriod)) --retries=\(h.retries)"
+                "--interval=\(duration(h.interval)) --timeout=\(duration(h.timeout)) "
+                    + "--start-period=\(duration(h.startPeriod)) --retries=\(h.retries)"
             )
             context["health_cmd"] = .text(try Quote.dockerfileArray([h.scriptPath]))
         }
@@ -192,7 +195,8 @@ public enum DockerfileRenderer {
         }
         if let builtin = BuiltinTemplates.all[name] { return ("dockerfiles/\(name).Dockerfile", builtin) }
         throw StampError.usage(
-            "--template: no file \(name) and no template named \(name) (built in: \(BuiltinTemplates.all.keys.sorted().joined(separator: ", ")))"
+            "--template: no file \(name) and no template named \(name) (built in: "
+                + "\(BuiltinTemplates.all.keys.sorted().joined(separator: ", ")))"
         )
     }
 

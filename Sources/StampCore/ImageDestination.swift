@@ -82,7 +82,8 @@ struct ArchiveDestination: ImageDestination {
         var st = stat()
         if lstat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
             throw StampError.output(
-                "\(path): exists and is not a regular file (\(Path.kind(st.st_mode))); stamp replaces only a regular file or writes a new path"
+                "\(path): exists and is not a regular file (\(Path.kind(st.st_mode))); stamp replaces only a regular "
+                    + "file or writes a new path"
             )
         }
         if let source, source.registry == nil, Path.sameFile(path, source.path) {
@@ -163,7 +164,8 @@ struct RegistryDestination: ImageDestination {
         step.done(
             summary.unchanged
                 ? "the tag already names \(summary.digest)"
-                : "\(summary.uploaded) blobs uploaded (\(ProgressLine.size(summary.uploadedBytes))), \(summary.mounted) mounted, \(summary.existed) already there"
+                : "\(summary.uploaded) blobs uploaded (\(ProgressLine.size(summary.uploadedBytes))), "
+                    + "\(summary.mounted) mounted, \(summary.existed) already there"
         )
         return summary
     }

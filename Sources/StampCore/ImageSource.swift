@@ -238,7 +238,8 @@ public enum ImageReader {
             guard let m = matches.first else {
                 let known = entries.compactMap { $0.annotations[AnnotationKey.refName] }
                 throw StampError.badInput(
-                    "\(r): no image named \"\(want)\" (index.json has: \(known.isEmpty ? "no names" : known.joined(separator: ", ")))"
+                    "\(r): no image named \"\(want)\" (index.json has: "
+                        + "\(known.isEmpty ? "no names" : known.joined(separator: ", ")))"
                 )
             }
             top = m
@@ -257,7 +258,9 @@ public enum ImageReader {
         } else {
             let known = entries.compactMap { $0.annotations[AnnotationKey.refName] }
             throw StampError.badInput(
-                "\(r): holds \(entries.count) images; name one as \(r.transport == "path" ? "PATH" : r.transport + ":PATH"):REF (refs: \(known.isEmpty ? "none named" : known.joined(separator: ", ")))"
+                "\(r): holds \(entries.count) images; name one as "
+                    + "\(r.transport == "path" ? "PATH" : r.transport + ":PATH"):REF (refs: "
+                    + "\(known.isEmpty ? "none named" : known.joined(separator: ", ")))"
             )
         }
 
@@ -347,7 +350,8 @@ public enum ImageReader {
         let diffIDs = config["rootfs"]?["diff_ids"]?.arrayValue ?? []
         guard diffIDs.count == layers.count else {
             throw StampError.badInput(
-                "\(what): manifest \(Digest.short(d.digest)) has \(layers.count) layers but its config lists \(diffIDs.count) rootfs.diff_ids"
+                "\(what): manifest \(Digest.short(d.digest)) has \(layers.count) layers but its config lists "
+                    + "\(diffIDs.count) rootfs.diff_ids"
             )
         }
         return PlatformImage(descriptor: d, manifest: manifest, configDescriptor: cd, config: config, layers: layers)

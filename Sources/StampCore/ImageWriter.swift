@@ -39,7 +39,8 @@ public enum ImageWriter {
         let old: JSONValue
         do { old = try JSONValue.parse(try ReadableFile(path + "/index.json").readAll(limit: 64 << 20)) } catch {
             throw StampError.badInput(
-                "\(path)/index.json: cannot be read (\(error)); it names the layout's images, so stamp will not replace it"
+                "\(path)/index.json: cannot be read (\(error)); it names the layout's images, so stamp will not "
+                    + "replace it"
             )
         }
         guard old["manifests"]?.arrayValue != nil else {

@@ -85,12 +85,14 @@ public final class MergedView: @unchecked Sendable {
         let view = assemble(try results.map { try $0.get() })
         if view.pathBytes > maxPathBytesKept {
             throw StampError.badInput(
-                "the base's paths that stamp must keep (its frontend, its folders of executables) come to more than \(maxPathBytesKept >> 20) MiB: thousands of deep distinct folders, not a real tree"
+                "the base's paths that stamp must keep (its frontend, its folders of executables) come to more than "
+                    + "\(maxPathBytesKept >> 20) MiB: thousands of deep distinct folders, not a real tree"
             )
         }
         if let (a, b) = view.unicodeClash {
             throw StampError.badInput(
-                "the base has \(String(reflecting: a)) and \(String(reflecting: b)), two paths that differ only in Unicode normalisation (NFC/NFD); stamp cannot keep them apart"
+                "the base has \(String(reflecting: a)) and \(String(reflecting: b)), two paths that differ only in "
+                    + "Unicode normalisation (NFC/NFD); stamp cannot keep them apart"
             )
         }
         view.layersFromCache = results.filter { (try? $0.get())?.fromCache == true }.count
@@ -162,7 +164,8 @@ public final class MergedView: @unchecked Sendable {
                 found != declared
             {
                 throw StampError.badInput(
-                    "layer \(l.digest): media type \(l.mediaType) says \(declared.rawValue), content is \(found.rawValue)"
+                    "layer \(l.digest): media type \(l.mediaType) says \(declared.rawValue), content is "
+                        + "\(found.rawValue)"
                 )
             }
         } catch { failure = error }
@@ -193,7 +196,8 @@ public final class MergedView: @unchecked Sendable {
             }
             guard e.path.utf8.count <= maxPathBytes else {
                 throw StampError.badInput(
-                    "layer \(l.digest): an entry name of \(e.path.utf8.count) bytes (longer than \(maxPathBytes)): \(e.path.prefix(60))…"
+                    "layer \(l.digest): an entry name of \(e.path.utf8.count) bytes (longer than \(maxPathBytes)): "
+                        + "\(e.path.prefix(60))…"
                 )
             }
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path), !p.isEmpty else {
@@ -365,7 +369,8 @@ public final class CaptureBudget: Sendable {
         }
         if over {
             throw StampError.badInput(
-                "\(what): the frontend inflates to more than \(limit >> 20) MiB (a decompression bomb?); --max-frontend-size raises the limit"
+                "\(what): the frontend inflates to more than \(limit >> 20) MiB (a decompression bomb?); "
+                    + "--max-frontend-size raises the limit"
             )
         }
     }

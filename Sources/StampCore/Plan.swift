@@ -95,7 +95,8 @@ public struct StampPlan: Sendable {
         let profileName = s.profile ?? Profile.anythingLLM.name
         guard let profile = Profile.named(profileName) else {
             throw StampError.usage(
-                "--profile: unknown profile \"\(profileName)\" (known: \(Profile.all.map(\.name).joined(separator: ", ")))"
+                "--profile: unknown profile \"\(profileName)\" (known: "
+                    + "\(Profile.all.map(\.name).joined(separator: ", ")))"
             )
         }
 
@@ -119,7 +120,8 @@ public struct StampPlan: Sendable {
         if let c = s.created.nonEmpty {
             guard let t = Timestamp.parse(c) else {
                 throw StampError.usage(
-                    "--created: \"\(c)\" is neither RFC 3339 (2025-04-05T10:00:00Z) nor seconds since 1970, within the years 1 to 9999"
+                    "--created: \"\(c)\" is neither RFC 3339 (2025-04-05T10:00:00Z) nor seconds since 1970, within "
+                        + "the years 1 to 9999"
                 )
             }
             created = t
@@ -138,7 +140,8 @@ public struct StampPlan: Sendable {
             let a = try LeveledAnnotation.parse(k, v)
             if ownedKeys.union([AnnotationKey.refName]).contains(a.key) {
                 throw StampError.usage(
-                    "--annotation: \(a.key) is set by stamp itself (use --version, --revision, --created, --source or --base-name)"
+                    "--annotation: \(a.key) is set by stamp itself (use --version, --revision, --created, --source or "
+                        + "--base-name)"
                 )
             }
             if a.level == nil { annotations.append((a.key, a.value)) } else { leveled.append(a) }
@@ -185,7 +188,8 @@ public struct StampPlan: Sendable {
             let range = compression == .zstd ? 1...19 : 1...9
             guard range.contains(l) else {
                 throw StampError.usage(
-                    "--compression-level: \(l) is outside \(range.lowerBound)...\(range.upperBound) for \(compression.rawValue)"
+                    "--compression-level: \(l) is outside \(range.lowerBound)...\(range.upperBound) for "
+                        + "\(compression.rawValue)"
                 )
             }
         }
@@ -228,7 +232,8 @@ public struct StampPlan: Sendable {
         if s.hashAssets == true || s.assets != nil {
             guard let root = s.assetRoot.nonEmpty ?? profile.assetRoot else {
                 throw StampError.usage(
-                    "--asset-root: the \(profile.name) profile has no frontend folder; name it (e.g. /usr/share/nginx/html)"
+                    "--asset-root: the \(profile.name) profile has no frontend folder; name it (e.g. "
+                        + "/usr/share/nginx/html)"
                 )
             }
             guard root.hasPrefix("/"), let clean = Path.clean(root), !clean.isEmpty else {
@@ -339,7 +344,8 @@ public struct StampPlan: Sendable {
             let k = String(item[..<eq]), v = String(item[item.index(after: eq)...])
             if reserved.contains(k) {
                 throw StampError.usage(
-                    "\(flag): \(k) is set by stamp itself (use --version, --revision, --created, --source or --base-name)"
+                    "\(flag): \(k) is set by stamp itself (use --version, --revision, --created, --source or "
+                        + "--base-name)"
                 )
             }
             try checkValue(k, flag, max: 256)
@@ -597,7 +603,8 @@ public struct LeveledAnnotation: Sendable, Equatable {
         for name in prefix.split(separator: ",", omittingEmptySubsequences: false) {
             guard let l = Level(rawValue: String(name)) else {
                 throw StampError.usage(
-                    "--annotation: unknown level \"\(name)\" in \(key) (index, manifest, manifest[OS/ARCH], index-descriptor, manifest-descriptor)"
+                    "--annotation: unknown level \"\(name)\" in \(key) (index, manifest, manifest[OS/ARCH], "
+                        + "index-descriptor, manifest-descriptor)"
                 )
             }
             levels.append(l)

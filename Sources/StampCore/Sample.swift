@@ -297,7 +297,9 @@ public enum SampleImage {
             .dir("usr/local", uid: 0), .dir("usr/local/bin", uid: 0),
             .file(
                 "usr/local/bin/docker-healthcheck.sh",
-                "#!/bin/bash\nresponse=$(curl --write-out '%{http_code}' --silent --output /dev/null http://localhost:${SERVER_PORT:-3001}/api/ping)\nif [ $response -eq 200 ]; then echo \"Server is up\"; exit 0; else exit 1; fi\n",
+                "#!/bin/bash\nresponse=$(curl --write-out '%{http_code}' --silent --output /dev/null "
+                    + "http://localhost:${SERVER_PORT:-3001}/api/ping)\nif [ $response -eq 200 ]; then echo \"Server "
+                    + "is up\"; exit 0; else exit 1; fi\n",
                 mode: 0o755, uid: 0),
         ]
         let app: [SampleEntry] = [
@@ -307,7 +309,8 @@ public enum SampleImage {
             .dir("app/server/public", uid: 1000),
             .file(
                 "app/server/public/_index.html",
-                "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/index.css\"></head><body><div id=\"root\"></div><script type=\"module\" src=\"/index.js\"></script></body></html>\n",
+                "<!doctype html><html><head><link rel=\"stylesheet\" href=\"/index.css\"></head><body><div "
+                    + "id=\"root\"></div><script type=\"module\" src=\"/index.js\"></script></body></html>\n",
                 mode: 0o644, uid: 1000),
             .file(
                 "app/server/public/index.js", "import('./assets/index-3f9a1c0b.js');console.log('anything-llm');\n",

@@ -214,7 +214,8 @@ public struct StampSettings: Sendable, Equatable, Codable {
             let k = keyNode.scalar?.string ?? ""
             if k == "creds" {
                 throw StampError.usage(
-                    "\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or REGISTRY_AUTH_FILE"
+                    "\(path): \"creds\" does not belong in a settings file; use --creds, a docker config or "
+                        + "REGISTRY_AUTH_FILE"
                 )
             }
             guard let field = fields.first(where: { key(of: $0.name) == k || $0.name == k && singular[k] != nil })

@@ -150,7 +150,8 @@ public enum StampLayer {
             case .directory: return b
             case .symlink(let t):
                 throw StampError.badInput(
-                    "/\(p) is a symlink in the base (to \(t)): stamp would replace it with a folder; give the path it points to"
+                    "/\(p) is a symlink in the base (to \(t)): stamp would replace it with a folder; give the path it "
+                        + "points to"
                 )
             default:
                 throw StampError.badInput("/\(p) is a file in the base, not a folder: stamp cannot put files under it")

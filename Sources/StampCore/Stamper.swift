@@ -134,21 +134,24 @@ public enum Stamper {
         }
         if !base.attestations.isEmpty {
             diagnostics.notice(
-                "notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the base's digests, not the stamped image)"
+                "notice: dropped \(base.attestations.count) attestation manifest(s) of the base (they describe the "
+                    + "base's digests, not the stamped image)"
             )
         }
         var images = base.images
         if !plan.platforms.isEmpty {
             for want in plan.platforms where !images.contains(where: { $0.platform.matches(want) }) {
                 throw StampError.usage(
-                    "--platform: the base has no \(want) (it has \(images.map { $0.platform.description }.joined(separator: ", ")))"
+                    "--platform: the base has no \(want) (it has "
+                        + "\(images.map { $0.platform.description }.joined(separator: ", ")))"
                 )
             }
             images = images.filter { img in plan.platforms.contains { img.platform.matches($0) } }
         }
         if case .dockerArchive = destination, images.count > 1 {
             throw StampError.usage(
-                "docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform (e.g. \(images[0].platform))"
+                "docker-archive holds one image; the base has \(images.count) platforms: pick one with --platform "
+                    + "(e.g. \(images[0].platform))"
             )
         }
 
@@ -360,7 +363,8 @@ public enum Stamper {
             return images.map { _ in MergedView() }
         }
         let step = diagnostics.step(
-            "reading the base's layers (health-check preflight, parent folders\(plan.assets == nil ? "" : ", frontend"))"
+            "reading the base's layers (health-check preflight, parent "
+                + "folders\(plan.assets == nil ? "" : ", frontend"))"
         )
         let progress = diagnostics.progress(
             "reading the base's layers", total: images.sizeSum { $0.layers.sizeSum(\.size) })
@@ -513,12 +517,14 @@ public enum Stamper {
         }
         if platforms < 2, let l = levels.first(where: { $0 == .index || $0 == .manifestDescriptor }) {
             throw StampError.usage(
-                "--annotation \(l.rawValue):…: the output is one manifest with no index (one platform); use manifest: or index-descriptor:"
+                "--annotation \(l.rawValue):…: the output is one manifest with no index (one platform); use manifest: "
+                    + "or index-descriptor:"
             )
         }
         if plan.output?.registry != nil, levels.contains(.indexDescriptor) {
             throw StampError.usage(
-                "--annotation index-descriptor:…: a registry keeps no descriptor of the top document; it is for oci: and oci-archive: outputs"
+                "--annotation index-descriptor:…: a registry keeps no descriptor of the top document; it is for oci: "
+                    + "and oci-archive: outputs"
             )
         }
     }

@@ -164,7 +164,8 @@ public enum Verifier {
                 report.findings.append(
                     Finding(
                         .configDiffIDCount,
-                        "\(where_): \(img.layers.count) layers but \(diffIDs.count) rootfs.diff_ids in config \(Digest.short(img.configDescriptor.digest))",
+                        "\(where_): \(img.layers.count) layers but \(diffIDs.count) rootfs.diff_ids in config "
+                            + "\(Digest.short(img.configDescriptor.digest))",
                         platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)",
                         found: "\(diffIDs.count)"))
             }
@@ -174,7 +175,8 @@ public enum Verifier {
                     report.findings.append(
                         Finding(
                             .configHistoryCount,
-                            "\(where_): history has \(nonEmpty) entries that make layers, the manifest has \(img.layers.count) layers",
+                            "\(where_): history has \(nonEmpty) entries that make layers, the manifest has "
+                                + "\(img.layers.count) layers",
                             platform: platform, digest: img.configDescriptor.digest, expected: "\(img.layers.count)",
                             found: "\(nonEmpty)"))
                 }
@@ -184,7 +186,8 @@ public enum Verifier {
                     report.findings.append(
                         Finding(
                             .layerDiffIDMismatch,
-                            "\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content is \(found)",
+                            "\(where_): layer \(i) \(l.digest): diff_id mismatch: config says \(diffIDs[i]), content "
+                                + "is \(found)",
                             platform: platform, digest: l.digest, expected: diffIDs[i], found: found))
                 }
             }
@@ -305,13 +308,15 @@ public enum Verifier {
                     report.findings.append(
                         Finding(
                             .stampMissing,
-                            "\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to check blobs alone",
+                            "\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to "
+                                + "check blobs alone",
                             platform: where_))
                 } else {
                     report.findings.append(
                         Finding(
                             .stampLabelMissing,
-                            "\(where_): label \(AnnotationKey.stampVersionJSON) is missing, so version.json cannot be found",
+                            "\(where_): label \(AnnotationKey.stampVersionJSON) is missing, so version.json cannot be "
+                                + "found",
                             platform: where_))
                 }
                 continue
@@ -338,7 +343,8 @@ public enum Verifier {
                 report.findings.append(
                     Finding(
                         .stampVersionJSONMissing,
-                        "\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top layer \(Digest.short(top.digest))",
+                        "\(where_): \(jsonPath) (named by label \(AnnotationKey.stampVersionJSON)) is not in the top "
+                            + "layer \(Digest.short(top.digest))",
                         platform: where_, path: jsonPath, digest: top.digest))
                 continue
             }
@@ -372,7 +378,8 @@ public enum Verifier {
                     report.findings.append(
                         Finding(
                             .stampValueMismatch,
-                            "\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says \(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))",
+                            "\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says "
+                                + "\(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))",
                             platform: where_, path: jsonPath, expected: expected, found: value))
                 }
             }
@@ -388,14 +395,16 @@ public enum Verifier {
                 report.findings.append(
                     Finding(
                         .stampBaseDigestMismatch,
-                        "\(where_): label \(AnnotationKey.baseDigest) is \(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)",
+                        "\(where_): label \(AnnotationKey.baseDigest) is "
+                            + "\(labels[AnnotationKey.baseDigest] ?? "missing") but \(jsonPath) says \(bd)",
                         platform: where_, path: jsonPath, expected: bd, found: labels[AnnotationKey.baseDigest]))
             }
             if let c, img.config["created"]?.stringValue != c {
                 report.findings.append(
                     Finding(
                         .stampCreatedMismatch,
-                        "\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but \(jsonPath) says \(c)",
+                        "\(where_): config created is \(img.config["created"]?.stringValue ?? "missing") but "
+                            + "\(jsonPath) says \(c)",
                         platform: where_, path: jsonPath, expected: c, found: img.config["created"]?.stringValue))
             }
             if let vf = versionFile {
@@ -405,7 +414,8 @@ public enum Verifier {
                         report.findings.append(
                             Finding(
                                 .stampVersionFileMismatch,
-                                "\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) says \"\(v)\"",
+                                "\(where_): \(vf) holds \"\(text.trimmingCharacters(in: .newlines))\" but \(jsonPath) "
+                                    + "says \"\(v)\"",
                                 platform: where_, path: vf, expected: v, found: text.trimmingCharacters(in: .newlines)))
                     }
                 } else {

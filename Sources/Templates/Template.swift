@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small logic-less template language for the Dockerfile templates in `dockerfiles/`:
 ///
 ///     {{name}}               the value, already quoted for where it lands (never HTML-escaped)
@@ -109,8 +111,6 @@ public struct Template: Sendable {
         }
     }
 }
-
-import Foundation
 
 extension Quote {
     /// A Dockerfile double-quoted word for LABEL and ENV: `\`, `"` and `$` escaped, so the

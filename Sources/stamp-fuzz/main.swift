@@ -177,17 +177,25 @@ for target in targets {
         let input = n < seeds.count ? seeds[n] : mutate(seeds[rng.below(seeds.count)], &rng, corpus: seeds)
         currentCount = min(input.count, current.count)
         input.withUnsafeBytes { current.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<currentCount])) }
-        let start = Date()
-        run(target, input, scratch: scratch)
         // Linear work stays under `slow` µs a byte (a release build: well under 10; a debug
-        // build on a busy machine: 20 times that); quadratic does not.
-        if Date().timeIntervalSince(start) > 2 + Double(input.count) * slow / 1_000_000 {
+        // build on a busy machine: 20 times that); quadratic does not. An input over the bound
+        // is run twice more and judged by its fastest run: a pause of a loaded machine (the
+        // test suite runs beside Chromium and two container runtimes) is not the input's cost.
+        let bound = 2 + Double(input.count) * slow / 1_000_000
+        func timed() -> Double {
+            let start = Date()
+            run(target, input, scratch: scratch)
+            return Date().timeIntervalSince(start)
+        }
+        var took = timed()
+        if took > bound { took = min(took, timed(), timed()) }
+        if took > bound {
             let path = "\(outDir)/slow-\(target)"
             _ = FileManager.default.createFile(atPath: path, contents: Data(input))
             FileHandle.standardError.write(
                 Data(
-                    "stamp-fuzz: \(target): an input of \(input.count) bytes took \(Date().timeIntervalSince(start)) s; it is in \(path)\n"
-                        .utf8))
+                    ("stamp-fuzz: \(target): an input of \(input.count) bytes took \(took) s at best of three; it is "
+                        + "in \(path)\n").utf8))
             exit(1)
         }
         n += 1

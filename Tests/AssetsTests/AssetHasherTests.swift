@@ -216,7 +216,8 @@ extension AssetResult {
         let html = r.text("index.html")!
         #expect(
             html.contains(
-                "<script integrity=\"\(AssetHasher.sri(Array("1".utf8)))\" type=\"module\" src=\"/\(r.name("app.js"))\">"
+                "<script integrity=\"\(AssetHasher.sri(Array("1".utf8)))\" type=\"module\" "
+                    + "src=\"/\(r.name("app.js"))\">"
             ))
         #expect(html.contains("<link integrity=\"\(AssetHasher.sri(Array("a{}".utf8)))\" rel=\"stylesheet\""))
     }
@@ -231,7 +232,8 @@ extension AssetResult {
         // A file named like the manifest that is not one is refused, not replaced.
         #expect(
             throws: AssetError.invalid(
-                "stamp-assets.json: the folder has a file of this name that is not stamp's manifest; choose another name (--manifest)"
+                "stamp-assets.json: the folder has a file of this name that is not stamp's manifest; choose another "
+                    + "name (--manifest)"
             )
         ) {
             try AssetHasher.hash(files([("a.js", "1"), ("stamp-assets.json", "{}")]))

@@ -43,7 +43,7 @@ import IO
                     data = hashlib.sha256(t.extractfile(m).read()).hexdigest() if m.isreg() else "-"
                     print("|".join([m.name.rstrip("/"), kind, str(m.size if m.isreg() else 0), m.linkname, oct(m.mode & 0o7777), data]))
             """
-        let r = try run(["python3", "-c", script, tar])
+        let r = try runTool(["python3", "-c", script, tar])
         #expect(r.status == 0, "\(r.err)")
         return r.out.split(separator: "\n").map(String.init)
     }
@@ -89,7 +89,7 @@ import IO
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeTree(dir + "/root", longNames: format != "v7")
         let tar = dir + "/t.tar"
-        let made = try run(["tar", "--format=" + format, "--sort=name", "-cf", tar, "-C", dir + "/root", "."])
+        let made = try runTool(["tar", "--format=" + format, "--sort=name", "-cf", tar, "-C", dir + "/root", "."])
         #expect(made.status == 0, "\(made.err)")
         let expected = try pythonListing(tar)
         #expect(expected.count >= 10)
@@ -103,7 +103,7 @@ import IO
 
         // Gzipped, through the layer reader (ISA-L inflates, this parser reads); the raw mode
         // gives back the tar's own bytes.
-        let gz = try run(["sh", "-c", "gzip -n < '\(tar)' > '\(tar).gz'"])
+        let gz = try runTool(["sh", "-c", "gzip -n < '\(tar)' > '\(tar).gz'"])
         #expect(gz.status == 0)
         let gzFile = try ReadableFile(tar + ".gz")
         let reader = try LayerReader(
@@ -133,7 +133,8 @@ import IO
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try makeTree(dir + "/root", longNames: true)
         #expect(
-            try run(["tar", "--format=pax", "--sort=name", "-cf", dir + "/t.tar", "-C", dir + "/root", "."]).status == 0
+            try runTool(["tar", "--format=pax", "--sort=name", "-cf", dir + "/t.tar", "-C", dir + "/root", "."]).status
+                == 0
         )
         let good = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/t.tar")))
         let count = try entries(good)

@@ -6,20 +6,6 @@ import OCI
 import TestSupport
 @testable import Layers
 
-func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let o = Pipe(), e = Pipe()
-    p.standardOutput = o
-    p.standardError = e
-    try p.run()
-    let od = o.fileHandleForReading.readDataToEndOfFile()
-    let ed = e.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: od, as: UTF8.self), String(decoding: ed, as: UTF8.self))
-}
-
 @Suite struct TarTests {
     func writeSample(_ path: String) throws {
         let f = try WritableFile(path: path)
@@ -36,7 +22,7 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
     @Test func bsdtarReadsWhatWeWrite() throws {
         let dir = try tempDir()
         try writeSample(dir + "/a.tar")
-        let r = try run(["bsdtar", "-tvf", dir + "/a.tar"])
+        let r = try runTool(["bsdtar", "-tvf", dir + "/a.tar"])
         #expect(r.status == 0, "\(r.err)")
         let lines = r.out.split(separator: "\n")
         #expect(lines.count == 4)
@@ -44,7 +30,7 @@ func run(_ args: [String], stdin: Data? = nil) throws -> (status: Int32, out: St
         #expect(lines[2].contains("My Logo (1) é.svg"))
         #expect(lines[2].hasPrefix("-rw-------  0 1000   1000"))
         #expect(lines[3].contains("app/link -> version.txt"))
-        let cat = try run(["bsdtar", "-xOf", dir + "/a.tar", "app/version.txt"])
+        let cat = try runTool(["bsdtar", "-xOf", dir + "/a.tar", "app/version.txt"])
         #expect(cat.out == "v1\n")
     }
 

@@ -695,7 +695,8 @@ import OCI
         #expect(try run(["umoci", "--version"]).status == 0)
         let listingOut = try run([
             "sh", "-c",
-            "bsdtar -xOf '\(dir)/o.tar' $(bsdtar -xOf '\(dir)/o.tar' manifest.json | jq -r '.[0].Layers[-1]') | bsdtar -tf -",
+            "bsdtar -xOf '\(dir)/o.tar' $(bsdtar -xOf '\(dir)/o.tar' manifest.json | jq -r '.[0].Layers[-1]') | "
+                + "bsdtar -tf -",
         ]).out
         #expect(listingOut.contains("app/server/public/a."), "\(listingOut)")
     }

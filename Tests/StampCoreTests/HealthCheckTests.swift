@@ -342,7 +342,8 @@ enum Shell: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(r.status == 1)
         #expect(
             r.out.contains(
-                "Healthcheck runs [\"CMD-SHELL\",\"curl -f http://localhost:3001/api/ping\"], not /app/health-check-enhanced.sh"
+                "Healthcheck runs [\"CMD-SHELL\",\"curl -f http://localhost:3001/api/ping\"], not "
+                    + "/app/health-check-enhanced.sh"
             ), "\(r.out)")
     }
 }

@@ -113,7 +113,8 @@ import OCI
     @Test func configValuesExpandVariables() throws {
         let dir = try tempDir()
         try
-            "version: ${VERSION}\nrevision: ${GITHUB_SHA:-unknown}\nlabel: {built-by: \"ci ${RUNNER:-local}\", price: $5}\n"
+            ("version: ${VERSION}\nrevision: ${GITHUB_SHA:-unknown}\nlabel: {built-by: \"ci ${RUNNER:-local}\", price: "
+            + "$5}\n")
             .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
         let s = try StampSettings.load(file: dir + "/s.yaml", environment: ["VERSION": "v2.1-canary", "RUNNER": "gha"])
         #expect(s.version == "v2.1-canary")
@@ -142,7 +143,8 @@ import OCI
     @Test func settingsKeepTheirTextAndEveryKeyIsAFlag() throws {
         let dir = try tempDir()
         try
-            "version: 1.10\nrevision: 0123\nhealth-port: 3001\nno-cache: yes\nlabel: a=1\ntags: [v1, latest]\nenv: {B: 2, A: 1}\n"
+            ("version: 1.10\nrevision: 0123\nhealth-port: 3001\nno-cache: yes\nlabel: a=1\ntags: [v1, latest]\nenv: "
+            + "{B: 2, A: 1}\n")
             .write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
         let s = try StampSettings.load(file: dir + "/s.yaml", environment: [:])
         #expect(s.version == "1.10" && s.revision == "0123")

@@ -23,7 +23,8 @@ enum Runtime {
                 return .failure(
                     Unavailable(
                         reason:
-                            "runtime base images cannot be made here: \(r.err.trimmingCharacters(in: .whitespacesAndNewlines))"
+                            "runtime base images cannot be made here: "
+                            + "\(r.err.trimmingCharacters(in: .whitespacesAndNewlines))"
                     ))
             }
             guard r.status == 0 else {
@@ -121,7 +122,8 @@ enum Runtime {
     /// Owner, group, mode and writability of the app's folders, as the image's user sees them.
     static let folderProbe =
         "for d in /app /app/server /app/server/public /app/server/storage; do "
-        + "echo \"$(stat -c '%u:%g %a' \"$d\") $d $(touch \"$d/.probe\" 2>/dev/null && echo writable || echo read-only)\"; done"
+        + "echo \"$(stat -c '%u:%g %a' \"$d\") $d $(touch \"$d/.probe\" 2>/dev/null && echo writable || echo "
+        + "read-only)\"; done"
 }
 
 /// One runtime at a time: two images loading at once on two cores make health checks time out.
@@ -295,7 +297,9 @@ extension RuntimeTests {
             }
             try #require(
                 up,
-                "dockerd did not start: \((try? String(contentsOfFile: dir + "/dockerd.log", encoding: .utf8))?.suffix(1500) ?? "")"
+                Comment(
+                    rawValue: "dockerd did not start: "
+                        + "\((try? String(contentsOfFile: dir + "/dockerd.log", encoding: .utf8))?.suffix(1500) ?? "")")
             )
 
             let node = "docker-archive:" + (try Runtime.base("node"))

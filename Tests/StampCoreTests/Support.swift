@@ -208,7 +208,8 @@ func pypiCommand(_ package: String, _ command: String) throws -> String {
     try FileManager.default.createDirectory(atPath: testCache, withIntermediateDirectories: true)
     let r = try run([
         "flock", testCache + "/tools-venv.lock", "sh", "-c",
-        "[ -x \"$1/bin/$3\" ] || { python3 -m venv \"$1\" && \"$1/bin/pip\" install -q --disable-pip-version-check \"$2\"; }",
+        "[ -x \"$1/bin/$3\" ] || { python3 -m venv \"$1\" && \"$1/bin/pip\" install -q --disable-pip-version-check "
+            + "\"$2\"; }",
         "sh", venv, package, command,
     ])
     guard r.status == 0, FileManager.default.isExecutableFile(atPath: exe) else {

@@ -174,7 +174,8 @@ import OCI
         #expect(r.status == 2)
         #expect(
             r.err
-                == "stamp: error: no-such-host.invalid: cannot resolve the host name (it does not exist, or is mistyped)\n",
+                == "stamp: error: no-such-host.invalid: cannot resolve the host name (it does not exist, or is "
+                + "mistyped)\n",
             "\(r.err)")
         #expect(Date().timeIntervalSince(start) < 2, "took \(Date().timeIntervalSince(start)) s")
     }
