@@ -44,18 +44,17 @@ enum RequestBody {
 /// threads, never on the event loops, so waiting on a future here is safe. Redirects are not
 /// followed by the client: the registry client follows them itself, dropping credentials when
 /// the host changes (blob storage behind a redirect must not see registry tokens).
+/// The clients (and their connections) are shared by every caller; which proxy a request takes
+/// is the caller's (`proxies`, from the environment its registry client was made with).
 final class BlockingHTTP: Sendable {
-    static let shared = BlockingHTTP(proxies: ProxySettings(environment: ProcessInfo.processInfo.environment))
+    static let shared = BlockingHTTP()
 
-    let proxies: ProxySettings
     /// One client per proxy (AsyncHTTPClient sets the proxy per client); "" is direct.
     private let clients = Mutex<[String: HTTPClient]>([:])
 
-    init(proxies: ProxySettings) { self.proxies = proxies }
-
-    private func client(for url: String) -> HTTPClient {
+    private func client(for url: String, proxies: ProxySettings) -> HTTPClient {
         let proxy = proxies.proxy(for: url)
-        let key = proxy.map { "\($0.host):\($0.port)" } ?? ""
+        let key = proxy.map { "\($0.host):\($0.port) \($0.credentials ?? "")" } ?? ""
         return clients.withLock { clients in
             if let c = clients[key] { return c }
             var config = HTTPClient.Configuration()
@@ -81,9 +80,9 @@ final class BlockingHTTP: Sendable {
     /// request's deadline.
     func send(
         method: HTTPMethod, url: String, headers: HTTPHeaders, body: RequestBody, tls: TLSConfiguration?,
-        sink: ByteSink?, limit: Int = 4 << 20, seconds: Int64 = 120
+        proxies: ProxySettings, sink: ByteSink?, limit: Int = 4 << 20, seconds: Int64 = 120
     ) throws -> HTTPResult {
-        let client = client(for: url)
+        let client = client(for: url, proxies: proxies)
         let loop = client.eventLoopGroup.next()
         var request = try HTTPClient.Request(
             url: url, method: method, headers: headers, body: nil, tlsConfiguration: tls)

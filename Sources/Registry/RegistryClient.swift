@@ -49,7 +49,13 @@ public struct RegistryOptions: Sendable {
     /// Where retry notices go (stderr in the CLI).
     public var notice: @Sendable (String) -> Void = { _ in }
 
-    public init(credentials: CredentialLookup) { self.credentials = credentials }
+    /// Where `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` are read (the process's, by default).
+    public var environment: [String: String]
+
+    public init(credentials: CredentialLookup, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.credentials = credentials
+        self.environment = environment
+    }
 }
 
 /// How a blob reached the target repository.
@@ -66,10 +72,15 @@ public struct FetchedManifest: Sendable {
 /// (anonymous, Basic, Bearer tokens), retries with backoff, and redirects.
 public final class RegistryClient: Sendable {
     public let options: RegistryOptions
+    /// Which proxy each URL takes, from the environment the options were made with.
+    let proxies: ProxySettings
     private let hosts = Mutex<[String: Host]>([:])
     private let credentials = Mutex<[String: Credential?]>([:])
 
-    public init(options: RegistryOptions) { self.options = options }
+    public init(options: RegistryOptions) {
+        self.options = options
+        proxies = ProxySettings(environment: options.environment)
+    }
 
     public static let manifestAccept = [
         MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest,
@@ -269,7 +280,7 @@ public final class RegistryClient: Sendable {
             do {
                 try sink?.reset()
                 res = try BlockingHTTP.shared.send(
-                    method: method, url: url, headers: h, body: body, tls: host.tls, sink: sink,
+                    method: method, url: url, headers: h, body: body, tls: host.tls, proxies: proxies, sink: sink,
                     seconds: Self.deadline(for: sink?.limit ?? body.length))
             } catch let e as BodyTooLarge {
                 throw RegistryError.failed(
@@ -489,7 +500,8 @@ public final class RegistryClient: Sendable {
                     var h = HTTPHeaders()
                     h.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
                     res = try BlockingHTTP.shared.send(
-                        method: .POST, url: realm, headers: h, body: .bytes(Array(form.utf8)), tls: host.tls, sink: nil,
+                        method: .POST, url: realm, headers: h, body: .bytes(Array(form.utf8)), tls: host.tls,
+                        proxies: proxies, sink: nil,
                         seconds: Self.baseDeadline)
                 } else {
                     var q: [String] = []
@@ -499,7 +511,7 @@ public final class RegistryClient: Sendable {
                     if let cred { h.add(name: "Authorization", value: cred.basicHeader) }
                     res = try BlockingHTTP.shared.send(
                         method: .GET, url: appendQuery(realm, q.joined(separator: "&")), headers: h,
-                        body: .none, tls: host.tls, sink: nil, seconds: Self.baseDeadline)
+                        body: .none, tls: host.tls, proxies: proxies, sink: nil, seconds: Self.baseDeadline)
                 }
             } catch {
                 if let tls = tlsProblem(error) { throw RegistryError.network("\(what): TLS failed: \(tls)") }
@@ -544,7 +556,7 @@ public final class RegistryClient: Sendable {
         if let h = hosts.withLock({ $0[name] }) { return h }
         // A mistyped host fails now, not after the HTTP client's connect timeouts and retries
         // (through a proxy, the proxy resolves it).
-        if BlockingHTTP.shared.proxies.proxy(for: "https://\(name)/") == nil, Self.doesNotResolve(name) {
+        if proxies.proxy(for: "https://\(name)/") == nil, Self.doesNotResolve(name) {
             throw RegistryError.network("\(ref.host): cannot resolve the host name (it does not exist, or is mistyped)")
         }
         let tls = try tlsConfiguration(for: ref.host)
@@ -552,7 +564,7 @@ public final class RegistryClient: Sendable {
         // Through a proxy the raw probe would ask the wrong server: HTTPS is assumed there.
         // A TLS server may answer a plain request with an HTTP 400 of its own (Go's and nginx's
         // do): then HTTPS, unverified, is tried before plain HTTP is believed.
-        if !options.tlsVerify && BlockingHTTP.shared.proxies.proxy(for: "http://\(name)/") == nil,
+        if !options.tlsVerify && proxies.proxy(for: "http://\(name)/") == nil,
             let status = plainHTTPStatus(name), status != 400 || !speaksHTTPS(name, tls: tls)
         {
             base = "http://\(name)"
@@ -567,7 +579,7 @@ public final class RegistryClient: Sendable {
     private func speaksHTTPS(_ hostPort: String, tls: TLSConfiguration) -> Bool {
         (try? BlockingHTTP.shared.send(
             method: .GET, url: "https://\(hostPort)/v2/", headers: HTTPHeaders(), body: .none, tls: tls,
-            sink: nil, limit: 64 << 10, seconds: 10)) != nil
+            proxies: proxies, sink: nil, limit: 64 << 10, seconds: 10)) != nil
     }
 
     /// The status `host[:port]` answers a plain HTTP request with, or nil when the answer is

@@ -285,7 +285,8 @@ public struct StampPlan: Sendable {
     /// Registry access from settings and the environment (credential files, `$REGISTRY_AUTH_FILE`).
     public static func registryOptions(_ s: StampSettings, environment: [String: String]) throws -> RegistryOptions {
         var o = RegistryOptions(
-            credentials: CredentialLookup(creds: s.creds, authFile: s.authfile.nonEmpty, environment: environment))
+            credentials: CredentialLookup(creds: s.creds, authFile: s.authfile.nonEmpty, environment: environment),
+            environment: environment)
         o.tlsVerify = s.tlsVerify ?? true
         o.certDir = s.certDir.nonEmpty
         if let c = s.chunkSize {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import Hashing
 import OCI
 @testable import Registry
 
@@ -84,8 +85,6 @@ extension RegistryReference {
     }
 }
 
-import Hashing
-
 struct ProxySettingsTests {
     @Test func choosesTheProxyAsCurlDoes() {
         let p = ProxySettings(environment: [
@@ -106,5 +105,20 @@ struct ProxySettingsTests {
             ProxySettings(environment: ["HTTPS_PROXY": "http://x:1", "no_proxy": "*"]).proxy(for: "https://any/") == nil
         )
         #expect(ProxySettings(environment: [:]).proxy(for: "https://any/") == nil)
+    }
+
+    /// Each client takes its proxy from the environment it was made with, not the first one a
+    /// process happened to use.
+    @Test func eachClientHasItsOwnProxyEnvironment() {
+        func client(_ env: [String: String]) -> RegistryClient {
+            RegistryClient(
+                options: RegistryOptions(
+                    credentials: .init(creds: nil, authFile: nil, environment: env), environment: env))
+        }
+        let direct = client([:])
+        let proxied = client(["HTTPS_PROXY": "http://proxy.corp:3128"])
+        #expect(direct.proxies.proxy(for: "https://registry.corp/v2/") == nil)
+        #expect(proxied.proxies.proxy(for: "https://registry.corp/v2/")?.port == 3128)
+        #expect(client([:]).proxies.proxy(for: "https://registry.corp/v2/") == nil)
     }
 }
