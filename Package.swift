@@ -57,6 +57,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
+        // stamp canary: Kubernetes manifests for a canary beside stable, and the folder's edits.
+        .target(
+            name: "Canary",
+            dependencies: ["Failures", "IO", "OCI", .product(name: "Yams", package: "Yams")]),
         // Rendered text: health-check script, Dockerfile. No C.
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.
@@ -70,7 +74,7 @@ let package = Package(
         .target(
             name: "StampCLI",
             dependencies: [
-                "StampCore", "Assets", "Failures", "OCI", "IO", "Registry", "Layers", "Hashing",
+                "StampCore", "Assets", "Canary", "Failures", "OCI", "IO", "Registry", "Layers", "Hashing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
@@ -91,7 +95,7 @@ let package = Package(
             name: "StampCoreTests",
             dependencies: [
                 "StampCore", "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
-                "TestSupport",
+                "TestSupport", .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["Fixtures"]),
     ]

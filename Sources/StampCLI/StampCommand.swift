@@ -34,7 +34,7 @@ public struct StampCommand: ParsableCommand {
         subcommands: [
             BuildCommand.self, InspectCommand.self, VerifyCommand.self, PushCommand.self, PullCommand.self,
             AssetsCommand.self, DockerfileCommand.self, HealthcheckCommand.self, SampleCommand.self,
-            VersionCommand.self,
+            VersionCommand.self, CanaryCommand.self,
         ]
     )
 

@@ -10,22 +10,28 @@ public struct LockFile: Equatable, Sendable {
         public var reference: String
         public var digest: String
         public var platforms: [(String, String)]
+        /// The version stamped into it (the output only; `stamp canary render` reads it).
+        public var version: String?
 
         public static func == (a: Image, b: Image) -> Bool {
             a.reference == b.reference && a.digest == b.digest && a.platforms.elementsEqual(b.platforms, by: ==)
+                && a.version == b.version
         }
 
         var json: JSONValue {
-            .object([
+            var j: JSONValue = .object([
                 ("reference", .string(reference)), ("digest", .string(digest)),
                 ("platforms", .object(platforms.map { ($0.0, JSONValue.string($0.1)) })),
             ])
+            if let version { j["version"] = .string(version) }
+            return j
         }
 
-        init(reference: String, digest: String, platforms: [(String, String)]) {
+        init(reference: String, digest: String, platforms: [(String, String)], version: String? = nil) {
             self.reference = reference
             self.digest = digest
             self.platforms = platforms
+            self.version = version
         }
 
         init(json j: JSONValue, file: String, key: String) throws {
@@ -35,6 +41,7 @@ public struct LockFile: Equatable, Sendable {
             reference = r
             digest = d
             platforms = (j["platforms"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }
+            version = j["version"]?.stringValue
         }
     }
 

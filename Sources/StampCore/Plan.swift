@@ -483,7 +483,7 @@ public struct HealthPlan: Sendable, Equatable {
     /// Go-style durations as Docker takes them: `30s`, `1m30s`, `500ms`, `2h`; a bare number is
     /// seconds. Nanoseconds in an Int64 (about 292 years): a longer one is refused, never wrapped.
     /// `zero`: 0 is a value (a start period), not Docker's "inherit".
-    static func duration(_ text: String?, _ flag: String, zero: Bool = false) throws -> Int64? {
+    public static func duration(_ text: String?, _ flag: String, zero: Bool = false) throws -> Int64? {
         guard let text, !text.isEmpty else { return nil }
         let bad = StampError.usage("\(flag): \"\(text)\" is not a duration like 30s, 1m30s or 500ms")
         func times(_ a: Int64, _ b: Int64) throws -> Int64 {

@@ -308,7 +308,7 @@ public enum Stamper {
                     platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
                 output: .init(
                     reference: destination.description, digest: top.digest,
-                    platforms: platformResults.map { ($0.platform, $0.manifest) }))
+                    platforms: platformResults.map { ($0.platform, $0.manifest) }, version: plan.version))
             do { try lock.write(lockPath) } catch {
                 throw StampError.output(
                     "the image was written (\(destination), \(top.digest)) but the lock file was not: \(error)")

@@ -1,0 +1,373 @@
+import Foundation
+import IO
+import Yams
+
+/// A rendered canary folder, read back: `weight`, `promote` and `rollback` change only the
+/// fields they own (weights, the stable image and its version labels) and write back only the
+/// files they changed; every other field a user added stays (comments in a rewritten file do
+/// not: YAML is re-emitted). `check` states what must hold before anything is written.
+public final class CanaryFolder {
+    public let path: String
+    /// File name → its documents, for every `*.yaml` / `*.yml` in the folder.
+    private(set) var files: [String: [Node]] = [:]
+    private var changed: Set<String> = []
+
+    public init(path: String) throws {
+        self.path = path
+        guard Path.isDirectory(path) else {
+            throw CanaryError.usage("\(path): not a folder (stamp canary render writes one)")
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for name in names.sorted() where name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
+            let text: String
+            do { text = try String(contentsOfFile: path + "/" + name, encoding: .utf8) } catch {
+                throw CanaryError.badInput("\(path)/\(name): cannot be read: \(error.localizedDescription)")
+            }
+            do { files[name] = try Array(Yams.compose_all(yaml: text)) } catch {
+                throw CanaryError.badInput("\(path)/\(name): not YAML: \(error)")
+            }
+        }
+    }
+
+    public var mesh: Mesh? {
+        if !find("Rollout").isEmpty { return .argoRollouts }
+        if !find("HTTPRoute").isEmpty { return .gatewayAPI }
+        if !find("VirtualService").isEmpty { return .istio }
+        return nil
+    }
+
+    /// Where each document of `kind` is (optionally only the one named `name`).
+    func find(_ kind: String, name: String? = nil) -> [(file: String, index: Int)] {
+        files.keys.sorted().flatMap { file in
+            files[file]!.enumerated().compactMap { i, doc in
+                doc["kind"]?.text == kind && (name == nil || doc["metadata"]?["name"]?.text == name) ? (file, i) : nil
+            }
+        }
+    }
+
+    func doc(_ at: (file: String, index: Int)) -> Node { files[at.file]![at.index] }
+
+    func update(_ at: (file: String, index: Int), _ change: (inout Node) -> Void) {
+        var d = files[at.file]![at.index]
+        change(&d)
+        files[at.file]![at.index] = d
+        changed.insert(at.file)
+    }
+
+    /// The one Deployment of a track (`stamp canary render` names them APP-stable, APP-canary).
+    func deployment(_ track: String) throws -> (file: String, index: Int) {
+        let found = find("Deployment").filter {
+            doc($0)["spec"]?["template"]?["metadata"]?["labels"]?["track"]?.text == track
+        }
+        guard found.count == 1 else {
+            throw CanaryError.badInput(
+                "\(path): \(found.count) Deployments with pod label track=\(track); a canary folder has one each")
+        }
+        return found[0]
+    }
+
+    // MARK: - Operations
+
+    /// Sends `percent` of the requests without the header to the canary.
+    public func setWeight(_ percent: Int) throws {
+        guard (0...100).contains(percent) else { throw CanaryError.usage("weight \(percent): a percentage, 0 to 100") }
+        switch mesh {
+        case .istio:
+            for at in find("VirtualService") {
+                update(at) { vs in
+                    guard let routes = vs["spec"]?["http"]?.items else { return }
+                    for (i, r) in routes.enumerated() where r["match"] == nil {
+                        for (j, d) in (r["route"]?.items ?? []).enumerated() {
+                            let subset = d["destination"]?["subset"]?.text
+                            guard subset == "stable" || subset == "canary" else { continue }
+                            vs["spec"]?["http"]?[i]?["route"]?[j]?["weight"] = Y.int(
+                                subset == "canary" ? percent : 100 - percent)
+                        }
+                    }
+                }
+            }
+        case .gatewayAPI:
+            for at in find("HTTPRoute") {
+                update(at) { route in
+                    for (i, rule) in (route["spec"]?["rules"]?.items ?? []).enumerated() where rule["matches"] == nil {
+                        for (j, b) in (rule["backendRefs"]?.items ?? []).enumerated() {
+                            guard let name = b["name"]?.text else { continue }
+                            let canary = name.hasSuffix("-canary")
+                            guard canary || name.hasSuffix("-stable") else { continue }
+                            route["spec"]?["rules"]?[i]?["backendRefs"]?[j]?["weight"] = Y.int(
+                                canary ? percent : 100 - percent)
+                        }
+                    }
+                }
+            }
+        case .argoRollouts:
+            for at in find("Rollout") {
+                update(at) { r in
+                    let steps = r["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? []
+                    if let i = steps.firstIndex(where: { $0["setWeight"] != nil }) {
+                        r["spec"]?["strategy"]?["canary"]?["steps"]?[i]?["setWeight"] = Y.int(percent)
+                    }
+                }
+            }
+        case nil:
+            throw CanaryError.badInput("\(path): no VirtualService, HTTPRoute or Rollout: not a canary folder")
+        }
+    }
+
+    /// The canary becomes the stable version: the stable Deployment runs the canary's image
+    /// and carries its version; the weight goes back to 0 (the header still reaches the
+    /// canary Deployment, which now runs the same version).
+    public func promote() throws {
+        switch mesh {
+        case .argoRollouts:
+            for at in find("Rollout") {
+                let image = containerImage(doc(at)["spec"]?["template"])
+                let version = doc(at)["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text
+                update(at) { r in
+                    if let image { r["metadata"]?["annotations"]?[RolloutKeys.stableImage] = Y.str(image) }
+                    if let version { r["metadata"]?["annotations"]?[RolloutKeys.stableVersion] = Y.str(version) }
+                }
+            }
+        case .istio, .gatewayAPI:
+            let canary = doc(try deployment("canary"))
+            guard let image = containerImage(canary["spec"]?["template"]),
+                let version = canary["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text
+            else { throw CanaryError.badInput("\(path): the canary Deployment has no image or version label") }
+            try setStable(image: image, version: version)
+        case nil:
+            throw CanaryError.badInput("\(path): no VirtualService, HTTPRoute or Rollout: not a canary folder")
+        }
+        try setWeight(0)
+    }
+
+    /// Traffic back to stable: weight 0; the header route stays, for testers. With Argo
+    /// Rollouts, the pod template goes back to the stable image (Argo aborts the canary).
+    public func rollback() throws {
+        if mesh == .argoRollouts {
+            for at in find("Rollout") {
+                let d = doc(at)
+                guard let image = d["metadata"]?["annotations"]?[RolloutKeys.stableImage]?.text,
+                    let version = d["metadata"]?["annotations"]?[RolloutKeys.stableVersion]?.text
+                else {
+                    throw CanaryError.badInput(
+                        "\(path)/\(at.file): the Rollout has no \(RolloutKeys.stableImage) annotation to roll back to")
+                }
+                update(at) { r in
+                    r["spec"]?["template"]?["spec"]?["containers"]?[0]?["image"] = Y.str(image)
+                    for key in ["version", "app.kubernetes.io/version"] {
+                        r["spec"]?["template"]?["metadata"]?["labels"]?[key] = Y.str(version)
+                    }
+                }
+            }
+        }
+        try setWeight(0)
+    }
+
+    private func containerImage(_ template: Node?) -> String? {
+        template?["spec"]?["containers"]?[0]?["image"]?.text
+    }
+
+    private func setStable(image: String, version: String) throws {
+        let at = try deployment("stable")
+        update(at) { d in
+            d["spec"]?["template"]?["spec"]?["containers"]?[0]?["image"] = Y.str(image)
+            for key in ["version", "app.kubernetes.io/version"] {
+                d["spec"]?["template"]?["metadata"]?["labels"]?[key] = Y.str(version)
+                if d["metadata"]?["labels"]?[key] != nil { d["metadata"]?["labels"]?[key] = Y.str(version) }
+            }
+        }
+        for rule in find("DestinationRule") {
+            update(rule) { dr in
+                for (i, s) in (dr["spec"]?["subsets"]?.items ?? []).enumerated() where s["name"]?.text == "stable" {
+                    dr["spec"]?["subsets"]?[i]?["labels"]?["version"] = Y.str(version)
+                }
+            }
+        }
+    }
+
+    // MARK: - Checks
+
+    /// What must hold in a canary folder; each problem as one line. `allowTag`: images may be
+    /// referenced by tag.
+    public func check(allowTag: Bool = false) -> [String] {
+        var problems: [String] = []
+        let workloads = find("Deployment") + find("Rollout")
+        var secretsByKey: [String: Set<String>] = [:]
+        var claims: [String: String] = [:]
+        for at in workloads {
+            let d = doc(at)
+            let name = d["metadata"]?["name"]?.text ?? at.file
+            let template = d["spec"]?["template"]
+            for c in template?["spec"]?["containers"]?.items ?? [] {
+                let image = c["image"]?.text ?? ""
+                if !allowTag && !Self.pinned(image) {
+                    problems.append("\(at.file): \(name) runs \(image), not pinned by digest (NAME@sha256:…)")
+                }
+                for e in c["env"]?.items ?? [] {
+                    guard let key = e["name"]?.text, ["JWT_SECRET", "SIG_KEY", "SIG_SALT", "AUTH_TOKEN"].contains(key)
+                    else { continue }
+                    let secret = e["valueFrom"]?["secretKeyRef"]?["name"]?.text ?? "(a literal value)"
+                    secretsByKey[key, default: []].insert(secret)
+                }
+            }
+            // Pods a Deployment selects must carry its selector's labels.
+            let podLabels = template?["metadata"]?["labels"]
+            for (k, v) in d["spec"]?["selector"]?["matchLabels"]?.mapping ?? [:] {
+                if podLabels?[k.text ?? ""]?.text != v.text {
+                    problems.append("\(at.file): \(name)'s selector \(k.text ?? "")=\(v.text ?? "") is not on its pods")
+                }
+            }
+            let track = podLabels?["track"]?.text ?? name
+            for v in template?["spec"]?["volumes"]?.items ?? [] {
+                if let claim = v["persistentVolumeClaim"]?["claimName"]?.text {
+                    if let other = claims[claim] {
+                        problems.append(
+                            "\(at.file): \(name) and \(other) mount the same claim \(claim); the canary must never "
+                                + "share the stable's storage")
+                    }
+                    claims[claim] = "\(name) (\(track))"
+                }
+            }
+        }
+        for (key, secrets) in secretsByKey.sorted(by: { $0.key < $1.key }) where secrets.count > 1 {
+            problems.append(
+                "\(key) comes from \(secrets.sorted().joined(separator: " and ")): both versions must read it from "
+                    + "one Secret, or a session opened on one is refused by the other")
+        }
+        problems += checkWeights()
+        // Subsets and Services must select pods that exist.
+        let versions = Set(
+            workloads.compactMap { doc($0)["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text })
+        for at in find("DestinationRule") {
+            for s in doc(at)["spec"]?["subsets"]?.items ?? [] {
+                if let v = s["labels"]?["version"]?.text, !versions.contains(v) {
+                    problems.append(
+                        "\(at.file): subset \(s["name"]?.text ?? "") selects version \(v), which no pod runs")
+                }
+            }
+        }
+        let pods = workloads.compactMap { doc($0)["spec"]?["template"]?["metadata"]?["labels"]?.mapping }
+        for at in find("Service") {
+            let selector = doc(at)["spec"]?["selector"]?.mapping ?? [:]
+            let matched = pods.contains { labels in selector.allSatisfy { labels[$0.key]?.text == $0.value.text } }
+            if !matched && mesh != .argoRollouts {
+                problems.append("\(at.file): Service \(doc(at)["metadata"]?["name"]?.text ?? "") selects no pods")
+            }
+        }
+        return problems
+    }
+
+    /// The weighted route sums to 100 (Istio, Gateway API) or the Rollout's weights are
+    /// percentages.
+    func checkWeights() -> [String] {
+        var problems: [String] = []
+        for at in find("VirtualService") {
+            for r in doc(at)["spec"]?["http"]?.items ?? [] where r["match"] == nil {
+                let weights = (r["route"]?.items ?? []).compactMap { $0["weight"]?.int }
+                if !weights.isEmpty && weights.reduce(0, +) != 100 {
+                    problems.append(
+                        "\(at.file): route \(r["name"]?.text ?? "") weights sum to \(weights.reduce(0, +)), not 100")
+                }
+            }
+        }
+        for at in find("HTTPRoute") {
+            for r in doc(at)["spec"]?["rules"]?.items ?? [] where r["matches"] == nil {
+                let weights = (r["backendRefs"]?.items ?? []).map { $0["weight"]?.int ?? 1 }
+                if weights.count > 1 && weights.reduce(0, +) != 100 {
+                    problems.append("\(at.file): the weighted rule sums to \(weights.reduce(0, +)), not 100")
+                }
+            }
+        }
+        for at in find("Rollout") {
+            for s in doc(at)["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? [] {
+                if let w = s["setWeight"]?.int, !(0...100).contains(w) {
+                    problems.append("\(at.file): setWeight \(w) is not a percentage")
+                }
+            }
+        }
+        return problems
+    }
+
+    /// The weight the folder sends to the canary now.
+    public var weight: Int? {
+        for at in find("VirtualService") + find("HTTPRoute") {
+            let d = doc(at)
+            for r in d["spec"]?["http"]?.items ?? [] where r["match"] == nil {
+                for x in r["route"]?.items ?? [] where x["destination"]?["subset"]?.text == "canary" {
+                    return x["weight"]?.int
+                }
+            }
+            for r in d["spec"]?["rules"]?.items ?? [] where r["matches"] == nil {
+                for b in r["backendRefs"]?.items ?? [] where b["name"]?.text?.hasSuffix("-canary") == true {
+                    return b["weight"]?.int
+                }
+            }
+        }
+        for at in find("Rollout") {
+            for s in doc(at)["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? [] {
+                if let w = s["setWeight"]?.int { return w }
+            }
+        }
+        return nil
+    }
+
+    static func pinned(_ image: String) -> Bool {
+        guard let at = image.range(of: "@sha256:") else { return false }
+        let hex = image[at.upperBound...]
+        return hex.count == 64 && hex.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    // MARK: - Writing
+
+    /// Writes the files an operation changed, each whole under a temporary name and renamed,
+    /// after `check` passes on the result (nothing is written when it does not).
+    public func save(allowTag: Bool = false) throws -> [String] {
+        let problems = check(allowTag: allowTag)
+        guard problems.isEmpty else {
+            throw CanaryError.badInput(
+                "\(path): not changed, the result would not be a safe canary: " + problems.joined(separator: "; "))
+        }
+        for name in changed.sorted() {
+            try Self.write(path + "/" + name, try Y.text(files[name]!))
+        }
+        defer { changed = [] }
+        return changed.sorted()
+    }
+
+    static func write(_ path: String, _ text: String) throws {
+        let f = try WritableFile.temporary(beside: path)
+        try f.write(Array(text.utf8))
+        try f.commit(to: path)
+    }
+
+    /// Renders `spec` into `path` (a new or empty folder, or one stamp rendered before: its
+    /// files are replaced, other files are left), after the same checks `save` makes.
+    public static func render(_ spec: CanarySpec, into path: String, allowTag: Bool) throws -> [String] {
+        let files = try spec.render()
+        if Path.exists(path) && !Path.isDirectory(path) {
+            throw CanaryError.usage("--output \(path): exists and is not a folder")
+        }
+        let staging = path + ".stamp-render-\(getpid())"
+        try? FileManager.default.removeItem(atPath: staging)
+        do {
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            for (name, docs) in files { try write(staging + "/" + name, try Y.text(docs)) }
+            let problems = try CanaryFolder(path: staging).check(allowTag: allowTag)
+            guard problems.isEmpty else {
+                throw CanaryError.badInput(
+                    "the rendered folder would not be a safe canary: " + problems.joined(separator: "; "))
+            }
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            for (name, _) in files {
+                guard rename(staging + "/" + name, path + "/" + name) == 0 else {
+                    throw CanaryError(kind: .io, message: "\(path)/\(name): \(String(cString: strerror(errno)))")
+                }
+            }
+            try? FileManager.default.removeItem(atPath: staging)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+        return files.map(\.name)
+    }
+}

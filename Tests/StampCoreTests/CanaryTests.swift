@@ -1,0 +1,351 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+import Yams
+
+/// `stamp canary`: manifests rendered from two stamped images pushed to Debian's
+/// docker-registry, validated against the upstream schemas (Kubernetes v1.32, Istio, Gateway API,
+/// Argo Rollouts; `../shared/schemas`) by check-jsonschema, built by `kubectl kustomize`, and
+/// read back for what they mean; then weight, promote and rollback on a folder a user edited.
+@Suite("Canary (stamp canary)")
+struct CanaryTests {
+    /// A stable (v2.0) and a canary (v2.1-canary) image in a registry, with their lock files.
+    /// Made once under `shared`'s lock and only read after: the unchecked conformance is safe
+    /// (the registry is held only to keep it running).
+    final class Releases: @unchecked Sendable {
+        let registry: TestRegistry
+        let dir: String
+        let stableLock: String
+        let canaryLock: String
+        let stableDigest: String
+        let canaryDigest: String
+        var name: String { "\(registry.host)/ai/anything-llm" }
+
+        init() throws {
+            registry = try TestRegistry()
+            dir = try tempDir()
+            let base = try sampleBase(dir)
+            var digests: [String] = []
+            for (version, lock) in [("v2.0", "stable"), ("v2.1-canary", "canary")] {
+                let target = "docker://\(registry.host)/ai/anything-llm:\(version)"
+                let r = try stamp(
+                    [
+                        "build", "--base", base, "--version", version, "--revision", "abc", "--output", target,
+                        "--lock", "\(dir)/\(lock).lock.json", "--tls-verify=false",
+                    ], env: ["SOURCE_DATE_EPOCH": "1743811200"])
+                #expect(r.status == 0, "\(r.err)")
+                // The digest as the registry serves it, read by skopeo, not by stamp.
+                digests.append(try #require(try skopeoDigest(target, ["--tls-verify=false"])))
+            }
+            stableLock = dir + "/stable.lock.json"
+            canaryLock = dir + "/canary.lock.json"
+            stableDigest = digests[0]
+            canaryDigest = digests[1]
+        }
+
+        static let shared = Mutex<Releases?>(nil)
+        static func get() throws -> Releases {
+            try shared.withLock { r in
+                if let r { return r }
+                let made = try Releases()
+                r = made
+                return made
+            }
+        }
+    }
+
+    static let schemas = repoRoot + "/../shared/schemas"
+
+    /// The upstream schema of a document's kind and version.
+    static func schema(_ doc: Node) -> String? {
+        switch (doc["apiVersion"]?.string, doc["kind"]?.string) {
+        case ("apps/v1", "Deployment"): return schemas + "/kubernetes-v1.32/deployment-apps-v1.json"
+        case ("v1", "Service"): return schemas + "/kubernetes-v1.32/service-v1.json"
+        case ("v1", "PersistentVolumeClaim"): return schemas + "/kubernetes-v1.32/persistentvolumeclaim-v1.json"
+        case ("networking.istio.io/v1", "VirtualService"): return schemas + "/crds/virtualservice-networking-v1.json"
+        case ("networking.istio.io/v1", "DestinationRule"): return schemas + "/crds/destinationrule-networking-v1.json"
+        case ("gateway.networking.k8s.io/v1", "HTTPRoute"): return schemas + "/crds/httproute-gateway-v1.json"
+        case ("argoproj.io/v1alpha1", "Rollout"): return schemas + "/crds/rollout-argoproj-v1alpha1.json"
+        default: return nil
+        }
+    }
+
+    func render(_ r: Releases, _ dir: String, _ extra: [String]) throws -> RunResult {
+        try stamp(
+            [
+                "canary", "render", "--stable", r.stableLock, "--canary", r.canaryLock, "--host", "ai.corp.local",
+                "--weight", "5", "--namespace", "ai", "--output", dir,
+            ] + extra)
+    }
+
+    func docs(_ dir: String) throws -> [String: Node] {
+        var out: [String: Node] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasSuffix(".yaml") {
+            out[name] = try Yams.compose(yaml: try String(contentsOfFile: dir + "/" + name, encoding: .utf8))
+        }
+        return out
+    }
+
+    static let meshes: [(String, [String])] = [
+        ("istio", ["--canary-storage", "clone"]),
+        ("gateway-api", ["--canary-storage", "fresh", "--gateway", "public"]),
+        ("argo-rollouts", ["--canary-storage", "fresh", "--probe", "http"]),
+    ]
+
+    @Test(arguments: meshes.map(\.0))
+    func everyManifestIsValidUpstreamAndKustomizeBuildsTheFolder(_ mesh: String) throws {
+        try #require(
+            FileManager.default.fileExists(atPath: Self.schemas + "/README.md"),
+            "the upstream schemas are not at \(Self.schemas) (shared/ beside the clone)")
+        let r = try Releases.get()
+        let dir = try tempDir() + "/deploy"
+        let extra = Self.meshes.first { $0.0 == mesh }!.1
+        let rendered = try render(r, dir, ["--mesh", mesh] + extra)
+        #expect(rendered.status == 0, "\(rendered.err)")
+        let files = try docs(dir)
+        let kinds = Set(files.values.compactMap { $0["kind"]?.string })
+        let expected: Set<String> =
+            switch mesh {
+            case "istio":
+                [
+                    "Kustomization", "Deployment", "PersistentVolumeClaim", "Service", "DestinationRule",
+                    "VirtualService",
+                ]
+            case "gateway-api": ["Kustomization", "Deployment", "PersistentVolumeClaim", "Service", "HTTPRoute"]
+            default: ["Kustomization", "Rollout", "Service", "VirtualService"]
+            }
+        #expect(kinds == expected)
+        let checker = try pypiCommand("check-jsonschema", "check-jsonschema")
+        for (name, doc) in files.sorted(by: { $0.key < $1.key }) where doc["kind"]?.string != "Kustomization" {
+            let schema = try #require(Self.schema(doc), "\(name): no upstream schema for its kind")
+            let v = try run([checker, "--schemafile", schema, dir + "/" + name])
+            #expect(v.status == 0, "\(name) against \(schema): \(v.out)\(v.err)")
+        }
+        let built = try run(["kubectl", "kustomize", dir])
+        #expect(built.status == 0, "\(built.err)")
+        let objects = try Yams.compose_all(yaml: built.out).map { $0 }
+        #expect(objects.count == files.count - 1)
+        #expect(objects.allSatisfy { $0["metadata"]?["namespace"]?.string == "ai" })
+    }
+
+    func images(_ d: Node?) -> [String] {
+        (d?["spec"]?["template"]?["spec"]?["containers"]?.sequence ?? []).compactMap { $0["image"]?.string }
+    }
+
+    func podLabels(_ d: Node?) -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in d?["spec"]?["template"]?["metadata"]?["labels"]?.mapping ?? [:] { out[k.string!] = v.string }
+        return out
+    }
+
+    func identitySecrets(_ d: Node?) -> [String: String] {
+        var out: [String: String] = [:]
+        for c in d?["spec"]?["template"]?["spec"]?["containers"]?.sequence ?? [] {
+            for e in c["env"]?.sequence ?? [] {
+                if let s = e["valueFrom"]?["secretKeyRef"]?["name"]?.string { out[e["name"]!.string!] = s }
+            }
+        }
+        return out
+    }
+
+    @Test func theIstioFolderMeansWhatItShould() throws {
+        let r = try Releases.get()
+        let dir = try tempDir() + "/deploy"
+        let rendered = try render(r, dir, ["--canary-storage", "clone"])
+        #expect(rendered.status == 0, "\(rendered.err)")
+        let f = try docs(dir)
+        let stable = f["deployment-stable.yaml"], canary = f["deployment-canary.yaml"]
+        // Pinned by the digests the registry serves (read by skopeo).
+        #expect(images(stable) == ["\(r.name)@\(r.stableDigest)"])
+        #expect(images(canary) == ["\(r.name)@\(r.canaryDigest)"])
+        #expect(podLabels(stable)["version"] == "v2.0" && podLabels(canary)["version"] == "v2.1-canary")
+        #expect(podLabels(canary)["app.kubernetes.io/version"] == "v2.1-canary")
+        // Selectors select their own pods only.
+        for d in [stable, canary] {
+            let selector = d?["spec"]?["selector"]?["matchLabels"]?.mapping ?? [:]
+            #expect(!selector.isEmpty && selector.allSatisfy { podLabels(d)[$0.key.string!] == $0.value.string })
+        }
+        #expect(podLabels(stable)["track"] != podLabels(canary)["track"])
+        // Subsets are the two Deployments' versions.
+        let subsets = (f["destinationrule.yaml"]?["spec"]?["subsets"]?.sequence ?? []).map {
+            ($0["name"]!.string!, $0["labels"]!["version"]!.string!)
+        }
+        #expect(subsets.map(\.0) == ["stable", "canary"] && subsets.map(\.1) == ["v2.0", "v2.1-canary"])
+        // Separate storage, the canary's cloned from the stable's.
+        func claim(_ d: Node?) -> String? {
+            d?["spec"]?["template"]?["spec"]?["volumes"]?[0]?["persistentVolumeClaim"]?["claimName"]?.string
+        }
+        #expect(claim(stable) != nil && claim(stable) != claim(canary))
+        #expect(f["storage-canary.yaml"]?["spec"]?["dataSource"]?["name"]?.string == claim(stable))
+        #expect(f["storage-stable.yaml"]?["spec"]?["dataSource"] == nil)
+        // One Secret for the identity keys, in both.
+        let keys = identitySecrets(stable)
+        #expect(Set(keys.keys) == ["JWT_SECRET", "SIG_KEY", "SIG_SALT", "AUTH_TOKEN"])
+        #expect(keys == identitySecrets(canary) && Set(keys.values) == ["anything-llm-identity"])
+        // The health check as probes, at its pace.
+        let liveness = stable?["spec"]?["template"]?["spec"]?["containers"]?[0]?["livenessProbe"]
+        #expect(liveness?["exec"]?["command"]?[0]?.string == "/app/health-check-enhanced.sh")
+        #expect(liveness?["periodSeconds"]?.int == 30 && liveness?["timeoutSeconds"]?.int == 10)
+        #expect(liveness?["failureThreshold"]?.int == 3)
+        // Header first, then 95/5.
+        let http = f["virtualservice.yaml"]?["spec"]?["http"]?.sequence ?? []
+        #expect(http.count == 2)
+        #expect(http.first?["match"]?[0]?["headers"]?["x-canary-flag"]?["exact"]?.string == "enabled")
+        #expect(http.first?["route"]?[0]?["destination"]?["subset"]?.string == "canary")
+        #expect((http.last?["route"]?.sequence ?? []).map { $0["weight"]?.int ?? -1 } == [95, 5])
+        #expect(rendered.out.contains("kubectl apply -k"))
+    }
+
+    /// weight, promote and rollback change their fields only; what a user added stays; the
+    /// weights sum to 100 after each.
+    @Test(arguments: ["istio", "gateway-api"])
+    func weightPromoteRollbackKeepAUsersEdits(_ mesh: String) throws {
+        let r = try Releases.get()
+        let dir = try tempDir() + "/deploy"
+        let extra = mesh == "istio" ? [] : ["--gateway", "public"]
+        #expect(try render(r, dir, ["--mesh", mesh, "--canary-storage", "fresh"] + extra).status == 0)
+        // A user's edits: an annotation, resource limits, a file of their own.
+        var stableText = try String(contentsOfFile: dir + "/deployment-stable.yaml", encoding: .utf8)
+        stableText = stableText.replacingOccurrences(
+            of: "metadata:\n  name: anything-llm-stable\n",
+            with: "metadata:\n  name: anything-llm-stable\n  annotations:\n    team.corp/owner: ai-platform\n")
+        try stableText.write(toFile: dir + "/deployment-stable.yaml", atomically: true, encoding: .utf8)
+        try "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\ndata:\n  a: \"1\"\n".write(
+            toFile: dir + "/mine.yaml", atomically: true, encoding: .utf8)
+        let mine = try String(contentsOfFile: dir + "/mine.yaml", encoding: .utf8)
+
+        func weights() throws -> [Int] {
+            let f = try docs(dir)
+            if mesh == "istio" {
+                return (f["virtualservice.yaml"]?["spec"]?["http"]?[1]?["route"]?.sequence ?? []).map {
+                    $0["weight"]?.int ?? -1
+                }
+            }
+            return (f["httproute.yaml"]?["spec"]?["rules"]?[1]?["backendRefs"]?.sequence ?? []).map {
+                $0["weight"]?.int ?? -1
+            }
+        }
+        func owner() throws -> String? {
+            try docs(dir)["deployment-stable.yaml"]?["metadata"]?["annotations"]?["team.corp/owner"]?.string
+        }
+        #expect(try weights() == [95, 5])
+        let w = try stamp(["canary", "weight", "25", dir, "--json"])
+        #expect(w.status == 0, "\(w.err)")
+        #expect(w.out.contains("\"weight\":25"))
+        #expect(try weights() == [75, 25])
+        #expect(try owner() == "ai-platform")
+
+        let p = try stamp(["canary", "promote", dir])
+        #expect(p.status == 0, "\(p.err)")
+        let f = try docs(dir)
+        #expect(images(f["deployment-stable.yaml"]) == ["\(r.name)@\(r.canaryDigest)"])
+        #expect(podLabels(f["deployment-stable.yaml"])["version"] == "v2.1-canary")
+        #expect(podLabels(f["deployment-stable.yaml"])["track"] == "stable")
+        if mesh == "istio" {
+            #expect(f["destinationrule.yaml"]?["spec"]?["subsets"]?[0]?["labels"]?["version"]?.string == "v2.1-canary")
+        }
+        #expect(try weights() == [100, 0])
+        #expect(try owner() == "ai-platform")
+
+        #expect(try stamp(["canary", "weight", "40", dir]).status == 0)
+        let rb = try stamp(["canary", "rollback", dir])
+        #expect(rb.status == 0, "\(rb.err)")
+        #expect(try weights() == [100, 0])
+        // The header route stays for testers.
+        let after = try docs(dir)
+        if mesh == "istio" {
+            #expect(after["virtualservice.yaml"]?["spec"]?["http"]?[0]?["match"] != nil)
+        } else {
+            #expect(after["httproute.yaml"]?["spec"]?["rules"]?[0]?["matches"] != nil)
+        }
+        #expect(try String(contentsOfFile: dir + "/mine.yaml", encoding: .utf8) == mine)
+        #expect(try stamp(["canary", "check", dir]).status == 0)
+        #expect(try run(["kubectl", "kustomize", dir]).status == 0)
+    }
+
+    @Test func argoRolloutsWeightAndRollback() throws {
+        let r = try Releases.get()
+        let dir = try tempDir() + "/deploy"
+        #expect(try render(r, dir, ["--mesh", "argo-rollouts", "--canary-storage", "fresh"]).status == 0)
+        func rollout() throws -> Node? { try docs(dir)["rollout.yaml"] }
+        #expect(images(try rollout()) == ["\(r.name)@\(r.canaryDigest)"])
+        #expect(try stamp(["canary", "weight", "30", dir]).status == 0)
+        let steps = try rollout()?["spec"]?["strategy"]?["canary"]?["steps"]?.sequence ?? []
+        #expect(steps.compactMap { $0["setWeight"]?.int } == [30])
+        #expect(steps.first?["setHeaderRoute"]?["match"]?[0]?["headerName"]?.string == "x-canary-flag")
+        #expect(try stamp(["canary", "rollback", dir]).status == 0)
+        #expect(images(try rollout()) == ["\(r.name)@\(r.stableDigest)"])
+        #expect(podLabels(try rollout())["version"] == "v2.0")
+    }
+
+    /// What would make an unsafe canary is refused with one line, and nothing is written.
+    @Test func unsafeCanariesAreRefused() throws {
+        let r = try Releases.get()
+        let root = try tempDir()
+        func refused(_ args: [String], _ text: String) throws {
+            let dir = root + "/d-\(UUID().uuidString)"
+            let x = try stamp(["canary", "render", "--host", "ai.corp.local", "--output", dir] + args)
+            #expect(x.status == 2 && x.err.contains(text), "\(args): \(x.err)")
+            #expect(x.err.split(separator: "\n").count == 1, "\(x.err)")
+            #expect(!FileManager.default.fileExists(atPath: dir))
+        }
+        let both = ["--stable", r.stableLock, "--canary", r.canaryLock]
+        try refused(both, "--canary-storage: choose fresh")
+        try refused(
+            [
+                "--stable", "\(r.name):v2.0", "--stable-version", "v2.0", "--canary", r.canaryLock, "--canary-storage",
+                "fresh",
+            ],
+            "no digest")
+        try refused(both + ["--canary-storage", "clone", "--mesh", "argo-rollouts"], "nothing can be cloned")
+        try refused(both + ["--canary-storage", "fresh", "--mesh", "gateway-api"], "--gateway")
+        try refused(
+            ["--stable", r.stableLock, "--canary", r.stableLock, "--canary-storage", "fresh"], "both version v2.0")
+        try refused(
+            [
+                "--stable", r.stableLock, "--canary", "\(r.name)@\(r.canaryDigest)", "--canary-version", "2.1+build",
+                "--canary-storage", "fresh",
+            ], "cannot be a Kubernetes label value")
+        // A lock of a local archive: nothing a cluster can pull.
+        let local = root + "/local.lock.json"
+        let base = try sampleBase(root)
+        #expect(
+            try stamp(["build", "--base", base, "--version", "v3", "--output", root + "/o.tar", "--lock", local])
+                .status == 0)
+        try refused(["--stable", r.stableLock, "--canary", local, "--canary-storage", "fresh"], "cannot pull")
+        // A tag is taken when asked.
+        let tagged = root + "/tagged"
+        let t = try stamp([
+            "canary", "render", "--host", "ai.corp.local", "--output", tagged, "--stable", r.stableLock,
+            "--canary", "\(r.name):v2.1-canary", "--canary-version", "v2.1-canary", "--canary-storage", "fresh",
+            "--allow-tag",
+        ])
+        #expect(t.status == 0, "\(t.err)")
+        #expect(try stamp(["canary", "check", tagged]).status == 1)
+        #expect(try stamp(["canary", "check", tagged, "--allow-tag"]).status == 0)
+    }
+
+    /// A folder edited into an unsafe state is refused by every command that writes, and
+    /// reported by check.
+    @Test func anUnsafeEditIsNeverWrittenOver() throws {
+        let r = try Releases.get()
+        let dir = try tempDir() + "/deploy"
+        #expect(try render(r, dir, ["--canary-storage", "fresh"]).status == 0)
+        let path = dir + "/deployment-canary.yaml"
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        text = text.replacingOccurrences(
+            of: "claimName: anything-llm-canary-storage", with: "claimName: anything-llm-stable-storage")
+        text = text.replacingOccurrences(of: "name: anything-llm-identity", with: "name: other-identity")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let vs = try String(contentsOfFile: dir + "/virtualservice.yaml", encoding: .utf8)
+        let w = try stamp(["canary", "weight", "50", dir])
+        #expect(w.status == 2 && w.err.contains("same claim anything-llm-stable-storage"), "\(w.err)")
+        #expect(try String(contentsOfFile: dir + "/virtualservice.yaml", encoding: .utf8) == vs)
+        let c = try stamp(["canary", "check", dir, "--json"])
+        #expect(c.status == 1)
+        #expect(
+            c.out.contains("same claim")
+                && c.out.contains("JWT_SECRET comes from anything-llm-identity and other-identity"))
+    }
+}
