@@ -95,7 +95,7 @@ let package = Package(
             name: "StampCoreTests",
             dependencies: [
                 "StampCore", "Failures", "OCI", "IO", "Layers", "Hashing", "Templates", "Assets", "Registry",
-                "TestSupport", .product(name: "Yams", package: "Yams"),
+                "TestSupport", "Canary", .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["Fixtures"]),
     ]

@@ -288,6 +288,20 @@ public final class CanaryFolder {
         return problems
     }
 
+    /// The versions the folder runs: the stable and canary Deployments' (or, for a Rollout, the
+    /// recorded stable and the template's).
+    public var versions: (stable: String?, canary: String?) {
+        func version(_ d: Node) -> String? { d["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text }
+        if let at = find("Rollout").first {
+            let d = doc(at)
+            return (d["metadata"]?["annotations"]?[RolloutKeys.stableVersion]?.text, version(d))
+        }
+        return (
+            (try? deployment("stable")).flatMap { version(doc($0)) },
+            (try? deployment("canary")).flatMap { version(doc($0)) }
+        )
+    }
+
     /// The weight the folder sends to the canary now.
     public var weight: Int? {
         for at in find("VirtualService") + find("HTTPRoute") {

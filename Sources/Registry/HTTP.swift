@@ -228,3 +228,38 @@ func splitHostPort(_ s: Substring) -> (host: String, port: Int?) {
     }
     return (host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
 }
+
+/// One plain GET over the same client, proxies and TLS as the registry code, for callers outside
+/// it (`stamp canary status`): status, content type and a body of at most `limit` bytes.
+public enum HTTPGet {
+    public struct Response: Sendable {
+        public var status: Int
+        public var contentType: String?
+        public var body: [UInt8]
+    }
+
+    /// `seconds` bounds the whole request; `tlsVerify: false` accepts any certificate.
+    public static func get(
+        _ url: String, headers: [(String, String)] = [], seconds: Int64, tlsVerify: Bool = true,
+        limit: Int = 64 << 10, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Response {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if !tlsVerify { tls.certificateVerification = .none }
+        var h = HTTPHeaders()
+        for (k, v) in headers { h.add(name: k, value: v) }
+        do {
+            let r = try BlockingHTTP.shared.send(
+                method: .GET, url: url, headers: h, body: .none, tls: url.hasPrefix("https://") ? tls : nil,
+                proxies: ProxySettings(environment: environment), sink: nil, limit: limit, seconds: seconds)
+            return Response(status: r.status, contentType: r.header("Content-Type"), body: r.body)
+        } catch is Deadline {
+            throw RegistryError.network("\(url): no answer within \(seconds) s")
+        } catch let e as BodyTooLarge {
+            throw RegistryError.corrupt("\(url): the answer is larger than \(e.limit) bytes")
+        } catch let e as RegistryError {
+            throw e
+        } catch {
+            throw RegistryError.network("\(url): \(error)")
+        }
+    }
+}

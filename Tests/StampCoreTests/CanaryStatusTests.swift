@@ -1,0 +1,193 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+
+@testable import Canary
+
+/// `stamp canary status` against two real HTTP servers on 127.0.0.1 serving the
+/// `/version.json` of two stamped sample images (unpacked by umoci), behind a small weighted
+/// gateway (Fixtures/weighted_proxy.py); and the statistics at their edges.
+@Suite("Canary status")
+struct CanaryStatusTests {
+    /// The two images' published folders, served; kept for the whole suite.
+    final class Servers: @unchecked Sendable {
+        // Made once under `shared`'s lock and only read after: the unchecked conformance is safe.
+        let processes: [Background]
+        let stable: String
+        let canary: String
+        let old: String
+        let hang: Int
+
+        init() throws {
+            let dir = try tempDir()
+            let base = try sampleBase(dir)
+            var urls: [String] = []
+            var processes: [Background] = []
+            for version in ["v2.0", "v2.1-canary", "v1.9"] {
+                let layout = "\(dir)/layout"
+                let r = try stamp(
+                    [
+                        "build", "--base", base, "--version", version, "--platform", "linux/amd64", "--output",
+                        "oci:\(layout):\(version)",
+                    ],
+                    env: ["SOURCE_DATE_EPOCH": "1743811200"])
+                #expect(r.status == 0, "\(r.err)")
+                let bundle = "\(dir)/bundle-\(version)"
+                let u = try run(["umoci", "unpack", "--image", "\(layout):\(version)", bundle])
+                #expect(u.status == 0, "\(u.err)")
+                let port = freePort()
+                let served = bundle + "/rootfs/app/server/public"
+                processes.append(
+                    try Background(
+                        ["python3", "-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", served],
+                        log: "\(dir)/http-\(version).log"))
+                urls.append("http://127.0.0.1:\(port)")
+                try waitForHTTP(urls.last! + "/version.json", what: "http.server for \(version)")
+            }
+            // A server that takes connections and never answers.
+            hang = freePort()
+            processes.append(
+                try Background(
+                    [
+                        "python3", "-c",
+                        "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                            + "s.bind(('127.0.0.1',\(hang)))\ns.listen(64)\nc=[]\nwhile True:\n  c.append(s.accept())\n",
+                    ], log: dir + "/hang.log"))
+            usleep(300_000)
+            (stable, canary, old) = (urls[0], urls[1], urls[2])
+            self.processes = processes
+        }
+
+        static let shared = Mutex<Servers?>(nil)
+        static func get() throws -> Servers {
+            try shared.withLock { s in
+                if let s { return s }
+                let made = try Servers()
+                s = made
+                return made
+            }
+        }
+    }
+
+    /// A weighted gateway in front of `stable` and `canary`.
+    func gateway(_ stable: String, _ canary: String, weight: Int, _ flags: [String] = []) throws -> (Background, String)
+    {
+        let dir = try tempDir()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/weighted_proxy.py"
+        let p = try Background(
+            [
+                "python3", script, "--stable", stable, "--canary", canary, "--weight", String(weight), "--port-file",
+                dir + "/port",
+            ] + flags, log: dir + "/proxy.log")
+        for _ in 0..<100 {
+            if let s = try? String(contentsOfFile: dir + "/port", encoding: .utf8), let port = Int(s) {
+                return (p, "http://127.0.0.1:\(port)")
+            }
+            usleep(50_000)
+        }
+        throw CanaryError.badInput("the weighted gateway did not start: \(dir)/proxy.log")
+    }
+
+    let expect = ["--stable-version", "v2.0", "--canary-version", "v2.1-canary"]
+
+    func status(_ url: String, _ args: [String]) throws -> (RunResult, [String: Any]) {
+        let r = try stamp(["canary", "status", "--url", url, "--json"] + args)
+        let j = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [String: Any] ?? [:]
+        return (r, j)
+    }
+
+    @Test func aRightSplitAndHeaderRoutePass() throws {
+        let s = try Servers.get()
+        let (proxy, url) = try gateway(s.stable, s.canary, weight: 25)
+        defer { _ = proxy }
+        let (r, j) = try status(url, expect + ["--weight", "25", "--requests", "200"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect((j["withHeader"] as? [String: Int]) == ["v2.1-canary": 20])
+        #expect((j["withoutHeader"] as? [String: Int]) == ["v2.0": 150, "v2.1-canary": 50])
+        let share = j["canaryShare"] as? [String: Double]
+        #expect(share?["observed"] == 0.25 && (share?["low"] ?? 1) < 0.25 && (share?["high"] ?? 0) > 0.25)
+        // The same expectations read from a rendered folder.
+        let folder = try tempDir() + "/deploy"
+        let rendered = try stamp([
+            "canary", "render", "--stable", "reg.corp/ai/llm@sha256:" + String(repeating: "1", count: 64),
+            "--stable-version", "v2.0", "--canary", "reg.corp/ai/llm@sha256:" + String(repeating: "2", count: 64),
+            "--canary-version", "v2.1-canary", "--host", "ai.corp.local", "--weight", "25", "--canary-storage",
+            "fresh", "--output", folder,
+        ])
+        #expect(rendered.status == 0, "\(rendered.err)")
+        let human = try stamp(["canary", "status", "--url", url, "--folder", folder, "--requests", "100"])
+        #expect(human.status == 0, "\(human.out)")
+        #expect(human.out.contains("with the header:    v2.1-canary 20") && human.out.hasSuffix("ok\n"))
+    }
+
+    @Test func aSplitOffTheWeightFails() throws {
+        let s = try Servers.get()
+        let (proxy, url) = try gateway(s.stable, s.canary, weight: 50)
+        defer { _ = proxy }
+        let (r, j) = try status(url, expect + ["--weight", "5", "--requests", "100", "--header-requests", "5"])
+        #expect(r.status == 1)
+        #expect((j["problems"] as? [String])?.contains { $0.contains("off beyond chance") } == true, "\(r.out)")
+    }
+
+    @Test func aHeaderThatDoesNotReachTheCanaryFails() throws {
+        let s = try Servers.get()
+        let (proxy, url) = try gateway(s.stable, s.canary, weight: 10, ["--ignore-header"])
+        defer { _ = proxy }
+        let (r, j) = try status(url, expect + ["--weight", "10", "--requests", "50"])
+        #expect(r.status == 1)
+        #expect((j["problems"] as? [String])?.contains { $0.contains("header does not reach the canary") } == true)
+    }
+
+    @Test func anUnknownVersionFails() throws {
+        let s = try Servers.get()
+        let (proxy, url) = try gateway(s.old, s.canary, weight: 10)
+        defer { _ = proxy }
+        let (r, j) = try status(url, expect + ["--weight", "10", "--requests", "50"])
+        #expect(r.status == 1)
+        #expect(
+            (j["problems"] as? [String])?.contains { $0.contains("version v1.9 answered 45 times") } == true, "\(r.out)"
+        )
+    }
+
+    @Test func anHTMLAnswerFails() throws {
+        let s = try Servers.get()
+        let (proxy, url) = try gateway(s.stable, s.canary, weight: 10, ["--html"])
+        defer { _ = proxy }
+        let (r, j) = try status(url, expect + ["--requests", "10", "--header-requests", "2"])
+        #expect(r.status == 1)
+        #expect((j["problems"] as? [String])?.contains { $0.contains("an HTML page, not version.json") } == true)
+    }
+
+    @Test func aServerThatHangsIsBoundedInTime() throws {
+        let s = try Servers.get()
+        let start = Date()
+        let (r, j) = try status(
+            "http://127.0.0.1:\(s.hang)", expect + ["--timeout", "2s", "--request-timeout", "1s", "--requests", "500"])
+        let took = Date().timeIntervalSince(start)
+        #expect(r.status == 1)
+        #expect(took < 8, "took \(took) s")
+        #expect((j["sent"] as? Int ?? 500) < 500)
+        #expect((j["problems"] as? [String])?.contains { $0.contains("no answer within") } == true, "\(r.out)")
+    }
+
+    /// The 99% interval at its edges: a share the weight explains passes, one it does not fails.
+    @Test func theSplitIsJudgedByItsInterval() {
+        func judge(_ canary: Int, of n: Int, weight: Int) -> Bool {
+            let plain = (0..<n).map { $0 < canary ? CanaryStatus.Outcome.version("c") : .version("s") }
+            return CanaryStatus.evaluate(
+                plain: plain, withHeader: [.version("c")], expect: .init(stable: "s", canary: "c", weight: weight),
+                planned: n + 1
+            ).ok
+        }
+        #expect(judge(0, of: 200, weight: 0))
+        #expect(!judge(1, of: 200, weight: 0))  // any canary answer at weight 0 is off
+        #expect(judge(200, of: 200, weight: 100))
+        #expect(judge(10, of: 200, weight: 5))
+        // Weight 5% of 200: 3 to 17 canary answers are chance, 2 or 18 are not.
+        #expect(judge(3, of: 200, weight: 5) && !judge(2, of: 200, weight: 5))
+        #expect(judge(17, of: 200, weight: 5) && !judge(18, of: 200, weight: 5))
+        let ci = CanaryStatus.wilson(50, 200)
+        #expect(abs(ci.low - 0.1800) < 0.001 && abs(ci.high - 0.3360) < 0.001)
+    }
+}
