@@ -37,7 +37,8 @@ struct CanaryRender: ParsableCommand {
             session opened on one version is valid on the other: create it once with
 
               kubectl create secret generic anything-llm-identity \\
-                  --from-literal=JWT_SECRET=… --from-literal=SIG_KEY=… --from-literal=SIG_SALT=…
+                  --from-literal=JWT_SECRET=… --from-literal=SIG_KEY=… \\
+                  --from-literal=SIG_SALT=…
 
             Probes are the image's health check (Kubernetes does not run HEALTHCHECK): the stamped \
             script as an exec probe, or HTTP on the ping path (--probe http). Requests with the \
@@ -46,7 +47,8 @@ struct CanaryRender: ParsableCommand {
             Examples:
               stamp canary render --stable v2.0.lock.json --canary v2.1.lock.json \\
                   --host ai.corp.local --weight 5 --canary-storage fresh --output deploy/
-              stamp canary render --stable reg.corp/ai/llm@sha256:… --stable-version v2.0 \\
+              stamp canary render --stable reg.corp/ai/llm@sha256:… \\
+                  --stable-version v2.0 \\
                   --canary reg.corp/ai/llm@sha256:… --canary-version v2.1 \\
                   --mesh gateway-api --gateway public --host ai.corp.local \\
                   --canary-storage clone --output deploy/
@@ -337,7 +339,7 @@ struct CanaryStatusCommand: ParsableCommand {
             --stable-version, --canary-version and --weight.
 
             Example:
-              stamp canary status --url https://ai.corp.local --folder deploy/ --requests 200
+              stamp canary status --url https://ai.corp.local --folder deploy/
             """
     )
 

@@ -94,6 +94,7 @@ struct CanaryStatusTests {
     func status(_ url: String, _ args: [String]) throws -> (RunResult, [String: Any]) {
         let r = try stamp(["canary", "status", "--url", url, "--json"] + args)
         let j = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [String: Any] ?? [:]
+        #expect(try schemaComplaint(r.out, schema: "canary-status") == nil, "\(r.out)")
         return (r, j)
     }
 

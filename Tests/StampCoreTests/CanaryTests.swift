@@ -195,6 +195,11 @@ struct CanaryTests {
         #expect(http.first?["route"]?[0]?["destination"]?["subset"]?.string == "canary")
         #expect((http.last?["route"]?.sequence ?? []).map { $0["weight"]?.int ?? -1 } == [95, 5])
         #expect(rendered.out.contains("kubectl apply -k"))
+        // The machine form, against its schema.
+        let j = try render(r, dir + "-json", ["--canary-storage", "fresh", "--json"])
+        #expect(j.status == 0)
+        #expect(try schemaComplaint(j.out, schema: "canary-render") == nil)
+        #expect(j.out.contains("\"image\":\"\(r.name)@\(r.canaryDigest)\""))
     }
 
     /// weight, promote and rollback change their fields only; what a user added stays; the
@@ -233,6 +238,7 @@ struct CanaryTests {
         let w = try stamp(["canary", "weight", "25", dir, "--json"])
         #expect(w.status == 0, "\(w.err)")
         #expect(w.out.contains("\"weight\":25"))
+        #expect(try schemaComplaint(w.out, schema: "canary-folder") == nil)
         #expect(try weights() == [75, 25])
         #expect(try owner() == "ai-platform")
 
@@ -344,6 +350,7 @@ struct CanaryTests {
         #expect(try String(contentsOfFile: dir + "/virtualservice.yaml", encoding: .utf8) == vs)
         let c = try stamp(["canary", "check", dir, "--json"])
         #expect(c.status == 1)
+        #expect(try schemaComplaint(c.out, schema: "canary-check") == nil)
         #expect(
             c.out.contains("same claim")
                 && c.out.contains("JWT_SECRET comes from anything-llm-identity and other-identity"))

@@ -90,7 +90,8 @@ import OCI
 @Suite struct HelpTests {
     static let commands = [
         [], ["build"], ["inspect"], ["verify"], ["push"], ["pull"], ["assets", "hash"], ["assets", "verify"],
-        ["dockerfile"], ["healthcheck"], ["sample"], ["version"],
+        ["dockerfile"], ["healthcheck"], ["sample"], ["version"], ["canary"], ["canary", "render"],
+        ["canary", "weight"], ["canary", "promote"], ["canary", "rollback"], ["canary", "check"], ["canary", "status"],
     ]
 
     @Test(arguments: HelpTests.commands)
