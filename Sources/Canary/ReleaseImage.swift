@@ -8,6 +8,10 @@ public struct CanaryError: KindedError {
     public let kind: ErrorKind
     public let message: String
     public var description: String { message }
+    public init(kind: ErrorKind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
     static func usage(_ m: String) -> CanaryError { .init(kind: .usage, message: m) }
     static func badInput(_ m: String) -> CanaryError { .init(kind: .badInput, message: m) }
 }

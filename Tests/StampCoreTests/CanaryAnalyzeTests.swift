@@ -1,0 +1,232 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+
+@testable import Canary
+
+/// `stamp canary analyze` against a real Prometheus (Debian's, on 127.0.0.1, a temporary data
+/// folder, 1 s scrapes) scraping Fixtures/mesh_exporter.py: Istio-shaped and cAdvisor-shaped
+/// series of two versions, one namespace per scenario; and the verdict at each threshold's edge.
+@Suite("Canary analyze (Prometheus on 127.0.0.1)")
+struct CanaryAnalyzeTests {
+    /// Made once under `shared`'s lock and only read after: the unchecked conformance is safe.
+    final class Stack: @unchecked Sendable {
+        let processes: [Background]
+        let url: String
+        let authURL: String
+
+        init() throws {
+            let dir = try tempDir()
+            let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures"
+            let exporter = try Background(
+                ["python3", fixtures + "/mesh_exporter.py", "--port-file", dir + "/exporter.port"],
+                log: dir + "/exporter.log")
+            var exporterPort = 0
+            for _ in 0..<100 where exporterPort == 0 {
+                exporterPort = Int((try? String(contentsOfFile: dir + "/exporter.port", encoding: .utf8)) ?? "") ?? 0
+                usleep(50_000)
+            }
+            try #require(exporterPort > 0, "the exporter did not start")
+            try """
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            scrape_configs:
+            - job_name: mesh
+              static_configs:
+              - targets: ['127.0.0.1:\(exporterPort)']
+            """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+            // The second one asks for Basic auth (user ci, password s3cret, bcrypt as Prometheus wants).
+            let hash = try run([
+                "python3", "-W", "ignore", "-c",
+                "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            ]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+            try "basic_auth_users:\n  ci: '\(hash)'\n".write(
+                toFile: dir + "/web.yml", atomically: true, encoding: .utf8)
+            var processes = [exporter]
+            var urls: [String] = []
+            for (name, extra) in [("open", [String]()), ("auth", ["--web.config.file=" + dir + "/web.yml"])] {
+                let port = freePort()
+                processes.append(
+                    try Background(
+                        [
+                            "prometheus", "--config.file=" + dir + "/prometheus.yml",
+                            "--storage.tsdb.path=" + dir + "/data-" + name, "--web.listen-address=127.0.0.1:\(port)",
+                        ] + extra, log: dir + "/prometheus-\(name).log"))
+                urls.append("http://127.0.0.1:\(port)")
+            }
+            self.processes = processes
+            url = urls[0]
+            authURL = urls[1]
+            try waitForHTTP(url + "/-/ready", what: "prometheus (\(dir)/prometheus-open.log)")
+            try waitForHTTP(authURL + "/-/ready", what: "prometheus (\(dir)/prometheus-auth.log)")
+            // Enough scrapes for a 15 s window on both.
+            Thread.sleep(forTimeInterval: 17)
+        }
+
+        static let shared = Mutex<Stack?>(nil)
+        static func get() throws -> Stack {
+            try shared.withLock { s in
+                if let s { return s }
+                let made = try Stack()
+                s = made
+                return made
+            }
+        }
+    }
+
+    func analyze(_ url: String, _ namespace: String, _ extra: [String] = [], env: [String: String] = [:]) throws -> (
+        RunResult, [String: Any]
+    ) {
+        let r = try stamp(
+            [
+                "canary", "analyze", "--prometheus", url, "--stable", "v2.0", "--namespace", namespace, "--window",
+                "15s", "--min-requests", "50",
+            ] + (extra.contains("--canary") ? [] : ["--canary", "v2.1-canary"]) + extra, env: env)
+        let j = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [String: Any] ?? [:]
+        return (r, j)
+    }
+
+    func metric(_ j: [String: Any], _ name: String) -> [String: Any] {
+        (j["metrics"] as? [[String: Any]] ?? []).first { $0["metric"] as? String == name } ?? [:]
+    }
+
+    @Test func aHealthyCanaryIsPromoted() throws {
+        let s = try Stack.get()
+        let (r, j) = try analyze(s.url, "healthy", ["--json"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(j["verdict"] as? String == "promote")
+        #expect(try schemaComplaint(r.out, schema: "canary-analyze") == nil)
+        // 40 and 20 requests a second over 15 s: 600 and 300, less what the window's first
+        // seconds miss (increase() extrapolates only half a scrape past the first sample).
+        let requests = metric(j, "requests")
+        let stable = requests["stable"] as? Double ?? 0, canary = requests["canary"] as? Double ?? 0
+        #expect(stable > 360 && stable < 700, "\(requests)")
+        #expect(abs(canary / stable - 0.5) < 0.05, "\(requests)")
+        // Memory per pod of the app's containers only (not the pause container, not the pod).
+        let memory = metric(j, "memory")
+        #expect(memory["stable"] as? Double == 524_288_000 && memory["canary"] as? Double == 545_259_520)
+        // The table a person reads.
+        let (human, _) = try analyze(s.url, "healthy")
+        #expect(human.status == 0)
+        #expect(human.out.contains("metric             stable     canary     change   threshold           result"))
+        #expect(
+            human.out.contains("memory per pod     500 MiB    520 MiB    1.04 x   <= 1.50 x           ok"),
+            "\(human.out)")
+        #expect(human.out.hasSuffix("verdict: promote\n"))
+    }
+
+    @Test(arguments: [
+        ("errors", "error_rate", "5xx rate"), ("slow", "latency_p95", "P95 response time"),
+        ("memory", "memory", "memory per pod"),
+    ])
+    func aWorseCanaryIsRolledBack(_ namespace: String, _ failing: String, _ words: String) throws {
+        let s = try Stack.get()
+        let (r, j) = try analyze(s.url, namespace, ["--json"])
+        #expect(r.status == 1, "\(r.out)\(r.err)")
+        #expect(j["verdict"] as? String == "rollback")
+        let failed = (j["metrics"] as? [[String: Any]] ?? []).filter { $0["ok"] as? Bool == false }.compactMap {
+            $0["metric"] as? String
+        }
+        #expect(failed == [failing], "\(r.out)")
+        #expect((j["reasons"] as? [String])?.first?.contains(words) == true)
+    }
+
+    @Test func tooLittleTrafficOrNoPrometheusIsInconclusive() throws {
+        let s = try Stack.get()
+        let (quiet, j) = try analyze(s.url, "quiet", ["--json"])
+        #expect(quiet.status == 3)
+        #expect((j["reasons"] as? [String])?.first?.contains("too little traffic") == true, "\(quiet.out)")
+        let (missing, m) = try analyze(s.url, "nowhere", ["--json"])
+        #expect(missing.status == 3)
+        #expect((m["reasons"] as? [String])?.contains { $0.contains("no series for stable and canary") } == true)
+        let (down, d) = try analyze("http://127.0.0.1:\(freePort())", "healthy", ["--json"])
+        #expect(down.status == 3)
+        #expect((d["reasons"] as? [String])?.first?.contains("cannot be reached") == true, "\(down.out)")
+    }
+
+    /// A version with quotes and a backslash is found, so the query carried it escaped.
+    @Test func labelValuesAreEscaped() throws {
+        let s = try Stack.get()
+        let version = #"v2.1 "rc" \ x"#
+        let (r, j) = try analyze(s.url, "quoted", ["--canary", version, "--json"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        let queries = (j["queries"] as? [[String: Any]] ?? []).compactMap { $0["query"] as? String }
+        #expect(queries.contains { $0.contains(#"destination_version="v2.1 \"rc\" \\ x""#) })
+    }
+
+    @Test func aQueryOfYourOwnAndWatch() throws {
+        let s = try Stack.get()
+        let errorRate =
+            #"error_rate=sum(rate(istio_requests_total{destination_workload_namespace=$namespace,destination_version=$version,response_code="503"}[$window])) / sum(rate(istio_requests_total{destination_workload_namespace=$namespace,destination_version=$version}[$window]))"#
+        let (r, j) = try analyze(s.url, "errors", ["--query", errorRate, "--json"])
+        #expect(r.status == 1 && metric(j, "error_rate")["ok"] as? Bool == false, "\(r.out)")
+        // Twice a second apart when healthy; the first rollback stops a watch.
+        let (healthy, _) = try analyze(s.url, "healthy", ["--watch", "2", "--step", "1s"])
+        #expect(healthy.status == 0 && healthy.out.contains("evaluation 2 of 2"))
+        let (bad, _) = try analyze(s.url, "errors", ["--watch", "3", "--step", "1s"])
+        #expect(bad.status == 1 && bad.out.contains("evaluation 1 of 3") && !bad.out.contains("evaluation 2"))
+    }
+
+    @Test func basicAuthAndTheSecretNeverPrinted() throws {
+        let s = try Stack.get()
+        let (ok, _) = try analyze(
+            s.authURL, "healthy", ["--prometheus-user", "ci"], env: ["STAMP_PROMETHEUS_PASSWORD": "s3cret"])
+        #expect(ok.status == 0, "\(ok.out)\(ok.err)")
+        let (refused, _) = try analyze(
+            s.authURL, "healthy", ["--prometheus-user", "ci"], env: ["STAMP_PROMETHEUS_PASSWORD": "wrong-pw-123"])
+        #expect(refused.status == 3 && refused.out.contains("refused the credentials"), "\(refused.out)")
+        #expect(!(refused.out + refused.err).contains("wrong-pw-123"))
+        let (none, _) = try analyze(s.authURL, "healthy")
+        #expect(none.status == 3)
+    }
+
+    // MARK: - The verdict at each threshold's edge
+
+    typealias M = CanaryAnalysis.Metric
+    let base: [M: Double] = [.requests: 1000, .errorRate: 0.002, .latencyAvg: 100, .latencyP95: 200, .memory: 1000]
+
+    func verdict(_ change: (inout [M: Double]) -> Void) -> CanaryAnalysis.Verdict {
+        var canary = base
+        change(&canary)
+        return CanaryAnalysis.judge(stable: base, canary: canary, thresholds: .init()).verdict
+    }
+
+    @Test func eachThresholdHoldsAtItsEdgeAndFailsPastIt() {
+        #expect(verdict { _ in } == .promote)
+        #expect(verdict { $0[.requests] = 200 } == .promote)
+        #expect(verdict { $0[.requests] = 199 } == .inconclusive)
+        #expect(verdict { $0[.errorRate] = 0.007 } == .promote)  // +0.5% exactly, under 1%
+        #expect(verdict { $0[.errorRate] = 0.00701 } == .rollback)
+        var t = CanaryAnalysis.Thresholds()
+        t.maxErrorRateIncrease = 1
+        let high = base.merging([.errorRate: 0.01]) { $1 }
+        #expect(CanaryAnalysis.judge(stable: base, canary: high, thresholds: t).verdict == .promote)
+        let higher = base.merging([.errorRate: 0.0101]) { $1 }
+        #expect(CanaryAnalysis.judge(stable: base, canary: higher, thresholds: t).verdict == .rollback)
+        #expect(verdict { $0[.latencyAvg] = 125 } == .promote)
+        #expect(verdict { $0[.latencyAvg] = 125.1 } == .rollback)
+        #expect(verdict { $0[.latencyP95] = 300 } == .promote)
+        #expect(verdict { $0[.latencyP95] = 300.1 } == .rollback)
+        #expect(verdict { $0[.memory] = 1500 } == .promote)
+        #expect(verdict { $0[.memory] = 1500.1 } == .rollback)
+        #expect(verdict { $0[.memory] = nil } == .inconclusive)
+        #expect(
+            verdict {
+                $0[.memory] = nil
+                $0[.latencyP95] = 900
+            } == .rollback)
+        #expect(
+            verdict {
+                $0[.requests] = 10
+                $0[.errorRate] = 0.5
+            } == .inconclusive)
+    }
+
+    @Test func literalsCarryAnyText() {
+        #expect(CanaryAnalysis.literal(#"a"b\c"#) == #""a\"b\\c""#)
+        #expect(CanaryAnalysis.literal("x\ny") == #""x\ny""#)
+        #expect(CanaryAnalysis.regexQuoted("a.b+c") == #"a\.b\+c"#)
+    }
+}
