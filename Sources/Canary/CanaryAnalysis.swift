@@ -1,4 +1,5 @@
 import Foundation
+import Templates
 
 /// `stamp canary analyze`: the canary against stable from Prometheus, and a verdict a pipeline
 /// acts on. Never promotes on missing data.
@@ -66,23 +67,10 @@ public enum CanaryAnalysis {
 
     // MARK: - PromQL
 
-    /// A PromQL string literal that is exactly `s`: `\\`, `"` and control characters escaped,
-    /// so nothing from a flag is read as query syntax.
-    public static func literal(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20 || u.value == 0x7f: out += String(format: "\\x%02x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    /// A PromQL string literal that is exactly `s`. PromQL reads Go's escapes, of which JSON's
+    /// are a subset: `\\`, `"` and control characters escaped, so nothing from a flag is read
+    /// as query syntax.
+    public static func literal(_ s: String) -> String { Quote.json(s) }
 
     /// A regular expression (RE2) that matches `s` literally.
     public static func regexQuoted(_ s: String) -> String {

@@ -3,14 +3,28 @@ import IO
 import Yams
 
 /// A rendered canary folder, read back: `weight`, `promote` and `rollback` change only the
-/// fields they own (weights, the stable image and its version labels) and write back only the
-/// files they changed; every other field a user added stays (comments in a rewritten file do
-/// not: YAML is re-emitted). `check` states what must hold before anything is written.
+/// fields they own (weights, the stable image and its version labels), in place in the text:
+/// each value is replaced where it stands, so every other byte of the file (a user's fields,
+/// comments, formatting) stays. Only a field that is missing is added by writing the file anew.
+/// `check` states what must hold before anything is written.
 public final class CanaryFolder {
     public let path: String
     /// File name → its documents, for every `*.yaml` / `*.yml` in the folder.
     private(set) var files: [String: [Node]] = [:]
-    private var changed: Set<String> = []
+    /// File name → its text as read.
+    private var texts: [String: String] = [:]
+    /// Values replaced in place: file → (line, column, new text), positions of the text as read.
+    private var edits: [String: [(line: Int, column: Int, text: String)]] = [:]
+    /// Files written anew (a field was added).
+    private var rewritten: Set<String> = []
+
+    /// A step of a path into a document: a mapping key or a sequence index.
+    enum Step: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+        case key(String)
+        case index(Int)
+        init(stringLiteral s: String) { self = .key(s) }
+        init(integerLiteral i: Int) { self = .index(i) }
+    }
 
     public init(path: String) throws {
         self.path = path
@@ -23,6 +37,7 @@ public final class CanaryFolder {
             do { text = try String(contentsOfFile: path + "/" + name, encoding: .utf8) } catch {
                 throw CanaryError.badInput("\(path)/\(name): cannot be read: \(error.localizedDescription)")
             }
+            texts[name] = text
             do { files[name] = try Array(Yams.compose_all(yaml: text)) } catch {
                 throw CanaryError.badInput("\(path)/\(name): not YAML: \(error)")
             }
@@ -47,11 +62,92 @@ public final class CanaryFolder {
 
     func doc(_ at: (file: String, index: Int)) -> Node { files[at.file]![at.index] }
 
-    func update(_ at: (file: String, index: Int), _ change: (inout Node) -> Void) {
+    /// Sets the value at `path` in a document: in place in the text when the value is there (a
+    /// scalar with its position), else by writing the file anew.
+    func set(_ at: (file: String, index: Int), _ path: [Step], _ value: Node) {
         var d = files[at.file]![at.index]
-        change(&d)
+        if let old = Self.node(d, path), old.scalar?.string == value.scalar?.string { return }
+        if let mark = Self.node(d, path)?.mark, Self.node(d, path)?.scalar != nil {
+            edits[at.file, default: []].append((mark.line, mark.column, Self.inline(value)))
+        } else {
+            rewritten.insert(at.file)
+        }
+        Self.assign(&d, path[...], value)
         files[at.file]![at.index] = d
-        changed.insert(at.file)
+    }
+
+    static func node(_ n: Node?, _ path: [Step]) -> Node? {
+        var n = n
+        for step in path {
+            switch step {
+            case .key(let k): n = n?[k]
+            case .index(let i): n = n?.sequence.flatMap { i < $0.count ? $0[i] : nil }
+            }
+        }
+        return n
+    }
+
+    static func assign(_ n: inout Node, _ path: ArraySlice<Step>, _ value: Node) {
+        guard let step = path.first else {
+            n = value
+            return
+        }
+        switch step {
+        case .key(let k):
+            var child = n[k] ?? Y.map([])
+            assign(&child, path.dropFirst(), value)
+            n[k] = child
+        case .index(let i):
+            guard var seq = n.sequence, i < seq.count else { return }
+            var child = seq[i]
+            assign(&child, path.dropFirst(), value)
+            seq[i] = child
+            n = .sequence(seq)
+        }
+    }
+
+    /// A scalar as it is written on one line (quoted when YAML would read it as another type).
+    static func inline(_ value: Node) -> String {
+        ((try? Yams.serialize(node: value, width: -1)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            .replacingOccurrences(of: "\n...", with: "")
+    }
+
+    /// `text` with each scalar at (line, column) replaced by its new text: the old one's extent
+    /// is its quoted string, or a plain scalar up to a comment or the end of the line.
+    static func apply(_ edits: [(line: Int, column: Int, text: String)], to text: String) -> String {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+        for e in edits.sorted(by: { ($0.line, $0.column) > ($1.line, $1.column) }) {
+            guard e.line - 1 < lines.count else { continue }
+            var line = lines[e.line - 1]
+            let start = e.column - 1
+            guard start < line.count else { continue }
+            var end = start
+            if line[start] == "\"" || line[start] == "'" {
+                let q = line[start]
+                end += 1
+                while end < line.count {
+                    if line[end] == "\\" && q == "\"" {
+                        end += 2
+                        continue
+                    }
+                    if line[end] == q {
+                        if q == "'" && end + 1 < line.count && line[end + 1] == "'" {
+                            end += 2
+                            continue
+                        }
+                        end += 1
+                        break
+                    }
+                    end += 1
+                }
+            } else {
+                while end < line.count && !(line[end] == "#" && end > start && line[end - 1] == " ") { end += 1 }
+                while end > start && line[end - 1] == " " { end -= 1 }
+            }
+            line.replaceSubrange(start..<min(end, line.count), with: Array(e.text.unicodeScalars))
+            lines[e.line - 1] = line
+        }
+        return lines.map { String(String.UnicodeScalarView($0)) }.joined(separator: "\n")
     }
 
     /// The one Deployment of a track (`stamp canary render` names them APP-stable, APP-canary).
@@ -74,39 +170,34 @@ public final class CanaryFolder {
         switch mesh {
         case .istio:
             for at in find("VirtualService") {
-                update(at) { vs in
-                    guard let routes = vs["spec"]?["http"]?.items else { return }
-                    for (i, r) in routes.enumerated() where r["match"] == nil {
-                        for (j, d) in (r["route"]?.items ?? []).enumerated() {
-                            let subset = d["destination"]?["subset"]?.text
-                            guard subset == "stable" || subset == "canary" else { continue }
-                            vs["spec"]?["http"]?[i]?["route"]?[j]?["weight"] = Y.int(
-                                subset == "canary" ? percent : 100 - percent)
-                        }
+                for (i, r) in (doc(at)["spec"]?["http"]?.items ?? []).enumerated() where r["match"] == nil {
+                    for (j, d) in (r["route"]?.items ?? []).enumerated() {
+                        let subset = d["destination"]?["subset"]?.text
+                        guard subset == "stable" || subset == "canary" else { continue }
+                        set(
+                            at, ["spec", "http", .index(i), "route", .index(j), "weight"],
+                            Y.int(subset == "canary" ? percent : 100 - percent))
                     }
                 }
             }
         case .gatewayAPI:
             for at in find("HTTPRoute") {
-                update(at) { route in
-                    for (i, rule) in (route["spec"]?["rules"]?.items ?? []).enumerated() where rule["matches"] == nil {
-                        for (j, b) in (rule["backendRefs"]?.items ?? []).enumerated() {
-                            guard let name = b["name"]?.text else { continue }
-                            let canary = name.hasSuffix("-canary")
-                            guard canary || name.hasSuffix("-stable") else { continue }
-                            route["spec"]?["rules"]?[i]?["backendRefs"]?[j]?["weight"] = Y.int(
-                                canary ? percent : 100 - percent)
-                        }
+                for (i, rule) in (doc(at)["spec"]?["rules"]?.items ?? []).enumerated() where rule["matches"] == nil {
+                    for (j, b) in (rule["backendRefs"]?.items ?? []).enumerated() {
+                        guard let name = b["name"]?.text else { continue }
+                        let canary = name.hasSuffix("-canary")
+                        guard canary || name.hasSuffix("-stable") else { continue }
+                        set(
+                            at, ["spec", "rules", .index(i), "backendRefs", .index(j), "weight"],
+                            Y.int(canary ? percent : 100 - percent))
                     }
                 }
             }
         case .argoRollouts:
             for at in find("Rollout") {
-                update(at) { r in
-                    let steps = r["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? []
-                    if let i = steps.firstIndex(where: { $0["setWeight"] != nil }) {
-                        r["spec"]?["strategy"]?["canary"]?["steps"]?[i]?["setWeight"] = Y.int(percent)
-                    }
+                let steps = doc(at)["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? []
+                if let i = steps.firstIndex(where: { $0["setWeight"] != nil }) {
+                    set(at, ["spec", "strategy", "canary", "steps", .index(i), "setWeight"], Y.int(percent))
                 }
             }
         case nil:
@@ -123,9 +214,9 @@ public final class CanaryFolder {
             for at in find("Rollout") {
                 let image = containerImage(doc(at)["spec"]?["template"])
                 let version = doc(at)["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text
-                update(at) { r in
-                    if let image { r["metadata"]?["annotations"]?[RolloutKeys.stableImage] = Y.str(image) }
-                    if let version { r["metadata"]?["annotations"]?[RolloutKeys.stableVersion] = Y.str(version) }
+                if let image { set(at, ["metadata", "annotations", .key(RolloutKeys.stableImage)], Y.str(image)) }
+                if let version {
+                    set(at, ["metadata", "annotations", .key(RolloutKeys.stableVersion)], Y.str(version))
                 }
             }
         case .istio, .gatewayAPI:
@@ -152,11 +243,9 @@ public final class CanaryFolder {
                     throw CanaryError.badInput(
                         "\(path)/\(at.file): the Rollout has no \(RolloutKeys.stableImage) annotation to roll back to")
                 }
-                update(at) { r in
-                    r["spec"]?["template"]?["spec"]?["containers"]?[0]?["image"] = Y.str(image)
-                    for key in ["version", "app.kubernetes.io/version"] {
-                        r["spec"]?["template"]?["metadata"]?["labels"]?[key] = Y.str(version)
-                    }
+                set(at, ["spec", "template", "spec", "containers", 0, "image"], Y.str(image))
+                for key in ["version", "app.kubernetes.io/version"] {
+                    set(at, ["spec", "template", "metadata", "labels", .key(key)], Y.str(version))
                 }
             }
         }
@@ -169,18 +258,16 @@ public final class CanaryFolder {
 
     private func setStable(image: String, version: String) throws {
         let at = try deployment("stable")
-        update(at) { d in
-            d["spec"]?["template"]?["spec"]?["containers"]?[0]?["image"] = Y.str(image)
-            for key in ["version", "app.kubernetes.io/version"] {
-                d["spec"]?["template"]?["metadata"]?["labels"]?[key] = Y.str(version)
-                if d["metadata"]?["labels"]?[key] != nil { d["metadata"]?["labels"]?[key] = Y.str(version) }
+        set(at, ["spec", "template", "spec", "containers", 0, "image"], Y.str(image))
+        for key in ["version", "app.kubernetes.io/version"] {
+            set(at, ["spec", "template", "metadata", "labels", .key(key)], Y.str(version))
+            if doc(at)["metadata"]?["labels"]?[key] != nil {
+                set(at, ["metadata", "labels", .key(key)], Y.str(version))
             }
         }
         for rule in find("DestinationRule") {
-            update(rule) { dr in
-                for (i, s) in (dr["spec"]?["subsets"]?.items ?? []).enumerated() where s["name"]?.text == "stable" {
-                    dr["spec"]?["subsets"]?[i]?["labels"]?["version"] = Y.str(version)
-                }
+            for (i, s) in (doc(rule)["spec"]?["subsets"]?.items ?? []).enumerated() where s["name"]?.text == "stable" {
+                set(rule, ["spec", "subsets", .index(i), "labels", "version"], Y.str(version))
             }
         }
     }
@@ -341,11 +428,15 @@ public final class CanaryFolder {
             throw CanaryError.badInput(
                 "\(path): not changed, the result would not be a safe canary: " + problems.joined(separator: "; "))
         }
-        for name in changed.sorted() {
-            try Self.write(path + "/" + name, try Y.text(files[name]!))
+        let changed = Set(edits.keys).union(rewritten).sorted()
+        for name in changed {
+            let text = rewritten.contains(name) ? try Y.text(files[name]!) : Self.apply(edits[name]!, to: texts[name]!)
+            try Self.write(path + "/" + name, text)
+            texts[name] = text
         }
-        defer { changed = [] }
-        return changed.sorted()
+        edits = [:]
+        rewritten = []
+        return changed
     }
 
     static func write(_ path: String, _ text: String) throws {

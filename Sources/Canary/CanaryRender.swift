@@ -307,34 +307,29 @@ public struct CanarySpec: Sendable {
                 ("weight", weight.map(Y.int)),
             ])
         }
-        return Y.map([
+        return virtualService(http: [
+            // Testers who send the header reach the canary whatever the weight.
+            Y.map([
+                ("name", Y.str("canary-header")), ("match", Y.seq([headerMatch()])),
+                ("route", Y.seq([destination(.canary, weight: nil)])),
+            ]),
+            Y.map([
+                ("name", Y.str("split")),
+                ("route", Y.seq([destination(.stable, weight: 100 - weight), destination(.canary, weight: weight)])),
+            ]),
+        ])
+    }
+
+    /// A VirtualService for the host (through the gateway, when one is named) with these routes.
+    func virtualService(http: [Node]) -> Node {
+        Y.map([
             ("apiVersion", Y.str("networking.istio.io/v1")), ("kind", Y.str("VirtualService")),
             ("metadata", metadata(app, labels: [("app", app)])),
             (
                 "spec",
                 Y.map([
-                    ("hosts", Y.seq([Y.str(host)])),
-                    ("gateways", gateway.map { Y.seq([Y.str($0)]) }),
-                    (
-                        "http",
-                        Y.seq([
-                            // Testers who send the header reach the canary whatever the weight.
-                            Y.map([
-                                ("name", Y.str("canary-header")), ("match", Y.seq([headerMatch()])),
-                                ("route", Y.seq([destination(.canary, weight: nil)])),
-                            ]),
-                            Y.map([
-                                ("name", Y.str("split")),
-                                (
-                                    "route",
-                                    Y.seq([
-                                        destination(.stable, weight: 100 - weight),
-                                        destination(.canary, weight: weight),
-                                    ])
-                                ),
-                            ]),
-                        ])
-                    ),
+                    ("hosts", Y.seq([Y.str(host)])), ("gateways", gateway.map { Y.seq([Y.str($0)]) }),
+                    ("http", Y.seq(http)),
                 ])
             ),
         ])
@@ -484,26 +479,12 @@ public struct CanarySpec: Sendable {
         func destination(_ t: Track, weight: Int) -> Node {
             Y.map([("destination", Y.map([("host", Y.str("\(app)-\(t.rawValue)"))])), ("weight", Y.int(weight))])
         }
-        return Y.map([
-            ("apiVersion", Y.str("networking.istio.io/v1")), ("kind", Y.str("VirtualService")),
-            ("metadata", metadata(app, labels: [("app", app)])),
-            (
-                "spec",
-                Y.map([
-                    ("hosts", Y.seq([Y.str(host)])),
-                    ("gateways", gateway.map { Y.seq([Y.str($0)]) }),
-                    (
-                        "http",
-                        Y.seq([
-                            // Argo Rollouts sets these weights as the steps run.
-                            Y.map([
-                                ("name", Y.str("primary")),
-                                ("route", Y.seq([destination(.stable, weight: 100), destination(.canary, weight: 0)])),
-                            ])
-                        ])
-                    ),
-                ])
-            ),
+        // Argo Rollouts sets these weights as the steps run.
+        return virtualService(http: [
+            Y.map([
+                ("name", Y.str("primary")),
+                ("route", Y.seq([destination(.stable, weight: 100), destination(.canary, weight: 0)])),
+            ])
         ])
     }
 }

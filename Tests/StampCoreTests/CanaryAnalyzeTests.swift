@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import TestSupport
 
@@ -65,15 +64,8 @@ struct CanaryAnalyzeTests {
             Thread.sleep(forTimeInterval: 17)
         }
 
-        static let shared = Mutex<Stack?>(nil)
-        static func get() throws -> Stack {
-            try shared.withLock { s in
-                if let s { return s }
-                let made = try Stack()
-                s = made
-                return made
-            }
-        }
+        static let shared = SharedFixture { try Stack() }
+        static func get() throws -> Stack { try shared.get() }
     }
 
     func analyze(_ url: String, _ namespace: String, _ extra: [String] = [], env: [String: String] = [:]) throws -> (
@@ -225,8 +217,9 @@ struct CanaryAnalyzeTests {
     }
 
     @Test func literalsCarryAnyText() {
-        #expect(CanaryAnalysis.literal(#"a"b\c"#) == #""a\"b\\c""#)
-        #expect(CanaryAnalysis.literal("x\ny") == #""x\ny""#)
+        let q = CanaryAnalysis.query(
+            .requests, version: "a\"b\\c\ny", pods: "p", selection: .init(namespace: "n\"s", app: nil, window: "5m"))
+        #expect(q.contains(#"destination_version="a\"b\\c\ny""#) && q.contains(#"namespace="n\"s""#), "\(q)")
         #expect(CanaryAnalysis.regexQuoted("a.b+c") == #"a\.b\+c"#)
     }
 }

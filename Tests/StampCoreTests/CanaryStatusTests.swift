@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import TestSupport
 
@@ -59,15 +58,8 @@ struct CanaryStatusTests {
             self.processes = processes
         }
 
-        static let shared = Mutex<Servers?>(nil)
-        static func get() throws -> Servers {
-            try shared.withLock { s in
-                if let s { return s }
-                let made = try Servers()
-                s = made
-                return made
-            }
-        }
+        static let shared = SharedFixture { try Servers() }
+        static func get() throws -> Servers { try shared.get() }
     }
 
     /// A weighted gateway in front of `stable` and `canary`.

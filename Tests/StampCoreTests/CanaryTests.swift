@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import TestSupport
 import Yams
@@ -44,15 +43,8 @@ struct CanaryTests {
             canaryDigest = digests[1]
         }
 
-        static let shared = Mutex<Releases?>(nil)
-        static func get() throws -> Releases {
-            try shared.withLock { r in
-                if let r { return r }
-                let made = try Releases()
-                r = made
-                return made
-            }
-        }
+        static let shared = SharedFixture { try Releases() }
+        static func get() throws -> Releases { try shared.get() }
     }
 
     static let schemas = repoRoot + "/../shared/schemas"
@@ -214,7 +206,8 @@ struct CanaryTests {
         var stableText = try String(contentsOfFile: dir + "/deployment-stable.yaml", encoding: .utf8)
         stableText = stableText.replacingOccurrences(
             of: "metadata:\n  name: anything-llm-stable\n",
-            with: "metadata:\n  name: anything-llm-stable\n  annotations:\n    team.corp/owner: ai-platform\n")
+            with: "# Reviewed by the platform team.\nmetadata:\n  name: anything-llm-stable\n  annotations:\n"
+                + "    team.corp/owner: ai-platform  # who to page\n")
         try stableText.write(toFile: dir + "/deployment-stable.yaml", atomically: true, encoding: .utf8)
         try "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\ndata:\n  a: \"1\"\n".write(
             toFile: dir + "/mine.yaml", atomically: true, encoding: .utf8)
@@ -266,6 +259,13 @@ struct CanaryTests {
             #expect(after["httproute.yaml"]?["spec"]?["rules"]?[0]?["matches"] != nil)
         }
         #expect(try String(contentsOfFile: dir + "/mine.yaml", encoding: .utf8) == mine)
+        // Values are replaced where they stand: comments and the rest of each file stay.
+        let stableNow = try String(contentsOfFile: dir + "/deployment-stable.yaml", encoding: .utf8)
+        #expect(stableNow.contains("# Reviewed by the platform team.\n"))
+        #expect(stableNow.contains("team.corp/owner: ai-platform  # who to page\n"))
+        #expect(
+            stableNow.replacingOccurrences(of: r.canaryDigest, with: r.stableDigest)
+                .replacingOccurrences(of: "v2.1-canary", with: "v2.0") == stableText)
         #expect(try stamp(["canary", "check", dir]).status == 0)
         #expect(try run(["kubectl", "kustomize", dir]).status == 0)
     }

@@ -5,6 +5,7 @@ import Hashing
 import IO
 import Layers
 import OCI
+import Synchronization
 @testable import StampCore
 
 struct RunResult {
@@ -240,4 +241,21 @@ func schemaComplaint(_ json: String, schema name: String) throws -> String? {
     try json.write(toFile: dir + "/doc.json", atomically: true, encoding: .utf8)
     let r = try run([checker, "--schemafile", repoRoot + "/schemas/\(name).schema.json", dir + "/doc.json"])
     return r.status == 0 ? nil : r.out + r.err
+}
+
+/// A fixture made once per test process, on first use and under a lock, and kept to the end
+/// (a registry with two pushed images, HTTP servers, a Prometheus): the tests of a suite share
+/// it instead of each waiting for its start.
+final class SharedFixture<T: Sendable>: Sendable {
+    private let value = Mutex<T?>(nil)
+    private let make: @Sendable () throws -> T
+    init(_ make: @escaping @Sendable () throws -> T) { self.make = make }
+    func get() throws -> T {
+        try value.withLock { v in
+            if let v { return v }
+            let made = try make()
+            v = made
+            return made
+        }
+    }
 }
