@@ -83,6 +83,7 @@ let package = Package(
 
         // What every test target shares: the folder a test run's files go in, removed at exit.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CanaryTests", dependencies: ["Canary", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "FailuresTests", dependencies: ["Failures"]),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
         .testTarget(name: "IOTests", dependencies: ["IO"]),

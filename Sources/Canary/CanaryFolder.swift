@@ -66,8 +66,9 @@ public final class CanaryFolder {
     /// scalar with its position), else by writing the file anew.
     func set(_ at: (file: String, index: Int), _ path: [Step], _ value: Node) {
         var d = files[at.file]![at.index]
-        if let old = Self.node(d, path), old.scalar?.string == value.scalar?.string { return }
-        if let mark = Self.node(d, path)?.mark, Self.node(d, path)?.scalar != nil {
+        let old = Self.node(d, path)
+        if let scalar = old?.scalar, scalar.string == value.scalar?.string { return }
+        if let mark = old?.mark, old?.scalar != nil {
             edits[at.file, default: []].append((mark.line, mark.column, Self.inline(value)))
         } else {
             rewritten.insert(at.file)
@@ -448,10 +449,16 @@ public final class CanaryFolder {
     /// Renders `spec` into `path` (a new or empty folder, or one stamp rendered before: its
     /// files are replaced, other files are left), after the same checks `save` makes.
     public static func render(_ spec: CanarySpec, into path: String, allowTag: Bool) throws -> [String] {
-        let files = try spec.render()
         if Path.exists(path) && !Path.isDirectory(path) {
             throw CanaryError.usage("--output \(path): exists and is not a folder")
         }
+        // Rendering again: the resources a user added to kustomization.yaml stay listed, and the
+        // files of stamp's earlier render that this one does not write (another --mesh) go.
+        let before =
+            (try? String(contentsOfFile: path + "/kustomization.yaml", encoding: .utf8))
+            .flatMap { try? Yams.compose(yaml: $0) }?["resources"]?.items.compactMap(\.text) ?? []
+        let files = try spec.render(keeping: before.filter { !CanarySpec.fileNames.contains($0) })
+        let stale = Set(before).intersection(CanarySpec.fileNames).subtracting(files.map(\.name))
         let staging = path + ".stamp-render-\(getpid())"
         try? FileManager.default.removeItem(atPath: staging)
         do {
@@ -469,6 +476,7 @@ public final class CanaryFolder {
                 }
             }
             try? FileManager.default.removeItem(atPath: staging)
+            for name in stale { try? FileManager.default.removeItem(atPath: path + "/" + name) }
         } catch {
             try? FileManager.default.removeItem(atPath: staging)
             throw error

@@ -101,8 +101,16 @@ public struct CanarySpec: Sendable {
 
     // MARK: - Rendering
 
-    /// The files of the folder, by name, in the order kustomization.yaml lists them.
-    public func render() throws -> [(name: String, docs: [Node])] {
+    /// Every file name `render` may write besides kustomization.yaml, whatever the mesh.
+    public static let fileNames: Set<String> = [
+        "deployment-stable.yaml", "deployment-canary.yaml", "storage-stable.yaml", "storage-canary.yaml",
+        "service.yaml", "destinationrule.yaml", "virtualservice.yaml", "service-stable.yaml", "service-canary.yaml",
+        "httproute.yaml", "rollout.yaml",
+    ]
+
+    /// The files of the folder, by name, in the order kustomization.yaml lists them; `keeping`:
+    /// resources of a user's own that kustomization.yaml lists after stamp's.
+    public func render(keeping extra: [String] = []) throws -> [(name: String, docs: [Node])] {
         try validate()
         var files: [(String, [Node])] = []
         switch mesh {
@@ -130,7 +138,7 @@ public struct CanarySpec: Sendable {
             ("apiVersion", Y.str("kustomize.config.k8s.io/v1beta1")), ("kind", Y.str("Kustomization")),
         ]
         if let namespace { kustomization.append(("namespace", Y.str(namespace))) }
-        kustomization.append(("resources", Y.seq(files.map { Y.str($0.0) })))
+        kustomization.append(("resources", Y.seq((files.map(\.0) + extra).map(Y.str))))
         return [("kustomization.yaml", [Y.map(kustomization)])] + files
     }
 

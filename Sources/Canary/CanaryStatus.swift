@@ -128,9 +128,8 @@ public enum CanaryStatus {
     ) -> (plain: [Outcome], withHeader: [Outcome]) {
         // Interleaved, so a time bound cuts both kinds alike.
         let total = count + headerCount
-        let plan = (0..<total).map { i in
-            headerCount > 0 && i % max(1, total / headerCount) == 0 && i / max(1, total / headerCount) < headerCount
-        }
+        // Exactly `headerCount` of the `total` requests carry the header, spread evenly.
+        let plan = (0..<total).map { i in (i + 1) * headerCount / total > i * headerCount / total }
         let state = Mutex<(next: Int, plain: [Outcome], header: [Outcome])>((0, [], []))
         DispatchQueue.concurrentPerform(iterations: max(1, min(workers, total))) { _ in
             while true {

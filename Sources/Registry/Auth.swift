@@ -20,7 +20,7 @@ public struct Credential: Sendable, CustomStringConvertible {
 
     public var description: String { "\(username):***" }
 
-    var basicHeader: String { "Basic " + Base64.encode(Array("\(username):\(secret)".utf8)) }
+    public var basicHeader: String { "Basic " + Base64.encode(Array("\(username):\(secret)".utf8)) }
 }
 
 /// Finds credentials the way the container tools do: `--creds`, then `--authfile` /

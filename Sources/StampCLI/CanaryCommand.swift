@@ -164,9 +164,7 @@ struct CanaryRender: ParsableCommand {
         guard counts.count == 2, let s = counts[0], let c = counts[1] else {
             throw StampError.usage("--replicas \(replicas): STABLE:CANARY, e.g. 3:1")
         }
-        guard let eq = header.firstIndex(of: "="), eq != header.startIndex else {
-            throw StampError.usage("--header \(header): NAME=VALUE, e.g. x-canary-flag=enabled")
-        }
+        let (headerName, headerValue) = try canaryHeader(header)
         var spec = CanarySpec(
             host: host, weight: weight, storage: storage,
             stable: try ReleaseImage.load(stable, role: "--stable", version: stableVersion, allowTag: allowTag),
@@ -175,8 +173,8 @@ struct CanaryRender: ParsableCommand {
         spec.app = app
         spec.namespace = namespace
         spec.gateway = gateway
-        spec.headerName = String(header[..<eq]).lowercased()
-        spec.headerValue = String(header[header.index(after: eq)...])
+        spec.headerName = headerName
+        spec.headerValue = headerValue
         spec.stableReplicas = s
         spec.canaryReplicas = c
         spec.storageSize = storageSize
@@ -199,6 +197,14 @@ struct CanaryRender: ParsableCommand {
     func imageJSON(_ i: ReleaseImage) -> JSONValue {
         .object([("image", .string(i.reference)), ("version", .string(i.version))])
     }
+}
+
+/// `--header NAME=VALUE`: the header that selects the canary (its name lowercased).
+func canaryHeader(_ text: String) throws -> (name: String, value: String) {
+    guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+        throw StampError.usage("--header \(text): NAME=VALUE, e.g. x-canary-flag=enabled")
+    }
+    return (String(text[..<eq]).lowercased(), String(text[text.index(after: eq)...]))
 }
 
 /// What the three folder commands share: the folder, --json, and the write after the checks.
@@ -404,10 +410,7 @@ struct CanaryStatusCommand: ParsableCommand {
             guard requests >= 0, headerRequests >= 0, requests + headerRequests > 0, concurrency >= 1 else {
                 throw StampError.usage("--requests, --header-requests: 0 or more, not both 0; --concurrency: 1 or more")
             }
-            guard let eq = header.firstIndex(of: "="), eq != header.startIndex else {
-                throw StampError.usage("--header \(header): NAME=VALUE")
-            }
-            let name = String(header[..<eq]), value = String(header[header.index(after: eq)...])
+            let (name, value) = try canaryHeader(header)
             let total = try HealthPlan.duration(timeout, "--timeout") ?? 30_000_000_000
             let each = try HealthPlan.duration(requestTimeout, "--request-timeout") ?? 5_000_000_000
             let target = (url.hasSuffix("/") ? String(url.dropLast()) : url) + path
@@ -618,7 +621,7 @@ struct CanaryAnalyze: ParsableCommand {
             guard let password = env["STAMP_PROMETHEUS_PASSWORD"] else {
                 throw StampError.usage("--prometheus-user: set the password in $STAMP_PROMETHEUS_PASSWORD")
             }
-            headers.append(("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()))
+            headers.append(("Authorization", Credential(username: user, secret: password).basicHeader))
         } else if let token = env["STAMP_PROMETHEUS_TOKEN"], !token.isEmpty {
             headers.append(("Authorization", "Bearer " + token))
         }

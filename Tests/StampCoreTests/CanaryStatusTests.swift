@@ -164,23 +164,4 @@ struct CanaryStatusTests {
         #expect((j["problems"] as? [String])?.contains { $0.contains("no answer within") } == true, "\(r.out)")
     }
 
-    /// The 99% interval at its edges: a share the weight explains passes, one it does not fails.
-    @Test func theSplitIsJudgedByItsInterval() {
-        func judge(_ canary: Int, of n: Int, weight: Int) -> Bool {
-            let plain = (0..<n).map { $0 < canary ? CanaryStatus.Outcome.version("c") : .version("s") }
-            return CanaryStatus.evaluate(
-                plain: plain, withHeader: [.version("c")], expect: .init(stable: "s", canary: "c", weight: weight),
-                planned: n + 1
-            ).ok
-        }
-        #expect(judge(0, of: 200, weight: 0))
-        #expect(!judge(1, of: 200, weight: 0))  // any canary answer at weight 0 is off
-        #expect(judge(200, of: 200, weight: 100))
-        #expect(judge(10, of: 200, weight: 5))
-        // Weight 5% of 200: 3 to 17 canary answers are chance, 2 or 18 are not.
-        #expect(judge(3, of: 200, weight: 5) && !judge(2, of: 200, weight: 5))
-        #expect(judge(17, of: 200, weight: 5) && !judge(18, of: 200, weight: 5))
-        let ci = CanaryStatus.wilson(50, 200)
-        #expect(abs(ci.low - 0.1800) < 0.001 && abs(ci.high - 0.3360) < 0.001)
-    }
 }

@@ -270,6 +270,26 @@ struct CanaryTests {
         #expect(try run(["kubectl", "kustomize", dir]).status == 0)
     }
 
+    /// Rendering again (another mesh): a resource a user listed stays listed, stamp's files of
+    /// the earlier render that the new one does not write are gone.
+    @Test func renderingAgainKeepsAUsersResources() throws {
+        let r = try Releases.get()
+        let dir = try tempDir() + "/deploy"
+        #expect(try render(r, dir, ["--canary-storage", "fresh"]).status == 0)
+        try "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\n".write(
+            toFile: dir + "/mine.yaml", atomically: true, encoding: .utf8)
+        let k = try String(contentsOfFile: dir + "/kustomization.yaml", encoding: .utf8)
+        try (k + "- mine.yaml\n").write(toFile: dir + "/kustomization.yaml", atomically: true, encoding: .utf8)
+        let again = try render(r, dir, ["--canary-storage", "fresh", "--mesh", "gateway-api", "--gateway", "public"])
+        #expect(again.status == 0, "\(again.err)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(!names.contains("destinationrule.yaml") && !names.contains("virtualservice.yaml"))
+        #expect(names.contains("httproute.yaml") && names.contains("mine.yaml"))
+        let built = try run(["kubectl", "kustomize", dir])
+        #expect(built.status == 0 && built.out.contains("name: mine"), "\(built.err)")
+        #expect(try stamp(["canary", "check", dir]).status == 0)
+    }
+
     @Test func argoRolloutsWeightAndRollback() throws {
         let r = try Releases.get()
         let dir = try tempDir() + "/deploy"
