@@ -61,7 +61,10 @@ struct CanaryAnalyzeTests {
             authURL = urls[1]
             processes.append(
                 try Background(
-                    ["python3", fixtures + "/bearer_proxy.py", url, "t0ken-xyz", "--port-file", dir + "/bearer.port"],
+                    [
+                        "python3", fixtures + "/weighted_proxy.py", "--stable", url, "--canary", url, "--weight", "0",
+                        "--bearer", "t0ken-xyz", "--port-file", dir + "/bearer.port",
+                    ],
                     log: dir + "/bearer.log"))
             self.processes = processes
             var bearerPort = 0
