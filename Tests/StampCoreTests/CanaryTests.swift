@@ -5,7 +5,7 @@ import Yams
 
 /// `stamp canary`: manifests rendered from two stamped images pushed to Debian's
 /// docker-registry, validated against the upstream schemas (Kubernetes v1.32, Istio, Gateway API,
-/// Argo Rollouts; `../shared/schemas`) by check-jsonschema, built by `kubectl kustomize`, and
+/// Argo Rollouts; `Tests/UpstreamSchemas`) by check-jsonschema, built by `kubectl kustomize`, and
 /// read back for what they mean; then weight, promote and rollback on a folder a user edited.
 @Suite("Canary (stamp canary)")
 struct CanaryTests {
@@ -47,7 +47,7 @@ struct CanaryTests {
         static func get() throws -> Releases { try shared.get() }
     }
 
-    static let schemas = repoRoot + "/../shared/schemas"
+    static let schemas = repoRoot + "/Tests/UpstreamSchemas"
 
     /// The upstream schema of a document's kind and version.
     static func schema(_ doc: Node) -> String? {
@@ -89,7 +89,7 @@ struct CanaryTests {
     func everyManifestIsValidUpstreamAndKustomizeBuildsTheFolder(_ mesh: String) throws {
         try #require(
             FileManager.default.fileExists(atPath: Self.schemas + "/README.md"),
-            "the upstream schemas are not at \(Self.schemas) (shared/ beside the clone)")
+            "the upstream schemas are not at \(Self.schemas)")
         let r = try Releases.get()
         let dir = try tempDir() + "/deploy"
         let extra = Self.meshes.first { $0.0 == mesh }!.1
