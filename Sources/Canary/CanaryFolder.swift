@@ -17,6 +17,8 @@ public final class CanaryFolder {
     private var edits: [String: [(line: Int, column: Int, text: String)]] = [:]
     /// Files written anew (a field was added).
     private var rewritten: Set<String> = []
+    /// Files that become a copy of another's text.
+    private var copied: [String: String] = [:]
 
     /// A step of a path into a document: a mapping key or a sequence index.
     enum Step: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
@@ -51,8 +53,15 @@ public final class CanaryFolder {
         return nil
     }
 
+    func rules() throws -> any MeshRules.Type {
+        guard let mesh else {
+            throw CanaryError.badInput("\(path): no VirtualService, HTTPRoute or Rollout: not a canary folder")
+        }
+        return mesh.rules
+    }
+
     /// Where each document of `kind` is (optionally only the one named `name`).
-    func find(_ kind: String, name: String? = nil) -> [(file: String, index: Int)] {
+    func find(_ kind: String, name: String? = nil) -> [At] {
         files.keys.sorted().flatMap { file in
             files[file]!.enumerated().compactMap { i, doc in
                 doc["kind"]?.text == kind && (name == nil || doc["metadata"]?["name"]?.text == name) ? (file, i) : nil
@@ -60,21 +69,98 @@ public final class CanaryFolder {
         }
     }
 
-    func doc(_ at: (file: String, index: Int)) -> Node { files[at.file]![at.index] }
+    func doc(_ at: At) -> Node { files[at.file]![at.index] }
+
+    /// The app's name: the label stamp's objects carry.
+    var appName: String {
+        for kind in ["Rollout", "Deployment", "Service"] {
+            for at in find(kind) { if let a = doc(at)["metadata"]?["labels"]?["app"]?.text { return a } }
+        }
+        return "app"
+    }
+
+    /// The namespace kustomization.yaml sets, if any.
+    var namespace: String? {
+        find("Kustomization").first.flatMap { doc($0)["namespace"]?.text }
+            ?? files["kustomization.yaml"]?.first?["namespace"]?.text
+    }
+
+    /// The version a track's Deployment runs.
+    func trackVersion(_ track: String) -> String? {
+        (try? deployment(track)).flatMap { doc($0)["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text }
+    }
 
     /// Sets the value at `path` in a document: in place in the text when the value is there (a
     /// scalar with its position), else by writing the file anew.
-    func set(_ at: (file: String, index: Int), _ path: [Step], _ value: Node) {
+    func set(_ at: At, _ path: [Step], _ value: Node) {
         var d = files[at.file]![at.index]
         let old = Self.node(d, path)
         if let scalar = old?.scalar, scalar.string == value.scalar?.string { return }
-        if let mark = old?.mark, old?.scalar != nil {
+        if let mark = old?.mark, old?.scalar != nil, value.scalar != nil, copied[at.file] == nil {
             edits[at.file, default: []].append((mark.line, mark.column, Self.inline(value)))
         } else {
             rewritten.insert(at.file)
         }
         Self.assign(&d, path[...], value)
         files[at.file]![at.index] = d
+    }
+
+    /// Removes a mapping key (the file is written anew).
+    func remove(_ at: At, _ path: [Step]) {
+        guard case .key(let last)? = path.last, Self.node(doc(at), path) != nil else { return }
+        var d = files[at.file]![at.index]
+        var parent = Self.node(d, Array(path.dropLast())) ?? Y.map([])
+        guard var m = parent.mapping else { return }
+        m[Node(last)] = nil
+        parent = .mapping(m)
+        Self.assign(&d, path.dropLast()[...], parent)
+        files[at.file]![at.index] = d
+        rewritten.insert(at.file)
+    }
+
+    /// `to` becomes a byte copy of `from` as read (its applied text, a user's edits kept).
+    func copyFile(from: String, to: String) {
+        guard let text = texts[from], let docs = files[from] else { return }
+        copied[to] = text
+        files[to] = docs
+        edits[to] = nil
+        rewritten.remove(to)
+    }
+
+    /// The claim a workload's pods mount.
+    func claimOf(_ at: At) -> String? {
+        (doc(at)["spec"]?["template"]?["spec"]?["volumes"]?.items ?? []).compactMap {
+            $0["persistentVolumeClaim"]?["claimName"]?.text
+        }.first
+    }
+
+    func setClaimName(_ at: At, from old: String, to new: String) {
+        for (i, v) in (doc(at)["spec"]?["template"]?["spec"]?["volumes"]?.items ?? []).enumerated()
+        where v["persistentVolumeClaim"]?["claimName"]?.text == old {
+            set(
+                at, ["spec", "template", "spec", "volumes", .index(i), "persistentVolumeClaim", "claimName"], Y.str(new)
+            )
+        }
+    }
+
+    /// A workload runs `image` (every container that ran its old image) and carries `version`.
+    func setWorkload(_ at: At, image: String, version: String) throws {
+        let d = doc(at)
+        guard let old = Self.containerImage(d["spec"]?["template"]) else {
+            throw CanaryError.badInput("\(path)/\(at.file): \(Objects.name(d)) has no container image")
+        }
+        for group in ["initContainers", "containers"] {
+            for (i, c) in (d["spec"]?["template"]?["spec"]?[group]?.items ?? []).enumerated()
+            where c["image"]?.text == old {
+                set(at, ["spec", "template", "spec", .key(group), .index(i), "image"], Y.str(image))
+            }
+        }
+        for key in ["version", "app.kubernetes.io/version"] {
+            if d["spec"]?["template"]?["metadata"]?["labels"]?[key] != nil {
+                set(at, ["spec", "template", "metadata", "labels", .key(key)], Y.str(version))
+            }
+            if d["metadata"]?["labels"]?[key] != nil { set(at, ["metadata", "labels", .key(key)], Y.str(version)) }
+        }
     }
 
     static func node(_ n: Node?, _ path: [Step]) -> Node? {
@@ -152,7 +238,7 @@ public final class CanaryFolder {
     }
 
     /// The one Deployment of a track (`stamp canary render` names them APP-stable, APP-canary).
-    func deployment(_ track: String) throws -> (file: String, index: Int) {
+    func deployment(_ track: String) throws -> At {
         let found = find("Deployment").filter {
             doc($0)["spec"]?["template"]?["metadata"]?["labels"]?["track"]?.text == track
         }
@@ -163,254 +249,146 @@ public final class CanaryFolder {
         return found[0]
     }
 
-    // MARK: - Operations
-
-    /// Sends `percent` of the requests without the header to the canary.
-    public func setWeight(_ percent: Int) throws {
-        guard (0...100).contains(percent) else { throw CanaryError.usage("weight \(percent): a percentage, 0 to 100") }
-        switch mesh {
-        case .istio:
-            for at in find("VirtualService") {
-                for (i, r) in (doc(at)["spec"]?["http"]?.items ?? []).enumerated() where r["match"] == nil {
-                    for (j, d) in (r["route"]?.items ?? []).enumerated() {
-                        let subset = d["destination"]?["subset"]?.text
-                        guard subset == "stable" || subset == "canary" else { continue }
-                        set(
-                            at, ["spec", "http", .index(i), "route", .index(j), "weight"],
-                            Y.int(subset == "canary" ? percent : 100 - percent))
-                    }
-                }
-            }
-        case .gatewayAPI:
-            for at in find("HTTPRoute") {
-                for (i, rule) in (doc(at)["spec"]?["rules"]?.items ?? []).enumerated() where rule["matches"] == nil {
-                    for (j, b) in (rule["backendRefs"]?.items ?? []).enumerated() {
-                        guard let name = b["name"]?.text else { continue }
-                        let canary = name.hasSuffix("-canary")
-                        guard canary || name.hasSuffix("-stable") else { continue }
-                        set(
-                            at, ["spec", "rules", .index(i), "backendRefs", .index(j), "weight"],
-                            Y.int(canary ? percent : 100 - percent))
-                    }
-                }
-            }
-        case .argoRollouts:
-            for at in find("Rollout") {
-                let steps = doc(at)["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? []
-                if let i = steps.firstIndex(where: { $0["setWeight"] != nil }) {
-                    set(at, ["spec", "strategy", "canary", "steps", .index(i), "setWeight"], Y.int(percent))
-                }
-            }
-        case nil:
-            throw CanaryError.badInput("\(path): no VirtualService, HTTPRoute or Rollout: not a canary folder")
-        }
-    }
-
-    /// The canary becomes the stable version: the stable Deployment runs the canary's image
-    /// and carries its version; the weight goes back to 0 (the header still reaches the
-    /// canary Deployment, which now runs the same version).
-    public func promote() throws {
-        switch mesh {
-        case .argoRollouts:
-            for at in find("Rollout") {
-                let image = containerImage(doc(at)["spec"]?["template"])
-                let version = doc(at)["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text
-                if let image { set(at, ["metadata", "annotations", .key(RolloutKeys.stableImage)], Y.str(image)) }
-                if let version {
-                    set(at, ["metadata", "annotations", .key(RolloutKeys.stableVersion)], Y.str(version))
-                }
-            }
-        case .istio, .gatewayAPI:
-            let canary = doc(try deployment("canary"))
-            guard let image = containerImage(canary["spec"]?["template"]),
-                let version = canary["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text
-            else { throw CanaryError.badInput("\(path): the canary Deployment has no image or version label") }
-            try setStable(image: image, version: version)
-        case nil:
-            throw CanaryError.badInput("\(path): no VirtualService, HTTPRoute or Rollout: not a canary folder")
-        }
-        try setWeight(0)
-    }
-
-    /// Traffic back to stable: weight 0; the header route stays, for testers. With Argo
-    /// Rollouts, the pod template goes back to the stable image (Argo aborts the canary).
-    public func rollback() throws {
-        if mesh == .argoRollouts {
-            for at in find("Rollout") {
-                let d = doc(at)
-                guard let image = d["metadata"]?["annotations"]?[RolloutKeys.stableImage]?.text,
-                    let version = d["metadata"]?["annotations"]?[RolloutKeys.stableVersion]?.text
-                else {
-                    throw CanaryError.badInput(
-                        "\(path)/\(at.file): the Rollout has no \(RolloutKeys.stableImage) annotation to roll back to")
-                }
-                set(at, ["spec", "template", "spec", "containers", 0, "image"], Y.str(image))
-                for key in ["version", "app.kubernetes.io/version"] {
-                    set(at, ["spec", "template", "metadata", "labels", .key(key)], Y.str(version))
-                }
-            }
-        }
-        try setWeight(0)
-    }
-
-    private func containerImage(_ template: Node?) -> String? {
+    static func containerImage(_ template: Node?) -> String? {
         template?["spec"]?["containers"]?[0]?["image"]?.text
     }
 
-    private func setStable(image: String, version: String) throws {
-        let at = try deployment("stable")
-        set(at, ["spec", "template", "spec", "containers", 0, "image"], Y.str(image))
-        for key in ["version", "app.kubernetes.io/version"] {
-            set(at, ["spec", "template", "metadata", "labels", .key(key)], Y.str(version))
-            if doc(at)["metadata"]?["labels"]?[key] != nil {
-                set(at, ["metadata", "labels", .key(key)], Y.str(version))
-            }
+    // MARK: - Operations
+
+    /// Sends `percent` of the requests without the header (and no sticky cookie) to the canary.
+    public func setWeight(_ percent: Int) throws {
+        guard (0...100).contains(percent) else { throw CanaryError.usage("weight \(percent): a percentage, 0 to 100") }
+        try rules().setWeight(self, percent)
+    }
+
+    /// The canary becomes the stable version. Returns what is left for the user to do.
+    @discardableResult public func promote() throws -> [String] { try rules().promote(self) }
+
+    /// Traffic back to stable. Returns what is left for the user to do.
+    @discardableResult public func rollback() throws -> [String] { try rules().rollback(self) }
+
+    /// The next cycle's canary, on a claim of its own.
+    @discardableResult public func next(_ n: NextCanary) throws -> [String] { try rules().next(self, n) }
+
+    /// Argo Rollouts: the template runs the recorded canary.
+    @discardableResult public func start() throws -> [String] {
+        guard mesh == .argoRollouts else {
+            throw CanaryError.usage(
+                "stamp canary start is for --mesh argo-rollouts; with two Deployments the canary runs from render")
         }
-        for rule in find("DestinationRule") {
-            for (i, s) in (doc(rule)["spec"]?["subsets"]?.items ?? []).enumerated() where s["name"]?.text == "stable" {
-                set(rule, ["spec", "subsets", .index(i), "labels", "version"], Y.str(version))
-            }
+        return try ArgoRules.start(self)
+    }
+
+    /// The weight the folder sends to the canary now.
+    public var weight: Int? { mesh.flatMap { $0.rules.weight(self) } }
+
+    /// The versions the folder runs: the stable and canary Deployments' (or, for a Rollout, the
+    /// recorded ones).
+    public var versions: (stable: String?, canary: String?) {
+        if let at = find("Rollout").first {
+            let a = doc(at)["metadata"]?["annotations"]
+            return (a?[RolloutKeys.stableVersion]?.text, a?[RolloutKeys.canaryVersion]?.text)
         }
+        return (trackVersion("stable"), trackVersion("canary"))
+    }
+
+    /// The sticky cookie's name, when the routes set one.
+    public var stickyCookie: String? {
+        let text = texts.values.joined()
+        let name = Sticky.name(appName)
+        return text.contains(name + "=") ? name : nil
     }
 
     // MARK: - Checks
 
-    /// What must hold in a canary folder; each problem as one line. `allowTag`: images may be
-    /// referenced by tag.
-    public func check(allowTag: Bool = false) -> [String] {
-        var problems: [String] = []
-        let workloads = find("Deployment") + find("Rollout")
-        var secretsByKey: [String: Set<String>] = [:]
-        var claims: [String: String] = [:]
-        for at in workloads {
-            let d = doc(at)
-            let name = d["metadata"]?["name"]?.text ?? at.file
-            let template = d["spec"]?["template"]
-            for c in template?["spec"]?["containers"]?.items ?? [] {
-                let image = c["image"]?.text ?? ""
-                if !allowTag && !Self.pinned(image) {
-                    problems.append("\(at.file): \(name) runs \(image), not pinned by digest (NAME@sha256:…)")
-                }
-                for e in c["env"]?.items ?? [] {
-                    guard let key = e["name"]?.text, ["JWT_SECRET", "SIG_KEY", "SIG_SALT", "AUTH_TOKEN"].contains(key)
-                    else { continue }
-                    let secret = e["valueFrom"]?["secretKeyRef"]?["name"]?.text ?? "(a literal value)"
-                    secretsByKey[key, default: []].insert(secret)
-                }
-            }
-            // Pods a Deployment selects must carry its selector's labels.
-            let podLabels = template?["metadata"]?["labels"]
-            for (k, v) in d["spec"]?["selector"]?["matchLabels"]?.mapping ?? [:] {
-                if podLabels?[k.text ?? ""]?.text != v.text {
-                    problems.append("\(at.file): \(name)'s selector \(k.text ?? "")=\(v.text ?? "") is not on its pods")
-                }
-            }
-            let track = podLabels?["track"]?.text ?? name
-            for v in template?["spec"]?["volumes"]?.items ?? [] {
-                if let claim = v["persistentVolumeClaim"]?["claimName"]?.text {
-                    if let other = claims[claim] {
-                        problems.append(
-                            "\(at.file): \(name) and \(other) mount the same claim \(claim); the canary must never "
-                                + "share the stable's storage")
-                    }
-                    claims[claim] = "\(name) (\(track))"
-                }
-            }
+    /// The objects the folder applies: `kubectl kustomize` of it where kubectl is on PATH (what
+    /// `kubectl apply -k` applies: patches, name prefixes, generators), else its files as they
+    /// are (and a note saying so).
+    func objects() -> (objects: Objects, note: String?, problem: String?) {
+        let fromFiles = Objects(
+            all: files.keys.sorted().flatMap { files[$0]! }.filter {
+                $0["kind"]?.text != nil && $0["apiVersion"]?.text != nil && $0["kind"]?.text != "Kustomization"
+            })
+        guard let kubectl = Self.which("kubectl") else {
+            return (
+                fromFiles,
+                "kubectl is not on PATH: checked the files as written (patches, prefixes and generators "
+                    + "of kustomization.yaml not applied)", nil
+            )
         }
-        for (key, secrets) in secretsByKey.sorted(by: { $0.key < $1.key }) where secrets.count > 1 {
-            problems.append(
-                "\(key) comes from \(secrets.sorted().joined(separator: " and ")): both versions must read it from "
-                    + "one Secret, or a session opened on one is refused by the other")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: kubectl)
+        p.arguments = ["kustomize", path]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        do { try p.run() } catch { return (fromFiles, "kubectl cannot be run (\(error)): checked the files", nil) }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            let line = String(decoding: errData, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+            return (fromFiles, nil, "kubectl kustomize \(path) fails: \(line.prefix(300))")
         }
-        problems += checkWeights()
-        // Subsets and Services must select pods that exist.
-        let versions = Set(
-            workloads.compactMap { doc($0)["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text })
-        for at in find("DestinationRule") {
-            for s in doc(at)["spec"]?["subsets"]?.items ?? [] {
-                if let v = s["labels"]?["version"]?.text, !versions.contains(v) {
-                    problems.append(
-                        "\(at.file): subset \(s["name"]?.text ?? "") selects version \(v), which no pod runs")
-                }
-            }
+        do {
+            let docs = try Yams.compose_all(yaml: String(decoding: outData, as: UTF8.self)).map { $0 }
+            return (Objects(all: docs), nil, nil)
+        } catch {
+            return (fromFiles, nil, "kubectl kustomize \(path) printed no YAML: \(error)")
         }
-        let pods = workloads.compactMap { doc($0)["spec"]?["template"]?["metadata"]?["labels"]?.mapping }
-        for at in find("Service") {
-            let selector = doc(at)["spec"]?["selector"]?.mapping ?? [:]
-            let matched = pods.contains { labels in selector.allSatisfy { labels[$0.key]?.text == $0.value.text } }
-            if !matched && mesh != .argoRollouts {
-                problems.append("\(at.file): Service \(doc(at)["metadata"]?["name"]?.text ?? "") selects no pods")
-            }
-        }
-        return problems
     }
 
-    /// The weighted route sums to 100 (Istio, Gateway API) or the Rollout's weights are
-    /// percentages.
-    func checkWeights() -> [String] {
-        var problems: [String] = []
-        for at in find("VirtualService") {
-            for r in doc(at)["spec"]?["http"]?.items ?? [] where r["match"] == nil {
-                let weights = (r["route"]?.items ?? []).compactMap { $0["weight"]?.int }
-                if !weights.isEmpty && weights.reduce(0, +) != 100 {
-                    problems.append(
-                        "\(at.file): route \(r["name"]?.text ?? "") weights sum to \(weights.reduce(0, +)), not 100")
-                }
-            }
-        }
-        for at in find("HTTPRoute") {
-            for r in doc(at)["spec"]?["rules"]?.items ?? [] where r["matches"] == nil {
-                let weights = (r["backendRefs"]?.items ?? []).map { $0["weight"]?.int ?? 1 }
-                if weights.count > 1 && weights.reduce(0, +) != 100 {
-                    problems.append("\(at.file): the weighted rule sums to \(weights.reduce(0, +)), not 100")
-                }
-            }
-        }
-        for at in find("Rollout") {
-            for s in doc(at)["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? [] {
-                if let w = s["setWeight"]?.int, !(0...100).contains(w) {
-                    problems.append("\(at.file): setWeight \(w) is not a percentage")
-                }
-            }
-        }
-        return problems
-    }
-
-    /// The versions the folder runs: the stable and canary Deployments' (or, for a Rollout, the
-    /// recorded stable and the template's).
-    public var versions: (stable: String?, canary: String?) {
-        func version(_ d: Node) -> String? { d["spec"]?["template"]?["metadata"]?["labels"]?["version"]?.text }
-        if let at = find("Rollout").first {
-            let d = doc(at)
-            return (d["metadata"]?["annotations"]?[RolloutKeys.stableVersion]?.text, version(d))
-        }
-        return (
-            (try? deployment("stable")).flatMap { version(doc($0)) },
-            (try? deployment("canary")).flatMap { version(doc($0)) }
-        )
-    }
-
-    /// The weight the folder sends to the canary now.
-    public var weight: Int? {
-        for at in find("VirtualService") + find("HTTPRoute") {
-            let d = doc(at)
-            for r in d["spec"]?["http"]?.items ?? [] where r["match"] == nil {
-                for x in r["route"]?.items ?? [] where x["destination"]?["subset"]?.text == "canary" {
-                    return x["weight"]?.int
-                }
-            }
-            for r in d["spec"]?["rules"]?.items ?? [] where r["matches"] == nil {
-                for b in r["backendRefs"]?.items ?? [] where b["name"]?.text?.hasSuffix("-canary") == true {
-                    return b["weight"]?.int
-                }
-            }
-        }
-        for at in find("Rollout") {
-            for s in doc(at)["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? [] {
-                if let w = s["setWeight"]?.int { return w }
-            }
+    static func which(_ command: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(command)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
         }
         return nil
+    }
+
+    /// What must hold in a canary folder, on what it applies; each problem as one line.
+    /// `allowTag`: images may be referenced by tag.
+    public func check(allowTag: Bool = false) -> (problems: [String], notes: [String]) {
+        let (o, note, buildProblem) = objects()
+        var problems = buildProblem.map { [$0] } ?? []
+        problems += o.noSplit()
+        problems += o.commonProblems(allowTag: allowTag)
+        problems += o.openCanaryProblems()
+        problems += o.of("Rollout").isEmpty ? IstioRules.problems(o) : ArgoRules.problems(o)
+        problems += GatewayAPIRules.problems(o)
+        problems += checkWeights(o)
+        var seen = Set<String>()
+        return (problems.filter { seen.insert($0).inserted }, note.map { [$0] } ?? [])
+    }
+
+    /// The weighted routes sum to 100 (Istio, Gateway API) or the Rollout's weights are
+    /// percentages.
+    func checkWeights(_ o: Objects) -> [String] {
+        var problems: [String] = []
+        for vs in o.of("VirtualService") {
+            for r in vs["spec"]?["http"]?.items ?? [] {
+                let weights = (r["route"]?.items ?? []).compactMap { $0["weight"]?.int }
+                if weights.count > 1 && weights.reduce(0, +) != 100 {
+                    problems.append(
+                        "VirtualService \(Objects.name(vs)): route \(r["name"]?.text ?? "") weights sum to "
+                            + "\(weights.reduce(0, +)), not 100")
+                }
+                if weights.contains(where: { $0 < 0 }) {
+                    problems.append("VirtualService \(Objects.name(vs)): a negative weight")
+                }
+            }
+        }
+        for route in o.of("HTTPRoute") {
+            for r in route["spec"]?["rules"]?.items ?? [] {
+                let weights = (r["backendRefs"]?.items ?? []).map { $0["weight"]?.int ?? 1 }
+                if weights.count > 1 && weights.reduce(0, +) != 100 {
+                    problems.append(
+                        "HTTPRoute \(Objects.name(route)): a weighted rule sums to \(weights.reduce(0, +)), not 100")
+                }
+            }
+        }
+        return problems
     }
 
     static func pinned(_ image: String) -> Bool {
@@ -421,23 +399,50 @@ public final class CanaryFolder {
 
     // MARK: - Writing
 
+    /// What `save` did: the files it changed, what `check` finds in the result (written
+    /// anyway only when forced), and notes.
+    public struct Saved {
+        public var changed: [String]
+        public var problems: [String]
+        public var notes: [String]
+    }
+
     /// Writes the files an operation changed, each whole under a temporary name and renamed,
-    /// after `check` passes on the result (nothing is written when it does not).
-    public func save(allowTag: Bool = false) throws -> [String] {
-        let problems = check(allowTag: allowTag)
-        guard problems.isEmpty else {
-            throw CanaryError.badInput(
-                "\(path): not changed, the result would not be a safe canary: " + problems.joined(separator: "; "))
-        }
-        let changed = Set(edits.keys).union(rewritten).sorted()
+    /// then checks what the folder now applies; when that is not a safe canary the files go
+    /// back as they were and nothing is changed, unless `force` (rollback, which only ever
+    /// lowers exposure, always writes and reports the problems).
+    public func save(allowTag: Bool = false, force: Bool = false) throws -> Saved {
+        let changed = Set(edits.keys).union(rewritten).union(copied.keys).sorted()
+        var before: [String: String?] = [:]
         for name in changed {
-            let text = rewritten.contains(name) ? try Y.text(files[name]!) : Self.apply(edits[name]!, to: texts[name]!)
+            let text: String
+            if let c = copied[name] {
+                text = c
+            } else if rewritten.contains(name) {
+                text = try Y.text(files[name]!)
+            } else {
+                text = Self.apply(edits[name]!, to: texts[name]!)
+            }
+            before[name] = texts[name]
             try Self.write(path + "/" + name, text)
             texts[name] = text
         }
         edits = [:]
         rewritten = []
-        return changed
+        copied = [:]
+        let (problems, notes) = check(allowTag: allowTag)
+        if !problems.isEmpty && !force {
+            for (name, old) in before {
+                if let old {
+                    try Self.write(path + "/" + name, old)
+                } else {
+                    try? FileManager.default.removeItem(atPath: path + "/" + name)
+                }
+            }
+            throw CanaryError.badInput(
+                "\(path): not changed, the result would not be a safe canary: " + problems.joined(separator: "; "))
+        }
+        return Saved(changed: changed, problems: problems, notes: notes)
     }
 
     static func write(_ path: String, _ text: String) throws {
@@ -464,7 +469,7 @@ public final class CanaryFolder {
         do {
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
             for (name, docs) in files { try write(staging + "/" + name, try Y.text(docs)) }
-            let problems = try CanaryFolder(path: staging).check(allowTag: allowTag)
+            let problems = try CanaryFolder(path: staging).check(allowTag: allowTag).problems
             guard problems.isEmpty else {
                 throw CanaryError.badInput(
                     "the rendered folder would not be a safe canary: " + problems.joined(separator: "; "))

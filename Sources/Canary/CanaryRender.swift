@@ -1,22 +1,81 @@
 import Foundation
+import Hashing
+import OCI
 import Yams
 
-/// Which traffic layer splits requests between the two versions.
+/// Which traffic layer splits requests between the two versions; each has its rules in one
+/// conformance of `MeshRules` (render, edit, check).
 public enum Mesh: String, CaseIterable, Sendable {
-    /// A `VirtualService` (header route first, then weights) over `DestinationRule` subsets by
-    /// `version`, one Service for both Deployments.
+    /// A `VirtualService` bound to the ingress Gateway and the mesh (header route, sticky
+    /// routes, then weights) over `DestinationRule` subsets by `track`, one Service.
     case istio
-    /// An `HTTPRoute` with a header-match rule and weighted `backendRefs`, one Service per track.
+    /// An `HTTPRoute` (header rule, sticky rules, weighted rule), one Service per track.
     case gatewayAPI = "gateway-api"
     /// An Argo Rollouts `Rollout` (canary steps, Istio traffic routing) instead of two Deployments.
     case argoRollouts = "argo-rollouts"
+
+    var rules: any MeshRules.Type {
+        switch self {
+        case .istio: return IstioRules.self
+        case .gatewayAPI: return GatewayAPIRules.self
+        case .argoRollouts: return ArgoRules.self
+        }
+    }
 }
 
 /// Where the canary's data comes from: an empty claim, or a clone of the stable's.
 public enum CanaryStorage: String, CaseIterable, Sendable { case fresh, clone }
 
-/// How Kubernetes probes the app: the stamped health-check script, or HTTP on the ping path.
+/// How Kubernetes judges readiness: the stamped health-check script, or HTTP on the ping path.
 public enum ProbeKind: String, CaseIterable, Sendable { case exec, http }
+
+/// A claim's access mode: one node (`ReadWriteOnce`) or one pod (`ReadWriteOncePod`, which
+/// the API server enforces: a second writer of the SQLite file cannot start).
+public enum AccessMode: String, CaseIterable, Sendable {
+    case readWriteOnce = "ReadWriteOnce"
+    case readWriteOncePod = "ReadWriteOncePod"
+}
+
+/// `--gateway NAMESPACE/NAME[:SECTION]`: the Gateway a route attaches to, or `mesh` alone
+/// (Istio: in-mesh callers only, on purpose).
+public struct GatewayRef: Sendable, Equatable {
+    public var namespace: String?
+    public var name: String
+    public var section: String?
+
+    public init(namespace: String?, name: String, section: String? = nil) {
+        self.namespace = namespace
+        self.name = name
+        self.section = section
+    }
+
+    /// Istio's in-mesh pseudo-gateway: the route applies to sidecars only.
+    public static let mesh = GatewayRef(namespace: nil, name: "mesh")
+
+    public static func parse(_ text: String) throws -> GatewayRef {
+        if text == "mesh" { return .mesh }
+        var rest = Substring(text)
+        var section: String?
+        if let colon = rest.lastIndex(of: ":") {
+            section = String(rest[rest.index(after: colon)...])
+            rest = rest[..<colon]
+        }
+        var namespace: String?
+        if let slash = rest.firstIndex(of: "/") {
+            namespace = String(rest[..<slash])
+            rest = rest[rest.index(after: slash)...]
+        }
+        let g = GatewayRef(namespace: namespace, name: String(rest), section: section)
+        if let namespace { try Labels.checkName(namespace, what: "--gateway's namespace") }
+        try Labels.checkName(g.name, what: "--gateway's name", subdomain: true)
+        if let section { try Labels.checkName(section, what: "--gateway's section (listener name)", subdomain: true) }
+        return g
+    }
+
+    /// Istio's form: `NAMESPACE/NAME` (a section has no Istio equivalent).
+    var istio: String { namespace.map { "\($0)/\(name)" } ?? name }
+    var isMesh: Bool { name == "mesh" && namespace == nil }
+}
 
 /// Everything a canary folder is rendered from.
 public struct CanarySpec: Sendable {
@@ -26,32 +85,35 @@ public struct CanarySpec: Sendable {
     public var weight: Int
     public var headerName = "x-canary-flag"
     public var headerValue = "enabled"
+    /// The header value came from a file (a secret): never printed.
+    public var headerIsSecret = false
     public var mesh: Mesh = .istio
     public var stableReplicas = 1
     public var canaryReplicas = 1
     public var storage: CanaryStorage
     public var storageSize = "10Gi"
     public var storageClass: String?
-    /// The app's data folder (anything-llm: SQLite, documents, vector cache), `STORAGE_DIR`.
-    public var storagePath = "/app/server/storage"
-    public var port = 3001
-    public var pingPath = "/api/ping"
-    public var probe: ProbeKind = .exec
-    public var healthScript = "/app/health-check-enhanced.sh"
-    /// The image's Healthcheck timing, in seconds.
-    public var interval = 30
-    public var timeout = 10
-    public var startPeriod = 60
-    public var retries = 3
+    public var accessMode: AccessMode = .readWriteOnce
+    /// What the app needs (from the canary's stamp record, else the stable's, else the profile).
+    public var facts: AppFacts = .anythingLLM
+    /// nil: exec when the image has the stamped script, else HTTP.
+    public var probe: ProbeKind?
+    /// Seconds the app may take to start (migrations) before the kubelet kills it.
+    public var startupBudget = 300
     /// The one Secret both versions read their identity keys from.
     public var identitySecret: String?
-    public var identityKeys = ["JWT_SECRET", "SIG_KEY", "SIG_SALT"]
-    /// Keys read when the Secret has them (`AUTH_TOKEN`: anything-llm's single-user password).
-    public var optionalIdentityKeys = ["AUTH_TOKEN"]
-    /// The Istio Gateway (`--mesh istio`, `argo-rollouts`) or Gateway API Gateway the route binds to.
-    public var gateway: String?
-    /// The group id the pod's volumes are writable by (anything-llm runs as uid/gid 1000).
-    public var fsGroup = 1000
+    /// The Gateway the route binds to; Istio also binds to `mesh`.
+    public var gateway: GatewayRef?
+    /// A client that got one version keeps it (a cookie, matched before the weights).
+    public var sticky = true
+    /// A fresh canary of an app whose auth lives in its database may run without the auth key.
+    public var allowOpenCanary = false
+    /// A NetworkPolicy admitting only the gateway's namespace and the app's own.
+    public var networkPolicy = true
+    public var memoryRequest: String?
+    public var memoryLimit: String?
+    public var cpuRequest: String?
+    public var cpuLimit: String?
     public var stable: ReleaseImage
     public var canary: ReleaseImage
 
@@ -61,43 +123,77 @@ public struct CanarySpec: Sendable {
         self.storage = storage
         self.stable = stable
         self.canary = canary
+        if let f = canary.facts ?? stable.facts { facts = f }
     }
 
     var secretName: String { identitySecret ?? "\(app)-identity" }
 
+    /// The app keeps state: its pods need a claim of their own.
+    var stateful: Bool { facts.storagePath != nil }
+
+    /// The auth key is required in the Secret: a fresh canary of an app whose users live in its
+    /// database would otherwise accept every request.
+    var authRequired: Bool {
+        facts.authInDatabase && storage == .fresh && !allowOpenCanary && facts.authKey != nil
+    }
+
     /// Refuses what would render a canary that is unsafe or that the cluster refuses.
     public func validate() throws {
-        try Labels.checkName(app, what: "--app", room: "-canary-storage".count)
+        try Labels.checkName(app, what: "--app", room: "-canary-".count + Claims.slugRoom)
         if let namespace { try Labels.checkName(namespace, what: "--namespace") }
-        try Labels.checkName(secretName, what: "--identity-secret")
+        try Labels.checkName(secretName, what: "--identity-secret", subdomain: true)
         guard (0...100).contains(weight) else { throw CanaryError.usage("--weight \(weight): a percentage, 0 to 100") }
-        guard stableReplicas >= 0, canaryReplicas >= 0 else {
-            throw CanaryError.usage("--replicas: counts of 0 or more")
+        guard stableReplicas >= 0, canaryReplicas >= 0, stableReplicas <= 1000, canaryReplicas <= 1000 else {
+            throw CanaryError.usage("--replicas: counts of 0 to 1000")
         }
-        guard !host.isEmpty, host.utf8.allSatisfy({ Labels.isAlnum($0) || ".-*".utf8.contains($0) }) else {
-            throw CanaryError.usage("--host \"\(host)\": a host name (ai.corp.local)")
+        if stateful && (stableReplicas > 1 || canaryReplicas > 1) {
+            throw CanaryError.usage(
+                "--replicas \(stableReplicas):\(canaryReplicas): \(facts.profile) keeps its data in one folder "
+                    + "(\(facts.storagePath ?? "")) on a \(accessMode.rawValue) claim; a second pod on another node "
+                    + "stays Pending and two processes would write one SQLite file. Run 1:1 (0 to stop one)")
         }
+        try Hosts.check(host)
         guard !headerName.isEmpty, headerName.utf8.allSatisfy({ Labels.isAlnum($0) || $0 == 45 }) else {
             throw CanaryError.usage("--header \"\(headerName)\": a header name is letters, digits and '-'")
         }
+        guard !headerValue.isEmpty, headerValue.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+            throw CanaryError.usage("--header: the value must be printable ASCII without spaces")
+        }
         guard stable.version != canary.version else {
             throw CanaryError.usage(
-                "--stable and --canary are both version \(stable.version): the traffic split routes by version, so "
-                    + "the two must differ")
+                "--stable and --canary are both version \(stable.version): the two must differ (labels, metrics and "
+                    + "the sticky cookie tell them apart by version)")
         }
         if stable.reference == canary.reference {
             throw CanaryError.usage("--stable and --canary are the same image (\(stable.reference))")
         }
-        if mesh == .argoRollouts && storage == .clone {
+        if mesh == .gatewayAPI && (gateway == nil || gateway!.isMesh) {
             throw CanaryError.usage(
-                "--mesh argo-rollouts runs both versions from one pod template, so each pod gets its own claim from "
-                    + "it and nothing can be cloned; --canary-storage clone needs two Deployments (istio or "
-                    + "gateway-api)")
+                "--mesh gateway-api: name the Gateway the route attaches to: --gateway NAMESPACE/NAME[:SECTION]")
         }
-        if mesh == .gatewayAPI && gateway == nil {
-            throw CanaryError.usage("--mesh gateway-api: name the Gateway the route attaches to with --gateway NAME")
+        if mesh != .gatewayAPI && gateway == nil {
+            throw CanaryError.usage(
+                "--mesh \(mesh.rawValue): name the ingress Gateway (--gateway NAMESPACE/NAME): without it the "
+                    + "VirtualService applies to in-mesh callers only and the ingress never splits; --gateway mesh "
+                    + "says that is what you want")
+        }
+        if probe == .exec && facts.healthScript == nil {
+            throw CanaryError.usage(
+                "--probe exec: the image has no stamped health-check script (profile \(facts.profile)); use --probe "
+                    + "http")
+        }
+        if facts.port == nil {
+            throw CanaryError.usage("the app's port is not known (no stamp record says it): give --health-port")
+        }
+        if (probe ?? defaultProbe) == .http && facts.healthPath == nil {
+            throw CanaryError.usage("the app's health path is not known: give --health-path (e.g. /healthz)")
+        }
+        guard (10...86_400).contains(startupBudget) else {
+            throw CanaryError.usage("--startup-budget: between 10s and 24h")
         }
     }
+
+    var defaultProbe: ProbeKind { facts.healthScript == nil ? .http : .exec }
 
     // MARK: - Rendering
 
@@ -105,35 +201,15 @@ public struct CanarySpec: Sendable {
     public static let fileNames: Set<String> = [
         "deployment-stable.yaml", "deployment-canary.yaml", "storage-stable.yaml", "storage-canary.yaml",
         "service.yaml", "destinationrule.yaml", "virtualservice.yaml", "service-stable.yaml", "service-canary.yaml",
-        "httproute.yaml", "rollout.yaml",
+        "httproute.yaml", "rollout.yaml", "networkpolicy.yaml",
     ]
 
     /// The files of the folder, by name, in the order kustomization.yaml lists them; `keeping`:
     /// resources of a user's own that kustomization.yaml lists after stamp's.
     public func render(keeping extra: [String] = []) throws -> [(name: String, docs: [Node])] {
         try validate()
-        var files: [(String, [Node])] = []
-        switch mesh {
-        case .istio, .gatewayAPI:
-            files.append(("deployment-stable.yaml", [deployment(.stable)]))
-            files.append(("deployment-canary.yaml", [deployment(.canary)]))
-            files.append(("storage-stable.yaml", [claim(.stable)]))
-            files.append(("storage-canary.yaml", [claim(.canary)]))
-            if mesh == .istio {
-                files.append(("service.yaml", [service(name: app, track: nil)]))
-                files.append(("destinationrule.yaml", [destinationRule()]))
-                files.append(("virtualservice.yaml", [virtualService()]))
-            } else {
-                files.append(("service-stable.yaml", [service(name: "\(app)-stable", track: .stable)]))
-                files.append(("service-canary.yaml", [service(name: "\(app)-canary", track: .canary)]))
-                files.append(("httproute.yaml", [httpRoute()]))
-            }
-        case .argoRollouts:
-            files.append(("rollout.yaml", [rollout()]))
-            files.append(("service-stable.yaml", [service(name: "\(app)-stable", track: nil)]))
-            files.append(("service-canary.yaml", [service(name: "\(app)-canary", track: nil)]))
-            files.append(("virtualservice.yaml", [argoVirtualService()]))
-        }
+        var files = mesh.rules.files(self)
+        if networkPolicy { files.append(("networkpolicy.yaml", [Workloads.networkPolicy(self)])) }
         var kustomization: [(String, Node?)] = [
             ("apiVersion", Y.str("kustomize.config.k8s.io/v1beta1")), ("kind", Y.str("Kustomization")),
         ]
@@ -145,360 +221,109 @@ public struct CanarySpec: Sendable {
     enum Track: String { case stable, canary }
 
     func image(_ t: Track) -> ReleaseImage { t == .stable ? stable : canary }
+}
 
-    /// The labels a pod carries: who it is (app, track) and which version, for selectors,
-    /// subsets, Prometheus and log pipelines.
-    func podLabels(_ t: Track, version: String? = nil) -> [(String, String)] {
-        let v = version ?? image(t).version
-        return [
-            ("app", app), ("track", t.rawValue), ("version", v), ("app.kubernetes.io/name", app),
-            ("app.kubernetes.io/version", v), ("app.kubernetes.io/part-of", app),
-            ("app.kubernetes.io/managed-by", "stamp"),
-        ]
+/// Claim names: the stable's keeps one name for its life (the production data); each canary
+/// gets a name of its own from its version and storage mode, so rendering the next canary
+/// never changes an existing claim (a claim's spec is immutable) nor reuses the last one's data.
+enum Claims {
+    /// `-` + at most 20 characters of the version + `-` + 8 hex digits.
+    static let slugRoom = 30
+
+    static func stable(_ app: String) -> String { "\(app)-stable-storage" }
+
+    static func canary(_ app: String, version: String, storage: CanaryStorage) -> String {
+        "\(app)-canary-\(slug(version, storage.rawValue))"
     }
 
-    func metadata(_ name: String, labels: [(String, String)], annotations: [(String, String)] = []) -> Node {
-        Y.map([
-            ("name", Y.str(name)), ("labels", Y.labels(labels)),
-            ("annotations", annotations.isEmpty ? nil : Y.labels(annotations)),
-        ])
-    }
+    /// Argo Rollouts: one claim per version (a version's ReplicaSet keeps it when promoted).
+    static func version(_ app: String, _ version: String) -> String { "\(app)-data-\(slug(version, ""))" }
 
-    func claimName(_ t: Track) -> String { "\(app)-\(t.rawValue)-storage" }
-
-    func deployment(_ t: Track) -> Node {
-        let labels = podLabels(t)
-        let volume = Y.map([
-            ("name", Y.str("storage")),
-            ("persistentVolumeClaim", Y.map([("claimName", Y.str(claimName(t)))])),
-        ])
-        return Y.map([
-            ("apiVersion", Y.str("apps/v1")), ("kind", Y.str("Deployment")),
-            ("metadata", metadata("\(app)-\(t.rawValue)", labels: labels)),
-            (
-                "spec",
-                Y.map([
-                    ("replicas", Y.int(t == .stable ? stableReplicas : canaryReplicas)),
-                    // One writer of the SQLite storage at a time: the old pod stops first.
-                    ("strategy", Y.map([("type", Y.str("Recreate"))])),
-                    ("selector", Y.map([("matchLabels", Y.labels([("app", app), ("track", t.rawValue)]))])),
-                    ("template", podTemplate(t, labels: labels, volume: volume)),
-                ])
-            ),
-        ])
-    }
-
-    func podTemplate(_ t: Track, labels: [(String, String)], volume: Node) -> Node {
-        Y.map([
-            ("metadata", Y.map([("labels", Y.labels(labels))])),
-            (
-                "spec",
-                Y.map([
-                    ("securityContext", Y.map([("fsGroup", Y.int(fsGroup))])),
-                    ("containers", Y.seq([container(t)])),
-                    ("volumes", Y.seq([volume])),
-                ])
-            ),
-        ])
-    }
-
-    func container(_ t: Track) -> Node {
-        var env: [Node] = [
-            Y.map([("name", Y.str("SERVER_PORT")), ("value", Y.str(String(port)))]),
-            Y.map([("name", Y.str("STORAGE_DIR")), ("value", Y.str(storagePath))]),
-        ]
-        for (key, optional) in identityKeys.map({ ($0, false) }) + optionalIdentityKeys.map({ ($0, true) }) {
-            var ref: [(String, Node?)] = [("name", Y.str(secretName)), ("key", Y.str(key))]
-            if optional { ref.append(("optional", .scalar(Node.Scalar("true", Tag(.bool))))) }
-            env.append(Y.map([("name", Y.str(key)), ("valueFrom", Y.map([("secretKeyRef", Y.map(ref))]))]))
-        }
-        return Y.map([
-            ("name", Y.str("app")), ("image", Y.str(image(t).reference)),
-            ("ports", Y.seq([Y.map([("name", Y.str("http")), ("containerPort", Y.int(port))])])),
-            ("env", Y.seq(env)),
-            ("startupProbe", probeNode(.startup)), ("readinessProbe", probeNode(.readiness)),
-            ("livenessProbe", probeNode(.liveness)),
-            ("volumeMounts", Y.seq([Y.map([("name", Y.str("storage")), ("mountPath", Y.str(storagePath))])])),
-        ])
-    }
-
-    enum ProbeRole { case startup, readiness, liveness }
-
-    /// Kubernetes does not run an image's HEALTHCHECK: the same check, at the same pace. The
-    /// start period becomes a startup probe that allows it (then retries) before liveness counts.
-    func probeNode(_ role: ProbeRole) -> Node {
-        let action: (String, Node) =
-            probe == .exec
-            ? ("exec", Y.map([("command", Y.seq([Y.str(healthScript)]))]))
-            : ("httpGet", Y.map([("path", Y.str(pingPath)), ("port", Y.str("http"))]))
-        let period = role == .startup ? max(1, min(interval, 10)) : max(1, interval)
-        let failures =
-            role == .startup ? (startPeriod + period - 1) / period + max(1, retries) : max(1, retries)
-        return Y.map([
-            action, ("periodSeconds", Y.int(period)), ("timeoutSeconds", Y.int(max(1, timeout))),
-            ("failureThreshold", Y.int(failures)),
-        ])
-    }
-
-    func claim(_ t: Track) -> Node {
-        var spec: [(String, Node?)] = [
-            ("accessModes", Y.seq([Y.str("ReadWriteOnce")])),
-            ("resources", Y.map([("requests", Y.map([("storage", Y.str(storageSize))]))])),
-            ("storageClassName", storageClass.map(Y.str)),
-        ]
-        if t == .canary && storage == .clone {
-            spec.append(
-                (
-                    "dataSource",
-                    Y.map([("kind", Y.str("PersistentVolumeClaim")), ("name", Y.str(claimName(.stable)))])
-                ))
-        }
-        return Y.map([
-            ("apiVersion", Y.str("v1")), ("kind", Y.str("PersistentVolumeClaim")),
-            ("metadata", metadata(claimName(t), labels: [("app", app), ("track", t.rawValue)])),
-            ("spec", Y.map(spec)),
-        ])
-    }
-
-    func service(name: String, track: Track?) -> Node {
-        var selector = [("app", app)]
-        if let track { selector.append(("track", track.rawValue)) }
-        return Y.map([
-            ("apiVersion", Y.str("v1")), ("kind", Y.str("Service")),
-            ("metadata", metadata(name, labels: [("app", app)])),
-            (
-                "spec",
-                Y.map([
-                    ("selector", Y.labels(selector)),
-                    (
-                        "ports",
-                        Y.seq([
-                            Y.map([("name", Y.str("http")), ("port", Y.int(port)), ("targetPort", Y.str("http"))])
-                        ])
-                    ),
-                ])
-            ),
-        ])
-    }
-
-    func destinationRule() -> Node {
-        Y.map([
-            ("apiVersion", Y.str("networking.istio.io/v1")), ("kind", Y.str("DestinationRule")),
-            ("metadata", metadata(app, labels: [("app", app)])),
-            (
-                "spec",
-                Y.map([
-                    ("host", Y.str(app)),
-                    (
-                        "subsets",
-                        Y.seq(
-                            [Track.stable, .canary].map { t in
-                                Y.map([
-                                    ("name", Y.str(t.rawValue)),
-                                    ("labels", Y.labels([("version", image(t).version)])),
-                                ])
-                            })
-                    ),
-                ])
-            ),
-        ])
-    }
-
-    func headerMatch() -> Node {
-        Y.map([("headers", Y.map([(headerName, Y.map([("exact", Y.str(headerValue))]))]))])
-    }
-
-    func virtualService() -> Node {
-        func destination(_ t: Track, weight: Int?) -> Node {
-            Y.map([
-                ("destination", Y.map([("host", Y.str(app)), ("subset", Y.str(t.rawValue))])),
-                ("weight", weight.map(Y.int)),
-            ])
-        }
-        return virtualService(http: [
-            // Testers who send the header reach the canary whatever the weight.
-            Y.map([
-                ("name", Y.str("canary-header")), ("match", Y.seq([headerMatch()])),
-                ("route", Y.seq([destination(.canary, weight: nil)])),
-            ]),
-            Y.map([
-                ("name", Y.str("split")),
-                ("route", Y.seq([destination(.stable, weight: 100 - weight), destination(.canary, weight: weight)])),
-            ]),
-        ])
-    }
-
-    /// A VirtualService for the host (through the gateway, when one is named) with these routes.
-    func virtualService(http: [Node]) -> Node {
-        Y.map([
-            ("apiVersion", Y.str("networking.istio.io/v1")), ("kind", Y.str("VirtualService")),
-            ("metadata", metadata(app, labels: [("app", app)])),
-            (
-                "spec",
-                Y.map([
-                    ("hosts", Y.seq([Y.str(host)])), ("gateways", gateway.map { Y.seq([Y.str($0)]) }),
-                    ("http", Y.seq(http)),
-                ])
-            ),
-        ])
-    }
-
-    func httpRoute() -> Node {
-        func backend(_ t: Track, weight: Int?) -> Node {
-            Y.map([("name", Y.str("\(app)-\(t.rawValue)")), ("port", Y.int(port)), ("weight", weight.map(Y.int))])
-        }
-        let header = Y.map([
-            (
-                "headers",
-                Y.seq([Y.map([("type", Y.str("Exact")), ("name", Y.str(headerName)), ("value", Y.str(headerValue))])])
-            )
-        ])
-        return Y.map([
-            ("apiVersion", Y.str("gateway.networking.k8s.io/v1")), ("kind", Y.str("HTTPRoute")),
-            ("metadata", metadata(app, labels: [("app", app)])),
-            (
-                "spec",
-                Y.map([
-                    ("parentRefs", Y.seq([Y.map([("name", Y.str(gateway ?? app))])])),
-                    ("hostnames", Y.seq([Y.str(host)])),
-                    (
-                        "rules",
-                        Y.seq([
-                            Y.map([
-                                ("matches", Y.seq([header])),
-                                ("backendRefs", Y.seq([backend(.canary, weight: nil)])),
-                            ]),
-                            Y.map([
-                                (
-                                    "backendRefs",
-                                    Y.seq([backend(.stable, weight: 100 - weight), backend(.canary, weight: weight)])
-                                )
-                            ]),
-                        ])
-                    ),
-                ])
-            ),
-        ])
-    }
-
-    /// One pod template, the canary's (what Argo Rollouts rolls out); the stable image and
-    /// version are kept in annotations for `rollback`. Each pod gets its own claim from the
-    /// template (a shared ReadWriteOnce claim would hold both versions' SQLite).
-    func rollout() -> Node {
-        let labels = podLabels(.canary).filter { $0.0 != "track" }
-        let volume = Y.map([
-            ("name", Y.str("storage")),
-            (
-                "ephemeral",
-                Y.map([
-                    (
-                        "volumeClaimTemplate",
-                        Y.map([
-                            ("metadata", Y.map([("labels", Y.labels([("app", app)]))])),
-                            (
-                                "spec",
-                                Y.map([
-                                    ("accessModes", Y.seq([Y.str("ReadWriteOnce")])),
-                                    ("resources", Y.map([("requests", Y.map([("storage", Y.str(storageSize))]))])),
-                                    ("storageClassName", storageClass.map(Y.str)),
-                                ])
-                            ),
-                        ])
-                    )
-                ])
-            ),
-        ])
-        let steps = Y.seq([
-            Y.map([
-                (
-                    "setHeaderRoute",
-                    Y.map([
-                        ("name", Y.str("canary-header")),
-                        (
-                            "match",
-                            Y.seq([
-                                Y.map([
-                                    ("headerName", Y.str(headerName)),
-                                    ("headerValue", Y.map([("exact", Y.str(headerValue))])),
-                                ])
-                            ])
-                        ),
-                    ])
-                )
-            ]),
-            Y.map([("setWeight", Y.int(weight))]),
-            Y.map([("pause", Y.map([]))]),
-        ])
-        return Y.map([
-            ("apiVersion", Y.str("argoproj.io/v1alpha1")), ("kind", Y.str("Rollout")),
-            (
-                "metadata",
-                metadata(
-                    app, labels: [("app", app)],
-                    annotations: [
-                        (RolloutKeys.stableImage, stable.reference), (RolloutKeys.stableVersion, stable.version),
-                    ])
-            ),
-            (
-                "spec",
-                Y.map([
-                    ("replicas", Y.int(stableReplicas)),
-                    ("selector", Y.map([("matchLabels", Y.labels([("app", app)]))])),
-                    ("template", podTemplate(.canary, labels: labels, volume: volume)),
-                    (
-                        "strategy",
-                        Y.map([
-                            (
-                                "canary",
-                                Y.map([
-                                    ("canaryService", Y.str("\(app)-canary")),
-                                    ("stableService", Y.str("\(app)-stable")),
-                                    ("canaryMetadata", Y.map([("labels", Y.labels([("track", "canary")]))])),
-                                    ("stableMetadata", Y.map([("labels", Y.labels([("track", "stable")]))])),
-                                    (
-                                        "trafficRouting",
-                                        Y.map([
-                                            ("managedRoutes", Y.seq([Y.map([("name", Y.str("canary-header"))])])),
-                                            (
-                                                "istio",
-                                                Y.map([
-                                                    (
-                                                        "virtualService",
-                                                        Y.map([
-                                                            ("name", Y.str(app)),
-                                                            ("routes", Y.seq([Y.str("primary")])),
-                                                        ])
-                                                    )
-                                                ])
-                                            ),
-                                        ])
-                                    ),
-                                    ("steps", steps),
-                                ])
-                            )
-                        ])
-                    ),
-                ])
-            ),
-        ])
-    }
-
-    func argoVirtualService() -> Node {
-        func destination(_ t: Track, weight: Int) -> Node {
-            Y.map([("destination", Y.map([("host", Y.str("\(app)-\(t.rawValue)"))])), ("weight", Y.int(weight))])
-        }
-        // Argo Rollouts sets these weights as the steps run.
-        return virtualService(http: [
-            Y.map([
-                ("name", Y.str("primary")),
-                ("route", Y.seq([destination(.stable, weight: 100), destination(.canary, weight: 0)])),
-            ])
-        ])
+    static func slug(_ version: String, _ salt: String) -> String {
+        var s = String(
+            version.lowercased().map { c -> Character in c.isLetter && c.isASCII || c.isNumber && c.isASCII ? c : "-" })
+        s = String(s.prefix(20))
+        while s.hasSuffix("-") { s.removeLast() }
+        while s.hasPrefix("-") { s.removeFirst() }
+        let hex = Digester.hex(Array((version + "\u{0}" + salt).utf8)).prefix(8)
+        return s.isEmpty ? String(hex) : "\(s)-\(hex)"
     }
 }
 
-/// Annotations stamp keeps on a Rollout.
+/// Host names as routes take them: lower-case RFC 1123, a leading `*.` allowed.
+enum Hosts {
+    static func check(_ host: String) throws {
+        if host != host.lowercased() {
+            throw CanaryError.usage(
+                "--host \"\(host)\": host names are lower-case in routes (the HTTPRoute CRD refuses others); use "
+                    + "\(host.lowercased())")
+        }
+        let body = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
+        let labels = body.split(separator: ".", omittingEmptySubsequences: false)
+        let ok =
+            !body.isEmpty && host.utf8.count <= 253
+            && labels.allSatisfy { l in
+                !l.isEmpty && l.utf8.count <= 63 && l.first != "-" && l.last != "-"
+                    && l.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 }
+            }
+        guard ok else {
+            throw CanaryError.usage(
+                "--host \"\(host)\": a DNS name of lower-case letters, digits, '-' and '.' (ai.corp.local), "
+                    + "optionally starting with *.")
+        }
+    }
+}
+
+/// The sticky cookie: `APP-version=VERSION`, set on the weighted routes' answers and matched
+/// before the weights, so a client that got one version keeps it (Flagger's session affinity
+/// does the same). Its value is the version, so after a promotion the stable's rule catches the
+/// promoted canary's clients and an earlier cycle's cookie matches nothing.
+enum Sticky {
+    static func name(_ app: String) -> String { "\(app)-version" }
+    static let maxAge = 86_400
+
+    static func setCookie(_ app: String, _ version: String) -> String {
+        "\(name(app))=\(version); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax"
+    }
+
+    /// RE2 over the whole Cookie header: the cookie with exactly this value.
+    static func regex(_ app: String, _ version: String) -> String {
+        "^(.*; ?)?\(escape(name(app)))=\(escape(version))(;.*)?$"
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            if "\\.+*?()|[]{}^$".contains(c) { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// The version a regex of ours matches, or nil.
+    static func version(inRegex r: String, app: String) -> String? {
+        let prefix = "^(.*; ?)?\(escape(name(app)))=", suffix = "(;.*)?$"
+        guard r.hasPrefix(prefix), r.hasSuffix(suffix) else { return nil }
+        return String(r.dropFirst(prefix.count).dropLast(suffix.count)).replacingOccurrences(of: "\\", with: "")
+    }
+}
+
+/// Annotations stamp keeps on a Rollout: the two versions it runs (Argo reads none of them).
 enum RolloutKeys {
     static let stableImage = "stamp.dev/stable-image"
     static let stableVersion = "stamp.dev/stable-version"
+    static let stableClaim = "stamp.dev/stable-claim"
+    static let canaryImage = "stamp.dev/canary-image"
+    static let canaryVersion = "stamp.dev/canary-version"
+    static let canaryClaim = "stamp.dev/canary-claim"
+}
+
+/// Annotations on stamp's objects.
+enum StampKeys {
+    /// On a claim: fresh or clone.
+    static let storage = "stamp.dev/canary-storage"
+    /// On a workload: the auth key may be missing (--allow-open-canary).
+    static let openCanary = "stamp.dev/allow-open-canary"
+    /// On the VirtualService: bound to the mesh only, on purpose.
+    static let meshOnly = "stamp.dev/mesh-only"
 }

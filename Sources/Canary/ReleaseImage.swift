@@ -24,6 +24,8 @@ public struct ReleaseImage: Sendable, Equatable {
     public var digest: String?
     public var tag: String?
     public var version: String
+    /// What the app needs, from the stamp record (nil for a bare reference).
+    public var facts: AppFacts?
 
     /// What a pod spec's `image` says: `NAME@sha256:…`, or `NAME:TAG` for an allowed tag.
     public var reference: String { digest.map { "\(name)@\($0)" } ?? "\(name):\(tag ?? "latest")" }
@@ -75,18 +77,22 @@ public struct ReleaseImage: Sendable, Equatable {
         var reference: String?
         var digest: String?
         var version: String?
+        var facts: JSONValue?
         if j["lockVersion"] != nil {
             reference = j["output"]?["reference"]?.stringValue
             digest = j["output"]?["digest"]?.stringValue
             version = j["output"]?["version"]?.stringValue
+            facts = j["output"]?["app"]
         } else if let name = j["image.name"]?.stringValue {
             reference = name
             digest = j["containerimage.digest"]?.stringValue
             version = j["stamp.version"]?.stringValue
+            facts = j["stamp.app"]
         } else if j["schemaVersion"] != nil {
             reference = j["push"]?["reference"]?.stringValue ?? j["output"]?.stringValue
             digest = j["push"]?["digest"]?.stringValue ?? j["digest"]?.stringValue
             version = j["version"]?.stringValue
+            facts = j["app"]
         }
         guard let reference, let digest, Digest.isValid(digest) else {
             throw CanaryError.badInput(
@@ -102,7 +108,9 @@ public struct ReleaseImage: Sendable, Equatable {
         do { ref = try RegistryReference.parse(reference) } catch {
             throw CanaryError.badInput("\(role) \(path): output \(reference) is not a registry reference: \(error)")
         }
-        return ReleaseImage(name: ref.name, digest: digest, tag: ref.tag, version: version ?? "")
+        var image = ReleaseImage(name: ref.name, digest: digest, tag: ref.tag, version: version ?? "")
+        image.facts = facts.flatMap(AppFacts.init(json:))
+        return image
     }
 }
 
@@ -121,16 +129,22 @@ enum Labels {
         }
     }
 
-    /// A DNS-1123 label (names of Deployments, Services, claims): lowercase, digits, `-`.
-    static func checkName(_ v: String, what: String, room: Int = 0) throws {
+    /// A DNS-1123 label (names of Services, namespaces): lowercase, digits, `-`; with `subdomain`,
+    /// a DNS-1123 subdomain (Secrets, Gateways, listeners): labels joined by `.`, at most 253.
+    static func checkName(_ v: String, what: String, room: Int = 0, subdomain: Bool = false) throws {
+        let max = subdomain ? 253 : 63
+        let parts = subdomain ? v.split(separator: ".", omittingEmptySubsequences: false).map(String.init) : [v]
         let ok =
-            !v.isEmpty && v.utf8.count + room <= 63
-            && v.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 }
-            && v.utf8.first != 45 && v.utf8.last != 45
+            !v.isEmpty && v.utf8.count + room <= max
+            && parts.allSatisfy { p in
+                !p.isEmpty && p.utf8.count <= 63
+                    && p.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 }
+                    && p.utf8.first != 45 && p.utf8.last != 45
+            }
         guard ok else {
             throw CanaryError.usage(
-                "\(what) \"\(v)\" cannot name Kubernetes objects (lowercase letters, digits and '-', at most "
-                    + "\(63 - room) characters)")
+                "\(what) \"\(v)\" cannot name Kubernetes objects (lowercase letters, digits and '-'"
+                    + (subdomain ? ", '.' between parts" : "") + ", at most \(max - room) characters)")
         }
     }
 

@@ -31,3 +31,7 @@ extension Node {
     var text: String? { scalar?.string }
     var items: [Node] { sequence.map(Array.init) ?? [] }
 }
+
+extension Y {
+    static func bool(_ b: Bool) -> Node { .scalar(Node.Scalar(b ? "true" : "false", Tag(.bool))) }
+}

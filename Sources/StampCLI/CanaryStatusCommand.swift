@@ -85,7 +85,7 @@ struct CanaryStatusCommand: ParsableCommand {
             guard requests >= 0, headerRequests >= 0, requests + headerRequests > 0, concurrency >= 1 else {
                 throw StampError.usage("--requests, --header-requests: 0 or more, not both 0; --concurrency: 1 or more")
             }
-            let (name, value) = try canaryHeader(header)
+            let (name, value, _) = try canaryHeader(header)
             let total = try HealthPlan.duration(timeout, "--timeout") ?? 30_000_000_000
             let each = try HealthPlan.duration(requestTimeout, "--request-timeout") ?? 5_000_000_000
             let target = (url.hasSuffix("/") ? String(url.dropLast()) : url) + path

@@ -12,10 +12,12 @@ public struct LockFile: Equatable, Sendable {
         public var platforms: [(String, String)]
         /// The version stamped into it (the output only; `stamp canary render` reads it).
         public var version: String?
+        /// What the app needs from whoever runs it (the output only).
+        public var app: AppFacts?
 
         public static func == (a: Image, b: Image) -> Bool {
             a.reference == b.reference && a.digest == b.digest && a.platforms.elementsEqual(b.platforms, by: ==)
-                && a.version == b.version
+                && a.version == b.version && a.app == b.app
         }
 
         var json: JSONValue {
@@ -24,14 +26,19 @@ public struct LockFile: Equatable, Sendable {
                 ("platforms", .object(platforms.map { ($0.0, JSONValue.string($0.1)) })),
             ])
             if let version { j["version"] = .string(version) }
+            if let app { j["app"] = app.json }
             return j
         }
 
-        init(reference: String, digest: String, platforms: [(String, String)], version: String? = nil) {
+        init(
+            reference: String, digest: String, platforms: [(String, String)], version: String? = nil,
+            app: AppFacts? = nil
+        ) {
             self.reference = reference
             self.digest = digest
             self.platforms = platforms
             self.version = version
+            self.app = app
         }
 
         init(json j: JSONValue, file: String, key: String) throws {
@@ -42,6 +49,7 @@ public struct LockFile: Equatable, Sendable {
             digest = d
             platforms = (j["platforms"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }
             version = j["version"]?.stringValue
+            app = j["app"].flatMap(AppFacts.init(json:))
         }
     }
 

@@ -1,3 +1,5 @@
+import OCI
+
 /// Defaults for an image family. A profile only supplies defaults; flags and the config file
 /// override every value (DESIGN §4).
 public struct Profile: Sendable, Equatable {
@@ -23,9 +25,10 @@ public struct Profile: Sendable, Equatable {
 
     public static let anythingLLM = Profile(
         name: "anything-llm", versionFile: "/app/version.txt", versionJSON: "/app/version.json",
-        imageName: "docker.io/mintplexlabs/anything-llm", port: 3001, healthPath: "/api/ping",
+        imageName: "docker.io/mintplexlabs/anything-llm", port: AppFacts.anythingLLM.port,
+        healthPath: AppFacts.anythingLLM.healthPath,
         assetRoot: "/app/server/public",
-        healthScript: "/app/health-check-enhanced.sh", envFile: "/app/server/.env",
+        healthScript: AppFacts.anythingLLM.healthScript, envFile: AppFacts.anythingLLM.settingsFile,
         // The chat widget is embedded by other sites under a fixed URL.
         assetKeep: ["embed/**"],
         rewriteFiles: ["/app/server/utils/boot/MetaGenerator.js"])
@@ -35,4 +38,23 @@ public struct Profile: Sendable, Equatable {
     public static let all = [anythingLLM, generic]
 
     public static func named(_ n: String) -> Profile? { all.first { $0.name == n } }
+}
+
+extension StampPlan {
+    /// The facts of this build's app, for the records: the profile's, with the health check
+    /// this build wrote (or none).
+    public var appFacts: AppFacts {
+        var f = AppFacts.named(profile.name) ?? AppFacts(profile: profile.name)
+        f.port = health?.port ?? profile.port
+        f.healthPath = health?.path ?? profile.healthPath
+        f.healthScript = health?.scriptPath
+        if let h = health {
+            func seconds(_ ns: Int64) -> Int { Int((ns + 999_999_999) / 1_000_000_000) }
+            f.interval = seconds(h.interval)
+            f.timeout = seconds(h.timeout)
+            f.startPeriod = seconds(h.startPeriod)
+            f.retries = h.retries
+        }
+        return f
+    }
 }

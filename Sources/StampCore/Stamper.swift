@@ -30,6 +30,8 @@ public struct BuildResult: Sendable {
     public var pushed: PushSummary?
     /// Base layers the health check and asset stage took from the scan cache, and read.
     public var scan: (fromCache: Int, read: Int) = (0, 0)
+    /// What the app needs from whoever runs it (`stamp canary` reads it from the records).
+    public var app: AppFacts?
 
     /// What `--metadata-file` writes: the keys `docker buildx build --metadata-file` writes
     /// (`containerimage.digest`, `containerimage.descriptor`, `image.name`), then stamp's own.
@@ -47,6 +49,7 @@ public struct BuildResult: Sendable {
         j["stamp.created"] = .string(created)
         j["stamp.output"] = .string(output)
         j["stamp.platforms"] = .object(platforms.map { ($0.platform, .string($0.manifest)) })
+        if let app { j["stamp.app"] = app.json }
         return j
     }
 
@@ -64,6 +67,7 @@ public struct BuildResult: Sendable {
         ])
         if let r = revision { j["revision"] = .string(r) }
         if let p = pushed { j["push"] = p.json }
+        if let app { j["app"] = app.json }
         if scan.fromCache + scan.read > 0 {
             j["scan"] = .object([
                 ("layersFromCache", JSONValue(Int64(scan.fromCache))), ("layersRead", JSONValue(Int64(scan.read))),
@@ -308,7 +312,8 @@ public enum Stamper {
                     platforms: base.images.map { ($0.platform.description, $0.descriptor.digest) }),
                 output: .init(
                     reference: destination.description, digest: top.digest,
-                    platforms: platformResults.map { ($0.platform, $0.manifest) }, version: plan.version))
+                    platforms: platformResults.map { ($0.platform, $0.manifest) }, version: plan.version,
+                    app: plan.appFacts))
             do { try lock.write(lockPath) } catch {
                 throw StampError.output(
                     "the image was written (\(destination), \(top.digest)) but the lock file was not: \(error)")
@@ -336,6 +341,7 @@ public enum Stamper {
             droppedAttestations: base.attestations.count, pushed: pushed,
             scan: (views.reduce(0) { $0 + $1.layersFromCache }, views.reduce(0) { $0 + $1.layersRead }))
         result.names = names
+        result.app = plan.appFacts
         return result
     }
 
