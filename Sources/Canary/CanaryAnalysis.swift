@@ -87,6 +87,12 @@ public enum CanaryAnalysis {
         public var namespace: String?
         public var app: String?
         public var window: String
+        /// The app's container (stamp renders it as `app`): not the sidecar, the pause
+        /// container or the pod's own cgroup.
+        public var container = "app"
+        /// Argo Rollouts' pods are named by their ReplicaSet's hash, not by track: the version
+        /// comes from kube-state-metrics' `kube_pod_labels` (the pods' `version` label).
+        public var byPodLabels = false
         public init(namespace: String?, app: String?, window: String) {
             self.namespace = namespace
             self.app = app
@@ -126,8 +132,16 @@ public enum CanaryAnalysis {
             return
                 "histogram_quantile(0.95, sum by (le) (increase(istio_request_duration_milliseconds_bucket{\(l)}[\(w)])))"
         case .memory:
-            var m = ["pod=~\(literal(pods))", "container!=\"\"", "container!=\"POD\""]
+            var m = ["container=\(literal(s.container))"]
             if let ns = s.namespace { m.insert("namespace=\(literal(ns))", at: 0) }
+            if s.byPodLabels {
+                var k = ["label_version=\(literal(version))"]
+                if let ns = s.namespace { k.insert("namespace=\(literal(ns))", at: 0) }
+                return "avg(avg_over_time(container_memory_working_set_bytes{\(m.joined(separator: ","))}[\(w)]) "
+                    + "* on(namespace, pod) group_left() max by (namespace, pod) "
+                    + "(kube_pod_labels{\(k.joined(separator: ","))}))"
+            }
+            m.append("pod=~\(literal(pods))")
             return "avg(avg_over_time(container_memory_working_set_bytes{\(m.joined(separator: ","))}[\(w)]))"
         }
     }

@@ -304,11 +304,12 @@ public final class CanaryFolder {
     /// The objects the folder applies: `kubectl kustomize` of it where kubectl is on PATH (what
     /// `kubectl apply -k` applies: patches, name prefixes, generators), else its files as they
     /// are (and a note saying so).
-    func objects() -> (objects: Objects, note: String?, problem: String?) {
+    func objects(build: Bool = true) -> (objects: Objects, note: String?, problem: String?) {
         let fromFiles = Objects(
             all: files.keys.sorted().flatMap { files[$0]! }.filter {
                 $0["kind"]?.text != nil && $0["apiVersion"]?.text != nil && $0["kind"]?.text != "Kustomization"
             })
+        if !build { return (fromFiles, nil, nil) }
         guard let kubectl = Self.which("kubectl") else {
             return (
                 fromFiles,
@@ -349,8 +350,8 @@ public final class CanaryFolder {
 
     /// What must hold in a canary folder, on what it applies; each problem as one line.
     /// `allowTag`: images may be referenced by tag.
-    public func check(allowTag: Bool = false) -> (problems: [String], notes: [String]) {
-        let (o, note, buildProblem) = objects()
+    public func check(allowTag: Bool = false, build: Bool = true) -> (problems: [String], notes: [String]) {
+        let (o, note, buildProblem) = objects(build: build)
         var problems = buildProblem.map { [$0] } ?? []
         problems += o.noSplit()
         problems += o.commonProblems(allowTag: allowTag)
@@ -469,7 +470,8 @@ public final class CanaryFolder {
         do {
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
             for (name, docs) in files { try write(staging + "/" + name, try Y.text(docs)) }
-            let problems = try CanaryFolder(path: staging).check(allowTag: allowTag).problems
+            // stamp's own files (the resources a user listed are not in the staging folder).
+            let problems = try CanaryFolder(path: staging).check(allowTag: allowTag, build: false).problems
             guard problems.isEmpty else {
                 throw CanaryError.badInput(
                     "the rendered folder would not be a safe canary: " + problems.joined(separator: "; "))

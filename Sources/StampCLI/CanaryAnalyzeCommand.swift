@@ -12,7 +12,8 @@ struct CanaryAnalyze: ParsableCommand {
         discussion: """
             Queries /api/v1/query over the window for each version: Istio's istio_requests_total and \
             istio_request_duration_milliseconds (by destination_version), cAdvisor's \
-            container_memory_working_set_bytes (by pod name). Label values are escaped; --query \
+            container_memory_working_set_bytes of the app's container (by pod name; with --mesh \
+            argo-rollouts by the pods' version label, from kube-state-metrics). Label values are escaped; --query \
             METRIC=PROMQL replaces one (metrics: requests, error_rate, latency_avg, latency_p95, \
             memory; $version, $namespace, $pods are quoted for you, $window is the window).
 
@@ -41,10 +42,16 @@ struct CanaryAnalyze: ParsableCommand {
     @Option(help: "The app (its destination_app label and the prefix of its pod names).")
     var app = "anything-llm"
 
-    @Option(help: "The stable's pods, a regular expression of names (default APP-stable-.*).")
+    @Option(help: "istio or gateway-api (pods named APP-TRACK-…), argo-rollouts (pods by their version label).")
+    var mesh = "istio"
+
+    @Option(help: "The app's container, whose memory counts (not the sidecar's).")
+    var container = "app"
+
+    @Option(help: "The stable's pods, a regular expression of names (default the Deployment's: APP-stable-HASH-ID).")
     var stablePods: String?
 
-    @Option(help: "The canary's pods (default APP-canary-.*).")
+    @Option(help: "The canary's pods (default APP-canary-HASH-ID).")
     var canaryPods: String?
 
     @Option(help: "The window each value is taken over, a Prometheus duration.")
@@ -176,11 +183,19 @@ struct CanaryAnalyze: ParsableCommand {
             }
             return try CanaryAnalysis.value(ofAnswer: r.body)
         }
+        guard let m = Mesh(rawValue: mesh) else {
+            throw StampError.usage("--mesh \(mesh): istio, gateway-api or argo-rollouts")
+        }
+        var selection = CanaryAnalysis.Selection(namespace: namespace, app: app.isEmpty ? nil : app, window: window)
+        selection.container = container
+        // Argo's pods are APP-HASH-ID whatever their track: memory by the version label instead.
+        selection.byPodLabels = m == .argoRollouts && stablePods == nil && canaryPods == nil
+        // A Deployment's pods are NAME-HASH-ID: APP-stable-… never matches APP-stable-v2-….
+        func pods(_ track: String) -> String { "\(CanaryAnalysis.regexQuoted(app))-\(track)-[a-z0-9]+-[a-z0-9]+" }
         return Setup(
-            rounds: watch, step: stepSeconds, stablePods: stablePods ?? "\(CanaryAnalysis.regexQuoted(app))-stable-.*",
-            canaryPods: canaryPods ?? "\(CanaryAnalysis.regexQuoted(app))-canary-.*",
-            selection: .init(namespace: namespace, app: app.isEmpty ? nil : app, window: window), custom: custom,
-            thresholds: t, fetch: fetch)
+            rounds: watch, step: stepSeconds, stablePods: stablePods ?? pods("stable"),
+            canaryPods: canaryPods ?? pods("canary"), selection: selection, custom: custom, thresholds: t,
+            fetch: fetch)
     }
 
     /// `1%` or `0.01`.

@@ -124,6 +124,21 @@ struct CanaryAnalyzeTests {
         #expect(human.out.hasSuffix("verdict: promote\n"))
     }
 
+    /// Issue 26, point 16: Argo's pods are named by their ReplicaSet's hash, so the memory of
+    /// each version comes from its pods' version label (kube_pod_labels); and the app's
+    /// container only, never averaged with the Istio sidecar beside it.
+    @Test func argoPodsAreFoundByTheirVersionAndTheSidecarIsLeftOut() throws {
+        let s = try Stack.get()
+        let (r, j) = try analyze(s.url, "argo", ["--json", "--mesh", "argo-rollouts"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(j["verdict"] as? String == "promote")
+        let memory = metric(j, "memory")
+        #expect(memory["stable"] as? Double == 524_288_000 && memory["canary"] as? Double == 545_259_520, "\(memory)")
+        // Named as Deployments' pods are, Argo's match nothing: inconclusive, never promote.
+        let (byName, _) = try analyze(s.url, "argo", ["--json"])
+        #expect(byName.status == 3, "\(byName.out)")
+    }
+
     @Test(arguments: [
         ("errors", "error_rate", "5xx rate"), ("slow", "latency_p95", "P95 response time"),
         ("memory", "memory", "memory per pod"),

@@ -48,6 +48,7 @@ struct CanaryTests {
     }
 
     static let schemas = repoRoot + "/Tests/UpstreamSchemas"
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures"
 
     /// The upstream schema of a document's kind and version.
     static func schema(_ doc: Node) -> String? {
@@ -64,11 +65,12 @@ struct CanaryTests {
     }
 
     func render(_ r: Releases, _ dir: String, _ extra: [String]) throws -> RunResult {
-        try stamp(
+        let gateway = extra.contains("--gateway") ? [] : ["--gateway", "istio-system/public"]
+        return try stamp(
             [
                 "canary", "render", "--stable", r.stableLock, "--canary", r.canaryLock, "--host", "ai.corp.local",
                 "--weight", "5", "--namespace", "ai", "--output", dir,
-            ] + extra)
+            ] + gateway + extra)
     }
 
     func docs(_ dir: String) throws -> [String: Node] {
@@ -81,7 +83,7 @@ struct CanaryTests {
 
     static let meshes: [(String, [String])] = [
         ("istio", ["--canary-storage", "clone"]),
-        ("gateway-api", ["--canary-storage", "fresh", "--gateway", "public"]),
+        ("gateway-api", ["--canary-storage", "fresh", "--gateway", "infra/public:https"]),
         ("argo-rollouts", ["--canary-storage", "fresh", "--probe", "http"]),
     ]
 
@@ -102,15 +104,36 @@ struct CanaryTests {
             case "istio":
                 [
                     "Kustomization", "Deployment", "PersistentVolumeClaim", "Service", "DestinationRule",
-                    "VirtualService",
+                    "VirtualService", "NetworkPolicy",
                 ]
-            case "gateway-api": ["Kustomization", "Deployment", "PersistentVolumeClaim", "Service", "HTTPRoute"]
-            default: ["Kustomization", "Rollout", "Service", "VirtualService"]
+            case "gateway-api":
+                ["Kustomization", "Deployment", "PersistentVolumeClaim", "Service", "HTTPRoute", "NetworkPolicy"]
+            default:
+                ["Kustomization", "Rollout", "PersistentVolumeClaim", "Service", "VirtualService", "NetworkPolicy"]
             }
         #expect(kinds == expected)
         let checker = try pypiCommand("check-jsonschema", "check-jsonschema")
+        let validator = try pypiCommand("kubernetes-validate", "kubernetes-validate")
+        let strictDir = try tempDir()
         for (name, doc) in files.sorted(by: { $0.key < $1.key }) where doc["kind"]?.string != "Kustomization" {
-            let schema = try #require(Self.schema(doc), "\(name): no upstream schema for its kind")
+            let apiVersion = doc["apiVersion"]?.string ?? ""
+            if ["v1", "apps/v1", "networking.k8s.io/v1"].contains(apiVersion) {
+                // Core kinds: Kubernetes' own OpenAPI, unknown fields refused.
+                let v = try run([validator, "--strict", "-k", "1.32.0", dir + "/" + name])
+                #expect(v.status == 0, "\(name): \(v.out)\(v.err)")
+                if doc["kind"]?.string == "NetworkPolicy" { continue }
+            }
+            var schema = try #require(Self.schema(doc), "\(name): no upstream schema for its kind")
+            if !apiVersion.hasSuffix("/v1") || apiVersion.contains(".io/") {
+                // A CRD: its schema with additionalProperties: false wherever it lists properties
+                // (the API server would prune an unknown field silently).
+                let strict = strictDir + "/" + (schema as NSString).lastPathComponent
+                if !FileManager.default.fileExists(atPath: strict) {
+                    let s = try run(["python3", Self.fixtures + "/strict_schema.py", schema, strict])
+                    #expect(s.status == 0, "\(s.err)")
+                }
+                schema = strict
+            }
             let v = try run([checker, "--schemafile", schema, dir + "/" + name])
             #expect(v.status == 0, "\(name) against \(schema): \(v.out)\(v.err)")
         }
@@ -159,11 +182,11 @@ struct CanaryTests {
             #expect(!selector.isEmpty && selector.allSatisfy { podLabels(d)[$0.key.string!] == $0.value.string })
         }
         #expect(podLabels(stable)["track"] != podLabels(canary)["track"])
-        // Subsets are the two Deployments' versions.
+        // Subsets are the two tracks (a label that never changes, unlike the version).
         let subsets = (f["destinationrule.yaml"]?["spec"]?["subsets"]?.sequence ?? []).map {
-            ($0["name"]!.string!, $0["labels"]!["version"]!.string!)
+            ($0["name"]!.string!, $0["labels"]!["track"]!.string!)
         }
-        #expect(subsets.map(\.0) == ["stable", "canary"] && subsets.map(\.1) == ["v2.0", "v2.1-canary"])
+        #expect(subsets.map(\.0) == ["stable", "canary"] && subsets.map(\.1) == ["stable", "canary"])
         // Separate storage, the canary's cloned from the stable's.
         func claim(_ d: Node?) -> String? {
             d?["spec"]?["template"]?["spec"]?["volumes"]?[0]?["persistentVolumeClaim"]?["claimName"]?.string
@@ -175,14 +198,14 @@ struct CanaryTests {
         let keys = identitySecrets(stable)
         #expect(Set(keys.keys) == ["JWT_SECRET", "SIG_KEY", "SIG_SALT", "AUTH_TOKEN"])
         #expect(keys == identitySecrets(canary) && Set(keys.values) == ["anything-llm-identity"])
-        // The health check as probes, at its pace.
-        let liveness = stable?["spec"]?["template"]?["spec"]?["containers"]?[0]?["livenessProbe"]
-        #expect(liveness?["exec"]?["command"]?[0]?.string == "/app/health-check-enhanced.sh")
-        #expect(liveness?["periodSeconds"]?.int == 30 && liveness?["timeoutSeconds"]?.int == 10)
-        #expect(liveness?["failureThreshold"]?.int == 3)
-        // Header first, then 95/5.
+        // The health check as the readiness probe, at its pace.
+        let readiness = stable?["spec"]?["template"]?["spec"]?["containers"]?[0]?["readinessProbe"]
+        #expect(readiness?["exec"]?["command"]?[0]?.string == "/app/health-check-enhanced.sh")
+        #expect(readiness?["periodSeconds"]?.int == 30 && readiness?["timeoutSeconds"]?.int == 10)
+        #expect(readiness?["failureThreshold"]?.int == 3)
+        // Header first, then the sticky cookies, then 95/5.
         let http = f["virtualservice.yaml"]?["spec"]?["http"]?.sequence ?? []
-        #expect(http.count == 2)
+        #expect(http.count == 4)
         #expect(http.first?["match"]?[0]?["headers"]?["x-canary-flag"]?["exact"]?.string == "enabled")
         #expect(http.first?["route"]?[0]?["destination"]?["subset"]?.string == "canary")
         #expect((http.last?["route"]?.sequence ?? []).map { $0["weight"]?.int ?? -1 } == [95, 5])
@@ -200,7 +223,7 @@ struct CanaryTests {
     func weightPromoteRollbackKeepAUsersEdits(_ mesh: String) throws {
         let r = try Releases.get()
         let dir = try tempDir() + "/deploy"
-        let extra = mesh == "istio" ? [] : ["--gateway", "public"]
+        let extra = mesh == "istio" ? [] : ["--gateway", "infra/public"]
         #expect(try render(r, dir, ["--mesh", mesh, "--canary-storage", "fresh"] + extra).status == 0)
         // A user's edits: an annotation, resource limits, a file of their own.
         var stableText = try String(contentsOfFile: dir + "/deployment-stable.yaml", encoding: .utf8)
@@ -215,12 +238,13 @@ struct CanaryTests {
 
         func weights() throws -> [Int] {
             let f = try docs(dir)
+            // The split is the last rule (after the header and the sticky cookies).
             if mesh == "istio" {
-                return (f["virtualservice.yaml"]?["spec"]?["http"]?[1]?["route"]?.sequence ?? []).map {
+                return (f["virtualservice.yaml"]?["spec"]?["http"]?.sequence?.last?["route"]?.sequence ?? []).map {
                     $0["weight"]?.int ?? -1
                 }
             }
-            return (f["httproute.yaml"]?["spec"]?["rules"]?[1]?["backendRefs"]?.sequence ?? []).map {
+            return (f["httproute.yaml"]?["spec"]?["rules"]?.sequence?.last?["backendRefs"]?.sequence ?? []).map {
                 $0["weight"]?.int ?? -1
             }
         }
@@ -242,7 +266,7 @@ struct CanaryTests {
         #expect(podLabels(f["deployment-stable.yaml"])["version"] == "v2.1-canary")
         #expect(podLabels(f["deployment-stable.yaml"])["track"] == "stable")
         if mesh == "istio" {
-            #expect(f["destinationrule.yaml"]?["spec"]?["subsets"]?[0]?["labels"]?["version"]?.string == "v2.1-canary")
+            #expect(f["destinationrule.yaml"]?["spec"]?["subsets"]?[0]?["labels"]?["track"]?.string == "stable")
         }
         #expect(try weights() == [100, 0])
         #expect(try owner() == "ai-platform")
@@ -280,7 +304,8 @@ struct CanaryTests {
             toFile: dir + "/mine.yaml", atomically: true, encoding: .utf8)
         let k = try String(contentsOfFile: dir + "/kustomization.yaml", encoding: .utf8)
         try (k + "- mine.yaml\n").write(toFile: dir + "/kustomization.yaml", atomically: true, encoding: .utf8)
-        let again = try render(r, dir, ["--canary-storage", "fresh", "--mesh", "gateway-api", "--gateway", "public"])
+        let again = try render(
+            r, dir, ["--canary-storage", "fresh", "--mesh", "gateway-api", "--gateway", "infra/public"])
         #expect(again.status == 0, "\(again.err)")
         let names = try FileManager.default.contentsOfDirectory(atPath: dir)
         #expect(!names.contains("destinationrule.yaml") && !names.contains("virtualservice.yaml"))
@@ -290,18 +315,27 @@ struct CanaryTests {
         #expect(try stamp(["canary", "check", dir]).status == 0)
     }
 
-    @Test func argoRolloutsWeightAndRollback() throws {
+    /// Argo Rollouts skips every step on a Rollout's creation, so the folder starts at the
+    /// stable image; `start` changes the template; the steps are edited only before that.
+    @Test func argoRolloutsStartsAtStableAndRollsBackByTemplate() throws {
         let r = try Releases.get()
         let dir = try tempDir() + "/deploy"
         #expect(try render(r, dir, ["--mesh", "argo-rollouts", "--canary-storage", "fresh"]).status == 0)
         func rollout() throws -> Node? { try docs(dir)["rollout.yaml"] }
-        #expect(images(try rollout()) == ["\(r.name)@\(r.canaryDigest)"])
+        #expect(images(try rollout()) == ["\(r.name)@\(r.stableDigest)"])
         #expect(try stamp(["canary", "weight", "30", dir]).status == 0)
         let steps = try rollout()?["spec"]?["strategy"]?["canary"]?["steps"]?.sequence ?? []
         #expect(steps.compactMap { $0["setWeight"]?.int } == [30])
         #expect(steps.first?["setHeaderRoute"]?["match"]?[0]?["headerName"]?.string == "x-canary-flag")
+        let started = try stamp(["canary", "start", dir])
+        #expect(started.status == 0, "\(started.err)")
+        #expect(images(try rollout()).allSatisfy { $0 == "\(r.name)@\(r.canaryDigest)" })
+        #expect(podLabels(try rollout())["version"] == "v2.1-canary")
+        // A running canary's steps are the controller's.
+        let w = try stamp(["canary", "weight", "50", dir])
+        #expect(w.status == 2 && w.err.contains("kubectl argo rollouts promote"), "\(w.err)")
         #expect(try stamp(["canary", "rollback", dir]).status == 0)
-        #expect(images(try rollout()) == ["\(r.name)@\(r.stableDigest)"])
+        #expect(images(try rollout()).allSatisfy { $0 == "\(r.name)@\(r.stableDigest)" })
         #expect(podLabels(try rollout())["version"] == "v2.0")
     }
 
@@ -324,7 +358,7 @@ struct CanaryTests {
                 "fresh",
             ],
             "no digest")
-        try refused(both + ["--canary-storage", "clone", "--mesh", "argo-rollouts"], "nothing can be cloned")
+        try refused(both + ["--canary-storage", "fresh", "--gateway", "none/"], "--gateway's name")
         try refused(both + ["--canary-storage", "fresh", "--mesh", "gateway-api"], "--gateway")
         try refused(
             ["--stable", r.stableLock, "--canary", r.stableLock, "--canary-storage", "fresh"], "both version v2.0")
@@ -345,7 +379,7 @@ struct CanaryTests {
         let t = try stamp([
             "canary", "render", "--host", "ai.corp.local", "--output", tagged, "--stable", r.stableLock,
             "--canary", "\(r.name):v2.1-canary", "--canary-version", "v2.1-canary", "--canary-storage", "fresh",
-            "--allow-tag",
+            "--allow-tag", "--gateway", "istio-system/public",
         ])
         #expect(t.status == 0, "\(t.err)")
         #expect(try stamp(["canary", "check", tagged]).status == 1)
@@ -361,18 +395,20 @@ struct CanaryTests {
         let path = dir + "/deployment-canary.yaml"
         var text = try String(contentsOfFile: path, encoding: .utf8)
         text = text.replacingOccurrences(
-            of: "claimName: anything-llm-canary-storage", with: "claimName: anything-llm-stable-storage")
+            of: #"claimName: anything-llm-canary-[a-z0-9-]+"#, with: "claimName: anything-llm-stable-storage",
+            options: .regularExpression)
         text = text.replacingOccurrences(of: "name: anything-llm-identity", with: "name: other-identity")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         let vs = try String(contentsOfFile: dir + "/virtualservice.yaml", encoding: .utf8)
         let w = try stamp(["canary", "weight", "50", dir])
         #expect(w.status == 2 && w.err.contains("same claim anything-llm-stable-storage"), "\(w.err)")
+        #expect(w.err.split(separator: "\n").count == 1, "\(w.err)")
         #expect(try String(contentsOfFile: dir + "/virtualservice.yaml", encoding: .utf8) == vs)
         let c = try stamp(["canary", "check", dir, "--json"])
         #expect(c.status == 1)
         #expect(try schemaComplaint(c.out, schema: "canary-check") == nil)
         #expect(
             c.out.contains("same claim")
-                && c.out.contains("JWT_SECRET comes from anything-llm-identity and other-identity"))
+                && c.out.contains("JWT_SECRET comes from Secret anything-llm-identity and Secret other-identity"))
     }
 }

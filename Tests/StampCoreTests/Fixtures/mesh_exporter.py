@@ -27,7 +27,10 @@ SCENARIOS = {
     "memory": [STABLE, version("v2.1-canary", 20, 0.001, memory=1536 * MIB)],
     "quiet": [STABLE, version("v2.1-canary", 0.2, 0.0)],
     "quoted": [STABLE, version('v2.1 "rc" \\ x', 20, 0.001)],
+    # Argo Rollouts: pods named by their ReplicaSet's hash; the version from kube_pod_labels.
+    "argo": [STABLE, version("v2.1-canary", 20, 0.001, memory=520 * MIB)],
 }
+ARGO_PODS = {"stable": "anything-llm-6c8d5f7b9c-x2k4p", "canary": "anything-llm-58b4d9f6d-q9w7e"}
 START = time.time()
 
 
@@ -55,9 +58,14 @@ def metrics():
             out.append(f'istio_request_duration_milliseconds_bucket{{{base},le="+Inf"}} {total:.3f}')
             out.append(f"istio_request_duration_milliseconds_sum{{{base}}} {total * avg:.3f}")
             out.append(f"istio_request_duration_milliseconds_count{{{base}}} {total:.3f}")
-            for i in range(2):
-                pod = f'namespace="{ns}",pod="anything-llm-{track}-7d9f8b-{i}"'
+            names = [ARGO_PODS[track]] if ns == "argo" else [f"anything-llm-{track}-7d9f8b-{i}" for i in range(2)]
+            for name in names:
+                pod = f'namespace="{ns}",pod="{name}"'
+                if ns == "argo":
+                    out.append(f'kube_pod_labels{{{pod},label_app="anything-llm",label_version="{v["version"]}"}} 1')
                 out.append(f'container_memory_working_set_bytes{{{pod},container="app"}} {v["memory"]}')
+                # The Istio sidecar beside the app, which a query of the app's memory must leave out.
+                out.append(f'container_memory_working_set_bytes{{{pod},container="istio-proxy"}} {80 * MIB}')
                 # The pause container and the pod's own cgroup, which a query must leave out.
                 out.append(f'container_memory_working_set_bytes{{{pod},container="POD"}} {MIB}')
                 out.append(f'container_memory_working_set_bytes{{{pod},container=""}} {v["memory"] + MIB}')
