@@ -181,9 +181,11 @@ enum Workloads {
     /// liveness asks only whether the server answers, and only after twice the failures.
     static func probe(_ s: CanarySpec, _ role: ProbeRole) -> Node {
         let f = s.facts
+        // The port by number: podman's kube play reads no port names.
+        let port = Y.int(f.port ?? 80)
         let http: (String, Node) =
-            f.healthPath.map { ("httpGet", Y.map([("path", Y.str($0)), ("port", Y.str("http"))])) }
-            ?? ("tcpSocket", Y.map([("port", Y.str("http"))]))
+            f.healthPath.map { ("httpGet", Y.map([("path", Y.str($0)), ("port", port)])) }
+            ?? ("tcpSocket", Y.map([("port", port)]))
         let check: (String, Node) =
             (s.probe ?? s.defaultProbe) == .exec
             ? ("exec", Y.map([("command", Y.seq([Y.str(f.healthScript ?? "")]))])) : http
