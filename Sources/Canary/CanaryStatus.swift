@@ -145,4 +145,62 @@ public enum CanaryStatus {
         }
         return state.withLock { ($0.plain, $0.header) }
     }
+
+    // MARK: - Sticky sessions
+
+    /// One client's session: the versions it was answered with, in order.
+    public struct Session: Sendable {
+        public var versions: [String] = []
+        public var failures = 0
+        /// The versions it met (one, when the split is sticky).
+        public var distinct: Set<String> { Set(versions) }
+    }
+
+    /// `clients` clients, each sending `requests` requests one after another and keeping the
+    /// cookie `cookie` as a browser does (the last Set-Cookie of that name wins). `fetch` takes
+    /// the cookie to send (nil: none) and returns the outcome and the cookie's new value.
+    public static func sessions(
+        clients: Int, requests: Int, deadline: Date,
+        fetch: @Sendable (String?) -> (Outcome, String?)
+    ) -> [Session] {
+        let results = Mutex<[Int: Session]>([:])
+        DispatchQueue.concurrentPerform(iterations: max(1, clients)) { c in
+            var session = Session()
+            var cookie: String?
+            for _ in 0..<requests where Date() < deadline {
+                let (o, set) = fetch(cookie)
+                if let set { cookie = set }
+                switch o {
+                case .version(let v): session.versions.append(v)
+                case .failure: session.failures += 1
+                }
+            }
+            results.withLock { $0[c] = session }
+        }
+        return results.withLock { r in (0..<max(1, clients)).compactMap { r[$0] } }
+    }
+
+    /// The value a Set-Cookie header gives `name`, if it names it.
+    public static func cookieValue(_ setCookie: String, name: String) -> String? {
+        let first = setCookie.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
+        guard let eq = first.firstIndex(of: "=") else { return nil }
+        guard first[..<eq].trimmingCharacters(in: .whitespaces) == name else { return nil }
+        return String(first[first.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Problems of the sessions: a client that met two versions is not held by its cookie.
+    public static func judge(sessions: [Session], cookie: String) -> [String] {
+        var problems: [String] = []
+        for (i, s) in sessions.enumerated() where s.distinct.count > 1 {
+            let counts = Dictionary(grouping: s.versions, by: { $0 }).mapValues(\.count)
+            problems.append(
+                "client \(i + 1) holding the \(cookie) cookie met "
+                    + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) times" }.joined(separator: ", ")
+                    + ": the split is not sticky")
+        }
+        if sessions.allSatisfy({ $0.versions.isEmpty }) {
+            problems.append("no client session got an answer")
+        }
+        return problems
+    }
 }

@@ -236,6 +236,8 @@ public enum HTTPGet {
         public var status: Int
         public var contentType: String?
         public var body: [UInt8]
+        /// Every Set-Cookie header of the answer.
+        public var setCookies: [String] = []
     }
 
     /// `seconds` bounds the whole request; `tlsVerify: false` accepts any certificate.
@@ -251,7 +253,9 @@ public enum HTTPGet {
             let r = try BlockingHTTP.shared.send(
                 method: .GET, url: url, headers: h, body: .none, tls: url.hasPrefix("https://") ? tls : nil,
                 proxies: ProxySettings(environment: environment), sink: nil, limit: limit, seconds: seconds)
-            return Response(status: r.status, contentType: r.header("Content-Type"), body: r.body)
+            return Response(
+                status: r.status, contentType: r.header("Content-Type"), body: r.body,
+                setCookies: r.headers["Set-Cookie"])
         } catch is Deadline {
             throw RegistryError.network("\(url): no answer within \(seconds) s")
         } catch let e as BodyTooLarge {

@@ -51,6 +51,15 @@ struct CanaryStatusCommand: ParsableCommand {
     @Option(help: "The weight to expect, in percent (instead of --folder).")
     var weight: Int?
 
+    @Option(help: "Clients that keep the sticky cookie as a browser does (default 4 when the folder's routes set one).")
+    var stickyClients: Int?
+
+    @Option(help: "Requests each sticky client sends, one after another.")
+    var stickyRequests = 50
+
+    @Option(help: "The sticky cookie's name (default: the folder's, APP-version).")
+    var cookie: String?
+
     @Option(help: "No request starts after this long.")
     var timeout = "30s"
 
@@ -67,14 +76,25 @@ struct CanaryStatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        var sessions: [CanaryStatus.Session] = []
+        var cookieName: String?
         let report = try reportingErrors { () throws -> CanaryStatus.Report in
             var expect = CanaryStatus.Expectation(stable: stableVersion, canary: canaryVersion, weight: weight)
+            cookieName = cookie
             if let folder {
                 let f = try CanaryFolder(path: folder)
                 let versions = f.versions
                 expect.stable = expect.stable ?? versions.stable
                 expect.canary = expect.canary ?? versions.canary
                 expect.weight = expect.weight ?? f.weight
+                cookieName = cookieName ?? f.stickyCookie
+            }
+            let clients = stickyClients ?? (cookieName == nil ? 0 : 4)
+            guard clients >= 0, clients <= 64, stickyRequests >= 1, stickyRequests <= 100_000 else {
+                throw StampError.usage("--sticky-clients: 0 to 64; --sticky-requests: 1 to 100000")
+            }
+            if clients > 0 && cookieName == nil {
+                throw StampError.usage("--sticky-clients: name the cookie with --cookie (or give --folder)")
             }
             guard expect.canary != nil else {
                 throw StampError.usage("give --folder, or --canary-version (and --stable-version, --weight)")
@@ -107,8 +127,25 @@ struct CanaryStatusCommand: ParsableCommand {
                     return .failure("\(error)")
                 }
             }
-            return CanaryStatus.evaluate(
+            var report = CanaryStatus.evaluate(
                 plain: plain, withHeader: withHeader, expect: expect, planned: requests + headerRequests)
+            if clients > 0, let name = cookieName {
+                sessions = CanaryStatus.sessions(clients: clients, requests: stickyRequests, deadline: deadline) {
+                    held in
+                    let left = max(1, Int64((each + 999_999_999) / 1_000_000_000))
+                    do {
+                        let r = try HTTPGet.get(
+                            target, headers: held.map { [("Cookie", "\(name)=\($0)")] } ?? [], seconds: left,
+                            tlsVerify: verify)
+                        let set = r.setCookies.compactMap { CanaryStatus.cookieValue($0, name: name) }.last
+                        return (CanaryStatus.outcome(status: r.status, contentType: r.contentType, body: r.body), set)
+                    } catch {
+                        return (.failure("\(error)"), nil)
+                    }
+                }
+                report.problems += CanaryStatus.judge(sessions: sessions, cookie: name)
+            }
+            return report
         }
         if json {
             func counts(_ d: [String: Int]) -> JSONValue {
@@ -123,6 +160,28 @@ struct CanaryStatusCommand: ParsableCommand {
                 ("problems", .array(report.problems.map { .string($0) })),
             ])
             if let w = report.expectation.weight { j["weight"] = JSONValue(Int64(w)) }
+            if let name = cookieName, !sessions.isEmpty {
+                j["sticky"] = .object([
+                    ("cookie", .string(name)),
+                    (
+                        "clients",
+                        .array(
+                            sessions.map { s in
+                                let counts = Dictionary(grouping: s.versions, by: { $0 }).mapValues(\.count)
+                                return .object([
+                                    (
+                                        "versions",
+                                        .object(
+                                            counts.sorted { $0.key < $1.key }.map {
+                                                ($0.key, JSONValue(Int64($0.value)))
+                                            })
+                                    ),
+                                    ("failures", JSONValue(Int64(s.failures))),
+                                ])
+                            })
+                    ),
+                ])
+            }
             if let s = report.canaryShare, let ci = report.interval {
                 j["canaryShare"] = .object([
                     ("observed", .number(String(format: "%.4f", s))), ("low", .number(String(format: "%.4f", ci.low))),
@@ -143,6 +202,13 @@ struct CanaryStatusCommand: ParsableCommand {
                     String(
                         format: "  canary share %.1f%% (99%% interval %.1f–%.1f%%), weight %@", s * 100, ci.low * 100,
                         ci.high * 100, report.expectation.weight.map { "\($0)%" } ?? "not given"))
+            }
+            if let name = cookieName, !sessions.isEmpty {
+                let held = sessions.filter { $0.distinct.count == 1 }.count
+                printOut(
+                    "  sticky (\(name)):    \(held) of \(sessions.count) clients kept one version over "
+                        + "\(stickyRequests) requests ("
+                        + sessions.map { $0.distinct.sorted().joined(separator: "+") }.joined(separator: ", ") + ")")
             }
             for p in report.problems { printOut("problem: \(p)") }
             if report.ok { printOut("ok") }

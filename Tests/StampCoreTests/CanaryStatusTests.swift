@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import Yams
 
 @testable import Canary
 
@@ -106,12 +107,86 @@ struct CanaryStatusTests {
             "canary", "render", "--stable", "reg.corp/ai/llm@sha256:" + String(repeating: "1", count: 64),
             "--stable-version", "v2.0", "--canary", "reg.corp/ai/llm@sha256:" + String(repeating: "2", count: 64),
             "--canary-version", "v2.1-canary", "--host", "ai.corp.local", "--weight", "25", "--canary-storage",
-            "fresh", "--output", folder,
+            "fresh", "--gateway", "istio-system/public", "--no-sticky", "--output", folder,
         ])
         #expect(rendered.status == 0, "\(rendered.err)")
         let human = try stamp(["canary", "status", "--url", url, "--folder", folder, "--requests", "100"])
         #expect(human.status == 0, "\(human.out)")
         #expect(human.out.contains("with the header:    v2.1-canary 20") && human.out.hasSuffix("ok\n"))
+    }
+
+    /// Issue 26, acceptance (d): HAProxy (Debian's) on 127.0.0.1, configured from the rendered
+    /// VirtualService as Istio applies it (rules in order, the first match wins; each rule's
+    /// weighted destinations; the Set-Cookie each destination adds to its answers): every client
+    /// that keeps the cookie meets one version over 200 requests. The same proxy without the
+    /// cookie rules mixes versions, and status says so.
+    @Test(arguments: [true, false])
+    func aStickySplitKeepsEachClientOnItsVersion(_ sticky: Bool) throws {
+        let s = try Servers.get()
+        let folder = try tempDir() + "/deploy"
+        let rendered = try stamp([
+            "canary", "render", "--stable", "reg.corp/ai/llm@sha256:" + String(repeating: "1", count: 64),
+            "--stable-version", "v2.0", "--canary", "reg.corp/ai/llm@sha256:" + String(repeating: "2", count: 64),
+            "--canary-version", "v2.1-canary", "--host", "ai.corp.local", "--weight", "50", "--canary-storage",
+            "fresh", "--gateway", "istio-system/public", "--output", folder,
+        ])
+        try #require(rendered.status == 0, "\(rendered.err)")
+        let vs = try #require(
+            try Yams.compose(yaml: try String(contentsOfFile: folder + "/virtualservice.yaml", encoding: .utf8)))
+        let servers = ["stable": s.stable, "canary": s.canary].mapValues {
+            $0.replacingOccurrences(of: "http://", with: "")
+        }
+        let port = freePort()
+        var frontend = ["frontend gateway", "  bind 127.0.0.1:\(port)"]
+        var backends: [String] = []
+        for (i, rule) in (vs["spec"]?["http"]?.sequence ?? []).enumerated() {
+            let isCookie = rule["match"]?[0]?["headers"]?["cookie"] != nil
+            if !sticky && isCookie { continue }
+            var conditions: [String] = []
+            for (name, m) in rule["match"]?[0]?["headers"]?.mapping ?? [:] {
+                if let exact = m["exact"]?.string {
+                    conditions.append("{ req.hdr(\(name.string!)) -m str '\(exact)' }")
+                } else if let regex = m["regex"]?.string {
+                    conditions.append("{ req.hdr(\(name.string!)) -m reg '\(regex)' }")
+                }
+            }
+            let backend = "rule\(i)"
+            frontend.append(
+                conditions.isEmpty ? "  default_backend \(backend)" : "  use_backend \(backend) if \(conditions[0])")
+            backends += ["backend \(backend)", "  balance random"]
+            for d in rule["route"]?.sequence ?? [] {
+                let subset = d["destination"]?["subset"]?.string ?? ""
+                let weight = d["weight"]?.int ?? 100
+                backends.append("  server \(subset) \(servers[subset]!) weight \(weight)")
+                if sticky, let cookie = d["headers"]?["response"]?["add"]?["set-cookie"]?.string {
+                    backends.append("  http-response add-header Set-Cookie '\(cookie)' if { srv_name \(subset) }")
+                }
+            }
+        }
+        let config = try tempDir() + "/haproxy.cfg"
+        try
+            ([
+                "global", "  maxconn 512", "defaults", "  mode http", "  timeout connect 2s", "  timeout client 10s",
+                "  timeout server 10s",
+            ] + frontend + backends).joined(separator: "\n").appending("\n").write(
+                toFile: config, atomically: true, encoding: .utf8)
+        let proxy = try Background(["haproxy", "-db", "-f", config], log: config + ".log")
+        defer { _ = proxy }
+        try waitForHTTP("http://127.0.0.1:\(port)/version.json", what: "haproxy (\(config).log)")
+        let (r, j) = try status(
+            "http://127.0.0.1:\(port)",
+            ["--folder", folder, "--requests", "100", "--sticky-clients", "4", "--sticky-requests", "200"])
+        let clients = (j["sticky"] as? [String: Any])?["clients"] as? [[String: Any]] ?? []
+        #expect(clients.count == 4)
+        let versionsSeen = clients.map { ($0["versions"] as? [String: Int]) ?? [:] }
+        if sticky {
+            #expect(r.status == 0, "\(r.out)")
+            #expect(versionsSeen.allSatisfy { $0.count == 1 && $0.values.first == 200 }, "\(versionsSeen)")
+        } else {
+            #expect(r.status == 1)
+            #expect(versionsSeen.contains { $0.count == 2 }, "\(versionsSeen)")
+            #expect((j["problems"] as? [String])?.contains { $0.contains("the split is not sticky") } == true)
+        }
     }
 
     @Test func aSplitOffTheWeightFails() throws {

@@ -144,6 +144,55 @@ struct CanaryTests {
         #expect(objects.allSatisfy { $0["metadata"]?["namespace"]?.string == "ai" })
     }
 
+    /// Issue 26, acceptance (b): checkov (PyPI) judges every mesh's Kustomize build (an Argo
+    /// Rollout's pod template as a Deployment's, which checkov reads); the only failed checks are
+    /// the ones the README lists, each with its reason.
+    @Test(arguments: meshes.map(\.0))
+    func checkovFindsOnlyTheListedExceptions(_ mesh: String) throws {
+        let r = try Releases.get()
+        let dir = try tempDir() + "/deploy"
+        let extra = Self.meshes.first { $0.0 == mesh }!.1
+        #expect(try render(r, dir, ["--mesh", mesh] + extra).status == 0)
+        let built = try run(["kubectl", "kustomize", dir])
+        try #require(built.status == 0, "\(built.err)")
+        var docs = try Yams.compose_all(yaml: built.out).map { $0 }
+        for (i, d) in docs.enumerated() where d["kind"]?.string == "Rollout" {
+            var asDeployment = d
+            asDeployment["apiVersion"] = Node("apps/v1")
+            asDeployment["kind"] = Node("Deployment")
+            var spec = asDeployment["spec"]!
+            spec["strategy"] = nil
+            asDeployment["spec"] = spec
+            docs[i] = asDeployment
+        }
+        let file = dir + "-build.yaml"
+        try docs.map { try Yams.serialize(node: $0) }.joined(separator: "---\n").write(
+            toFile: file, atomically: true, encoding: .utf8)
+        let checkov = try pypiCommand("checkov", "checkov")
+        let c = try run([checkov, "-f", file, "--framework", "kubernetes", "--skip-download", "-o", "json"])
+        let json = try JSONSerialization.jsonObject(with: Data(c.out.utf8))
+        let reports = (json as? [[String: Any]]) ?? [(json as? [String: Any]) ?? [:]]
+        var failed: Set<String> = []
+        var passed = 0
+        for report in reports {
+            let results = report["results"] as? [String: Any] ?? [:]
+            for f in results["failed_checks"] as? [[String: Any]] ?? [] {
+                failed.insert(f["check_id"] as? String ?? "")
+            }
+            passed += ((report["summary"] as? [String: Any])?["passed"] as? Int) ?? 0
+        }
+        #expect(passed > 50, "checkov judged nothing: \(c.err.suffix(500))")
+        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
+        let listed = Set(
+            readme.split(separator: "\n").compactMap { line -> String? in
+                guard line.hasPrefix("| CKV_K8S_") else { return nil }
+                return line.dropFirst(2).split(separator: " ").first.map(String.init)
+            })
+        #expect(!listed.isEmpty, "the README lists no checkov exception")
+        #expect(
+            failed.isSubset(of: listed), "\(mesh): failed \(failed.subtracting(listed).sorted()), not in the README")
+    }
+
     func images(_ d: Node?) -> [String] {
         (d?["spec"]?["template"]?["spec"]?["containers"]?.sequence ?? []).compactMap { $0["image"]?.string }
     }
