@@ -60,7 +60,9 @@ let package = Package(
         // stamp canary: Kubernetes manifests for a canary beside stable, and the folder's edits.
         .target(
             name: "Canary",
-            dependencies: ["Failures", "Hashing", "IO", "OCI", "Templates", .product(name: "Yams", package: "Yams")]),
+            dependencies: [
+                "Failures", "Hashing", "IO", "OCI", "Registry", "Templates", .product(name: "Yams", package: "Yams"),
+            ]),
         // Rendered text: health-check script, Dockerfile. No C.
         .target(name: "Templates", dependencies: []),
         // The pipeline: plan, profiles, sources, destinations, stamper, inspect, verify.

@@ -26,6 +26,9 @@ enum ArgoRules: MeshRules {
             ("service-canary.yaml", [Workloads.service(s, name: "\(s.app)-canary", track: nil)]),
             ("virtualservice.yaml", [virtualService(s)]),
         ]
+        if let prometheus = s.prometheus {
+            files.append(("analysistemplate.yaml", [AnalysisTemplates.template(s, prometheus: prometheus)]))
+        }
         if s.stateful {
             files.insert(
                 (
@@ -117,6 +120,7 @@ enum ArgoRules: MeshRules {
                                         ])
                                     ),
                                     ("steps", steps),
+                                    ("analysis", s.prometheus.map { _ in AnalysisTemplates.rolloutAnalysis(s) }),
                                 ])
                             )
                         ])

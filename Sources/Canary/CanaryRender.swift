@@ -110,6 +110,8 @@ public struct CanarySpec: Sendable {
     public var allowOpenCanary = false
     /// A NetworkPolicy admitting only the gateway's namespace and the app's own.
     public var networkPolicy = true
+    /// Argo Rollouts: Prometheus' address for the background analysis (none without it).
+    public var prometheus: String?
     public var memoryRequest: String?
     public var memoryLimit: String?
     public var cpuRequest: String?
@@ -188,6 +190,15 @@ public struct CanarySpec: Sendable {
         if (probe ?? defaultProbe) == .http && facts.healthPath == nil {
             throw CanaryError.usage("the app's health path is not known: give --health-path (e.g. /healthz)")
         }
+        if let p = prometheus {
+            guard mesh == .argoRollouts else {
+                throw CanaryError.usage(
+                    "--prometheus: the background analysis is Argo Rollouts' (--mesh argo-rollouts)")
+            }
+            guard p.hasPrefix("http://") || p.hasPrefix("https://"), !p.contains("@"), !p.contains(" ") else {
+                throw CanaryError.usage("--prometheus \(p): an http:// or https:// address, no credentials in it")
+            }
+        }
         guard (10...86_400).contains(startupBudget) else {
             throw CanaryError.usage("--startup-budget: between 10s and 24h")
         }
@@ -201,7 +212,7 @@ public struct CanarySpec: Sendable {
     public static let fileNames: Set<String> = [
         "deployment-stable.yaml", "deployment-canary.yaml", "storage-stable.yaml", "storage-canary.yaml",
         "service.yaml", "destinationrule.yaml", "virtualservice.yaml", "service-stable.yaml", "service-canary.yaml",
-        "httproute.yaml", "rollout.yaml", "networkpolicy.yaml",
+        "httproute.yaml", "rollout.yaml", "networkpolicy.yaml", "analysistemplate.yaml",
     ]
 
     /// The files of the folder, by name, in the order kustomization.yaml lists them; `keeping`:

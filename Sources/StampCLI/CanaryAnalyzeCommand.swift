@@ -122,15 +122,7 @@ struct CanaryAnalyze: ParsableCommand {
     }
 
     func prepare() throws -> Setup {
-        guard prometheus.hasPrefix("http://") || prometheus.hasPrefix("https://") else {
-            throw StampError.usage("--prometheus \(prometheus): an http:// or https:// address")
-        }
         guard watch >= 1 else { throw StampError.usage("--watch \(watch): 1 or more") }
-        if let authority = prometheus.split(separator: "/").dropFirst(2).first, authority.contains("@") {
-            throw StampError.usage(
-                "--prometheus: no credentials in the URL (they would show in logs); --prometheus-user with "
-                    + "$STAMP_PROMETHEUS_PASSWORD, or $STAMP_PROMETHEUS_TOKEN")
-        }
         guard stable != canary else { throw StampError.usage("--stable and --canary are both \(stable)") }
         guard window.range(of: #"^([0-9]+(ms|s|m|h|d|w|y))+$"#, options: .regularExpression) != nil else {
             throw StampError.usage("--window \(window): a Prometheus duration like 10m or 1h30m")
@@ -151,38 +143,13 @@ struct CanaryAnalyze: ParsableCommand {
             }
             custom[m] = String(q[q.index(after: eq)...])
         }
-        let env = ProcessInfo.processInfo.environment
-        var headers: [(String, String)] = []
-        if let user = prometheusUser {
-            guard let password = env["STAMP_PROMETHEUS_PASSWORD"] else {
-                throw StampError.usage("--prometheus-user: set the password in $STAMP_PROMETHEUS_PASSWORD")
-            }
-            headers.append(("Authorization", Credential(username: user, secret: password).basicHeader))
-        } else if let token = env["STAMP_PROMETHEUS_TOKEN"], !token.isEmpty {
-            headers.append(("Authorization", "Bearer " + token))
-        }
         let seconds = max(
             1, (try HealthPlan.duration(requestTimeout, "--request-timeout") ?? 10_000_000_000) / 1_000_000_000)
         let stepSeconds =
             Double(try HealthPlan.duration(step ?? promDurationAsGo(window), "--step") ?? 60_000_000_000) / 1e9
-        let base = prometheus.hasSuffix("/") ? String(prometheus.dropLast()) : prometheus
-        let sent = headers
-        let fetch: (String) throws -> Double? = { promql in
-            var allowed = CharacterSet.alphanumerics
-            allowed.insert(charactersIn: "-._~")
-            let q = promql.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-            let r: HTTPGet.Response
-            do { r = try HTTPGet.get(base + "/api/v1/query?query=" + q, headers: sent, seconds: seconds) } catch {
-                throw CanaryError(kind: .network, message: "Prometheus at \(prometheus) cannot be reached: \(error)")
-            }
-            if r.status == 401 || r.status == 403 {
-                throw StampError.usage("Prometheus at \(prometheus) refused the credentials (HTTP \(r.status))")
-            }
-            guard r.status == 200 || r.status == 400 || r.status == 422 else {
-                throw CanaryError(kind: .network, message: "Prometheus at \(prometheus) answered HTTP \(r.status)")
-            }
-            return try CanaryAnalysis.value(ofAnswer: r.body)
-        }
+        let client = try PrometheusClient(
+            url: prometheus, user: prometheusUser, environment: ProcessInfo.processInfo.environment, seconds: seconds)
+        let fetch: (String) throws -> Double? = { try client.value($0) }
         guard let m = Mesh(rawValue: mesh) else {
             throw StampError.usage("--mesh \(mesh): istio, gateway-api or argo-rollouts")
         }

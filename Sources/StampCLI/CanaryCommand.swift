@@ -148,6 +148,12 @@ struct CanaryRender: ParsableCommand {
     @Flag(help: "Write no NetworkPolicy.")
     var noNetworkPolicy = false
 
+    @Option(
+        help: ArgumentHelp(
+            "argo-rollouts: Prometheus' address for a background analysis (analyze's queries and thresholds) "
+                + "that aborts a bad canary without the pipeline.", valueName: "url"))
+    var prometheus: String?
+
     @OptionGroup(title: "Health check")
     var health: HealthOptions
 
@@ -244,6 +250,7 @@ struct CanaryRender: ParsableCommand {
         spec.sticky = !noSticky
         spec.allowOpenCanary = allowOpenCanary
         spec.networkPolicy = !noNetworkPolicy
+        spec.prometheus = prometheus
         if let budget = try HealthPlan.duration(startupBudget, "--startup-budget") {
             spec.startupBudget = Int(min(budget / 1_000_000_000, 1_000_000))
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import Yams
 
 @testable import Canary
 
@@ -137,6 +138,67 @@ struct CanaryAnalyzeTests {
         // Named as Deployments' pods are, Argo's match nothing: inconclusive, never promote.
         let (byName, _) = try analyze(s.url, "argo", ["--json"])
         #expect(byName.status == 3, "\(byName.out)")
+    }
+
+    /// Issue 26: in Argo mode the gate outlives the CI job: the AnalysisTemplate the Rollout runs
+    /// in the background has analyze's queries and thresholds. Each of its queries, with the
+    /// arguments Argo fills in, is sent to the real Prometheus and judged by its conditions as
+    /// Argo judges them (success, else failure, else inconclusive).
+    @Test func argosBackgroundAnalysisJudgesAsAnalyzeDoes() throws {
+        let s = try Stack.get()
+        let dir = try tempDir() + "/deploy"
+        let r = try stamp([
+            "canary", "render", "--stable", "reg.corp/ai/llm@sha256:" + String(repeating: "1", count: 64),
+            "--stable-version", "v2.0", "--canary", "reg.corp/ai/llm@sha256:" + String(repeating: "2", count: 64),
+            "--canary-version", "v2.1-canary", "--host", "ai.corp.local", "--mesh", "argo-rollouts", "--gateway",
+            "istio-system/public", "--canary-storage", "fresh", "--probe", "http", "--prometheus", s.url,
+            "--output", dir,
+        ])
+        try #require(r.status == 0, "\(r.err)")
+        let template = try #require(
+            try Yams.compose(yaml: try String(contentsOfFile: dir + "/analysistemplate.yaml", encoding: .utf8)))
+        let rollout = try #require(
+            try Yams.compose(yaml: try String(contentsOfFile: dir + "/rollout.yaml", encoding: .utf8)))
+        #expect(
+            rollout["spec"]?["strategy"]?["canary"]?["analysis"]?["templates"]?[0]?["templateName"]?.string
+                == template["metadata"]?["name"]?.string)
+        func outcome(_ namespace: String) throws -> [String: String] {
+            var out: [String: String] = [:]
+            for m in template["spec"]?["metrics"]?.sequence ?? [] {
+                let p = m["provider"]?["prometheus"]
+                #expect(p?["address"]?.string == s.url)
+                let query = (p?["query"]?.string ?? "")
+                    .replacingOccurrences(of: "{{args.stable-version}}", with: "v2.0")
+                    .replacingOccurrences(of: "{{args.canary-version}}", with: "v2.1-canary")
+                    .replacingOccurrences(of: "{{args.namespace}}", with: namespace)
+                #expect(!query.contains("{{"), "\(query)")
+                let q = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+                let answer = try run(["curl", "-fsS", s.url + "/api/v1/query?query=" + q])
+                let value = try CanaryAnalysis.value(ofAnswer: Array(answer.out.utf8))
+                func holds(_ condition: String?) -> Bool? {
+                    guard let condition else { return nil }
+                    if condition == "false" { return false }
+                    let parts = condition.split(separator: " ")
+                    guard parts.count == 3, let limit = Double(parts[2]), let value else { return nil }
+                    return parts[1] == "<=" ? value <= limit : value >= limit
+                }
+                let name = m["name"]?.string ?? ""
+                if holds(m["successCondition"]?.string) == true {
+                    out[name] = "success"
+                } else if let f = m["failureCondition"]?.string {
+                    out[name] = holds(f) == true ? "failure" : "inconclusive"
+                } else {
+                    out[name] = value == nil ? "error" : "failure"
+                }
+            }
+            return out
+        }
+        let healthy = try outcome("argo")
+        #expect(healthy.count == 6 && healthy.values.allSatisfy { $0 == "success" }, "\(healthy)")
+        let errors = try outcome("errors")
+        #expect(errors["error-rate"] == "failure" && errors["error-rate-increase"] == "failure", "\(errors)")
+        let quiet = try outcome("quiet")
+        #expect(quiet["requests"] == "inconclusive", "\(quiet)")
     }
 
     @Test(arguments: [

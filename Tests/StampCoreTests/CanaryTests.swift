@@ -60,6 +60,8 @@ struct CanaryTests {
         case ("networking.istio.io/v1", "DestinationRule"): return schemas + "/crds/destinationrule-networking-v1.json"
         case ("gateway.networking.k8s.io/v1", "HTTPRoute"): return schemas + "/crds/httproute-gateway-v1.json"
         case ("argoproj.io/v1alpha1", "Rollout"): return schemas + "/crds/rollout-argoproj-v1alpha1.json"
+        case ("argoproj.io/v1alpha1", "AnalysisTemplate"):
+            return schemas + "/crds/analysistemplate-argoproj-v1alpha1.json"
         default: return nil
         }
     }
@@ -84,7 +86,7 @@ struct CanaryTests {
     static let meshes: [(String, [String])] = [
         ("istio", ["--canary-storage", "clone"]),
         ("gateway-api", ["--canary-storage", "fresh", "--gateway", "infra/public:https"]),
-        ("argo-rollouts", ["--canary-storage", "fresh", "--probe", "http"]),
+        ("argo-rollouts", ["--canary-storage", "fresh", "--probe", "http", "--prometheus", "http://prometheus:9090"]),
     ]
 
     @Test(arguments: meshes.map(\.0))
@@ -109,7 +111,10 @@ struct CanaryTests {
             case "gateway-api":
                 ["Kustomization", "Deployment", "PersistentVolumeClaim", "Service", "HTTPRoute", "NetworkPolicy"]
             default:
-                ["Kustomization", "Rollout", "PersistentVolumeClaim", "Service", "VirtualService", "NetworkPolicy"]
+                [
+                    "Kustomization", "Rollout", "PersistentVolumeClaim", "Service", "VirtualService", "NetworkPolicy",
+                    "AnalysisTemplate",
+                ]
             }
         #expect(kinds == expected)
         let checker = try pypiCommand("check-jsonschema", "check-jsonschema")
