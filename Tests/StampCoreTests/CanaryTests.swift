@@ -393,6 +393,53 @@ struct CanaryTests {
         #expect(podLabels(try rollout())["version"] == "v2.0")
     }
 
+    /// Issue 26, point 13: render probes what the build recorded. A build with --health-port
+    /// 8080 is probed and served on 8080; a generic build without the stamped script gets no
+    /// exec probe of a script it lacks (and the port it serves on must be said).
+    @Test func probesFollowWhatTheBuildRecorded() throws {
+        let r = try Releases.get()
+        let root = try tempDir()
+        let base = try sampleBase(root)
+        func build(_ version: String, _ extra: [String]) throws -> String {
+            let lock = root + "/\(version).lock.json"
+            let b = try stamp(
+                [
+                    "build", "--base", base, "--version", version, "--output",
+                    "docker://\(r.registry.host)/ai/anything-llm:\(version)", "--lock", lock, "--tls-verify=false",
+                ] + extra, env: ["SOURCE_DATE_EPOCH": "1743811200"])
+            try #require(b.status == 0, "\(b.err)")
+            return lock
+        }
+        let port = try build("v2.2-port", ["--health-port", "8080"])
+        let facts =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: port))) as? [String: Any]
+        #expect(((facts?["output"] as? [String: Any])?["app"] as? [String: Any])?["port"] as? Int == 8080)
+        let dir = root + "/port"
+        let rendered = try stamp([
+            "canary", "render", "--stable", r.stableLock, "--canary", port, "--host", "ai.corp.local",
+            "--gateway", "istio-system/public", "--canary-storage", "fresh", "--output", dir,
+        ])
+        try #require(rendered.status == 0, "\(rendered.err)")
+        let c = try docs(dir)["deployment-canary.yaml"]?["spec"]?["template"]?["spec"]?["containers"]?[0]
+        #expect(c?["ports"]?[0]?["containerPort"]?.int == 8080)
+        #expect(c?["livenessProbe"]?["httpGet"]?["port"]?.int == 8080)
+        #expect(c?["env"]?.sequence?.first { $0["name"]?.string == "SERVER_PORT" }?["value"]?.string == "8080")
+
+        let generic = try build("v3-generic", ["--profile", "generic", "--version-json", "/version.json"])
+        let args = [
+            "canary", "render", "--stable", "\(r.name)@\(r.stableDigest)", "--stable-version", "v2.0", "--canary",
+            generic, "--host", "ai.corp.local", "--gateway", "istio-system/public", "--canary-storage", "fresh",
+        ]
+        let unknown = try stamp(args + ["--output", root + "/g0"])
+        #expect(unknown.status == 2 && unknown.err.contains("--health-port"), "\(unknown.err)")
+        let exec = try stamp(args + ["--probe", "exec", "--health-port", "8080", "--output", root + "/g1"])
+        #expect(exec.status == 2 && exec.err.contains("no stamped health-check script"), "\(exec.err)")
+        let ok = try stamp(args + ["--health-port", "8080", "--health-path", "/healthz", "--output", root + "/g2"])
+        try #require(ok.status == 0, "\(ok.err)")
+        let text = try String(contentsOfFile: root + "/g2/deployment-canary.yaml", encoding: .utf8)
+        #expect(!text.contains("exec:") && text.contains("path: /healthz"))
+    }
+
     /// What would make an unsafe canary is refused with one line, and nothing is written.
     @Test func unsafeCanariesAreRefused() throws {
         let r = try Releases.get()
