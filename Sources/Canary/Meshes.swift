@@ -94,9 +94,37 @@ enum TwoDeployments {
     }
 }
 
+/// A mesh over two Deployments: promote, rollback and next are the same edits; each mesh says
+/// where its sticky cookie's version is written.
+protocol TwoDeploymentRules: MeshRules {
+    /// The version a track's sticky rule matches and the cookie its weighted route gives.
+    static func setCookieVersion(_ f: CanaryFolder, track: String, version: String)
+}
+
+extension TwoDeploymentRules {
+    static func promote(_ f: CanaryFolder) throws -> [String] {
+        try TwoDeployments.promote(f)
+        if let v = f.trackVersion("stable") { setCookieVersion(f, track: "stable", version: v) }
+        try setWeight(f, 0)
+        return []
+    }
+
+    static func rollback(_ f: CanaryFolder) throws -> [String] {
+        try setWeight(f, 0)
+        return []
+    }
+
+    static func next(_ f: CanaryFolder, _ n: NextCanary) throws -> [String] {
+        try TwoDeployments.next(f, n)
+        setCookieVersion(f, track: "canary", version: n.image.version)
+        try setWeight(f, n.weight)
+        return []
+    }
+}
+
 // MARK: - Istio
 
-enum IstioRules: MeshRules {
+enum IstioRules: TwoDeploymentRules {
     static func files(_ s: CanarySpec) -> [(String, [Node])] {
         TwoDeployments.files(s) + [
             ("service.yaml", [Workloads.service(s, name: s.app, track: nil)]),
@@ -246,7 +274,7 @@ enum IstioRules: MeshRules {
     }
 
     /// Sets the version a sticky rule matches and the cookie the weighted route gives.
-    static func setCookieVersion(_ f: CanaryFolder, subset: String, version: String) {
+    static func setCookieVersion(_ f: CanaryFolder, track subset: String, version: String) {
         let app = f.appName
         for (at, i, r) in rules(f) {
             if isCookieRule(r), r["name"]?.text == "sticky-\(subset)" {
@@ -268,25 +296,6 @@ enum IstioRules: MeshRules {
                 }
             }
         }
-    }
-
-    static func promote(_ f: CanaryFolder) throws -> [String] {
-        try TwoDeployments.promote(f)
-        if let v = f.trackVersion("stable") { setCookieVersion(f, subset: "stable", version: v) }
-        try setWeight(f, 0)
-        return []
-    }
-
-    static func rollback(_ f: CanaryFolder) throws -> [String] {
-        try setWeight(f, 0)
-        return []
-    }
-
-    static func next(_ f: CanaryFolder, _ n: NextCanary) throws -> [String] {
-        try TwoDeployments.next(f, n)
-        setCookieVersion(f, subset: "canary", version: n.image.version)
-        try setWeight(f, n.weight)
-        return []
     }
 
     /// Istio's rules, as its docs and code state them (see DESIGN's appendix).
@@ -368,7 +377,7 @@ enum IstioRules: MeshRules {
 
 // MARK: - Gateway API
 
-enum GatewayAPIRules: MeshRules {
+enum GatewayAPIRules: TwoDeploymentRules {
     static func files(_ s: CanarySpec) -> [(String, [Node])] {
         TwoDeployments.files(s) + [
             ("service-stable.yaml", [Workloads.service(s, name: "\(s.app)-stable", track: .stable)]),
@@ -546,25 +555,6 @@ enum GatewayAPIRules: MeshRules {
                 }
             }
         }
-    }
-
-    static func promote(_ f: CanaryFolder) throws -> [String] {
-        try TwoDeployments.promote(f)
-        if let v = f.trackVersion("stable") { setCookieVersion(f, track: "stable", version: v) }
-        try setWeight(f, 0)
-        return []
-    }
-
-    static func rollback(_ f: CanaryFolder) throws -> [String] {
-        try setWeight(f, 0)
-        return []
-    }
-
-    static func next(_ f: CanaryFolder, _ n: NextCanary) throws -> [String] {
-        try TwoDeployments.next(f, n)
-        setCookieVersion(f, track: "canary", version: n.image.version)
-        try setWeight(f, n.weight)
-        return []
     }
 
     /// Gateway API's rules: parentRefs name a Gateway by name (namespace and section apart),
