@@ -1,5 +1,6 @@
 import Foundation
 import IO
+import Templates
 import Yams
 
 /// A rendered canary folder, read back: `weight`, `promote` and `rollback` change only the
@@ -13,12 +14,39 @@ public final class CanaryFolder {
     private(set) var files: [String: [Node]] = [:]
     /// File name → its text as read.
     private var texts: [String: String] = [:]
-    /// Values replaced in place: file → (line, column, new text), positions of the text as read.
-    private var edits: [String: [(line: Int, column: Int, text: String)]] = [:]
+    /// Values replaced in place: file → edits at positions of the text as read.
+    private var edits: [String: [Edit]] = [:]
+    /// The folder's lock (`.stamp-canary.lock`), held from reading to writing.
+    private var lockFD: Int32 = -1
+    /// File name → its mode as found (kept when it is replaced).
+    private var modes: [String: mode_t] = [:]
+
+    /// A scalar replaced where it stands: its position (libyaml's, 1-based, counting every line
+    /// break YAML knows), its old text when plain (its exact extent), and the new text.
+    struct Edit {
+        var line: Int
+        var column: Int
+        var text: String
+        var oldPlain: String?
+        init(line: Int, column: Int, text: String, oldPlain: String? = nil) {
+            self.line = line
+            self.column = column
+            self.text = text
+            self.oldPlain = oldPlain
+        }
+    }
+
+    /// At most this much of one file is read; a folder's manifests are small.
+    static let maxFileBytes = 4 << 20
+    /// At most this many nodes in one file, aliases expanded (an alias bomb stops here).
+    static let maxNodes = 200_000
     /// Files written anew (a field was added).
     private var rewritten: Set<String> = []
-    /// Files that become a copy of another's text.
+    /// Files that become a copy of another's text, and which.
     private var copied: [String: String] = [:]
+    private var copiedFrom: [String: String] = [:]
+    /// What writing did that a user should know.
+    private var notes: [String] = []
 
     /// A step of a path into a document: a mapping key or a sequence index.
     enum Step: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
@@ -28,22 +56,108 @@ public final class CanaryFolder {
         init(integerLiteral i: Int) { self = .index(i) }
     }
 
-    public init(path: String) throws {
+    /// Reads every `*.yaml` / `*.yml` of the folder: regular files only (no symlink out of the
+    /// folder, no FIFO, no device), each at most 4 MiB and 200,000 nodes. `lock`: exclusive
+    /// (a command that writes; others wait for it), shared (one that reads), or none.
+    public enum Lock { case exclusive, shared, none }
+
+    public init(path: String, lock: Lock = .none) throws {
         self.path = path
         guard Path.isDirectory(path) else {
-            throw CanaryError.usage("\(path): not a folder (stamp canary render writes one)")
+            throw CanaryError.usage("\(Self.shown(path)): not a folder (stamp canary render writes one)")
         }
+        if lock != .none { try takeLock(exclusive: lock == .exclusive) }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         for name in names.sorted() where name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
-            let text: String
-            do { text = try String(contentsOfFile: path + "/" + name, encoding: .utf8) } catch {
-                throw CanaryError.badInput("\(path)/\(name): cannot be read: \(error.localizedDescription)")
+            let file = path + "/" + name
+            var st = stat()
+            guard lstat(file, &st) == 0 else { continue }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                let what = (st.st_mode & S_IFMT) == S_IFLNK ? "a symbolic link" : "not a regular file"
+                throw CanaryError.badInput(
+                    "\(Self.shown(file)): \(what); stamp reads only regular files inside the folder")
+            }
+            guard Int(st.st_size) <= Self.maxFileBytes else {
+                throw CanaryError.badInput(
+                    "\(Self.shown(file)): \(st.st_size) bytes, over the \(Self.maxFileBytes >> 20) MiB a manifest may "
+                        + "have")
+            }
+            modes[name] = st.st_mode & 0o7777
+            let bytes: [UInt8]
+            do { bytes = try ReadableFile(file).readAll(limit: Int64(Self.maxFileBytes)) } catch {
+                throw CanaryError.badInput("\(Self.shown(file)): cannot be read: \(error)")
+            }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw CanaryError.badInput("\(Self.shown(file)): not UTF-8 text")
             }
             texts[name] = text
             do { files[name] = try Array(Yams.compose_all(yaml: text)) } catch {
-                throw CanaryError.badInput("\(path)/\(name): not YAML: \(error)")
+                throw CanaryError.badInput("\(Self.shown(file)): not YAML: \(Self.excerpt("\(error)"))")
+            }
+            var budget = Self.maxNodes
+            for d in files[name]! where !Self.within(d, &budget) {
+                throw CanaryError.badInput(
+                    "\(Self.shown(file)): more than \(Self.maxNodes) nodes with its aliases expanded (an alias bomb?)")
             }
         }
+    }
+
+    deinit { if lockFD >= 0 { close(lockFD) } }
+
+    /// flock on `.stamp-canary.lock` in the folder, as `oci:` layouts lock `index.json`: two
+    /// commands on one folder run one after the other (a weight beside a rollback would undo
+    /// it). Waits up to two minutes.
+    private func takeLock(exclusive: Bool) throws {
+        let fd = open(path + "/.stamp-canary.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            if !exclusive { return }  // a read-only folder can still be checked
+            throw CanaryError(
+                kind: .io, message: "\(Self.shown(path))/.stamp-canary.lock: \(String(cString: strerror(errno)))")
+        }
+        lockFD = fd
+        let deadline = Date().addingTimeInterval(120)
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
+                throw CanaryError(
+                    kind: .io,
+                    message: "\(Self.shown(path)): another stamp command holds the folder (.stamp-canary.lock)")
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// Counts nodes, aliases expanded, down to zero.
+    static func within(_ n: Node, _ budget: inout Int) -> Bool {
+        budget -= 1
+        if budget < 0 { return false }
+        switch n {
+        case .mapping(let m):
+            for (k, v) in m where !within(k, &budget) || !within(v, &budget) { return false }
+        case .sequence(let q):
+            for v in q where !within(v, &budget) { return false }
+        default: break
+        }
+        return true
+    }
+
+    /// A path for a message: control characters escaped, at most 200 characters.
+    static func shown(_ p: String) -> String { excerpt(p, max: 200) }
+
+    /// Text from input for a message: control characters escaped, bounded.
+    static func excerpt(_ s: String, max: Int = 300) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            if out.unicodeScalars.count >= max {
+                out += "…"
+                break
+            }
+            if u.value < 0x20 || u.value == 0x7f || (0x80..<0xa0).contains(u.value) {
+                out += u == "\n" ? "\\n" : u == "\r" ? "\\r" : u == "\t" ? "\\t" : String(format: "\\x%02x", u.value)
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 
     public var mesh: Mesh? {
@@ -96,8 +210,10 @@ public final class CanaryFolder {
         var d = files[at.file]![at.index]
         let old = Self.node(d, path)
         if let scalar = old?.scalar, scalar.string == value.scalar?.string { return }
-        if let mark = old?.mark, old?.scalar != nil, value.scalar != nil, copied[at.file] == nil {
-            edits[at.file, default: []].append((mark.line, mark.column, Self.inline(value)))
+        if let mark = old?.mark, let scalar = old?.scalar, value.scalar != nil, copied[at.file] == nil {
+            let plain = scalar.style == .plain || scalar.style == .any ? scalar.string : nil
+            edits[at.file, default: []].append(
+                Edit(line: mark.line, column: mark.column, text: Self.inline(value), oldPlain: plain))
         } else {
             rewritten.insert(at.file)
         }
@@ -122,6 +238,7 @@ public final class CanaryFolder {
     func copyFile(from: String, to: String) {
         guard let text = texts[from], let docs = files[from] else { return }
         copied[to] = text
+        copiedFrom[to] = from
         files[to] = docs
         edits[to] = nil
         rewritten.remove(to)
@@ -199,19 +316,54 @@ public final class CanaryFolder {
             .replacingOccurrences(of: "\n...", with: "")
     }
 
-    /// `text` with each scalar at (line, column) replaced by its new text: the old one's extent
-    /// is its quoted string, or a plain scalar up to a comment or the end of the line.
-    static func apply(_ edits: [(line: Int, column: Int, text: String)], to text: String) -> String {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+    /// The text as lines the way libyaml counts them (CR LF, CR, LF, NEL, LS, PS each end one),
+    /// each with its own line break, so what is joined back keeps every byte it did not edit.
+    static func lines(_ text: String) -> [(content: [Unicode.Scalar], end: [Unicode.Scalar])] {
+        var out: [(content: [Unicode.Scalar], end: [Unicode.Scalar])] = []
+        var line: [Unicode.Scalar] = []
+        var it = Array(text.unicodeScalars)[...]
+        while let u = it.popFirst() {
+            switch u {
+            case "\r":
+                if it.first == "\n" {
+                    it.removeFirst()
+                    out.append((line, ["\r", "\n"]))
+                } else {
+                    out.append((line, ["\r"]))
+                }
+                line = []
+            case "\n", "\u{85}", "\u{2028}", "\u{2029}":
+                out.append((line, [u]))
+                line = []
+            default:
+                line.append(u)
+            }
+        }
+        out.append((line, []))
+        return out
+    }
+
+    /// `text` with each scalar at (line, column) replaced by its new text: a plain scalar's
+    /// extent is its old text exactly, a quoted one's up to its closing quote on the same line.
+    /// nil when an edit cannot be placed (a multi-line scalar, text that is not the old value).
+    static func apply(_ edits: [Edit], to text: String) -> String? {
+        var lines = lines(text)
         for e in edits.sorted(by: { ($0.line, $0.column) > ($1.line, $1.column) }) {
-            guard e.line - 1 < lines.count else { continue }
-            var line = lines[e.line - 1]
+            guard e.line >= 1, e.line - 1 < lines.count else { return nil }
+            var line = lines[e.line - 1].content
             let start = e.column - 1
-            guard start < line.count else { continue }
+            guard start >= 0, start < line.count else { return nil }
             var end = start
-            if line[start] == "\"" || line[start] == "'" {
+            if let old = e.oldPlain {
+                let want = Array(old.unicodeScalars)
+                guard !want.isEmpty, start + want.count <= line.count,
+                    Array(line[start..<(start + want.count)]) == want
+                else { return nil }
+                end = start + want.count
+            } else if line[start] == "\"" || line[start] == "'" {
                 let q = line[start]
                 end += 1
+                var closed = false
                 while end < line.count {
                     if line[end] == "\\" && q == "\"" {
                         end += 2
@@ -223,18 +375,70 @@ public final class CanaryFolder {
                             continue
                         }
                         end += 1
+                        closed = true
                         break
                     }
                     end += 1
                 }
+                guard closed else { return nil }
             } else {
-                while end < line.count && !(line[end] == "#" && end > start && line[end - 1] == " ") { end += 1 }
-                while end > start && line[end - 1] == " " { end -= 1 }
+                return nil
             }
-            line.replaceSubrange(start..<min(end, line.count), with: Array(e.text.unicodeScalars))
-            lines[e.line - 1] = line
+            line.replaceSubrange(start..<end, with: Array(e.text.unicodeScalars))
+            lines[e.line - 1].content = line
         }
-        return lines.map { String(String.UnicodeScalarView($0)) }.joined(separator: "\n")
+        var out = String.UnicodeScalarView()
+        for l in lines {
+            out.append(contentsOf: l.content)
+            out.append(contentsOf: l.end)
+        }
+        return String(out)
+    }
+
+    /// A document's meaning, for comparing what was written with what was meant: scalars by
+    /// their text and whether YAML reads them as a number, a boolean, null or a string;
+    /// mappings in order; styles, tags and positions left out.
+    static func canonical(_ n: Node) -> String {
+        switch n {
+        case .scalar(let s):
+            if s.style == .plain || s.style == .any {
+                let p = Node(s.string)
+                let kind = p.int != nil ? "i" : p.float != nil ? "f" : p.bool != nil ? "b" : p.null != nil ? "n" : "s"
+                return kind + Quote.json(s.string)
+            }
+            return "s" + Quote.json(s.string)
+        case .mapping(let m):
+            return "{" + m.map { canonical($0.key) + ":" + canonical($0.value) }.joined(separator: ",") + "}"
+        case .sequence(let q):
+            return "[" + q.map(canonical).joined(separator: ",") + "]"
+        case .alias:
+            return "*"
+        }
+    }
+
+    /// The text a file gets: the in-place edits when they re-parse to exactly what was meant,
+    /// else the documents written anew (line breaks as the file had them), checked the same way.
+    func newText(_ name: String) throws -> String {
+        let meant = files[name]!.map(Self.canonical)
+        func means(_ text: String) -> Bool {
+            guard let docs = try? Array(Yams.compose_all(yaml: text)) else { return false }
+            return docs.map(Self.canonical) == meant
+        }
+        if let c = copied[name] { return c }
+        if !rewritten.contains(name), let text = texts[name], let edited = Self.apply(edits[name] ?? [], to: text),
+            means(edited)
+        {
+            return edited
+        }
+        var text = try Y.text(files[name]!)
+        if let old = texts[name], old.contains("\r\n") { text = text.replacingOccurrences(of: "\n", with: "\r\n") }
+        guard means(text) else {
+            throw CanaryError.badInput(
+                "\(Self.shown(path))/\(Self.shown(name)): the change cannot be written so that it reads back as meant; "
+                    + "nothing was changed")
+        }
+        if !rewritten.contains(name) { notes.append("\(name): written anew (an in-place edit would not read back)") }
+        return text
     }
 
     /// The one Deployment of a track (`stamp canary render` names them APP-stable, APP-canary).
@@ -414,18 +618,13 @@ public final class CanaryFolder {
     /// lowers exposure, always writes and reports the problems).
     public func save(allowTag: Bool = false, force: Bool = false) throws -> Saved {
         let changed = Set(edits.keys).union(rewritten).union(copied.keys).sorted()
+        // Every new text first: nothing is written when one of them cannot be.
+        var planned: [(String, String)] = []
+        for name in changed { planned.append((name, try newText(name))) }
         var before: [String: String?] = [:]
-        for name in changed {
-            let text: String
-            if let c = copied[name] {
-                text = c
-            } else if rewritten.contains(name) {
-                text = try Y.text(files[name]!)
-            } else {
-                text = Self.apply(edits[name]!, to: texts[name]!)
-            }
+        for (name, text) in planned {
             before[name] = texts[name]
-            try Self.write(path + "/" + name, text)
+            try Self.write(path + "/" + name, text, mode: modes[name] ?? modes[copiedFrom[name] ?? ""])
             texts[name] = text
         }
         edits = [:]
@@ -443,12 +642,13 @@ public final class CanaryFolder {
             throw CanaryError.badInput(
                 "\(path): not changed, the result would not be a safe canary: " + problems.joined(separator: "; "))
         }
-        return Saved(changed: changed, problems: problems, notes: notes)
+        return Saved(changed: changed, problems: problems, notes: notes + self.notes)
     }
 
-    static func write(_ path: String, _ text: String) throws {
+    static func write(_ path: String, _ text: String, mode: mode_t? = nil) throws {
         let f = try WritableFile.temporary(beside: path)
         try f.write(Array(text.utf8))
+        if let mode { _ = chmod(f.path, mode) }
         try f.commit(to: path)
     }
 

@@ -335,7 +335,7 @@ struct CanaryFolderOptions: ParsableArguments {
     /// write (rollback), what check still finds.
     func apply(_ action: String, force: Bool = false, _ change: (CanaryFolder) throws -> [String]) throws {
         let (folder, saved, todo) = try reportingErrors { () throws -> (CanaryFolder, CanaryFolder.Saved, [String]) in
-            let f = try CanaryFolder(path: self.folder)
+            let f = try CanaryFolder(path: self.folder, lock: .exclusive)
             let todo = try change(f)
             return (f, try f.save(allowTag: allowTag, force: force), todo)
         }
@@ -518,7 +518,7 @@ struct CanaryCheck: ParsableCommand {
     var json = false
 
     func run() throws {
-        let f = try reportingErrors { try CanaryFolder(path: folder) }
+        let f = try reportingErrors { try CanaryFolder(path: folder, lock: .shared) }
         let (problems, notes) = f.check(allowTag: allowTag)
         for n in notes { printError("stamp: note: \(n)") }
         if json {

@@ -82,7 +82,7 @@ struct CanaryStatusCommand: ParsableCommand {
             var expect = CanaryStatus.Expectation(stable: stableVersion, canary: canaryVersion, weight: weight)
             cookieName = cookie
             if let folder {
-                let f = try CanaryFolder(path: folder)
+                let f = try CanaryFolder(path: folder, lock: .shared)
                 let versions = f.versions
                 expect.stable = expect.stable ?? versions.stable
                 expect.canary = expect.canary ?? versions.canary

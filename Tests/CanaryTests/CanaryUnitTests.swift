@@ -91,13 +91,31 @@ import Yams
             return (m.line, m.column)
         }
         let (la, ca) = try at("a"), (lb, cb) = try at("b"), (lc, cc) = try at("c")
-        let out = CanaryFolder.apply(
-            [
-                (la, ca, CanaryFolder.inline(Y.int(70))), (lb, cb, CanaryFolder.inline(Y.str("1.11"))),
-                (lc, cc, CanaryFolder.inline(Y.str("plain"))),
-            ], to: text)
+        let out = try #require(
+            CanaryFolder.apply(
+                [
+                    .init(line: la, column: ca, text: CanaryFolder.inline(Y.int(70)), oldPlain: "95"),
+                    .init(line: lb, column: cb, text: CanaryFolder.inline(Y.str("1.11"))),
+                    .init(line: lc, column: cc, text: CanaryFolder.inline(Y.str("plain"))),
+                ], to: text))
         #expect(out == "# kept\na: 70   # weight of stable\nb: \"1.11\"\nc: plain\nd: [x]")
         let back = try #require(try Yams.compose(yaml: out))
         #expect(back["a"]?.int == 70 && back["b"]?.string == "1.11" && back["c"]?.string == "plain")
+    }
+
+    /// Issue 27, points 1 and 2: lines end where libyaml ends them (CR LF, a bare CR, LF), each
+    /// keeping its own break; a plain scalar's extent is its old text, so a flow mapping's next
+    /// key stays; an edit that cannot be placed is nil, never a guess.
+    @Test func editsKeepLineBreaksAndFlowStyle() throws {
+        let text = "# a bare CR ends this comment\r\rroute: [{host: a, weight: 5}, {host: b, weight: 95}]\r\n"
+        let doc = try #require(try Yams.compose(yaml: text))
+        let w = try #require(doc["route"]?[0]?["weight"]?.mark)
+        let out = try #require(
+            CanaryFolder.apply([.init(line: w.line, column: w.column, text: "30", oldPlain: "5")], to: text))
+        #expect(out == text.replacingOccurrences(of: "weight: 5}", with: "weight: 30}"))
+        #expect(CanaryFolder.lines(text).map(\.end.count) == [1, 1, 2, 0])
+        #expect(w.line == 3)
+        // Not the old value at that place: refused.
+        #expect(CanaryFolder.apply([.init(line: w.line, column: w.column, text: "30", oldPlain: "6")], to: text) == nil)
     }
 }
