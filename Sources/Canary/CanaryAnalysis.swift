@@ -222,12 +222,22 @@ public enum CanaryAnalysis {
     ) -> Result {
         var queries: [(Metric, String, String)] = []
         var values: [String: [Metric: Double]] = ["stable": [:], "canary": [:]]
+        var impossible: [String] = []
         for m in Metric.allCases {
             for (track, version, pods) in [("stable", stable, stablePods), ("canary", canary, canaryPods)] {
                 let q = query(m, version: version, pods: pods, selection: selection, custom: custom[m])
                 queries.append((m, track, q))
                 do {
-                    if let v = try fetch(q), v.isFinite { values[track]![m] = v }
+                    if let v = try fetch(q) {
+                        // A count, a rate, a time or a size below zero, or not a number: the
+                        // data cannot be, and nothing is promoted on it.
+                        guard v.isFinite, v >= 0 else {
+                            impossible.append(
+                                "\(m.title) of \(track): Prometheus answered \(v), which cannot be; not judged")
+                            continue
+                        }
+                        values[track]![m] = v
+                    }
                 } catch {
                     let rows = Metric.allCases.map {
                         Row(metric: $0, stable: nil, canary: nil, comparison: nil, threshold: "", ok: nil, reason: nil)
@@ -238,6 +248,9 @@ public enum CanaryAnalysis {
         }
         let (rows, verdict, reasons) = judge(
             stable: values["stable"]!, canary: values["canary"]!, thresholds: thresholds)
+        if !impossible.isEmpty {
+            return Result(rows: rows, verdict: .inconclusive, reasons: impossible, queries: queries)
+        }
         return Result(rows: rows, verdict: verdict, reasons: reasons, queries: queries)
     }
 

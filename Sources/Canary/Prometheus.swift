@@ -9,27 +9,44 @@ public struct PrometheusClient: Sendable {
     let base: String
     let headers: [(String, String)]
     let seconds: Int64
+    /// What an error must never carry.
+    let secrets: [String]
 
     /// `user`: Basic auth with the password in `$STAMP_PROMETHEUS_PASSWORD`; else a bearer token
     /// in `$STAMP_PROMETHEUS_TOKEN`, if set.
     public init(url: String, user: String?, environment: [String: String], seconds: Int64) throws {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-            throw CanaryError.usage("--prometheus \(url): an http:// or https:// address")
+            throw CanaryError.usage("--prometheus \(Redact.url(url)): an http:// or https:// address")
         }
-        if let authority = url.split(separator: "/").dropFirst(1).first, authority.contains("@") {
+        if Redact.hasCredentials(url) {
             throw CanaryError.usage(
                 "--prometheus: no credentials in the URL (they would show in logs); --prometheus-user with "
                     + "$STAMP_PROMETHEUS_PASSWORD, or $STAMP_PROMETHEUS_TOKEN")
         }
         var headers: [(String, String)] = []
+        var secrets: [String] = []
+        // As read from a file or a Secret: the line break that ends it is not part of it.
+        func clean(_ s: String, _ name: String) throws -> String {
+            let t = s.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard t.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f }) else {
+                throw CanaryError.usage("$\(name): holds control characters (it is not printed)")
+            }
+            return t
+        }
         if let user {
             guard let password = environment["STAMP_PROMETHEUS_PASSWORD"] else {
                 throw CanaryError.usage("--prometheus-user: set the password in $STAMP_PROMETHEUS_PASSWORD")
             }
-            headers.append(("Authorization", Credential(username: user, secret: password).basicHeader))
+            let p = try clean(password, "STAMP_PROMETHEUS_PASSWORD")
+            let header = Credential(username: user, secret: p).basicHeader
+            headers.append(("Authorization", header))
+            secrets += [password, p, header]
         } else if let token = environment["STAMP_PROMETHEUS_TOKEN"], !token.isEmpty {
-            headers.append(("Authorization", "Bearer " + token))
+            let t = try clean(token, "STAMP_PROMETHEUS_TOKEN")
+            headers.append(("Authorization", "Bearer " + t))
+            secrets += [token, t]
         }
+        self.secrets = secrets
         self.url = url
         base = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.headers = headers
@@ -44,7 +61,9 @@ public struct PrometheusClient: Sendable {
         let q = promql.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
         let r: HTTPGet.Response
         do { r = try HTTPGet.get(base + "/api/v1/query?query=" + q, headers: headers, seconds: seconds) } catch {
-            throw CanaryError(kind: .network, message: "Prometheus at \(url) cannot be reached: \(error)")
+            throw CanaryError(
+                kind: .network,
+                message: Redact.secrets("Prometheus at \(url) cannot be reached: \(error)", secrets))
         }
         if r.status == 401 || r.status == 403 {
             throw CanaryError.usage("Prometheus at \(url) refused the credentials (HTTP \(r.status))")

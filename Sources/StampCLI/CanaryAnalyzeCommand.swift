@@ -131,6 +131,15 @@ struct CanaryAnalyze: ParsableCommand {
         t.minRequests = Double(minRequests)
         t.maxErrorRate = try fraction(maxErrorRate, "--max-error-rate")
         t.maxErrorRateIncrease = try fraction(maxErrorRateIncrease, "--max-error-rate-increase")
+        for (flag, v) in [
+            ("--max-latency-ratio", maxLatencyRatio), ("--max-p95-ratio", maxP95Ratio),
+            ("--max-memory-ratio", maxMemoryRatio),
+        ] where !(v.isFinite && v > 0 && v <= 1000) {
+            throw StampError.usage("\(flag) \(v): a ratio above 0 (1.25 is 25% more than stable's)")
+        }
+        guard (0...1_000_000_000).contains(minRequests) else {
+            throw StampError.usage("--min-requests \(minRequests): 0 or more")
+        }
         t.maxLatencyRatio = maxLatencyRatio
         t.maxP95Ratio = maxP95Ratio
         t.maxMemoryRatio = maxMemoryRatio

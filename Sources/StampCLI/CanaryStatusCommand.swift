@@ -100,7 +100,11 @@ struct CanaryStatusCommand: ParsableCommand {
                 throw StampError.usage("give --folder, or --canary-version (and --stable-version, --weight)")
             }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw StampError.usage("--url \(url): an http:// or https:// address")
+                throw StampError.usage("--url \(Redact.url(url)): an http:// or https:// address")
+            }
+            guard !Redact.hasCredentials(url) else {
+                throw StampError.usage(
+                    "--url \(Redact.url(url)): no credentials in the URL (they would show in logs and reports)")
             }
             guard requests >= 0, headerRequests >= 0, requests + headerRequests > 0, concurrency >= 1 else {
                 throw StampError.usage("--requests, --header-requests: 0 or more, not both 0; --concurrency: 1 or more")

@@ -271,4 +271,39 @@ struct CanaryAnalyzeTests {
         #expect(wrong.status == 3 && !(wrong.out + wrong.err).contains("not-it-456"), "\(wrong.out)")
     }
 
+    /// Issue 27, point 5: data that cannot be (a negative time or size, NaN) is never promoted
+    /// on: inconclusive (exit 3); a threshold that is no ratio is refused.
+    @Test func impossibleDataIsInconclusiveAndThresholdsAreChecked() throws {
+        let s = try Stack.get()
+        for q in ["latency_avg=vector(-3)", "memory=-1 * vector(5)", "latency_p95=vector(0) / 0"] {
+            let (r, j) = try analyze(s.url, "healthy", ["--json", "--query", q])
+            #expect(r.status == 3, "\(q): \(r.out)")
+            #expect(j["verdict"] as? String == "inconclusive", "\(q)")
+        }
+        let (neg, _) = try analyze(s.url, "healthy", ["--query", "latency_avg=vector(-3)"])
+        #expect(neg.out.contains("cannot be"), "\(neg.out)")
+        for bad in ["--max-latency-ratio=nan", "--max-memory-ratio=-1", "--max-p95-ratio=inf"] {
+            let (r, _) = try analyze(s.url, "healthy", [bad])
+            let flag = String(bad.prefix { $0 != "=" })
+            #expect(r.status == 2 && r.err.contains(flag + " "), "\(bad): \(r.err)")
+        }
+    }
+
+    /// Issue 27, points 6 and 8: a token read from a file (its line break kept) works and is
+    /// never printed; credentials in a URL are refused and not echoed.
+    @Test func secretsAreNeverPrinted() throws {
+        let s = try Stack.get()
+        let (bearer, _) = try analyze(s.bearerURL, "healthy", env: ["STAMP_PROMETHEUS_TOKEN": "t0ken-xyz\n"])
+        #expect(bearer.status == 0, "\(bearer.out)\(bearer.err)")
+        let closed = "http://127.0.0.1:\(freePort())"
+        let (down, _) = try analyze(closed, "healthy", ["--json"], env: ["STAMP_PROMETHEUS_TOKEN": "abc-secret-123\n"])
+        #expect(down.status == 3, "\(down.out)\(down.err)")
+        #expect(!(down.out + down.err).contains("abc-secret-123"), "\(down.out)\(down.err)")
+        let (inURL, _) = try analyze("http://ci:pa55word-9@127.0.0.1:9", "healthy")
+        #expect(inURL.status == 2 && !(inURL.out + inURL.err).contains("pa55word-9"), "\(inURL.err)")
+        let status = try stamp([
+            "canary", "status", "--url", "http://ci:pa55word-9@127.0.0.1:9", "--canary-version", "v2",
+        ])
+        #expect(status.status == 2 && !(status.out + status.err).contains("pa55word-9"), "\(status.err)")
+    }
 }

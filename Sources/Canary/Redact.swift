@@ -1,0 +1,28 @@
+import Foundation
+
+/// What stamp never prints: the credentials in a URL, a token or a password that an error of
+/// a library quotes back.
+public enum Redact {
+    /// `scheme://user:password@host/…` → `scheme://***@host/…`; other text as it is.
+    public static func url(_ s: String) -> String {
+        guard let scheme = s.range(of: "://") else { return s }
+        let rest = s[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex
+        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return s }
+        return String(s[..<scheme.upperBound]) + "***" + String(rest[at...])
+    }
+
+    /// Whether a URL carries credentials (`user[:password]@`).
+    public static func hasCredentials(_ s: String) -> Bool { url(s) != s }
+
+    /// `text` with every occurrence of each secret (and of its trimmed form) replaced.
+    public static func secrets(_ text: String, _ secrets: [String]) -> String {
+        var out = text
+        for s in secrets {
+            for form in [s, s.trimmingCharacters(in: .whitespacesAndNewlines)] where form.count >= 4 {
+                out = out.replacingOccurrences(of: form, with: "(redacted)")
+            }
+        }
+        return out
+    }
+}
