@@ -652,42 +652,73 @@ public final class CanaryFolder {
         try f.commit(to: path)
     }
 
-    /// Renders `spec` into `path` (a new or empty folder, or one stamp rendered before: its
-    /// files are replaced, other files are left), after the same checks `save` makes.
+    /// The file that says a folder is stamp's, and which files stamp wrote in it.
+    public static let marker = ".stamp-canary.json"
+
+    /// Renders `spec` into `path`: a new or empty folder, or one stamp rendered (its marker lists
+    /// the files stamp wrote). Only those files are replaced or removed; kustomization.yaml keeps
+    /// everything of a user's (patches, images, generators, resources of their own) but the
+    /// resource list of stamp's files and the namespace. Checked before anything is written.
     public static func render(_ spec: CanarySpec, into path: String, allowTag: Bool) throws -> [String] {
+        let shownPath = shown(path)
         if Path.exists(path) && !Path.isDirectory(path) {
-            throw CanaryError.usage("--output \(path): exists and is not a folder")
+            throw CanaryError.usage("--output \(shownPath): exists and is not a folder")
         }
-        // Rendering again: the resources a user added to kustomization.yaml stay listed, and the
-        // files of stamp's earlier render that this one does not write (another --mesh) go.
-        let before =
-            (try? String(contentsOfFile: path + "/kustomization.yaml", encoding: .utf8))
-            .flatMap { try? Yams.compose(yaml: $0) }?["resources"]?.items.compactMap(\.text) ?? []
-        let files = try spec.render(keeping: before.filter { !CanarySpec.fileNames.contains($0) })
-        let stale = Set(before).intersection(CanarySpec.fileNames).subtracting(files.map(\.name))
-        let staging = path + ".stamp-render-\(getpid())"
-        try? FileManager.default.removeItem(atPath: staging)
-        do {
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            for (name, docs) in files { try write(staging + "/" + name, try Y.text(docs)) }
-            // stamp's own files (the resources a user listed are not in the staging folder).
-            let problems = try CanaryFolder(path: staging).check(allowTag: allowTag, build: false).problems
-            guard problems.isEmpty else {
-                throw CanaryError.badInput(
-                    "the rendered folder would not be a safe canary: " + problems.joined(separator: "; "))
-            }
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            for (name, _) in files {
-                guard rename(staging + "/" + name, path + "/" + name) == 0 else {
-                    throw CanaryError(kind: .io, message: "\(path)/\(name): \(String(cString: strerror(errno)))")
-                }
-            }
-            try? FileManager.default.removeItem(atPath: staging)
-            for name in stale { try? FileManager.default.removeItem(atPath: path + "/" + name) }
-        } catch {
-            try? FileManager.default.removeItem(atPath: staging)
-            throw error
+        let existing = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter {
+            $0 != ".stamp-canary.lock"
         }
-        return files.map(\.name)
+        var ours: Set<String> = []
+        if !existing.isEmpty {
+            guard let data = FileManager.default.contents(atPath: path + "/" + marker),
+                let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let files = j["files"] as? [String]
+            else {
+                throw CanaryError.usage(
+                    "--output \(shownPath): a folder stamp did not render (no \(marker)); give a new or empty folder "
+                        + "(your own Kustomize folder can list it as a resource)")
+            }
+            ours = Set(files).intersection(CanarySpec.fileNames)
+        }
+        // The resources a user added to kustomization.yaml stay listed, after stamp's.
+        let oldKustomization =
+            (try? String(contentsOfFile: path + "/kustomization.yaml", encoding: .utf8)).flatMap {
+                try? Yams.compose(yaml: $0)
+            }
+        let before = oldKustomization?["resources"]?.items.compactMap(\.text) ?? []
+        var files = try spec.render(keeping: before.filter { !ours.contains($0) && !CanarySpec.fileNames.contains($0) })
+        for (name, _) in files where name != "kustomization.yaml" && existing.contains(name) && !ours.contains(name) {
+            throw CanaryError.usage(
+                "--output \(shownPath): \(shown(name)) is not stamp's (not in \(marker)); nothing was written")
+        }
+        if var k = oldKustomization, case .mapping = k, let fresh = files.first?.docs.first {
+            // A user's kustomization.yaml: only the keys stamp owns change.
+            for key in ["resources", "namespace"] { k[key] = fresh[key] }
+            files[0] = ("kustomization.yaml", [k])
+        }
+        let stale = ours.subtracting(files.map(\.name))
+        let staging = try Path.makeTemporaryDirectory(beside: path.hasSuffix("/") ? String(path.dropLast()) : path)
+        defer {
+            removeTree(staging)
+            TemporaryFolders.done(staging)
+        }
+        for (name, docs) in files { try write(staging + "/" + name, try Y.text(docs)) }
+        // stamp's own files (the resources a user listed are not in the staging folder).
+        let problems = try CanaryFolder(path: staging).check(allowTag: allowTag, build: false).problems
+        guard problems.isEmpty else {
+            throw CanaryError.badInput("the rendered folder would not be a safe canary: " + problems.joined(separator: "; "))
+        }
+        let names = files.map(\.name)
+        let markerJSON = try JSONSerialization.data(
+            withJSONObject: ["renderedBy": "stamp canary render", "files": names.filter { $0 != "kustomization.yaml" }],
+            options: [.sortedKeys, .prettyPrinted])
+        try write(staging + "/" + marker, String(decoding: markerJSON, as: UTF8.self) + "\n")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        for name in names + [marker] {
+            guard rename(staging + "/" + name, path + "/" + name) == 0 else {
+                throw CanaryError(kind: .io, message: "\(shownPath)/\(name): \(String(cString: strerror(errno)))")
+            }
+        }
+        for name in stale { try? FileManager.default.removeItem(atPath: path + "/" + name) }
+        return names
     }
 }

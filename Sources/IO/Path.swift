@@ -201,7 +201,7 @@ public enum TemporaryFolders {
 }
 
 /// Removes a file or a folder and everything in it, without following symlinks.
-func removeTree(_ path: String) {
+public func removeTree(_ path: String) {
     var st = stat()
     guard lstat(path, &st) == 0 else { return }
     if (st.st_mode & S_IFMT) == S_IFDIR {

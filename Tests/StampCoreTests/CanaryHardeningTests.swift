@@ -155,4 +155,44 @@ struct CanaryHardeningTests {
         let mode = try FileManager.default.attributesOfItem(atPath: dir + "/virtualservice.yaml")[.posixPermissions]
         #expect((mode as? NSNumber)?.intValue == 0o600)
     }
+
+    /// Point 9: render writes only into a new or empty folder or one it rendered (its marker);
+    /// a user's files are never overwritten or removed; their kustomization.yaml keeps its
+    /// patches, images and generators.
+    @Test func renderNeverTakesAUsersFiles() throws {
+        let mine = try tempDir() + "/mine"
+        try FileManager.default.createDirectory(atPath: mine, withIntermediateDirectories: true)
+        let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: mine\n"
+        try service.write(toFile: mine + "/service.yaml", atomically: true, encoding: .utf8)
+        let args = [
+            "canary", "render", "--stable", "reg.corp/ai/llm@sha256:" + String(repeating: "a", count: 64),
+            "--stable-version", "v2.0", "--canary", "reg.corp/ai/llm@sha256:" + String(repeating: "b", count: 64),
+            "--canary-version", "v2.1", "--host", "ai.corp.local", "--gateway", "istio-system/public",
+            "--canary-storage", "fresh",
+        ]
+        let r = try stamp(args + ["--output", mine])
+        #expect(r.status == 2 && r.err.contains("a folder stamp did not render"), "\(r.err)")
+        #expect(try text(mine, "service.yaml") == service)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mine) == ["service.yaml"])
+
+        let dir = try folder()
+        var k = try text(dir, "kustomization.yaml")
+        k += "images:\n- name: busybox\n  newTag: \"1.36\"\nconfigMapGenerator:\n- name: extra\n  literals:\n  - a=1\n"
+        k += "patches:\n- path: limits.yaml\n"
+        try k.write(toFile: dir + "/kustomization.yaml", atomically: true, encoding: .utf8)
+        let limits =
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: anything-llm-canary\nspec:\n  replicas: 1\n"
+        try limits.write(toFile: dir + "/limits.yaml", atomically: true, encoding: .utf8)
+        let again = try stamp(
+            args.map { $0 == "v2.1" ? "v2.2" : $0 } + ["--mesh", "gateway-api", "--gateway", "infra/public", "--output", dir])
+        #expect(again.status == 0, "\(again.err)")
+        let kk = try #require(try Yams.compose(yaml: try text(dir, "kustomization.yaml")))
+        #expect(kk["images"]?[0]?["name"]?.string == "busybox" && kk["configMapGenerator"] != nil)
+        #expect(kk["patches"]?[0]?["path"]?.string == "limits.yaml")
+        #expect(try text(dir, "limits.yaml") == limits)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(!names.contains("virtualservice.yaml") && names.contains("httproute.yaml"))
+        #expect(!names.contains { $0.contains("stamp-render") || $0.hasSuffix(".tmp") }, "\(names)")
+        #expect(try run(["kubectl", "kustomize", dir]).status == 0)
+    }
 }
