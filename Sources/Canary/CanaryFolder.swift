@@ -705,11 +705,14 @@ public final class CanaryFolder {
         // stamp's own files (the resources a user listed are not in the staging folder).
         let problems = try CanaryFolder(path: staging).check(allowTag: allowTag, build: false).problems
         guard problems.isEmpty else {
-            throw CanaryError.badInput("the rendered folder would not be a safe canary: " + problems.joined(separator: "; "))
+            throw CanaryError.badInput(
+                "the rendered folder would not be a safe canary: " + problems.joined(separator: "; "))
         }
         let names = files.map(\.name)
         let markerJSON = try JSONSerialization.data(
-            withJSONObject: ["renderedBy": "stamp canary render", "files": names.filter { $0 != "kustomization.yaml" }],
+            withJSONObject: [
+                "renderedBy": "stamp canary render", "files": names.filter { $0 != "kustomization.yaml" },
+            ],
             options: [.sortedKeys, .prettyPrinted])
         try write(staging + "/" + marker, String(decoding: markerJSON, as: UTF8.self) + "\n")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -155,6 +155,14 @@ public struct CanarySpec: Sendable {
                     + "stays Pending and two processes would write one SQLite file. Run 1:1 (0 to stop one)")
         }
         try Hosts.check(host)
+        // What the API server would refuse at apply time is refused here.
+        guard
+            storageSize.range(of: #"^[0-9]+(\.[0-9]+)?(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"#, options: .regularExpression)
+                != nil
+        else {
+            throw CanaryError.usage("--storage-size \(storageSize.prefix(40)): a Kubernetes quantity like 10Gi or 500M")
+        }
+        if let storageClass { try Labels.checkName(storageClass, what: "--storage-class", subdomain: true) }
         guard !headerName.isEmpty, headerName.utf8.allSatisfy({ Labels.isAlnum($0) || $0 == 45 }) else {
             throw CanaryError.usage("--header \"\(headerName)\": a header name is letters, digits and '-'")
         }

@@ -108,6 +108,11 @@ public struct ReleaseImage: Sendable, Equatable {
         do { ref = try RegistryReference.parse(reference) } catch {
             throw CanaryError.badInput("\(role) \(path): output \(reference) is not a registry reference: \(error)")
         }
+        if let pinned = ref.digest, pinned != digest {
+            throw CanaryError.badInput(
+                "\(role) \(path): the record contradicts itself: its output \(ref.name)@\(pinned) is not the digest "
+                    + "it records (\(digest))")
+        }
         var image = ReleaseImage(name: ref.name, digest: digest, tag: ref.tag, version: version ?? "")
         image.facts = facts.flatMap(AppFacts.init(json:))
         return image

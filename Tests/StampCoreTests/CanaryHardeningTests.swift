@@ -184,7 +184,9 @@ struct CanaryHardeningTests {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: anything-llm-canary\nspec:\n  replicas: 1\n"
         try limits.write(toFile: dir + "/limits.yaml", atomically: true, encoding: .utf8)
         let again = try stamp(
-            args.map { $0 == "v2.1" ? "v2.2" : $0 } + ["--mesh", "gateway-api", "--gateway", "infra/public", "--output", dir])
+            args.map { $0 == "v2.1" ? "v2.2" : $0 } + [
+                "--mesh", "gateway-api", "--gateway", "infra/public", "--output", dir,
+            ])
         #expect(again.status == 0, "\(again.err)")
         let kk = try #require(try Yams.compose(yaml: try text(dir, "kustomization.yaml")))
         #expect(kk["images"]?[0]?["name"]?.string == "busybox" && kk["configMapGenerator"] != nil)
@@ -194,5 +196,33 @@ struct CanaryHardeningTests {
         #expect(!names.contains("virtualservice.yaml") && names.contains("httproute.yaml"))
         #expect(!names.contains { $0.contains("stamp-render") || $0.hasSuffix(".tmp") }, "\(names)")
         #expect(try run(["kubectl", "kustomize", dir]).status == 0)
+    }
+
+    /// Point 13: what the API server refuses is refused at render (one line, nothing written),
+    /// and so is a record that contradicts itself.
+    @Test func valuesKubernetesRefusesAndSelfContradictoryRecords() throws {
+        let root = try tempDir()
+        let a = "reg.corp/ai/llm@sha256:" + String(repeating: "a", count: 64)
+        let args = [
+            "canary", "render", "--stable", a, "--stable-version", "v2.0", "--host", "ai.corp.local", "--gateway",
+            "istio-system/public", "--canary-storage", "fresh",
+        ]
+        let b = "reg.corp/ai/llm@sha256:" + String(repeating: "b", count: 64)
+        for (extra, text) in [
+            (["--storage-size", "ten gigs"], "--storage-size"), (["--storage-class", "Fast_SSD"], "--storage-class"),
+        ] {
+            let out = root + "/\(UUID().uuidString)"
+            let r = try stamp(args + ["--canary", b, "--canary-version", "v2.1", "--output", out] + extra)
+            #expect(r.status == 2 && r.err.contains(text), "\(extra): \(r.err)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+        let record = root + "/canary.lock.json"
+        try """
+        {"lockVersion": 1, "base": {"reference": "x", "digest": "sha256:\(String(repeating: "c", count: 64))"},
+         "output": {"reference": "docker://\(b)", "digest": "sha256:\(String(repeating: "d", count: 64))",
+                    "version": "v2.1"}}
+        """.write(toFile: record, atomically: true, encoding: .utf8)
+        let r = try stamp(args + ["--canary", record, "--output", root + "/x"])
+        #expect(r.status == 2 && r.err.contains("contradicts itself"), "\(r.err)")
     }
 }
