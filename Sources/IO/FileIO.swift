@@ -57,7 +57,9 @@ public final class ReadableFile: Sendable {
 
     public init(_ path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Opened without blocking: a FIFO would wait for a writer forever. Only regular files
+        // are read (a device or a FIFO has no size and no end to trust).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw IOError.open(path, IOError.errnoText()) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
@@ -68,6 +70,11 @@ public final class ReadableFile: Sendable {
             close(fd)
             throw IOError.open(path, "is a directory")
         }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw IOError.open(path, "is not a regular file (\(Path.kind(st.st_mode)))")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         self.fd = fd
         self.size = Int64(st.st_size)
     }

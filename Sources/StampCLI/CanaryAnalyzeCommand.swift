@@ -122,7 +122,7 @@ struct CanaryAnalyze: ParsableCommand {
     }
 
     func prepare() throws -> Setup {
-        guard watch >= 1 else { throw StampError.usage("--watch \(watch): 1 or more") }
+        guard (1...10_000).contains(watch) else { throw StampError.usage("--watch \(watch): 1 to 10000") }
         guard stable != canary else { throw StampError.usage("--stable and --canary are both \(stable)") }
         guard window.range(of: #"^([0-9]+(ms|s|m|h|d|w|y))+$"#, options: .regularExpression) != nil else {
             throw StampError.usage("--window \(window): a Prometheus duration like 10m or 1h30m")

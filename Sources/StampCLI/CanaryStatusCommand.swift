@@ -106,8 +106,11 @@ struct CanaryStatusCommand: ParsableCommand {
                 throw StampError.usage(
                     "--url \(Redact.url(url)): no credentials in the URL (they would show in logs and reports)")
             }
-            guard requests >= 0, headerRequests >= 0, requests + headerRequests > 0, concurrency >= 1 else {
-                throw StampError.usage("--requests, --header-requests: 0 or more, not both 0; --concurrency: 1 or more")
+            guard (0...100_000).contains(requests), (0...100_000).contains(headerRequests),
+                requests + headerRequests > 0, (1...256).contains(concurrency)
+            else {
+                throw StampError.usage(
+                    "--requests, --header-requests: 0 to 100000, not both 0; --concurrency: 1 to 256")
             }
             let (name, value, _) = try canaryHeader(header)
             let total = try HealthPlan.duration(timeout, "--timeout") ?? 30_000_000_000

@@ -44,9 +44,32 @@ public struct StampCommand: ParsableCommand {
 /// Runs library code, turning its errors into one line on stderr and a non-zero exit.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch {
-        printError("stamp: error: \(error)")
+        printError("stamp: error: " + oneLine("\(error)"))
         throw ExitCode(ErrorKind.of(error, unknown: .library).exitStatus)
     }
+}
+
+/// An error as one line a terminal or a CI log shows as it is: control characters (a newline,
+/// NUL, ESC that would start a terminal sequence or fake a log line) escaped, and at most 2,000
+/// characters (what an input quoted back can hold is unbounded).
+func oneLine(_ text: String, max: Int = 2000) -> String {
+    var out = String.UnicodeScalarView()
+    var count = 0
+    for u in text.unicodeScalars {
+        if count >= max {
+            out.append(contentsOf: "… (\(text.unicodeScalars.count - count) more characters)".unicodeScalars)
+            break
+        }
+        count += 1
+        if u.value < 0x20 || u.value == 0x7f || (0x80..<0xa0).contains(u.value) {
+            let escaped =
+                u == "\n" ? "\\n" : u == "\r" ? "\\r" : u == "\t" ? "\\t" : "\\u{\(String(u.value, radix: 16))}"
+            out.append(contentsOf: escaped.unicodeScalars)
+        } else {
+            out.append(u)
+        }
+    }
+    return String(out)
 }
 
 func printError(_ line: String) {

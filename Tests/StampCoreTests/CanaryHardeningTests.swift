@@ -225,4 +225,42 @@ struct CanaryHardeningTests {
         let r = try stamp(args + ["--canary", record, "--output", root + "/x"])
         #expect(r.status == 2 && r.err.contains("contradicts itself"), "\(r.err)")
     }
+
+    /// Points 10 and 11: a FIFO given as a record or as stamp.yaml is refused at once, numbers
+    /// at the edge of what flags take are refused (never a crash), and an error line quoting
+    /// input is one escaped, bounded line.
+    @Test func fifosEdgeNumbersAndHostileTextInErrors() throws {
+        let root = try tempDir()
+        #expect(mkfifo(root + "/record.json", 0o644) == 0)
+        let start = Date()
+        let r = try stamp([
+            "canary", "render", "--stable", root + "/record.json", "--canary", root + "/record.json", "--host",
+            "ai.corp.local", "--canary-storage", "fresh", "--output", root + "/out",
+        ])
+        #expect(r.status == 2 && r.err.contains("not a regular file"), "\(r.err)")
+        #expect(mkfifo(root + "/stamp.yaml", 0o644) == 0)
+        let b = try stamp(["build", "--config", root + "/stamp.yaml"])
+        #expect(b.status != 0 && b.status != 70, "\(b.err)")
+        #expect(Date().timeIntervalSince(start) < 20, "a FIFO blocked")
+        let big = try stamp([
+            "canary", "status", "--url", "http://127.0.0.1:9", "--canary-version", "v2", "--requests",
+            "9223372036854775807", "--header-requests", "1",
+        ])
+        #expect(big.status == 2, "\(big.err)")
+        let watch = try stamp([
+            "canary", "analyze", "--prometheus", "http://127.0.0.1:9", "--stable", "a", "--canary", "b", "--watch",
+            "9223372036854775807",
+        ])
+        #expect(watch.status == 2, "\(watch.err)")
+        let hostile = "x\u{1b}[2J\nstamp: ok: fake line\u{0}" + String(repeating: "y", count: 100_000)
+        let e = try stamp([
+            "canary", "render", "--stable", "reg.corp/ai/llm@sha256:" + String(repeating: "a", count: 64),
+            "--stable-version", "v2.0", "--canary", "reg.corp/ai/llm@sha256:" + String(repeating: "b", count: 64),
+            "--canary-version", "v2.1", "--canary-storage", "fresh", "--gateway", "mesh", "--host", hostile,
+            "--output", root + "/o",
+        ])
+        #expect(e.status == 2 && e.err.contains("--host") && e.err.contains("\\n"), "\(e.err.prefix(300))")
+        #expect(!e.err.contains("\u{1b}") && !e.err.contains("\u{0}"), "\(e.err.prefix(300))")
+        #expect(e.err.split(separator: "\n").count == 1 && e.err.count < 3000, "\(e.err.count)")
+    }
 }
