@@ -23,26 +23,32 @@ public enum Patch {
         removing owned: Set<String> = StampPlan.ownedKeys
     ) -> JSONValue {
         var c = base
-        var inner: JSONValue = (c["config"]?.isObject ?? false) ? c["config"]! : .object([])
-        inner["Labels"] = merge(inner["Labels"], stamp.labels, removing: owned)
-
-        var env = (inner["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }
-        let setting = Set(stamp.env.map(\.0))
-        env.removeAll { e in
-            let k = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
-            return Stamp.Env.owned.contains(k) && !setting.contains(k)
-        }
-        for (k, v) in stamp.env {
-            let entry = "\(k)=\(v)"
-            if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) {
-                env[i] = entry
-            } else {
-                env.append(entry)
+        // The stamp's keys of a container config: labels, env, Healthcheck.
+        func patched(_ obj: JSONValue?) -> JSONValue {
+            var inner: JSONValue = (obj?.isObject ?? false) ? obj! : .object([])
+            inner["Labels"] = merge(inner["Labels"], stamp.labels, removing: owned)
+            var env = (inner["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }
+            let setting = Set(stamp.env.map(\.0))
+            env.removeAll { e in
+                let k = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e
+                return Stamp.Env.owned.contains(k) && !setting.contains(k)
             }
+            for (k, v) in stamp.env {
+                let entry = "\(k)=\(v)"
+                if let i = env.firstIndex(where: { $0 == k || $0.hasPrefix(k + "=") }) {
+                    env[i] = entry
+                } else {
+                    env.append(entry)
+                }
+            }
+            inner["Env"] = .array(env.map { .string($0) })
+            if let h = stamp.healthcheck { inner["Healthcheck"] = h.json }
+            return inner
         }
-        inner["Env"] = .array(env.map { .string($0) })
-        if let h = stamp.healthcheck { inner["Healthcheck"] = h.json }
-        c["config"] = inner
+        c["config"] = patched(c["config"])
+        // Docker's legacy copy (`buildah commit --format docker` and old `docker commit` write
+        // one): podman 4.3 reads its Healthcheck, so every key stamp owns agrees in both.
+        if c["container_config"]?.isObject == true { c["container_config"] = patched(c["container_config"]) }
         c["created"] = .string(stamp.created.rfc3339)
 
         var entry: JSONValue = .object([

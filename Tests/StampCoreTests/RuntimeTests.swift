@@ -233,6 +233,48 @@ extension RuntimeTests {
             }
         }
 
+        /// Issue 27, point 14: a base committed by `buildah commit --format docker` carries Docker's
+        /// legacy `container_config`, whose Healthcheck podman 4.3 reads: stamp's Healthcheck must
+        /// be there too, and podman must run stamp's check, not the base's (which always fails).
+        @Test func aBuildahDockerFormatBaseRunsStampsHealthCheck() throws {
+            let storage = ["--storage-driver", "vfs", "--root", dir + "/buildah", "--runroot", dir + "/buildah-run"]
+            let from = try run(["buildah"] + storage + ["from", "docker-archive:" + (try Runtime.base("node"))])
+            try #require(from.status == 0, "buildah from: \(from.err)")
+            let ctr = from.out.trimmingCharacters(in: .whitespacesAndNewlines)
+            let cfg = try run(
+                ["buildah"] + storage + ["config", "--healthcheck", "CMD-SHELL exit 1", "--label", "base=legacy", ctr])
+            try #require(cfg.status == 0, "buildah config: \(cfg.err)")
+            let commit = try run(["buildah"] + storage + ["commit", "--format", "docker", ctr, "localhost/legacy:1"])
+            try #require(commit.status == 0, "buildah commit: \(commit.err)")
+            let base = dir + "/legacy.tar"
+            let push = try run(
+                ["buildah"] + storage + ["push", "localhost/legacy:1", "docker-archive:\(base):localhost/legacy:1"])
+            try #require(push.status == 0, "buildah push: \(push.err)")
+            let baseConfig = try JSONValue.parse(
+                Array(try run(["skopeo", "inspect", "--config", "--raw", "docker-archive:" + base]).out.utf8))
+            try #require(
+                baseConfig["container_config"]?["Healthcheck"] != nil,
+                "buildah wrote no container_config Healthcheck: the case this test is for does not arise")
+
+            let out = dir + "/legacy-stamped.tar"
+            let b = try Runtime.stampImage(
+                "docker-archive:" + base, "oci-archive:" + out, version: "v7-legacy", tag: "stamp-runtime/legacy:v7")
+            try #require(b.status == 0, "stamp build: \(b.err)")
+            let config = try JSONValue.parse(
+                Array(try run(["skopeo", "inspect", "--config", "--raw", "oci-archive:" + out]).out.utf8))
+            for key in ["config", "container_config"] {
+                #expect(
+                    config[key]?["Healthcheck"]?["Test"]?.arrayValue?.last?.stringValue
+                        == "/app/health-check-enhanced.sh", "\(key)")
+                #expect(
+                    config[key]?["Labels"]?["org.opencontainers.image.version"]?.stringValue == "v7-legacy", "\(key)")
+            }
+            try withContainer(out, image: "stamp-runtime/legacy:v7") { id, _ in
+                let hc = try podman(["healthcheck", "run", id])
+                #expect(hc.status == 0, "podman ran the base's check, not stamp's: \(hc.out) \(hc.err)")
+            }
+        }
+
         @Test func busyboxOnlyBaseUsesBusyboxWget() throws {
             let out = dir + "/busybox.tar"
             let b = try Runtime.stampImage(
