@@ -67,12 +67,29 @@ import OCI
         let baseImage = try ImageReader.open(.ociArchive(path: base, ref: "1.16.0"))
         let stamped = try ImageReader.open(.ociArchive(path: out, ref: nil))
         for (b, s) in zip(baseImage.images, stamped.images) {
-            let owned: Set<String> = ["config", "created", "history", "rootfs"]
+            let owned: Set<String> = ["config", "container_config", "created", "history", "rootfs"]
             for (k, v) in b.config.objectValue! where !owned.contains(k) {
                 #expect(s.config[k] == v, "top-level key \(k) changed")
             }
-            for (k, v) in b.config["config"]!.objectValue! where !["Labels", "Env", "Healthcheck"].contains(k) {
-                #expect(s.config["config"]![k] == v, "config.\(k) changed")
+            // Docker's legacy copy, where the base has one, holds the same stamp keys as config.
+            for key in ["config", "container_config"] where b.config[key]?.objectValue != nil {
+                for (k, v) in b.config[key]!.objectValue! where !["Labels", "Env", "Healthcheck"].contains(k) {
+                    #expect(s.config[key]![k] == v, "\(key).\(k) changed")
+                }
+                // What the stamp set in config (labels and env entries new or changed, the
+                // Healthcheck) is the same in the legacy copy; the rest of each stays its own.
+                let newLabels = s.config["config"]!["Labels"]!.stringMap.filter {
+                    b.config["config"]!["Labels"]?.stringMap[$0.key] != $0.value
+                }
+                let labels = s.config[key]!["Labels"]?.stringMap ?? [:]
+                #expect(newLabels.allSatisfy { labels[$0.key] == $0.value }, "\(key).Labels disagree")
+                let baseEnv = Set((b.config["config"]!["Env"]?.arrayValue ?? []).compactMap(\.stringValue))
+                let env = Set((s.config[key]!["Env"]?.arrayValue ?? []).compactMap(\.stringValue))
+                let newEnv = (s.config["config"]!["Env"]?.arrayValue ?? []).compactMap(\.stringValue).filter {
+                    !baseEnv.contains($0)
+                }
+                #expect(newEnv.allSatisfy { env.contains($0) }, "\(key).Env disagrees")
+                #expect(s.config[key]!["Healthcheck"] == s.config["config"]!["Healthcheck"])
             }
             #expect(JSONValue.encodeString(s.config["x-vendor.example"]!) == #"{"keep":[1,2.50,1e3,-0]}"#)
             #expect(s.config["config"]!["OnBuild"] == .null)
