@@ -307,23 +307,7 @@ enum Sticky {
 
     /// RE2 over the whole Cookie header: the cookie with exactly this value.
     static func regex(_ app: String, _ version: String) -> String {
-        "^(.*; ?)?\(escape(name(app)))=\(escape(version))(;.*)?$"
-    }
-
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            if "\\.+*?()|[]{}^$".contains(c) { out.append("\\") }
-            out.append(c)
-        }
-        return out
-    }
-
-    /// The version a regex of ours matches, or nil.
-    static func version(inRegex r: String, app: String) -> String? {
-        let prefix = "^(.*; ?)?\(escape(name(app)))=", suffix = "(;.*)?$"
-        guard r.hasPrefix(prefix), r.hasSuffix(suffix) else { return nil }
-        return String(r.dropFirst(prefix.count).dropLast(suffix.count)).replacingOccurrences(of: "\\", with: "")
+        "^(.*; ?)?\(CanaryAnalysis.regexQuoted(name(app)))=\(CanaryAnalysis.regexQuoted(version))(;.*)?$"
     }
 }
 
