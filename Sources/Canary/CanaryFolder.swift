@@ -64,7 +64,7 @@ public final class CanaryFolder {
     public init(path: String, lock: Lock = .none) throws {
         self.path = path
         guard Path.isDirectory(path) else {
-            throw CanaryError.usage("\(Self.shown(path)): not a folder (stamp canary render writes one)")
+            throw CanaryError.usage("\(path): not a folder (stamp canary render writes one)")
         }
         if lock != .none { try takeLock(exclusive: lock == .exclusive) }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
@@ -75,29 +75,29 @@ public final class CanaryFolder {
             guard (st.st_mode & S_IFMT) == S_IFREG else {
                 let what = (st.st_mode & S_IFMT) == S_IFLNK ? "a symbolic link" : "not a regular file"
                 throw CanaryError.badInput(
-                    "\(Self.shown(file)): \(what); stamp reads only regular files inside the folder")
+                    "\(file): \(what); stamp reads only regular files inside the folder")
             }
             guard Int(st.st_size) <= Self.maxFileBytes else {
                 throw CanaryError.badInput(
-                    "\(Self.shown(file)): \(st.st_size) bytes, over the \(Self.maxFileBytes >> 20) MiB a manifest may "
+                    "\(file): \(st.st_size) bytes, over the \(Self.maxFileBytes >> 20) MiB a manifest may "
                         + "have")
             }
             modes[name] = st.st_mode & 0o7777
             let bytes: [UInt8]
             do { bytes = try ReadableFile(file).readAll(limit: Int64(Self.maxFileBytes)) } catch {
-                throw CanaryError.badInput("\(Self.shown(file)): cannot be read: \(error)")
+                throw CanaryError.badInput("\(file): cannot be read: \(error)")
             }
             guard let text = String(validating: bytes, as: UTF8.self) else {
-                throw CanaryError.badInput("\(Self.shown(file)): not UTF-8 text")
+                throw CanaryError.badInput("\(file): not UTF-8 text")
             }
             texts[name] = text
             do { files[name] = try Array(Yams.compose_all(yaml: text)) } catch {
-                throw CanaryError.badInput("\(Self.shown(file)): not YAML: \(Self.excerpt("\(error)"))")
+                throw CanaryError.badInput("\(file): not YAML: \(error)")
             }
             var budget = Self.maxNodes
             for d in files[name]! where !Self.within(d, &budget) {
                 throw CanaryError.badInput(
-                    "\(Self.shown(file)): more than \(Self.maxNodes) nodes with its aliases expanded (an alias bomb?)")
+                    "\(file): more than \(Self.maxNodes) nodes with its aliases expanded (an alias bomb?)")
             }
         }
     }
@@ -112,7 +112,7 @@ public final class CanaryFolder {
         guard fd >= 0 else {
             if !exclusive { return }  // a read-only folder can still be checked
             throw CanaryError(
-                kind: .io, message: "\(Self.shown(path))/.stamp-canary.lock: \(String(cString: strerror(errno)))")
+                kind: .io, message: "\(path)/.stamp-canary.lock: \(String(cString: strerror(errno)))")
         }
         lockFD = fd
         let deadline = Date().addingTimeInterval(120)
@@ -120,7 +120,7 @@ public final class CanaryFolder {
             guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
                 throw CanaryError(
                     kind: .io,
-                    message: "\(Self.shown(path)): another stamp command holds the folder (.stamp-canary.lock)")
+                    message: "\(path): another stamp command holds the folder (.stamp-canary.lock)")
             }
             usleep(50_000)
         }
@@ -138,26 +138,6 @@ public final class CanaryFolder {
         default: break
         }
         return true
-    }
-
-    /// A path for a message: control characters escaped, at most 200 characters.
-    static func shown(_ p: String) -> String { excerpt(p, max: 200) }
-
-    /// Text from input for a message: control characters escaped, bounded.
-    static func excerpt(_ s: String, max: Int = 300) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            if out.unicodeScalars.count >= max {
-                out += "…"
-                break
-            }
-            if u.value < 0x20 || u.value == 0x7f || (0x80..<0xa0).contains(u.value) {
-                out += u == "\n" ? "\\n" : u == "\r" ? "\\r" : u == "\t" ? "\\t" : String(format: "\\x%02x", u.value)
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-        return out
     }
 
     public var mesh: Mesh? {
@@ -434,7 +414,7 @@ public final class CanaryFolder {
         if let old = texts[name], old.contains("\r\n") { text = text.replacingOccurrences(of: "\n", with: "\r\n") }
         guard means(text) else {
             throw CanaryError.badInput(
-                "\(Self.shown(path))/\(Self.shown(name)): the change cannot be written so that it reads back as meant; "
+                "\(path)/\(name): the change cannot be written so that it reads back as meant; "
                     + "nothing was changed")
         }
         if !rewritten.contains(name) { notes.append("\(name): written anew (an in-place edit would not read back)") }
@@ -660,9 +640,8 @@ public final class CanaryFolder {
     /// everything of a user's (patches, images, generators, resources of their own) but the
     /// resource list of stamp's files and the namespace. Checked before anything is written.
     public static func render(_ spec: CanarySpec, into path: String, allowTag: Bool) throws -> [String] {
-        let shownPath = shown(path)
         if Path.exists(path) && !Path.isDirectory(path) {
-            throw CanaryError.usage("--output \(shownPath): exists and is not a folder")
+            throw CanaryError.usage("--output \(path): exists and is not a folder")
         }
         let existing = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter {
             $0 != ".stamp-canary.lock"
@@ -674,7 +653,7 @@ public final class CanaryFolder {
                 let files = j["files"] as? [String]
             else {
                 throw CanaryError.usage(
-                    "--output \(shownPath): a folder stamp did not render (no \(marker)); give a new or empty folder "
+                    "--output \(path): a folder stamp did not render (no \(marker)); give a new or empty folder "
                         + "(your own Kustomize folder can list it as a resource)")
             }
             ours = Set(files).intersection(CanarySpec.fileNames)
@@ -688,7 +667,7 @@ public final class CanaryFolder {
         var files = try spec.render(keeping: before.filter { !ours.contains($0) && !CanarySpec.fileNames.contains($0) })
         for (name, _) in files where name != "kustomization.yaml" && existing.contains(name) && !ours.contains(name) {
             throw CanaryError.usage(
-                "--output \(shownPath): \(shown(name)) is not stamp's (not in \(marker)); nothing was written")
+                "--output \(path): \(name) is not stamp's (not in \(marker)); nothing was written")
         }
         if var k = oldKustomization, case .mapping = k, let fresh = files.first?.docs.first {
             // A user's kustomization.yaml: only the keys stamp owns change.
@@ -718,7 +697,7 @@ public final class CanaryFolder {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         for name in names + [marker] {
             guard rename(staging + "/" + name, path + "/" + name) == 0 else {
-                throw CanaryError(kind: .io, message: "\(shownPath)/\(name): \(String(cString: strerror(errno)))")
+                throw CanaryError(kind: .io, message: "\(path)/\(name): \(String(cString: strerror(errno)))")
             }
         }
         for name in stale { try? FileManager.default.removeItem(atPath: path + "/" + name) }
