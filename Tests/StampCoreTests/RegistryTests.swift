@@ -1,5 +1,6 @@
 import Failures
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 import IO
@@ -13,10 +14,30 @@ final class Background {
     init(_ args: [String], log: String, stdout: String? = nil) throws {
         self.log = log
         pid = try spawn(args, stdout: stdout ?? log + ".out", stderr: log)
+        LiveServers.add(pid)
     }
     deinit {
         kill(pid, SIGTERM)
         _ = exitStatus(pid)
+        LiveServers.remove(pid)
+    }
+}
+
+/// Every server a test started and has not stopped yet: stopped when the test process exits,
+/// so a fixture shared by a suite (kept in a static, never deinitialized) does not outlive the run.
+enum LiveServers {
+    private static let pids = Mutex<Set<pid_t>>([])
+    private static let atExit: Void = { atexit { LiveServers.stopAll() } }()
+
+    static func add(_ pid: pid_t) {
+        _ = atExit
+        pids.withLock { _ = $0.insert(pid) }
+    }
+
+    static func remove(_ pid: pid_t) { pids.withLock { _ = $0.remove(pid) } }
+
+    static func stopAll() {
+        for pid in pids.withLock({ $0 }) { kill(pid, SIGTERM) }
     }
 }
 
