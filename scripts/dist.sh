@@ -19,7 +19,7 @@ build() {
   $SWIFT build -c release --static-swift-stdlib --product stamp --scratch-path "$SCRATCH" >&2
   local bin
   bin="$($SWIFT build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --show-bin-path)/stamp"
-  if ldd "$bin" | grep -q 'libswift\|libFoundation\|libdispatch'; then
+  if ldd "$bin" | grep -c 'libswift\|libFoundation\|libdispatch' >/dev/null; then
     echo "dist: $bin still loads a Swift runtime library:" >&2; ldd "$bin" | grep 'swift\|Foundation\|dispatch' >&2; exit 1
   fi
   echo "$bin"

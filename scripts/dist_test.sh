@@ -16,6 +16,9 @@ EPOCH=1743811200
 mkdir -p "$CACHE"
 fail() { echo "dist-test: FAIL: $*" >&2; exit 1; }
 step() { echo "dist-test: $*" >&2; }
+# has PATTERN: stdin matches. Reads all of stdin first: `producer | grep -q` under pipefail fails
+# when grep quits at the first match and the producer dies of SIGPIPE (it did, on a long man page).
+has() { local text; text=$(cat); grep -q -- "$1" <<<"$text"; }
 
 base="$CACHE/bookworm-apt.tar"
 if [ ! -f "$base" ]; then
@@ -47,15 +50,15 @@ cp "$DEB" "$root/tmp/stamp.deb"
 in_root apt-get update -qq >/dev/null
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends /tmp/stamp.deb >/dev/null \
   || fail "apt-get install of the .deb"
-in_root sh -c 'ldd /usr/bin/stamp' | grep -q 'not found\|libswift' && fail "stamp loads a library that is not there: $(in_root ldd /usr/bin/stamp | grep 'not found\|libswift')"
+in_root sh -c 'ldd /usr/bin/stamp' | has 'not found\|libswift' && fail "stamp loads a library that is not there: $(in_root ldd /usr/bin/stamp | grep 'not found\|libswift')"
 for f in /usr/share/man/man1/stamp.1.gz /usr/share/bash-completion/completions/stamp \
          /usr/share/zsh/vendor-completions/_stamp /usr/share/fish/vendor_completions.d/stamp.fish; do
   [ -s "$root$f" ] || fail "the package does not install $f"
 done
-zcat "$root/usr/share/man/man1/stamp.1.gz" | grep -q '^\.SS "stamp build"' || fail "the man page has no section for stamp build"
+zcat "$root/usr/share/man/man1/stamp.1.gz" | has '^\.SS "stamp build"' || fail "the man page has no section for stamp build"
 
 step "stamp version, sample, build, verify, assets hash, assets verify in the chroot"
-in_root stamp version --json | grep -q '"libdeflate"' || fail "stamp version --json"
+in_root stamp version --json | has '"libdeflate"' || fail "stamp version --json"
 in_root stamp sample --output /tmp/base.tar >/dev/null || fail "stamp sample"
 build_args=(build --base oci-archive:/tmp/base.tar:1.16.0 --version v2.1-dist --revision 0123456789abcdef0123456789abcdef01234567
             --created 2025-04-05T00:00:00Z --output oci-archive:/tmp/out.tar --tag v2.1-dist)
@@ -103,7 +106,7 @@ if command -v podman >/dev/null; then
   out=$("${pm[@]}" run --rm --network none --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 "$loaded" version --json 2>"$work/podman.err") \
     || fail "podman run of the image: $(tail -n 3 "$work/podman.err")"
   "${pm[@]}" rmi -f "$loaded" >/dev/null 2>&1 || true
-  echo "$out" | grep -q '"libdeflate"' || fail "the image's stamp version --json: $out"
+  echo "$out" | has '"libdeflate"' || fail "the image's stamp version --json: $out"
 else
   step "podman is not installed: the image is not run"
 fi
