@@ -10,6 +10,13 @@ then resolved from the steps' outputs. GitLab: the job's variables (the template
 by those given) in the environment, its script lines run by `bash -e` in the working folder,
 and the dotenv report read back. The rest of the environment (GITHUB_SHA, CI_COMMIT_SHA, ...)
 is the caller's. Needs ruamel.yaml (check-jsonschema brings it).
+
+Every line a GitHub step prints (stdout and stderr) goes through the runner's workflow-command
+parser as actions/runner's ActionCommand and ActionCommandManager.TryProcessCommand do it: a
+line that, left-trimmed, starts `::NAME ...::DATA` (TryParseV2), else one holding `##[NAME ...]`
+anywhere (the legacy TryParse), NAME a registered command; `::stop-commands::TOKEN` pauses the
+processing until a command named TOKEN. Each command the runner would have acted on is listed
+under "_commands" in the result, so a test sees an input that became a command.
 """
 import json
 import os
@@ -55,6 +62,50 @@ def read_outputs(path):
     return out
 
 
+REGISTERED = {"stop-commands", "set-env", "set-output", "save-state", "add-mask", "add-path", "add-matcher",
+              "remove-matcher", "warning", "error", "notice", "debug", "group", "endgroup", "echo"}
+
+
+class CommandLog:
+    """The runner's command processing over a step's log lines (see the module's text)."""
+
+    def __init__(self):
+        self.commands, self.stop_token = [], None
+
+    def name_of(self, line):
+        registered = REGISTERED | ({self.stop_token.lower()} if self.stop_token else set())
+        trimmed = line.lstrip()
+        if trimmed.startswith("::"):
+            end = trimmed.find("::", 2)
+            if end >= 0:
+                info = trimmed[2:end]
+                name = info.split(" ", 1)[0]
+                if name.lower() in registered:
+                    return name, trimmed[end + 2:]
+        at = line.find("##[")
+        if at >= 0:
+            rb = line.find("]", at)
+            if rb >= 0:
+                name = line[at + 3:rb].split(" ", 1)[0]
+                if name.lower() in registered:
+                    return name, line[rb + 1:]
+        return None
+
+    def line(self, text):
+        found = self.name_of(text)
+        if found is None:
+            return
+        name, data = found
+        if self.stop_token is not None:
+            if name.lower() == self.stop_token.lower():
+                self.stop_token = None
+            return
+        if name.lower() == "stop-commands":
+            self.stop_token = data
+            return
+        self.commands.append(text)
+
+
 def github(action_yml, inputs):
     action = YAML(typ="safe").load(open(action_yml))
     assert action["runs"]["using"] == "composite", "a composite action"
@@ -64,6 +115,7 @@ def github(action_yml, inputs):
             sys.exit(f"unknown input {k}")
         values[k] = v
     context = {"inputs": values, "github": {"action_repository": "", "action_ref": ""}, "steps": {}}
+    log = CommandLog()
     for step in action["runs"]["steps"]:
         assert step.get("shell") == "bash", "every step says shell: bash"
         env = dict(os.environ)
@@ -73,13 +125,20 @@ def github(action_yml, inputs):
         os.close(fd)
         env["GITHUB_OUTPUT"] = out
         r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", resolve(step["run"], context)],
-                           env=env, stdout=sys.stderr)
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        text = r.stdout.decode("utf-8", "replace")
+        sys.stderr.write(text)
+        for line in text.split("\n"):
+            log.line(line)
         if r.returncode != 0:
+            print(json.dumps({"_failed": step.get("name"), "_status": r.returncode, "_commands": log.commands}))
             sys.exit(f"step {step.get('name')} failed with {r.returncode}")
         if "id" in step:
             context["steps"][step["id"]] = {"outputs": read_outputs(out)}
         os.unlink(out)
-    return {k: resolve(v["value"], context) for k, v in (action.get("outputs") or {}).items()}
+    outputs = {k: resolve(v["value"], context) for k, v in (action.get("outputs") or {}).items()}
+    outputs["_commands"] = log.commands
+    return outputs
 
 
 def gitlab(template, job, variables):
