@@ -217,6 +217,10 @@ public final class MergedView: @unchecked Sendable {
             var isLink = false
             if case .symlink = e.type { isLink = true }
             guard isLink || keep(p) else { continue }
+            // A path the layer names again: its last entry is what a runtime unpacks, so what an
+            // earlier one captured (held, or spooled as a digest) goes.
+            changes.captured[p] = nil
+            changes.digests[p] = nil
             // A hard link is the file it links to (earlier in the same layer): a frontend file
             // stored as one is read as that file's bytes, not dropped.
             if case .hardlink(let t) = e.type, capture(p), let target = Path.clean(t),

@@ -18,7 +18,7 @@ public struct ScanCache: Sendable {
     public let directory: String
     /// Layers whose captured files are larger are not kept (their bytes are the point).
     static let maxCaptured = 1 << 20
-    static let format = "stamp-scan-2"
+    static let format = "stamp-scan-3"  // 3: a path named twice in a layer keeps only its last capture
 
     public init(directory: String) { self.directory = directory }
 

@@ -712,4 +712,58 @@ import OCI
         oneLine(r, "holds a NUL byte")
         #expect(listing(dir) == ["base.tar"])
     }
+
+    // MARK: One path twice in a layer (#15)
+
+    /// A layer that writes a frontend file twice: a runtime (tar extraction, overlay) ends with
+    /// the last entry's bytes. `order` says which comes first: an empty file then a 100 KB image
+    /// (spooled to disk), the image then an empty file, or two scripts (held in memory).
+    static let duplicateEntries = #"""
+        import sys
+        from image_kit import layer, docker_archive, F
+        out, order = sys.argv[1], sys.argv[2]
+        big = bytes((i * 7919) % 251 for i in range(100 << 10))
+        name, first, last = {
+            "empty-then-big": ("logo.png", b"", big),
+            "big-then-small": ("logo.png", big, b"\x89PNG small"),
+            "scripts": ("app.js", b"console.log('first')", b"console.log('last')"),
+        }[order]
+        html = b'<script src="app.js"></script>' + (b'<img src="logo.png">' if name == "logo.png" else b"")
+        files = [("bin/sh", F, b"#!"), ("bin/curl", F, b"x"), ("app/server/public/index.html", F, html),
+                 ("app/server/public/" + name, F, first), ("app/server/public/" + name, F, last)]
+        if name != "app.js":
+            files.append(("app/server/public/app.js", F, b"console.log(1)"))
+        docker_archive(out, [layer(files)], {"config": {"Env": ["PATH=/bin"]}})
+        open(out + ".last", "wb").write(last)
+        """#
+
+    @Test(arguments: ["empty-then-big", "big-then-small", "scripts"])
+    func aPathWrittenTwiceIsHashedAsItsLastEntry(_ order: String) throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = try python(Self.duplicateEntries, [dir + "/base.tar", order])
+        try #require(made.status == 0, "\(made.err)")
+        let r = try stamp([
+            "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--hash-assets", "--format",
+            "oci", "--output", "oci:" + dir + "/o:v1",
+        ])
+        #expect(r.status == 0, "\(r.err)")
+        // What a runtime's root file system holds: umoci unpacks the image as a runtime would.
+        let u = try run(["umoci", "raw", "unpack", "--rootless", "--image", dir + "/o:v1", dir + "/root"])
+        try #require(u.status == 0, "\(u.err)")
+        let last = try bytes(dir + "/base.tar.last")
+        let ext = order == "scripts" ? "js" : "png"
+        let stem = order == "scripts" ? "app" : "logo"
+        let publicDir = dir + "/root/app/server/public"
+        let hashed = try FileManager.default.contentsOfDirectory(atPath: publicDir).filter {
+            $0.hasPrefix(stem + ".") && $0.hasSuffix("." + ext) && $0 != "\(stem).\(ext)"
+        }
+        try #require(hashed.count == 1, "\(hashed)")
+        #expect(try bytes(publicDir + "/" + hashed[0]) == last, "the hashed file holds the last entry's bytes")
+        // Its name is the hash of those bytes: what `assets verify` recomputes from the tree.
+        let v = try stamp(["assets", "verify", publicDir])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        let html = try String(contentsOfFile: publicDir + "/index.html", encoding: .utf8)
+        #expect(html.contains(hashed[0]), "\(html)")
+    }
 }
