@@ -52,7 +52,11 @@ struct Analysis {
                 let verbatim: Bool
                 if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }
                 let searched = !finder.isEmpty && ext(p) != "map"
-                let hits = searched ? finder.candidates(in: bytes, script: kind == .javascript || kind == .json) : []
+                let hits =
+                    searched
+                    ? finder.reduced(
+                        finder.candidates(in: bytes, script: kind == .javascript || kind == .json), refs: refs)
+                    : []
                 let built = kind == .javascript || kind == .html || verbatim ? matcher.matches(Fragments(bytes)) : []
                 return (refs, hits, built, digest)
             }

@@ -39,6 +39,9 @@ public struct AssetFile: Sendable, Equatable {
     public var onDisk: OnDisk?
     /// A text file's path, read when its bytes are needed (`AssetTree.read(_:lazyText:)`).
     public var textFile: String?
+    /// A text file's bytes in a spool (a layer's frontend, streamed there as the layer was
+    /// read), with their digests: read when needed, like `textFile`.
+    public var spooledText: OnDisk?
 
     public init(path: String, bytes: [UInt8]) {
         self.path = path
@@ -54,10 +57,17 @@ public struct AssetFile: Sendable, Equatable {
         self.bytes = []
         self.textFile = textFile
     }
+    public init(path: String, spooledText: OnDisk) {
+        self.path = path
+        self.bytes = []
+        self.spooledText = spooledText
+    }
 
-    public var sha256Hex: String { onDisk?.sha256 ?? Digester.hex(bytes) }
-    public var size: Int { onDisk?.size ?? bytes.count }
-    public var sri: String { onDisk?.sri ?? AssetHasher.sri(bytes) }
+    /// Where the bytes are, when not in memory (binary on disk, or spooled text).
+    public var stored: OnDisk? { onDisk ?? spooledText }
+    public var sha256Hex: String { stored?.sha256 ?? Digester.hex(bytes) }
+    public var size: Int { stored?.size ?? bytes.count }
+    public var sri: String { stored?.sri ?? AssetHasher.sri(bytes) }
 }
 
 public struct AssetOptions: Sendable {
@@ -146,6 +156,44 @@ public final class ContentDigester {
     }
 }
 
+/// Where a text file that is not held in memory is read from when needed.
+enum TextSource: Sendable {
+    /// A file of a folder, checked by its identity not to change between reads.
+    case file(String)
+    /// A range of stamp's own spool.
+    case spooled(AssetFile.OnDisk)
+
+    init?(_ f: AssetFile) {
+        if let t = f.textFile {
+            self = .file(t)
+        } else if let d = f.spooledText {
+            self = .spooled(d)
+        } else {
+            return nil
+        }
+    }
+
+    func read() throws -> [UInt8] {
+        switch self {
+        case .file(let p): return try AssetTree.readFile(p)
+        case .spooled(let d): return try AssetTree.readFile(d.source, offset: d.offset, count: d.size)
+        }
+    }
+
+    /// The folder file's identity now (nil for the spool, which only stamp writes).
+    var identity: String? {
+        if case .file(let p) = self { return AssetTree.identity(p) }
+        return nil
+    }
+
+    var name: String {
+        switch self {
+        case .file(let p): return p
+        case .spooled(let d): return d.source
+        }
+    }
+}
+
 /// Names stamp gave in an earlier run (listed in its manifest) have their hash replaced, never
 /// added to, so hashing its own output changes nothing.
 public enum AssetHasher {
@@ -158,7 +206,7 @@ public enum AssetHasher {
         var onDisk: [String: AssetFile.OnDisk] = [:]
         // Text files left on disk: read to scan, let go, read again to rewrite (and checked to
         // be the same file each time, by its identity).
-        var textFiles: [String: String] = [:]
+        var textFiles: [String: TextSource] = [:]
         var scannedIdentity: [String: String] = [:]
         do {
             // The array goes when this block ends: `byPath` then holds the only reference.
@@ -184,14 +232,14 @@ public enum AssetHasher {
                 }
                 byPath[p] = f.bytes
                 onDisk[p] = f.onDisk
-                textFiles[p] = f.textFile
+                textFiles[p] = TextSource(f)
             }
         }
         // The manifest of an earlier run is made anew; it tells which names stamp gave.
         var originals: [String: String] = [:]
         if byPath[options.manifestName] != nil {
             let m =
-                try textFiles[options.manifestName].map { try AssetTree.readFile($0) } ?? byPath[options.manifestName]!
+                try textFiles[options.manifestName].map { try $0.read() } ?? byPath[options.manifestName]!
             guard onDisk[options.manifestName] == nil, let entries = ManifestReader.entries(m) else {
                 throw AssetError.invalid(
                     "\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose "
@@ -208,9 +256,9 @@ public enum AssetHasher {
 
         func load(_ p: String) throws -> [UInt8] {
             guard let source = textFiles[p] else { return byPath[p]! }
-            let bytes = try AssetTree.readFile(source)
-            if let want = scannedIdentity[p], AssetTree.identity(source) != want {
-                throw AssetError.invalid("\(source): changed while stamp was reading the folder")
+            let bytes = try source.read()
+            if let want = scannedIdentity[p], source.identity != want {
+                throw AssetError.invalid("\(source.name): changed while stamp was reading the folder")
             }
             return bytes
         }
@@ -218,8 +266,8 @@ public enum AssetHasher {
         var role: [String: Role] = [:]
         for p in paths { role[p] = Policy.role(p, keep: options.keep, stampHashed: originals[p] != nil) }
         let analysis = try Analysis(paths: paths, role: role, extras: extras, naming: naming) { [byPath, textFiles] p in
-            let bytes = try textFiles[p].map { try AssetTree.readFile($0) } ?? byPath[p]!
-            return (bytes, textFiles[p].flatMap { AssetTree.identity($0) })
+            let bytes = try textFiles[p].map { try $0.read() } ?? byPath[p]!
+            return (bytes, textFiles[p]?.identity)
         }
         for (p, d) in analysis.identities { scannedIdentity[p] = d }
         let refs = analysis.refs
@@ -328,16 +376,17 @@ public enum AssetHasher {
                 let p = keptPaths[i]
                 var original = byPath[p]!
                 if let source = textFiles[p] {
-                    original = try AssetTree.readFile(source)
-                    if let want = scannedIdentity[p], AssetTree.identity(source) != want {
-                        throw AssetError.invalid("\(source): changed while stamp was reading the folder")
+                    original = try source.read()
+                    if let want = scannedIdentity[p], source.identity != want {
+                        throw AssetError.invalid("\(source.name): changed while stamp was reading the folder")
                     }
                 }
                 var bytes = original
                 if case .verbatim = role[p]! {} else { bytes = rewrite(original, refs[p] ?? [], newName, naming) }
                 guard onDisk[p] == nil, AssetKind.of(p) != .html else { return .bytes(bytes) }
                 let same = bytes == original
-                if same, let source = textFiles[p] {
+                if same, case .spooled(let d) = textFiles[p] { return .stored(d) }
+                if same, case .file(let source) = textFiles[p] {
                     let c = ContentDigester()
                     bytes.withUnsafeBytes { c.update($0) }
                     var d = c.onDisk(source: source)

@@ -123,7 +123,7 @@ public enum AssetTree {
     /// the spool is stamp's own).
     static func content(_ f: AssetFile) throws -> [UInt8] {
         if let t = f.textFile { return try readFile(t) }
-        guard let d = f.onDisk else { return f.bytes }
+        guard let d = f.stored else { return f.bytes }
         let bytes = try readFile(d.source, offset: d.offset, count: d.size)
         let same =
             bytes.count == d.size

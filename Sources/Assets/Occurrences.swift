@@ -63,6 +63,32 @@ struct NameFinder {
         notCovered(candidates(in: bytes, relativeIsModule: relativeIsModule), refs: refs, paths: paths)
     }
 
+    /// What of `hits` the coverage check can still need, once a file's references are known
+    /// but not yet their final targets (a script's quoted paths are resolved again by page):
+    /// every hit inside a reference, and of those outside any, only the first for each file
+    /// (nothing can cover it; only the first uncovered one is reported). A text dense with
+    /// names then costs memory for its references, not for every place a name appears.
+    func reduced(_ hits: [Hit], refs: [Reference]) -> [Hit] {
+        var firstOutside: [Int: Int] = [:]  // file -> index in `kept`
+        var kept: [Hit] = []
+        for h in hits {
+            var lo = 0, hi = refs.count
+            while lo < hi {
+                let m = (lo + hi) / 2
+                if refs[m].range.lowerBound <= h.at { lo = m + 1 } else { hi = m }
+            }
+            if lo > 0, refs[lo - 1].range.upperBound >= h.end {
+                kept.append(h)
+            } else if let i = firstOutside[h.file] {
+                if h.at < kept[i].at { kept[i] = h }
+            } else {
+                firstOutside[h.file] = kept.count
+                kept.append(h)
+            }
+        }
+        return kept
+    }
+
     /// The hits of `candidates` outside the references (`refs` sorted by offset) to their file.
     func notCovered(_ hits: [Hit], refs: [Reference], paths: [String]) -> [Hit] {
         hits.filter { !covered($0, refs, paths) }

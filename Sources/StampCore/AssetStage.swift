@@ -94,10 +94,14 @@ public enum AssetStage {
                 let rel = String(p.dropFirst(root.count + 1))
                 if !skip.contains(rel) { inputs.append(AssetFile(path: rel, bytes: bytes)) }
             }
-            // Binaries the scan spooled to disk.
+            // Files the scan spooled to disk: binaries, and text of `AssetTree.largeFile` or more
+            // (read from the spool when hashed, one at a time).
             for (p, d) in view.digests where p.hasPrefix(root + "/") {
                 let rel = String(p.dropFirst(root.count + 1))
-                if !skip.contains(rel) { inputs.append(AssetFile(path: rel, onDisk: d)) }
+                guard !skip.contains(rel) else { continue }
+                inputs.append(
+                    AssetKind.of(rel) == .binary
+                        ? AssetFile(path: rel, onDisk: d) : AssetFile(path: rel, spooledText: d))
             }
             guard !inputs.isEmpty else {
                 throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files")
@@ -120,7 +124,7 @@ public enum AssetStage {
             a.localFolder != nil
             ? [:]
             : Dictionary(
-                inputs.map { ($0.path, $0.onDisk?.sha256 ?? Digester.hex($0.bytes)) },
+                inputs.map { ($0.path, $0.sha256Hex) },
                 uniquingKeysWith: { a, _ in a })
         var result: AssetResult
         if a.localFolder != nil {
@@ -162,7 +166,7 @@ public enum AssetStage {
             let was = old.flatMap { view.entries[root + "/" + $0] }
             entries.append(
                 LayerEntry(
-                    path: root + "/" + f.path, content: f.onDisk.map { .part($0) } ?? .bytes(f.bytes),
+                    path: root + "/" + f.path, content: f.stored.map { .part($0) } ?? .bytes(f.bytes),
                     mode: (was?.mode ?? 0o644) & 0o777, uid: was?.uid ?? 0, gid: was?.gid ?? 0))
         }
         for (e, before) in zip(result.extras, extras) where e.bytes != before.bytes {
@@ -190,7 +194,7 @@ public enum AssetStage {
     static func verifyRoot(_ info: JSONValue) -> String? { info["root"]?.stringValue.flatMap { Path.clean($0) } }
 
     /// The asset checks of `stamp verify`: the frontend as the whole image has it (`view`: every
-    /// file under the root, binary ones by their digests alone, as `Verifier.checkLayer` reads them).
+    /// file under the root, large ones in a spool, as `Verifier.checkLayer` reads them).
     static func verify(_ info: JSONValue, view: MergedView, platform: String) -> [Finding] {
         guard let rootPath = info["root"]?.stringValue, let root = Path.clean(rootPath) else {
             return [Finding(.assetsNoRoot, "\(platform): version.json assets has no root", platform: platform)]
@@ -200,7 +204,9 @@ public enum AssetStage {
             files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b))
         }
         for (p, d) in view.digests where p.hasPrefix(root + "/") {
-            files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), onDisk: d))
+            let rel = String(p.dropFirst(root.count + 1))
+            files.append(
+                AssetKind.of(rel) == .binary ? AssetFile(path: rel, onDisk: d) : AssetFile(path: rel, spooledText: d))
         }
         var o = AssetOptions()
         // The manifest version.json names (`asset-manifest.json` in images stamped before stamp
@@ -217,15 +223,17 @@ public enum AssetStage {
             f.message = "\(platform): \(rootPath)/\(f.message)"
             return f
         }
-        if let want = info["manifestDigest"]?.stringValue, let m = view.contents[root + "/" + o.manifestName],
-            Digester.digest(m) != want
-        {
+        // The manifest's digest, from its bytes or, when it was spooled, from the digests taken then.
+        let manifestPath = root + "/" + o.manifestName
+        let manifestDigest =
+            view.contents[manifestPath].map { Digester.digest($0) }
+            ?? view.digests[manifestPath].map { "sha256:" + $0.sha256 }
+        if let want = info["manifestDigest"]?.stringValue, let found = manifestDigest, found != want {
             findings.append(
                 Finding(
                     .assetsManifestDigestMismatch,
-                    "\(platform): \(rootPath)/\(o.manifestName) digest is \(Digester.digest(m)), version.json says "
-                        + "\(want)",
-                    platform: platform, path: rootPath + "/" + o.manifestName, expected: want, found: Digester.digest(m)
+                    "\(platform): \(rootPath)/\(o.manifestName) digest is \(found), version.json says \(want)",
+                    platform: platform, path: rootPath + "/" + o.manifestName, expected: want, found: found
                 ))
         }
         return findings

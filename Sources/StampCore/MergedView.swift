@@ -247,7 +247,8 @@ public final class MergedView: @unchecked Sendable {
                     changes.digests[p] = try spool!.append { emit in
                         try withoutActuallyEscaping(emit) { try reader.readData(into: EmitSink($0)) }
                     }
-                } else if digestOnly(p), makeSpool == nil {
+                } else if digestOnly(p), makeSpool == nil, AssetKind.of(p) == .binary {
+                    // Without a spool only a binary may be kept as its digests: text is rewritten.
                     let sink = ContentDigestSink()
                     try reader.readData(into: sink)
                     changes.digests[p] = sink.digester.onDisk(source: "/" + p)

@@ -409,12 +409,15 @@ public enum Stamper {
             "capture " + AssetStage.captureKey(plan.assets), "folders " + folders.sorted().joined(separator: ":"),
             "added " + added.joined(separator: ":"),
         ].joined(separator: "\n")
-        // The frontend's images, fonts and other binaries go to a spool on disk, not to memory.
-        let binary: @Sendable (String) -> Bool = { p in
-            (root.map { p.hasPrefix($0 + "/") } ?? false) && AssetKind.of(p) == .binary
+        // The frontend's files of `AssetTree.largeFile` or more (images, fonts, and scripts and
+        // styles too) go to a spool on disk, not to memory: the hasher reads each when it needs it.
+        // (Not the server files --rewrite names: the stage takes their bytes from memory.)
+        let rewritten = Set(plan.assets?.rewrite.compactMap { Path.clean($0) } ?? [])
+        let spooled: @Sendable (String) -> Bool = { p in
+            (root.map { p.hasPrefix($0 + "/") } ?? false) && !rewritten.contains(p)
         }
         return try MergedView.build(
-            layers: image.layers, store: store, keep: keep, capture: capture, digestOnly: binary, progress: progress,
+            layers: image.layers, store: store, keep: keep, capture: capture, digestOnly: spooled, progress: progress,
             cache: cache, filter: filter, slots: slots,
             budget: CaptureBudget(limit: plan.assets?.maxBytes ?? AssetPlan.defaultMaxBytes), spool: true)
     }

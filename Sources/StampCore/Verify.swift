@@ -235,7 +235,6 @@ public enum Verifier {
         var changes: MergedView.LayerChanges?
         var failure: String?
         let inRoots: @Sendable (String) -> Bool = { p in roots.contains { p.hasPrefix($0 + "/") } }
-        let binary: @Sendable (String) -> Bool = { AssetKind.of($0) == .binary }
         var layerReader: LayerReader?
         // Entries are read (and held to build's rules: no `..`, no absolute names, no NUL) where
         // stamp sees the tar itself (gzip, uncompressed); a zstd layer is hashed as one stream.
@@ -250,7 +249,9 @@ public enum Verifier {
                 diffID = diff.digester.finalizeDigest()
             } else {
                 var c = MergedView.LayerChanges()
-                try MergedView.readEntries(reader, l, index, inRoots, inRoots, binary, &c)
+                // The frontend's files of `AssetTree.largeFile` or more go to a spool on disk (read
+                // back one at a time by the asset checks), not to memory.
+                try MergedView.readEntries(reader, l, index, inRoots, inRoots, inRoots, &c, spool: { try AssetSpool() })
                 if !roots.isEmpty { changes = c }
                 diffID = try reader.finishTarDigest()
             }

@@ -502,15 +502,17 @@ import OCI
 
     // MARK: Frontend expansion (#8)
 
-    /// Three 40 MB script files of zeros, one per layer (a few hundred KB gzipped), under the
-    /// anything-llm frontend folder.
+    /// 40 MB script files of zeros (three, or as many as asked), one per layer (a few hundred
+    /// KB gzipped), under the anything-llm frontend folder.
     static let frontendBomb = #"""
         import gzip, sys
         from image_kit import layer, docker_archive, F
         ext = sys.argv[2] if len(sys.argv) > 2 else "js"
+        count = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+        size = int(sys.argv[4]) if len(sys.argv) > 4 else 40 << 20
         layers = []
-        for i in range(3):
-            files = [("app/server/public/bomb-%d.%s" % (i, ext), F, bytes(40 << 20))]
+        for i in range(count):
+            files = [("app/server/public/bomb-%d.%s" % (i, ext), F, bytes(size))]
             if i == 0:
                 files.append(("app/server/public/index.html", F, ("<script src=bomb-0.%s></script>" % ext).encode()))
             layers.append(gzip.compress(layer(files), compresslevel=1, mtime=0))
@@ -534,30 +536,91 @@ import OCI
         #expect(v.status == 0, "\(v.out)\(v.err)")
     }
 
-    @Test func aFrontendThatInflatesPastTheLimitIsRefused() throws {
-        let dir = try tempDir()
-        let made = try python(Self.frontendBomb, [dir + "/bomb.tar"])
-        try #require(made.status == 0, "\(made.err)")
-        let r = try run(
-            [
-                "/usr/bin/time", "-q", "-f", "%M", stampBin, "build", "--base", dir + "/bomb.tar", "--version", "v1",
-                "--no-healthcheck", "--hash-assets", "--max-frontend-size", "64M", "--output", dir + "/o.tar",
-            ],
-            env: ["STAMP_CACHE_DIR": testCacheDir])
+    /// GNU time's peak RSS (KB) of a command, and what it printed on stderr before that line.
+    func peakRSS(_ args: [String]) throws -> (RunResult, Int, [String]) {
+        let r = try run(["/usr/bin/time", "-q", "-f", "%M"] + args, env: ["STAMP_CACHE_DIR": testCacheDir])
         var lines = r.err.split(separator: "\n").map(String.init)
         let peak = Int(lines.popLast() ?? "") ?? .max
+        return (r, peak, lines)
+    }
+
+    /// The bound build keeps whatever the input's size (issue 27, point 16): 128 MiB.
+    static let flatRSS = 128 << 10
+
+    /// A bomb split over eight files in eight layers (160 MB of script): each file is streamed
+    /// to the spool as its layer is read, so memory stays flat up to the refusal; raised, the
+    /// limit lets it build, and `verify` of that image stays flat too.
+    @Test func aFrontendThatInflatesPastTheLimitIsRefused() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = try python(Self.frontendBomb, [dir + "/bomb.tar", "js", "8", "\(20 << 20)"])
+        try #require(made.status == 0, "\(made.err)")
+        let (r, peak, lines) = try peakRSS([
+            stampBin, "build", "--base", dir + "/bomb.tar", "--version", "v1", "--no-healthcheck", "--hash-assets",
+            "--max-frontend-size", "128M", "--output", dir + "/o.tar",
+        ])
         #expect(r.status != 0)
         #expect(
-            lines.count == 1 && lines[0].contains("inflates to more than 64 MiB")
+            lines.count == 1 && lines[0].contains("inflates to more than 128 MiB")
                 && lines[0].contains("--max-frontend-size"), "\(lines)")
-        #expect(peak < 250_000, "peak RSS \(peak) KB")
+        #expect(peak < Self.flatRSS, "peak RSS \(peak) KB")
         #expect(listing(dir) == ["bomb.tar"])
-        // Raised, it builds.
-        let ok = try stamp([
-            "build", "--base", dir + "/bomb.tar", "--version", "v1", "--no-healthcheck", "--hash-assets",
+        // Raised, it builds, flat; and verify reads it flat.
+        let (ok, okPeak, _) = try peakRSS([
+            stampBin, "build", "--base", dir + "/bomb.tar", "--version", "v1", "--no-healthcheck", "--hash-assets",
             "--max-frontend-size", "1G", "--output", dir + "/o.tar",
         ])
         #expect(ok.status == 0, "\(ok.err)")
+        #expect(okPeak < Self.flatRSS, "peak RSS \(okPeak) KB")
+        let (v, vPeak, _) = try peakRSS([stampBin, "verify", dir + "/o.tar"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(vPeak < Self.flatRSS, "verify's peak RSS \(vPeak) KB")
+    }
+
+    /// Frontend text in a base: `count` scripts of `size` bytes that import each other in a
+    /// ring; `dense`: every line names another script (a string stamp cannot rewrite).
+    static let frontendText = #"""
+        import gzip, sys
+        from image_kit import layer, docker_archive, F
+        out, count, size, dense = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "dense"
+        files = [("bin/sh", F, b"#!"), ("bin/curl", F, b"x")]
+        html = b"".join(b'<script type="module" src="chunk-%d.js"></script>' % i for i in range(count))
+        files.append(("app/server/public/index.html", F, html))
+        filler = b"function f(a,b){return a*b+1}/* padding padding padding padding */\n" * 150
+        for i in range(count):
+            if dense:
+                line = b'console.log("chunk %d", "see chunk-%d.js");\n' % (i, (i + 1) % count)
+                body = line * (size // len(line))
+            else:
+                body = b'import("./chunk-%d.js");\n' % ((i + 1) % count) + filler * (size // len(filler))
+            files.append(("app/server/public/chunk-%d.js" % i, F, body))
+        docker_archive(out, [gzip.compress(layer(files), compresslevel=1, mtime=0)], {"config": {"Env": ["PATH=/bin"]}})
+        """#
+
+    /// 120 MB of scripts (and 40 MB dense with names) in a base: build spools them as the layer
+    /// is read and hashes one at a time, verify reads them back the same way; both stay flat.
+    @Test(arguments: [("sparse", 60), ("dense", 20)])
+    func frontendTextInAnImageKeepsMemoryFlat(_ kind: String, _ count: Int) throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = try python(Self.frontendText, [dir + "/base.tar", "\(count)", "2000000", kind])
+        try #require(made.status == 0, "\(made.err)")
+        let (r, peak, _) = try peakRSS([
+            stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--no-healthcheck",
+            "--hash-assets", "--format", "oci", "--output", "oci:" + dir + "/o:v1",
+        ])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(peak < Self.flatRSS, "build's peak RSS \(peak) KB for \(count * 2) MB of scripts")
+        let (v, vPeak, _) = try peakRSS([stampBin, "verify", "oci:" + dir + "/o:v1"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(vPeak < Self.flatRSS, "verify's peak RSS \(vPeak) KB")
+        // What the sparse ring became: every script renamed (a cycle, hashed as one group).
+        if kind == "sparse" {
+            let u = try run(["umoci", "raw", "unpack", "--rootless", "--image", dir + "/o:v1", dir + "/root"])
+            try #require(u.status == 0, "\(u.err)")
+            let names = listing(dir + "/root/app/server/public").filter { $0.hasPrefix("chunk-") }
+            #expect(names.count == count && names.allSatisfy { $0.split(separator: ".").count == 3 }, "\(names)")
+        }
     }
 
     // MARK: Registries that never finish (#10)
