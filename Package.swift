@@ -81,7 +81,7 @@ let package = Package(
             ]),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
         // A seeded mutation fuzzer of the parsers of untrusted input (`make fuzz`).
-        .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "IO", "Layers", "OCI"]),
+        .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "Canary", "IO", "Layers", "OCI"]),
 
         // What every test target shares: the folder a test run's files go in, removed at exit.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

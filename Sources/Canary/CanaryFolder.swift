@@ -443,6 +443,15 @@ public final class CanaryFolder {
     public func setWeight(_ percent: Int) throws {
         guard (0...100).contains(percent) else { throw CanaryError.usage("weight \(percent): a percentage, 0 to 100") }
         try rules().setWeight(self, percent)
+        // Read back as `status` and the next command will: an edit that means another split
+        // (a route stamp only half understands) is refused, not reported done.
+        let now = weight
+        guard now == percent else {
+            throw CanaryError.badInput(
+                "\(path): after setting weight \(percent) the split reads as "
+                    + "\(now.map { "weight \($0)" } ?? "no weight at all"): its routes are not the two destinations "
+                    + "stamp renders (stable and canary); nothing was changed")
+        }
     }
 
     /// The canary becomes the stable version. Returns what is left for the user to do.
@@ -599,8 +608,7 @@ public final class CanaryFolder {
     public func save(allowTag: Bool = false, force: Bool = false) throws -> Saved {
         let changed = Set(edits.keys).union(rewritten).union(copied.keys).sorted()
         // Every new text first: nothing is written when one of them cannot be.
-        var planned: [(String, String)] = []
-        for name in changed { planned.append((name, try newText(name))) }
+        let planned = try plannedTexts()
         var before: [String: String?] = [:]
         for (name, text) in planned {
             before[name] = texts[name]
@@ -623,6 +631,12 @@ public final class CanaryFolder {
                 "\(path): not changed, the result would not be a safe canary: " + problems.joined(separator: "; "))
         }
         return Saved(changed: changed, problems: problems, notes: notes + self.notes)
+    }
+
+    /// What `save` would write, file by file, and nothing written: each text the in-place edit
+    /// or the file written anew, re-parsed and compared with what was meant (a dry run).
+    public func plannedTexts() throws -> [(name: String, text: String)] {
+        try Set(edits.keys).union(rewritten).union(copied.keys).sorted().map { ($0, try newText($0)) }
     }
 
     static func write(_ path: String, _ text: String, mode: mode_t? = nil) throws {

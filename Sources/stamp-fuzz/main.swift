@@ -5,12 +5,15 @@
 // Targets: tar (the streaming tar reader, gzip included), json (the lossless JSON parser: what
 // parses must encode to a text that parses back to itself), assets (reference scanning, analysis
 // and rewriting of a small frontend), yaml (a stamp.yaml), reference (image references, times,
-// durations). Each starts from the seeds in CORPUS/TARGET/ and mutates them (bit flips, bytes
+// durations), canary (a canary folder's routing file: `weight` edits it, and what it would write
+// must read back as that weight), answers (Prometheus query answers and version.json answers as
+// `analyze` and `status` read them: a value that parses is finite). Each starts from the seeds in CORPUS/TARGET/ and mutates them (bit flips, bytes
 // that parsers care about, cut, repeat, splice) with a PRNG seeded by --seed, so a run can be
 // repeated exactly. A crash (trap or bad access) writes the input to OUT/crash-TARGET-N and
 // exits 70; an input that takes over 2 s plus --slow µs a byte (200) writes OUT/slow-TARGET-N and exits 1 — each such
 // file belongs in a test. Exit 0: nothing found in the time given.
 import Assets
+import Canary
 import Foundation
 import IO
 import Layers
@@ -117,6 +120,17 @@ func run(_ target: String, _ input: [UInt8], scratch: String) {
         if let s = try? StampSettings.load(file: path) {
             _ = try? StampPlan.resolve(s, environment: [:], gitRevision: { nil })
         }
+    case "canary":
+        canaryEdit(input, scratch: scratch)
+    case "answers":
+        if let v = try? CanaryAnalysis.value(ofAnswer: input), !v.isFinite {
+            fatalError("a Prometheus answer gave \(v), which analyze must never judge")
+        }
+        _ = CanaryStatus.outcome(status: 200, contentType: "application/json", body: input)
+        let header = String(decoding: input, as: UTF8.self)
+        if let c = CanaryStatus.cookieValue(header, name: "anything-llm-version"), c.contains(";") {
+            fatalError("a cookie value holds a ';': \(c)")
+        }
     default:  // reference
         let s = String(decoding: input, as: UTF8.self)
         _ = try? ImageReference.parse(s)
@@ -132,10 +146,37 @@ func run(_ target: String, _ input: [UInt8], scratch: String) {
     }
 }
 
+/// The canary target: a rendered Istio folder (Tests/Fuzz/canary-folder) whose
+/// virtualservice.yaml is the input. When `weight` accepts it, the texts it would write must
+/// give a folder that reads back as the weight asked for: an edit that reports success and
+/// means something else is the defect (issue 27, points 1 and 2).
+func canaryEdit(_ input: [UInt8], scratch: String) {
+    let folder = scratch + "/canary"
+    try? FileManager.default.removeItem(atPath: folder)
+    guard (try? FileManager.default.copyItem(atPath: canaryFixture, toPath: folder)) != nil,
+        (try? Data(input).write(to: URL(fileURLWithPath: folder + "/virtualservice.yaml"))) != nil,
+        let f = try? CanaryFolder(path: folder)
+    else { return }
+    let want = ((f.weight ?? 0) + 37) % 101
+    guard (try? f.setWeight(want)) != nil, let planned = try? f.plannedTexts() else { return }
+    for (name, text) in planned {
+        guard (try? Data(text.utf8).write(to: URL(fileURLWithPath: folder + "/" + name))) != nil else { return }
+    }
+    guard let again = try? CanaryFolder(path: folder) else {
+        fatalError("weight \(want) would write a folder stamp cannot read back")
+    }
+    if again.weight != want {
+        fatalError(
+            "weight \(want) would write a folder that reads as weight \(again.weight.map(String.init) ?? "none")")
+    }
+}
+
 // MARK: main
 
 var seconds = 30.0, seed: UInt64 = 1, slow = 200.0
 var corpusDir = "Tests/Fuzz/corpus", outDir = "."
+/// The rendered folder the canary target edits: beside the corpus.
+nonisolated(unsafe) var canaryFixture = ""
 var targets: [String] = []
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
@@ -148,7 +189,8 @@ while let a = args.popFirst() {
     default: targets.append(a)
     }
 }
-let all = ["tar", "json", "assets", "yaml", "reference"]
+canaryFixture = URL(fileURLWithPath: corpusDir).deletingLastPathComponent().path + "/canary-folder"
+let all = ["tar", "json", "assets", "yaml", "reference", "canary", "answers"]
 if targets.isEmpty || targets == ["all"] { targets = all }
 for t in targets where !all.contains(t) {
     FileHandle.standardError.write(Data("stamp-fuzz: unknown target \(t) (\(all.joined(separator: ", ")))\n".utf8))

@@ -87,6 +87,22 @@ struct CanaryHardeningTests {
         #expect(back["metadata"]?["labels"]?["share"]?.int == 5)
     }
 
+    /// Found by stamp-fuzz's canary target: on a split whose canary destination stamp cannot read
+    /// (a mangled key), `CanaryFolder.setWeight` took the edit, and the folder then read as no
+    /// weight at all (the CLI's check refused the result, with reasons about hosts and sums).
+    /// The edit itself is now read back: refused with what it means, the file unchanged.
+    @Test func aWeightThatDoesNotReadBackIsRefused() throws {
+        let dir = try folder()
+        var vs = try text(dir, "virtualservice.yaml")
+        let last = try #require(vs.range(of: "    - destination:\n", options: .backwards))
+        vs.replaceSubrange(last, with: "    - destinstinstination:\n")
+        try vs.write(toFile: dir + "/virtualservice.yaml", atomically: true, encoding: .utf8)
+        let w = try stamp(["canary", "weight", "37", dir])
+        #expect(w.status != 0, "\(w.out)")
+        #expect(w.err.contains("nothing was changed") && w.err.split(separator: "\n").count == 1, "\(w.err)")
+        #expect(try text(dir, "virtualservice.yaml") == vs)
+    }
+
     /// Point 3: two commands on one folder run one after the other (a lock in the folder).
     @Test func aSecondCommandWaitsForTheFirst() throws {
         let dir = try folder()
