@@ -12,6 +12,27 @@ public enum Redact {
         return String(s[..<scheme.upperBound]) + "***" + String(rest[at...])
     }
 
+    /// `text` with the credentials of every URL in it replaced (`scheme://user:pw@host` →
+    /// `scheme://***@host`): an error that quotes a reference back (`docker://ci:pw@host/repo`,
+    /// which is no valid reference) shows no password.
+    public static func urls(in text: String) -> String {
+        guard text.contains("://") else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let scheme = rest.range(of: "://") {
+            out += rest[..<scheme.upperBound]
+            let after = rest[scheme.upperBound...]
+            let end = after.firstIndex(where: { "/?#\"' \t\n\r<>".contains($0) }) ?? after.endIndex
+            if let at = after[..<end].lastIndex(of: "@") {
+                out += "***"
+                rest = after[at...]
+            } else {
+                rest = after
+            }
+        }
+        return out + rest
+    }
+
     /// Whether a URL carries credentials (`user[:password]@`).
     public static func hasCredentials(_ s: String) -> Bool { url(s) != s }
 

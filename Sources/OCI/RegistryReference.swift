@@ -44,6 +44,13 @@ public struct RegistryReference: Hashable, Sendable, CustomStringConvertible {
         if s.hasPrefix("docker://") { s = s.dropFirst(9) }
         let shown = "docker://" + s
         guard !s.isEmpty else { throw OCIError.invalidReference("\(shown): missing image name") }
+        // `user:password@host/…`: an `@` before the first `/` is no digest but credentials, which
+        // are never quoted back (they would be in every log that shows the reference).
+        if let at = s.firstIndex(of: "@"), let slash = s.firstIndex(of: "/"), at < slash {
+            throw OCIError.invalidReference(
+                "docker://***\(s[at...]): credentials do not go in an image reference (logs would show them); "
+                    + "give them with --creds or in an auth file (--authfile, $REGISTRY_AUTH_FILE, docker login)")
+        }
         var digest: String?
         if let at = s.firstIndex(of: "@") {
             let d = String(s[s.index(after: at)...])

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Failures
+import Canary
 import Foundation
 import IO
 import StampCore
@@ -44,7 +45,7 @@ public struct StampCommand: ParsableCommand {
 /// Runs library code, turning its errors into one line on stderr and a non-zero exit.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch {
-        printError("stamp: error: " + oneLine("\(error)"))
+        printError("stamp: error: " + oneLine(Redact.urls(in: "\(error)")))
         throw ExitCode(ErrorKind.of(error, unknown: .library).exitStatus)
     }
 }

@@ -493,6 +493,36 @@ struct RegistryTests {
         #expect(log.contains("PUT /v2/ai/app/blobs/uploads/"), "\(log)")
     }
 
+    /// Issue 27 (no secret in any output), the registry path: a password in a reference is
+    /// refused without being quoted back, and one given with a trailing newline (read from a
+    /// file or a Secret) or refused by the registry never shows, in text or in --json.
+    @Test func registryCredentialsNeverShowInAnyOutput() throws {
+        let reg = try TestRegistry(auth: .htpasswd(user: "ci", password: "s3cret-pass"))
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let inRef = "docker://ci:s3cret-pass@\(reg.host)/ai/app:v1"
+        for args in [
+            ["build", "--base", base, "--version", "v1", "--output", inRef] + insecure,
+            ["inspect", inRef] + insecure, ["pull", "ci:s3cret-pass@\(reg.host)/ai/app:v1", dir + "/p.tar"] + insecure,
+            ["verify", "--json", inRef] + insecure,
+        ] {
+            let r = try stamp(args, env: ["DOCKER_CONFIG": dir + "/none"])
+            #expect(r.status != 0, "\(args)")
+            #expect(r.err.contains("credentials do not go in an image reference"), "\(r.err)")
+            #expect(!(r.out + r.err).contains("s3cret"), "\(args): \(r.out)\(r.err)")
+        }
+        let target = "docker://\(reg.host)/ai/app:v1"
+        for creds in ["ci:s3cret-pass\n", "ci:s3cret-pass-wrong\n", "ci:s3cret-pass\r\n"] {
+            for args in [
+                ["build", "--base", base, "--version", "v1", "--output", target, "--creds", creds, "--json"] + insecure,
+                ["inspect", target, "--creds", creds, "--json"] + insecure,
+            ] {
+                let r = try stamp(args, env: ["DOCKER_CONFIG": dir + "/none"])
+                #expect(!(r.out + r.err).contains("s3cret"), "\(args): \(r.out)\(r.err)")
+            }
+        }
+    }
+
     @Test func identityTokenIsExchangedAsARefreshToken() throws {
         let reg = try TestRegistry()
         let proxy = try TestProxy(upstream: reg, ["--bearer", "unused:unused", "--refresh", "refresh-7f3a"])
