@@ -176,6 +176,17 @@ enum ArgoRules: MeshRules {
         return nil
     }
 
+    /// The weight of the first step: what the canary gets once started (`weight` is what it
+    /// gets now, 0 before `start`).
+    static func plannedWeight(_ f: CanaryFolder) -> Int? {
+        for at in f.find("Rollout") {
+            for s in f.doc(at)["spec"]?["strategy"]?["canary"]?["steps"]?.items ?? [] {
+                if let w = s["setWeight"]?.int { return w }
+            }
+        }
+        return nil
+    }
+
     static func command(_ f: CanaryFolder, _ verb: String) -> String {
         "kubectl argo rollouts \(verb) \(f.appName)" + (f.namespace.map { " -n \($0)" } ?? "")
     }

@@ -445,7 +445,7 @@ public final class CanaryFolder {
         try rules().setWeight(self, percent)
         // Read back as `status` and the next command will: an edit that means another split
         // (a route stamp only half understands) is refused, not reported done.
-        let now = weight
+        let now = mesh == .argoRollouts ? firstStepWeight : weight
         guard now == percent else {
             throw CanaryError.badInput(
                 "\(path): after setting weight \(percent) the split reads as "
@@ -474,6 +474,10 @@ public final class CanaryFolder {
 
     /// The weight the folder sends to the canary now.
     public var weight: Int? { mesh.flatMap { $0.rules.weight(self) } }
+
+    /// argo-rollouts: the weight of the Rollout's first step, what the canary gets once it runs
+    /// (`weight` is what it gets now: 0 before `start`); nil for the other meshes.
+    public var firstStepWeight: Int? { mesh == .argoRollouts ? ArgoRules.plannedWeight(self) : nil }
 
     /// The versions the folder runs: the stable and canary Deployments' (or, for a Rollout, the
     /// recorded ones).

@@ -344,16 +344,22 @@ struct CanaryFolderOptions: ParsableArguments {
         if json {
             printOut(
                 JSONValue.encodeString(
-                    .object([
-                        ("schemaVersion", JSONValue(Int64(OutputSchema.version))), ("folder", .string(self.folder)),
-                        ("action", .string(action)), ("weight", folder.weight.map { JSONValue(Int64($0)) } ?? .null),
-                        ("changed", .array(saved.changed.map { .string($0) })),
-                        ("next", .array(todo.map { .string($0) })),
-                        ("warnings", .array(saved.problems.map { .string($0) })),
-                    ])))
+                    .object(
+                        [
+                            ("schemaVersion", JSONValue(Int64(OutputSchema.version))), ("folder", .string(self.folder)),
+                            ("action", .string(action)),
+                            ("weight", folder.weight.map { JSONValue(Int64($0)) } ?? .null),
+                        ]
+                            + (folder.firstStepWeight.map { [("firstStepWeight", JSONValue(Int64($0)))] } ?? []) + [
+                                ("changed", .array(saved.changed.map { .string($0) })),
+                                ("next", .array(todo.map { .string($0) })),
+                                ("warnings", .array(saved.problems.map { .string($0) })),
+                            ])))
         } else {
             printOut(
-                "\(action): canary weight now \(folder.weight.map { "\($0)%" } ?? "unknown"); changed "
+                "\(action): canary weight now \(folder.weight.map { "\($0)%" } ?? "unknown")"
+                    + (folder.firstStepWeight.map { folder.weight == 0 ? " (its first step: \($0)% once started)" : "" }
+                        ?? "") + "; changed "
                     + (saved.changed.isEmpty ? "nothing" : saved.changed.joined(separator: ", ")))
             for t in todo { printOut("next: \(t)") }
         }

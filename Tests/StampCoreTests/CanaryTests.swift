@@ -377,7 +377,12 @@ struct CanaryTests {
         #expect(try render(r, dir, ["--mesh", "argo-rollouts", "--canary-storage", "fresh"]).status == 0)
         func rollout() throws -> Node? { try docs(dir)["rollout.yaml"] }
         #expect(images(try rollout()) == ["\(r.name)@\(r.stableDigest)"])
-        #expect(try stamp(["canary", "weight", "30", dir]).status == 0)
+        // Before start the canary gets nothing; the report says so, and what the step will give.
+        let set = try stamp(["canary", "weight", "30", dir, "--json"])
+        #expect(set.status == 0, "\(set.err)")
+        #expect(try schemaComplaint(set.out, schema: "canary-folder") == nil)
+        let report = try jsonOf(set.out)
+        #expect(report["weight"]?.int64Value == 0 && report["firstStepWeight"]?.int64Value == 30, "\(set.out)")
         let steps = try rollout()?["spec"]?["strategy"]?["canary"]?["steps"]?.sequence ?? []
         #expect(steps.compactMap { $0["setWeight"]?.int } == [30])
         #expect(steps.first?["setHeaderRoute"]?["match"]?[0]?["headerName"]?.string == "x-canary-flag")
