@@ -36,31 +36,49 @@ public struct AssetFile: Sendable, Equatable {
     public var path: String
     /// The content, empty when `onDisk` or `textFile` is set.
     public var bytes: [UInt8]
-    public var onDisk: OnDisk?
+    /// Where the bytes are when they are not in memory, boxed: most files of a tree are in
+    /// memory, and a frontend of 100,000 files would otherwise carry two inline `OnDisk`s each.
+    private final class Place: Sendable {
+        let onDisk: OnDisk?, textFile: String?, spooledText: OnDisk?
+        init(onDisk: OnDisk? = nil, textFile: String? = nil, spooledText: OnDisk? = nil) {
+            self.onDisk = onDisk
+            self.textFile = textFile
+            self.spooledText = spooledText
+        }
+    }
+    private let place: Place?
+    /// A binary file's bytes, left where they are, with their digests.
+    public var onDisk: OnDisk? { place?.onDisk }
     /// A text file's path, read when its bytes are needed (`AssetTree.read(_:lazyText:)`).
-    public var textFile: String?
+    public var textFile: String? { place?.textFile }
     /// A text file's bytes in a spool (a layer's frontend, streamed there as the layer was
     /// read), with their digests: read when needed, like `textFile`.
-    public var spooledText: OnDisk?
+    public var spooledText: OnDisk? { place?.spooledText }
 
     public init(path: String, bytes: [UInt8]) {
         self.path = path
         self.bytes = bytes
+        place = nil
     }
     public init(path: String, onDisk: OnDisk) {
         self.path = path
         self.bytes = []
-        self.onDisk = onDisk
+        place = Place(onDisk: onDisk)
     }
     public init(path: String, textFile: String) {
         self.path = path
         self.bytes = []
-        self.textFile = textFile
+        place = Place(textFile: textFile)
     }
     public init(path: String, spooledText: OnDisk) {
         self.path = path
         self.bytes = []
-        self.spooledText = spooledText
+        place = Place(spooledText: spooledText)
+    }
+
+    public static func == (a: AssetFile, b: AssetFile) -> Bool {
+        a.path == b.path && a.bytes == b.bytes && a.onDisk == b.onDisk && a.textFile == b.textFile
+            && a.spooledText == b.spooledText
     }
 
     /// Where the bytes are, when not in memory (binary on disk, or spooled text).
