@@ -26,7 +26,15 @@ struct Analysis {
 
     typealias Reader = @Sendable (String) throws -> ([UInt8], String?)
 
-    init(paths: [String], role: [String: Role], extras: [AssetFile], naming: Naming, read: @escaping Reader) throws {
+    /// Reads a text file in overlapping pieces (`TextSource.windows`).
+    typealias Windows = @Sendable (String, ([UInt8], Int) throws -> Void) throws -> Void
+
+    /// `oversized`: text files not to read whole (verbatim in `role`): searched in pieces
+    /// (`windows`) for the names they hold, nothing else.
+    init(
+        paths: [String], role: [String: Role], extras: [AssetFile], naming: Naming, oversized: Set<String> = [],
+        windows: Windows? = nil, read: @escaping Reader
+    ) throws {
         var pins: [String: Reason] = [:]
         // Names of files that may change name, searched in every text file.
         let watched = paths.indices.filter { i in
@@ -47,6 +55,25 @@ struct Analysis {
             [scanner] k -> Result<([Reference], [NameFinder.Hit], [(String, String)], String?), Error> in
             Result {
                 let p = text[k], kind = AssetKind.of(p)
+                if oversized.contains(p), let windows {
+                    // Names found anywhere in it are not covered (it is not rewritten): the
+                    // first of each file is all the pins need.
+                    var first: [Int: NameFinder.Hit] = [:]
+                    var built: [String: (String, String)] = [:]
+                    let script = kind == .javascript || kind == .json
+                    try windows(p) { bytes, base in
+                        if !finder.isEmpty && ext(p) != "map" {
+                            for var h in finder.candidates(in: bytes, script: script) {
+                                h.at += base
+                                h.end += base
+                                if first[h.file].map({ h.at < $0.at }) ?? true { first[h.file] = h }
+                            }
+                        }
+                        for m in matcher.matches(Fragments(bytes)) { built[m.0 + "\0" + m.1] = m }
+                    }
+                    let hits = first.values.sorted { $0.at < $1.at }
+                    return ([], hits, built.keys.sorted().map { built[$0]! }, nil)
+                }
                 let (bytes, digest) = try read(p)
                 let refs = scanner.scan(bytes, path: p, kind: kind)
                 let verbatim: Bool
@@ -142,13 +169,14 @@ struct Analysis {
     /// The references of every text file, resolved as the browser does (a script's quoted paths
     /// from the folder of the pages that load it), for `assets verify`; the hasher's own pass
     /// does the same with the rest of its reading.
-    static func references(paths: [String], read: @escaping Reader) throws -> (
+    /// `skip`: text files not read (too large to read whole: copied as they are, not rewritten).
+    static func references(paths: [String], skip: Set<String> = [], read: @escaping Reader) throws -> (
         refs: [String: [Reference]], scanner: ReferenceScanner
     ) {
         var scanner = ReferenceScanner(files: Set(paths))
         let text = paths.filter {
             let k = AssetKind.of($0)
-            return k != .binary && k != .text
+            return k != .binary && k != .text && !skip.contains($0)
         }
         let first = parallelMap(count: text.count) { [scanner] i -> Result<[Reference], Error> in
             Result {

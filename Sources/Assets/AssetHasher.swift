@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Failures
 import Hashing
 import IO
@@ -198,6 +199,34 @@ enum TextSource: Sendable {
         }
     }
 
+    /// Its size (the file's now, the spooled range's).
+    var size: Int {
+        switch self {
+        case .file(let p):
+            var st = stat()
+            return stat(p, &st) == 0 ? Int(st.st_size) : 0
+        case .spooled(let d): return d.size
+        }
+    }
+
+    /// Calls `body` with the bytes in pieces of `AssetTree.window`, each overlapping the one
+    /// before by `AssetTree.windowOverlap`, and the offset of each in the whole.
+    func windows(_ body: ([UInt8], Int) throws -> Void) throws {
+        let (path, start, total) = {
+            switch self {
+            case .file(let p): return (p, Int64(0), size)
+            case .spooled(let d): return (d.source, d.offset, d.size)
+            }
+        }()
+        var at = 0
+        while at < total {
+            let n = min(AssetTree.window, total - at)
+            try body(try AssetTree.readFile(path, offset: start + Int64(at), count: n), at)
+            if at + n >= total { break }
+            at += n - AssetTree.windowOverlap
+        }
+    }
+
     /// The folder file's identity now (nil for the spool, which only stamp writes).
     var identity: String? {
         if case .file(let p) = self { return AssetTree.identity(p) }
@@ -283,7 +312,17 @@ public enum AssetHasher {
 
         var role: [String: Role] = [:]
         for p in paths { role[p] = Policy.role(p, keep: options.keep, stampHashed: originals[p] != nil) }
-        let analysis = try Analysis(paths: paths, role: role, extras: extras, naming: naming) { [byPath, textFiles] p in
+        // Text too large to read whole: kept as it is (see `AssetTree.largestScanned`).
+        let oversized = Set(paths.filter { (textFiles[$0]?.size ?? 0) > AssetTree.largestScanned })
+        for p in oversized {
+            role[p] = .verbatim(
+                "larger than \(AssetTree.largestScanned >> 20) MiB: copied as it is; the files it names keep their names"
+            )
+        }
+        let analysis = try Analysis(
+            paths: paths, role: role, extras: extras, naming: naming, oversized: oversized,
+            windows: { [textFiles] p, body in try textFiles[p]!.windows(body) }
+        ) { [byPath, textFiles] p in
             let bytes = try textFiles[p].map { try $0.read() } ?? byPath[p]!
             return (bytes, textFiles[p]?.identity)
         }
@@ -387,11 +426,24 @@ public enum AssetHasher {
         for p in keptPaths { newName[p] = p }
         enum Kept { case bytes([UInt8]), stored(AssetFile.OnDisk) }
         let keptOut = parallelMap(count: keptPaths.count) {
-            [byPath, textFiles, onDisk, scannedIdentity, refs, newName, role, spool = options.spool] i -> Result<
-                Kept, Error
-            > in
+            [byPath, textFiles, onDisk, scannedIdentity, refs, newName, role, oversized, spool = options.spool] i
+                -> Result<
+                    Kept, Error
+                > in
             Result {
                 let p = keptPaths[i]
+                // Too large to read whole: its bytes as they are, digests taken in pieces.
+                if oversized.contains(p) {
+                    switch textFiles[p]! {
+                    case .spooled(let d): return .stored(d)
+                    case .file(let source):
+                        let d = try AssetTree.digests(source)
+                        if let want = scannedIdentity[p], d.identity != want {
+                            throw AssetError.invalid("\(source): changed while stamp was reading the folder")
+                        }
+                        return .stored(d)
+                    }
+                }
                 var original = byPath[p]!
                 if let source = textFiles[p] {
                     original = try source.read()

@@ -10,6 +10,12 @@ public enum AssetTree {
     /// Files of this size or more are worth leaving on disk (and spooling once rewritten) to
     /// keep memory flat; smaller ones are cheaper to hold than to read or write twice.
     public static let largeFile = 64 << 10
+    /// A text file above this size is not read whole: it keeps its name and its bytes (copied as
+    /// they are), and a search in pieces for the names of the other files pins each it names.
+    /// Memory stays flat whatever one file's size; a real bundle is far smaller.
+    public static let largestScanned = 32 << 20
+    /// The pieces of such a file, and how far they overlap (longer than any name searched).
+    static let window = 8 << 20, windowOverlap = 4 << 10
 
     /// Every regular file under `dir`, paths relative to it, sorted. Symlinks and special files
     /// are refused: a content hash of a link means nothing.

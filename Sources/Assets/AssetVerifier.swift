@@ -73,7 +73,10 @@ public enum AssetVerifier {
 
         // References, read as the hasher reads them.
         let read: Analysis.Reader = { [file] p in (try AssetTree.content(file[p]!), nil) }
-        guard let refs = try? Analysis.references(paths: paths, read: read).refs else {
+        // Text too large to read whole is not rewritten by the hasher, nor read here.
+        let oversized = Set(
+            paths.filter { AssetKind.of($0) != .binary && file[$0]!.size > AssetTree.largestScanned })
+        guard let refs = try? Analysis.references(paths: paths, skip: oversized, read: read).refs else {
             return findings + [Finding(.assetsUnreadable, "the folder could not be read again")]
         }
         let stampNames = Set(originals.keys)
@@ -137,10 +140,34 @@ public enum AssetVerifier {
             let finder = NameFinder(paths: old, watched: Array(old.indices))
             let matcher = FragmentMatcher(paths: old)
             for p in paths where AssetKind.of(p) != .binary {
-                guard let bytes = try? AssetTree.content(file[p]!) else { continue }
+                // Each name once, where it first is; and the names it may build.
+                var hits: [NameFinder.Hit] = []
+                var built: [(String, String)] = []
+                let kind = AssetKind.of(p)
+                if oversized.contains(p), let source = TextSource(file[p]!) {
+                    // Not rewritten, so every name in it is unaccounted for; read in pieces.
+                    var first: [Int: NameFinder.Hit] = [:]
+                    var seenBuilt = Set<String>()
+                    let read: ()? = try? source.windows { bytes, base in
+                        for var h in finder.candidates(in: bytes) {
+                            h.at += base
+                            h.end += base
+                            if first[h.file].map({ h.at < $0.at }) ?? true { first[h.file] = h }
+                        }
+                        guard kind == .javascript || kind == .html else { return }
+                        for m in matcher.matches(Fragments(bytes)) where seenBuilt.insert(m.0 + "\0" + m.1).inserted {
+                            built.append(m)
+                        }
+                    }
+                    guard read != nil else { continue }
+                    hits = Array(first.values)
+                } else {
+                    guard let bytes = try? AssetTree.content(file[p]!) else { continue }
+                    hits = finder.unaccounted(in: bytes, refs: refs[p] ?? [], paths: old)
+                    if kind == .javascript || kind == .html { built = matcher.matches(Fragments(bytes)) }
+                }
                 var seen = Set<Int>()
-                for h in finder.unaccounted(in: bytes, refs: refs[p] ?? [], paths: old).sorted(by: { $0.at < $1.at })
-                where seen.insert(h.file).inserted {
+                for h in hits.sorted(by: { $0.at < $1.at }) where seen.insert(h.file).inserted {
                     findings.append(
                         Finding(
                             .assetsStaleName,
@@ -148,9 +175,7 @@ public enum AssetVerifier {
                                 + "\(renamedFrom[h.file].1)",
                             path: p, expected: renamedFrom[h.file].1, found: old[h.file]))
                 }
-                let kind = AssetKind.of(p)
-                guard kind == .javascript || kind == .html else { continue }
-                for (o, fragment) in matcher.matches(Fragments(bytes)) {
+                for (o, fragment) in built {
                     findings.append(
                         Finding(
                             .assetsRuntimeName,

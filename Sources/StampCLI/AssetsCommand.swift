@@ -26,7 +26,9 @@ struct AssetsHashCommand: ParsableCommand {
             or nothing in the folder refers to it (a server asks for it by name), it keeps its name. \
             Pages, favicons and touch icons, sitemaps, feeds, robots.txt, llms.txt, \
             .well-known/, web app manifests, service workers, server templates and package.json keep \
-            theirs; --keep adds globs. Files the bundler already named after their content \
+            theirs; --keep adds globs. A text file over 32 MiB is copied as it is (not read whole: \
+            memory stays flat), and every file it names keeps its name. \
+            Files the bundler already named after their content \
             (index-BjL3nRWm.js, main.3f9a1c0b.js) keep their names unless their bytes change. \
             A file that references another changes name when that one does; files that import each \
             other in a cycle are hashed as a group.

@@ -623,6 +623,51 @@ import OCI
         }
     }
 
+    /// One script of 100 MB that names logo.png once, at its end, beside a small app.js.
+    static let hugeScript = #"""
+        import gzip, sys
+        from image_kit import layer, docker_archive, F
+        out, size = sys.argv[1], int(sys.argv[2])
+        big = b"/* " + b"x" * size + b" */\nvar logo = new Image(); logo.src = 'logo.png';\n"
+        html = b'<script src="vendor.js"></script><script src="app.js"></script><img src="logo.png">'
+        files = [("bin/sh", F, b"#!"), ("bin/curl", F, b"x"), ("app/server/public/index.html", F, html),
+                 ("app/server/public/vendor.js", F, big), ("app/server/public/app.js", F, b"console.log('app')"),
+                 ("app/server/public/logo.png", F, b"\x89PNG" + bytes(100))]
+        docker_archive(out, [gzip.compress(layer(files), compresslevel=1, mtime=0)], {"config": {"Env": ["PATH=/bin"]}})
+        """#
+
+    /// Point 16, one text file of any size: above 32 MiB it is not read whole (kept, copied as it
+    /// is) and a search in pieces pins what it names; build, verify and `assets hash` stay flat.
+    @Test func aHugeScriptIsCopiedAndWhatItNamesKeepsItsName() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = try python(Self.hugeScript, [dir + "/base.tar", "\(100 << 20)"])
+        try #require(made.status == 0, "\(made.err)")
+        let (r, peak, _) = try peakRSS([
+            stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--no-healthcheck",
+            "--hash-assets", "--format", "oci", "--output", "oci:" + dir + "/o:v1",
+        ])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(peak < Self.flatRSS, "build's peak RSS \(peak) KB")
+        let (v, vPeak, _) = try peakRSS([stampBin, "verify", "oci:" + dir + "/o:v1"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(vPeak < Self.flatRSS, "verify's peak RSS \(vPeak) KB")
+        let u = try run(["umoci", "raw", "unpack", "--rootless", "--image", dir + "/o:v1", dir + "/root"])
+        try #require(u.status == 0, "\(u.err)")
+        let pub = dir + "/root/app/server/public"
+        let names = listing(pub)
+        #expect(names.contains("vendor.js") && names.contains("logo.png"), "\(names)")
+        #expect(names.contains { $0.hasPrefix("app.") && $0 != "app.js" }, "app.js is renamed: \(names)")
+        let size = try FileManager.default.attributesOfItem(atPath: pub + "/vendor.js")[.size] as? Int
+        #expect(size == (100 << 20) + 54)
+        // The same folder hashed locally: flat, and the reasons say why.
+        let (h, hPeak, _) = try peakRSS([stampBin, "assets", "hash", pub, "--output", dir + "/hashed", "--explain"])
+        #expect(h.status == 0, "\(h.err)")
+        #expect(hPeak < Self.flatRSS, "assets hash's peak RSS \(hPeak) KB")
+        #expect(h.err.contains("vendor.js: larger than 32 MiB: copied as it is"), "\(h.err)")
+        #expect(h.err.contains("logo.png: \"logo.png\" is in vendor.js"), "\(h.err)")
+    }
+
     // MARK: Registries that never finish (#10)
 
     @Test(arguments: [("endless", "more than 4 MiB"), ("drip", "no complete answer within 5 s")])
