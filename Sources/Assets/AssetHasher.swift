@@ -315,6 +315,8 @@ public enum AssetHasher {
         // Text too large to read whole: kept as it is (see `AssetTree.largestScanned`).
         let oversized = Set(paths.filter { (textFiles[$0]?.size ?? 0) > AssetTree.largestScanned })
         for p in oversized {
+            // Its identity before the name search, checked again when it is copied.
+            if case .file = textFiles[p]!, let id = textFiles[p]!.identity { scannedIdentity[p] = id }
             role[p] = .verbatim(
                 "larger than \(AssetTree.largestScanned >> 20) MiB: copied as it is; the files it names keep their names"
             )
