@@ -597,6 +597,23 @@ import OCI
         docker_archive(out, [gzip.compress(layer(files), compresslevel=1, mtime=0)], {"config": {"Env": ["PATH=/bin"]}})
         """#
 
+    /// Builds DIR/base.tar with --hash-assets into an OCI layout and verifies it, each under the
+    /// flat bound (GNU time); returns the frontend folder of the image as umoci unpacks it.
+    func buildAndVerifyFlat(_ dir: String) throws -> String {
+        let (r, peak, _) = try peakRSS([
+            stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--no-healthcheck",
+            "--hash-assets", "--format", "oci", "--output", "oci:" + dir + "/o:v1",
+        ])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(peak < Self.flatRSS, "build's peak RSS \(peak) KB")
+        let (v, vPeak, _) = try peakRSS([stampBin, "verify", "oci:" + dir + "/o:v1"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(vPeak < Self.flatRSS, "verify's peak RSS \(vPeak) KB")
+        let u = try run(["umoci", "raw", "unpack", "--rootless", "--image", dir + "/o:v1", dir + "/root"])
+        try #require(u.status == 0, "\(u.err)")
+        return dir + "/root/app/server/public"
+    }
+
     /// 120 MB of scripts (and 40 MB dense with names) in a base: build spools them as the layer
     /// is read and hashes one at a time, verify reads them back the same way; both stay flat.
     @Test(arguments: [("sparse", 60), ("dense", 20)])
@@ -605,20 +622,10 @@ import OCI
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let made = try python(Self.frontendText, [dir + "/base.tar", "\(count)", "2000000", kind])
         try #require(made.status == 0, "\(made.err)")
-        let (r, peak, _) = try peakRSS([
-            stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--no-healthcheck",
-            "--hash-assets", "--format", "oci", "--output", "oci:" + dir + "/o:v1",
-        ])
-        #expect(r.status == 0, "\(r.err)")
-        #expect(peak < Self.flatRSS, "build's peak RSS \(peak) KB for \(count * 2) MB of scripts")
-        let (v, vPeak, _) = try peakRSS([stampBin, "verify", "oci:" + dir + "/o:v1"])
-        #expect(v.status == 0, "\(v.out)\(v.err)")
-        #expect(vPeak < Self.flatRSS, "verify's peak RSS \(vPeak) KB")
+        let pub = try buildAndVerifyFlat(dir)
         // What the sparse ring became: every script renamed (a cycle, hashed as one group).
         if kind == "sparse" {
-            let u = try run(["umoci", "raw", "unpack", "--rootless", "--image", dir + "/o:v1", dir + "/root"])
-            try #require(u.status == 0, "\(u.err)")
-            let names = listing(dir + "/root/app/server/public").filter { $0.hasPrefix("chunk-") }
+            let names = listing(pub).filter { $0.hasPrefix("chunk-") }
             #expect(names.count == count && names.allSatisfy { $0.split(separator: ".").count == 3 }, "\(names)")
         }
     }
@@ -643,18 +650,7 @@ import OCI
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let made = try python(Self.hugeScript, [dir + "/base.tar", "\(100 << 20)"])
         try #require(made.status == 0, "\(made.err)")
-        let (r, peak, _) = try peakRSS([
-            stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--no-healthcheck",
-            "--hash-assets", "--format", "oci", "--output", "oci:" + dir + "/o:v1",
-        ])
-        #expect(r.status == 0, "\(r.err)")
-        #expect(peak < Self.flatRSS, "build's peak RSS \(peak) KB")
-        let (v, vPeak, _) = try peakRSS([stampBin, "verify", "oci:" + dir + "/o:v1"])
-        #expect(v.status == 0, "\(v.out)\(v.err)")
-        #expect(vPeak < Self.flatRSS, "verify's peak RSS \(vPeak) KB")
-        let u = try run(["umoci", "raw", "unpack", "--rootless", "--image", dir + "/o:v1", dir + "/root"])
-        try #require(u.status == 0, "\(u.err)")
-        let pub = dir + "/root/app/server/public"
+        let pub = try buildAndVerifyFlat(dir)
         let names = listing(pub)
         #expect(names.contains("vendor.js") && names.contains("logo.png"), "\(names)")
         #expect(names.contains { $0.hasPrefix("app.") && $0 != "app.js" }, "app.js is renamed: \(names)")
