@@ -56,23 +56,11 @@ struct Analysis {
             Result {
                 let p = text[k], kind = AssetKind.of(p)
                 if oversized.contains(p), let windows {
-                    // Names found anywhere in it are not covered (it is not rewritten): the
-                    // first of each file is all the pins need.
-                    var first: [Int: NameFinder.Hit] = [:]
-                    var built: [String: (String, String)] = [:]
-                    let script = kind == .javascript || kind == .json
-                    try windows(p) { bytes, base in
-                        if !finder.isEmpty && ext(p) != "map" {
-                            for var h in finder.candidates(in: bytes, script: script) {
-                                h.at += base
-                                h.end += base
-                                if first[h.file].map({ h.at < $0.at }) ?? true { first[h.file] = h }
-                            }
-                        }
-                        for m in matcher.matches(Fragments(bytes)) { built[m.0 + "\0" + m.1] = m }
-                    }
-                    let hits = first.values.sorted { $0.at < $1.at }
-                    return ([], hits, built.keys.sorted().map { built[$0]! }, nil)
+                    // Not rewritten: the first place of each name is all the pins need.
+                    let (hits, built) = try finder.firstHits(
+                        in: { try windows(p, $0) }, names: !finder.isEmpty && ext(p) != "map",
+                        script: kind == .javascript || kind == .json, matcher: matcher)
+                    return ([], hits, built, nil)
                 }
                 let (bytes, digest) = try read(p)
                 let refs = scanner.scan(bytes, path: p, kind: kind)

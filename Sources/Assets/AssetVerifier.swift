@@ -146,21 +146,12 @@ public enum AssetVerifier {
                 let kind = AssetKind.of(p)
                 if oversized.contains(p), let source = TextSource(file[p]!) {
                     // Not rewritten, so every name in it is unaccounted for; read in pieces.
-                    var first: [Int: NameFinder.Hit] = [:]
-                    var seenBuilt = Set<String>()
-                    let read: ()? = try? source.windows { bytes, base in
-                        for var h in finder.candidates(in: bytes) {
-                            h.at += base
-                            h.end += base
-                            if first[h.file].map({ h.at < $0.at }) ?? true { first[h.file] = h }
-                        }
-                        guard kind == .javascript || kind == .html else { return }
-                        for m in matcher.matches(Fragments(bytes)) where seenBuilt.insert(m.0 + "\0" + m.1).inserted {
-                            built.append(m)
-                        }
-                    }
-                    guard read != nil else { continue }
-                    hits = Array(first.values)
+                    guard
+                        let found = try? finder.firstHits(
+                            in: source.windows, names: true, script: false,
+                            matcher: kind == .javascript || kind == .html ? matcher : nil)
+                    else { continue }
+                    (hits, built) = found
                 } else {
                     guard let bytes = try? AssetTree.content(file[p]!) else { continue }
                     hits = finder.unaccounted(in: bytes, refs: refs[p] ?? [], paths: old)

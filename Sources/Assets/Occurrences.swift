@@ -89,6 +89,31 @@ struct NameFinder {
         return kept
     }
 
+    /// A text read in overlapping pieces (`TextSource.windows`; it is not rewritten, so no name
+    /// in it is covered): the first place of each watched name (offsets in the whole text), when
+    /// `names`, and the names it may build, when a `matcher` is given.
+    func firstHits(
+        in windows: ((_ piece: [UInt8], _ base: Int) throws -> Void) throws -> Void, names: Bool, script: Bool,
+        matcher: FragmentMatcher?
+    ) throws -> (hits: [Hit], built: [(String, String)]) {
+        var first: [Int: Hit] = [:]
+        var built: [(String, String)] = []
+        var seen = Set<String>()
+        try windows { bytes, base in
+            if names {
+                for var h in candidates(in: bytes, script: script) {
+                    h.at += base
+                    h.end += base
+                    if first[h.file].map({ h.at < $0.at }) ?? true { first[h.file] = h }
+                }
+            }
+            for m in matcher?.matches(Fragments(bytes)) ?? [] where seen.insert(m.0 + "\0" + m.1).inserted {
+                built.append(m)
+            }
+        }
+        return (first.values.sorted { $0.at < $1.at }, built)
+    }
+
     /// The hits of `candidates` outside the references (`refs` sorted by offset) to their file.
     func notCovered(_ hits: [Hit], refs: [Reference], paths: [String]) -> [Hit] {
         hits.filter { !covered($0, refs, paths) }
