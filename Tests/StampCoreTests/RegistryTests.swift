@@ -67,36 +67,55 @@ final class TestRegistry {
 
     init(auth: Auth = .none, tls: (cert: String, key: String)? = nil) throws {
         dir = try tempDir()
-        port = freePort()
-        var config = """
-            version: 0.1
-            log:
-              level: warn
-            storage:
-              filesystem:
-                rootdirectory: \(dir)/data
-              delete:
-                enabled: true
-            http:
-              addr: 127.0.0.1:\(port)
+        // A port freePort gave may be taken by another server of the suite before the registry
+        // binds it: then the registry exits, and a new port is tried.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let port = freePort()
+            var config = """
+                version: 0.1
+                log:
+                  level: warn
+                storage:
+                  filesystem:
+                    rootdirectory: \(dir)/data
+                  delete:
+                    enabled: true
+                http:
+                  addr: 127.0.0.1:\(port)
 
-            """
-        if let tls {
-            config += "  tls:\n    certificate: \(tls.cert)\n    key: \(tls.key)\n"
+                """
+            if let tls {
+                config += "  tls:\n    certificate: \(tls.cert)\n    key: \(tls.key)\n"
+            }
+            if case let .htpasswd(user, password) = auth {
+                let r = try run(["htpasswd", "-Bbn", user, password])
+                try r.out.write(toFile: dir + "/htpasswd", atomically: true, encoding: .utf8)
+                config += "auth:\n  htpasswd:\n    realm: stamp-test\n    path: \(dir)/htpasswd\n"
+            }
+            try config.write(toFile: dir + "/config.yml", atomically: true, encoding: .utf8)
+            let process = try Background(
+                ["docker-registry", "serve", dir + "/config.yml"], log: dir + "/registry-\(attempt).log")
+            do {
+                try waitForHTTP(
+                    "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)/v2/",
+                    what: "docker-registry (\(dir)/registry-\(attempt).log)")
+            } catch {
+                let log = (try? String(contentsOfFile: dir + "/registry-\(attempt).log", encoding: .utf8)) ?? ""
+                if attempt < 3 && log.contains("address already in use") { continue }
+                throw error
+            }
+            self.port = port
+            self.process = process
+            return
         }
-        if case let .htpasswd(user, password) = auth {
-            let r = try run(["htpasswd", "-Bbn", user, password])
-            try r.out.write(toFile: dir + "/htpasswd", atomically: true, encoding: .utf8)
-            config += "auth:\n  htpasswd:\n    realm: stamp-test\n    path: \(dir)/htpasswd\n"
-        }
-        try config.write(toFile: dir + "/config.yml", atomically: true, encoding: .utf8)
-        process = try Background(["docker-registry", "serve", dir + "/config.yml"], log: dir + "/registry.log")
-        try waitForHTTP("\(tls == nil ? "http" : "https")://\(host)/v2/", what: "docker-registry (\(dir)/registry.log)")
     }
 }
 
+/// Waits for a server to answer, up to 30 s: three times what a loaded 2-core machine needs.
 func waitForHTTP(_ url: String, what: String) throws {
-    for _ in 0..<100 {
+    for _ in 0..<300 {
         let r = try run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", url])
         if r.out != "000" && !r.out.isEmpty { return }
         usleep(100_000)
