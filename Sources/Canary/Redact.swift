@@ -4,13 +4,7 @@ import Foundation
 /// a library quotes back.
 public enum Redact {
     /// `scheme://user:password@host/…` → `scheme://***@host/…`; other text as it is.
-    public static func url(_ s: String) -> String {
-        guard let scheme = s.range(of: "://") else { return s }
-        let rest = s[scheme.upperBound...]
-        let authorityEnd = rest.firstIndex(where: { "/?#".contains($0) }) ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return s }
-        return String(s[..<scheme.upperBound]) + "***" + String(rest[at...])
-    }
+    public static func url(_ s: String) -> String { urls(in: s) }
 
     /// `text` with the credentials of every URL in it replaced (`scheme://user:pw@host` →
     /// `scheme://***@host`): an error that quotes a reference back (`docker://ci:pw@host/repo`,
