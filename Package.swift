@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "TestSupport"]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "TestSupport"]),
-        .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO", "TestSupport"]),
+        .testTarget(name: "AssetsTests", dependencies: ["Assets", "Hashing", "IO", "OCI", "TestSupport"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Hashing", "IO", "OCI", "TestSupport"]),
         .testTarget(
             name: "StampCoreTests",

@@ -127,8 +127,13 @@ public struct AssetResult: Sendable {
     public var renames: [String: String]
     /// Files outside the root, rewritten (same paths as given).
     public var extras: [AssetFile]
-    /// The manifest's bytes (also in `files`).
-    public var manifest: [UInt8]
+    /// The manifest (also in `files`): in the spool when the options gave one, else in memory.
+    public var manifestFile: AssetFile
+    /// The manifest's bytes, read back from the spool when it is there.
+    public func manifestBytes() throws -> [UInt8] {
+        guard let d = manifestFile.stored else { return manifestFile.bytes }
+        return try AssetTree.readFile(d.source, offset: d.offset, count: d.size)
+    }
     /// Original path → why it keeps its name, for every file that does (bundler-hashed files
     /// included: "named by its bundler").
     public var kept: [String: String] = [:]
@@ -227,6 +232,14 @@ enum TextSource: Sendable {
         }
     }
 
+    /// `count` bytes from `at`.
+    func read(at: Int, count: Int) throws -> [UInt8] {
+        switch self {
+        case .file(let p): return try AssetTree.readFile(p, offset: Int64(at), count: count)
+        case .spooled(let d): return try AssetTree.readFile(d.source, offset: d.offset + Int64(at), count: count)
+        }
+    }
+
     /// The folder file's identity now (nil for the spool, which only stamp writes).
     var identity: String? {
         if case .file(let p) = self { return AssetTree.identity(p) }
@@ -285,9 +298,11 @@ public enum AssetHasher {
         // The manifest of an earlier run is made anew; it tells which names stamp gave.
         var originals: [String: String] = [:]
         if byPath[options.manifestName] != nil {
-            let m =
-                try textFiles[options.manifestName].map { try $0.read() } ?? byPath[options.manifestName]!
-            guard onDisk[options.manifestName] == nil, let entries = ManifestReader.entries(m) else {
+            let entries =
+                textFiles[options.manifestName].map { source in
+                    ManifestReader.entries(size: source.size) { at, n in try source.read(at: at, count: n) }
+                } ?? ManifestReader.entries(byPath[options.manifestName]!)
+            guard onDisk[options.manifestName] == nil, let entries else {
                 throw AssetError.invalid(
                     "\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose "
                         + "another name (--manifest)"
@@ -490,7 +505,7 @@ public enum AssetHasher {
         // taken here, the others have theirs), on all cores.
         let reasons = analysis.kept
         let made = parallelMap(count: paths.count) {
-            [onDisk, spooled, output, outputSHA256, newName, hashed, role] i -> (AssetFile, (String, JSONValue)?) in
+            [onDisk, spooled, output, outputSHA256, newName, hashed, role] i -> (AssetFile, ManifestRecord?) in
             let p = paths[i], np = newName[p]!
             let f: AssetFile, d: AssetFile.OnDisk
             if let known = onDisk[p] ?? spooled[p] {
@@ -508,25 +523,26 @@ public enum AssetHasher {
                 }
             }
             guard p != "version.json" else { return (f, nil) }
-            var entry: [(String, JSONValue)] = []
             let immutable = hashed.contains(p) || role[p]! == .bundler
-            entry.append(("cache", .string(immutable ? "immutable" : "revalidate")))
-            if hashed.contains(p) {
-                entry.append(("hash", .string("stamp")))
-            } else if role[p]! == .bundler {
-                entry.append(("hash", .string("bundler")))
-            }
-            entry.append(("integrity", .string(d.sri)))
-            if !immutable, let why = reasons[p] { entry.append(("kept", .string(why))) }
-            entry += [("path", .string(np)), ("sha256", .string(d.sha256)), ("size", JSONValue(Int64(d.size)))]
-            // Keyed by the unhashed name, so hashing the output again writes the same manifest.
-            return (f, (hashed.contains(p) ? naming.unhashed(p) : p, .object(entry)))
+            return (
+                f,
+                ManifestRecord(
+                    // Keyed by the unhashed name, so hashing the output again writes the same manifest.
+                    key: hashed.contains(p) ? naming.unhashed(p) : p, immutable: immutable,
+                    hash: hashed.contains(p) ? "stamp" : role[p]! == .bundler ? "bundler" : nil, integrity: d.sri,
+                    kept: immutable ? nil : reasons[p], path: np, sha256: d.sha256, size: d.size)
+            )
         }
+        // What the manifest is written from is all that is left of the inputs and outputs.
+        output = [:]
+        spooled = [:]
+        outputSHA256 = [:]
+        byPath = [:]
         var files = made.map(\.0)
-        let manifestFiles = made.compactMap(\.1)
-        let manifest = manifestBytes(manifestFiles, length: options.length)
-        files.append(AssetFile(path: options.manifestName, bytes: manifest))
-        options.ready?(files.last!)
+        let manifest = try ManifestRecord.write(
+            made.compactMap(\.1), name: options.manifestName, length: options.length, spool: options.spool)
+        files.append(manifest)
+        options.ready?(manifest)
         // Sorted by new path (an index sort: the files themselves are large to move).
         files = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }.map { files[$0] }
 
@@ -535,7 +551,7 @@ public enum AssetHasher {
         return AssetResult(
             files: files, renames: newName,
             extras: rewriteExtras(extras, renames: newName, length: options.length, originals: originals),
-            manifest: manifest, kept: keptByOriginal)
+            manifestFile: manifest, kept: keptByOriginal)
     }
 
     /// Files outside the root (server code that writes HTML) with their root-absolute
@@ -644,14 +660,6 @@ public enum AssetHasher {
         return out
     }
 
-    static func manifestBytes(_ entries: [(String, JSONValue)], length: Int) -> [UInt8] {
-        JSONValue.encodePretty(
-            .object([
-                ("algorithm", .string("sha256")), ("files", .object(entries)), ("generator", .string("stamp")),
-                ("length", JSONValue(Int64(length))),
-            ]))
-    }
-
     /// Subresource Integrity value (sha384, base64).
     public static func sri(_ bytes: [UInt8]) -> String {
         "sha384-" + Base64.encode(Digester.bytes(bytes, .sha384))
@@ -741,5 +749,80 @@ struct Naming: Sendable {
     func split(_ p: String) -> (String, String) {
         guard let slash = p.utf8.lastIndex(of: UInt8(ascii: "/")) else { return ("", p) }
         return (String(p[...slash]), String(p[p.utf8.index(after: slash)...]))
+    }
+}
+
+/// One file's entry in stamp's manifest, compact (a frontend of 100,000 files has as many): the
+/// manifest is written from these straight to bytes, never as a JSON tree.
+struct ManifestRecord: Sendable {
+    /// The file's unhashed path: the key of its entry.
+    var key: String
+    var immutable: Bool
+    /// `stamp` or `bundler`: who named it after its content.
+    var hash: String?
+    var integrity: String
+    /// Why it keeps its name (files that are not immutable).
+    var kept: String?
+    var path: String
+    var sha256: String
+    var size: Int
+
+    /// The manifest of `records` (`algorithm`, `files` by key, `generator`, `length`), written in
+    /// pieces of 64 KiB to the spool when there is one, else kept in memory: the same bytes as
+    /// `JSONValue.encodePretty` gives for it (members sorted by UTF-8 bytes, the last of a key
+    /// given twice kept).
+    static func write(_ records: [ManifestRecord], name: String, length: Int, spool: AssetSpool?) throws
+        -> AssetFile
+    {
+        // Sorted by key, the later of two equal keys first, so the first of each key is kept.
+        let order = records.indices.sorted { a, b in
+            let x = records[a].key, y = records[b].key
+            return utf8Less(x, y) || (x == y && a > b)
+        }
+        func produce(_ emit: ([UInt8]) throws -> Void) rethrows {
+            var out: [UInt8] = []
+            out.reserveCapacity(72 << 10)
+            func line(_ text: String) { out.append(contentsOf: text.utf8) }
+            func member(_ indent: String, _ key: String, _ value: String, last: Bool = false) {
+                line(indent)
+                JSONValue.writeString(key, into: &out)
+                line(": ")
+                JSONValue.writeString(value, into: &out)
+                line(last ? "\n" : ",\n")
+            }
+            line("{\n  \"algorithm\": \"sha256\",\n  \"files\": {")
+            var previous: String?
+            var first = true
+            for i in order {
+                let r = records[i]
+                if let previous, previous == r.key { continue }
+                previous = r.key
+                line(first ? "\n    " : ",\n    ")
+                first = false
+                JSONValue.writeString(r.key, into: &out)
+                line(": {\n")
+                member("      ", "cache", r.immutable ? "immutable" : "revalidate")
+                if let h = r.hash { member("      ", "hash", h) }
+                member("      ", "integrity", r.integrity)
+                if let k = r.kept { member("      ", "kept", k) }
+                member("      ", "path", r.path)
+                member("      ", "sha256", r.sha256)
+                line("      \"size\": \(r.size)\n    }")
+                if out.count >= 64 << 10 {
+                    try emit(out)
+                    out.removeAll(keepingCapacity: true)
+                }
+            }
+            line(first ? "}" : "\n  }")
+            line(",\n  \"generator\": \"stamp\",\n  \"length\": \(length)\n}\n")
+            try emit(out)
+        }
+        if let spool {
+            let d = try spool.append { emit in try produce { piece in try piece.withUnsafeBytes { try emit($0) } } }
+            return AssetFile(path: name, spooledText: d)
+        }
+        var all: [UInt8] = []
+        produce { all += $0 }
+        return AssetFile(path: name, bytes: all)
     }
 }

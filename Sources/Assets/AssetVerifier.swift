@@ -22,7 +22,7 @@ public enum AssetVerifier {
                     path: manifest)
             ]
         }
-        guard let m = try? AssetTree.content(mf), let entries = ManifestReader.entries(m) else {
+        guard let entries = ManifestReader.entries(mf) else {
             return [Finding(.assetsManifestInvalid, "\(manifest): not a manifest stamp can read", path: manifest)]
         }
         file[options.manifestName] = nil
@@ -212,21 +212,178 @@ enum ManifestReader {
     }
 
     static func entries(_ bytes: [UInt8]) -> [String: Entry]? {
-        guard let root = try? JSONValue.parse(bytes), let files = root["files"]?.objectValue,
-            root["algorithm"]?.stringValue == "sha256"
-        else { return nil }
-        let current = root["generator"]?.stringValue == "stamp"
+        entries(size: bytes.count) { at, n in Array(bytes[at..<at + n]) }
+    }
+
+    /// The manifest a file holds, read in pieces of 1 MiB wherever its bytes are.
+    static func entries(_ f: AssetFile) -> [String: Entry]? {
+        guard let source = TextSource(f) else {
+            return f.onDisk == nil ? entries(f.bytes) : nil
+        }
+        return entries(size: source.size) { at, n in try source.read(at: at, count: n) }
+    }
+
+    /// The largest value of the manifest read whole (an entry, a top-level member other than
+    /// `files`): a manifest is streamed entry by entry, never held in memory, and a value
+    /// larger than this is no manifest stamp wrote.
+    static let largestValue = 1 << 20
+
+    /// Reads the manifest streamed (a tree of 100,000 files has a manifest of 33 MB): the
+    /// punctuation of the top object and of `files` is checked here, each value in them is
+    /// parsed whole by the JSON parser. nil when it is not valid JSON or not a manifest.
+    static func entries(size: Int, read: @escaping (Int, Int) throws -> [UInt8]) -> [String: Entry]? {
+        let input = PieceReader(size: size, read: read)
+        var algorithm: String?, generator: String?
+        // Each entry as it is read: what makes it stamp-hashed may come after `files`.
+        var read: [(String, Entry, hash: String?)] = []
+        do {
+            try input.object { key in
+                if key == "files" {
+                    read = []
+                    try input.object { name in
+                        let e = try input.value(limit: largestValue)
+                        guard let path = e["path"]?.stringValue, let size = e["size"]?.int64Value,
+                            let sha = e["sha256"]?.stringValue,
+                            let integrity = e["integrity"]?.stringValue, size >= 0, size <= Int64(Int32.max) * 1024
+                        else { throw PieceReader.Invalid() }
+                        read.append(
+                            (
+                                name,
+                                Entry(
+                                    path: path, size: Int(size), sha256: sha, integrity: integrity, stampHashed: false,
+                                    cache: e["cache"]?.stringValue), e["hash"]?.stringValue
+                            ))
+                    }
+                } else {
+                    let v = try input.value(limit: largestValue)
+                    if key == "algorithm" { algorithm = v.stringValue }
+                    if key == "generator" { generator = v.stringValue }
+                }
+            }
+            input.skipSpace()
+            guard try input.peek() == nil else { return nil }
+        } catch { return nil }
+        guard algorithm == "sha256" else { return nil }
+        let current = generator == "stamp"
         var out: [String: Entry] = [:]
-        for (k, e) in files {
-            guard let path = e["path"]?.stringValue, let size = e["size"]?.int64Value,
-                let sha = e["sha256"]?.stringValue,
-                let integrity = e["integrity"]?.stringValue, size >= 0, size <= Int64(Int32.max) * 1024
-            else { return nil }
-            let stamp = current ? e["hash"]?.stringValue == "stamp" : path != k
-            out[k] = Entry(
-                path: path, size: Int(size), sha256: sha, integrity: integrity, stampHashed: stamp,
-                cache: e["cache"]?.stringValue)
+        out.reserveCapacity(read.count)
+        for (k, var e, hash) in read {
+            e.stampHashed = current ? hash == "stamp" : e.path != k
+            out[k] = e
         }
         return out
+    }
+}
+
+/// JSON read in pieces: the members of an object one at a time, each value taken whole (its
+/// bytes found by their brackets and quotes) and parsed by `JSONValue.parse`, so no more than
+/// one value is in memory.
+final class PieceReader {
+    struct Invalid: Error {}
+    let size: Int
+    let read: (Int, Int) throws -> [UInt8]
+    private var buffer: [UInt8] = []
+    private var bufferStart = 0
+    private(set) var at = 0
+
+    init(size: Int, read: @escaping (Int, Int) throws -> [UInt8]) {
+        self.size = size
+        self.read = read
+    }
+
+    func peek() throws -> UInt8? {
+        if at >= size { return nil }
+        if at >= bufferStart + buffer.count {
+            bufferStart = at
+            buffer = try read(at, min(1 << 20, size - at))
+            guard !buffer.isEmpty else { throw Invalid() }
+        }
+        return buffer[at - bufferStart]
+    }
+
+    func take() throws -> UInt8 {
+        guard let c = try peek() else { throw Invalid() }
+        at += 1
+        return c
+    }
+
+    func skipSpace() {
+        while let c = try? peek(), c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { at += 1 }
+    }
+
+    func expect(_ c: UInt8) throws {
+        skipSpace()
+        guard try take() == c else { throw Invalid() }
+    }
+
+    /// `{ "key": value, … }`: calls `member` with each key, which must read the value.
+    func object(_ member: (String) throws -> Void) throws {
+        try expect(UInt8(ascii: "{"))
+        skipSpace()
+        if try peek() == UInt8(ascii: "}") {
+            at += 1
+            return
+        }
+        while true {
+            skipSpace()
+            guard try peek() == UInt8(ascii: "\""), let key = try value(limit: MaxKey.bytes).stringValue else {
+                throw Invalid()
+            }
+            try expect(UInt8(ascii: ":"))
+            skipSpace()
+            try member(key)
+            skipSpace()
+            switch try take() {
+            case UInt8(ascii: ","): continue
+            case UInt8(ascii: "}"): return
+            default: throw Invalid()
+            }
+        }
+    }
+
+    enum MaxKey { static let bytes = 64 << 10 }
+
+    /// The next value whole (at most `limit` bytes), parsed.
+    func value(limit: Int) throws -> JSONValue {
+        skipSpace()
+        var bytes: [UInt8] = []
+        var depth = 0, inString = false, escaped = false
+        func add(_ c: UInt8) throws {
+            guard bytes.count < limit else { throw Invalid() }
+            bytes.append(c)
+            at += 1
+        }
+        while let c = try peek() {
+            if inString {
+                try add(c)
+                if escaped {
+                    escaped = false
+                } else if c == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if c == UInt8(ascii: "\"") {
+                    inString = false
+                    if depth == 0 { break }
+                }
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\""):
+                inString = true
+                try add(c)
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                try add(c)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                guard depth > 0 else { return try JSONValue.parse(bytes) }
+                depth -= 1
+                try add(c)
+                if depth == 0 { return try JSONValue.parse(bytes) }
+            case UInt8(ascii: ","), 0x20, 0x0A, 0x0D, 0x09:
+                if depth == 0 { return try JSONValue.parse(bytes) }
+                try add(c)
+            default: try add(c)
+            }
+        }
+        return try JSONValue.parse(bytes)
     }
 }

@@ -179,7 +179,7 @@ public enum AssetStage {
         var info: JSONValue = .object([
             ("root", .string(a.root)),
             ("manifest", .string(a.root + "/" + manifestName)),
-            ("manifestDigest", .string(Digester.digest(result.manifest))),
+            ("manifestDigest", .string("sha256:" + result.manifestFile.sha256Hex)),
             ("length", JSONValue(8)),
         ])
         if !a.keep.isEmpty { info["keep"] = .array(a.keep.map { .string($0) }) }

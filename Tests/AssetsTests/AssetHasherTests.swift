@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 import Hashing
+import OCI
 @testable import Assets
 
 func files(_ pairs: [(String, String)]) -> [AssetFile] { pairs.map { AssetFile(path: $0.0, bytes: Array($0.1.utf8)) } }
@@ -189,7 +190,7 @@ extension AssetResult {
     @Test func manifestHasSizeSha256AndSRI() throws {
         let r = try AssetHasher.hash(
             files([("app.js", "console.log(1)"), ("index.html", #"<script src="app.js"></script>"#)]))
-        let m = try JSONSerialization.jsonObject(with: Data(r.manifest)) as! [String: Any]
+        let m = try JSONSerialization.jsonObject(with: Data(try r.manifestBytes())) as! [String: Any]
         let entry = (m["files"] as! [String: Any])["app.js"] as! [String: Any]
         let bytes = Array("console.log(1)".utf8)
         #expect(entry["path"] as? String == r.name("app.js"))
@@ -203,6 +204,25 @@ extension AssetResult {
         #expect(page["cache"] as? String == "revalidate" && page["kept"] as? String == "a page" && page["hash"] == nil)
         #expect(m["generator"] as? String == "stamp")
         #expect(r.files.contains { $0.path == "stamp-assets.json" })
+    }
+
+    /// The manifest is written in pieces from compact records (a tree of 100,000 files would
+    /// otherwise hold it as a JSON tree and as one buffer): its bytes are the JSON encoder's for
+    /// what it says, over many pieces of the spool, with names that need escapes, and empty.
+    @Test func theStreamedManifestIsWhatTheEncoderWrites() throws {
+        var input = [("index.html", #"<script src="app.js"></script>"#), ("app.js", "console.log(1)")]
+        for i in 0..<600 { input.append(("a/q\u{22}uote \\ \(i).css", ".c\(i){}")) }
+        var o = AssetOptions()
+        o.spool = try AssetSpool()
+        let r = try AssetHasher.hash(files(input), options: o)
+        let spooled = try #require(r.manifestFile.spooledText)
+        #expect(spooled.size > 64 << 10, "more than one piece: \(spooled.size)")
+        let bytes = try r.manifestBytes()
+        #expect(JSONValue.encodePretty(try JSONValue.parse(bytes)) == bytes)
+        #expect(try r.manifestBytes() == AssetHasher.hash(files(input)).manifestBytes())
+        let empty = try AssetHasher.hash(files([("version.json", "{}")])).manifestBytes()
+        #expect(JSONValue.encodePretty(try JSONValue.parse(empty)) == empty)
+        #expect(String(decoding: empty, as: UTF8.self).contains(#""files": {}"#))
     }
 
     @Test func sriAddsIntegrityAttributes() throws {
@@ -252,6 +272,59 @@ extension AssetResult {
     }
 
     @Test func cleanTreePasses() throws { #expect(AssetVerifier.verify(try hashed()).isEmpty) }
+
+    /// What the JSON parser reads of a manifest, whole: the oracle the streamed reader is held to.
+    func wholeRead(_ bytes: [UInt8]) -> [String: String]? {
+        guard let root = try? JSONValue.parse(bytes), root["algorithm"]?.stringValue == "sha256",
+            let files = root["files"]?.objectValue
+        else { return nil }
+        var out: [String: String] = [:]
+        for (k, e) in files {
+            guard let p = e["path"]?.stringValue, let n = e["size"]?.int64Value, n >= 0,
+                e["sha256"]?.stringValue != nil,
+                e["integrity"]?.stringValue != nil
+            else { return nil }
+            out[k] = p + " \(n)"
+        }
+        return out
+    }
+
+    /// The manifest is read streamed, a value at a time (a 100,000-file tree's is 33 MB): read
+    /// in pieces of any size it gives what the whole parse gives, and refuses what it refuses.
+    @Test func theStreamedManifestReaderAgreesWithTheWholeParse() throws {
+        var input = [("index.html", #"<script src="app.js"></script>"#), ("app.js", "console.log(1)")]
+        for i in 0..<40 { input.append(("x/\u{e9}t\u{e9} \\ \"\(i).css", ".c\(i){}")) }
+        let good = try AssetHasher.hash(files(input)).manifestBytes()
+        let text = String(decoding: good, as: UTF8.self)
+        var cases = [
+            text, text + " ", text + "x", String(text.dropLast(3)), text.replacingOccurrences(of: "\",\n", with: "\n"),
+            text.replacingOccurrences(of: "\"size\": 14", with: "\"size\": -14"),
+            text.replacingOccurrences(of: "\"size\": 14", with: "\"size\": 1e2"),
+            text.replacingOccurrences(of: "\"size\": 14", with: "\"size\": [14]"),
+            text.replacingOccurrences(of: "\"algorithm\": \"sha256\"", with: "\"algorithm\": \"md5\""),
+            text.replacingOccurrences(
+                of: "\"generator\"", with: "\"more\": {\"a\": [1, {\"b\": \"}\"}]}, \"generator\""),
+            text.replacingOccurrences(
+                of: "\"generator\"", with: "\"more\": {\"a\": [1, {\"b\": \"}\"]}, \"generator\""),
+            #"{"algorithm": "sha256", "files": {}}"#, #"{"files": {}, "algorithm": "sha256"}"#,
+            #"{"algorithm": "sha256", "files": {"a": {"path": "b", "size": 1, "sha256": "s", "integrity": "i"},}}"#,
+            #"{"algorithm": "sha256", "files": {"a": {"path": "b", "size": 1, "sha256": "s", "integrity": "i"}, "a": {"path": "c", "size": 2, "sha256": "s", "integrity": "i"}}}"#,
+            #"{"algorithm": "sha256", "files": {"a\u0041": {"path": "b\"", "size": 1, "sha256": "s", "integrity": "i"}}}"#,
+            "[]", "", "{", #"{"algorithm": "sha256", "files": {"a": "#,
+        ]
+        cases.append(String(repeating: "[", count: 600) + String(repeating: "]", count: 600))
+        for (n, c) in cases.enumerated() {
+            let bytes = Array(c.utf8)
+            let oracle = wholeRead(bytes)
+            for piece in [1, 7, 4096] {
+                let streamed = ManifestReader.entries(size: bytes.count) { at, count in
+                    Array(bytes[at..<at + min(piece, count)])
+                }.map { $0.mapValues { $0.path + " \($0.size)" } }
+                #expect(streamed == oracle, "case \(n), pieces of \(piece): \(c.prefix(120))")
+            }
+        }
+        #expect(wholeRead(good)?.count == 42)
+    }
 
     @Test func findsWrongNamesBrokenReferencesAndManifestDisagreements() throws {
         var f = try hashed()
@@ -326,7 +399,7 @@ extension AssetResult {
         let inMemory = read.map { f in f.onDisk == nil ? f : AssetFile(path: f.path, bytes: png) }
         let a = try AssetHasher.hash(read, options: .init()), b = try AssetHasher.hash(inMemory, options: .init())
         #expect(a.renames == b.renames)
-        #expect(a.manifest == b.manifest)
+        #expect(try a.manifestBytes() == b.manifestBytes())
         #expect(a.renames["img/logo.png"] == "img/logo.\(Digester.hex(png).prefix(8)).png")
 
         // Written out, the file is copied from disk; the verifier accepts the tree either way.
@@ -343,7 +416,7 @@ extension AssetResult {
         let lazy = try AssetTree.read(dir, lazyText: true)
         #expect(lazy.first { $0.path == "index.css" }?.textFile == dir + "/index.css")
         let c = try AssetHasher.hash(lazy, options: spooled)
-        #expect(c.renames == a.renames && c.manifest == a.manifest)
+        #expect(try c.renames == a.renames && c.manifestBytes() == a.manifestBytes())
         let css = try #require(c.files.first { $0.path == a.renames["index.css"] })
         #expect(css.bytes.isEmpty && css.onDisk?.spool != nil)
         try AssetTree.write(c.files, to: dir + "-out2")

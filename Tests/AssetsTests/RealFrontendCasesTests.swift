@@ -8,7 +8,7 @@ import Hashing
 @Suite struct RealFrontendCasesTests {
     func h(_ text: String) -> String { String(Digester.hex(Array(text.utf8)).prefix(8)) }
     func manifest(_ r: AssetResult) throws -> [String: Any] {
-        try #require(try JSONSerialization.jsonObject(with: Data(r.manifest)) as? [String: Any])["files"]
+        try #require(try JSONSerialization.jsonObject(with: Data(try r.manifestBytes())) as? [String: Any])["files"]
             as! [String: Any]
     }
     func entry(_ r: AssetResult, _ original: String) throws -> [String: Any] {
