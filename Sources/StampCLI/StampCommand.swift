@@ -86,3 +86,69 @@ func imageReference(_ s: String) throws -> ImageReference {
         throw StampError.usage("\(error)")
     }
 }
+
+extension StampCommand {
+    /// Runs stamp on the process's command line, after two checks ArgumentParser does not make:
+    /// a command line that cannot be read (Swift reads it from `/proc/self/cmdline`, absent in a
+    /// bare chroot) is an error, not the general help with exit 0; and a word in a command's
+    /// place that names no command is a usage error with the nearest one, never swallowed by a
+    /// root flag (`stamp biuld --version v1` printed stamp's version and exited 0).
+    public static func mainChecked() -> Never {
+        let arguments = CommandLine.arguments
+        guard !arguments.isEmpty else {
+            printError(
+                "stamp: error: the command line cannot be read (Swift reads it from /proc/self/cmdline: is /proc "
+                    + "mounted?); nothing was done")
+            Glibc.exit(2)
+        }
+        if let problem = unknownCommand(Array(arguments.dropFirst())) {
+            printError("stamp: error: " + oneLine(problem))
+            Glibc.exit(ExitCode.validationFailure.rawValue)
+        }
+        main()
+        Glibc.exit(0)
+    }
+
+    /// Why the words in command places do not name a command (nil when they do): followed down
+    /// from the root as long as the command there has subcommands.
+    static func unknownCommand(_ args: [String]) -> String? {
+        var command: ParsableCommand.Type = StampCommand.self
+        var path = "stamp"
+        for word in args {
+            let subs = command.configuration.subcommands
+            guard !subs.isEmpty, !word.hasPrefix("-") else { return nil }
+            if word == "help" { return nil }
+            if let next = subs.first(where: { $0._commandName == word }) {
+                command = next
+                path += " " + word
+                continue
+            }
+            let names = subs.map { $0._commandName }
+            let near = names.map { ($0, editDistance($0, word)) }.filter {
+                $0.1 <= max(word.count >= 4 ? 2 : 1, word.count / 3)
+            }
+            .min { $0.1 < $1.1 }
+            let hint = near.map { "did you mean '\(path) \($0.0)'? " } ?? ""
+            return "'\(word)' is not a command of \(path) (\(names.joined(separator: ", "))); \(hint)"
+                + "'\(path) --help' says more"
+        }
+        return nil
+    }
+
+    /// Levenshtein distance over characters (short words: a command name and a typo of it).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let x = Array(a), y = Array(b)
+        guard !x.isEmpty, !y.isEmpty else { return max(x.count, y.count) }
+        var row = Array(0...y.count)
+        for i in 1...x.count {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...y.count {
+                let here = row[j]
+                row[j] = x[i - 1] == y[j - 1] ? previous : 1 + min(previous, row[j], row[j - 1])
+                previous = here
+            }
+        }
+        return row[y.count]
+    }
+}

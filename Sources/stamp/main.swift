@@ -7,4 +7,4 @@ import StampCLI
 _ = setlocale(LC_CTYPE, "C.UTF-8")
 InterruptCleanup.install()
 CrashReport.install()
-StampCommand.main()
+StampCommand.mainChecked()

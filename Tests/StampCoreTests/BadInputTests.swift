@@ -143,6 +143,38 @@ import OCI
         #expect(listing(dir) == ["b.tar"])
     }
 
+    /// A word in a command's place that names no command is a usage error (64) with the
+    /// nearest command, before any flag is read: `stamp biuld --version v1` printed stamp's
+    /// version and exited 0, a green CI job with no image (issue 28).
+    @Test(arguments: [
+        (["biuld", "--base", "b.tar", "--version", "v1"], "did you mean 'stamp build'?"),
+        (["verfy", "out.tar"], "did you mean 'stamp verify'?"),
+        (["assets", "hsh", "dist"], "did you mean 'stamp assets hash'?"),
+        (["canary", "promte", "deploy/"], "did you mean 'stamp canary promote'?"),
+        (["deploy", "--version", "v1"], "'deploy' is not a command of stamp ("),
+    ])
+    func aMistypedCommandIsAUsageErrorNeverSuccess(_ args: [String], _ fragment: String) throws {
+        let r = try stamp(args)
+        #expect(r.status == 64, "\(r.status) \(r.out)")
+        #expect(r.out.isEmpty, "\(r.out)")
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.count == 1 && r.err.hasPrefix("stamp: error: ") && r.err.contains(fragment), "\(r.err)")
+    }
+
+    /// Where /proc is not mounted (a bare chroot) Swift cannot read the command line: stamp says
+    /// so and fails; it printed the general help and exited 0, every command a silent success.
+    @Test func aCommandLineThatCannotBeReadIsAnError() throws {
+        let dir = try tempDir()
+        let r = try run([
+            "unshare", "--mount", "--propagation", "private", "sh", "-c",
+            "umount -l /proc && exec \"$0\" build --base b.tar --version v1 --output \"$1/o.tar\"", stampBin, dir,
+        ])
+        #expect(r.status == 2, "\(r.status) \(r.out) \(r.err)")
+        #expect(r.out.isEmpty && r.err.split(separator: "\n").count == 1, "\(r.out)\(r.err)")
+        #expect(r.err.contains("the command line cannot be read") && r.err.contains("/proc"), "\(r.err)")
+        #expect(listing(dir).isEmpty)
+    }
+
     @Test func namedImageMustExist() throws {
         let dir = try tempDir()
         try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
