@@ -28,9 +28,11 @@ let package = Package(
             name: "CIsal", pkgConfig: "libisal",
             providers: [.apt(["libisal-dev"])]),
         // libdeflate: whole-buffer deflate at 3-4x zlib's speed (and a better ratio), for the
-        // blocks of the new layer.
+        // blocks of the new layer. Linked statically (Debian's libdeflate-dev ships the .a, see
+        // Layers' linker settings): the layer's bytes depend on libdeflate's version, so they are
+        // stamp's, not the runner's (Debian 12 has 1.14, Ubuntu 22.04 1.10, 24.04 1.19).
         .systemLibrary(
-            name: "CDeflate", pkgConfig: "libdeflate",
+            name: "CDeflate",
             providers: [.apt(["libdeflate-dev"])]),
 
         // What kind of failure an error is (retry and exit status are decided from it). No deps.
@@ -43,7 +45,9 @@ let package = Package(
         // The OCI spec: descriptors, media types, references, lossless JSON. No files, no C.
         .target(name: "OCI", dependencies: ["Failures"]),
         // Tar reading/writing, compression; the only importer of CArchive.
-        .target(name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Failures", "Hashing", "IO", "OCI"]),
+        .target(
+            name: "Layers", dependencies: ["CArchive", "CIsal", "CDeflate", "Failures", "Hashing", "IO", "OCI"],
+            linkerSettings: [.linkedLibrary(":libdeflate.a")]),
         // Content-hashed frontend assets: names, references, manifest, verification. No C.
         .target(name: "Assets", dependencies: ["Failures", "Hashing", "IO", "OCI"]),
         // The OCI Distribution API: pull, push, auth, retries. The only importer of the HTTP stack.

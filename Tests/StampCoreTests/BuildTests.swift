@@ -141,6 +141,44 @@ import OCI
                 == .array([.string("docker.io/mintplexlabs/anything-llm:v2.1-canary")]))
     }
 
+    /// The stamp layer's bytes depend on libdeflate's version (Debian 12 has 1.14, Ubuntu 22.04
+    /// 1.10, 24.04 1.19): stamp links it statically, so the runner's copy is never loaded. A
+    /// libdeflate.so.0 that aborts on any call, first on the loader's path, changes nothing: the
+    /// same digest as without it (issue 28).
+    @Test func theRunnersLibdeflateIsNeverLoaded() throws {
+        let dir = try tempDir()
+        let needed = try run(["readelf", "-d", stampBin])
+        try #require(needed.status == 0, "\(needed.err)")
+        #expect(!needed.out.contains("libdeflate"), "\(needed.out)")
+        try Data(
+            """
+            #include <stdio.h>
+            #include <stdlib.h>
+            static void refuse(void) { fputs("the runner's libdeflate was called\\n", stderr); abort(); }
+            void *libdeflate_alloc_compressor(int level) { refuse(); return 0; }
+            void libdeflate_free_compressor(void *c) { refuse(); }
+            size_t libdeflate_gzip_compress(void *c, const void *in, size_t n, void *out, size_t m) { refuse(); return 0; }
+            size_t libdeflate_gzip_compress_bound(void *c, size_t n) { refuse(); return 0; }
+            """.utf8
+        ).write(to: URL(fileURLWithPath: dir + "/other.c"))
+        let cc = try run(["clang", "-shared", "-fPIC", "-o", dir + "/libdeflate.so.0", dir + "/other.c"])
+        try #require(cc.status == 0, "\(cc.err)")
+        try SampleImage.write(to: dir + "/base.tar", format: .ociArchive)
+        func digest(_ env: [String: String], _ out: String) throws -> String {
+            let r = try run(
+                [stampBin, "build", "--base", dir + "/base.tar", "--version", "v1", "--output", out, "--json"],
+                env: env.merging(["SOURCE_DATE_EPOCH": "1700000000"]) { $1 })
+            #expect(r.status == 0, "\(r.err)")
+            return try JSONValue.parse(r.out)["digest"]?.stringValue ?? "none"
+        }
+        let own = try digest([:], dir + "/a.tar")
+        let other = try digest(["LD_LIBRARY_PATH": dir], dir + "/b.tar")
+        #expect(own == other && own.hasPrefix("sha256:"))
+        #expect(
+            try Digester.digest(Data(contentsOf: URL(fileURLWithPath: dir + "/a.tar")))
+                == Digester.digest(Data(contentsOf: URL(fileURLWithPath: dir + "/b.tar"))))
+    }
+
     @Test func archiveIsSortedWithFixedHeaders() throws {
         let r = try run(["bsdtar", "-tvf", out])
         #expect(r.status == 0)
