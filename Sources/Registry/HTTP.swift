@@ -61,7 +61,9 @@ final class BlockingHTTP: Sendable {
             config.redirectConfiguration = .disallow
             // Idle: no byte for a minute ends the request (a stalled registry); the whole
             // request has its own deadline (`send`), so a drip of bytes cannot hold it open.
-            config.timeout = .init(connect: .seconds(10), read: .seconds(60))
+            // A connect gets 3 s (the HTTP client retries a refused connect within it): a
+            // registry answers a connect in milliseconds, and a wrong port must fail fast.
+            config.timeout = .init(connect: .seconds(3), read: .seconds(60))
             config.decompression = .disabled
             config.httpVersion = .automatic
             if let proxy {

@@ -310,6 +310,13 @@ public final class RegistryClient: Sendable {
                 // A name that does not exist will not exist in a few seconds either (a temporary
                 // resolver failure, EAI_AGAIN, is retried).
                 let text = "\(error)"
+                // Nothing listens there: a wrong port or host, or a registry that is down; six
+                // attempts would only make a CI job wait a minute to say so.
+                if describe(error) == "connection refused" {
+                    throw RegistryError.network(
+                        "\(what): connection refused by \(ref.host) (nothing listens there: is the registry running, "
+                            + "and the port right?)")
+                }
                 if text.contains("Name or service not known") || text.contains("No address associated with hostname") {
                     throw RegistryError.network(
                         "\(what): cannot resolve the host name \(ref.host) (it does not exist, or is mistyped)")
