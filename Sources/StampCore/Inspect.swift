@@ -41,6 +41,15 @@ public enum Inspector {
             {
                 stampDoc = try? JSONValue.parse(b)
             }
+            // A stamp of labels and env only (`--profile generic` without `--version-json`).
+            if stampDoc == nil, img.labels[AnnotationKey.stampVersionJSON] == nil,
+                let v = img.labels[AnnotationKey.version], Verifier.env(img)[Stamp.Env.version] == v
+            {
+                var doc: JSONValue = .object([("version", .string(v)), ("labelsOnly", .bool(true))])
+                if let r = img.labels[AnnotationKey.revision] { doc["revision"] = .string(r) }
+                if let c = img.labels[AnnotationKey.created] { doc["created"] = .string(c) }
+                stampDoc = doc
+            }
         }
         var j: JSONValue = .object([
             ("schemaVersion", JSONValue(Int64(OutputSchema.version))),

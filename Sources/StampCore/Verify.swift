@@ -44,12 +44,15 @@ public struct StampFacts: Sendable {
     public var version: String?
     public var revision: String?
     public var created: String?
-    public var versionJSONPath: String
+    /// Where version.json is; nil for a stamp of labels and env only (`--profile generic`
+    /// without `--version-json`).
+    public var versionJSONPath: String?
     public var versionFilePath: String?
     public var document: JSONValue?
 
     public var json: JSONValue {
-        var j: JSONValue = .object([("versionJson", .string(versionJSONPath))])
+        var j: JSONValue = .object([])
+        if let p = versionJSONPath { j["versionJson"] = .string(p) }
         if let v = version { j["version"] = .string(v) }
         if let v = revision { j["revision"] = .string(v) }
         if let v = created { j["created"] = .string(v) }
@@ -292,6 +295,40 @@ public enum Verifier {
         return (diffID, changes)
     }
 
+    /// An image's env as a dictionary (the last of a name given twice).
+    static func env(_ img: PlatformImage) -> [String: String] {
+        Dictionary(
+            (img.config["config"]?["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }.map {
+                e -> (String, String) in
+                guard let eq = e.firstIndex(of: "=") else { return (e, "") }
+                return (String(e[..<eq]), String(e[e.index(after: eq)...]))
+            }, uniquingKeysWith: { _, b in b })
+    }
+
+    /// Every place the stamp repeats `key` (label, manifest and index annotations, env) says
+    /// `expected`, which `source` gives.
+    static func agree(
+        _ name: String, _ expected: String?, _ key: String, _ envKey: String?, img: PlatformImage,
+        indexAnnotations: [String: String]?, source: String, report: inout VerifyReport
+    ) {
+        let where_ = "\(img.platform)"
+        var sources: [(String, String?)] = [("label \(key)", img.labels[key])]
+        if ImageFormat(mediaType: img.descriptor.mediaType).hasAnnotations {
+            sources.append(("manifest annotation \(key)", img.annotations[key]))
+        }
+        if let ia = indexAnnotations { sources.append(("index annotation \(key)", ia[key])) }
+        if let envKey { sources.append(("env \(envKey)", env(img)[envKey])) }
+        for (what, value) in sources where value != expected && what != source {
+            report.findings.append(
+                Finding(
+                    .stampValueMismatch,
+                    "\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(source) says "
+                        + "\(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))",
+                    platform: where_, path: source.hasPrefix("label ") ? nil : source, expected: expected, found: value)
+            )
+        }
+    }
+
     /// version.txt = version.json = labels = annotations = env, for every platform.
     static func checkStamp(
         _ image: LoadedImage, stampLayers: [String: Result<[String: LayerFile], Error>],
@@ -312,6 +349,20 @@ public enum Verifier {
                             "\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to "
                                 + "check blobs alone",
                             platform: where_))
+                } else if let v = labels[AnnotationKey.version], env(img)[Stamp.Env.version] != nil {
+                    // A stamp of labels and env only (`--profile generic` without `--version-json`):
+                    // no layer to read; the labels, annotations and env must agree.
+                    facts = StampFacts(
+                        version: v, revision: labels[AnnotationKey.revision], created: labels[AnnotationKey.created])
+                    for (name, key, envKey) in [
+                        ("version", AnnotationKey.version, Stamp.Env.version),
+                        ("revision", AnnotationKey.revision, Stamp.Env.revision),
+                        ("created", AnnotationKey.created, Stamp.Env.created),
+                    ] {
+                        agree(
+                            name, labels[key], key, envKey, img: img, indexAnnotations: indexAnnotations,
+                            source: "label \(key)", report: &report)
+                    }
                 } else {
                     report.findings.append(
                         Finding(
@@ -361,28 +412,10 @@ public enum Verifier {
             facts = StampFacts(
                 version: v, revision: r, created: c, versionJSONPath: jsonPath, versionFilePath: versionFile,
                 document: doc)
-            let env = Dictionary(
-                (img.config["config"]?["Env"]?.arrayValue ?? []).compactMap { $0.stringValue }.map {
-                    e -> (String, String) in
-                    guard let eq = e.firstIndex(of: "=") else { return (e, "") }
-                    return (String(e[..<eq]), String(e[e.index(after: eq)...]))
-                }, uniquingKeysWith: { _, b in b })
-
             func same(_ name: String, _ expected: String?, _ key: String, _ envKey: String?) {
-                var sources: [(String, String?)] = [("label \(key)", labels[key])]
-                if ImageFormat(mediaType: img.descriptor.mediaType).hasAnnotations {
-                    sources.append(("manifest annotation \(key)", img.annotations[key]))
-                }
-                if let ia = indexAnnotations { sources.append(("index annotation \(key)", ia[key])) }
-                if let envKey { sources.append(("env \(envKey)", env[envKey])) }
-                for (what, value) in sources where value != expected {
-                    report.findings.append(
-                        Finding(
-                            .stampValueMismatch,
-                            "\(where_): \(what) is \(value.map { "\"\($0)\"" } ?? "missing") but \(jsonPath) says "
-                                + "\(expected.map { "\"\($0)\"" } ?? "nothing") (\(name))",
-                            platform: where_, path: jsonPath, expected: expected, found: value))
-                }
+                agree(
+                    name, expected, key, envKey, img: img, indexAnnotations: indexAnnotations, source: jsonPath,
+                    report: &report)
             }
             guard let v else {
                 report.findings.append(

@@ -54,6 +54,41 @@ import OCI
                 "label org.opencontainers.image.version is \"v9-forged\" but /app/version.json says \"v2.1-canary\""))
     }
 
+    /// `--profile generic` without `--version-json` stamps labels and env only: `verify` passes
+    /// it (it failed stamp's own output: "label dev.stamp.version-json is missing"), `inspect`
+    /// shows its version, and a label that no longer agrees with the env is still found.
+    @Test func aStampOfLabelsAndEnvOnlyIsVerified() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        let b = try stamp([
+            "build", "--base", dir + "/b.tar", "--version", "v3", "--profile", "generic", "--platform", "linux/amd64",
+            "--output", "oci:\(dir)/out",
+        ])
+        try #require(b.status == 0, "\(b.err)")
+        let ok = try verifyCLI("oci:\(dir)/out", ["--json"])
+        #expect(ok.status == 0, "\(ok.out)")
+        let j = try jsonOf(ok.out)
+        #expect(j["stamp"]?["version"]?.stringValue == "v3" && j["stamp"]?["versionJson"] == nil, "\(ok.out)")
+        let shown = try stamp(["inspect", "oci:\(dir)/out"])
+        #expect(shown.out.contains("Stamp     version v3"), "\(shown.out)")
+        try editLayout(
+            dir + "/out",
+            config: { c in
+                var inner = c["config"]!
+                inner["Env"] = .array(
+                    inner["Env"]!.arrayValue!.map { e in
+                        (e.stringValue ?? "").hasPrefix("IMAGE_VERSION=") ? .string("IMAGE_VERSION=v9") : e
+                    })
+                c["config"] = inner
+            })
+        let forged = try verifyCLI("oci:\(dir)/out")
+        #expect(forged.status == 1)
+        #expect(
+            forged.out.contains("env IMAGE_VERSION is \"v9\" but label org.opencontainers.image.version says \"v3\""),
+            "\(forged.out)")
+        #expect(forged.out.split(separator: "\n").count == 1, "\(forged.out)")
+    }
+
     @Test func envAndAnnotationMismatchesAreEachReported() throws {
         let (_, layout) = try stampedLayout()
         try editLayout(
