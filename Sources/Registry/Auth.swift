@@ -23,9 +23,11 @@ public struct Credential: Sendable, CustomStringConvertible {
     public var basicHeader: String { "Basic " + Base64.encode(Array("\(username):\(secret)".utf8)) }
 }
 
-/// Finds credentials the way the container tools do: `--creds`, then `--authfile` /
-/// `$REGISTRY_AUTH_FILE`, then `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`
-/// (`auths` with `auth` or `identitytoken`, `credHelpers`, `credsStore`).
+/// Finds credentials the way the container tools do (containers-auth.json(5), then Docker's):
+/// `--creds`, then `--authfile` / `$REGISTRY_AUTH_FILE`, then podman's and skopeo's own
+/// (`$XDG_RUNTIME_DIR/containers/auth.json`, root's `/run/containers/0/auth.json` without it,
+/// `~/.config/containers/auth.json`), then `$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json` (`auths` with `auth` or `identitytoken`, `credHelpers`, `credsStore`).
 public struct CredentialLookup: Sendable {
     public var creds: String?
     public var authFile: String?
@@ -41,6 +43,13 @@ public struct CredentialLookup: Sendable {
     var files: [String] {
         var list: [String] = []
         if let a = authFile ?? environment["REGISTRY_AUTH_FILE"], !a.isEmpty { list.append(a) }
+        // Where `podman login` writes (`skopeo login` too).
+        if let x = environment["XDG_RUNTIME_DIR"], !x.isEmpty {
+            list.append(x + "/containers/auth.json")
+        } else if getuid() == 0 {
+            list.append("/run/containers/0/auth.json")
+        }
+        if let h = environment["HOME"], !h.isEmpty { list.append(h + "/.config/containers/auth.json") }
         if let d = environment["DOCKER_CONFIG"], !d.isEmpty {
             list.append(d + "/config.json")
         } else if let h = environment["HOME"], !h.isEmpty {

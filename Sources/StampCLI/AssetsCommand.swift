@@ -71,7 +71,7 @@ struct AssetsHashCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let (result, rewrites) = try reportingErrors { () throws -> (AssetResult, [(String, String)]) in
+        let (result, rewrites) = try reportingErrors(json: json) { () throws -> (AssetResult, [(String, String)]) in
             try refuseTransport(output, "--output", what: "the hashed folder")
             var o = try naming.options(output: output)
             o.sri = sri
@@ -157,7 +157,7 @@ struct AssetsVerifyCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let findings = try reportingErrors { () throws -> [Finding] in
+        let findings = try reportingErrors(json: json) { () throws -> [Finding] in
             AssetVerifier.verify(try AssetTree.read(folder), options: try naming.options(output: folder))
         }
         if json {

@@ -58,12 +58,12 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         MemoryPolicy.fewArenas()
-        let result = try reportingErrors { () throws -> BuildResult in
+        let result = try reportingErrors(json: json) { () throws -> BuildResult in
             let plan = try StampPlan.resolve(
                 try flags.settings(adding: [output]), environment: ProcessInfo.processInfo.environment)
-            return try Stamper.build(plan, diagnostics: progress.diagnostics(quiet: quiet))
+            return try Stamper.build(plan, diagnostics: try progress.diagnostics(quiet: quiet))
         }
-        try reportingErrors {
+        try reportingErrors(json: json) {
             if let f = metadataFile { try writeAtomically(f, JSONValue.encodePretty(result.metadata)) }
             if let f = digestfile { try writeAtomically(f, Array(result.digest.utf8)) }
             // In a GitHub Actions step, its outputs for the next steps.

@@ -94,7 +94,7 @@ struct CanaryAnalyze: ParsableCommand {
     var json = false
 
     func run() throws {
-        let setup = try reportingErrors { try prepare() }
+        let setup = try reportingErrors(json: json) { try prepare() }
         var result: CanaryAnalysis.Result?
         for round in 0..<setup.rounds {
             if round > 0 { Thread.sleep(forTimeInterval: setup.step) }

@@ -164,7 +164,7 @@ struct CanaryRender: ParsableCommand {
     var json = false
 
     func run() throws {
-        let written = try reportingErrors { () throws -> (CanarySpec, [String]) in
+        let written = try reportingErrors(json: json) { () throws -> (CanarySpec, [String]) in
             let spec = try makeSpec()
             return (spec, try CanaryFolder.render(spec, into: output, allowTag: allowTag))
         }
@@ -334,7 +334,8 @@ struct CanaryFolderOptions: ParsableArguments {
     /// Runs `change`, writes, and reports what changed, what is left to do and, for a forced
     /// write (rollback), what check still finds.
     func apply(_ action: String, force: Bool = false, _ change: (CanaryFolder) throws -> [String]) throws {
-        let (folder, saved, todo) = try reportingErrors { () throws -> (CanaryFolder, CanaryFolder.Saved, [String]) in
+        let (folder, saved, todo) = try reportingErrors(json: json) {
+            () throws -> (CanaryFolder, CanaryFolder.Saved, [String]) in
             let f = try CanaryFolder(path: self.folder, lock: .exclusive)
             let todo = try change(f)
             return (f, try f.save(allowTag: allowTag, force: force), todo)
@@ -524,7 +525,7 @@ struct CanaryCheck: ParsableCommand {
     var json = false
 
     func run() throws {
-        let f = try reportingErrors { try CanaryFolder(path: folder, lock: .shared) }
+        let f = try reportingErrors(json: json) { try CanaryFolder(path: folder, lock: .shared) }
         let (problems, notes) = f.check(allowTag: allowTag)
         for n in notes { printError("stamp: note: \(n)") }
         if json {

@@ -78,7 +78,7 @@ struct CanaryStatusCommand: ParsableCommand {
     func run() throws {
         var sessions: [CanaryStatus.Session] = []
         var cookieName: String?
-        let report = try reportingErrors { () throws -> CanaryStatus.Report in
+        let report = try reportingErrors(json: json) { () throws -> CanaryStatus.Report in
             var expect = CanaryStatus.Expectation(stable: stableVersion, canary: canaryVersion, weight: weight)
             cookieName = cookie
             if let folder {

@@ -52,7 +52,7 @@ struct DockerfileCommand: ParsableCommand {
             let plan = try StampPlan.resolve(s, environment: ProcessInfo.processInfo.environment, imageOutput: false)
             return try DockerfileRenderer.render(
                 plan, base: base, baseDigest: baseDigest, template: template, output: out,
-                diagnostics: progress.diagnostics())
+                diagnostics: try progress.diagnostics())
         }
         printError(
             "wrote \(result.folder)/Dockerfile and \(result.files.count) file(s) under "

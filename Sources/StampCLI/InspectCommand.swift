@@ -27,7 +27,7 @@ struct InspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let doc = try reportingErrors {
+        let doc = try reportingErrors(json: json) {
             try Inspector.inspect(try imageReference(image), registry: try registry.options())
         }
         printOut(json ? JSONValue.encodeString(doc) : Inspector.render(doc))

@@ -54,15 +54,25 @@ struct ProgressFlag: ParsableArguments {
             valueName: "mode"))
     var progress: ProgressMode?
 
-    /// The flag, else `$STAMP_PROGRESS` (as buildx reads BUILDKIT_PROGRESS), else `auto`.
+    /// The flag, else `$STAMP_PROGRESS` (as buildx reads BUILDKIT_PROGRESS), else `auto`; a
+    /// misspelt `$STAMP_PROGRESS` is as much an error as a misspelt flag. (Checked when the
+    /// command runs, not in `validate()`: a validation error of a subcommand makes
+    /// ArgumentParser read the line as the root's, whose `--version` then prints stamp's version
+    /// and exits 0 for `stamp build --version v1`.)
     var mode: ProgressMode {
-        if let progress { return progress }
-        if let e = ProcessInfo.processInfo.environment["STAMP_PROGRESS"], let m = ProgressMode(rawValue: e) { return m }
-        return .auto
+        get throws {
+            if let progress { return progress }
+            guard let e = ProcessInfo.processInfo.environment["STAMP_PROGRESS"], !e.isEmpty else { return .auto }
+            guard let m = ProgressMode(rawValue: e) else {
+                throw StampError.usage(
+                    "STAMP_PROGRESS=\(oneLine(e, max: 40)) is not a progress mode: auto, tty, plain or quiet")
+            }
+            return m
+        }
     }
 
     /// Notices and progress on stderr; nothing but errors with `--quiet`.
-    func diagnostics(quiet: Bool = false) -> Diagnostics { quiet ? .silent : .stderr(progress: mode) }
+    func diagnostics(quiet: Bool = false) throws -> Diagnostics { quiet ? .silent : .stderr(progress: try mode) }
 }
 
 /// What `push` and `pull` share: registry access and how to report.
@@ -83,10 +93,10 @@ struct CopyFlags: ParsableArguments {
         _ source: () throws -> ImageReference, to destination: () throws -> ImageReference, created: Timestamp,
         verb: String
     ) throws {
-        let r = try reportingErrors {
+        let r = try reportingErrors(json: json) {
             try ImageCopy.copy(
                 from: try source(), to: try destination(), options: try registry.options(),
-                created: created, diagnostics: progress.diagnostics(quiet: quiet))
+                created: created, diagnostics: try progress.diagnostics(quiet: quiet))
         }
         if json {
             printOut(JSONValue.encodeString(r.json))

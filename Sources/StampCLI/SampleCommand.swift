@@ -65,6 +65,11 @@ struct SampleCommand: ParsableCommand {
             o.nested = !flat
             o.extraFile = extraFile
             try SampleImage.write(to: output, format: f, options: o)
+            let kinds = o.platforms.map(\.description).joined(separator: ", ")
+            printError(
+                oneLine(
+                    "stamp: wrote a sample base (\(f.rawValue), \(kinds)) to \(output); next: stamp build --base "
+                        + "\(output) --version v1 --output stamped.tar"))
         }
     }
 }

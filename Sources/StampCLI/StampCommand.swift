@@ -42,11 +42,23 @@ public struct StampCommand: ParsableCommand {
     public init() {}
 }
 
-/// Runs library code, turning its errors into one line on stderr and a non-zero exit.
-func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+/// Runs library code, turning its errors into one line on stderr and a non-zero exit; with
+/// `json`, also an error document on stdout (`schemas/error.schema.json`), so a pipeline that
+/// reads stdout is never left with nothing.
+func reportingErrors<T>(json: Bool = false, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch {
-        printError("stamp: error: " + oneLine(Redact.urls(in: "\(error)")))
-        throw ExitCode(ErrorKind.of(error, unknown: .library).exitStatus)
+        let line = oneLine(Redact.urls(in: "\(error)"))
+        let status = ErrorKind.of(error, unknown: .library).exitStatus
+        printError("stamp: error: " + line)
+        if json {
+            printOut(
+                JSONValue.encodeString(
+                    .object([
+                        ("error", .string(line)), ("exitStatus", JSONValue(Int64(status))), ("ok", .bool(false)),
+                        ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
+                    ])))
+        }
+        throw ExitCode(status)
     }
 }
 
@@ -101,7 +113,7 @@ extension StampCommand {
                     + "mounted?); nothing was done")
             Glibc.exit(2)
         }
-        if let problem = unknownCommand(Array(arguments.dropFirst())) {
+        if let problem = unknownCommand(Array(arguments.dropFirst())) ?? foreignFlag(Array(arguments.dropFirst())) {
             printError("stamp: error: " + oneLine(problem))
             Glibc.exit(ExitCode.validationFailure.rawValue)
         }
@@ -131,6 +143,25 @@ extension StampCommand {
             let hint = near.map { "did you mean '\(path) \($0.0)'? " } ?? ""
             return "'\(word)' is not a command of \(path) (\(names.joined(separator: ", "))); \(hint)"
                 + "'\(path) --help' says more"
+        }
+        return nil
+    }
+
+    /// Flags of other tools that stamp spells its own way, with the flag to use (nil when none
+    /// is given): ArgumentParser would only say "Unknown option".
+    static func foreignFlag(_ args: [String]) -> String? {
+        let ours: [String: String] = [
+            "--insecure": "--tls-verify=false (crane's --insecure; skopeo's and podman's spelling)",
+            "--insecure-registry": "--tls-verify=false (skopeo's and podman's spelling)",
+            "--dest-tls-verify": "--tls-verify (one flag for every registry stamp talks to)",
+            "--src-tls-verify": "--tls-verify (one flag for every registry stamp talks to)",
+            "--push": "a registry --output (docker://HOST/REPO:TAG), or `stamp push` after a build",
+            "--load": "--output docker-archive:FILE, then `docker load -i FILE`",
+        ]
+        for a in args {
+            if a == "--" { return nil }
+            let flag = a.split(separator: "=", maxSplits: 1).first.map(String.init) ?? a
+            if let use = ours[flag] { return "\(flag) is not stamp's: use \(use)" }
         }
         return nil
     }

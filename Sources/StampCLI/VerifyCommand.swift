@@ -35,23 +35,31 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print one JSON document with the findings.")
     var json = false
 
+    @Flag(
+        name: [.short, .long],
+        help: "Print only the findings (no progress, no summary); the exit status says the rest.")
+    var quiet = false
+
     @OptionGroup var progress: ProgressFlag
 
     func run() throws {
         MemoryPolicy.fewArenas()
-        let (ref, access) = try reportingErrors { (try imageReference(image), try registry.options()) }
+        let (ref, access, mode) = try reportingErrors {
+            (try imageReference(image), try registry.options(), quiet ? ProgressMode.quiet : try progress.mode)
+        }
         let report = Verifier.verify(
             ref,
             options: .init(
                 integrityOnly: integrityOnly, registry: access,
-                progress: progress.mode))
+                progress: mode))
         if json {
             printOut(JSONValue.encodeString(report.json))
         } else if let failure = report.failure {
             printError("stamp: error: \(failure)")
         } else {
             for f in report.findings { printOut(f.message) }
-            if report.ok {
+            if quiet {
+            } else if report.ok {
                 let v = report.stamp?.version.map { ", stamp \($0)" } ?? ""
                 printError(
                     "ok: \(report.reference): \(report.platforms.map(\.platform).joined(separator: ", ")), "

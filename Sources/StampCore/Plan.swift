@@ -168,7 +168,8 @@ public struct StampPlan: Sendable {
         }
 
         var platforms: [Platform] = []
-        for p in s.platforms.flatMap({ $0.split(separator: ",").map(String.init) }) {
+        // `all` (ko's, buildx's word) is what no --platform means: every platform of the base.
+        for p in s.platforms.flatMap({ $0.split(separator: ",").map(String.init) }) where p != "all" {
             guard let pl = Platform.parse(p) else {
                 throw StampError.usage("--platform: \"\(p)\" is not OS/ARCH[/VARIANT]")
             }
@@ -195,7 +196,9 @@ public struct StampPlan: Sendable {
         }
 
         var tags: [String] = []
-        for t in s.tags.isEmpty ? output?.ref.map { [$0] } ?? [] : s.tags where !tags.contains(t) {
+        // `--tag a,b` is two tags (as ko reads it): a comma is in no valid tag.
+        let given = s.tags.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        for t in given.isEmpty ? output?.ref.map { [$0] } ?? [] : given where !tags.contains(t) {
             try checkTag(t)
             tags.append(t)
         }

@@ -161,6 +161,48 @@ import OCI
         #expect(lines.count == 1 && r.err.hasPrefix("stamp: error: ") && r.err.contains(fragment), "\(r.err)")
     }
 
+    /// Other tools' spellings get the flag stamp uses, not only "Unknown option"; ko's and
+    /// buildx's `--tag a,b` and `--platform all` are read as they mean; a misspelt
+    /// `STAMP_PROGRESS` is as strict as `--progress` (issue 28).
+    @Test func otherToolsSpellingsAreUnderstoodOrAnswered() throws {
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
+        for (flag, fix) in [("--insecure", "--tls-verify=false"), ("--load", "docker-archive:FILE")] {
+            let r = try stamp(["build", "--base", dir + "/b.tar", "--version", "v1", "--output", dir + "/o.tar", flag])
+            #expect(r.status == 64 && r.err.split(separator: "\n").count == 1, "\(r.err)")
+            #expect(r.err.contains("\(flag) is not stamp's") && r.err.contains(fix), "\(r.err)")
+        }
+        let tags = try stamp([
+            "build", "--base", dir + "/b.tar", "--version", "v1", "--platform", "all", "--tag", "v1,latest",
+            "--output", "oci:\(dir)/layout", "--json",
+        ])
+        #expect(tags.status == 0, "\(tags.err)")
+        let index = try jsonOf(
+            String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/layout/index.json")), as: UTF8.self))
+        let refs = (index["manifests"]?.arrayValue ?? []).compactMap {
+            $0["annotations"]?[AnnotationKey.refName]?.stringValue
+        }
+        #expect(Set(refs) == ["v1", "latest"], "\(refs)")
+        #expect(try jsonOf(tags.out)["platforms"]?.arrayValue?.count == 2)
+        let progress = try stamp(
+            ["build", "--base", dir + "/b.tar", "--version", "v1", "--output", dir + "/p.tar"],
+            env: ["STAMP_PROGRESS": "plian"])
+        // Exit 2 with the line, never the version and 0 (a check in ArgumentParser's validate() did that).
+        #expect(progress.status == 2 && progress.err.split(separator: "\n").count == 1, "\(progress.err)")
+        #expect(progress.err.contains("STAMP_PROGRESS=plian is not a progress mode"), "\(progress.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/p.tar"))
+    }
+
+    /// `sample` says what it wrote and what to run next (it printed nothing).
+    @Test func sampleSaysWhatItWrote() throws {
+        let dir = try tempDir()
+        let r = try stamp(["sample", "--output", dir + "/b.tar"])
+        #expect(r.status == 0 && r.out.isEmpty)
+        #expect(
+            r.err == "stamp: wrote a sample base (oci-archive, linux/amd64, linux/arm64/v8) to \(dir)/b.tar; next: "
+                + "stamp build --base \(dir)/b.tar --version v1 --output stamped.tar\n", "\(r.err)")
+    }
+
     /// Where /proc is not mounted (a bare chroot) Swift cannot read the command line: stamp says
     /// so and fails; it printed the general help and exited 0, every command a silent success.
     @Test func aCommandLineThatCannotBeReadIsAnError() throws {

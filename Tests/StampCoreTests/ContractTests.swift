@@ -82,6 +82,31 @@ import OCI
         #expect(codes.contains("assets.sha256-mismatch") && codes.contains("assets.name-mismatch"), "\(codes)")
     }
 
+    /// Every command given --json prints an error document on stdout when it fails, the same
+    /// line as stderr (issue 28: `build --json` printed nothing, a pipeline reading stdout was
+    /// left with an empty string); validated against schemas/error.schema.json.
+    @Test func everyJSONCommandPrintsAnErrorDocumentWhenItFails() throws {
+        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        let dir = try tempDir()
+        let missing = dir + "/missing.tar"
+        let cases: [[String]] = [
+            ["build", "--base", missing, "--version", "v1", "--output", dir + "/o.tar", "--json"],
+            ["inspect", "--json", missing],
+            ["push", missing, "docker://127.0.0.1:\(freePort())/a/b:c", "--tls-verify=false", "--json"],
+            ["pull", "docker://127.0.0.1:\(freePort())/a/b:c", dir + "/p.tar", "--tls-verify=false", "--json"],
+            ["assets", "hash", dir + "/no-folder", "--output", dir + "/h", "--json"],
+            ["canary", "weight", "5", dir + "/no-folder", "--json"],
+            ["canary", "check", dir + "/no-folder", "--json"],
+        ]
+        for args in cases {
+            let r = try stamp(args)
+            #expect(r.status == 2, "\(args): \(r.status) \(r.err)")
+            try expectValid(r.out, "error")
+            let line = try jsonOf(r.out)["error"]?.stringValue ?? "none"
+            #expect(r.err == "stamp: error: \(line)\n", "\(args): \(r.err)")
+        }
+    }
+
     @Test func metadataFileValidatesAgainstItsSchema() throws {
         guard jsonSchemaCheckerOrSkip() != nil else { return }
         let dir = try tempDir()

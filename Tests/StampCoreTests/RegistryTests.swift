@@ -376,6 +376,19 @@ struct RegistryTests {
         #expect(wrong.status != 0)
         #expect(wrong.err.contains("refused the credentials of ci"), "\(wrong.err)")
         #expect(!wrong.err.contains("wrong"))
+
+        // Where `podman login` writes (containers-auth.json(5)), read with no flag (issue 28).
+        let xdg = dir + "/xdg"
+        try FileManager.default.createDirectory(atPath: xdg, withIntermediateDirectories: true)
+        let login = try run(
+            ["podman", "login", "--tls-verify=false", "-u", "ci", "-p", "s3cret-pass", reg.host],
+            env: ["XDG_RUNTIME_DIR": xdg, "REGISTRY_AUTH_FILE": ""])
+        try #require(login.status == 0, "\(login.err)")
+        #expect(FileManager.default.fileExists(atPath: xdg + "/containers/auth.json"))
+        let viaPodman = try stamp(
+            ["inspect", target] + insecure,
+            env: ["XDG_RUNTIME_DIR": xdg, "DOCKER_CONFIG": dir + "/none", "HOME": dir, "REGISTRY_AUTH_FILE": ""])
+        #expect(viaPodman.status == 0, "\(viaPodman.err)")
     }
 
     /// The blob-location cache: blobs pushed to or pulled from one repository are mounted into

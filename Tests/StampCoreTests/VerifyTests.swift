@@ -89,6 +89,25 @@ import OCI
         #expect(forged.out.split(separator: "\n").count == 1, "\(forged.out)")
     }
 
+    /// `verify -q`: nothing on a clean image, only the findings otherwise (issue 28).
+    @Test func quietVerifyPrintsOnlyFindings() throws {
+        let (_, layout) = try stampedLayout()
+        let clean = try verifyCLI("oci:\(layout)", ["-q"])
+        #expect(clean.status == 0 && clean.out.isEmpty && clean.err.isEmpty, "\(clean.out)\(clean.err)")
+        try editLayout(
+            layout,
+            config: { c in
+                var inner = c["config"]!
+                var labels = inner["Labels"]!
+                labels[AnnotationKey.version] = .string("v9-forged")
+                inner["Labels"] = labels
+                c["config"] = inner
+            })
+        let found = try verifyCLI("oci:\(layout)", ["--quiet"])
+        #expect(found.status == 1 && found.err.isEmpty, "\(found.err)")
+        #expect(found.out.split(separator: "\n").count == 1 && found.out.contains("v9-forged"), "\(found.out)")
+    }
+
     @Test func envAndAnnotationMismatchesAreEachReported() throws {
         let (_, layout) = try stampedLayout()
         try editLayout(
