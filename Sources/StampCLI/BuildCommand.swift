@@ -70,6 +70,8 @@ struct BuildCommand: ParsableCommand {
             if let gh = ProcessInfo.processInfo.environment["GITHUB_OUTPUT"], !gh.isEmpty {
                 var lines = "digest=\(result.digest)\nversion=\(result.version)\n"
                 if let n = result.imageName { lines += "image=\(n)\n" }
+                // build-push-action's imageid: the config's digest, when there is one config.
+                if result.platforms.count == 1 { lines += "imageid=\(result.platforms[0].config)\n" }
                 lines += "tags=\(result.names.joined(separator: ","))\n"
                 lines += "metadata=\(JSONValue.encodeString(result.metadata))\n"
                 try appendLine(gh, lines)

@@ -9,8 +9,9 @@ import StampCore
 struct RegistryFlags: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Registry credentials. Default: --authfile, $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json or "
-                + "~/.docker/config.json (auths, credHelpers, credsStore).",
+            "Registry credentials. Default: --authfile, $REGISTRY_AUTH_FILE, then podman's auth.json "
+                + "($XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json), then "
+                + "$DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).",
             valueName: "user:password"))
     var creds: String?
 

@@ -33,17 +33,23 @@ public struct BuildResult: Sendable {
     /// What the app needs from whoever runs it (`stamp canary` reads it from the records).
     public var app: AppFacts?
 
-    /// What `--metadata-file` writes: the keys `docker buildx build --metadata-file` writes
-    /// (`containerimage.digest`, `containerimage.descriptor`, `image.name`), then stamp's own.
+    /// What `--metadata-file` writes: the keys `docker buildx build --metadata-file` writes for
+    /// an image (`containerimage.digest`; `containerimage.descriptor`, with its `platform` for
+    /// one platform; `containerimage.config.digest` for one platform, as buildx has one config
+    /// then; `image.name`, every name written, comma-joined), then `schemaVersion` and stamp's own.
     public var metadata: JSONValue {
-        var j: JSONValue = .object([
-            (
-                "containerimage.descriptor",
-                .object([("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size))])
-            ),
-            ("containerimage.digest", .string(digest)),
+        var descriptor: JSONValue = .object([
+            ("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size)),
         ])
-        if let n = imageName { j["image.name"] = .string(n) }
+        let single = platforms.count == 1 ? platforms[0] : nil
+        if let p = single.flatMap({ Platform.parse($0.platform) }) { descriptor["platform"] = p.json }
+        var j: JSONValue = .object([
+            ("containerimage.descriptor", descriptor), ("containerimage.digest", .string(digest)),
+        ])
+        if let single { j["containerimage.config.digest"] = .string(single.config) }
+        let allNames = names.isEmpty ? imageName.map { [$0] } ?? [] : names
+        if !allNames.isEmpty { j["image.name"] = .string(allNames.joined(separator: ",")) }
+        j["schemaVersion"] = JSONValue(Int64(OutputSchema.version))
         j["stamp.version"] = .string(version)
         if let r = revision { j["stamp.revision"] = .string(r) }
         j["stamp.created"] = .string(created)

@@ -120,6 +120,38 @@ import OCI
         #expect(try schemaComplaint(meta, schema: "metadata") == nil, "\(meta)")
     }
 
+    /// The keys buildx writes for an image, as a pipeline written for buildx reads them (issue
+    /// 28): every name comma-joined; for one platform the descriptor's `platform` and the config
+    /// digest, both as skopeo reads the image; for several, neither (there is no one config).
+    @Test func theMetadataFileHasBuildxsKeys() throws {
+        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        let dir = try tempDir()
+        try stamp(["sample", "--output", dir + "/base.tar"])
+        try stamp([
+            "build", "--base", dir + "/base.tar", "--version", "v1", "--platform", "linux/arm64/v8",
+            "--output", dir + "/one.tar", "--tag", "v1", "--tag", "stable", "--metadata-file", dir + "/one.json",
+        ])
+        let text = String(decoding: try bytes(dir + "/one.json"), as: UTF8.self)
+        #expect(try schemaComplaint(text, schema: "metadata") == nil, "\(text)")
+        let one = try jsonOf(text)
+        #expect(one["schemaVersion"]?.int64Value == 1)
+        let names = one["image.name"]?.stringValue?.split(separator: ",").map(String.init) ?? []
+        #expect(names.count == 2 && names[0].hasSuffix(":v1") && names[1].hasSuffix(":stable"), "\(names)")
+        let config = try run(["skopeo", "inspect", "--raw", "--config", "oci-archive:" + dir + "/one.tar:v1"])
+        try #require(config.status == 0, "\(config.err)")
+        #expect(one["containerimage.config.digest"]?.stringValue == Digester.digest(Array(config.out.utf8)))
+        let platform = one["containerimage.descriptor"]?["platform"]
+        #expect(platform?["os"]?.stringValue == "linux" && platform?["architecture"]?.stringValue == "arm64")
+        #expect(platform?["variant"]?.stringValue == "v8")
+
+        try stamp([
+            "build", "--base", dir + "/base.tar", "--version", "v1", "--output", dir + "/two.tar",
+            "--metadata-file", dir + "/two.json",
+        ])
+        let two = try jsonOf(String(decoding: try bytes(dir + "/two.json"), as: UTF8.self))
+        #expect(two["containerimage.config.digest"] == nil && two["containerimage.descriptor"]?["platform"] == nil)
+    }
+
     @Test func pushAndPullJSONValidateAgainstTheirSchema() throws {
         guard jsonSchemaCheckerOrSkip() != nil else { return }
         let reg = try TestRegistry()
