@@ -1,3 +1,4 @@
+import Hashing
 import IO
 import Layers
 import OCI
@@ -5,11 +6,14 @@ import Registry
 
 /// A summary of an image for `stamp inspect`.
 public enum Inspector {
-    public static func inspect(_ reference: ImageReference, registry: RegistryOptions? = nil) throws -> JSONValue {
+    /// `platform`: only that platform's image (OS/ARCH[/VARIANT]; without a variant, any).
+    public static func inspect(_ reference: ImageReference, registry: RegistryOptions? = nil, platform: String? = nil)
+        throws -> JSONValue
+    {
         let image = try ImageReader.open(reference, registry: registry.map(RegistryClient.init(options:)))
         var platforms: [JSONValue] = []
         var stampDoc: JSONValue?
-        for img in image.images {
+        for img in try select(image, platform) {
             let history = (img.config["history"]?.arrayValue ?? []).map { h -> JSONValue in
                 var e: JSONValue = .object([])
                 for k in ["created", "created_by", "comment", "empty_layer"] { if let v = h[k] { e[k] = v } }
@@ -33,6 +37,16 @@ public enum Inspector {
                 ("size", JSONValue(img.layers.sizeSum(\.size))),
             ] { p[k] = v }
             if let hc = img.config["config"]?["Healthcheck"] { p["healthcheck"] = hc }
+            // How a runtime starts it: what `docker inspect` shows under Config.
+            let run = img.config["config"]
+            for (key, name) in [("Entrypoint", "entrypoint"), ("Cmd", "cmd")] {
+                if let v = run?[key]?.arrayValue { p[name] = .array(v) }
+            }
+            if let u = run?["User"]?.stringValue, !u.isEmpty { p["user"] = .string(u) }
+            if let w = run?["WorkingDir"]?.stringValue, !w.isEmpty { p["workingDir"] = .string(w) }
+            if let ports = run?["ExposedPorts"]?.objectValue {
+                p["exposedPorts"] = .array(ports.map(\.0).sorted().map { .string($0) })
+            }
             platforms.append(p)
             if stampDoc == nil, let path = img.labels[AnnotationKey.stampVersionJSON], let top = img.layers.last,
                 let files = try? StampReader.files(
@@ -66,6 +80,55 @@ public enum Inspector {
         return j
     }
 
+    /// The images of `platform` (all without one); an error naming those there are when none is.
+    static func select(_ image: LoadedImage, _ platform: String?) throws -> [PlatformImage] {
+        guard let platform else { return image.images }
+        guard let want = Platform.parse(platform) else {
+            throw StampError.usage("--platform: \"\(platform)\" is not OS/ARCH[/VARIANT]")
+        }
+        let found = image.images.filter { i in
+            i.platform.os == want.os && i.platform.architecture == want.architecture
+                && (want.variant == nil || i.platform.variant == want.variant)
+        }
+        guard !found.isEmpty else {
+            throw StampError.badInput(
+                "--platform: the image has no \(want) (it has \(image.images.map(\.platform.description).joined(separator: ", ")))"
+            )
+        }
+        return found
+    }
+
+    /// What `inspect --raw` / `--config` print: the top document (index or manifest) as stored,
+    /// or with `platform` that platform's manifest; with `config`, the config (of the one
+    /// platform, or of `platform`). Bytes as they are, so their SHA-256 is the digest.
+    public static func raw(
+        _ reference: ImageReference, registry: RegistryOptions? = nil, platform: String?, config: Bool
+    ) throws -> [UInt8] {
+        let image = try ImageReader.open(reference, registry: registry.map(RegistryClient.init(options:)))
+        if !config && platform == nil {
+            return try stored(image, image.top) { JSONValue.encode(image.index ?? image.images[0].manifest) }
+        }
+        let images = try select(image, platform)
+        guard images.count == 1 else {
+            throw StampError.usage(
+                "the image has \(images.count) platforms (\(images.map(\.platform.description).joined(separator: ", "))): "
+                    + "choose one with --platform")
+        }
+        let img = images[0]
+        return config
+            ? try image.store.document(img.configDescriptor)
+            : try stored(image, img.descriptor) { JSONValue.encode(img.manifest) }
+    }
+
+    /// A document's stored bytes; a `docker save` archive stores no manifest, so the one it
+    /// implies (whose digest the image has) is written out.
+    static func stored(_ image: LoadedImage, _ d: Descriptor, implied: () -> [UInt8]) throws -> [UInt8] {
+        if let bytes = try? image.store.document(d) { return bytes }
+        let made = implied()
+        guard Digester.digest(made) == d.digest else { return try image.store.document(d) }
+        return made
+    }
+
     /// The human summary of `inspect`'s JSON.
     public static func render(_ j: JSONValue) -> String {
         var out: [String] = []
@@ -93,6 +156,22 @@ public enum Inspector {
                 for (k, v) in labels.sorted(by: { $0.0 < $1.0 }) { out.append("    \(k)=\(s(v))") }
             }
             if let hc = p["healthcheck"] { out.append("  healthcheck \(healthcheck(hc))") }
+            func words(_ v: JSONValue?) -> String? { v.map { JSONValue.encodeString($0) } }
+            for (key, label) in [("entrypoint", "entrypoint"), ("cmd", "cmd       ")] {
+                if let w = words(p[key]) { out.append("  \(label)  \(w)") }
+            }
+            var runAs: [String] = []
+            if let u = p["user"]?.stringValue { runAs.append("user \(u)") }
+            if let w = p["workingDir"]?.stringValue { runAs.append("workdir \(w)") }
+            if let ports = p["exposedPorts"]?.arrayValue, !ports.isEmpty {
+                runAs.append("ports " + ports.compactMap(\.stringValue).joined(separator: " "))
+            }
+            if !runAs.isEmpty { out.append("  runs as    " + runAs.joined(separator: "  ")) }
+            let env = p["env"]?.arrayValue ?? []
+            if !env.isEmpty {
+                out.append("  env (\(env.count))")
+                for e in env { out.append("    \(s(e))") }
+            }
             let layers = p["layers"]?.arrayValue ?? []
             out.append("  layers (\(layers.count), \(human(p["size"]?.int64Value ?? 0)))")
             for (i, l) in layers.enumerated() {

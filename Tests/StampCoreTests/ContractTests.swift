@@ -152,6 +152,44 @@ import OCI
         #expect(two["containerimage.config.digest"] == nil && two["containerimage.descriptor"]?["platform"] == nil)
     }
 
+    /// `inspect` answers the everyday questions (issue 28): how the image runs (entrypoint,
+    /// cmd, user, workdir, ports, env), one platform (`--platform`), and the documents as stored
+    /// (`--raw`, `--config`), byte for byte as skopeo reads them.
+    @Test func inspectShowsHowTheImageRunsAndTheDocumentsAsStored() throws {
+        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        let dir = try tempDir()
+        try stamp(["sample", "--output", dir + "/base.tar"])
+        let doc = try json(["inspect", "--json", "--platform", "linux/arm64", dir + "/base.tar"])
+        try expectValid(doc, "inspect")
+        let platforms = try jsonOf(doc)["platforms"]?.arrayValue ?? []
+        #expect(platforms.count == 1 && platforms.first?["platform"]?.stringValue == "linux/arm64/v8")
+        let config = try run(["skopeo", "inspect", "--config", "oci-archive:" + dir + "/base.tar"])
+        try #require(config.status == 0, "\(config.err)")
+        let c = try jsonOf(config.out)["config"]
+        #expect(platforms.first?["entrypoint"] == c?["Entrypoint"])
+        #expect(platforms.first?["user"] == c?["User"] && platforms.first?["workingDir"] == c?["WorkingDir"])
+        let text = try json(["inspect", dir + "/base.tar"])
+        #expect(text.contains("  entrypoint  [\"/bin/bash\",\"/usr/local/bin/docker-entrypoint.sh\"]"), "\(text)")
+        #expect(
+            text.contains("  runs as    user anythingllm  workdir /app") && text.contains("    NODE_ENV=production"))
+
+        let top = try stamp(["inspect", "--raw", dir + "/base.tar"])
+        let skopeoTop = try run(["skopeo", "inspect", "--raw", "oci-archive:" + dir + "/base.tar"])
+        #expect(top.status == 0 && top.out == skopeoTop.out && !top.out.isEmpty)
+        let amd64 = try stamp(["inspect", "--config", "--platform", "linux/amd64", dir + "/base.tar"])
+        let skopeoConfig = try run(["skopeo", "inspect", "--raw", "--config", "oci-archive:" + dir + "/base.tar"])
+        #expect(amd64.status == 0 && amd64.out == skopeoConfig.out && !amd64.out.isEmpty)
+        let both = try stamp(["inspect", "--config", dir + "/base.tar"])
+        #expect(both.status == 2 && both.err.contains("choose one with --platform"), "\(both.err)")
+        let none = try stamp(["inspect", "--platform", "linux/s390x", dir + "/base.tar"])
+        #expect(none.status == 2 && none.err.contains("it has linux/amd64, linux/arm64/v8"), "\(none.err)")
+        // A docker save archive stores no manifest: --raw writes the one whose digest it has.
+        try stamp(["sample", "--output", dir + "/d.tar", "--format", "docker-archive", "--platform", "linux/amd64"])
+        let implied = try stamp(["inspect", "--raw", dir + "/d.tar"])
+        let digest = try jsonOf(try json(["inspect", "--json", dir + "/d.tar"]))["digest"]?.stringValue
+        #expect(implied.status == 0 && Digester.digest(Array(implied.out.utf8)) == digest, "\(implied.err)")
+    }
+
     @Test func pushAndPullJSONValidateAgainstTheirSchema() throws {
         guard jsonSchemaCheckerOrSkip() != nil else { return }
         let reg = try TestRegistry()
