@@ -315,6 +315,9 @@ struct StampFlags: ParsableArguments {
     @OptionGroup(title: "Registry")
     var registry: RegistryFlags
 
+    @OptionGroup(title: "Registry")
+    var upload: UploadFlags
+
     @Option(
         help: ArgumentHelp(
             "Keep what was read from base layers here, by layer digest, so the next build on the same base skips "

@@ -33,15 +33,20 @@ struct RegistryFlags: ParsableArguments {
             valueName: "dir"))
     var certDir: String?
 
+    /// `upload`: the upload flags of a command that pushes.
+    func options(upload: UploadFlags? = nil) throws -> RegistryOptions {
+        let s = StampSettings.from(flags: [self] + (upload.map { [$0] } ?? []))
+        return try StampPlan.registryOptions(s, environment: ProcessInfo.processInfo.environment)
+    }
+}
+
+/// How blobs go up; only for the commands that push (build to a registry, push): `inspect`,
+/// `verify` and `pull` do not list a flag that would do nothing there.
+struct UploadFlags: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Upload blobs larger than this in chunks of this many bytes (default 16 MiB).", valueName: "bytes"))
     var chunkSize: Int?
-
-    func options() throws -> RegistryOptions {
-        let s = StampSettings.from(flags: [self])
-        return try StampPlan.registryOptions(s, environment: ProcessInfo.processInfo.environment)
-    }
 }
 
 extension ProgressMode: ExpressibleByArgument {}
@@ -89,15 +94,37 @@ struct CopyFlags: ParsableArguments {
 
     @OptionGroup var progress: ProgressFlag
 
+    @Option(
+        help: ArgumentHelp(
+            "Write the digest here (as skopeo --digestfile does).", valueName: "file"))
+    var digestfile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Write the keys docker buildx build --metadata-file writes (containerimage.digest, "
+                + "containerimage.descriptor, image.name) here.", valueName: "file"))
+    var metadataFile: String?
+
     /// Copies and reports; `verb` says what happened ("pushed", "saved").
     func run(
         _ source: () throws -> ImageReference, to destination: () throws -> ImageReference, created: Timestamp,
-        verb: String
+        verb: String, upload: UploadFlags? = nil
     ) throws {
         let r = try reportingErrors(json: json) {
             try ImageCopy.copy(
-                from: try source(), to: try destination(), options: try registry.options(),
+                from: try source(), to: try destination(), options: try registry.options(upload: upload),
                 created: created, diagnostics: try progress.diagnostics(quiet: quiet))
+        }
+        try reportingErrors(json: json) {
+            if let f = metadataFile { try writeAtomically(f, JSONValue.encodePretty(r.metadata)) }
+            if let f = digestfile { try writeAtomically(f, Array(r.digest.utf8)) }
+            // In a GitHub Actions step, its outputs for the next steps.
+            if let gh = ProcessInfo.processInfo.environment["GITHUB_OUTPUT"], !gh.isEmpty {
+                var lines = "digest=\(r.digest)\nimage=\(r.metadata["image.name"]?.stringValue ?? "")\n"
+                if r.platforms.count == 1 { lines += "imageid=\(r.platforms[0].config)\n" }
+                lines += "metadata=\(JSONValue.encodeString(r.metadata))\n"
+                try appendLine(gh, lines)
+            }
         }
         if json {
             printOut(JSONValue.encodeString(r.json))
@@ -150,6 +177,9 @@ struct PushCommand: ParsableCommand {
 
     @OptionGroup var copy: CopyFlags
 
+    @OptionGroup(title: "Upload")
+    var upload: UploadFlags
+
     func run() throws {
         try copy.run(
             { try imageReference(source) },
@@ -160,7 +190,7 @@ struct PushCommand: ParsableCommand {
                         "push writes to a registry: docker://HOST/REPO:TAG (to write a file, use stamp pull or build)")
                 }
                 return dest
-            }, created: Timestamp(epoch: 0), verb: "pushed")
+            }, created: Timestamp(epoch: 0), verb: "pushed", upload: upload)
     }
 }
 

@@ -13,6 +13,27 @@ public enum ImageCopy {
         public var digest: String
         public var platforms: [PlatformEntry]
         public var pushed: PushSummary?
+        /// The top document's media type and size (with `digest`, its descriptor).
+        public var mediaType = ""
+        public var size: Int64 = 0
+
+        /// What `push --metadata-file` writes: the keys buildx writes for an image pushed
+        /// (`containerimage.digest`, `containerimage.descriptor`, `image.name`), `schemaVersion`.
+        public var metadata: JSONValue {
+            var descriptor: JSONValue = .object([
+                ("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size)),
+            ])
+            if platforms.count == 1, let p = Platform.parse(platforms[0].platform) { descriptor["platform"] = p.json }
+            var j: JSONValue = .object([
+                ("containerimage.descriptor", descriptor), ("containerimage.digest", .string(digest)),
+            ])
+            if platforms.count == 1 { j["containerimage.config.digest"] = .string(platforms[0].config) }
+            var name = destination
+            if name.hasPrefix("docker://") { name = String(name.dropFirst(9)) }
+            j["image.name"] = .string(name)
+            j["schemaVersion"] = JSONValue(Int64(OutputSchema.version))
+            return j
+        }
 
         public var json: JSONValue {
             var j: JSONValue = .object([
@@ -77,9 +98,12 @@ public enum ImageCopy {
             digest = Digester.digest(
                 JSONValue.encode(Patch.dockerArchiveManifest(config: img.configDescriptor, layers: img.layers)))
         }
-        return Result(
+        var result = Result(
             source: source.description, destination: destination.description, digest: digest,
             platforms: image.images.map { PlatformEntry($0) }, pushed: pushed)
+        result.mediaType = top.mediaType
+        result.size = top.size
+        return result
     }
 
     /// Every blob a descriptor reaches: index children, manifest config and layers.

@@ -204,6 +204,26 @@ import OCI
         ])
         try expectValid(pulled, "copy")
         #expect(try jsonOf(pulled)["digest"] == jsonOf(pushed)["digest"])
+
+        // push writes what build writes for a pipeline (issue 28): the digest file, the metadata
+        // file, the step outputs; the digest is what skopeo reads from the registry.
+        try "".write(toFile: dir + "/github-output", atomically: true, encoding: .utf8)
+        let again = try stamp(
+            [
+                "push", dir + "/base.tar", "\(reg.host)/ai/app:v2", "--tls-verify=false", "--digestfile",
+                dir + "/digest", "--metadata-file", dir + "/meta.json",
+            ], env: ["GITHUB_OUTPUT": dir + "/github-output"])
+        #expect(again.status == 0, "\(again.err)")
+        let inspected = try run([
+            "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(reg.host)/ai/app:v2",
+        ])
+        let digest = Digester.digest(Array(inspected.out.utf8))
+        #expect(try String(contentsOfFile: dir + "/digest", encoding: .utf8) == digest)
+        let meta = try String(contentsOfFile: dir + "/meta.json", encoding: .utf8)
+        try expectValid(meta, "push-metadata")
+        #expect(try jsonOf(meta)["image.name"]?.stringValue == "\(reg.host)/ai/app:v2")
+        let outputs = try String(contentsOfFile: dir + "/github-output", encoding: .utf8)
+        #expect(outputs.hasPrefix("digest=\(digest)\nimage=\(reg.host)/ai/app:v2\nmetadata={"), "\(outputs)")
     }
 
     /// The codes the schema lists are exactly the codes stamp can emit.
