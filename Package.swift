@@ -82,7 +82,10 @@ let package = Package(
             dependencies: [
                 "StampCore", "Assets", "Canary", "Failures", "OCI", "IO", "Registry", "Layers", "Hashing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ],
+            plugins: ["CommitInfo"]),
+        // `stamp version`'s commit: written before each build from `git rev-parse HEAD`.
+        .plugin(name: "CommitInfo", capability: .buildTool()),
         .executableTarget(name: "stamp", dependencies: ["StampCLI"]),
         // A seeded mutation fuzzer of the parsers of untrusted input (`make fuzz`).
         .executableTarget(name: "stamp-fuzz", dependencies: ["StampCore", "Assets", "Canary", "IO", "Layers", "OCI"]),

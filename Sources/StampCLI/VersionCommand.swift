@@ -11,7 +11,9 @@ struct VersionCommand: ParsableCommand {
         discussion: """
             The new layer's bytes come from libdeflate: two builds are byte-identical when stamp's and \
             libdeflate's versions match (and the inputs do). libarchive and OpenSSL are as loaded now; \
-            libdeflate and ISA-L as stamp was built against (they have no version call).
+            libdeflate and ISA-L as stamp was built against (they have no version call, and \
+            libdeflate is linked in). commit: the git commit stamp was built from (-dirty when the \
+            tree had changes; unknown outside a checkout); no output byte depends on it.
             """
     )
 
@@ -20,7 +22,7 @@ struct VersionCommand: ParsableCommand {
 
     func run() throws {
         let rows: [(String, String)] = [
-            ("stamp", StampVersion.current), ("libdeflate", LibraryVersions.libdeflate),
+            ("stamp", StampVersion.current), ("commit", buildCommit), ("libdeflate", LibraryVersions.libdeflate),
             ("isa-l", LibraryVersions.isal), ("libarchive", LibraryVersions.libarchive),
             ("openssl", CryptoLibrary.version),
         ]

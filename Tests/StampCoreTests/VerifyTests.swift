@@ -258,6 +258,16 @@ import OCI
 
 /// `stamp version`: the versions it prints are those of the Debian packages installed.
 @Suite struct VersionTests {
+    /// It names the commit it was built from (issue 28): this checkout's HEAD, as git says.
+    @Test func itNamesTheCommitItWasBuiltFrom() throws {
+        let head = try run(["git", "-C", repoRoot, "rev-parse", "HEAD"])
+        try #require(head.status == 0, "\(head.err)")
+        let j = try jsonOf(try stamp(["version", "--json"]).out)
+        let commit = j["commit"]?.stringValue ?? ""
+        #expect(commit.hasPrefix(head.out.trimmingCharacters(in: .whitespacesAndNewlines)), "\(commit)")
+        #expect(try stamp(["version"]).out.contains("commit      \(commit)\n"))
+    }
+
     @Test func librariesMatchTheInstalledPackages() throws {
         let j = try jsonOf(try stamp(["version", "--json"]).out)
         #expect(j["stamp"]?.stringValue?.isEmpty == false)
