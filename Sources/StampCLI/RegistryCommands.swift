@@ -185,9 +185,13 @@ struct PushCommand: ParsableCommand {
             { try imageReference(source) },
             to: {
                 let dest = try registryImageReference(destination)
-                guard dest.registry != nil else {
+                guard let r = dest.registry else {
                     throw StampError.usage(
                         "push writes to a registry: docker://HOST/REPO:TAG (to write a file, use stamp pull or build)")
+                }
+                // A registry would file an untagged push under `latest`: said, never assumed.
+                guard r.tag != nil || r.digest != nil else {
+                    throw StampError.usage("\(destination) names no tag: add :TAG; :latest if latest is meant")
                 }
                 return dest
             }, created: Timestamp(epoch: 0), verb: "pushed", upload: upload)

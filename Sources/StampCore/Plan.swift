@@ -203,6 +203,11 @@ public struct StampPlan: Sendable {
             tags.append(t)
         }
         if let r = output?.registry {
+            // A registry would file an untagged push under `latest`: said, never assumed.
+            if r.tag == nil, r.digest == nil, tags.isEmpty {
+                throw StampError.usage(
+                    "--output \(r) names no tag: add :TAG (or --tag TAG); :latest if latest is meant")
+            }
             // Every tag goes to the output's repository.
             for t in tags where t.contains(":") || t.contains("/") {
                 throw StampError.usage(

@@ -663,6 +663,24 @@ struct RegistryTests {
         #expect(tlsTook < 15, "took \(tlsTook) s")
     }
 
+    /// An output or push destination without a tag would land under `latest` without a word
+    /// (issue 28): it is a usage error with the fix, and nothing reaches the registry.
+    @Test func aRegistryDestinationWithoutATagIsRefused() throws {
+        let reg = try TestRegistry()
+        let dir = try tempDir()
+        let base = try sampleBase(dir)
+        let build = try stamp(
+            ["build", "--base", base, "--version", "v1", "--output", "docker://\(reg.host)/ai/app"] + insecure)
+        #expect(build.status == 2 && build.err.contains("names no tag: add :TAG (or --tag TAG)"), "\(build.err)")
+        let push = try stamp(["push", base, "\(reg.host)/ai/app"] + insecure)
+        #expect(push.status == 2 && push.err.contains("names no tag: add :TAG"), "\(push.err)")
+        let tags = try run(["curl", "-s", "http://\(reg.host)/v2/ai/app/tags/list"])
+        #expect(!tags.out.contains("latest"), "\(tags.out)")
+        // Said, it is pushed.
+        let said = try stamp(["push", base, "\(reg.host)/ai/app:latest"] + insecure)
+        #expect(said.status == 0, "\(said.err)")
+    }
+
     @Test func lockedRefusesAMovedTag() throws {
         let reg = try TestRegistry()
         let dir = try tempDir()
