@@ -36,10 +36,10 @@ test: build
 # Formats the sources with the toolchain's swift-format (.swift-format: 4 spaces, 120 columns);
 # `make lint` fails on anything `make fmt` would change or a rule it checks.
 fmt:
-	$(SWIFT) format format -i -r Sources Tests Package.swift
+	$(SWIFT) format format -i -r Sources Tests Plugins Package.swift
 
 lint:
-	$(SWIFT) format lint --strict -r Sources Tests Package.swift
+	$(SWIFT) format lint --strict -r Sources Tests Plugins Package.swift
 
 # Builds, makes a small anything-llm-shaped base image offline, stamps it, verifies it, shows it.
 demo: build
