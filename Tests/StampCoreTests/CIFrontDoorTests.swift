@@ -13,7 +13,7 @@ import OCI
 
     /// The python of the tools venv (it has ruamel.yaml, which check-jsonschema brings).
     func toolsPython() -> String? {
-        jsonSchemaCheckerOrSkip().map { URL(fileURLWithPath: $0).deletingLastPathComponent().path + "/python" }
+        jsonSchemaChecker().map { URL(fileURLWithPath: $0).deletingLastPathComponent().path + "/python" }
     }
 
     /// The folder holding the stamp under test first on PATH, as an installed stamp would be.
@@ -23,7 +23,7 @@ import OCI
     }
 
     @Test func actionAndTemplateMatchThePlatformsSchemas() throws {
-        guard let checker = jsonSchemaCheckerOrSkip() else { return }
+        guard let checker = jsonSchemaChecker() else { return }
         let a = try run([checker, "--builtin-schema", "vendor.github-actions", repoRoot + "/action.yml"])
         #expect(a.status == 0, "\(a.out)\(a.err)")
         // And the interface the README promises, pinned by a schema kept here.

@@ -28,7 +28,7 @@ import OCI
     }
 
     @Test func everyJSONOutputValidatesAgainstItsSchema() throws {
-        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        guard jsonSchemaChecker() != nil else { return }
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])
@@ -86,7 +86,7 @@ import OCI
     /// line as stderr (issue 28: `build --json` printed nothing, a pipeline reading stdout was
     /// left with an empty string); validated against schemas/error.schema.json.
     @Test func everyJSONCommandPrintsAnErrorDocumentWhenItFails() throws {
-        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        guard jsonSchemaChecker() != nil else { return }
         let dir = try tempDir()
         let missing = dir + "/missing.tar"
         let cases: [[String]] = [
@@ -108,7 +108,7 @@ import OCI
     }
 
     @Test func metadataFileValidatesAgainstItsSchema() throws {
-        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        guard jsonSchemaChecker() != nil else { return }
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try stamp(["sample", "--output", dir + "/base.tar"])
@@ -124,7 +124,7 @@ import OCI
     /// 28): every name comma-joined; for one platform the descriptor's `platform` and the config
     /// digest, both as skopeo reads the image; for several, neither (there is no one config).
     @Test func theMetadataFileHasBuildxsKeys() throws {
-        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        guard jsonSchemaChecker() != nil else { return }
         let dir = try tempDir()
         try stamp(["sample", "--output", dir + "/base.tar"])
         try stamp([
@@ -156,7 +156,7 @@ import OCI
     /// cmd, user, workdir, ports, env), one platform (`--platform`), and the documents as stored
     /// (`--raw`, `--config`), byte for byte as skopeo reads them.
     @Test func inspectShowsHowTheImageRunsAndTheDocumentsAsStored() throws {
-        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        guard jsonSchemaChecker() != nil else { return }
         let dir = try tempDir()
         try stamp(["sample", "--output", dir + "/base.tar"])
         let doc = try json(["inspect", "--json", "--platform", "linux/arm64", dir + "/base.tar"])
@@ -191,7 +191,7 @@ import OCI
     }
 
     @Test func pushAndPullJSONValidateAgainstTheirSchema() throws {
-        guard jsonSchemaCheckerOrSkip() != nil else { return }
+        guard jsonSchemaChecker() != nil else { return }
         let reg = try TestRegistry()
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
