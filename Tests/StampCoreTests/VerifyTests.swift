@@ -23,6 +23,19 @@ import OCI
 
     func verifyCLI(_ ref: String, _ extra: [String] = []) throws -> RunResult { try stamp(["verify", ref] + extra) }
 
+    /// Sets the version label of the layout's config to "v9-forged" (version.json says otherwise).
+    func forgeVersionLabel(_ layout: String) throws {
+        try editLayout(
+            layout,
+            config: { c in
+                var inner = c["config"]!
+                var labels = inner["Labels"]!
+                labels[AnnotationKey.version] = .string("v9-forged")
+                inner["Labels"] = labels
+                c["config"] = inner
+            })
+    }
+
     @Test func cleanImagePasses() throws {
         let (_, layout) = try stampedLayout()
         let r = try verifyCLI("oci:\(layout)")
@@ -36,15 +49,7 @@ import OCI
 
     @Test func labelThatDisagreesWithVersionJSON() throws {
         let (_, layout) = try stampedLayout()
-        try editLayout(
-            layout,
-            config: { c in
-                var inner = c["config"]!
-                var labels = inner["Labels"]!
-                labels[AnnotationKey.version] = .string("v9-forged")
-                inner["Labels"] = labels
-                c["config"] = inner
-            })
+        try forgeVersionLabel(layout)
         let r = try verifyCLI("oci:\(layout)")
         #expect(r.status == 1)
         let lines = r.out.split(separator: "\n")
@@ -94,15 +99,7 @@ import OCI
         let (_, layout) = try stampedLayout()
         let clean = try verifyCLI("oci:\(layout)", ["-q"])
         #expect(clean.status == 0 && clean.out.isEmpty && clean.err.isEmpty, "\(clean.out)\(clean.err)")
-        try editLayout(
-            layout,
-            config: { c in
-                var inner = c["config"]!
-                var labels = inner["Labels"]!
-                labels[AnnotationKey.version] = .string("v9-forged")
-                inner["Labels"] = labels
-                c["config"] = inner
-            })
+        try forgeVersionLabel(layout)
         let found = try verifyCLI("oci:\(layout)", ["--quiet"])
         #expect(found.status == 1 && found.err.isEmpty, "\(found.err)")
         #expect(found.out.split(separator: "\n").count == 1 && found.out.contains("v9-forged"), "\(found.out)")
