@@ -193,6 +193,50 @@ import OCI
         #expect(!FileManager.default.fileExists(atPath: dir + "/p.tar"))
     }
 
+    /// The README's table of newcomer mistakes, run as written (issue 28): each row's command in
+    /// a folder holding the sample base, its exit status, and its line (the last on stderr; for
+    /// `verify`'s findings, stdout). A row the README shows is a row that holds.
+    @Test func theREADMEsMistakesAreAnsweredAsWritten() throws {
+        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
+        let table = readme.components(separatedBy: "<!-- mistakes -->\n").dropFirst().first ?? ""
+        let row = try Regex(#"^\| [^|]+ \| `(.+)` \| (\d+) \| `(.+)` \|$"#)
+        var rows: [(String, Int32, String)] = []
+        for line in table.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty { break }
+            if let m = String(line).wholeMatch(of: row) {
+                rows.append((String(m[1].substring!), Int32(m[2].substring!)!, String(m[3].substring!)))
+            }
+        }
+        #expect(rows.count >= 21, "\(rows.count) rows")
+        let dir = try tempDir()
+        try SampleImage.write(to: dir + "/base.tar", format: .ociArchive)
+        let port = "\(freePort())"
+        _ = try makeTestCertificates(dir)
+        let tls = try TestRegistry(tls: (dir + "/server.crt", dir + "/server.key"))
+        let path =
+            URL(fileURLWithPath: stampBin).deletingLastPathComponent().path + ":"
+            + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        for (command, status, line) in rows {
+            let real = command.replacingOccurrences(of: "PORT", with: port).replacingOccurrences(
+                of: "TLSHOST", with: tls.host)
+            let r = try run(
+                ["sh", "-c", "cd \"$0\" && eval \"$1\"", dir, real],
+                env: ["PATH": path, "STAMP_PROGRESS": "quiet", "STAMP_CACHE_DIR": testCacheDir])
+            let said = line.replacingOccurrences(of: "PORT", with: port)
+            #expect(r.status == status, "\(command): exit \(r.status)\n\(r.err)")
+            let last = r.err.split(separator: "\n").last.map(String.init) ?? ""
+            if status == 1 {
+                #expect(r.out.contains(said), "\(command): \(r.out)")
+            } else {
+                #expect(last.hasPrefix("stamp: error: ") && last.contains(said), "\(command): \(r.err)")
+            }
+        }
+        // Nothing half-written by any of them.
+        for never in ["out.tar", "hashed", "missing"] {
+            #expect(!FileManager.default.fileExists(atPath: dir + "/" + never), "\(never) was written")
+        }
+    }
+
     /// `sample` says what it wrote and what to run next (it printed nothing).
     @Test func sampleSaysWhatItWrote() throws {
         let dir = try tempDir()
