@@ -64,18 +64,11 @@ struct BuildCommand: ParsableCommand {
             return try Stamper.build(plan, diagnostics: try progress.diagnostics(quiet: quiet))
         }
         try reportingErrors(json: json) {
-            if let f = metadataFile { try writeAtomically(f, JSONValue.encodePretty(result.metadata)) }
-            if let f = digestfile { try writeAtomically(f, Array(result.digest.utf8)) }
-            // In a GitHub Actions step, its outputs for the next steps.
-            if let gh = ProcessInfo.processInfo.environment["GITHUB_OUTPUT"], !gh.isEmpty {
-                var lines = "digest=\(result.digest)\nversion=\(result.version)\n"
-                if let n = result.imageName { lines += "image=\(n)\n" }
-                // build-push-action's imageid: the config's digest, when there is one config.
-                if result.platforms.count == 1 { lines += "imageid=\(result.platforms[0].config)\n" }
-                lines += "tags=\(result.names.joined(separator: ","))\n"
-                lines += "metadata=\(JSONValue.encodeString(result.metadata))\n"
-                try appendLine(gh, lines)
-            }
+            try handOff(
+                digest: result.digest, metadata: result.metadata, platforms: result.platforms,
+                outputs: [("version", result.version)] + (result.imageName.map { [("image", $0)] } ?? [])
+                    + [("tags", result.names.joined(separator: ","))],
+                digestfile: digestfile, metadataFile: metadataFile)
         }
         if json {
             printOut(JSONValue.encodeString(result.json))
@@ -98,6 +91,24 @@ struct BuildCommand: ParsableCommand {
                 )
             }
         }
+    }
+}
+
+/// What build and push leave for the next CI step: `--digestfile`, `--metadata-file`, and in a
+/// GitHub Actions step its outputs (`digest`, `outputs` in order, `imageid` — build-push-action's,
+/// the config's digest when there is one config — and `metadata`).
+func handOff(
+    digest: String, metadata: JSONValue, platforms: [PlatformEntry], outputs: [(String, String)],
+    digestfile: String?, metadataFile: String?
+) throws {
+    if let f = metadataFile { try writeAtomically(f, JSONValue.encodePretty(metadata)) }
+    if let f = digestfile { try writeAtomically(f, Array(digest.utf8)) }
+    if let gh = ProcessInfo.processInfo.environment["GITHUB_OUTPUT"], !gh.isEmpty {
+        var lines = "digest=\(digest)\n"
+        for (k, v) in outputs { lines += "\(k)=\(v)\n" }
+        if platforms.count == 1 { lines += "imageid=\(platforms[0].config)\n" }
+        lines += "metadata=\(JSONValue.encodeString(metadata))\n"
+        try appendLine(gh, lines)
     }
 }
 

@@ -116,15 +116,11 @@ struct CopyFlags: ParsableArguments {
                 created: created, diagnostics: try progress.diagnostics(quiet: quiet))
         }
         try reportingErrors(json: json) {
-            if let f = metadataFile { try writeAtomically(f, JSONValue.encodePretty(r.metadata)) }
-            if let f = digestfile { try writeAtomically(f, Array(r.digest.utf8)) }
-            // In a GitHub Actions step, its outputs for the next steps.
-            if let gh = ProcessInfo.processInfo.environment["GITHUB_OUTPUT"], !gh.isEmpty {
-                var lines = "digest=\(r.digest)\nimage=\(r.metadata["image.name"]?.stringValue ?? "")\n"
-                if r.platforms.count == 1 { lines += "imageid=\(r.platforms[0].config)\n" }
-                lines += "metadata=\(JSONValue.encodeString(r.metadata))\n"
-                try appendLine(gh, lines)
-            }
+            let metadata = r.metadata
+            try handOff(
+                digest: r.digest, metadata: metadata, platforms: r.platforms,
+                outputs: [("image", metadata["image.name"]?.stringValue ?? "")], digestfile: digestfile,
+                metadataFile: metadataFile)
         }
         if json {
             printOut(JSONValue.encodeString(r.json))

@@ -20,17 +20,10 @@ public enum ImageCopy {
         /// What `push --metadata-file` writes: the keys buildx writes for an image pushed
         /// (`containerimage.digest`, `containerimage.descriptor`, `image.name`), `schemaVersion`.
         public var metadata: JSONValue {
-            var descriptor: JSONValue = .object([
-                ("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size)),
-            ])
-            if platforms.count == 1, let p = Platform.parse(platforms[0].platform) { descriptor["platform"] = p.json }
-            var j: JSONValue = .object([
-                ("containerimage.descriptor", descriptor), ("containerimage.digest", .string(digest)),
-            ])
-            if platforms.count == 1 { j["containerimage.config.digest"] = .string(platforms[0].config) }
             var name = destination
             if name.hasPrefix("docker://") { name = String(name.dropFirst(9)) }
-            j["image.name"] = .string(name)
+            var j = BuildxMetadata.keys(
+                mediaType: mediaType, digest: digest, size: size, platforms: platforms, names: [name])
             j["schemaVersion"] = JSONValue(Int64(OutputSchema.version))
             return j
         }

@@ -6,7 +6,7 @@ import Registry
 
 /// A summary of an image for `stamp inspect`.
 public enum Inspector {
-    /// `platform`: only that platform's image (OS/ARCH[/VARIANT]; without a variant, any).
+    /// `platform`: only that platform's image (OS/ARCH[/VARIANT], as `Platform.matches` reads it).
     public static func inspect(_ reference: ImageReference, registry: RegistryOptions? = nil, platform: String? = nil)
         throws -> JSONValue
     {
@@ -56,9 +56,7 @@ public enum Inspector {
                 stampDoc = try? JSONValue.parse(b)
             }
             // A stamp of labels and env only (`--profile generic` without `--version-json`).
-            if stampDoc == nil, img.labels[AnnotationKey.stampVersionJSON] == nil,
-                let v = img.labels[AnnotationKey.version], Verifier.env(img)[Stamp.Env.version] == v
-            {
+            if stampDoc == nil, Verifier.isLabelsOnlyStamp(img), let v = img.labels[AnnotationKey.version] {
                 var doc: JSONValue = .object([("version", .string(v)), ("labelsOnly", .bool(true))])
                 if let r = img.labels[AnnotationKey.revision] { doc["revision"] = .string(r) }
                 if let c = img.labels[AnnotationKey.created] { doc["created"] = .string(c) }
@@ -86,10 +84,7 @@ public enum Inspector {
         guard let want = Platform.parse(platform) else {
             throw StampError.usage("--platform: \"\(platform)\" is not OS/ARCH[/VARIANT]")
         }
-        let found = image.images.filter { i in
-            i.platform.os == want.os && i.platform.architecture == want.architecture
-                && (want.variant == nil || i.platform.variant == want.variant)
-        }
+        let found = image.images.filter { $0.platform.matches(want) }
         guard !found.isEmpty else {
             throw StampError.badInput(
                 "--platform: the image has no \(want) (it has \(image.images.map(\.platform.description).joined(separator: ", ")))"

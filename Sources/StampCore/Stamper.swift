@@ -38,17 +38,9 @@ public struct BuildResult: Sendable {
     /// one platform; `containerimage.config.digest` for one platform, as buildx has one config
     /// then; `image.name`, every name written, comma-joined), then `schemaVersion` and stamp's own.
     public var metadata: JSONValue {
-        var descriptor: JSONValue = .object([
-            ("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size)),
-        ])
-        let single = platforms.count == 1 ? platforms[0] : nil
-        if let p = single.flatMap({ Platform.parse($0.platform) }) { descriptor["platform"] = p.json }
-        var j: JSONValue = .object([
-            ("containerimage.descriptor", descriptor), ("containerimage.digest", .string(digest)),
-        ])
-        if let single { j["containerimage.config.digest"] = .string(single.config) }
-        let allNames = names.isEmpty ? imageName.map { [$0] } ?? [] : names
-        if !allNames.isEmpty { j["image.name"] = .string(allNames.joined(separator: ",")) }
+        var j = BuildxMetadata.keys(
+            mediaType: mediaType, digest: digest, size: size, platforms: platforms,
+            names: names.isEmpty ? imageName.map { [$0] } ?? [] : names)
         j["schemaVersion"] = JSONValue(Int64(OutputSchema.version))
         j["stamp.version"] = .string(version)
         if let r = revision { j["stamp.revision"] = .string(r) }
@@ -582,4 +574,26 @@ public enum Stamper {
         return repo.lowercased() + ":" + tag
     }
 
+}
+
+/// The keys `docker buildx build --metadata-file` writes for an image, which build's and push's
+/// metadata files share: `containerimage.digest`; `containerimage.descriptor`, with its
+/// `platform` for one platform; `containerimage.config.digest` for one platform (buildx has one
+/// config then); `image.name`, every name written, comma-joined.
+public enum BuildxMetadata {
+    public static func keys(mediaType: String, digest: String, size: Int64, platforms: [PlatformEntry], names: [String])
+        -> JSONValue
+    {
+        var descriptor: JSONValue = .object([
+            ("mediaType", .string(mediaType)), ("digest", .string(digest)), ("size", JSONValue(size)),
+        ])
+        let single = platforms.count == 1 ? platforms[0] : nil
+        if let p = single.flatMap({ Platform.parse($0.platform) }) { descriptor["platform"] = p.json }
+        var j: JSONValue = .object([
+            ("containerimage.descriptor", descriptor), ("containerimage.digest", .string(digest)),
+        ])
+        if let single { j["containerimage.config.digest"] = .string(single.config) }
+        if !names.isEmpty { j["image.name"] = .string(names.joined(separator: ",")) }
+        return j
+    }
 }

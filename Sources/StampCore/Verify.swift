@@ -305,11 +305,18 @@ public enum Verifier {
             }, uniquingKeysWith: { _, b in b })
     }
 
+    /// A stamp of labels and env only (`--profile generic` without `--version-json`): a version
+    /// label and `IMAGE_VERSION` in the env, no version.json named.
+    static func isLabelsOnlyStamp(_ img: PlatformImage) -> Bool {
+        img.labels[AnnotationKey.stampVersionJSON] == nil && img.labels[AnnotationKey.version] != nil
+            && env(img)[Stamp.Env.version] != nil
+    }
+
     /// Every place the stamp repeats `key` (label, manifest and index annotations, env) says
     /// `expected`, which `source` gives.
     static func agree(
         _ name: String, _ expected: String?, _ key: String, _ envKey: String?, img: PlatformImage,
-        indexAnnotations: [String: String]?, source: String, report: inout VerifyReport
+        indexAnnotations: [String: String]?, source: String, env: [String: String], report: inout VerifyReport
     ) {
         let where_ = "\(img.platform)"
         var sources: [(String, String?)] = [("label \(key)", img.labels[key])]
@@ -317,7 +324,7 @@ public enum Verifier {
             sources.append(("manifest annotation \(key)", img.annotations[key]))
         }
         if let ia = indexAnnotations { sources.append(("index annotation \(key)", ia[key])) }
-        if let envKey { sources.append(("env \(envKey)", env(img)[envKey])) }
+        if let envKey { sources.append(("env \(envKey)", env[envKey])) }
         for (what, value) in sources where value != expected && what != source {
             report.findings.append(
                 Finding(
@@ -341,6 +348,7 @@ public enum Verifier {
         for img in image.images {
             let where_ = "\(img.platform)"
             let labels = img.labels
+            let environment = env(img)
             guard let jsonPath = labels[AnnotationKey.stampVersionJSON] else {
                 if labels[AnnotationKey.version] == nil {
                     report.findings.append(
@@ -349,7 +357,7 @@ public enum Verifier {
                             "\(where_): not stamped (no \(AnnotationKey.version) label); use --integrity-only to "
                                 + "check blobs alone",
                             platform: where_))
-                } else if let v = labels[AnnotationKey.version], env(img)[Stamp.Env.version] != nil {
+                } else if isLabelsOnlyStamp(img), let v = labels[AnnotationKey.version] {
                     // A stamp of labels and env only (`--profile generic` without `--version-json`):
                     // no layer to read; the labels, annotations and env must agree.
                     facts = StampFacts(
@@ -361,7 +369,7 @@ public enum Verifier {
                     ] {
                         agree(
                             name, labels[key], key, envKey, img: img, indexAnnotations: indexAnnotations,
-                            source: "label \(key)", report: &report)
+                            source: "label \(key)", env: environment, report: &report)
                     }
                 } else {
                     report.findings.append(
@@ -415,7 +423,7 @@ public enum Verifier {
             func same(_ name: String, _ expected: String?, _ key: String, _ envKey: String?) {
                 agree(
                     name, expected, key, envKey, img: img, indexAnnotations: indexAnnotations, source: jsonPath,
-                    report: &report)
+                    env: environment, report: &report)
             }
             guard let v else {
                 report.findings.append(
