@@ -31,14 +31,17 @@ struct Analysis {
 
     /// `oversized`: text files not to read whole (verbatim in `role`): searched in pieces
     /// (`windows`) for the names they hold, nothing else.
+    /// `role`: each file's, by its index in `table`.
     init(
-        paths: [String], role: [String: Role], extras: [AssetFile], naming: Naming, oversized: Set<String> = [],
+        table: PathTable, role: [Role], extras: [AssetFile], naming: Naming, oversized: Set<String> = [],
         windows: Windows? = nil, read: @escaping Reader
     ) throws {
+        let paths = table.paths
+        func roleOf(_ p: String) -> Role { role[table[p]!] }
         var pins: [String: Reason] = [:]
         // Names of files that may change name, searched in every text file.
         let watched = paths.indices.filter { i in
-            switch role[paths[i]]! {
+            switch role[i] {
             case .candidate, .bundler: return true
             default: return false
             }
@@ -52,7 +55,7 @@ struct Analysis {
         // map names, and the sources it embeds mention names of the source tree.
         let text = paths.filter { AssetKind.of($0) != .binary }
         let found = parallelMap(count: text.count) {
-            [scanner] k -> Result<([Reference], [NameFinder.Hit], [(String, String)], String?), Error> in
+            [scanner, role, table] k -> Result<([Reference], [NameFinder.Hit], [(String, String)], String?), Error> in
             Result {
                 let p = text[k], kind = AssetKind.of(p)
                 if oversized.contains(p), let windows {
@@ -65,7 +68,7 @@ struct Analysis {
                 let (bytes, digest) = try read(p)
                 let refs = scanner.scan(bytes, path: p, kind: kind)
                 let verbatim: Bool
-                if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }
+                if case .verbatim = role[table[p]!] { verbatim = true } else { verbatim = false }
                 let searched = !finder.isEmpty && ext(p) != "map"
                 let hits =
                     searched
@@ -90,7 +93,7 @@ struct Analysis {
         for p in text where !(hitsOf[p]?.isEmpty ?? true) || !(builtIn[p]?.isEmpty ?? true) {
             // A verbatim file is not rewritten: no name in it is accounted for.
             let verbatim: Bool
-            if case .verbatim = role[p]! { verbatim = true } else { verbatim = false }
+            if case .verbatim = roleOf(p) { verbatim = true } else { verbatim = false }
             let q = naming.unhashed(p)
             let hits = finder.notCovered(hitsOf[p] ?? [], refs: verbatim ? [] : refs[p] ?? [], paths: paths)
             for h in hits.sorted(by: { $0.at < $1.at }) where pins[paths[h.file]] == nil {
@@ -103,7 +106,7 @@ struct Analysis {
         }
         var referenced = Set<String>()
         for (p, r) in refs {
-            if case .verbatim = role[p]! { continue }
+            if case .verbatim = roleOf(p) { continue }
             for x in r { if let t = x.target, t != p { referenced.insert(t) } }
         }
         let server = Analysis.serverFiles(extras, finder: finder, matcher: matcher, scanner: scanner, paths: paths)
@@ -111,7 +114,7 @@ struct Analysis {
         for (p, why) in server.pins where pins[p] == nil { pins[p] = why }
         // A file no page, style sheet, script or server file here refers to is asked for by
         // someone stamp cannot see (a server, another site), by this name.
-        for p in paths where role[p]! == .candidate && pins[p] == nil && !referenced.contains(p) {
+        for p in paths where roleOf(p) == .candidate && pins[p] == nil && !referenced.contains(p) {
             pins[p] = Reason(text: "no file here refers to it (what asks for it uses this name)")
         }
 
@@ -119,11 +122,11 @@ struct Analysis {
         // change (it references a renamed file) is renamed too; one that cannot be renamed pins
         // what it references.
         while true {
-            var renamed = Set(paths.filter { role[$0]! == .candidate && pins[$0] == nil })
+            var renamed = Set(paths.filter { roleOf($0) == .candidate && pins[$0] == nil })
             var grew = true
             while grew {
                 grew = false
-                for p in paths where role[p]! == .bundler && pins[p] == nil && !renamed.contains(p) {
+                for p in paths where roleOf(p) == .bundler && pins[p] == nil && !renamed.contains(p) {
                     if refs[p]?.contains(where: { $0.target.map(renamed.contains) ?? false }) == true {
                         renamed.insert(p)
                         grew = true
@@ -131,7 +134,7 @@ struct Analysis {
                 }
             }
             var violated = false
-            for p in paths where role[p]! == .bundler && !renamed.contains(p) {
+            for p in paths where roleOf(p) == .bundler && !renamed.contains(p) {
                 for r in refs[p] ?? [] {
                     guard let t = r.target, renamed.contains(t), pins[t] == nil else { continue }
                     pins[t] = Reason(text: "referenced by \(p), which keeps the name its bundler gave it")
@@ -145,7 +148,7 @@ struct Analysis {
         }
         for p in paths where !renamed.contains(p) {
             let pin = pins[p]
-            switch role[p]! {
+            switch roleOf(p) {
             case .fixed(let why), .verbatim(let why): kept[p] = why
             case .bundler: kept[p] = pin.map { "named by its bundler; " + $0.text } ?? "named by its bundler"
             case .candidate: kept[p] = pin?.text ?? "kept"

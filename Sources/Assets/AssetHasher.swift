@@ -123,8 +123,16 @@ public enum AssetError: KindedError, Equatable {
 public struct AssetResult: Sendable {
     /// The output tree (renamed, rewritten, with the manifest), sorted by path.
     public var files: [AssetFile]
+    /// For each of `files`, the input path it was made from (nil for the manifest).
+    public var sources: [String?]
+    /// For each of `files`, whether it is its input unchanged: same name, same bytes.
+    public var unchanged: [Bool]
     /// Original path → new path, for every file (the same for files that keep their names).
-    public var renames: [String: String]
+    public var renames: [String: String] {
+        var out: [String: String] = [:]
+        for (s, f) in zip(sources, files) { if let s { out[s] = f.path } }
+        return out
+    }
     /// Files outside the root, rewritten (same paths as given).
     public var extras: [AssetFile]
     /// The manifest (also in `files`): in the spool when the options gave one, else in memory.
@@ -137,6 +145,20 @@ public struct AssetResult: Sendable {
     /// Original path → why it keeps its name, for every file that does (bundler-hashed files
     /// included: "named by its bundler").
     public var kept: [String: String] = [:]
+}
+
+/// The paths of a tree, sorted, each with its index: what per-file arrays are indexed by.
+struct PathTable: Sendable {
+    let paths: [String]
+    private let index: [String: Int]
+    init(_ paths: [String]) {
+        self.paths = paths
+        var index: [String: Int] = [:]
+        index.reserveCapacity(paths.count)
+        for (i, p) in paths.enumerated() { index[p] = i }
+        self.index = index
+    }
+    subscript(_ path: String) -> Int? { index[path] }
 }
 
 /// Content-hashed names (`index.js` → `index.1a2b3c4d.js`) with every reference rewritten,
@@ -262,23 +284,29 @@ public enum AssetHasher {
     public static func hash(_ input: consuming [AssetFile], extras: [AssetFile] = [], options: AssetOptions = .init())
         throws -> AssetResult
     {
-        var byPath: [String: [UInt8]] = [:]
-        var onDisk: [String: AssetFile.OnDisk] = [:]
+        // Every fact of a file is kept by its index in `paths` (sorted by bytes), in arrays: a
+        // frontend of 100,000 files must not cost a String-keyed dictionary per fact.
+        var collected: [String] = []
+        var content: [[UInt8]] = []
+        // The few files not in memory, by index.
+        var onDisk: [Int: AssetFile.OnDisk] = [:]
         // Text files left on disk: read to scan, let go, read again to rewrite (and checked to
         // be the same file each time, by its identity).
-        var textFiles: [String: TextSource] = [:]
-        var scannedIdentity: [String: String] = [:]
+        var textFiles: [Int: TextSource] = [:]
+        var earlier: AssetFile?
         do {
-            // The array goes when this block ends: `byPath` then holds the only reference.
+            // The array goes when this block ends: `content` then holds the only reference.
             let files = consume input
+            // Swift's String equality is canonical: an NFC and an NFD spelling of a name are one
+            // member. They are two files to a file system and a browser: refused.
+            var seen = Set<String>(minimumCapacity: files.count)
             for f in files {
-                guard let p = Path.clean(f.path), p == f.path, !p.isEmpty else {
-                    throw AssetError.invalid("\(f.path): not a clean relative path")
+                let p = f.path
+                guard let c = Path.clean(p), c == p, !p.isEmpty else {
+                    throw AssetError.invalid("\(p): not a clean relative path")
                 }
-                if let i = byPath.index(forKey: p) {
-                    // Swift's String equality is canonical: an NFC and an NFD spelling of a name
-                    // are one key. They are two files to a file system and a browser: refused.
-                    let other = byPath[i].key
+                if let i = seen.firstIndex(of: p) {
+                    let other = seen[i]
                     if !other.utf8.elementsEqual(p.utf8) {
                         throw AssetError.invalid(
                             "\(String(reflecting: other)) and \(String(reflecting: p)): two file names that differ "
@@ -287,270 +315,324 @@ public enum AssetHasher {
                     }
                     throw AssetError.invalid("\(p): given twice")
                 }
+                seen.insert(p)
                 guard f.onDisk == nil || AssetKind.of(p) == .binary else {
                     throw AssetError.invalid("\(p): only binary files may stay on disk")
                 }
-                byPath[p] = f.bytes
-                onDisk[p] = f.onDisk
-                textFiles[p] = TextSource(f)
+            }
+            seen = []
+            let order = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }
+            collected.reserveCapacity(files.count)
+            content.reserveCapacity(files.count)
+            for k in order {
+                let f = files[k]
+                // The manifest of an earlier run is made anew; it tells which names stamp gave.
+                if f.path == options.manifestName {
+                    earlier = f
+                    continue
+                }
+                if let d = f.onDisk { onDisk[collected.count] = d }
+                if let t = TextSource(f) { textFiles[collected.count] = t }
+                collected.append(f.path)
+                content.append(f.bytes)
             }
         }
-        // The manifest of an earlier run is made anew; it tells which names stamp gave.
+        let paths = collected
+        collected = []
         var originals: [String: String] = [:]
-        if byPath[options.manifestName] != nil {
-            let entries =
-                textFiles[options.manifestName].map { source in
-                    ManifestReader.entries(size: source.size) { at, n in try source.read(at: at, count: n) }
-                } ?? ManifestReader.entries(byPath[options.manifestName]!)
-            guard onDisk[options.manifestName] == nil, let entries else {
+        if let earlier {
+            guard earlier.onDisk == nil, let entries = ManifestReader.entries(earlier) else {
                 throw AssetError.invalid(
                     "\(options.manifestName): the folder has a file of this name that is not stamp's manifest; choose "
                         + "another name (--manifest)"
                 )
             }
             for (orig, e) in entries where e.stampHashed { originals[e.path] = orig }
-            byPath[options.manifestName] = nil
-            onDisk[options.manifestName] = nil
-            textFiles[options.manifestName] = nil
         }
-        let paths = byPath.keys.sorted(by: utf8Less)
+        let count = paths.count
+        let table = PathTable(paths)
         let naming = Naming(length: options.length, originals: originals)
+        var scannedIdentity: [Int: String] = [:]
 
-        func load(_ p: String) throws -> [UInt8] {
-            guard let source = textFiles[p] else { return byPath[p]! }
+        func load(_ i: Int) throws -> [UInt8] {
+            guard let source = textFiles[i] else { return content[i] }
             let bytes = try source.read()
-            if let want = scannedIdentity[p], source.identity != want {
+            if let want = scannedIdentity[i], source.identity != want {
                 throw AssetError.invalid("\(source.name): changed while stamp was reading the folder")
             }
             return bytes
         }
 
-        var role: [String: Role] = [:]
-        for p in paths { role[p] = Policy.role(p, keep: options.keep, stampHashed: originals[p] != nil) }
+        var role = paths.map { Policy.role($0, keep: options.keep, stampHashed: originals[$0] != nil) }
         // Text too large to read whole: kept as it is (see `AssetTree.largestScanned`).
-        let oversized = Set(paths.filter { (textFiles[$0]?.size ?? 0) > AssetTree.largestScanned })
-        for p in oversized {
+        var oversized = Set<String>()
+        for (i, t) in textFiles where t.size > AssetTree.largestScanned {
+            oversized.insert(paths[i])
             // Its identity before the name search, checked again when it is copied.
-            if case .file = textFiles[p]!, let id = textFiles[p]!.identity { scannedIdentity[p] = id }
-            role[p] = .verbatim(
+            if case .file = t, let id = t.identity { scannedIdentity[i] = id }
+            role[i] = .verbatim(
                 "larger than \(AssetTree.largestScanned >> 20) MiB: copied as it is; the files it names keep their names"
             )
         }
-        let analysis = try Analysis(
-            paths: paths, role: role, extras: extras, naming: naming, oversized: oversized,
-            windows: { [textFiles] p, body in try textFiles[p]!.windows(body) }
-        ) { [byPath, textFiles] p in
-            let bytes = try textFiles[p].map { try $0.read() } ?? byPath[p]!
-            return (bytes, textFiles[p]?.identity)
+        var analysis: Analysis? = try Analysis(
+            table: table, role: role, extras: extras, naming: naming, oversized: oversized,
+            windows: { [textFiles, table] p, body in try textFiles[table[p]!]!.windows(body) }
+        ) { [content, textFiles, table] p in
+            let i = table[p]!
+            let bytes = try textFiles[i].map { try $0.read() } ?? content[i]
+            return (bytes, textFiles[i]?.identity)
         }
-        for (p, d) in analysis.identities { scannedIdentity[p] = d }
-        let refs = analysis.refs
-        let hashed = analysis.renamed
+        for (p, d) in analysis!.identities { scannedIdentity[table[p]!] = d }
+        // References by index; the analysis keeps only why files keep their names.
+        var refs = [[Reference]](repeating: [], count: count)
+        for (p, r) in analysis!.refs { refs[table[p]!] = r }
+        analysis!.refs = [:]
+        var isHashed = [Bool](repeating: false, count: count)
+        for p in analysis!.renamed { isHashed[table[p]!] = true }
+        let reasons = analysis!.kept
+        let detail = analysis!.detail
+        analysis = nil
 
         // Two inputs that would get the same unhashed name (x.js and an earlier run's x.1a2b3c4d.js) collide.
-        var unhashedOwner: [String: String] = [:]
-        for p in hashed.sorted(by: utf8Less) {
-            let u = naming.unhashed(p)
-            if let other = unhashedOwner[u] {
-                throw AssetError.invalid("\(other) and \(p) would both be named after \(u)")
+        if !originals.isEmpty {
+            var unhashedOwner: [String: String] = [:]
+            for i in 0..<count where isHashed[i] {
+                let p = paths[i], u = naming.unhashed(p)
+                if let other = unhashedOwner[u] {
+                    throw AssetError.invalid("\(other) and \(p) would both be named after \(u)")
+                }
+                unhashedOwner[u] = p
             }
-            unhashedOwner[u] = p
         }
 
         // Graph of hashed files → hashed files they reference; groups in dependency order.
-        var edges: [String: [String]] = [:]
-        for p in hashed {
-            edges[p] = Array(Set((refs[p] ?? []).compactMap(\.target).filter { hashed.contains($0) })).sorted(
-                by: utf8Less)
+        let hashedIndices = (0..<count).filter { isHashed[$0] }
+        var groups: [[Int]] = []
+        var selfReferencing = Set<Int>()
+        do {
+            var node = [Int32](repeating: -1, count: count)
+            for (k, i) in hashedIndices.enumerated() { node[i] = Int32(k) }
+            let adjacent: [[Int]] = hashedIndices.map { i in
+                var out = Set<Int>()
+                for r in refs[i] {
+                    if let t = r.target, let j = table[t], node[j] >= 0 { out.insert(Int(node[j])) }
+                }
+                return out.sorted()
+            }
+            for (k, i) in hashedIndices.enumerated() where adjacent[k].contains(k) { selfReferencing.insert(i) }
+            groups = stronglyConnected(count: hashedIndices.count, adjacent: adjacent).map { g in
+                g.map { hashedIndices[$0] }.sorted()
+            }
         }
-        let groups = stronglyConnected(hashed.sorted(by: utf8Less), edges: edges)
 
-        var newName: [String: String] = [:]  // hashed file → new path
-        var output: [String: [UInt8]] = [:]
-        var spooled: [String: AssetFile.OnDisk] = [:]
-        var outputSHA256: [String: String] = [:]  // of renamed files' bytes in `output`
+        var newName = [String](repeating: "", count: count)
+        var output = [[UInt8]](repeating: [], count: count)
+        var spooled: [Int: AssetFile.OnDisk] = [:]
+        // Whether a file's output bytes are its input's.
+        var sameBytes = [Bool](repeating: false, count: count)
+        func names(_ t: String) -> String? { table[t].flatMap { newName[$0].isEmpty ? nil : newName[$0] } }
         /// A renamed file's new bytes: to the spool when there is one (binary files stay where
         /// they are); returns their SHA-256.
-        func emit(_ p: String, _ bytes: [UInt8]) throws -> String {
-            byPath[p] = nil
-            if let d = onDisk[p] {
-                output[p] = bytes
+        func emit(_ i: Int, _ bytes: [UInt8], original: [UInt8]) throws -> String {
+            content[i] = []
+            if let d = onDisk[i] {
+                sameBytes[i] = true
                 return d.sha256
             }
+            sameBytes[i] = bytes == original
             if let spool = options.spool, bytes.count >= AssetTree.largeFile {
                 let d = try spool.append(bytes)
-                spooled[p] = d
+                spooled[i] = d
                 return d.sha256
             }
-            output[p] = bytes
-            let hex = Digester.hex(bytes)
-            outputSHA256[p] = hex
-            return hex
+            output[i] = bytes
+            return Digester.hex(bytes)
         }
-        func done(_ p: String) {
+        func done(_ i: Int) {
             guard let ready = options.ready else { return }
             ready(
-                (onDisk[p] ?? spooled[p]).map { AssetFile(path: newName[p]!, onDisk: $0) }
-                    ?? AssetFile(path: newName[p]!, bytes: output[p]!))
+                (onDisk[i] ?? spooled[i]).map { AssetFile(path: newName[i], onDisk: $0) }
+                    ?? AssetFile(path: newName[i], bytes: output[i]))
         }
         // Binary files that keep their names are final now: the writer copies them while the
         // rest is hashed.
-        var handedOver = Set<String>()
-        for p in paths where !hashed.contains(p) && onDisk[p] != nil {
-            newName[p] = p
-            done(p)
-            handedOver.insert(p)
+        var handedOver = [Bool](repeating: false, count: count)
+        for (i, _) in onDisk where !isHashed[i] {
+            newName[i] = paths[i]
+            sameBytes[i] = true
+            handedOver[i] = true
         }
+        for i in 0..<count where handedOver[i] { done(i) }
         for group in groups {
-            let cyclic = group.count > 1 || (edges[group[0]] ?? []).contains(group[0])
+            let cyclic = group.count > 1 || selfReferencing.contains(group[0])
             if !cyclic {
-                let p = group[0]
-                let digest = try emit(p, rewrite(try load(p), (refs[p] ?? []), newName, naming))
-                newName[p] = naming.name(p, hash: digest)
-                done(p)
+                let i = group[0]
+                let original = try load(i)
+                let digest = try emit(i, rewrite(original, refs[i], names, naming), original: original)
+                newName[i] = naming.name(paths[i], hash: digest)
+                done(i)
                 continue
             }
-            let members = Set(group)
+            let members = Set(group.map { paths[$0] })
             let d = Digester(.sha256)
-            for p in group.sorted(by: utf8Less) {
-                let normalized = rewrite(try load(p), (refs[p] ?? []), newName, naming, unhashing: members)
-                d.update(Array(naming.unhashed(p).utf8) + [0])
+            for i in group {
+                let normalized = rewrite(try load(i), refs[i], names, naming, unhashing: members)
+                d.update(Array(naming.unhashed(paths[i]).utf8) + [0])
                 d.update(normalized)
                 d.update([0])
             }
             let groupDigest = d.finalizeHex()
-            for p in group {
-                newName[p] = naming.name(p, hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(p)).utf8)))
+            for i in group {
+                newName[i] = naming.name(
+                    paths[i], hash: Digester.hex(Array((groupDigest + "\0" + naming.unhashed(paths[i])).utf8)))
             }
-            for p in group {
-                _ = try emit(p, rewrite(try load(p), (refs[p] ?? []), newName, naming))
-                done(p)
+            for i in group {
+                let original = try load(i)
+                _ = try emit(i, rewrite(original, refs[i], names, naming), original: original)
+                done(i)
             }
         }
+        groups = []
         // A new name that an input file already has would overwrite it.
-        let kept = Set(paths.filter { !hashed.contains($0) })
-        for p in hashed where kept.contains(newName[p]!) {
-            throw AssetError.invalid("\(p) would be renamed \(newName[p]!), which is the name of another file")
+        for i in hashedIndices {
+            if let j = table[newName[i]], !isHashed[j] {
+                throw AssetError.invalid(
+                    "\(paths[i]) would be renamed \(newName[i]), which is the name of another file")
+            }
         }
-        // Files that keep their names: rewritten (unless verbatim), in memory (the HTML may get
-        // integrity attributes below).
-        var integrity: [String: String] = [:]
         // Files that keep their names, on all cores: rewritten (unless verbatim); pages stay in
         // memory (integrity attributes may be added); other text read from a folder is copied
         // from there when unchanged and spooled when rewritten, so a large frontend is not held
         // in memory.
-        let keptPaths = paths.filter { !hashed.contains($0) }
-        for p in keptPaths { newName[p] = p }
-        enum Kept { case bytes([UInt8]), stored(AssetFile.OnDisk) }
-        let keptOut = parallelMap(count: keptPaths.count) {
-            [byPath, textFiles, onDisk, scannedIdentity, refs, newName, role, oversized, spool = options.spool] i
-                -> Result<
-                    Kept, Error
-                > in
+        let keptIndices = (0..<count).filter { !isHashed[$0] }
+        for i in keptIndices { newName[i] = paths[i] }
+        enum Kept { case bytes([UInt8], same: Bool), stored(AssetFile.OnDisk, same: Bool) }
+        try parallelBatches(count: keptIndices.count) {
+            [content, textFiles, onDisk, scannedIdentity, refs, newName, role, oversized, spool = options.spool, table]
+            k -> Result<Kept, Error> in
             Result {
-                let p = keptPaths[i]
+                let i = keptIndices[k], p = paths[i]
+                func names(_ t: String) -> String? { table[t].flatMap { newName[$0].isEmpty ? nil : newName[$0] } }
                 // Too large to read whole: its bytes as they are, digests taken in pieces.
                 if oversized.contains(p) {
-                    switch textFiles[p]! {
-                    case .spooled(let d): return .stored(d)
+                    switch textFiles[i]! {
+                    case .spooled(let d): return .stored(d, same: true)
                     case .file(let source):
                         let d = try AssetTree.digests(source)
-                        if let want = scannedIdentity[p], d.identity != want {
+                        if let want = scannedIdentity[i], d.identity != want {
                             throw AssetError.invalid("\(source): changed while stamp was reading the folder")
                         }
-                        return .stored(d)
+                        return .stored(d, same: true)
                     }
                 }
-                var original = byPath[p]!
-                if let source = textFiles[p] {
+                var original = content[i]
+                if let source = textFiles[i] {
                     original = try source.read()
-                    if let want = scannedIdentity[p], source.identity != want {
+                    if let want = scannedIdentity[i], source.identity != want {
                         throw AssetError.invalid("\(source.name): changed while stamp was reading the folder")
                     }
                 }
                 var bytes = original
-                if case .verbatim = role[p]! {} else { bytes = rewrite(original, refs[p] ?? [], newName, naming) }
-                guard onDisk[p] == nil, AssetKind.of(p) != .html else { return .bytes(bytes) }
-                let same = bytes == original
-                if same, case .spooled(let d) = textFiles[p] { return .stored(d) }
-                if same, case .file(let source) = textFiles[p] {
+                if case .verbatim = role[i] {} else { bytes = rewrite(original, refs[i], names, naming) }
+                let same = onDisk[i] != nil || bytes == original
+                guard onDisk[i] == nil, AssetKind.of(p) != .html else { return .bytes(bytes, same: same) }
+                if same, case .spooled(let d) = textFiles[i] { return .stored(d, same: true) }
+                if same, case .file(let source) = textFiles[i] {
                     let c = ContentDigester()
                     bytes.withUnsafeBytes { c.update($0) }
                     var d = c.onDisk(source: source)
-                    d.identity = scannedIdentity[p]
-                    return .stored(d)
+                    d.identity = scannedIdentity[i]
+                    return .stored(d, same: true)
                 }
-                if !same, let spool, bytes.count >= AssetTree.largeFile { return .stored(try spool.append(bytes)) }
-                return .bytes(bytes)
+                if !same, let spool, bytes.count >= AssetTree.largeFile {
+                    return .stored(try spool.append(bytes), same: false)
+                }
+                return .bytes(bytes, same: same)
             }
-        }
-        for (i, p) in keptPaths.enumerated() {
-            switch try keptOut[i].get() {
-            case .bytes(let b): output[p] = b
-            case .stored(let d): spooled[p] = d
+        } take: { k, result in
+            let i = keptIndices[k]
+            switch try result.get() {
+            case .bytes(let b, let same):
+                output[i] = b
+                sameBytes[i] = same
+            case .stored(let d, let same):
+                spooled[i] = d
+                sameBytes[i] = same
             }
-            byPath[p] = nil
+            content[i] = []
         }
+        refs = []
         if options.sri {
-            for (q, b) in output where AssetKind.of(q) != .html { integrity[newName[q]!] = onDisk[q]?.sri ?? sri(b) }
-            for (q, d) in spooled { integrity[newName[q]!] = d.sri }
-            let finalScanner = ReferenceScanner(files: Set(newName.values))
-            for p in paths where AssetKind.of(p) == .html && !hashed.contains(p) {
-                output[p] = addIntegrity(output[p]!, path: p, scanner: finalScanner, integrity: integrity)
+            var integrity: [String: String] = [:]
+            for i in 0..<count where AssetKind.of(paths[i]) != .html {
+                integrity[newName[i]] = (onDisk[i] ?? spooled[i])?.sri ?? sri(output[i])
+            }
+            let finalScanner = ReferenceScanner(files: Set(newName))
+            for i in keptIndices where AssetKind.of(paths[i]) == .html {
+                let before = output[i]
+                output[i] = addIntegrity(before, path: paths[i], scanner: finalScanner, integrity: integrity)
+                if output[i] != before { sameBytes[i] = false }
             }
         }
 
-        for p in paths where !hashed.contains(p) && !handedOver.contains(p) { done(p) }
+        for i in keptIndices where !handedOver[i] { done(i) }
         // The output files and their manifest entries (digests of the files held in memory
-        // taken here, the others have theirs), on all cores.
-        let reasons = analysis.kept
-        let made = parallelMap(count: paths.count) {
-            [onDisk, spooled, output, outputSHA256, newName, hashed, role] i -> (AssetFile, ManifestRecord?) in
-            let p = paths[i], np = newName[p]!
-            let f: AssetFile, d: AssetFile.OnDisk
-            if let known = onDisk[p] ?? spooled[p] {
+        // taken here, the others have theirs), on all cores, a batch at a time.
+        var files: [AssetFile] = []
+        files.reserveCapacity(count + 1)
+        var records: [ManifestRecord] = []
+        records.reserveCapacity(count)
+        try parallelBatches(count: count) {
+            [onDisk, spooled, output, newName, isHashed, role, reasons] i -> (AssetFile, ManifestRecord?) in
+            let p = paths[i], np = newName[i]
+            let f: AssetFile, d: ContentDigests, size: Int
+            if let known = onDisk[i] ?? spooled[i] {
                 f = AssetFile(path: np, onDisk: known)
-                d = known
+                // Strings a `ContentDigester` wrote (the only maker of `OnDisk`): they parse.
+                d = ContentDigests(sha256Hex: known.sha256, sri: known.sri)!
+                size = known.size
             } else {
-                let bytes = output[p]!
-                f = AssetFile(path: np, bytes: bytes)
-                if let sha256 = outputSHA256[p] {
-                    d = AssetFile.OnDisk(source: "", sha256: sha256, sri: sri(bytes), size: bytes.count)
-                } else {
-                    let c = ContentDigester()
-                    bytes.withUnsafeBytes { c.update($0) }
-                    d = c.onDisk(source: "")
-                }
+                f = AssetFile(path: np, bytes: output[i])
+                d = ContentDigests(of: output[i])
+                size = output[i].count
             }
             guard p != "version.json" else { return (f, nil) }
-            let immutable = hashed.contains(p) || role[p]! == .bundler
+            let immutable = isHashed[i] || role[i] == .bundler
             return (
                 f,
                 ManifestRecord(
                     // Keyed by the unhashed name, so hashing the output again writes the same manifest.
-                    key: hashed.contains(p) ? naming.unhashed(p) : p, immutable: immutable,
-                    hash: hashed.contains(p) ? "stamp" : role[p]! == .bundler ? "bundler" : nil, integrity: d.sri,
-                    kept: immutable ? nil : reasons[p], path: np, sha256: d.sha256, size: d.size)
+                    key: isHashed[i] ? naming.unhashed(p) : p, immutable: immutable,
+                    hash: isHashed[i] ? "stamp" : role[i] == .bundler ? "bundler" : nil, digests: d,
+                    kept: immutable ? nil : reasons[p], path: np, size: size)
             )
+        } take: { i, made in
+            files.append(made.0)
+            if let r = made.1 { records.append(r) }
+            output[i] = []
         }
         // What the manifest is written from is all that is left of the inputs and outputs.
-        output = [:]
+        output = []
         spooled = [:]
-        outputSHA256 = [:]
-        byPath = [:]
-        var files = made.map(\.0)
+        content = []
         let manifest = try ManifestRecord.write(
-            made.compactMap(\.1), name: options.manifestName, length: options.length, spool: options.spool)
+            records, name: options.manifestName, length: options.length, spool: options.spool)
+        records = []
         files.append(manifest)
         options.ready?(manifest)
+        var sources: [String?] = paths.map { $0 }
+        sources.append(nil)
+        sameBytes.append(false)
         // Sorted by new path (an index sort: the files themselves are large to move).
-        files = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }.map { files[$0] }
-
+        let byNewPath = files.indices.sorted { utf8Less(files[$0].path, files[$1].path) }
         var keptByOriginal: [String: String] = [:]
-        for (p, why) in analysis.detail where !hashed.contains(p) { keptByOriginal[p] = why }
+        for (p, why) in detail where !isHashed[table[p]!] { keptByOriginal[p] = why }
         return AssetResult(
-            files: files, renames: newName,
-            extras: rewriteExtras(extras, renames: newName, length: options.length, originals: originals),
+            files: byNewPath.map { files[$0] }, sources: byNewPath.map { sources[$0] },
+            unchanged: byNewPath.map { k in sameBytes[k] && sources[k] == files[k].path },
+            extras: rewriteExtras(
+                extras, files: Set(paths), renames: { t in table[t].map { newName[$0] } }, length: options.length,
+                originals: originals),
             manifestFile: manifest, kept: keptByOriginal)
     }
 
@@ -561,7 +643,17 @@ public enum AssetHasher {
         _ extras: [AssetFile], renames: [String: String], length: Int, originals: [String: String] = [:]
     ) -> [AssetFile] {
         guard !extras.isEmpty else { return [] }
-        let scanner = ReferenceScanner(files: Set(renames.keys)), naming = Naming(length: length, originals: originals)
+        return rewriteExtras(
+            extras, files: Set(renames.keys), renames: { renames[$0] }, length: length, originals: originals)
+    }
+
+    /// The same, with the renames as a lookup over the tree's `files`.
+    static func rewriteExtras(
+        _ extras: [AssetFile], files: @autoclosure () -> Set<String>, renames: (String) -> String?, length: Int,
+        originals: [String: String]
+    ) -> [AssetFile] {
+        guard !extras.isEmpty else { return [] }
+        let scanner = ReferenceScanner(files: files()), naming = Naming(length: length, originals: originals)
         return extras.map { e in
             AssetFile(
                 path: e.path,
@@ -589,12 +681,12 @@ public enum AssetHasher {
     /// Replaces each resolved reference's base name with its target's new one (or, for
     /// `unhashing` members, with the unhashed one), keeping the rest of the token as written.
     static func rewrite(
-        _ bytes: [UInt8], _ refs: [Reference], _ names: [String: String], _ naming: Naming,
+        _ bytes: [UInt8], _ refs: [Reference], _ names: (String) -> String?, _ naming: Naming,
         unhashing: Set<String> = []
     ) -> [UInt8] {
         // Nothing to replace (images, fonts, most chunks): the same storage, not a copy.
         if !refs.contains(where: { r in
-            r.target.map { t in unhashing.contains(t) || names[t].map { $0 != t } ?? false } ?? false
+            r.target.map { t in unhashing.contains(t) || names(t).map { $0 != t } ?? false } ?? false
         }) {
             return bytes
         }
@@ -606,7 +698,7 @@ public enum AssetHasher {
             let replacement: String
             if unhashing.contains(t) {
                 replacement = naming.rebase(r.written, from: t, to: naming.unhashed(t))
-            } else if let n = names[t], n != t {
+            } else if let n = names(t), n != t {
                 replacement = naming.rebase(r.written, from: t, to: n)
             } else {
                 continue
@@ -666,16 +758,23 @@ public enum AssetHasher {
     }
 
     /// Tarjan's strongly connected components, dependencies before dependents; deterministic
-    /// for sorted input. Iterative: a chain of 100,000 imports is as deep as a stack gets.
+    /// for sorted input.
     static func stronglyConnected(_ nodes: [String], edges: [String: [String]]) -> [[String]] {
-        let n = nodes.count
         let id = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($1, $0) })
         let adjacent: [[Int]] = nodes.map { (edges[$0] ?? []).compactMap { id[$0] } }
+        return stronglyConnected(count: nodes.count, adjacent: adjacent).map { g in
+            g.map { nodes[$0] }.sorted(by: utf8Less)
+        }
+    }
+
+    /// The same over nodes `0..<count`. Iterative: a chain of 100,000 imports is as deep as a
+    /// stack gets.
+    static func stronglyConnected(count n: Int, adjacent: [[Int]]) -> [[Int]] {
         var index = [Int](repeating: -1, count: n), low = [Int](repeating: 0, count: n)
         var onStack = [Bool](repeating: false, count: n)
         var stack: [Int] = [], calls: [(node: Int, next: Int)] = []
         var counter = 0
-        var result: [[String]] = []
+        var result: [[Int]] = []
         func enter(_ v: Int) {
             index[v] = counter
             low[v] = counter
@@ -696,13 +795,13 @@ public enum AssetHasher {
                 calls.removeLast()
                 if let parent = calls.last?.node { low[parent] = min(low[parent], low[v]) }
                 if low[v] == index[v] {
-                    var group: [String] = []
+                    var group: [Int] = []
                     while let w = stack.popLast() {
                         onStack[w] = false
-                        group.append(nodes[w])
+                        group.append(w)
                         if w == v { break }
                     }
-                    result.append(group.sorted(by: utf8Less))
+                    result.append(group)
                 }
             }
         }
@@ -760,11 +859,11 @@ struct ManifestRecord: Sendable {
     var immutable: Bool
     /// `stamp` or `bundler`: who named it after its content.
     var hash: String?
-    var integrity: String
+    /// Its SHA-256 and SRI, inline (two strings each would cost more than the record).
+    var digests: ContentDigests
     /// Why it keeps its name (files that are not immutable).
     var kept: String?
     var path: String
-    var sha256: String
     var size: Int
 
     /// The manifest of `records` (`algorithm`, `files` by key, `generator`, `length`), written in
@@ -803,10 +902,10 @@ struct ManifestRecord: Sendable {
                 line(": {\n")
                 member("      ", "cache", r.immutable ? "immutable" : "revalidate")
                 if let h = r.hash { member("      ", "hash", h) }
-                member("      ", "integrity", r.integrity)
+                member("      ", "integrity", r.digests.sri)
                 if let k = r.kept { member("      ", "kept", k) }
                 member("      ", "path", r.path)
-                member("      ", "sha256", r.sha256)
+                member("      ", "sha256", r.digests.sha256Hex)
                 line("      \"size\": \(r.size)\n    }")
                 if out.count >= 64 << 10 {
                     try emit(out)

@@ -110,7 +110,7 @@ public enum AssetVerifier {
                 let d = Digester(.sha256)
                 for p in group.sorted(by: utf8Less) {
                     let bytes = (try? AssetTree.content(file[p]!)) ?? []
-                    let normalized = AssetHasher.rewrite(bytes, refs[p] ?? [], [:], naming, unhashing: members)
+                    let normalized = AssetHasher.rewrite(bytes, refs[p] ?? [], { _ in nil }, naming, unhashing: members)
                     d.update(Array(naming.unhashed(p).utf8) + [0])
                     d.update(normalized)
                     d.update([0])

@@ -151,3 +151,58 @@ public enum Base64 {
 public enum CryptoLibrary {
     public static var version: String { String(cString: OpenSSL_version(Int32(OPENSSL_VERSION_STRING))) }
 }
+
+/// A file's SHA-256 and SHA-384 held inline, 80 bytes and no allocation: what a frontend of
+/// 100,000 files keeps of each, where two hex and base64 strings would cost three times as much.
+public struct ContentDigests: Sendable, Equatable {
+    private var sha256Words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private var sha384Words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+
+    /// From the digests' bytes (32 and 48 of them).
+    public init(sha256: [UInt8], sha384: [UInt8]) {
+        precondition(sha256.count == 32 && sha384.count == 48)
+        withUnsafeMutableBytes(of: &sha256Words) { $0.copyBytes(from: sha256) }
+        withUnsafeMutableBytes(of: &sha384Words) { $0.copyBytes(from: sha384) }
+    }
+
+    /// From a hex SHA-256 and an SRI value (`sha384-` and base64); nil when either is not one.
+    public init?(sha256Hex: String, sri: String) {
+        guard sha256Hex.utf8.count == 64, sri.hasPrefix("sha384-"),
+            let b = Base64.decode(String(sri.dropFirst(7))), b.count == 48
+        else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(32)
+        var high: UInt8?
+        for c in sha256Hex.utf8 {
+            let v: UInt8
+            switch c {
+            case 48...57: v = c - 48
+            case 97...102: v = c - 87
+            default: return nil
+            }
+            if let h = high {
+                bytes.append(h << 4 | v)
+                high = nil
+            } else {
+                high = v
+            }
+        }
+        self.init(sha256: bytes, sha384: b)
+    }
+
+    /// The digests of `bytes`.
+    public init(of bytes: [UInt8]) {
+        self.init(sha256: Digester.bytes(bytes, .sha256), sha384: Digester.bytes(bytes, .sha384))
+    }
+
+    public var sha256: [UInt8] { withUnsafeBytes(of: sha256Words) { Array($0) } }
+    public var sha384: [UInt8] { withUnsafeBytes(of: sha384Words) { Array($0) } }
+    public var sha256Hex: String { Hex.encode(sha256) }
+    /// The Subresource Integrity value (`sha384-` and base64).
+    public var sri: String { "sha384-" + Base64.encode(sha384) }
+
+    public static func == (a: ContentDigests, b: ContentDigests) -> Bool {
+        withUnsafeBytes(of: a.sha256Words) { x in withUnsafeBytes(of: b.sha256Words) { x.elementsEqual($0) } }
+            && withUnsafeBytes(of: a.sha384Words) { x in withUnsafeBytes(of: b.sha384Words) { x.elementsEqual($0) } }
+    }
+}

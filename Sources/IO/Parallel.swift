@@ -66,3 +66,18 @@ public final class Background<T: Sendable>: Sendable {
         return result.withLock { $0! }
     }
 }
+
+/// `parallelMap` a batch of indices at a time, each batch's results handed to `take` in index
+/// order on the calling thread before the next batch starts: the results of 100,000 items are
+/// never all held at once (nor twice, as a map's slots and its array are).
+public func parallelBatches<T: Sendable>(
+    count: Int, batch: Int = 4096, _ body: @Sendable (Int) -> T, take: (Int, T) throws -> Void
+) rethrows {
+    var start = 0
+    while start < count {
+        let n = min(batch, count - start), first = start
+        let part = parallelMap(count: n) { body(first + $0) }
+        for (k, v) in part.enumerated() { try take(first + k, v) }
+        start += n
+    }
+}

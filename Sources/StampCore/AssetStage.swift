@@ -84,24 +84,30 @@ public enum AssetStage {
         let root = Path.clean(a.root)!
         let skip = skipped(a, publicVersion: publicVersion)
         var inputs: [AssetFile] = []
+        // The image's files under the root, sorted by path: their owners and modes.
+        var taken: [MergedView.TakenFile] = []
         if a.localFolder != nil {
             // Hashed below (or before the scan), with nothing of the image.
         } else {
             guard view.lookup(root)?.entry.type == .directory else {
                 throw StampError.badInput("\(platform): --hash-assets: the image has no folder \(a.root)")
             }
-            for (p, bytes) in view.contents where p.hasPrefix(root + "/") {
-                let rel = String(p.dropFirst(root.count + 1))
-                if !skip.contains(rel) { inputs.append(AssetFile(path: rel, bytes: bytes)) }
+            // Taken out of the view: the hasher lets each file's bytes go once its output exists.
+            taken = view.takeFiles(under: root)
+            for t in taken where !skip.contains(t.path) {
+                if let b = t.bytes {
+                    inputs.append(AssetFile(path: t.path, bytes: b))
+                } else if let d = t.digests {
+                    // Spooled by the scan: binaries, and text of `AssetTree.largeFile` or more
+                    // (read from the spool when hashed, one at a time).
+                    inputs.append(
+                        AssetKind.of(t.path) == .binary
+                            ? AssetFile(path: t.path, onDisk: d) : AssetFile(path: t.path, spooledText: d))
+                }
             }
-            // Files the scan spooled to disk: binaries, and text of `AssetTree.largeFile` or more
-            // (read from the spool when hashed, one at a time).
-            for (p, d) in view.digests where p.hasPrefix(root + "/") {
-                let rel = String(p.dropFirst(root.count + 1))
-                guard !skip.contains(rel) else { continue }
-                inputs.append(
-                    AssetKind.of(rel) == .binary
-                        ? AssetFile(path: rel, onDisk: d) : AssetFile(path: rel, spooledText: d))
+            for k in taken.indices {
+                taken[k].bytes = nil
+                taken[k].digests = nil
             }
             guard !inputs.isEmpty else {
                 throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files")
@@ -118,14 +124,6 @@ public enum AssetStage {
                 throw StampError.badInput("\(platform): --rewrite: \(r) is not a file in the image")
             }
         }
-        // The image's own files, to leave out of the layer those that come out unchanged (a
-        // local build replaces the folder, so there is nothing to compare with).
-        let original =
-            a.localFolder != nil
-            ? [:]
-            : Dictionary(
-                inputs.map { ($0.path, $0.sha256Hex) },
-                uniquingKeysWith: { a, _ in a })
         var result: AssetResult
         if a.localFolder != nil {
             result = try (local ?? hashLocal(a, publicVersion: publicVersion, extras: extras)).get()
@@ -151,19 +149,32 @@ public enum AssetStage {
             entries.append(LayerEntry(path: root + "/.wh..wh..opq", content: .bytes([]), mode: 0o644))
         }
         var renamed = 0
-        for (old, new) in result.renames where old != new {
+        for (old, f) in zip(result.sources, result.files) {
+            guard let old, old != f.path else { continue }
             renamed += 1
             if a.localFolder == nil {
                 entries.append(LayerEntry(path: whiteout(root + "/" + old), content: .bytes([]), mode: 0o644))
             }
         }
-        let newToOld = Dictionary(result.renames.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
-        for f in result.files {
-            let old = newToOld[f.path]
-            let unchanged = a.localFolder == nil && old == f.path && original[f.path] == f.sha256Hex
-            if unchanged { continue }
+        for (k, f) in result.files.enumerated() {
+            // The image's own files that come out unchanged are left out of the layer (a local
+            // build replaces the folder: everything is written).
+            if a.localFolder == nil && result.unchanged[k] { continue }
             // A replaced file keeps its owner and mode.
-            let was = old.flatMap { view.entries[root + "/" + $0] }
+            let was = result.sources[k].flatMap { old -> MergedView.TakenFile? in
+                if a.localFolder != nil {
+                    return view.entries[root + "/" + old].map {
+                        MergedView.TakenFile(path: old, mode: $0.mode, uid: $0.uid, gid: $0.gid)
+                    }
+                }
+                // Binary search: `taken` is sorted by path.
+                var lo = 0, hi = taken.count
+                while lo < hi {
+                    let m = (lo + hi) / 2
+                    if utf8Less(taken[m].path, old) { lo = m + 1 } else { hi = m }
+                }
+                return lo < taken.count && taken[lo].path == old ? taken[lo] : nil
+            }
             entries.append(
                 LayerEntry(
                     path: root + "/" + f.path, content: f.stored.map { .part($0) } ?? .bytes(f.bytes),

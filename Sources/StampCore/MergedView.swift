@@ -311,6 +311,40 @@ public final class MergedView: @unchecked Sendable {
         }
     }
 
+    /// A regular file taken out of the view by `takeFiles(under:)`: its path below the folder,
+    /// its owner and mode, and its bytes (or where the scan spooled them).
+    public struct TakenFile: Sendable {
+        public var path: String
+        public var mode: UInt32
+        public var uid: Int
+        public var gid: Int
+        public var bytes: [UInt8]? = nil
+        public var digests: AssetFile.OnDisk? = nil
+    }
+
+    /// Removes the regular files below `folder` (not the folders, which the stamp layer's parents
+    /// need) and returns them sorted by path: their bytes are then the caller's alone, and the
+    /// view's tables are rebuilt to their new size (a frontend of 100,000 files is let go
+    /// whole, not kept beside its hash).
+    public func takeFiles(under folder: String) -> [TakenFile] {
+        let prefix = folder + "/"
+        var taken: [TakenFile] = []
+        for (p, e) in entries where p.hasPrefix(prefix) && e.type == .file {
+            taken.append(
+                TakenFile(
+                    path: String(p.dropFirst(prefix.count)), mode: e.mode, uid: e.uid, gid: e.gid, bytes: contents[p],
+                    digests: digests[p]))
+        }
+        guard !taken.isEmpty else { return [] }
+        func isTaken(_ p: String) -> Bool { p.hasPrefix(prefix) && entries[p]?.type == .file }
+        children = children.mapValues { kids in kids.filter { !isTaken($0) } }
+        contents = contents.filter { !isTaken($0.key) }
+        digests = digests.filter { !isTaken($0.key) }
+        entries = entries.filter { !($0.key.hasPrefix(prefix) && $0.value.type == .file) }
+        taken.sort { utf8Less($0.path, $1.path) }
+        return taken
+    }
+
     /// The entry a path names, following symlinks (also in its folders) inside the tree.
     public func lookup(_ path: String) -> (path: String, entry: Entry)? {
         var queue = path.split(separator: "/").map(String.init)
