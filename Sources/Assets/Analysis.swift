@@ -243,12 +243,12 @@ struct Analysis {
 
 /// Which watched files a script's name fragments may build (`Fragments`).
 struct FragmentMatcher {
-    /// Base names, sorted by bytes, with their paths.
-    private let sorted: [([UInt8], String)]
+    /// Base names, sorted by bytes, with their paths (a name of up to 15 bytes is held inline).
+    private let sorted: [(String, String)]
     private let byExt: [String: [(String, String)]]
 
     init(paths: [String]) {
-        sorted = paths.map { (Array(Path.basename($0).utf8), $0) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        sorted = paths.map { (Path.basename($0), $0) }.sorted { utf8Less($0.0, $1.0) }
         var e: [String: [(String, String)]] = [:]
         for p in paths {
             let b = Path.basename(p)
@@ -267,13 +267,12 @@ struct FragmentMatcher {
             guard n.utf8.count >= 2, isName(n), n.utf8.contains(where: isLetter), let last = n.utf8.last,
                 last == 0x2E || last == 0x2D || last == 0x5F
             else { continue }
-            let key = Array(n.utf8)
             var lo = 0, hi = sorted.count
             while lo < hi {
                 let m = (lo + hi) / 2
-                if sorted[m].0.lexicographicallyPrecedes(key) { lo = m + 1 } else { hi = m }
+                if utf8Less(sorted[m].0, n) { lo = m + 1 } else { hi = m }
             }
-            while lo < sorted.count, sorted[lo].0.starts(with: key) {
+            while lo < sorted.count, sorted[lo].0.utf8.starts(with: n.utf8) {
                 out.append((sorted[lo].1, n))
                 lo += 1
             }

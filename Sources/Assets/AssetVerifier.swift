@@ -12,8 +12,7 @@ public enum AssetVerifier {
     public static func verify(_ files: [AssetFile], options: AssetOptions = .init()) -> [Finding] {
         var findings: [Finding] = []
         let manifest = options.manifestName
-        var file: [String: AssetFile] = [:]
-        for f in files { file[f.path] = f }
+        var file = FileTable(files)
         guard let mf = file[manifest] else {
             return [
                 Finding(
@@ -25,15 +24,15 @@ public enum AssetVerifier {
         guard let entries = ManifestReader.entries(mf) else {
             return [Finding(.assetsManifestInvalid, "\(manifest): not a manifest stamp can read", path: manifest)]
         }
-        file[options.manifestName] = nil
-        let paths = file.keys.sorted(by: utf8Less)
+        file.remove(options.manifestName)
+        let paths = file.paths
         var originals: [String: String] = [:]
         for (orig, e) in entries where e.stampHashed { originals[e.path] = orig }
         let naming = Naming(length: options.length, originals: originals)
 
         // The manifest against the files.
         var listed = Set<String>()
-        for (orig, e) in entries.sorted(by: { utf8Less($0.key, $1.key) }) {
+        for (orig, e) in entries {
             listed.insert(e.path)
             guard let f = file[e.path] else {
                 findings.append(
@@ -198,25 +197,81 @@ public enum AssetVerifier {
     }
 }
 
+/// The files of a tree sorted by path, found by binary search: a table of 100,000 files with no
+/// dictionary beside it. The last of two files given the same path is the one kept.
+struct FileTable: Sendable {
+    private var files: [AssetFile]
+    init(_ given: [AssetFile]) {
+        let order = given.indices.sorted { a, b in
+            utf8Less(given[a].path, given[b].path) || (given[a].path == given[b].path && a > b)
+        }
+        var files: [AssetFile] = []
+        files.reserveCapacity(given.count)
+        for i in order where files.last?.path != given[i].path { files.append(given[i]) }
+        self.files = files
+    }
+    private func find(_ path: String) -> Int? {
+        var lo = 0, hi = files.count
+        while lo < hi {
+            let m = (lo + hi) / 2
+            if utf8Less(files[m].path, path) { lo = m + 1 } else { hi = m }
+        }
+        return lo < files.count && files[lo].path == path ? lo : nil
+    }
+    subscript(_ path: String) -> AssetFile? { find(path).map { files[$0] } }
+    mutating func remove(_ path: String) { if let i = find(path) { files.remove(at: i) } }
+    var paths: [String] { files.map(\.path) }
+}
+
 /// Reads an asset manifest (JSON: `files` → original path → `path`, `size`, `sha256`,
 /// `integrity`, and since the cache policy: `cache`, `hash`, `kept`).
 enum ManifestReader {
     struct Entry {
         var path: String
         var size: Int
-        var sha256: String
-        var integrity: String
+        /// `sha256` and `integrity` held as 80 bytes when they are what stamp writes (lowercase
+        /// hex, padded base64), else as written (`asWritten`): a manifest of 100,000 entries.
+        private var digests: ContentDigests
+        private var asWritten: AsWritten?
         /// Renamed by stamp (`hash: stamp`; in a manifest from before, any entry whose path differs).
         var stampHashed: Bool
         var cache: String?
+
+        final class AsWritten: Sendable {
+            let sha256: String, integrity: String
+            init(_ sha256: String, _ integrity: String) {
+                self.sha256 = sha256
+                self.integrity = integrity
+            }
+        }
+
+        init(path: String, size: Int, sha256: String, integrity: String, stampHashed: Bool, cache: String?) {
+            self.path = path
+            self.size = size
+            self.stampHashed = stampHashed
+            self.cache = cache
+            if let d = ContentDigests(sha256Hex: sha256, sri: integrity), d.sha256Hex == sha256, d.sri == integrity {
+                digests = d
+                asWritten = nil
+            } else {
+                digests = ContentDigests(of: [])
+                asWritten = AsWritten(sha256, integrity)
+            }
+        }
+
+        var sha256: String { asWritten?.sha256 ?? digests.sha256Hex }
+        var integrity: String { asWritten?.integrity ?? digests.sri }
     }
 
-    static func entries(_ bytes: [UInt8]) -> [String: Entry]? {
+    /// The entries by original path, sorted by it (by bytes), each key once.
+    typealias Entries = [(key: String, value: Entry)]
+
+    static func entries(_ bytes: [UInt8]) -> Entries? {
         entries(size: bytes.count) { at, n in Array(bytes[at..<at + n]) }
     }
 
     /// The manifest a file holds, read in pieces of 1 MiB wherever its bytes are.
-    static func entries(_ f: AssetFile) -> [String: Entry]? {
+    static func entries(_ f: AssetFile) -> Entries? {
         guard let source = TextSource(f) else {
             return f.onDisk == nil ? entries(f.bytes) : nil
         }
@@ -231,7 +286,7 @@ enum ManifestReader {
     /// Reads the manifest streamed (a tree of 100,000 files has a manifest of 33 MB): the
     /// punctuation of the top object and of `files` is checked here, each value in them is
     /// parsed whole by the JSON parser. nil when it is not valid JSON or not a manifest.
-    static func entries(size: Int, read: @escaping (Int, Int) throws -> [UInt8]) -> [String: Entry]? {
+    static func entries(size: Int, read: @escaping (Int, Int) throws -> [UInt8]) -> Entries? {
         let input = PieceReader(size: size, read: read)
         var algorithm: String?, generator: String?
         // Each entry as it is read: what makes it stamp-hashed may come after `files`.
@@ -265,11 +320,19 @@ enum ManifestReader {
         } catch { return nil }
         guard algorithm == "sha256" else { return nil }
         let current = generator == "stamp"
-        var out: [String: Entry] = [:]
+        // Sorted by key, the later of two equal keys first: the last of each key is kept, as a
+        // JSON object's reader keeps it.
+        let order = read.indices.sorted { a, b in
+            let x = read[a].0, y = read[b].0
+            return utf8Less(x, y) || (x == y && a > b)
+        }
+        var out: Entries = []
         out.reserveCapacity(read.count)
-        for (k, var e, hash) in read {
-            e.stampHashed = current ? hash == "stamp" : e.path != k
-            out[k] = e
+        for i in order {
+            if let last = out.last, last.key == read[i].0 { continue }
+            var e = read[i].1
+            e.stampHashed = current ? read[i].hash == "stamp" : e.path != read[i].0
+            out.append((read[i].0, e))
         }
         return out
     }

@@ -1,6 +1,28 @@
 import IO
 import OCI
 
+/// The files a name belongs to: nearly always one, held inline (no array per name for a tree of
+/// 100,000 files), more in an array.
+struct FileIDs: Sequence {
+    private var one: Int32 = -1
+    private var more: [Int32] = []
+
+    mutating func append(_ i: Int) {
+        if one < 0 { one = Int32(i) } else { more.append(Int32(i)) }
+    }
+
+    struct Iterator: IteratorProtocol {
+        let ids: FileIDs
+        var k = 0
+        mutating func next() -> Int? {
+            defer { k += 1 }
+            if k == 0 { return ids.one < 0 ? nil : Int(ids.one) }
+            return k - 1 < ids.more.count ? Int(ids.more[k - 1]) : nil
+        }
+    }
+    func makeIterator() -> Iterator { Iterator(ids: self) }
+}
+
 /// The proof behind every rename: where the names of files appear in text, and which of those
 /// places are references stamp rewrites. A name found anywhere else (a template literal, a
 /// string compared at run time, a map of chunk hashes, a server template) means the browser or
@@ -16,13 +38,13 @@ struct NameFinder {
     }
 
     /// Base names (and their percent-encoded form) → watched files.
-    private var byName: [String: [Int]] = [:]
+    private var byName: [String: FileIDs] = [:]
     /// Extension → the distinct lengths of the names above that end with it.
     private var lengths: [String: [Int]] = [:]
     /// Whole quoted strings that name a watched file: the hash part of a name
     /// (`{12:"abcdef0123456789"}`, a webpack chunk map), a long digit run of a name, and the stem
     /// of a script (`define(['./workbox-5ffe50d4'], …)`, an AMD module id).
-    private var tokens: [String: [Int]] = [:]
+    private var tokens: [String: FileIDs] = [:]
     /// First bytes of the extensions above, and lengths of the tokens: most dots and quotes of
     /// a script are neither, and are passed over without making a string.
     private var extensionStart = [Bool](repeating: false, count: 256)
@@ -39,16 +61,16 @@ struct NameFinder {
             let encoded = percentEncode(base)
             if encoded != base { names.append(encoded) }
             for name in names {
-                byName[name, default: []].append(i)
+                byName[name, default: FileIDs()].append(i)
                 let e = ext(name)
                 if !lengths[e, default: []].contains(name.utf8.count) {
                     lengths[e, default: []].append(name.utf8.count)
                 }
             }
-            if let h = Fingerprint.of(p) { tokens[String(h), default: []].append(i) }
-            for run in digitRuns(base) { tokens[run, default: []].append(i) }
+            if let h = Fingerprint.of(p) { tokens[String(h), default: FileIDs()].append(i) }
+            for run in digitRuns(base) { tokens[run, default: FileIDs()].append(i) }
             let e = ext(base)
-            if e == "js" || e == "mjs" { tokens["./" + base.dropLast(e.count + 1), default: []].append(i) }
+            if e == "js" || e == "mjs" { tokens["./" + base.dropLast(e.count + 1), default: FileIDs()].append(i) }
         }
         for e in lengths.keys { if let f = e.utf8.first { extensionStart[Int(f)] = true } }
         tokenLengths = Set(tokens.keys.map(\.utf8.count))
@@ -143,7 +165,7 @@ struct NameFinder {
                             let s = j - l
                             guard s >= 0, s == 0 || !isNameByte(b[s - 1]) else { continue }
                             let name = String(decoding: b[s..<j], as: UTF8.self)
-                            for f in byName[name] ?? [] { hits.append(Hit(file: f, at: s, end: j, found: name)) }
+                            for f in byName[name] ?? FileIDs() { hits.append(Hit(file: f, at: s, end: j, found: name)) }
                         }
                     }
                     i += 1
@@ -154,10 +176,12 @@ struct NameFinder {
                     while j < n, j - i <= 80, isTokenByte(b[j]) { j += 1 }
                     if j < n, b[j] == c, j > i + 1, tokenLengths.contains(j - i - 1) || b[i + 1] == 0x2E {
                         let s = String(decoding: b[(i + 1)..<j], as: UTF8.self)
-                        for f in tokens[s] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
+                        for f in tokens[s] ?? FileIDs() { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
                         if s.hasPrefix("../"), let slash = s.utf8.lastIndex(of: 0x2F) {
                             let stem = "./" + s[s.utf8.index(after: slash)...]
-                            for f in tokens[stem] ?? [] { hits.append(Hit(file: f, at: i + 1, end: j, found: s)) }
+                            for f in tokens[stem] ?? FileIDs() {
+                                hits.append(Hit(file: f, at: i + 1, end: j, found: s))
+                            }
                         }
                     }
                 }

@@ -105,10 +105,7 @@ public enum AssetStage {
                             ? AssetFile(path: t.path, onDisk: d) : AssetFile(path: t.path, spooledText: d))
                 }
             }
-            for k in taken.indices {
-                taken[k].bytes = nil
-                taken[k].digests = nil
-            }
+            for k in taken.indices { taken[k].content = nil }
             guard !inputs.isEmpty else {
                 throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files")
             }
@@ -164,7 +161,7 @@ public enum AssetStage {
             let was = result.sources[k].flatMap { old -> MergedView.TakenFile? in
                 if a.localFolder != nil {
                     return view.entries[root + "/" + old].map {
-                        MergedView.TakenFile(path: old, mode: $0.mode, uid: $0.uid, gid: $0.gid)
+                        MergedView.TakenFile(path: old, mode: $0.mode, uid: $0.uid, gid: $0.gid, content: nil)
                     }
                 }
                 // Binary search: `taken` is sorted by path.
@@ -211,13 +208,15 @@ public enum AssetStage {
             return [Finding(.assetsNoRoot, "\(platform): version.json assets has no root", platform: platform)]
         }
         var files: [AssetFile] = []
-        for (p, b) in view.contents where p.hasPrefix(root + "/") {
-            files.append(AssetFile(path: String(p.dropFirst(root.count + 1)), bytes: b))
-        }
-        for (p, d) in view.digests where p.hasPrefix(root + "/") {
-            let rel = String(p.dropFirst(root.count + 1))
-            files.append(
-                AssetKind.of(rel) == .binary ? AssetFile(path: rel, onDisk: d) : AssetFile(path: rel, spooledText: d))
+        // Taken out of the view, which keeps nothing of them.
+        for t in view.takeFiles(under: root) {
+            if let b = t.bytes {
+                files.append(AssetFile(path: t.path, bytes: b))
+            } else if let d = t.digests {
+                files.append(
+                    AssetKind.of(t.path) == .binary
+                        ? AssetFile(path: t.path, onDisk: d) : AssetFile(path: t.path, spooledText: d))
+            }
         }
         var o = AssetOptions()
         // The manifest version.json names (`asset-manifest.json` in images stamped before stamp
@@ -235,10 +234,8 @@ public enum AssetStage {
             return f
         }
         // The manifest's digest, from its bytes or, when it was spooled, from the digests taken then.
-        let manifestPath = root + "/" + o.manifestName
-        let manifestDigest =
-            view.contents[manifestPath].map { Digester.digest($0) }
-            ?? view.digests[manifestPath].map { "sha256:" + $0.sha256 }
+        let manifestFile = files.first { $0.path == o.manifestName }
+        let manifestDigest = manifestFile.map { "sha256:" + $0.sha256Hex }
         if let want = info["manifestDigest"]?.stringValue, let found = manifestDigest, found != want {
             findings.append(
                 Finding(

@@ -318,8 +318,21 @@ public final class MergedView: @unchecked Sendable {
         public var mode: UInt32
         public var uid: Int
         public var gid: Int
-        public var bytes: [UInt8]? = nil
-        public var digests: AssetFile.OnDisk? = nil
+        /// Its bytes, or where the scan spooled them (boxed: most files are held in memory,
+        /// and 100,000 of these should not each carry a range inline); nil once handed on.
+        public var content: Content?
+        public enum Content: Sendable {
+            case bytes([UInt8])
+            indirect case spooled(AssetFile.OnDisk)
+        }
+        public var bytes: [UInt8]? {
+            if case .bytes(let b) = content { return b }
+            return nil
+        }
+        public var digests: AssetFile.OnDisk? {
+            if case .spooled(let d) = content { return d }
+            return nil
+        }
     }
 
     /// Removes the regular files below `folder` (not the folders, which the stamp layer's parents
@@ -332,8 +345,8 @@ public final class MergedView: @unchecked Sendable {
         for (p, e) in entries where p.hasPrefix(prefix) && e.type == .file {
             taken.append(
                 TakenFile(
-                    path: String(p.dropFirst(prefix.count)), mode: e.mode, uid: e.uid, gid: e.gid, bytes: contents[p],
-                    digests: digests[p]))
+                    path: String(p.dropFirst(prefix.count)), mode: e.mode, uid: e.uid, gid: e.gid,
+                    content: contents[p].map { .bytes($0) } ?? digests[p].map { .spooled($0) }))
         }
         guard !taken.isEmpty else { return [] }
         func isTaken(_ p: String) -> Bool { p.hasPrefix(prefix) && entries[p]?.type == .file }

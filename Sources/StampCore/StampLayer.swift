@@ -11,7 +11,9 @@ public struct LayerEntry: Sendable {
     /// `part`: bytes of a file that stamp read or wrote earlier, known by their digest (a
     /// frontend image left on disk, a rewritten script in the asset spool).
     public enum Content: Sendable {
-        case bytes([UInt8]), file(String), part(AssetFile.OnDisk), directory, symlink(String)
+        case bytes([UInt8]), file(String), directory, symlink(String)
+        /// Boxed: an inline range would make every entry of a 180,000-entry layer as large as it.
+        indirect case part(AssetFile.OnDisk)
     }
     /// Path inside the image without the leading `/`.
     public var path: String
@@ -43,8 +45,10 @@ public final class BuiltLayer: @unchecked Sendable {
 
 public enum StampLayer {
     /// The files of the stamp: version.txt, version.json, and every `--add`.
-    public static func entries(plan: StampPlan, versionJSON: [UInt8], extra: [LayerEntry] = []) throws -> [LayerEntry] {
-        var entries: [LayerEntry] = extra
+    public static func entries(plan: StampPlan, versionJSON: [UInt8], extra: consuming [LayerEntry] = []) throws
+        -> [LayerEntry]
+    {
+        var entries: [LayerEntry] = consume extra
         if let p = plan.versionFile {
             entries.append(
                 LayerEntry(path: Path.clean(p)!, content: .bytes(Array((plan.version + "\n").utf8)), mode: 0o644))
@@ -137,12 +141,23 @@ public enum StampLayer {
     /// wins: without these entries the base's `/app` would turn root-owned. A folder `--add`
     /// brings that the base has keeps the base's owner and mode too. A parent that the base has
     /// as a symlink or a file is refused: writing through it would replace it.
-    public static func withParents(_ entries: [LayerEntry], view: MergedView) throws -> [LayerEntry] {
-        guard !entries.isEmpty else { return entries }
+    public static func withParents(_ entries: consuming [LayerEntry], view: MergedView) throws -> [LayerEntry] {
         var out = entries
-        var index: [String: Int] = [:]
-        for (i, e) in out.enumerated() { index[e.path] = i }
-        let opaque = entries.filter { Path.basename($0.path) == ".wh..wh..opq" }.map { Path.dirname($0.path) }
+        guard !out.isEmpty else { return out }
+        // Sorted by path, the entries given are found by binary search; the folders added here
+        // are few (a 180,000-entry frontend layer needs no table of its paths).
+        out.sort { utf8Less($0.path, $1.path) }
+        let given = out.count
+        func find(_ p: String) -> Int? {
+            var lo = 0, hi = given
+            while lo < hi {
+                let m = (lo + hi) / 2
+                if utf8Less(out[m].path, p) { lo = m + 1 } else { hi = m }
+            }
+            return lo < given && out[lo].path == p ? lo : nil
+        }
+        var added: [String: Int] = [:]
+        let opaque = out.filter { Path.basename($0.path) == ".wh..wh..opq" }.map { Path.dirname($0.path) }
         func hidden(_ p: String) -> Bool { opaque.contains { p.hasPrefix($0 + "/") } }
         func base(_ p: String) throws -> MergedView.Entry? {
             guard !hidden(p), let b = view.entries[p] else { return nil }
@@ -157,20 +172,20 @@ public enum StampLayer {
                 throw StampError.badInput("/\(p) is a file in the base, not a folder: stamp cannot put files under it")
             }
         }
-        for e in entries {
+        for k in 0..<given {
             // A folder the layer itself brings (`--add`) keeps the base's owner and mode.
-            if case .directory = e.content, let b = try base(e.path), let i = index[e.path] {
-                out[i].mode = b.mode
-                out[i].uid = b.uid
-                out[i].gid = b.gid
-                out[i].xattrs = b.xattrs
+            if case .directory = out[k].content, let b = try base(out[k].path) {
+                out[k].mode = b.mode
+                out[k].uid = b.uid
+                out[k].gid = b.gid
+                out[k].xattrs = b.xattrs
             }
-            var p = e.path
+            var p = out[k].path
             while p.utf8.contains(0x2F) {
                 p = Path.dirname(p)
-                if index[p] != nil { break }
+                if added[p] != nil || find(p) != nil { break }
                 let b = try base(p)
-                index[p] = out.count
+                added[p] = out.count
                 out.append(
                     LayerEntry(
                         path: p, content: .directory, mode: b?.mode ?? 0o755, uid: b?.uid ?? 0, gid: b?.gid ?? 0,
@@ -255,10 +270,11 @@ public enum StampLayer {
             mediaType: MediaType.ociLayerType(compression), digest: compressed.digester.finalizeDigest(),
             size: compressed.count)
         // What the layer brings (its folders are there for their owners and modes).
-        let paths = entries.filter {
-            if case .directory = $0.content { return false }
-            return true
-        }.map(\.path)
+        var paths: [String] = []
+        for e in entries {
+            if case .directory = e.content { continue }
+            paths.append(e.path)
+        }
         return BuiltLayer(file: file, descriptor: d, diffID: uncompressed.digester.finalizeDigest(), paths: paths)
     }
 }

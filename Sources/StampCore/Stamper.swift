@@ -211,11 +211,13 @@ public enum Stamper {
                 layer = b
             }
             layers.append(layer)
-            let files = entries.filter { e in
-                if case .directory = e.content { return false }
-                return !Path.basename(e.path).hasPrefix(".wh.")
+            // The files it brings (not its folders, nor what it hides), without copying the entries.
+            var files: [String] = []
+            for e in entries {
+                if case .directory = e.content { continue }
+                if !Path.basename(e.path).hasPrefix(".wh.") { files.append(e.path) }
             }
-            historyTexts.append(stamp.historyText(files: files.map { $0.path }))
+            historyTexts.append(stamp.historyText(files: files))
         }
 
         var blobs: [String: (size: Int64, location: BlobLocation)] = [:]
@@ -469,12 +471,16 @@ public enum Stamper {
                     publicVersion: plan.publicVersionJSON,
                     local: shared.local)
                 shared.key = key
-                shared.output = assetOutput
+                // Kept for the next platform only when it can be shared (a local frontend).
+                shared.output = key == nil ? nil : assetOutput
             }
         }
         let versionJSON = StampLayer.versionJSON(
             plan: plan, baseName: baseName, baseDigest: baseDigest, assets: assetOutput?.info)
-        return try StampLayer.entries(plan: plan, versionJSON: versionJSON, extra: assetOutput?.entries ?? [])
+        // Handed over, not copied: `shared` keeps its own reference when it is shared.
+        let extra = assetOutput?.entries ?? []
+        assetOutput = nil
+        return try StampLayer.entries(plan: plan, versionJSON: versionJSON, extra: consume extra)
     }
 
     /// The health check needs /bin/sh and an HTTP client in the image it runs in.

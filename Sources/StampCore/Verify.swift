@@ -133,7 +133,7 @@ public enum Verifier {
         let step = diagnostics.step("verifying \(unique.count) layers of \(reference)")
         let progress = diagnostics.progress("verifying layers", total: unique.sizeSum(\.size))
         let store = image.store, name = reference.description
-        let partial = parallelMap(count: unique.count) {
+        var partial = parallelMap(count: unique.count) {
             [roots, unique] i -> (VerifyReport, String?, MergedView.LayerChanges?) in
             var r = VerifyReport(reference: name)
             let want = roots[unique[i].digest]
@@ -159,6 +159,8 @@ public enum Verifier {
             layerResults[l.digest] = d
             layerChanges[l.digest] = c
         }
+        // The changes now have one owner, which lets each go once it is applied.
+        partial = []
         for img in image.images {
             let where_ = "\(img.platform) manifest \(Digest.short(img.descriptor.digest))",
                 platform = img.platform.description
@@ -197,7 +199,8 @@ public enum Verifier {
         }
         report.blobsChecked += image.images.count * 2 + (image.index == nil ? 0 : 1)
         if !options.integrityOnly {
-            report.stamp = checkStamp(image, stampLayers: stampLayers, layerChanges: layerChanges, report: &report)
+            report.stamp = checkStamp(
+                image, stampLayers: stampLayers, layerChanges: consume layerChanges, report: &report)
         }
         return report
     }
@@ -339,8 +342,12 @@ public enum Verifier {
     /// version.txt = version.json = labels = annotations = env, for every platform.
     static func checkStamp(
         _ image: LoadedImage, stampLayers: [String: Result<[String: LayerFile], Error>],
-        layerChanges: [String: MergedView.LayerChanges], report: inout VerifyReport
+        layerChanges: consuming [String: MergedView.LayerChanges], report: inout VerifyReport
     ) -> StampFacts? {
+        var layerChanges = layerChanges
+        // How many images still to check use each layer.
+        var usesLeft: [String: Int] = [:]
+        for img in image.images { for l in img.layers { usesLeft[l.digest, default: 0] += 1 } }
         var facts: StampFacts?
         // Docker's manifests and lists carry no annotations: the labels hold the stamp there.
         let indexAnnotations =
@@ -468,9 +475,18 @@ public enum Verifier {
                 }
             }
             if let assets = doc["assets"], assets.isObject {
-                let changes = img.layers.compactMap { layerChanges[$0.digest] }
-                if changes.count == img.layers.count {
-                    report.findings += AssetStage.verify(assets, view: MergedView.assemble(changes), platform: where_)
+                if img.layers.allSatisfy({ layerChanges[$0.digest] != nil }) {
+                    // Applied bottom-up, each layer's changes let go once no image still to check
+                    // needs them (a frontend's entries are not held twice).
+                    let view = MergedView()
+                    for l in img.layers {
+                        usesLeft[l.digest, default: 1] -= 1
+                        let c =
+                            usesLeft[l.digest]! > 0
+                            ? layerChanges[l.digest]! : layerChanges.removeValue(forKey: l.digest)!
+                        view.apply(c)
+                    }
+                    report.findings += AssetStage.verify(assets, view: view, platform: where_)
                 } else {
                     report.findings.append(
                         Finding(

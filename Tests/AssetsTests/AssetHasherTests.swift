@@ -281,10 +281,10 @@ extension AssetResult {
         var out: [String: String] = [:]
         for (k, e) in files {
             guard let p = e["path"]?.stringValue, let n = e["size"]?.int64Value, n >= 0,
-                e["sha256"]?.stringValue != nil,
-                e["integrity"]?.stringValue != nil
+                let sha = e["sha256"]?.stringValue,
+                let integrity = e["integrity"]?.stringValue
             else { return nil }
-            out[k] = p + " \(n)"
+            out[k] = p + " \(n) \(sha) \(integrity)"
         }
         return out
     }
@@ -319,7 +319,13 @@ extension AssetResult {
             for piece in [1, 7, 4096] {
                 let streamed = ManifestReader.entries(size: bytes.count) { at, count in
                     Array(bytes[at..<at + min(piece, count)])
-                }.map { $0.mapValues { $0.path + " \($0.size)" } }
+                }.map { entries in
+                    // The digests come back as written, whether held as bytes (stamp's own) or not ("s", "i").
+                    Dictionary(
+                        uniqueKeysWithValues: entries.map { k, e in
+                            (k, e.path + " \(e.size) \(e.sha256) \(e.integrity)")
+                        })
+                }
                 #expect(streamed == oracle, "case \(n), pieces of \(piece): \(c.prefix(120))")
             }
         }
