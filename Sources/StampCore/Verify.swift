@@ -100,7 +100,7 @@ public enum Verifier {
         report.digest = image.top.digest
         // The stamp layer of each platform first: its version.json says whether the asset checks
         // need the frontend, and where it is, so that the pass below collects it on the way.
-        var stampLayers: [String: Result<[String: LayerFile], Error>] = [:]
+        var stampLayers: [String: Result<(files: [String: LayerFile], complete: Bool), Error>] = [:]
         // The folders each layer's files are collected under: the frontend's, unless the stamp
         // layer above hides what lower layers hold there (an opaque whiteout: a local build).
         var roots: [String: Set<String>] = [:]
@@ -111,10 +111,12 @@ public enum Verifier {
                 }
                 if stampLayers[top.digest] == nil {
                     stampLayers[top.digest] = Result {
-                        try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""])
+                        try StampReader.files(
+                            in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""],
+                            maxEntries: StampReader.listedEntries)
                     }
                 }
-                if case .success(let files)? = stampLayers[top.digest],
+                if case .success(let (files, _))? = stampLayers[top.digest],
                     let b = files[Path.clean(jsonPath) ?? ""]?.bytes,
                     let assets = (try? JSONValue.parse(b))?["assets"], let root = AssetStage.verifyRoot(assets)
                 {
@@ -341,7 +343,7 @@ public enum Verifier {
 
     /// version.txt = version.json = labels = annotations = env, for every platform.
     static func checkStamp(
-        _ image: LoadedImage, stampLayers: [String: Result<[String: LayerFile], Error>],
+        _ image: LoadedImage, stampLayers: [String: Result<(files: [String: LayerFile], complete: Bool), Error>],
         layerChanges: consuming [String: MergedView.LayerChanges], report: inout VerifyReport
     ) -> StampFacts? {
         var layerChanges = layerChanges
@@ -392,12 +394,15 @@ public enum Verifier {
                 report.findings.append(Finding(.stampNoLayers, "\(where_): no layers", platform: where_))
                 continue
             }
-            let files: [String: LayerFile]
+            var files: [String: LayerFile]
+            let complete: Bool
             do {
-                files = try
+                (files, complete) = try
                     (stampLayers[top.digest]
                     ?? Result {
-                        try StampReader.files(in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""])
+                        try StampReader.files(
+                            in: top, store: image.store, wanted: [Path.clean(jsonPath) ?? ""],
+                            maxEntries: StampReader.listedEntries)
                     }).get()
             } catch {
                 report.findings.append(
@@ -424,6 +429,19 @@ public enum Verifier {
             }
             let v = doc["version"]?.stringValue, r = doc["revision"]?.stringValue, c = doc["created"]?.stringValue
             let versionFile = doc["stamp"]?["versionFile"]?.stringValue
+            if !complete {
+                // The first read listed only some of the layer's files: the ones version.json
+                // names are read now, by name.
+                let named = [
+                    versionFile, doc["stamp"]?["healthScript"]?.stringValue,
+                    doc["stamp"]?["publicVersionJson"]?.stringValue, jsonPath,
+                ].compactMap { $0.flatMap { Path.clean($0) } }
+                if let found = try? StampReader.files(
+                    in: top, store: image.store, wanted: Set(named), maxEntries: 0)
+                {
+                    files = found.files
+                }
+            }
             facts = StampFacts(
                 version: v, revision: r, created: c, versionJSONPath: jsonPath, versionFilePath: versionFile,
                 document: doc)
@@ -573,15 +591,32 @@ public enum StampReader {
         in layer: Descriptor, store: BlobStore, limit: Int = 64 << 10, budget: Int = StampReader.budget,
         wanted: Set<String> = []
     ) throws -> [String: LayerFile] {
+        try files(in: layer, store: store, limit: limit, budget: budget, wanted: wanted, maxEntries: .max).files
+    }
+
+    /// The same, recording at most `maxEntries` files besides the `wanted` ones and opaque
+    /// whiteouts (a stamp layer with a frontend of 100,000 files is not listed in memory):
+    /// `complete` says whether every small file is in `files`.
+    public static func files(
+        in layer: Descriptor, store: BlobStore, limit: Int = 64 << 10, budget: Int = StampReader.budget,
+        wanted: Set<String>, maxEntries: Int
+    ) throws -> (files: [String: LayerFile], complete: Bool) {
         let loc = try store.require(layer)
         let reader = try LayerReader(source: loc.open(), mode: .tar, label: "layer \(layer.digest)")
         var out: [String: LayerFile] = [:]
-        var kept = 0
+        var kept = 0, others = 0, complete = true
         while let e = try reader.next() {
             guard Path.isSafeEntryName(e.path), let p = Path.clean(e.path) else {
                 throw StampError.badInput("layer \(layer.digest): entry \"\(e.path)\" escapes the root")
             }
             guard e.type == .file, e.size <= limit else { continue }
+            if !wanted.contains(p) && Path.basename(p) != ".wh..wh..opq" {
+                guard others < maxEntries else {
+                    complete = false
+                    continue
+                }
+                others += 1
+            }
             if wanted.contains(p) || e.size == 0 || kept + Int(e.size) <= budget {
                 out[p] = LayerFile(bytes: try reader.readData(limit: limit), mode: e.mode)
                 kept += Int(e.size)
@@ -589,8 +624,11 @@ public enum StampReader {
                 out[p] = LayerFile(bytes: [], mode: e.mode, skipped: true)
             }
         }
-        return out
+        return (out, complete)
     }
+
+    /// How many of a stamp layer's other files `stamp verify` lists on its first read.
+    static let listedEntries = 4096
 
     /// `files[path]`, read again from the layer when the budget left its bytes out.
     static func get(_ path: String, _ files: [String: LayerFile], layer: Descriptor, store: BlobStore) -> LayerFile? {

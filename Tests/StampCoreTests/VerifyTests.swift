@@ -208,6 +208,32 @@ import OCI
             r.out.contains("/app/version.txt holds \"v0-old\" but /app/version.json says \"v2.1-canary\""), "\(r.out)")
     }
 
+    /// A stamp layer of more files than verify lists on its first read (a hashed frontend of
+    /// thousands): the files version.json names are read by name, and checked as before.
+    @Test func aStampLayerOfManyFilesIsCheckedByName() throws {
+        let (_, layout) = try stampedLayout()
+        let tar = MemorySink()
+        let tw = TarWriter(sink: tar, mtime: 0)
+        let img = try ImageReader.open(.ociLayout(path: layout, ref: nil))
+        let files = try StampReader.files(in: img.images[0].layers.last!, store: img.store)
+        for i in 0..<(StampReader.listedEntries + 100) { try tw.addFile("app/filler/f-\(i).txt", Array("\(i)".utf8)) }
+        try tw.addFile("app/health-check-enhanced.sh", files["app/health-check-enhanced.sh"]!.bytes, mode: 0o755)
+        try tw.addFile("app/server/public/version.json", files["app/server/public/version.json"]!.bytes)
+        try tw.addFile("app/version.json", files["app/version.json"]!.bytes)
+        try tw.addFile("app/version.txt", Array("v0-old\n".utf8))
+        try tw.finish()
+        try replaceLastLayer(of: layout, with: tar.bytes)
+        let top = try ImageReader.open(.ociLayout(path: layout, ref: nil)).images[0].layers.last!
+        let first = try StampReader.files(
+            in: top, store: img.store, wanted: ["app/version.json"], maxEntries: StampReader.listedEntries)
+        #expect(!first.complete && first.files["app/version.txt"] == nil)
+        let r = try verifyCLI("oci:\(layout)")
+        #expect(r.status == 1)
+        #expect(r.out.split(separator: "\n").count == 1, "\(r.out)")
+        #expect(
+            r.out.contains("/app/version.txt holds \"v0-old\" but /app/version.json says \"v2.1-canary\""), "\(r.out)")
+    }
+
     @Test func unstampedBase() throws {
         let dir = try tempDir()
         try SampleImage.write(to: dir + "/b.tar", format: .ociArchive)
