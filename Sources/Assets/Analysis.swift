@@ -54,7 +54,10 @@ struct Analysis {
         // names it may build. Source maps are not searched for names: browsers fetch nothing a
         // map names, and the sources it embeds mention names of the source tree.
         let text = paths.filter { AssetKind.of($0) != .binary }
-        let found = parallelMap(count: text.count) {
+        // Taken a batch at a time, so the results are not all held twice.
+        var hitsOf = [[NameFinder.Hit]](repeating: [], count: text.count)
+        var builtIn = [[(String, String)]](repeating: [], count: text.count)
+        try parallelBatches(count: text.count) {
             [scanner, role, table] k -> Result<([Reference], [NameFinder.Hit], [(String, String)], String?), Error> in
             Result {
                 let p = text[k], kind = AssetKind.of(p)
@@ -78,29 +81,26 @@ struct Analysis {
                 let built = kind == .javascript || kind == .html || verbatim ? matcher.matches(Fragments(bytes)) : []
                 return (refs, hits, built, digest)
             }
-        }
-        var hitsOf: [String: [NameFinder.Hit]] = [:]
-        var builtIn: [String: [(String, String)]] = [:]
-        for (k, p) in text.enumerated() {
-            let (r, hits, built, identity) = try found[k].get()
-            refs[p] = r
-            hitsOf[p] = hits
-            builtIn[p] = built
-            if let identity { identities[p] = identity }
+        } take: { k, result in
+            let (r, hits, built, identity) = try result.get()
+            refs[text[k]] = r
+            hitsOf[k] = hits
+            builtIn[k] = built
+            if let identity { identities[text[k]] = identity }
         }
         Analysis.resolveByPage(&refs, scanner: &scanner, text: text)
 
-        for p in text where !(hitsOf[p]?.isEmpty ?? true) || !(builtIn[p]?.isEmpty ?? true) {
+        for (k, p) in text.enumerated() where !hitsOf[k].isEmpty || !builtIn[k].isEmpty {
             // A verbatim file is not rewritten: no name in it is accounted for.
             let verbatim: Bool
             if case .verbatim = roleOf(p) { verbatim = true } else { verbatim = false }
             let q = naming.unhashed(p)
-            let hits = finder.notCovered(hitsOf[p] ?? [], refs: verbatim ? [] : refs[p] ?? [], paths: paths)
+            let hits = finder.notCovered(hitsOf[k], refs: verbatim ? [] : refs[p] ?? [], paths: paths)
             for h in hits.sorted(by: { $0.at < $1.at }) where pins[paths[h.file]] == nil {
                 pins[paths[h.file]] = Reason(
                     text: "\"\(h.found)\" is in \(q), where stamp cannot rewrite it", at: "\(q) at byte \(h.at)")
             }
-            for (target, fragment) in builtIn[p] ?? [] where pins[target] == nil {
+            for (target, fragment) in builtIn[k] where pins[target] == nil {
                 pins[target] = Reason(text: "its name may be built at run time in \(q) (from \"\(fragment)\")")
             }
         }

@@ -21,7 +21,7 @@ public enum AssetVerifier {
                     path: manifest)
             ]
         }
-        guard let entries = ManifestReader.entries(mf) else {
+        guard var entries = ManifestReader.entries(mf) else {
             return [Finding(.assetsManifestInvalid, "\(manifest): not a manifest stamp can read", path: manifest)]
         }
         file.remove(options.manifestName)
@@ -31,16 +31,17 @@ public enum AssetVerifier {
         let naming = Naming(length: options.length, originals: originals)
 
         // The manifest against the files.
-        var listed = Set<String>()
+        var listed = [Bool](repeating: false, count: paths.count)
         for (orig, e) in entries {
-            listed.insert(e.path)
-            guard let f = file[e.path] else {
+            guard let k = file.index(of: e.path) else {
                 findings.append(
                     Finding(
                         .assetsTargetMissing, "\(manifest): \(orig) maps to \(e.path), which is not in the folder",
                         path: e.path))
                 continue
             }
+            listed[k] = true
+            let f = file[at: k]
             if e.size != f.size {
                 findings.append(
                     Finding(
@@ -66,7 +67,9 @@ public enum AssetVerifier {
                         "\(manifest): \(orig) maps to \(e.path), which is not a hashed name of it", path: e.path))
             }
         }
-        for p in paths where !listed.contains(p) && p != "version.json" {
+        // Only what the names need of the manifest is kept past this point.
+        entries = []
+        for (k, p) in paths.enumerated() where !listed[k] && p != "version.json" {
             findings.append(Finding(.assetsUnlisted, "\(p): not in \(manifest)", path: p))
         }
 
@@ -78,12 +81,12 @@ public enum AssetVerifier {
         guard let refs = try? Analysis.references(paths: paths, skip: oversized, read: read).refs else {
             return findings + [Finding(.assetsUnreadable, "the folder could not be read again")]
         }
-        let stampNames = Set(originals.keys)
+        let stampNamed = !originals.isEmpty
         for p in paths {
             for r in refs[p] ?? [] where r.target == nil {
                 // A URL the browser fetches, or a name stamp gave, that names no file.
                 let base = Path.basename(percentDecode(r.written))
-                if r.context == .url || looksStampHashed(base, naming: naming, names: stampNames) {
+                if r.context == .url || looksStampHashed(base, naming: naming, anyStampNamed: stampNamed) {
                     findings.append(
                         Finding(
                             .assetsUnresolvedReference, "\(p): reference \"\(r.written)\" does not resolve to a file",
@@ -187,8 +190,8 @@ public enum AssetVerifier {
     }
 
     /// `x.1a2b3c4d.js` where stamp gave names of this form: a rewritten reference.
-    static func looksStampHashed(_ base: String, naming: Naming, names: Set<String>) -> Bool {
-        guard !names.isEmpty, let dot = base.utf8.lastIndex(of: 0x2E) else { return false }
+    static func looksStampHashed(_ base: String, naming: Naming, anyStampNamed: Bool) -> Bool {
+        guard anyStampNamed, let dot = base.utf8.lastIndex(of: 0x2E) else { return false }
         let stem = base[..<dot]
         guard let hashDot = stem.utf8.lastIndex(of: 0x2E) else { return false }
         let hash = stem[stem.utf8.index(after: hashDot)...]
@@ -219,6 +222,9 @@ struct FileTable: Sendable {
         return lo < files.count && files[lo].path == path ? lo : nil
     }
     subscript(_ path: String) -> AssetFile? { find(path).map { files[$0] } }
+    /// The index of `path` in `paths`.
+    func index(of path: String) -> Int? { find(path) }
+    subscript(at k: Int) -> AssetFile { files[k] }
     mutating func remove(_ path: String) { if let i = find(path) { files.remove(at: i) } }
     var paths: [String] { files.map(\.path) }
 }
@@ -235,7 +241,6 @@ enum ManifestReader {
         private var asWritten: AsWritten?
         /// Renamed by stamp (`hash: stamp`; in a manifest from before, any entry whose path differs).
         var stampHashed: Bool
-        var cache: String?
 
         final class AsWritten: Sendable {
             let sha256: String, integrity: String
@@ -245,11 +250,10 @@ enum ManifestReader {
             }
         }
 
-        init(path: String, size: Int, sha256: String, integrity: String, stampHashed: Bool, cache: String?) {
+        init(path: String, size: Int, sha256: String, integrity: String, stampHashed: Bool) {
             self.path = path
             self.size = size
             self.stampHashed = stampHashed
-            self.cache = cache
             if let d = ContentDigests(sha256Hex: sha256, sri: integrity), d.sha256Hex == sha256, d.sri == integrity {
                 digests = d
                 asWritten = nil
@@ -305,8 +309,8 @@ enum ManifestReader {
                             (
                                 name,
                                 Entry(
-                                    path: path, size: Int(size), sha256: sha, integrity: integrity, stampHashed: false,
-                                    cache: e["cache"]?.stringValue), e["hash"]?.stringValue
+                                    path: path, size: Int(size), sha256: sha, integrity: integrity, stampHashed: false),
+                                e["hash"]?.stringValue
                             ))
                     }
                 } else {
