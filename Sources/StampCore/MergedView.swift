@@ -126,6 +126,43 @@ public final class MergedView: @unchecked Sendable {
         return view
     }
 
+    /// Lets go of what a layer above hides from each layer below it: an entry whited out (or
+    /// under a folder whited out), under a folder made opaque, or a non-folder that an entry of
+    /// the same path replaces. Applying `changes` bottom-up then makes the same tree, without
+    /// holding a lower layer's frontend that a stamp layer hides or renames (100,000 files).
+    /// Only layers `mutable` says are this tree's alone are changed; a folder below is never
+    /// dropped for being replaced (its children would then stay).
+    static func dropShadowed(_ changes: inout [LayerChanges], mutable: [Bool]) {
+        var whiteouts = Set<String>(), opaque = Set<String>(), above = Set<String>()
+        for i in changes.indices.reversed() {
+            if mutable[i], !(whiteouts.isEmpty && opaque.isEmpty && above.isEmpty) {
+                func hidden(_ p: String, _ e: Entry) -> Bool {
+                    if e.type != .directory && above.contains(p) { return true }
+                    var q = p
+                    while true {
+                        if whiteouts.contains(q) { return true }
+                        guard q.utf8.contains(0x2F) else { return opaque.contains("") }
+                        q = Path.dirname(q)
+                        if opaque.contains(q) { return true }
+                    }
+                }
+                var gone: [String] = []
+                changes[i].items.removeAll { p, e in
+                    guard hidden(p, e) else { return false }
+                    gone.append(p)
+                    return true
+                }
+                for p in gone {
+                    changes[i].captured[p] = nil
+                    changes[i].digests[p] = nil
+                }
+            }
+            whiteouts.formUnion(changes[i].whiteouts)
+            opaque.formUnion(changes[i].opaque)
+            for (p, _) in changes[i].items { above.insert(p) }
+        }
+    }
+
     struct LayerChanges {
         var items: [(String, Entry)] = []
         var whiteouts: [String] = []

@@ -496,13 +496,22 @@ public enum Verifier {
                 if img.layers.allSatisfy({ layerChanges[$0.digest] != nil }) {
                     // Applied bottom-up, each layer's changes let go once no image still to check
                     // needs them (a frontend's entries are not held twice).
-                    let view = MergedView()
+                    // Each layer's changes taken when no image still to check needs them (and then
+                    // trimmed of what the layers above hide), applied bottom-up, let go once applied.
+                    var stack: [MergedView.LayerChanges] = []
+                    var alone: [Bool] = []
                     for l in img.layers {
                         usesLeft[l.digest, default: 1] -= 1
-                        let c =
-                            usesLeft[l.digest]! > 0
-                            ? layerChanges[l.digest]! : layerChanges.removeValue(forKey: l.digest)!
-                        view.apply(c)
+                        let last = usesLeft[l.digest]! <= 0
+                        stack.append(last ? layerChanges.removeValue(forKey: l.digest)! : layerChanges[l.digest]!)
+                        // A layer twice in one image is not trimmed by itself.
+                        alone.append(last && img.layers.filter { $0.digest == l.digest }.count == 1)
+                    }
+                    MergedView.dropShadowed(&stack, mutable: alone)
+                    let view = MergedView()
+                    for i in stack.indices {
+                        view.apply(stack[i])
+                        stack[i] = MergedView.LayerChanges()
                     }
                     report.findings += AssetStage.verify(assets, view: view, platform: where_)
                 } else {

@@ -630,6 +630,56 @@ import OCI
         }
     }
 
+    /// A frontend of `count` small files (point 16's last case): 80% scripts that import the
+    /// next, 10% style sheets that name an image, 10% images.
+    static let manyFiles = #"""
+        import gzip, sys
+        from image_kit import layer, docker_archive, F
+        out, count = sys.argv[1], int(sys.argv[2])
+        files = [("bin/sh", F, b"#!"), ("bin/curl", F, b"x"), ("app/server/public/index.html", F,
+                 b'<script type="module" src="assets/m-2.js"></script><link rel="stylesheet" href="assets/s-0.css">')]
+        for i in range(count):
+            if i % 10 == 0:
+                files.append(("app/server/public/assets/s-%d.css" % i, F, b".c%d{background:url(i-%d.png)}\n" % (i, i)))
+            elif i % 10 == 1:
+                files.append(("app/server/public/assets/i-%d.png" % (i - 1), F, b"\x89PNG%d" % i))
+            else:
+                nxt = b'import "./m-%d.js";' % (i + 1) if i % 10 < 9 and i + 1 < count else b""
+                files.append(("app/server/public/assets/m-%d.js" % i, F, nxt + b"export const v%d=%d;\n" % (i, i)))
+        docker_archive(out, [gzip.compress(layer(files), compresslevel=1, mtime=0)], {"config": {"Env": ["PATH=/bin"]}})
+        """#
+
+    /// The most memory a build and a verify of 100,000 frontend files may take, measured on the
+    /// binary the tests run (a debug build, 30 MB before it reads anything). Not yet the flat
+    /// bound (`flatRSS`): per-path tables still cost about a kilobyte a file; before the path
+    /// table, the digests held as bytes and the layer entries never copied it took 378 MB to
+    /// build and 343 MB to verify.
+    static let manyFilesRSS = 160 << 10
+
+    /// 100,000 files: every script renamed (a chain of imports), the image verified clean, and
+    /// both within `manyFilesRSS`.
+    @Test func aFrontendOfAHundredThousandFilesStaysWithinItsBound() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = try python(Self.manyFiles, [dir + "/base.tar", "100000"])
+        try #require(made.status == 0, "\(made.err)")
+        let (r, peak, _) = try peakRSS([
+            stampBin, "build", "--base", "docker-archive:" + dir + "/base.tar", "--version", "v1", "--no-healthcheck",
+            "--hash-assets", "--created", "0", "--output", "oci-archive:" + dir + "/o.tar", "--json",
+        ])
+        try #require(r.status == 0, "\(r.err)")
+        #expect(peak < Self.manyFilesRSS, "build's peak RSS \(peak) KB")
+        let (v, vPeak, _) = try peakRSS([stampBin, "verify", "oci-archive:" + dir + "/o.tar"])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(vPeak < Self.manyFilesRSS, "verify's peak RSS \(vPeak) KB")
+        // What it made: scripts renamed (their old names whited out), as many new names as old.
+        let files = try jsonOf(r.out)["layer"]?["files"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let whiteouts = files.filter { $0.contains("/assets/.wh.m-") }.count
+        let renamed = files.filter { Path.basename($0).hasPrefix("m-") && $0.split(separator: ".").count == 3 }.count
+        #expect(whiteouts > 50_000 && whiteouts == renamed, "\(whiteouts) whiteouts, \(renamed) renamed")
+        print("100,000 frontend files, peak RSS (KiB): build \(peak), verify \(vPeak)")
+    }
+
     /// One script of 100 MB that names logo.png once, at its end, beside a small app.js.
     static let hugeScript = #"""
         import gzip, sys
