@@ -10,11 +10,7 @@ import OCI
 /// `entries` and `names` are filled by `init`'s scan and never changed after: shared read-only,
 /// which is why the unchecked conformance is safe.
 public final class TarIndex: @unchecked Sendable {
-    /// Indirect: a link's target is boxed, so the type is one word (a table of 100,000 entries
-    /// is mostly files and folders).
-    public indirect enum EntryType: Equatable, Sendable {
-        case file, directory, symlink(String), hardlink(String), other
-    }
+    public enum EntryType: Equatable, Sendable { case file, directory, symlink(String), hardlink(String), other }
 
     public struct Entry: Sendable {
         public let name: String

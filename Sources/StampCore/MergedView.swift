@@ -29,7 +29,7 @@ public final class MergedView: @unchecked Sendable {
         /// A folder's extended attributes (kept for folders only: the stamp layer repeats them).
         public var xattrs: [Xattr] = []
 
-        /// 48 bytes: a tree keeps one per path it reads (the layer index is 32 bits: an image has
+        /// 56 bytes: a tree keeps one per path it reads (the layer index is 32 bits: an image has
         /// at most a few hundred layers).
         public init(
             type: TarIndex.EntryType, mode: UInt32, size: Int64, layer: Int, uid: Int = 0, gid: Int = 0,
