@@ -213,14 +213,7 @@ struct FileTable: Sendable {
         for i in order where files.last?.path != given[i].path { files.append(given[i]) }
         self.files = files
     }
-    private func find(_ path: String) -> Int? {
-        var lo = 0, hi = files.count
-        while lo < hi {
-            let m = (lo + hi) / 2
-            if utf8Less(files[m].path, path) { lo = m + 1 } else { hi = m }
-        }
-        return lo < files.count && files[lo].path == path ? lo : nil
-    }
+    private func find(_ path: String) -> Int? { indexSorted(files, of: path, key: \.path) }
     subscript(_ path: String) -> AssetFile? { find(path).map { files[$0] } }
     /// The index of `path` in `paths`.
     func index(of path: String) -> Int? { find(path) }

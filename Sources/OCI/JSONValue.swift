@@ -388,3 +388,16 @@ public func utf8Less(_ a: String, _ b: String) -> Bool {
     if let fast, let less = fast { return less }
     return a.utf8.lexicographicallyPrecedes(b.utf8)
 }
+
+/// The index of the element whose `key` is `path` among the first `count` of `items` (all of
+/// them by default), which are sorted by `utf8Less` of their keys; nil when there is none. A
+/// binary search: tables of 100,000 paths are kept sorted rather than beside a dictionary.
+public func indexSorted<T>(_ items: [T], count: Int? = nil, of path: String, key: (T) -> String) -> Int? {
+    let n = count ?? items.count
+    var lo = 0, hi = n
+    while lo < hi {
+        let m = (lo + hi) / 2
+        if utf8Less(key(items[m]), path) { lo = m + 1 } else { hi = m }
+    }
+    return lo < n && key(items[lo]) == path ? lo : nil
+}

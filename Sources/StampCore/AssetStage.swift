@@ -164,13 +164,8 @@ public enum AssetStage {
                         MergedView.TakenFile(path: old, mode: $0.mode, uid: $0.uid, gid: $0.gid, content: nil)
                     }
                 }
-                // Binary search: `taken` is sorted by path.
-                var lo = 0, hi = taken.count
-                while lo < hi {
-                    let m = (lo + hi) / 2
-                    if utf8Less(taken[m].path, old) { lo = m + 1 } else { hi = m }
-                }
-                return lo < taken.count && taken[lo].path == old ? taken[lo] : nil
+                // `taken` is sorted by path.
+                return indexSorted(taken, of: old, key: \.path).map { taken[$0] }
             }
             entries.append(
                 LayerEntry(

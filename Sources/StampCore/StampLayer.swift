@@ -148,14 +148,7 @@ public enum StampLayer {
         // are few (a 180,000-entry frontend layer needs no table of its paths).
         out.sort { utf8Less($0.path, $1.path) }
         let given = out.count
-        func find(_ p: String) -> Int? {
-            var lo = 0, hi = given
-            while lo < hi {
-                let m = (lo + hi) / 2
-                if utf8Less(out[m].path, p) { lo = m + 1 } else { hi = m }
-            }
-            return lo < given && out[lo].path == p ? lo : nil
-        }
+        func find(_ p: String) -> Int? { indexSorted(out, count: given, of: p, key: \.path) }
         var added: [String: Int] = [:]
         let opaque = out.filter { Path.basename($0.path) == ".wh..wh..opq" }.map { Path.dirname($0.path) }
         func hidden(_ p: String) -> Bool { opaque.contains { p.hasPrefix($0 + "/") } }
