@@ -94,17 +94,9 @@ public enum AssetStage {
             }
             // Taken out of the view: the hasher lets each file's bytes go once its output exists.
             taken = view.takeFiles(under: root)
-            for t in taken where !skip.contains(t.path) {
-                if let b = t.bytes {
-                    inputs.append(AssetFile(path: t.path, bytes: b))
-                } else if let d = t.digests {
-                    // Spooled by the scan: binaries, and text of `AssetTree.largeFile` or more
-                    // (read from the spool when hashed, one at a time).
-                    inputs.append(
-                        AssetKind.of(t.path) == .binary
-                            ? AssetFile(path: t.path, onDisk: d) : AssetFile(path: t.path, spooledText: d))
-                }
-            }
+            // Spooled by the scan: binaries, and text of `AssetTree.largeFile` or more (read from
+            // the spool when hashed, one at a time).
+            for t in taken where !skip.contains(t.path) { if let f = t.assetFile { inputs.append(f) } }
             for k in taken.indices { taken[k].content = nil }
             guard !inputs.isEmpty else {
                 throw StampError.badInput("\(platform): --hash-assets: \(a.root) holds no files")
@@ -204,15 +196,7 @@ public enum AssetStage {
         }
         var files: [AssetFile] = []
         // Taken out of the view, which keeps nothing of them.
-        for t in view.takeFiles(under: root) {
-            if let b = t.bytes {
-                files.append(AssetFile(path: t.path, bytes: b))
-            } else if let d = t.digests {
-                files.append(
-                    AssetKind.of(t.path) == .binary
-                        ? AssetFile(path: t.path, onDisk: d) : AssetFile(path: t.path, spooledText: d))
-            }
-        }
+        for t in view.takeFiles(under: root) { if let f = t.assetFile { files.append(f) } }
         var o = AssetOptions()
         // The manifest version.json names (`asset-manifest.json` in images stamped before stamp
         // named its own `stamp-assets.json`).

@@ -381,13 +381,16 @@ public final class MergedView: @unchecked Sendable {
             case bytes([UInt8])
             indirect case spooled(AssetFile.OnDisk)
         }
-        public var bytes: [UInt8]? {
-            if case .bytes(let b) = content { return b }
-            return nil
-        }
-        public var digests: AssetFile.OnDisk? {
-            if case .spooled(let d) = content { return d }
-            return nil
+        /// The file as the hasher and the asset checks take it: its bytes, or its range of the
+        /// scan's spool (a binary's bytes stay there; text is read from there when needed).
+        public var assetFile: AssetFile? {
+            switch content {
+            case .bytes(let b): return AssetFile(path: path, bytes: b)
+            case .spooled(let d):
+                return AssetKind.of(path) == .binary
+                    ? AssetFile(path: path, onDisk: d) : AssetFile(path: path, spooledText: d)
+            case nil: return nil
+            }
         }
     }
 
