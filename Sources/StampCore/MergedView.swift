@@ -16,33 +16,14 @@ public final class MergedView: @unchecked Sendable {
     public struct Entry: Sendable {
         public var type: TarIndex.EntryType
         public var mode: UInt32
-        private var layerIndex: Int32
         public var size: Int64
         /// Index of the layer the entry comes from.
-        public var layer: Int {
-            get { Int(layerIndex) }
-            set { layerIndex = Int32(newValue) }
-        }
+        public var layer: Int
         /// Numeric owner, as the tar header gives it.
         public var uid: Int = 0
         public var gid: Int = 0
         /// A folder's extended attributes (kept for folders only: the stamp layer repeats them).
         public var xattrs: [Xattr] = []
-
-        /// 56 bytes: a tree keeps one per path it reads (the layer index is 32 bits: an image has
-        /// at most a few hundred layers).
-        public init(
-            type: TarIndex.EntryType, mode: UInt32, size: Int64, layer: Int, uid: Int = 0, gid: Int = 0,
-            xattrs: [Xattr] = []
-        ) {
-            self.type = type
-            self.mode = mode
-            self.layerIndex = Int32(clamping: layer)
-            self.size = size
-            self.uid = uid
-            self.gid = gid
-            self.xattrs = xattrs
-        }
     }
 
     public private(set) var entries: [String: Entry] = [:]
