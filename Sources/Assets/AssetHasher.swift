@@ -667,8 +667,10 @@ public enum AssetHasher {
     /// them (a server file read after a local frontend was hashed): non-empty means hash again
     /// with the extras.
     public static func unproven(_ result: AssetResult, extras: [AssetFile]) -> [String] {
-        let paths = result.renames.keys.sorted(by: utf8Less)
-        let watched = paths.indices.filter { result.renames[paths[$0]] != paths[$0] }
+        // `renames` is made on each use: once here.
+        let renames = result.renames
+        let paths = renames.keys.sorted(by: utf8Less)
+        let watched = paths.indices.filter { renames[paths[$0]] != paths[$0] }
         guard !watched.isEmpty, !extras.isEmpty else { return [] }
         let renamed = watched.map { paths[$0] }
         let server = Analysis.serverFiles(

@@ -108,6 +108,7 @@ struct AssetsHashCommand: ParsableCommand {
         if explain {
             for (p, why) in result.kept.sorted(by: { utf8Less($0.key, $1.key) }) { printError("kept \(p): \(why)") }
         }
+        let renamed = result.renames.filter { $0.key != $0.value }
         if json {
             printOut(
                 JSONValue.encodeString(
@@ -115,14 +116,13 @@ struct AssetsHashCommand: ParsableCommand {
                         ("schemaVersion", JSONValue(Int64(OutputSchema.version))),
                         ("kept", .strings(result.kept)),
                         ("manifest", .string(naming.manifestPath(output: output))),
-                        ("renamed", .strings(result.renames.filter { $0.key != $0.value })),
+                        ("renamed", .strings(renamed)),
                         ("rewritten", .strings(Dictionary(uniqueKeysWithValues: rewrites))),
                     ])))
         } else {
-            let renamed = result.renames.filter { $0.key != $0.value }.count
             let bundler = result.kept.values.filter { $0.hasPrefix("named by its bundler") }.count
             printError(
-                "\(result.files.count) files written to \(output): \(renamed) renamed, \(bundler) already named by "
+                "\(result.files.count) files written to \(output): \(renamed.count) renamed, \(bundler) already named by "
                     + "their bundler, "
                     + "\(result.kept.count - bundler) kept\(explain ? "" : " (--explain says why)"); manifest "
                     + "\(naming.manifestPath(output: output))"
